@@ -1,0 +1,58 @@
+"""The one exception root of packproof.
+
+Tree::
+
+    PackproofError
+    ├── InvalidReading        a device payload that cannot be accepted (carries a reason code)
+    ├── ConfigError           bad user input to a command: flags, files, profiles
+    ├── StoreError            the off-chain store failed or holds something impossible
+    ├── LedgerIntegrityError  the ledger file, its chain or its signatures do not hold
+    ├── ProofError            a Merkle inclusion proof does not check (expected vs got)
+    └── BrokerError           the embedded broker could not start or serve
+
+A threshold breach is data (an excursion), never an exception.
+"""
+
+from __future__ import annotations
+
+
+class PackproofError(Exception):
+    """Root of every error packproof raises on purpose."""
+
+
+class InvalidReading(PackproofError):
+    """A telemetry payload that fails a check; `code` is the stable reason key counted in metrics."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ConfigError(PackproofError):
+    """User input to a command (flag, file, profile) is unusable."""
+
+
+class StoreError(PackproofError):
+    """The off-chain store failed, or holds data that contradicts itself."""
+
+
+class LedgerIntegrityError(PackproofError):
+    """The ledger does not hold: a broken link, hash or signature, named by height."""
+
+    def __init__(self, message: str, height: int | None = None) -> None:
+        super().__init__(message)
+        self.height = height
+
+
+class ProofError(PackproofError):
+    """A Merkle proof failed; the message says what was expected and what was got."""
+
+    def __init__(self, message: str, expected: str | None = None, got: str | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class BrokerError(PackproofError):
+    """The embedded MQTT broker could not start or serve."""
