@@ -1,0 +1,49 @@
+"""A shipment's condition from maintained aggregates: pure, no I/O.
+
+DESIGN.md: `violated` if any pack has an excursion, `warning` for warning-band events
+only, `ok` otherwise; packs silent for longer than `stale_after` are listed as stale
+(not knowing is not the same as nothing having happened).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from api.schemas import Condition, ExcursionOut, PackCondition, Status
+from packproof.timefmt import rfc3339
+
+
+def worst(statuses: Sequence[Status]) -> Status:
+    if "violated" in statuses:
+        return "violated"
+    return "warning" if "warning" in statuses else "ok"
+
+
+def excursion_out(r: Sequence[Any]) -> ExcursionOut:
+    return ExcursionOut(id=r[0], device_id=r[1], test=r[3], quantity=r[4], severity=r[5],
+                        start=r[6], end=r[7], start_seq=r[8], end_seq=r[9], peak=r[10],
+                        limit=r[11], limit_crossed=r[12], readings=r[13], open=bool(r[14]))
+
+
+def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
+              excursions: Sequence[Sequence[Any]], now: float, stale_after: float) -> Condition:
+    """`devices` rows as `Store.shipment_devices` returns them; excursions as stored."""
+    exc = [excursion_out(r) for r in excursions]
+    per_pack: dict[str, list[Status]] = {}
+    for e in exc:
+        per_pack.setdefault(e.device_id, []).append("violated" if e.severity == "violation" else "warning")
+    packs = []
+    for d in devices:
+        device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx = d
+        stale = last_rx is None or now - last_rx > stale_after
+        packs.append(PackCondition(
+            device_id=device_id, status=worst(per_pack.get(device_id, [])), stale=stale,
+            trust="device-signature" if signed else "ingestor",
+            readings=count or 0, sealed=sealed or 0, first_seq=first_seq, last_seq=last_seq,
+            last_reading_ts=last_ts, last_seen=rfc3339(last_rx) if last_rx else None))
+    return Condition(
+        shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs]),
+        stale_packs=[p.device_id for p in packs if p.stale],
+        readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
+        packs=packs, excursions=exc, as_of=rfc3339(now))

@@ -1,0 +1,45 @@
+"""The REST API (FastAPI): the app, its lifespan and the one error handler.
+
+Laid out by resource (`api/routes/<resource>.py`); every domain error becomes JSON with
+a message a person can act on, and nothing the user sends can produce a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ApiSettings
+from api.routes import health, ledger, readings, shipments
+from packproof.crypto import read_public_key
+from packproof.errors import ConfigError, PackproofError, StoreError
+from packproof.store import Store
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.data_dir.ledger_pub.exists():
+            raise ConfigError(f"no ledger public key at {settings.data_dir.ledger_pub}: start the sealer first")
+        app.state.ledger_public_key = read_public_key(str(settings.data_dir.ledger_pub))
+        app.state.store = await Store.open(settings.data_dir.store, readonly=True)
+        try:
+            yield
+        finally:
+            await app.state.store.close()
+
+    app = FastAPI(title="packproof", version="1", lifespan=lifespan,
+                  description="Condition and proofs of lithium-ion battery packs in transit.")
+    app.state.settings = settings
+    for module in (shipments, readings, ledger, health):
+        app.include_router(module.router)
+
+    @app.exception_handler(PackproofError)
+    async def domain_error(_: Request, exc: PackproofError) -> JSONResponse:
+        status = 503 if isinstance(exc, StoreError) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return app

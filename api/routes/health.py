@@ -1,0 +1,50 @@
+"""`/health` for orchestrators and `/metrics` in Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from api.deps import StoreDep
+from api.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health)
+async def health(store: StoreDep) -> Health:
+    counters = await store.counters()
+    head = await store.head_block()
+    return Health(status="ok", readings=counters.get("readings_accepted", 0),
+                  blocks=head.height + 1 if head else 0)
+
+
+class _Snapshot(Collector):
+    """Exposes one read of the store's counters; the ingestor maintains them transactionally."""
+
+    def __init__(self, counters: dict[str, int], height: int) -> None:
+        self.counters, self.height = counters, height
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        c = self.counters
+        yield CounterMetricFamily("packproof_readings_accepted", "Readings stored (once each)",
+                                  value=c.get("readings_accepted", 0))
+        yield CounterMetricFamily("packproof_readings_duplicate", "Duplicate readings recognised and not stored again",
+                                  value=c.get("readings_duplicate", 0))
+        q = CounterMetricFamily("packproof_quarantined", "Payloads quarantined, by reason", labels=["reason"])
+        for name, value in sorted(c.items()):
+            if name.startswith("quarantined:"):
+                q.add_metric([name.split(":", 1)[1]], value)
+        yield q
+        yield GaugeMetricFamily("packproof_ledger_height", "Height of the newest sealed block (-1: none)",
+                                value=self.height)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(store: StoreDep) -> Response:
+    head = await store.head_block()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(await store.counters(), head.height if head else -1))
+    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")

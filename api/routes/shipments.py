@@ -1,0 +1,61 @@
+"""`/shipments`: what is travelling, and in what condition."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query
+
+from api.condition import condition
+from api.deps import SettingsDep, StoreDep
+from api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
+from packproof.timefmt import rfc3339
+
+router = APIRouter(prefix="/shipments", tags=["shipments"])
+
+
+async def _shipment_or_404(store: StoreDep, shipment_id: str) -> tuple[str, str]:
+    row = await store.shipment(shipment_id)
+    if row is None:
+        raise HTTPException(404, f"shipment {shipment_id!r} is not known")
+    return row[0], row[1]
+
+
+@router.get("", response_model=ShipmentList)
+async def list_shipments(store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                         offset: Annotated[int, Query(ge=0)] = 0) -> ShipmentList:
+    rows = await store.shipments(limit + 1, offset)
+    return ShipmentList(
+        shipments=[ShipmentSummary(shipment_id=r[0], profile=r[1], devices=r[3]) for r in rows[:limit]],
+        next_offset=offset + limit if len(rows) > limit else None)
+
+
+@router.get("/{shipment_id}", response_model=ShipmentDetail)
+async def get_shipment(store: StoreDep, shipment_id: str) -> ShipmentDetail:
+    sid, profile = await _shipment_or_404(store, shipment_id)
+    devices = await store.shipment_devices(sid)
+    return ShipmentDetail(shipment_id=sid, profile=profile, devices=[d[0] for d in devices])
+
+
+@router.get("/{shipment_id}/condition", response_model=Condition)
+async def get_condition(store: StoreDep, settings: SettingsDep, shipment_id: str) -> Condition:
+    """Overall and per-pack status from maintained aggregates and excursions (no scan)."""
+    sid, profile = await _shipment_or_404(store, shipment_id)
+    return condition(sid, profile, await store.shipment_devices(sid),
+                     await store.shipment_excursions(sid), time.time(), settings.stale_after)
+
+
+@router.get("/{shipment_id}/readings", response_model=ReadingPage)
+async def list_readings(store: StoreDep, shipment_id: str,
+                        after: Annotated[int, Query(ge=0, description="cursor: next_after of the previous page")] = 0,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ReadingPage:
+    await _shipment_or_404(store, shipment_id)
+    rows = await store.shipment_readings(shipment_id, after, limit)
+    out = []
+    for _id, body, height, index, rx in rows:
+        reading = orjson.loads(body)
+        out.append(ReadingOut(reading_id=f"{reading['device_id']}:{reading['seq']}", reading=reading,
+                              received_at=rfc3339(rx), block_height=height, leaf_index=index))
+    return ReadingPage(readings=out, next_after=rows[-1][0] if len(rows) == limit else None)

@@ -1,0 +1,109 @@
+"""Response models: one per use, so the OpenAPI document at /docs says what comes back."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+Status = Literal["ok", "warning", "violated"]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class ShipmentSummary(BaseModel):
+    shipment_id: str
+    profile: str
+    devices: int
+
+
+class ShipmentList(BaseModel):
+    shipments: list[ShipmentSummary]
+    next_offset: int | None
+
+
+class ExcursionOut(BaseModel):
+    id: int
+    device_id: str
+    test: str
+    quantity: str
+    severity: Literal["violation", "warning"]
+    start: str
+    end: str
+    start_seq: int
+    end_seq: int
+    peak: float
+    limit: float
+    limit_crossed: str
+    readings: int
+    open: bool
+
+
+class PackCondition(BaseModel):
+    device_id: str
+    status: Status
+    stale: bool
+    trust: Literal["device-signature", "ingestor"]
+    readings: int
+    sealed: int
+    first_seq: int | None
+    last_seq: int | None
+    last_reading_ts: str | None
+    last_seen: str | None
+
+
+class Condition(BaseModel):
+    shipment_id: str
+    profile: str
+    status: Status
+    stale_packs: list[str]
+    readings: int
+    sealed: int
+    packs: list[PackCondition]
+    excursions: list[ExcursionOut]
+    as_of: str
+
+
+class ShipmentDetail(BaseModel):
+    shipment_id: str
+    profile: str
+    devices: list[str]
+
+
+class ReadingOut(BaseModel):
+    reading_id: str
+    reading: dict[str, Any]
+    received_at: str
+    block_height: int | None
+    leaf_index: int | None
+
+
+class ReadingPage(BaseModel):
+    readings: list[ReadingOut]
+    next_after: int | None
+
+
+class BlockOut(BaseModel):
+    header: dict[str, Any]
+    hash: str
+    signature: str
+
+
+class LedgerHead(BaseModel):
+    height: int | None
+    hash: str | None
+    ledger_public_key: str
+    key_id: str
+
+
+class BlockPage(BaseModel):
+    blocks: list[BlockOut]
+    next_start: int | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    readings: int
+    blocks: int

@@ -1,0 +1,322 @@
+"""Throughput and latency of the pipeline, printed as figures (not a timed test).
+
+One run, one machine, real processes on free ports:
+
+1. a bare counting subscriber through the broker: the ceiling any MQTT consumer has;
+2. the full pipeline (`packproof ingest`: decode, verify, thresholds, store, seal) at
+   full speed, with and without signature checks: readings/s stored *and* sealed;
+3. publish-to-sealed latency p50/p99 at 80% of the measured maximum;
+4. proof-bundle time through the API;
+5. the ingestor's peak memory and CPU time per reading, beside the same-run cost of
+   the steps it cannot avoid (Ed25519 verify, SHA-256, JSON decode and validation,
+   batched insert).
+
+Publishing uses readings signed in advance, so the publisher's own signing does not
+limit the rate being measured.
+
+    python benchmarks/pipeline.py [--readings 20000] [--devices 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing as mp
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from packproof.net import free_port, port_in_use  # noqa: E402
+from simulators.fleet import build_fleet  # noqa: E402
+
+
+def make_payloads(n: int, devices: int, seed: int) -> tuple[list[tuple[str, bytes]], list, list]:  # type: ignore[type-arg]
+    """Signed readings in publishing order, the fleet, and (device, seq) of each message."""
+    fleet = build_fleet(shipments=1, packs=devices, scenario="nominal-road", seed=seed)
+    out, order = [], []
+    now = time.time()
+    for k in range(n // devices):
+        for d in fleet:
+            order.append((d, d.next_seq))
+            out.append((d.topic, d.reading(now + k * 0.001)))
+    return out, fleet, order
+
+
+def publisher(port: int, msgs: list[tuple[str, bytes]], rate: float | None, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Publish at QoS 1, as fast as possible or paced at `rate` msg/s; report send times."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    acked = [0]
+    c.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
+    t0 = time.monotonic()
+    sent_at = []
+    for i, (topic, payload) in enumerate(msgs):
+        if rate:
+            due = t0 + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        sent_at.append(time.time())
+        c.publish(topic, payload, qos=1)
+    while acked[0] < len(msgs) and time.monotonic() - t0 < 300:
+        time.sleep(0.01)
+    q.put(sent_at)
+    c.disconnect()
+    c.loop_stop()
+
+
+def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    got = [0, 0.0, 0.0]
+
+    def on_message(_c, _u, _m) -> None:  # type: ignore[no-untyped-def]
+        if got[0] == 0:
+            got[1] = time.time()
+        got[0] += 1
+        got[2] = time.time()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", clean_session=True)
+    c.on_message = on_message
+    c.on_connect = lambda cl, *a: (cl.subscribe("packproof/v1/+/+/telemetry", qos=1), ready.set())
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    deadline = time.monotonic() + 300
+    while got[0] < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    q.put((got[0], got[1], got[2]))
+    c.loop_stop()
+
+
+class Proc:
+    def __init__(self, *args: str, log: Path) -> None:
+        self.log = log.open("w")
+        self.p = subprocess.Popen([sys.executable, "-m", "packproof", *args], stdout=self.log,
+                                  stderr=subprocess.STDOUT, cwd=ROOT)
+        self.ps = psutil.Process(self.p.pid)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+        self.log.close()
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_in_use("127.0.0.1", port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"nothing listens on {port} after {timeout}s")
+        time.sleep(0.05)
+
+
+def count(db: Path, sql: str) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as c:
+            return int(c.execute(sql).fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def clear_session(port: int, client_id: str) -> None:
+    """End a persistent session so the broker stops queueing for an ingestor that is gone."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    time.sleep(0.2)
+    c.disconnect()
+    c.loop_stop()
+
+
+def parse_ts(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def run_bare(port: int, msgs: list[tuple[str, bytes]]) -> float:
+    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    ready = mp.Event()
+    sub = mp.Process(target=bare_subscriber, args=(port, len(msgs), ready, q))
+    sub.start()
+    ready.wait(10)
+    time.sleep(0.3)
+    pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    pub = mp.Process(target=publisher, args=(port, msgs, None, pq))
+    t0 = time.time()
+    pub.start()
+    n, _first, last = q.get(timeout=600)
+    pub.join()
+    sub.join()
+    return n / (last - t0)
+
+
+def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: list, work: Path, *,  # type: ignore[type-arg]
+                 verify: bool, rate: float | None, label: str) -> dict[str, float]:
+    data = work / label
+    args = ["ingest", "--data-dir", str(data), "--mqtt-port", str(port), "--client-id", f"bench-{label}"]
+    if not verify:
+        args.append("--no-verify-signatures")
+    # Register the fleet first (the simulator's --count 0 path would publish).
+    import asyncio
+
+    from packproof.store import Store
+    from simulators.fleet import shipments_of
+
+    async def reg() -> None:
+        s = await Store.open(data / "packproof.db")
+        await s.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
+        await s.close()
+
+    asyncio.run(reg())
+    ing = Proc(*args, log=work / f"ingest-{label}.log")
+    db = data / "packproof.db"
+    deadline = time.monotonic() + 20
+    while not (data / "ledger.pub").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # subscribed
+    cpu0 = sum(ing.ps.cpu_times()[:2])
+    pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    pub = mp.Process(target=publisher, args=(port, msgs, rate, pq))
+    t0 = time.time()
+    pub.start()
+    peak_rss = 0
+    n = len(msgs)
+    while count(db, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats") < n:
+        peak_rss = max(peak_rss, ing.ps.memory_info().rss)
+        if time.time() - t0 > 600:
+            break
+        time.sleep(0.02)
+    t_end = time.time()
+    cpu = sum(ing.ps.cpu_times()[:2]) - cpu0
+    sent_at = pq.get(timeout=60)
+    pub.join()
+    sealed = count(db, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats")
+    index = {(d.device_id, seq): i for i, (d, seq) in enumerate(order)}
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT r.device_id, r.seq, json_extract(b.header, '$.sealed_at') FROM readings r "
+                         "JOIN blocks b ON b.height = r.block_height").fetchall()
+    lat = sorted(parse_ts(s) - sent_at[index[(d, q)]] for d, q, s in rows)
+    ing.stop()
+    clear_session(port, f"bench-{label}")
+    return {"rate": sealed / (t_end - t0), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
+            "rss_mb": peak_rss / 2**20, "p50": lat[len(lat) // 2] if lat else float("nan"),
+            "p99": lat[int(len(lat) * 0.99)] if lat else float("nan"), "data": str(data)}
+
+
+def unavoidable(msgs: list[tuple[str, bytes]], fleet: list) -> dict[str, float]:  # type: ignore[type-arg]
+    """Same-run cost of the steps any honest ingestor must take, per reading (µs)."""
+    from nacl.bindings import crypto_sign_open
+
+    from packproof.canonical import signing_bytes
+    from packproof.crypto import unb64
+    from packproof.reading import Reading
+
+    sample = [p for _, p in msgs[:5000]]
+    keys = {d.device_id: d.public_key for d in fleet}
+    t = time.perf_counter()
+    parsed = [Reading.model_validate_json(p) for p in sample]
+    decode = (time.perf_counter() - t) / len(sample)
+    pairs = [(unb64(r.sig) + signing_bytes(r), keys[r.device_id]) for r in parsed]  # type: ignore[arg-type]
+    t = time.perf_counter()
+    for sm, k in pairs:
+        crypto_sign_open(sm, k)
+    ed = (time.perf_counter() - t) / len(sample)
+    t = time.perf_counter()
+    for p in sample:
+        hashlib.sha256(b"\x00" + p).digest()
+    sha = (time.perf_counter() - t) / len(sample)
+    with tempfile.TemporaryDirectory() as d:
+        c = sqlite3.connect(Path(d) / "b.db")
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("CREATE TABLE r(id INTEGER PRIMARY KEY, device_id TEXT, seq INTEGER, body BLOB, leaf BLOB, "
+                  "UNIQUE(device_id, seq))")
+        rows = [(r.device_id, r.seq, p, b"x" * 32) for r, p in zip(parsed, sample, strict=True)]
+        t = time.perf_counter()
+        for i in range(0, len(rows), 1000):
+            c.executemany("INSERT INTO r(device_id, seq, body, leaf) VALUES (?,?,?,?)", rows[i:i + 1000])
+            c.commit()
+        ins = (time.perf_counter() - t) / len(rows)
+        c.close()
+    return {"ed25519": ed * 1e6, "sha256": sha * 1e6, "decode": decode * 1e6, "insert": ins * 1e6}
+
+
+def proof_time(data: Path, ids: list[str], work: Path) -> tuple[float, float]:
+    port = free_port()
+    api = Proc("api", "--data-dir", str(data), "--port", str(port), log=work / "api.log")
+    try:
+        wait_port(port)
+        times = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            for rid in ids:
+                t = time.perf_counter()
+                r = c.get(f"/readings/{rid}/proof")
+                r.raise_for_status()
+                times.append(time.perf_counter() - t)
+        times.sort()
+        return statistics.median(times) * 1e3, times[int(len(times) * 0.99)] * 1e3
+    finally:
+        api.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--readings", type=int, default=20000)
+    ap.add_argument("--devices", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=7)
+    a = ap.parse_args()
+    print(f"packproof pipeline benchmark: {a.readings:,} readings from {a.devices} devices, "
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="packproof-bench-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        broker = Proc("broker", "--port", str(port), log=work / "broker.log")
+        try:
+            wait_port(port)
+            print("signing payloads ...", flush=True)
+            msgs, fleet, order = make_payloads(a.readings, a.devices, a.seed)
+            bare = run_bare(port, msgs)
+            print(f"bare counting subscriber (amqtt, QoS 1):   {bare:9,.0f} readings/s")
+            off = run_pipeline(port, msgs, fleet, order, work, verify=False, rate=None, label="nosig")
+            print(f"full pipeline, signatures off:              {off['rate']:9,.0f} readings/s "
+                  f"({off['rate'] / bare:.0%} of bare)")
+            # Fresh seqs for each run so nothing is a duplicate: new fleet seed.
+            msgs2, fleet2, order2 = make_payloads(a.readings, a.devices, a.seed + 1)
+            on = run_pipeline(port, msgs2, fleet2, order2, work, verify=True, rate=None, label="sig")
+            print(f"full pipeline, signatures on:               {on['rate']:9,.0f} readings/s "
+                  f"({on['rate'] / bare:.0%} of bare)")
+            steps = unavoidable(msgs2, fleet2)
+            floor = sum(steps.values())
+            print(f"ingestor CPU per reading (signatures on):   {on['cpu_us']:9.1f} µs")
+            print("  unavoidable steps, same run:              "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()) + f" = {floor:.1f} µs")
+            print(f"  ratio to the unavoidable sum:             {on['cpu_us'] / floor:9.2f}x")
+            print(f"ingestor peak RSS:                          {max(on['rss_mb'], off['rss_mb']):9.1f} MiB")
+            target = 0.8 * on["rate"]
+            msgs3, fleet3, order3 = make_payloads(min(a.readings, int(target * 20)), a.devices, a.seed + 2)
+            paced = run_pipeline(port, msgs3, fleet3, order3, work, verify=True, rate=target, label="paced")
+            print(f"publish-to-sealed at {target:,.0f}/s (80%):       p50 {paced['p50'] * 1e3:6.0f} ms, "
+                  f"p99 {paced['p99'] * 1e3:6.0f} ms")
+            ids = [f"{d.device_id}:{k}" for d in fleet2[:10] for k in range(0, 500, 25)]
+            p50, p99 = proof_time(Path(on["data"]), ids, work)
+            print(f"proof bundle via API ({len(ids)} requests):         p50 {p50:6.1f} ms, p99 {p99:6.1f} ms")
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Decode and check one telemetry message: bytes in, an accepted reading or a reason out.
+
+Pure apart from the registry it is handed. Every way a payload can be wrong ends in
+`InvalidReading(code, message)`: the code is a stable key counted in metrics, the
+message says what was wrong in words a person can act on. Checks run cheapest first,
+so a bad payload costs as little as possible and the signature is verified last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anchor.merkle import leaf_hash
+from pydantic import ValidationError
+
+from edge.thresholds import Profile
+from packproof.canonical import signed_and_full
+from packproof.crypto import DeviceVerifier, unb64
+from packproof.errors import InvalidReading
+from packproof.reading import DeviceTopic, Reading
+
+MAX_PAYLOAD = 4096  # a reading is ~300 bytes; anything far larger is not one
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """What the ingestor knows of a registered device."""
+
+    shipment_id: str
+    verifier: DeviceVerifier | None  # None: registered as unsigned
+    profile: Profile
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    reading: Reading
+    body: bytes  # RFC 8785 canonical bytes including sig: the Merkle leaf content
+    leaf_hash: bytes
+    entry: DeviceEntry
+
+
+def describe(exc: ValidationError) -> InvalidReading:
+    """Turn pydantic's errors into one sentence naming each wrong field."""
+    errors = exc.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        msg = next(e["msg"] for e in errors if e["type"] == "json_invalid")
+        return InvalidReading("malformed_json", f"payload is not valid JSON: {msg}")
+    parts = []
+    for e in errors[:4]:
+        loc = ".".join(str(p) for p in e["loc"]) or "body"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown field {loc!r}")
+        elif e["type"] == "missing":
+            parts.append(f"missing field {loc!r}")
+        else:
+            got = repr(e.get("input"))
+            parts.append(f"{loc}: {e['msg'].lower()} (got {got[:40]})")
+    more = f" and {len(errors) - 4} more" if len(errors) > 4 else ""
+    return InvalidReading("invalid_schema", "invalid reading: " + "; ".join(parts) + more)
+
+
+def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
+           verify_signatures: bool = True) -> Accepted:
+    if len(payload) > MAX_PAYLOAD:
+        raise InvalidReading("too_large", f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD}")
+    where = DeviceTopic.parse(topic)
+    if where.kind != "telemetry":
+        raise InvalidReading("bad_topic", f"topic {topic!r} is not a telemetry topic")
+    try:
+        reading = Reading.model_validate_json(payload)
+    except ValidationError as exc:
+        raise describe(exc) from None
+    if reading.device_id != where.device_id or reading.shipment_id != where.shipment_id:
+        raise InvalidReading(
+            "topic_mismatch",
+            f"body names device {reading.device_id} / shipment {reading.shipment_id} but was "
+            f"published on the topic of device {where.device_id} / shipment {where.shipment_id}")
+    entry = registry.get(reading.device_id)
+    if entry is None:
+        raise InvalidReading("unknown_device", f"device {reading.device_id} is not registered")
+    if entry.shipment_id != reading.shipment_id:
+        raise InvalidReading(
+            "shipment_mismatch",
+            f"device {reading.device_id} is registered to shipment {entry.shipment_id}, "
+            f"not {reading.shipment_id}")
+    unsigned, body = signed_and_full(reading)
+    if entry.verifier is None:
+        if reading.sig is not None:
+            raise InvalidReading(
+                "unexpected_signature",
+                f"device {reading.device_id} is registered as unsigned but the reading carries a sig")
+    elif reading.sig is None:
+        raise InvalidReading("missing_signature", f"reading {reading.reading_id} has no sig")
+    elif verify_signatures and not entry.verifier.verify(unb64(reading.sig), unsigned):
+        raise InvalidReading(
+            "bad_signature",
+            f"signature of reading {reading.reading_id} does not verify with the key registered "
+            f"for device {reading.device_id}")
+    return Accepted(reading, body, leaf_hash(body), entry)

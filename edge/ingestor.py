@@ -1,0 +1,306 @@
+"""The ingestor: MQTT in, checked readings and quarantined payloads out, in batches.
+
+Shape of the flow (one process, two threads):
+
+    paho network thread --on_message--> inbox (bounded deque)
+        --> decode stage (event loop): validate, verify, dedupe, thresholds, excursions
+        --> write queue (2 batches) --> writer: one store transaction per batch
+        --> PUBACK for every message of the batch (manual ack, QoS 1)
+
+A message is acknowledged to the broker only after the transaction holding it (as a
+reading or as a quarantined payload) has committed, and the session is persistent, so
+a crash before the commit means redelivery, never loss; redelivered duplicates are
+recognised by (device_id, seq) and stored once. When the store falls behind, the
+bounded inbox blocks paho's thread, which stops reading the socket: the broker and TCP
+absorb the backlog instead of our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.decode import Accepted, DeviceEntry, decode
+from edge.excursions import Excursion, ExcursionTracker
+from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, evaluate
+from packproof.crypto import DeviceVerifier
+from packproof.errors import BrokerError, InvalidReading, StoreError
+from packproof.reading import TELEMETRY_FILTER
+from packproof.store import IngestBatch, Store
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, received_at
+
+
+@dataclass(slots=True)
+class IngestStats:
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def processed(self) -> int:
+        return self.accepted + self.duplicates + self.quarantined
+
+
+def excursion_row(e: Excursion) -> tuple[Any, ...]:
+    return (e.id, e.device_id, e.shipment_id, e.test, e.quantity, e.severity, e.start_ts,
+            e.end_ts, e.start_seq, e.end_seq, e.peak, e.limit, e.limit_desc, e.reading_count,
+            1 if e.open else 0)
+
+
+def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
+    return Excursion(id=r[0], device_id=r[1], shipment_id=r[2], test=r[3], quantity=r[4],
+                     severity=r[5], start_ts=r[6], end_ts=r[7], start_seq=r[8], end_seq=r[9],
+                     peak=r[10], limit=r[11], limit_desc=r[12], reading_count=r[13],
+                     open=bool(r[14]))
+
+
+class Ingestor:
+    def __init__(
+        self, store: Store, *, host: str = "127.0.0.1", port: int = 1883,
+        client_id: str = "packproof-ingestor", topic: str = TELEMETRY_FILTER,
+        verify_signatures: bool = True, profiles: dict[str, Profile] | None = None,
+        batch_max: int = 2000, inbox_max: int = 20000,
+        username: str | None = None, password: str | None = None,
+    ) -> None:
+        self.store = store
+        self.host, self.port = host, port
+        self.topic = topic
+        self.verify_signatures = verify_signatures
+        self.profiles = profiles or dict(BUILTIN_PROFILES)
+        self.batch_max = batch_max
+        self.inbox_max = inbox_max
+        self.stats = IngestStats()
+        self.registry: dict[str, DeviceEntry] = {}
+        self._registry_loaded = 0.0
+        self._last_seq: dict[str, int] = {}
+        self._tracker = ExcursionTracker()
+        self._inbox: collections.deque[Message] = collections.deque()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle = True
+        self._closing = False
+        self._write_q: asyncio.Queue[tuple[IngestBatch, list[tuple[int, int]]] | None] = asyncio.Queue(2)
+        self._connected = threading.Event()
+        self._connect_error: str | None = None
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+            protocol=mqtt.MQTTv311, manual_ack=True)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    # ---- paho thread ----------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._connect_error = str(reason)
+            self._connected.set()
+            return
+        client.subscribe(self.topic, qos=1)
+        log.info("ingestor connected to %s:%d, subscribed to %s", self.host, self.port, self.topic)
+        self._connected.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not self._closing:
+            log.warning("ingestor lost the broker (%s); paho reconnects", reason)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        while len(self._inbox) >= self.inbox_max and not self._closing:
+            time.sleep(0.002)  # backpressure: stop reading the socket until we catch up
+        self._inbox.append((msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
+        if self._idle and self._loop is not None:
+            self._idle = False
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def load_state(self) -> None:
+        await self.reload_registry()
+        self._last_seq = await self.store.last_seqs()
+        opened = [excursion_from_row(r) for r in await self.store.open_excursions()]
+        self._tracker = ExcursionTracker(next_id=await self.store.max_excursion_id() + 1,
+                                         open_excursions=opened)
+
+    async def reload_registry(self) -> None:
+        registry = {}
+        for d in await self.store.devices():
+            profile = self.profiles.get(d.profile)
+            if profile is None:
+                log.error("shipment %s names unknown profile %r; using %s",
+                          d.shipment_id, d.profile, DEFAULT_PROFILE)
+                profile = self.profiles[DEFAULT_PROFILE]
+            verifier = DeviceVerifier(d.public_key) if d.public_key is not None else None
+            registry[d.device_id] = DeviceEntry(d.shipment_id, verifier, profile)
+        self.registry = registry
+        self._registry_loaded = time.monotonic()
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.client.reconnect_delay_set(0.2, 5)
+        try:
+            self.client.connect(self.host, self.port, keepalive=30)
+        except OSError as exc:
+            raise BrokerError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}") from exc
+        self.client.loop_start()
+        if not await asyncio.to_thread(self._connected.wait, timeout):
+            raise BrokerError(f"no CONNACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
+        if self._connect_error:
+            raise BrokerError(f"the MQTT broker refused the ingestor: {self._connect_error}")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process messages until `stop`; then drain the inbox, write, ack and disconnect."""
+        writer = asyncio.create_task(self._writer())
+        try:
+            while True:
+                if not self._inbox:
+                    if stop.is_set():
+                        break
+                    self._idle = True
+                    self._wake.clear()
+                    if not self._inbox:
+                        stopper = asyncio.ensure_future(stop.wait())
+                        await asyncio.wait([stopper, asyncio.ensure_future(self._wake.wait())],
+                                           timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+                        stopper.cancel()
+                    continue
+                n = min(len(self._inbox), self.batch_max)
+                msgs = [self._inbox.popleft() for _ in range(n)]
+                batch, acks = await self._process(msgs)
+                await self._write_q.put((batch, acks))
+        finally:
+            await self._write_q.put(None)
+            await writer
+            self._closing = True
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    async def _writer(self) -> None:
+        while (item := await self._write_q.get()) is not None:
+            batch, acks = item
+            while True:
+                try:
+                    await self.store.write_batch(batch)
+                    break
+                except StoreError as exc:  # e.g. disk full: keep the batch, retry, never ack
+                    log.error("%s; retrying in 1 s", exc)
+                    await asyncio.sleep(1.0)
+            for mid, qos in acks:
+                if qos:
+                    self.client.ack(mid, qos)
+            self.stats.batches += 1
+            self._write_q.task_done()
+        self._write_q.task_done()
+
+    # ---- the decode stage -----------------------------------------------------------
+
+    async def _process(self, msgs: list[Message]) -> tuple[IngestBatch, list[tuple[int, int]]]:
+        batch = IngestBatch()
+        acks = [(m[2], m[3]) for m in msgs]
+        self.stats.received += len(msgs)
+        accepted: list[tuple[Accepted, float]] = []
+        unknown: list[Message] = []
+        for m in msgs:
+            try:
+                accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures), m[4]))
+            except InvalidReading as exc:
+                if exc.code == "unknown_device":
+                    unknown.append(m)
+                else:
+                    self._quarantine(batch, m, exc)
+        if unknown:
+            # A device registered since we last looked: reload at most once a second.
+            if time.monotonic() - self._registry_loaded > 1.0:
+                await self.reload_registry()
+            for m in unknown:
+                try:
+                    accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures), m[4]))
+                except InvalidReading as exc:
+                    self._quarantine(batch, m, exc)
+        await self._classify(accepted, batch)
+        return batch, acks
+
+    def _quarantine(self, batch: IngestBatch, m: Message, exc: InvalidReading) -> None:
+        topic = m[0]
+        parts = topic.split("/")
+        device = parts[3] if len(parts) == 5 else None
+        shipment = parts[2] if len(parts) == 5 else None
+        batch.quarantine.append((m[4], topic, m[1], exc.code, exc.message, device, shipment))
+        batch.count(f"quarantined:{exc.code}")
+        self.stats.quarantined += 1
+        self.stats.by_reason[exc.code] = self.stats.by_reason.get(exc.code, 0) + 1
+
+    async def _classify(self, accepted: list[tuple[Accepted, float]], batch: IngestBatch) -> None:
+        """Split new readings from duplicates, evaluate thresholds, maintain aggregates."""
+        seen: set[tuple[str, int]] = set()
+        late: list[tuple[Accepted, float]] = []
+        new: list[tuple[Accepted, float]] = []
+        last_seq = self._last_seq
+        for a, at in accepted:
+            r = a.reading
+            key = (r.device_id, r.seq)
+            if key in seen:
+                self._duplicate(batch)
+                continue
+            seen.add(key)
+            if r.seq > last_seq.get(r.device_id, -1):
+                last_seq[r.device_id] = r.seq
+                new.append((a, at))
+            else:
+                late.append((a, at))
+        if late:
+            # Rare path (redelivery, a resend after an outage): let earlier batches commit,
+            # then ask the store which of these it already holds.
+            await self._write_q.join()
+            stored = await self.store.existing([(a.reading.device_id, a.reading.seq) for a, _ in late])
+            for a, at in late:
+                if (a.reading.device_id, a.reading.seq) in stored:
+                    self._duplicate(batch)
+                else:
+                    new.append((a, at))
+        per_device: dict[str, list[Any]] = {}
+        tracker = self._tracker
+        for a, at in new:
+            r = a.reading
+            batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
+            checks = evaluate(a.entry.profile, r)
+            tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
+            s = per_device.get(r.device_id)
+            if s is None:
+                per_device[r.device_id] = [r.device_id, r.shipment_id, 1, r.seq, r.seq, r.ts, r.ts, at]
+            else:
+                s[2] += 1
+                if r.seq < s[3]:
+                    s[3], s[5] = r.seq, r.ts
+                if r.seq > s[4]:
+                    s[4], s[6] = r.seq, r.ts
+                s[7] = max(s[7], at)
+        batch.stats = [tuple(s) for s in per_device.values()]
+        batch.excursions = [excursion_row(e) for e in tracker.drain_changed()]
+        if new:
+            batch.count("readings_accepted", len(new))
+        self.stats.accepted += len(new)
+
+    def _duplicate(self, batch: IngestBatch) -> None:
+        batch.count("readings_duplicate")
+        self.stats.duplicates += 1
+
+
+def registry_from(devices: Iterable[tuple[str, str, bytes | None]], profile: Profile) -> dict[str, DeviceEntry]:
+    """A registry built in memory: for tests and benchmarks of the decode path alone."""
+    return {d: DeviceEntry(s, DeviceVerifier(k) if k else None, profile) for d, s, k in devices}

@@ -1,0 +1,352 @@
+"""The `packproof` command line (typer).
+
+One place catches packproof's root error, prints the diagnosis and exits with a code
+that tells scripts what happened (sigstore's CLI does the same):
+
+    0  everything checked holds
+    1  a proof, signature or the ledger does not hold
+    2  bad input: a flag, a file, an unknown id
+    3  cannot reach a service (the API, the broker)
+    4  the store failed
+
+`--verbose` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import threading
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from packproof.errors import (
+    BrokerError,
+    LedgerIntegrityError,
+    PackproofError,
+    ProofError,
+    StoreError,
+)
+
+
+class Exit(IntEnum):
+    OK = 0
+    INVALID = 1
+    BAD_INPUT = 2
+    UNREACHABLE = 3
+    STORE = 4
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Provable transport condition of lithium-ion battery packs.")
+ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the sealed ledger.")
+app.add_typer(ledger_app, name="ledger")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_verbose = False
+
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="Where the store, ledger and keys live.")]
+MqttHost = Annotated[str, typer.Option("--mqtt-host", help="MQTT broker host.")]
+MqttPort = Annotated[int, typer.Option("--mqtt-port", help="MQTT broker port.", min=1, max=65535)]
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")] = False) -> None:
+    global _verbose
+    _verbose = verbose
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("amqtt", "transitions", "uvicorn", "httpx", "aiosqlite"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(code: Exit, message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _code_for(exc: PackproofError) -> Exit:
+    if isinstance(exc, ProofError | LedgerIntegrityError):
+        return Exit.INVALID
+    if isinstance(exc, BrokerError):
+        return Exit.UNREACHABLE
+    if isinstance(exc, StoreError):
+        return Exit.STORE
+    return Exit.BAD_INPUT
+
+
+# ---- services -----------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    data_dir: DataDirOpt = Path("data"),
+    mqtt_port: Annotated[int, typer.Option(help="Embedded broker port; 0 picks a free one.", min=0, max=65535)] = 0,
+    api_port: Annotated[int, typer.Option(help="REST API port.", min=1, max=65535)] = 8000,
+    duration: Annotated[float | None, typer.Option(help="Stop cleanly after this many seconds.", min=0.1)] = None,
+    shipments: Annotated[int, typer.Option(help="Shipments in the simulated fleet.", min=1)] = 8,
+    packs: Annotated[int, typer.Option(help="Packs (sensors) per shipment.", min=1)] = 4,
+    scenario: Annotated[str, typer.Option(help="'mixed' (each excursion kind, plus nominal) or a scenario.")] = "mixed",
+    rate: Annotated[float, typer.Option(help="Readings per second per pack.", min=0.001)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")] = 1,
+    unsigned_shipments: Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)] = 1,
+    step_s: Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)] = 60.0,
+    verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
+) -> None:
+    """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
+    from packproof.runner import RunOptions
+    from packproof.runner import run as run_all
+
+    opts = RunOptions(data_dir=data_dir, mqtt_port=mqtt_port, api_port=api_port, duration=duration,
+                      shipments=shipments, packs=packs, scenario=scenario, rate=rate, seed=seed,
+                      unsigned_shipments=min(unsigned_shipments, shipments - 1) if shipments > 1 else 0,
+                      step_s=step_s, verify_signatures=verify_signatures, console=out)
+    result = asyncio.run(run_all(opts))
+    out.print("done: " + ", ".join(f"{k} {v:,}" for k, v in result.items()), highlight=False)
+
+
+@app.command()
+def broker(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 1883,
+) -> None:
+    """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
+    from broker.embedded import EmbeddedBroker
+
+    async def serve() -> None:
+        async with EmbeddedBroker(host, port, flag="--port"):
+            out.print(f"MQTT broker listening on {host}:{port} (Ctrl-C stops)")
+            await _until_signal()
+
+    asyncio.run(serve())
+
+
+async def _until_signal() -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def ingest(
+    data_dir: DataDirOpt = Path("data"),
+    mqtt_host: MqttHost = "127.0.0.1",
+    mqtt_port: MqttPort = 1883,
+    seal: Annotated[bool, typer.Option(help="Also run the sealer in this process.")] = True,
+    seal_interval: Annotated[float, typer.Option(help="Seconds between blocks at most.", min=0.05)] = 1.0,
+    verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
+    profiles: Annotated[Path | None, typer.Option(help="JSON file of extra UN 38.3 profiles.")] = None,
+    client_id: Annotated[str, typer.Option(help="MQTT client id (persistent session).")] = "packproof-ingestor",
+) -> None:
+    """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
+    from packproof.services import IngestOptions, IngestService
+
+    async def serve() -> None:
+        service = IngestService(IngestOptions(data_dir, mqtt_host, mqtt_port, verify_signatures, seal,
+                                              seal_interval, profiles_file=profiles, client_id=client_id))
+        await service.start()
+        out.print(f"ingesting from {mqtt_host}:{mqtt_port} into {data_dir} (Ctrl-C stops cleanly)")
+        ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(service.run(ingest_stop, seal_stop))
+        await _until_signal()
+        ingest_stop.set()
+        await task
+
+    asyncio.run(serve())
+
+
+@app.command()
+def api(
+    data_dir: DataDirOpt = Path("data"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "--api-port", help="Port to listen on.", min=1, max=65535)] = 8000,
+    stale_after: Annotated[float, typer.Option(help="Seconds of silence before a pack is stale.", min=1)] = 120.0,
+) -> None:
+    """The REST API over a data directory (OpenAPI at /docs)."""
+    from packproof.services import api_server
+
+    server = api_server(data_dir, host, port, stale_after)
+    out.print(f"API at http://{host}:{port} (docs at /docs)")
+    server.run()
+
+
+@app.command()
+def simulate(
+    mqtt_host: MqttHost = "127.0.0.1",
+    mqtt_port: MqttPort = 1883,
+    data_dir: DataDirOpt = Path("data"),
+    shipments: Annotated[int, typer.Option(help="Shipments in the fleet.", min=1)] = 8,
+    packs: Annotated[int, typer.Option(help="Packs (sensors) per shipment.", min=1)] = 4,
+    scenario: Annotated[str, typer.Option(help="'mixed' or a scenario name (see `packproof scenarios`).")] = "mixed",
+    rate: Annotated[float, typer.Option(help="Readings per second per pack.", min=0.001)] = 1.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0.1)] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many readings per pack.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")] = 1,
+    unsigned_shipments: Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)] = 0,
+    step_s: Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)] = 60.0,
+    register: Annotated[bool, typer.Option(help="Register the fleet's devices and keys in --data-dir's store.")] = True,
+) -> None:
+    """A simulated fleet publishing signed readings over MQTT (QoS 1)."""
+    from packproof.paths import DataDir
+    from packproof.store import Store
+    from simulators.fleet import build_fleet, load_progress, save_progress, shipments_of
+    from simulators.publisher import FleetPublisher, PublishStats
+
+    fleet = build_fleet(shipments=shipments, packs=packs, scenario=scenario, seed=seed,
+                        unsigned_shipments=unsigned_shipments, step_s=step_s)
+    dirs = DataDir(data_dir)
+    progress_file = dirs.root / "simulator.json"
+    load_progress(fleet, progress_file)
+    if register:
+        async def reg() -> None:
+            store = await Store.open(dirs.store)
+            try:
+                await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
+            finally:
+                await store.close()
+        asyncio.run(reg())
+    publisher = FleetPublisher(fleet, host=mqtt_host, port=mqtt_port, rate=rate)
+    publisher.connect()
+    stop = threading.Event()
+    import signal
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    out.print(f"simulating {shipments} shipments x {packs} packs ({scenario}) to {mqtt_host}:{mqtt_port}, "
+              f"{rate:g} reading/s per pack; Ctrl-C stops")
+    with out.status("starting") as status:
+        def tick(s: PublishStats) -> None:
+            status.update(f"sent {s.sent:,} readings ({s.rate:,.0f}/s), broker acknowledged {s.acked:,}")
+        stats = publisher.run(stop=stop, duration=duration, count=count, on_tick=tick)
+    publisher.wait_acked()
+    publisher.close()
+    save_progress(fleet, progress_file)
+    out.print(f"sent {stats.sent:,} readings, broker acknowledged {stats.acked:,}")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the simulator's named scenarios."""
+    from simulators.scenarios import MIXED_FLEET, SCENARIOS
+
+    for name, sc in sorted(SCENARIOS.items()):
+        doc = (getattr(sc, "description", None) or "").strip()
+        out.print(f"{name:20} {doc}", highlight=False)
+    out.print(f"mixed fleet: {', '.join(MIXED_FLEET)}", highlight=False)
+
+
+# ---- checks -------------------------------------------------------------------------
+
+
+def _http_get(client: Any, url: str) -> Any:
+    import httpx
+
+    try:
+        r = client.get(url)
+    except httpx.HTTPError as exc:
+        fail(Exit.UNREACHABLE, f"cannot reach the API at {url}: {exc}")
+    if r.status_code == 404 or r.status_code == 422:
+        fail(Exit.BAD_INPUT, f"{url}: {r.json().get('detail', r.text)}")
+    if r.status_code != 200:
+        fail(Exit.UNREACHABLE, f"{url} answered {r.status_code}: {r.text[:200]}")
+    return r.json()
+
+
+@app.command()
+def verify(
+    reading_id: Annotated[str | None, typer.Argument(help="device_id:seq, fetched from --api.")] = None,
+    api_url: Annotated[str | None, typer.Option("--api", help="Base URL of the packproof API.")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="A saved proof bundle (JSON), checked offline.")] = None,
+    ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger public key (base64 or a file).")] = None,
+    ledger: Annotated[Path | None, typer.Option(help="A ledger file to show the block is in the chain.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Also write the fetched bundle to this file.")] = None,
+) -> None:
+    """Check one reading's proof: device signature, leaf, Merkle path, block hash and signature, chain."""
+    import httpx
+
+    from anchor.ledger import Block, LedgerFile
+    from anchor.proof import parse_bundle, verify_bundle
+    from packproof.crypto import read_public_key
+
+    if (reading_id is None) == (bundle is None):
+        fail(Exit.BAD_INPUT, "give either READING_ID with --api URL, or --bundle FILE")
+    trusted = read_public_key(ledger_key) if ledger_key else None
+    chain: list[Block] | None = None
+    if bundle is not None:
+        if not bundle.exists():
+            fail(Exit.BAD_INPUT, f"bundle file {bundle} does not exist")
+        doc = parse_bundle(bundle.read_bytes())
+    else:
+        if api_url is None:
+            fail(Exit.BAD_INPUT, "READING_ID needs --api URL (or use --bundle FILE)")
+        base = api_url.rstrip("/")
+        with httpx.Client(timeout=10) as client:
+            doc = parse_bundle(json.dumps(_http_get(client, f"{base}/readings/{reading_id}/proof")))
+            height = doc["block"]["header"]["height"]
+            chain = []
+            start: int | None = height
+            while start is not None:
+                page = _http_get(client, f"{base}/ledger/blocks?start={start}&limit=1000")
+                chain += [Block.from_json(b, f"API block {b['header']['height']}") for b in page["blocks"]]
+                start = page["next_start"]
+        if save:
+            save.write_text(json.dumps(doc, indent=1))
+    if ledger is not None:
+        blocks = list(LedgerFile(ledger).read())
+        chain = blocks[doc["block"]["header"]["height"]:]
+    checks = verify_bundle(doc, trusted, chain)
+    out.print(f"reading {doc['reading_id']} (device trust: {doc['device']['trust']})", highlight=False)
+    for c in checks:
+        mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+        out.print(f"  {mark} {c.name:17} {c.detail}", highlight=False)
+    broken = [c.name for c in checks if c.ok is False]
+    if broken:
+        fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
+    out.print("[green]proof holds[/]")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    data_dir: DataDirOpt = Path("data"),
+    ledger: Annotated[Path | None, typer.Option(help="Ledger file (default: DATA_DIR/ledger.jsonl).")] = None,
+    ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
+) -> None:
+    """Re-check the whole chain: heights, links, block hashes, signatures."""
+    from anchor.ledger import LedgerFile, check_block
+    from packproof.crypto import read_public_key
+    from packproof.paths import DataDir
+
+    dirs = DataDir(data_dir)
+    path = ledger or dirs.ledger
+    if not path.exists():
+        fail(Exit.BAD_INPUT, f"no ledger at {path}")
+    key = read_public_key(ledger_key or str(dirs.ledger_pub))
+    prev = None
+    n = leaves = 0
+    for block in LedgerFile(path).read():
+        check_block(block, prev, key)
+        prev = block
+        n += 1
+        leaves += block.header["leaf_count"]
+    out.print(f"[green]ledger holds[/]: {n:,} blocks, {leaves:,} leaves, head "
+              f"{prev.hash.hex() if prev else '-'}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except PackproofError as exc:
+        if _verbose:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(int(_code_for(exc)))

@@ -1,0 +1,27 @@
+"""Where a packproof data directory keeps its files: one place, so every command agrees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "packproof.db"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.jsonl"
+
+    @property
+    def ledger_key(self) -> Path:
+        return self.root / "ledger.key"  # private, 0600
+
+    @property
+    def ledger_pub(self) -> Path:
+        return self.root / "ledger.pub"  # base64 public key, for auditors

@@ -1,0 +1,143 @@
+"""`packproof run`: broker, ingestor, sealer, API and a simulated fleet in one process.
+
+Stopping (Ctrl-C, SIGTERM or the end of --duration) goes downstream in order so that
+nothing is lost: the simulator stops and waits for the broker's acknowledgements; the
+ingestor takes in everything the broker has delivered and commits it; the sealer seals
+what is left; then the API and the broker stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from broker.embedded import EmbeddedBroker
+from packproof.net import free_port
+from packproof.paths import DataDir
+from packproof.services import IngestOptions, IngestService, api_server
+from simulators.fleet import MIXED, build_fleet, load_progress, save_progress, shipments_of
+from simulators.publisher import FleetPublisher, PublishStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunOptions:
+    data_dir: Path = Path("data")
+    mqtt_port: int = 0  # 0: pick a free port
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    duration: float | None = None
+    shipments: int = 8
+    packs: int = 4
+    scenario: str = MIXED
+    rate: float = 1.0
+    seed: int = 1
+    unsigned_shipments: int = 1
+    step_s: float = 60.0
+    verify_signatures: bool = True
+    console: Console = field(default_factory=Console)
+
+
+async def _wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def run(o: RunOptions) -> dict[str, int]:
+    """Run until stopped; returns the final counts (sent, accepted, quarantined, sealed)."""
+    out = o.console
+    dirs = DataDir(o.data_dir)
+    mqtt_port = o.mqtt_port or free_port()
+    fleet = build_fleet(shipments=o.shipments, packs=o.packs, scenario=o.scenario, seed=o.seed,
+                        unsigned_shipments=o.unsigned_shipments, step_s=o.step_s)
+    load_progress(fleet, dirs.root / "simulator.json")
+    server = api_server(o.data_dir, o.api_host, o.api_port)  # fails early if the port is taken
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with EmbeddedBroker(port=mqtt_port):
+        service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port,
+                                              verify_signatures=o.verify_signatures))
+        await service.start()
+        assert service.store is not None and service.ingestor is not None and service.sealer is not None
+        await service.store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
+        ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
+        pipeline = asyncio.create_task(service.run(ingest_stop, seal_stop))
+        api = asyncio.create_task(server.serve())
+        await _wait_until(lambda: server.started or api.done(), 10)
+        if api.done():
+            api.result()
+        url = f"http://{o.api_host}:{o.api_port}"
+        out.print(f"[bold]packproof[/] running: MQTT on 127.0.0.1:{mqtt_port}, API at [link]{url}[/] "
+                  f"(docs {url}/docs), data in {o.data_dir}")
+        out.print(f"fleet: {o.shipments} shipments x {o.packs} packs ({o.scenario}), {o.rate:g} reading/s per pack; "
+                  + (f"stopping after {o.duration:g} s" if o.duration else "Ctrl-C stops cleanly"))
+
+        publisher = FleetPublisher(fleet, port=mqtt_port, rate=o.rate)
+        await asyncio.to_thread(publisher.connect)
+        sim_stop = threading.Event()
+        hint_shown = False
+        first = fleet[0]
+        first_id = f"{first.device_id}:{first.next_seq}"
+
+        def tick(s: PublishStats) -> None:
+            nonlocal hint_shown
+            sealer = service.sealer
+            assert sealer is not None and service.ingestor is not None
+            if not hint_shown and sealer.sealed_leaves:
+                hint_shown = True
+                out.print(f"verify a reading:  packproof verify {first_id} --api {url} "
+                          f"--ledger-key {dirs.ledger_pub}")
+            st = service.ingestor.stats
+            out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s) | stored {st.accepted:,} | quarantined "
+                      f"{st.quarantined:,} | sealed {sealer.sealed_leaves:,} in {sealer.sealed_blocks:,} blocks",
+                      highlight=False)
+
+        last = [0.0]
+
+        def throttled(s: PublishStats) -> None:
+            if time.monotonic() - last[0] >= 5.0 or not hint_shown:
+                last[0] = time.monotonic()
+                tick(s)
+
+        sim = asyncio.create_task(asyncio.to_thread(
+            publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([sim, stopper], return_when=asyncio.FIRST_COMPLETED)
+        out.print("stopping: simulator, then ingestor, then sealer ...")
+        sim_stop.set()
+        stats = await sim
+        stopper.cancel()
+        await asyncio.to_thread(publisher.wait_acked, 10.0)
+        publisher.close()
+        save_progress(fleet, dirs.root / "simulator.json")
+        ingestor = service.ingestor
+        await _wait_until(lambda: ingestor.stats.received >= stats.sent, 15)
+        ingest_stop.set()
+        await pipeline
+        tick(stats)
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await api
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    sealer = service.sealer
+    return {"sent": stats.sent, "accepted": ingestor.stats.accepted,
+            "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
+            "sealed": sealer.sealed_leaves, "blocks": sealer.sealed_blocks}

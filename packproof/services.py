@@ -1,0 +1,86 @@
+"""Long-running services wired from their parts: ingest+seal, API. Used by the CLI and `run`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
+
+from anchor.ledger import LedgerFile
+from anchor.sealer import Sealer
+from api.deps import ApiSettings
+from api.main import create_app
+from edge.ingestor import Ingestor
+from packproof.crypto import load_or_create_ledger_key
+from packproof.net import require_free
+from packproof.paths import DataDir
+from packproof.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IngestOptions:
+    data_dir: Path
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    verify_signatures: bool = True
+    seal: bool = True
+    seal_interval: float = 1.0
+    max_block: int = 8192
+    profiles_file: Path | None = None
+    client_id: str = "packproof-ingestor"
+
+
+def profiles_from(path: Path | None) -> dict[str, Profile]:
+    return load_profiles(path) if path else dict(BUILTIN_PROFILES)
+
+
+class IngestService:
+    """The ingestor and (by default) the sealer, sharing one store connection."""
+
+    def __init__(self, opts: IngestOptions) -> None:
+        self.opts = opts
+        self.dirs = DataDir(opts.data_dir)
+        self.store: Store | None = None
+        self.ingestor: Ingestor | None = None
+        self.sealer: Sealer | None = None
+
+    async def start(self) -> None:
+        o = self.opts
+        self.store = await Store.open(self.dirs.store)
+        if o.seal:
+            key = load_or_create_ledger_key(self.dirs.ledger_key)
+            self.sealer = Sealer(self.store, LedgerFile(self.dirs.ledger), key,
+                                 interval=o.seal_interval, max_leaves=o.max_block)
+            done = await self.sealer.recover()
+            if done:
+                log.warning("recovered %d block(s) written to the ledger but not recorded", done)
+        self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
+                                 client_id=o.client_id, verify_signatures=o.verify_signatures,
+                                 profiles=profiles_from(o.profiles_file))
+        await self.ingestor.load_state()
+        await self.ingestor.connect()
+
+    async def run(self, ingest_stop: asyncio.Event, seal_stop: asyncio.Event) -> None:
+        """Run until both events are set; ingestion stops (and drains) before the last seal."""
+        assert self.ingestor is not None and self.store is not None
+        sealing = asyncio.create_task(self.sealer.run(seal_stop)) if self.sealer else None
+        try:
+            await self.ingestor.run(ingest_stop)
+        finally:
+            seal_stop.set()
+            if sealing:
+                await sealing
+            await self.store.close()
+
+
+def api_server(data_dir: Path, host: str, port: int, stale_after: float = 120.0) -> uvicorn.Server:
+    require_free(host, port, "--api-port", "another web server?")
+    app = create_app(ApiSettings(DataDir(data_dir), stale_after))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    return uvicorn.Server(config)

@@ -1,0 +1,371 @@
+"""The off-chain store: SQLite through aiosqlite, in WAL mode.
+
+One writer connection per process (the ingestor and the sealer share it, serialised by a
+lock so their transactions never interleave on the connection) and any number of
+readers (the API). Every query path the API uses is served by an index or a maintained
+aggregate (`device_stats`, `excursions`, `counters`); none scans all readings.
+
+Commits are `synchronous=FULL`: a reading is acknowledged to the broker only after the
+batch holding it is durably committed, so a crash loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from packproof.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shipments(
+    shipment_id TEXT PRIMARY KEY, profile TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS devices(
+    device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL REFERENCES shipments(shipment_id),
+    public_key BLOB, registered_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS devices_shipment ON devices(shipment_id);
+CREATE TABLE IF NOT EXISTS readings(
+    id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    shipment_id TEXT NOT NULL, ts TEXT NOT NULL, received_at REAL NOT NULL,
+    body BLOB NOT NULL, leaf_hash BLOB NOT NULL, block_height INTEGER, leaf_index INTEGER,
+    UNIQUE(device_id, seq));
+CREATE INDEX IF NOT EXISTS readings_shipment ON readings(shipment_id, id);
+CREATE INDEX IF NOT EXISTS readings_block ON readings(block_height, leaf_index);
+CREATE TABLE IF NOT EXISTS quarantine(
+    id INTEGER PRIMARY KEY, received_at REAL NOT NULL, topic TEXT NOT NULL,
+    payload BLOB NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
+    device_id TEXT, shipment_id TEXT);
+CREATE TABLE IF NOT EXISTS device_stats(
+    device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL,
+    reading_count INTEGER NOT NULL, sealed_count INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, last_received_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS device_stats_shipment ON device_stats(shipment_id);
+CREATE TABLE IF NOT EXISTS excursions(
+    id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, shipment_id TEXT NOT NULL,
+    test TEXT NOT NULL, quantity TEXT NOT NULL, severity TEXT NOT NULL,
+    start_ts TEXT NOT NULL, end_ts TEXT NOT NULL, start_seq INTEGER NOT NULL,
+    end_seq INTEGER NOT NULL, peak REAL NOT NULL, limit_value REAL NOT NULL,
+    limit_desc TEXT NOT NULL, reading_count INTEGER NOT NULL, open INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS excursions_shipment ON excursions(shipment_id, id);
+CREATE INDEX IF NOT EXISTS excursions_open ON excursions(open) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS blocks(
+    height INTEGER PRIMARY KEY, hash BLOB NOT NULL, first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL, leaf_count INTEGER NOT NULL, header TEXT NOT NULL,
+    signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+EXCURSION_COLUMNS = (
+    "id, device_id, shipment_id, test, quantity, severity, start_ts, end_ts, start_seq, "
+    "end_seq, peak, limit_value, limit_desc, reading_count, open"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    device_id: str
+    shipment_id: str
+    public_key: bytes | None  # None: a tracker that cannot sign; trust begins at the ingestor
+    profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    height: int
+    hash: bytes
+    first_id: int
+    last_id: int
+    leaf_count: int
+    header: str  # canonical JSON text of the header, exactly as hashed
+    signature: str
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    """Everything one ingest transaction writes; built by the ingestor, written at once."""
+
+    readings: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+    stats: list[tuple[Any, ...]] = field(default_factory=list)
+    excursions: list[tuple[Any, ...]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+class Store:
+    """Async access to the off-chain store; translate driver errors into StoreError."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, *, readonly: bool = False) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, timeout=30)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            if readonly:
+                await db.execute("PRAGMA query_only=ON")
+            else:
+                await db.executescript(SCHEMA)
+                await db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                await db.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        store = cls(db, path)
+        if readonly:
+            await store._check_schema()
+        return store
+
+    async def _check_schema(self) -> None:
+        try:
+            rows = await self._fetch("SELECT value FROM meta WHERE key='schema_version'")
+        except StoreError as exc:
+            raise StoreError(f"{self.path} holds no packproof store (has the ingestor run?)") from exc
+        if not rows or int(rows[0][0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {rows[0][0] if rows else None}, expected {SCHEMA_VERSION}")
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(await self._db.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"store query failed: {exc}") from exc
+
+    # ---- registry -------------------------------------------------------------------
+
+    async def register(self, shipments: dict[str, str], devices: Iterable[tuple[str, str, bytes | None]]) -> None:
+        """Upsert shipments (id -> profile) and devices (id, shipment, public key or None).
+
+        A device already registered with another key or shipment is refused: a key must
+        not change silently.
+        """
+        now = time.time()
+        async with self._lock:
+            try:
+                for sid, profile in shipments.items():
+                    await self._db.execute(
+                        "INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?) "
+                        "ON CONFLICT(shipment_id) DO UPDATE SET profile=excluded.profile",
+                        (sid, profile, now),
+                    )
+                for device_id, sid, key in devices:
+                    rows = list(await self._db.execute_fetchall(
+                        "SELECT shipment_id, public_key FROM devices WHERE device_id=?", (device_id,)))
+                    if rows:
+                        if rows[0][0] != sid or rows[0][1] != key:
+                            raise StoreError(
+                                f"device {device_id} is already registered with a different "
+                                f"shipment or key (shipment {rows[0][0]}); refusing to change it")
+                        continue
+                    await self._db.execute(
+                        "INSERT INTO devices(device_id, shipment_id, public_key, registered_at) "
+                        "VALUES (?,?,?,?)", (device_id, sid, key, now))
+                await self._db.commit()
+            except sqlite3.Error as exc:
+                await self._db.rollback()
+                raise StoreError(f"registering devices failed: {exc}") from exc
+            except StoreError:
+                await self._db.rollback()
+                raise
+
+    async def devices(self) -> list[DeviceRecord]:
+        rows = await self._fetch(
+            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile FROM devices d "
+            "JOIN shipments s USING(shipment_id) ORDER BY d.device_id")
+        return [DeviceRecord(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def device(self, device_id: str) -> DeviceRecord | None:
+        rows = await self._fetch(
+            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile FROM devices d "
+            "JOIN shipments s USING(shipment_id) WHERE d.device_id=?", (device_id,))
+        return DeviceRecord(rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
+
+    # ---- ingest ---------------------------------------------------------------------
+
+    async def last_seqs(self) -> dict[str, int]:
+        rows = await self._fetch("SELECT device_id, last_seq FROM device_stats")
+        return {r[0]: r[1] for r in rows}
+
+    async def open_excursions(self) -> list[tuple[Any, ...]]:
+        return await self._fetch(f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1")
+
+    async def max_excursion_id(self) -> int:
+        rows = await self._fetch("SELECT coalesce(max(id), 0) FROM excursions")
+        return int(rows[0][0])
+
+    async def existing(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (device, seq) are already stored: the rare path for late readings."""
+        found: set[tuple[str, int]] = set()
+        for device_id, seq in keys:
+            rows = await self._fetch(
+                "SELECT 1 FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
+            if rows:
+                found.add((device_id, seq))
+        return found
+
+    async def write_batch(self, b: IngestBatch) -> None:
+        """One transaction for a whole ingest batch: readings, quarantine, aggregates."""
+        async with self._lock:
+            db = self._db
+            try:
+                if b.readings:
+                    await db.executemany(
+                        "INSERT OR IGNORE INTO readings(device_id, seq, shipment_id, ts, received_at, "
+                        "body, leaf_hash) VALUES (?,?,?,?,?,?,?)", b.readings)
+                if b.quarantine:
+                    await db.executemany(
+                        "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, "
+                        "device_id, shipment_id) VALUES (?,?,?,?,?,?,?)", b.quarantine)
+                if b.stats:
+                    await db.executemany(
+                        "INSERT INTO device_stats(device_id, shipment_id, reading_count, first_seq, "
+                        "last_seq, first_ts, last_ts, last_received_at) VALUES (?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(device_id) DO UPDATE SET "
+                        "reading_count = reading_count + excluded.reading_count, "
+                        "first_ts = CASE WHEN excluded.first_seq < first_seq THEN excluded.first_ts ELSE first_ts END, "
+                        "first_seq = min(first_seq, excluded.first_seq), "
+                        "last_ts = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_ts ELSE last_ts END, "
+                        "last_seq = max(last_seq, excluded.last_seq), "
+                        "last_received_at = max(last_received_at, excluded.last_received_at)",
+                        b.stats)
+                if b.excursions:
+                    await db.executemany(
+                        f"INSERT OR REPLACE INTO excursions({EXCURSION_COLUMNS}) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", b.excursions)
+                if b.counters:
+                    await db.executemany(
+                        "INSERT INTO counters(name, value) VALUES (?,?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                        list(b.counters.items()))
+                await db.commit()
+            except sqlite3.Error as exc:
+                await db.rollback()
+                raise StoreError(f"writing an ingest batch failed: {exc}") from exc
+
+    # ---- sealing --------------------------------------------------------------------
+
+    async def head_block(self) -> BlockRecord | None:
+        rows = await self._fetch(
+            "SELECT height, hash, first_id, last_id, leaf_count, header, signature FROM blocks "
+            "ORDER BY height DESC LIMIT 1")
+        return BlockRecord(*rows[0]) if rows else None
+
+    async def block(self, height: int) -> BlockRecord | None:
+        rows = await self._fetch(
+            "SELECT height, hash, first_id, last_id, leaf_count, header, signature FROM blocks "
+            "WHERE height=?", (height,))
+        return BlockRecord(*rows[0]) if rows else None
+
+    async def blocks(self, start: int, limit: int) -> list[BlockRecord]:
+        rows = await self._fetch(
+            "SELECT height, hash, first_id, last_id, leaf_count, header, signature FROM blocks "
+            "WHERE height >= ? ORDER BY height LIMIT ?", (start, limit))
+        return [BlockRecord(*r) for r in rows]
+
+    async def unsealed(self, after_id: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """The next readings to seal, in store order: (id, device_id, leaf_hash).
+
+        Store order is deterministic, so a block whose ledger line was written before a
+        crash can be matched to the same readings again on restart.
+        """
+        async with self._lock:
+            return await self._fetch(
+                "SELECT id, device_id, leaf_hash FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit))
+
+    async def record_block(self, block: BlockRecord, rows: Sequence[tuple[int, str, bytes]]) -> None:
+        per_device: dict[str, int] = {}
+        for _, device_id, _ in rows:
+            per_device[device_id] = per_device.get(device_id, 0) + 1
+        async with self._lock:
+            db = self._db
+            try:
+                await db.execute(
+                    "INSERT INTO blocks(height, hash, first_id, last_id, leaf_count, header, signature) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (block.height, block.hash, block.first_id, block.last_id, block.leaf_count,
+                     block.header, block.signature))
+                await db.executemany(
+                    "UPDATE readings SET block_height=?, leaf_index=? WHERE id=?",
+                    [(block.height, i, r[0]) for i, r in enumerate(rows)])
+                await db.executemany(
+                    "UPDATE device_stats SET sealed_count = sealed_count + ? WHERE device_id=?",
+                    [(n, d) for d, n in per_device.items()])
+                await db.commit()
+            except sqlite3.Error as exc:
+                await db.rollback()
+                raise StoreError(f"recording block {block.height} failed: {exc}") from exc
+
+    async def block_leaf_hashes(self, height: int) -> list[bytes]:
+        rows = await self._fetch(
+            "SELECT leaf_hash FROM readings WHERE block_height=? ORDER BY leaf_index", (height,))
+        return [r[0] for r in rows]
+
+    # ---- queries for the API and the CLI ----------------------------------------------
+
+    async def shipments(self, limit: int, offset: int) -> list[tuple[Any, ...]]:
+        return await self._fetch(
+            "SELECT s.shipment_id, s.profile, s.created_at, count(d.device_id) FROM shipments s "
+            "LEFT JOIN devices d USING(shipment_id) GROUP BY s.shipment_id "
+            "ORDER BY s.shipment_id LIMIT ? OFFSET ?", (limit, offset))
+
+    async def shipment(self, shipment_id: str) -> tuple[Any, ...] | None:
+        rows = await self._fetch(
+            "SELECT shipment_id, profile, created_at FROM shipments WHERE shipment_id=?",
+            (shipment_id,))
+        return rows[0] if rows else None
+
+    async def shipment_devices(self, shipment_id: str) -> list[tuple[Any, ...]]:
+        """Registered devices with their maintained stats (NULLs before the first reading)."""
+        return await self._fetch(
+            "SELECT d.device_id, d.public_key IS NOT NULL, s.reading_count, s.sealed_count, "
+            "s.first_seq, s.last_seq, s.first_ts, s.last_ts, s.last_received_at "
+            "FROM devices d LEFT JOIN device_stats s USING(device_id) "
+            "WHERE d.shipment_id=? ORDER BY d.device_id", (shipment_id,))
+
+    async def shipment_excursions(self, shipment_id: str) -> list[tuple[Any, ...]]:
+        return await self._fetch(
+            f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE shipment_id=? ORDER BY id",
+            (shipment_id,))
+
+    async def shipment_readings(self, shipment_id: str, after_id: int, limit: int) -> list[tuple[Any, ...]]:
+        return await self._fetch(
+            "SELECT id, body, block_height, leaf_index, received_at FROM readings "
+            "WHERE shipment_id=? AND id > ? ORDER BY id LIMIT ?", (shipment_id, after_id, limit))
+
+    async def reading(self, device_id: str, seq: int) -> tuple[Any, ...] | None:
+        rows = await self._fetch(
+            "SELECT id, body, leaf_hash, block_height, leaf_index, received_at, shipment_id "
+            "FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
+        return rows[0] if rows else None
+
+    async def counters(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}
+
+    async def quarantined(self, limit: int) -> list[tuple[Any, ...]]:
+        return await self._fetch(
+            "SELECT id, received_at, topic, payload, reason_code, reason, device_id FROM quarantine "
+            "ORDER BY id DESC LIMIT ?", (limit,))

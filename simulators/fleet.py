@@ -1,0 +1,106 @@
+"""A simulated fleet: N shipments x M packs, one sensor per pack, each with its own key.
+
+Everything is derived from `--seed`: shipment and device ids, scenarios, and each
+device's Ed25519 key (from a hash of seed and device id), so the same command makes
+the same fleet and the same signals. Only where each device left off (its next seq)
+is kept between runs, so a seq is never reused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from packproof.canonical import canonical_bytes, signing_bytes
+from packproof.crypto import b64, private_key_from_seed, public_key_bytes
+from packproof.errors import ConfigError
+from packproof.reading import DeviceTopic, Location, Reading, Shock, Vibration
+from packproof.timefmt import rfc3339
+from simulators.scenarios import MIXED_FLEET, SCENARIOS, scenario_profile
+from simulators.signals import DeviceSignal
+
+MIXED = "mixed"
+
+
+@dataclass(slots=True)
+class SimDevice:
+    device_id: str
+    shipment_id: str
+    scenario: str
+    key: Ed25519PrivateKey | None  # None: a tracker that cannot sign
+    signal: DeviceSignal
+    next_seq: int = 0
+
+    @property
+    def topic(self) -> str:
+        return str(DeviceTopic(self.shipment_id, self.device_id))
+
+    @property
+    def status_topic(self) -> str:
+        return str(DeviceTopic(self.shipment_id, self.device_id, "status"))
+
+    @property
+    def public_key(self) -> bytes | None:
+        return public_key_bytes(self.key) if self.key else None
+
+    def reading(self, now: float) -> bytes:
+        """The next reading's JSON body (canonical, signed), advancing seq."""
+        seq = self.next_seq
+        self.next_seq += 1
+        s = self.signal.sample(seq)
+        r = Reading.model_construct(
+            v=1, device_id=self.device_id, shipment_id=self.shipment_id, seq=seq, ts=rfc3339(now),
+            temperature_c=s.temperature_c,
+            vibration=Vibration.model_construct(peak_g=s.vib_peak_g, freq_hz=s.vib_freq_hz),
+            shock=Shock.model_construct(peak_g=s.shock_peak_g, duration_ms=s.shock_duration_ms),
+            pressure_kpa=s.pressure_kpa, location=Location.model_construct(lat=s.lat, lon=s.lon),
+            sig=None)
+        if self.key is not None:
+            r = r.model_copy(update={"sig": b64(self.key.sign(signing_bytes(r)))})
+        return canonical_bytes(r)
+
+
+def build_fleet(*, shipments: int, packs: int, scenario: str = MIXED, seed: int = 1,
+                unsigned_shipments: int = 0, step_s: float = 60.0) -> list[SimDevice]:
+    if shipments < 1 or packs < 1:
+        raise ConfigError(f"a fleet needs at least 1 shipment and 1 pack, got {shipments} x {packs}")
+    if scenario != MIXED and scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {scenario!r}; choose {MIXED} or one of: {', '.join(sorted(SCENARIOS))}")
+    fleet = []
+    for i in range(shipments):
+        name = MIXED_FLEET[i % len(MIXED_FLEET)] if scenario == MIXED else scenario
+        shipment_id = f"SHP-{seed:03d}-{i + 1:04d}"
+        signed = i < shipments - unsigned_shipments
+        for j in range(packs):
+            device_id = f"{shipment_id}-P{j + 1:02d}"
+            key = private_key_from_seed(f"packproof-sim/{seed}/{device_id}".encode()) if signed else None
+            fleet.append(SimDevice(device_id, shipment_id, name, key,
+                                   DeviceSignal(name, seed, device_id, step_s)))
+    return fleet
+
+
+def shipments_of(fleet: list[SimDevice]) -> dict[str, str]:
+    """shipment id -> UN 38.3 profile name, for registration."""
+    return {d.shipment_id: scenario_profile(d.scenario) for d in fleet}
+
+
+def load_progress(fleet: list[SimDevice], path: Path) -> None:
+    """Continue each device's seq where the last run left it (seqs are never reused)."""
+    if not path.exists():
+        return
+    try:
+        state = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it to start the fleet afresh") from exc
+    for d in fleet:
+        d.next_seq = int(state.get(d.device_id, 0))
+
+
+def save_progress(fleet: list[SimDevice], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({d.device_id: d.next_seq for d in fleet}, indent=1))
+    tmp.replace(path)

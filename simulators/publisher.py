@@ -1,0 +1,116 @@
+"""Publish a fleet's readings over MQTT at a set rate (QoS 1), one connection per device.
+
+Each device has its own MQTT client, as a real tracker would, with a retained
+`online` status and `offline` as its Last Will. Publishing is paced by a clock (not by
+sleeping a fixed time per message), so the rate holds however long publishing takes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+from packproof.errors import BrokerError
+from simulators.fleet import SimDevice
+
+
+@dataclass(slots=True)
+class PublishStats:
+    sent: int = 0
+    acked: int = 0
+    started: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.sent / elapsed if elapsed > 0 else 0.0
+
+
+class FleetPublisher:
+    def __init__(self, fleet: list[SimDevice], *, host: str = "127.0.0.1", port: int = 1883,
+                 rate: float = 1.0, qos: int = 1, username: str | None = None,
+                 password: str | None = None) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0 readings/s per device, got {rate}")
+        self.fleet, self.host, self.port, self.rate, self.qos = fleet, host, port, rate, qos
+        self.stats = PublishStats()
+        self._lock = threading.Lock()
+        self._clients: list[mqtt.Client] = []
+        self._auth = (username, password)
+
+    def _on_publish(self, *_: object) -> None:
+        with self._lock:
+            self.stats.acked += 1
+
+    def connect(self, timeout: float = 10.0) -> None:
+        pending = []
+        for d in self.fleet:
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{d.device_id}",
+                            protocol=mqtt.MQTTv311)
+            if self._auth[0]:
+                c.username_pw_set(*self._auth)
+            c.will_set(d.status_topic, b"offline", qos=1, retain=True)
+            c.on_publish = self._on_publish
+            connected = threading.Event()
+            c.on_connect = lambda cl, u, f, rc, p, d=d, ev=connected: (
+                cl.publish(d.status_topic, b"online", qos=0, retain=True), ev.set())
+            try:
+                c.connect(self.host, self.port, keepalive=30)
+            except OSError as exc:
+                self.close()
+                raise BrokerError(f"simulator cannot reach the MQTT broker at {self.host}:{self.port}: {exc}") from exc
+            c.loop_start()
+            self._clients.append(c)
+            pending.append(connected)
+        deadline = time.monotonic() + timeout
+        for ev in pending:
+            if not ev.wait(max(0.0, deadline - time.monotonic())):
+                self.close()
+                raise BrokerError(f"no CONNACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
+
+    def run(self, *, stop: threading.Event, duration: float | None = None,
+            count: int | None = None, on_tick: Callable[[PublishStats], None] | None = None) -> PublishStats:
+        """Publish a reading per device every 1/rate s until stop, duration or count per device."""
+        self.stats.started = t0 = time.monotonic()
+        period = 1.0 / self.rate
+        k = 0
+        last_tick = 0.0
+        while not stop.is_set():
+            if count is not None and k >= count:
+                break
+            due = t0 + k * period
+            now = time.monotonic()
+            if duration is not None and due - t0 >= duration:
+                break
+            if due > now:
+                stop.wait(due - now)
+                continue
+            wall = time.time()
+            for d, c in zip(self.fleet, self._clients, strict=True):
+                c.publish(d.topic, d.reading(wall), qos=self.qos)
+            self.stats.sent += len(self.fleet)
+            k += 1
+            if on_tick is not None and now - last_tick >= 0.25:
+                last_tick = now
+                on_tick(self.stats)
+        if on_tick is not None:
+            on_tick(self.stats)
+        return self.stats
+
+    def wait_acked(self, timeout: float = 10.0) -> bool:
+        """Wait until the broker has acknowledged everything sent (QoS 1)."""
+        deadline = time.monotonic() + timeout
+        while self.qos and self.stats.acked < self.stats.sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.qos == 0 or self.stats.acked >= self.stats.sent
+
+    def close(self) -> None:
+        for d, c in zip(self.fleet, self._clients, strict=False):
+            c.publish(d.status_topic, b"offline", qos=0, retain=True)
+            c.disconnect()
+            c.loop_stop()
+        self._clients.clear()

@@ -1,0 +1,137 @@
+"""Shared fixtures: real services on free ports, the way users run them.
+
+- `mqtt_broker`: the embedded amqtt broker in a thread of its own for the session
+  (as httpx's tests serve a real uvicorn in a thread).
+- `Service`: a `packproof` command started as a real subprocess, stopped with SIGINT
+  (the clean path) at the end of the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from broker.embedded import EmbeddedBroker
+from packproof.net import free_port, port_in_use
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def packproof_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "packproof", *args]
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a `packproof` command to completion; returns its exit code and output."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(packproof_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+class BrokerThread:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with EmbeddedBroker(port=self.port):
+                self._ready.set()
+                await self._stop.wait()
+
+        self._loop.run_until_complete(main())
+
+    def start(self) -> BrokerThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("embedded broker did not start in 10 s")
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[BrokerThread]:
+    b = BrokerThread().start()
+    yield b
+    b.stop()
+
+
+class Service:
+    """A long-running `packproof` subprocess, logs kept for the failure message."""
+
+    def __init__(self, *args: str, log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(packproof_cmd(*args), stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_port(self, port: int, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not port_in_use("127.0.0.1", port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"service did not open port {port}:\n{self.output()}")
+            time.sleep(0.1)
+
+    def wait_output(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"service never printed {text!r}:\n{self.output()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for s in reversed(started):
+        s.stop()
+
+
+def wait_for(predicate, timeout: float = 20, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def get_json(url: str) -> dict:  # type: ignore[type-arg]
+    r = httpx.get(url, timeout=10)
+    r.raise_for_status()
+    return r.json()  # type: ignore[no-any-return]

@@ -1,0 +1,152 @@
+"""The ingestor against a real amqtt broker and a real SQLite store.
+
+Every kind of bad input is published over MQTT between honest readings; each must end
+in the quarantine table with a reason a person understands, be counted, and never
+stop the honest readings behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.ingestor import Ingestor
+from packproof.canonical import canonical_bytes, signing_bytes
+from packproof.crypto import b64, private_key_from_seed, public_key_bytes
+from packproof.reading import Reading
+from packproof.store import Store
+from tests.conftest import BrokerThread
+
+KEY = private_key_from_seed(b"test-device")
+OTHER = private_key_from_seed(b"someone-else")
+
+
+def reading(seq: int, device: str = "dev-1", shipment: str = "SHP-1", key=KEY, **over) -> Reading:  # type: ignore[no-untyped-def]
+    doc = {"v": 1, "device_id": device, "shipment_id": shipment, "seq": seq, "ts": "2026-11-22T08:15:30.250Z",
+           "temperature_c": 24.3, "vibration": {"peak_g": 0.4, "freq_hz": 22.0},
+           "shock": {"peak_g": 0.0, "duration_ms": 0.0}, "pressure_kpa": 101.3} | over
+    r = Reading.model_validate(doc)
+    return r.model_copy(update={"sig": b64(key.sign(signing_bytes(r)))}) if key else r
+
+
+def topic(device: str = "dev-1", shipment: str = "SHP-1") -> str:
+    return f"packproof/v1/{shipment}/{device}/telemetry"
+
+
+def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-pub")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    infos = [c.publish(t, p, qos=1) for t, p in messages]
+    for i in infos:
+        i.wait_for_publish(10)
+    c.disconnect()
+    c.loop_stop()
+
+
+async def run_ingestor(store: Store, port: int, client_id: str, until) -> Ingestor:  # type: ignore[no-untyped-def]
+    ing = Ingestor(store, port=port, client_id=client_id)
+    await ing.load_state()
+    await ing.connect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ing.run(stop))
+    for _ in range(200):
+        if until(ing):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    return ing
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = await Store.open(tmp_path / "p.db")
+    await s.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
+                     [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-u", "SHP-1", None),
+                      ("dev-2", "SHP-2", public_key_bytes(KEY))])
+    yield s
+    await s.close()
+
+
+BAD = [
+    ("malformed_json", topic(), b'{"v": 1, "device_id": '),
+    ("malformed_json", topic(), b"\xff\xfe not utf-8"),
+    ("invalid_schema", topic(), canonical_bytes(reading(100))[:-1] + b',"colour":"red"}'),
+    ("invalid_schema", topic(), json.dumps({**json.loads(canonical_bytes(reading(101))), "seq": "101"}).encode()),
+    ("invalid_schema", topic(), json.dumps({k: v for k, v in json.loads(canonical_bytes(reading(102))).items()
+                                            if k != "pressure_kpa"}).encode()),
+    ("invalid_schema", topic(), json.dumps({**json.loads(canonical_bytes(reading(103))), "temperature_c": 900}).encode()),
+    ("topic_mismatch", topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(104))),
+    ("unknown_device", topic(device="ghost"), canonical_bytes(reading(105, device="ghost"))),
+    ("bad_signature", topic(), canonical_bytes(reading(106, key=OTHER))),
+    ("missing_signature", topic(), canonical_bytes(reading(107, key=None))),
+    ("unexpected_signature", topic(device="dev-u"), canonical_bytes(reading(108, device="dev-u"))),
+    ("shipment_mismatch", topic(shipment="SHP-2"), canonical_bytes(reading(109, shipment="SHP-2"))),
+    ("bad_topic", "packproof/v1/SHP-1/dev-1/telemetry/extra", canonical_bytes(reading(110))),
+    ("too_large", topic(), b" " * 5000),
+]
+
+
+async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
+        store: Store, mqtt_broker: BrokerThread, tmp_path: Path) -> None:
+    honest = [(topic(), canonical_bytes(reading(i))) for i in range(10)]
+    unsigned = [(topic(device="dev-u"), canonical_bytes(reading(i, device="dev-u", key=None))) for i in range(3)]
+    bad = [(t, p) for _, t, p in BAD]
+    # Interleave: honest, bad, honest, ... so a bad payload must not block what follows it.
+    messages = [m for pair in zip(honest, bad, strict=False) for m in pair] + bad[len(honest):] + unsigned
+    # The ingestor's persistent session must exist before publishing, so connect it first.
+    ing_task = asyncio.create_task(run_ingestor(
+        store, mqtt_broker.port, "ing-bad",
+        lambda i: i.stats.batches and i.stats.processed >= len(messages) and not i._inbox))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(publish_all, mqtt_broker.port, messages + honest[:3])  # 3 duplicates too
+    ing = await ing_task
+    assert ing.stats.accepted == 13 and ing.stats.duplicates == 3
+    db = sqlite3.connect(store.path)
+    rows = db.execute("SELECT reason_code, reason, payload, topic FROM quarantine ORDER BY id").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(code for code, _, _ in BAD)
+    by_code = {r[0]: r[1] for r in rows}
+    assert "unknown field 'colour'" in by_code["invalid_schema"] or any(
+        "unknown field 'colour'" in r[1] for r in rows)
+    assert any("missing field 'pressure_kpa'" in r[1] for r in rows)
+    assert any("temperature_c: input should be less than or equal to 200" in r[1] for r in rows)
+    assert any("seq: input should be a valid integer" in r[1] for r in rows)
+    assert "does not verify" in by_code["bad_signature"]
+    assert "device ghost is not registered" in by_code["unknown_device"]
+    assert "published on the topic of device dev-2" in by_code["topic_mismatch"]
+    assert {r[2] for r in rows} == {p for _, _, p in BAD}  # raw bytes kept as received
+    stored = db.execute("SELECT count(*), count(DISTINCT device_id || ':' || seq) FROM readings").fetchone()
+    assert stored == (13, 13)
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    assert counters["readings_accepted"] == 13 and counters["readings_duplicate"] == 3
+    assert counters["quarantined:invalid_schema"] == 4 and counters["quarantined:bad_signature"] == 1
+
+
+async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
+        store: Store, mqtt_broker: BrokerThread) -> None:
+    first = [(topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(i, "dev-2", "SHP-2")))
+             for i in range(5)]
+    t = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.accepted >= 5))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(publish_all, mqtt_broker.port, first)
+    assert (await t).stats.accepted == 5
+    # A second ingestor (as after a restart) sees a resend of everything plus new readings.
+    more = first + [(topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(i, "dev-2", "SHP-2")))
+                    for i in range(5, 8)]
+    t = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-restart",
+                                         lambda i: i.stats.processed >= 8))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(publish_all, mqtt_broker.port, more)
+    ing = await t
+    assert ing.stats.accepted == 3 and ing.stats.duplicates == 5
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT reading_count, first_seq, last_seq FROM device_stats WHERE device_id='dev-2'"
+                      ).fetchone() == (8, 0, 7)
+
+

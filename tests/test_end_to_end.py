@@ -1,0 +1,157 @@
+"""The whole pipeline as users run it: real processes, a real broker, real proofs.
+
+`packproof broker`, `packproof ingest` and `packproof api` run as subprocesses on free
+ports; `packproof simulate` publishes a mixed fleet; the CLI verifies proofs against
+the API, offline from a saved bundle, and after tampering with the store and the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from packproof.net import free_port
+from simulators.scenarios import MIXED_FLEET
+from tests.conftest import Service, cli, get_json, wait_for
+
+pytestmark = pytest.mark.e2e
+
+PACKS = 2
+COUNT = 30
+
+EXPECTED_TEST = {"hot-container": "T.2", "rough-road": "T.3", "drop": "T.4", "unpressurised-air": "T.1"}
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, services: list[Service]) -> dict:  # type: ignore[type-arg]
+    data = tmp_path / "data"
+    mqtt, api = free_port(), free_port()
+    broker = Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")
+    services.append(broker)
+    broker.wait_port(mqtt)
+    ingest = Service("ingest", "--data-dir", str(data), "--mqtt-port", str(mqtt), "--seal-interval", "0.3",
+                     log=tmp_path / "ingest.log")
+    services.append(ingest)
+    ingest.wait_output("ingesting from")
+    shipments = len(MIXED_FLEET)
+    sim = cli("simulate", "--mqtt-port", str(mqtt), "--data-dir", str(data), "--shipments", str(shipments),
+              "--packs", str(PACKS), "--count", str(COUNT), "--rate", "20", "--unsigned-shipments", "1")
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    api_svc = Service("api", "--data-dir", str(data), "--port", str(api), log=tmp_path / "api.log")
+    services.append(api_svc)
+    api_svc.wait_port(api)
+    url = f"http://127.0.0.1:{api}"
+    total = shipments * PACKS * COUNT
+
+    def all_sealed() -> bool:
+        shipments_doc = get_json(f"{url}/shipments")["shipments"]
+        sealed = sum(get_json(f"{url}/shipments/{s['shipment_id']}/condition")["sealed"] for s in shipments_doc)
+        return sealed == total
+
+    wait_for(all_sealed, 30, f"all {total} readings sealed; ingest log:\n{ingest.output()}")
+    return {"url": url, "data": data, "total": total, "ingest": ingest, "mqtt": mqtt}
+
+
+def test_condition_shows_each_excursion_kind(pipeline: dict) -> None:  # type: ignore[type-arg]
+    url = pipeline["url"]
+    shipments = get_json(f"{url}/shipments")["shipments"]
+    assert len(shipments) == len(MIXED_FLEET)
+    for i, scenario in enumerate(MIXED_FLEET):
+        sid = shipments[i]["shipment_id"]
+        cond = get_json(f"{url}/shipments/{sid}/condition")
+        assert cond["readings"] == PACKS * COUNT == cond["sealed"]
+        assert all(p["readings"] == COUNT and p["last_seq"] == COUNT - 1 for p in cond["packs"])
+        violated_tests = {e["test"] for e in cond["excursions"] if e["severity"] == "violation"}
+        if scenario in EXPECTED_TEST:
+            assert cond["status"] == "violated", (scenario, cond)
+            assert EXPECTED_TEST[scenario] in violated_tests, (scenario, cond["excursions"])
+            exc = next(e for e in cond["excursions"] if e["test"] == EXPECTED_TEST[scenario])
+            assert exc["start"] <= exc["end"] and exc["readings"] >= 1 and exc["limit_crossed"]
+        else:
+            assert cond["status"] in ("ok", "warning"), (scenario, cond["excursions"])
+            assert not violated_tests
+
+
+def test_cli_verifies_proofs_against_the_api(pipeline: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    url, data = pipeline["url"], pipeline["data"]
+    sid = get_json(f"{url}/shipments")["shipments"][0]["shipment_id"]
+    device = get_json(f"{url}/shipments/{sid}")["devices"][0]
+    bundle = tmp_path / "proof.json"
+    for seq in (0, COUNT // 2, COUNT - 1):
+        r = cli("verify", f"{device}:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"),
+                "--save", str(bundle))
+        assert r.returncode == 0, r.stdout + r.stderr
+        for check in ("device signature", "leaf hash", "merkle path", "block hash", "block signature",
+                      "block in chain"):
+            assert f"ok   {check}" in r.stdout, r.stdout
+        assert "proof holds" in r.stdout
+
+    # Offline, from the saved bundle, pinned to the ledger key and checked against the ledger file.
+    r = cli("verify", "--bundle", str(bundle), "--ledger-key", str(data / "ledger.pub"),
+            "--ledger", str(data / "ledger.jsonl"))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # A corrupted bundle is an invalid proof (1), not bad input.
+    doc = json.loads(bundle.read_text())
+    doc["audit_path"][0] = "00" * 32 if doc["audit_path"] else doc["audit_path"]
+    doc["leaf_index"] = (doc["leaf_index"] + 1) % doc["tree_size"]
+    bundle.write_text(json.dumps(doc))
+    r = cli("verify", "--bundle", str(bundle))
+    assert r.returncode == 1 and "FAIL merkle path" in r.stdout, r.stdout + r.stderr
+
+    # The whole chain holds.
+    r = cli("ledger", "verify", "--data-dir", str(data))
+    assert r.returncode == 0 and "ledger holds" in r.stdout, r.stdout + r.stderr
+
+
+def test_unsigned_tracker_says_where_trust_begins(pipeline: dict) -> None:  # type: ignore[type-arg]
+    url = pipeline["url"]
+    sid = get_json(f"{url}/shipments")["shipments"][-1]["shipment_id"]  # the unsigned shipment
+    cond = get_json(f"{url}/shipments/{sid}/condition")
+    assert {p["trust"] for p in cond["packs"]} == {"ingestor"}
+    r = cli("verify", f"{cond['packs'][0]['device_id']}:3", "--api", url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "skip device signature" in r.stdout and "trust for this reading begins at the ingestor" in r.stdout
+
+
+def test_cli_exit_codes_for_bad_input_and_unreachable_api(pipeline: dict) -> None:  # type: ignore[type-arg]
+    r = cli("verify", "no-such-device:1", "--api", pipeline["url"])
+    assert r.returncode == 2 and "is not stored" in r.stderr, r.stdout + r.stderr
+    r = cli("verify", "not-a-reading-id", "--api", pipeline["url"])
+    assert r.returncode == 2 and "device_id>:<seq>" in r.stderr, r.stdout + r.stderr
+    r = cli("verify", "x:1", "--api", f"http://127.0.0.1:{free_port()}")
+    assert r.returncode == 3 and "cannot reach the API" in r.stderr, r.stdout + r.stderr
+
+
+def test_tampering_is_found_and_named(pipeline: dict) -> None:  # type: ignore[type-arg]
+    url, data = pipeline["url"], pipeline["data"]
+    sid = get_json(f"{url}/shipments")["shipments"][1]["shipment_id"]
+    device = get_json(f"{url}/shipments/{sid}")["devices"][0]
+
+    # One stored reading altered in the off-chain store: its temperature made nicer.
+    with sqlite3.connect(data / "packproof.db") as db:
+        (body,) = db.execute("SELECT body FROM readings WHERE device_id=? AND seq=5", (device,)).fetchone()
+        reading = json.loads(body)
+        forged = body.replace(f'"temperature_c":{json.dumps(reading["temperature_c"])}'.encode(),
+                              b'"temperature_c":20.5')
+        assert forged != body
+        db.execute("UPDATE readings SET body=? WHERE device_id=? AND seq=5", (forged, device))
+    r = cli("verify", f"{device}:5", "--api", url)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAIL device signature" in r.stdout and "FAIL leaf hash" in r.stdout
+
+    # One ledger line edited: the Merkle root of the block holding device:0 replaced.
+    height = get_json(f"{url}/readings/{device}:0")["block_height"]
+    ledger = data / "ledger.jsonl"
+    lines = ledger.read_text().splitlines(keepends=True)
+    line = json.loads(lines[height])
+    line["header"]["merkle_root"] = "ab" * 32
+    lines[height] = json.dumps(line) + "\n"
+    ledger.write_text("".join(lines))
+    r = cli("ledger", "verify", "--data-dir", str(data))
+    assert r.returncode == 1 and f"block {height}" in r.stderr, r.stdout + r.stderr
+    r = cli("verify", f"{device}:0", "--api", url, "--ledger", str(ledger))
+    assert r.returncode == 1 and "FAIL block in chain" in r.stdout, r.stdout + r.stderr
