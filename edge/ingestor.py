@@ -22,7 +22,6 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +33,7 @@ from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, evaluate
 from packproof.crypto import DeviceVerifier
 from packproof.errors import BrokerError, InvalidReading, StoreError
 from packproof.reading import TELEMETRY_FILTER
-from packproof.store import IngestBatch, Store
+from packproof.store import DeviceRecord, IngestBatch, Store
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ class Ingestor:
         self.inbox_max = inbox_max
         self.stats = IngestStats()
         self.registry: dict[str, DeviceEntry] = {}
-        self._registry_loaded = 0.0
+        self._missing: dict[str, float] = {}  # unknown device id -> when we last asked the store
         self._last_seq: dict[str, int] = {}
         self._tracker = ExcursionTracker()
         self._inbox: collections.deque[Message] = collections.deque()
@@ -138,17 +137,30 @@ class Ingestor:
                                          open_excursions=opened)
 
     async def reload_registry(self) -> None:
-        registry = {}
-        for d in await self.store.devices():
-            profile = self.profiles.get(d.profile)
-            if profile is None:
-                log.error("shipment %s names unknown profile %r; using %s",
-                          d.shipment_id, d.profile, DEFAULT_PROFILE)
-                profile = self.profiles[DEFAULT_PROFILE]
-            verifier = DeviceVerifier(d.public_key) if d.public_key is not None else None
-            registry[d.device_id] = DeviceEntry(d.shipment_id, verifier, profile)
-        self.registry = registry
-        self._registry_loaded = time.monotonic()
+        self.registry = {d.device_id: self._entry(d) for d in await self.store.devices()}
+
+    def _entry(self, d: DeviceRecord) -> DeviceEntry:
+        profile = self.profiles.get(d.profile)
+        if profile is None:
+            log.error("shipment %s names unknown profile %r; using %s", d.shipment_id, d.profile, DEFAULT_PROFILE)
+            profile = self.profiles[DEFAULT_PROFILE]
+        verifier = DeviceVerifier(d.public_key) if d.public_key is not None else None
+        return DeviceEntry(d.shipment_id, verifier, profile)
+
+    async def _look_up(self, device_ids: list[str]) -> None:
+        """Devices registered since we started: ask the store, each id at most once a second."""
+        now = time.monotonic()
+        for device_id in set(device_ids):
+            if device_id in self.registry or now - self._missing.get(device_id, -2.0) < 1.0:
+                continue
+            d = await self.store.device(device_id)
+            if d is None:
+                self._missing[device_id] = now
+                if len(self._missing) > 10000:  # a flood of made-up ids must not grow memory
+                    self._missing.clear()
+                continue
+            self._missing.pop(device_id, None)
+            self.registry[device_id] = self._entry(d)
 
     async def connect(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
@@ -224,9 +236,7 @@ class Ingestor:
                 else:
                     self._quarantine(batch, m, exc)
         if unknown:
-            # A device registered since we last looked: reload at most once a second.
-            if time.monotonic() - self._registry_loaded > 1.0:
-                await self.reload_registry()
+            await self._look_up([m[0].split("/")[3] for m in unknown])
             for m in unknown:
                 try:
                     accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures), m[4]))
@@ -300,7 +310,3 @@ class Ingestor:
         batch.count("readings_duplicate")
         self.stats.duplicates += 1
 
-
-def registry_from(devices: Iterable[tuple[str, str, bytes | None]], profile: Profile) -> dict[str, DeviceEntry]:
-    """A registry built in memory: for tests and benchmarks of the decode path alone."""
-    return {d: DeviceEntry(s, DeviceVerifier(k) if k else None, profile) for d, s, k in devices}

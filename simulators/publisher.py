@@ -7,6 +7,7 @@ sleeping a fixed time per message), so the rate holds however long publishing ta
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -38,12 +39,15 @@ class FleetPublisher:
             raise ValueError(f"rate must be > 0 readings/s per device, got {rate}")
         self.fleet, self.host, self.port, self.rate, self.qos = fleet, host, port, rate, qos
         self.stats = PublishStats()
-        self._lock = threading.Lock()
+        self._pending: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self._clients: list[mqtt.Client] = []
         self._auth = (username, password)
 
-    def _on_publish(self, *_: object) -> None:
-        with self._lock:
+    def _count_acked(self) -> None:
+        """Acknowledged = telemetry publishes the broker has PUBACKed (QoS 1), oldest first."""
+        pending = self._pending
+        while pending and pending[0].is_published():
+            pending.popleft()
             self.stats.acked += 1
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -54,7 +58,6 @@ class FleetPublisher:
             if self._auth[0]:
                 c.username_pw_set(*self._auth)
             c.will_set(d.status_topic, b"offline", qos=1, retain=True)
-            c.on_publish = self._on_publish
             connected = threading.Event()
             c.on_connect = lambda cl, u, f, rc, p, d=d, ev=connected: (
                 cl.publish(d.status_topic, b"online", qos=0, retain=True), ev.set())
@@ -91,8 +94,9 @@ class FleetPublisher:
                 continue
             wall = time.time()
             for d, c in zip(self.fleet, self._clients, strict=True):
-                c.publish(d.topic, d.reading(wall), qos=self.qos)
+                self._pending.append(c.publish(d.topic, d.reading(wall), qos=self.qos))
             self.stats.sent += len(self.fleet)
+            self._count_acked()
             k += 1
             if on_tick is not None and now - last_tick >= 0.25:
                 last_tick = now
@@ -104,8 +108,10 @@ class FleetPublisher:
     def wait_acked(self, timeout: float = 10.0) -> bool:
         """Wait until the broker has acknowledged everything sent (QoS 1)."""
         deadline = time.monotonic() + timeout
+        self._count_acked()
         while self.qos and self.stats.acked < self.stats.sent and time.monotonic() < deadline:
             time.sleep(0.02)
+            self._count_acked()
         return self.qos == 0 or self.stats.acked >= self.stats.sent
 
     def close(self) -> None:

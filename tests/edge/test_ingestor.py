@@ -88,7 +88,7 @@ BAD = [
     ("missing_signature", topic(), canonical_bytes(reading(107, key=None))),
     ("unexpected_signature", topic(device="dev-u"), canonical_bytes(reading(108, device="dev-u"))),
     ("shipment_mismatch", topic(shipment="SHP-2"), canonical_bytes(reading(109, shipment="SHP-2"))),
-    ("bad_topic", "packproof/v1/SHP-1/dev-1/telemetry/extra", canonical_bytes(reading(110))),
+    ("bad_topic", "packproof/v1/SHP-1/dev!1/telemetry", canonical_bytes(reading(110))),
     ("too_large", topic(), b" " * 5000),
 ]
 
@@ -100,12 +100,12 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     bad = [(t, p) for _, t, p in BAD]
     # Interleave: honest, bad, honest, ... so a bad payload must not block what follows it.
     messages = [m for pair in zip(honest, bad, strict=False) for m in pair] + bad[len(honest):] + unsigned
+    messages += honest[:3]  # 3 duplicates too
     # The ingestor's persistent session must exist before publishing, so connect it first.
     ing_task = asyncio.create_task(run_ingestor(
-        store, mqtt_broker.port, "ing-bad",
-        lambda i: i.stats.batches and i.stats.processed >= len(messages) and not i._inbox))
+        store, mqtt_broker.port, "ing-bad", lambda i: i.stats.processed >= len(messages)))
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(publish_all, mqtt_broker.port, messages + honest[:3])  # 3 duplicates too
+    await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await ing_task
     assert ing.stats.accepted == 13 and ing.stats.duplicates == 3
     db = sqlite3.connect(store.path)
