@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from edge.thresholds import Check
 
+
 @dataclass(slots=True)
 class Excursion:
     id: int

@@ -122,7 +122,7 @@ class Ingestor:
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         while len(self._inbox) >= self.inbox_max and not self._closing:
             time.sleep(0.002)  # backpressure: stop reading the socket until we catch up
-        self._inbox.append((msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
+        self._inbox.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
         if self._idle and self._loop is not None:
             self._idle = False
             self._loop.call_soon_threadsafe(self._wake.set)
@@ -164,7 +164,7 @@ class Ingestor:
 
     async def connect(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
-        self.client.reconnect_delay_set(0.2, 5)
+        self.client.reconnect_delay_set(1, 5)
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError as exc:

@@ -59,8 +59,13 @@ class FleetPublisher:
                 c.username_pw_set(*self._auth)
             c.will_set(d.status_topic, b"offline", qos=1, retain=True)
             connected = threading.Event()
-            c.on_connect = lambda cl, u, f, rc, p, d=d, ev=connected: (
-                cl.publish(d.status_topic, b"online", qos=0, retain=True), ev.set())
+
+            def on_connect(cl: mqtt.Client, _u: object, _f: object, _rc: object, _p: object,
+                           d: SimDevice = d, ev: threading.Event = connected) -> None:
+                cl.publish(d.status_topic, b"online", qos=0, retain=True)
+                ev.set()
+
+            c.on_connect = on_connect
             try:
                 c.connect(self.host, self.port, keepalive=30)
             except OSError as exc:

@@ -74,14 +74,18 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     await s.close()
 
 
+def with_field(seq: int, **changes: object) -> bytes:
+    return json.dumps({**json.loads(canonical_bytes(reading(seq))), **changes}).encode()
+
+
 BAD = [
     ("malformed_json", topic(), b'{"v": 1, "device_id": '),
     ("malformed_json", topic(), b"\xff\xfe not utf-8"),
     ("invalid_schema", topic(), canonical_bytes(reading(100))[:-1] + b',"colour":"red"}'),
-    ("invalid_schema", topic(), json.dumps({**json.loads(canonical_bytes(reading(101))), "seq": "101"}).encode()),
+    ("invalid_schema", topic(), with_field(101, seq="101")),
     ("invalid_schema", topic(), json.dumps({k: v for k, v in json.loads(canonical_bytes(reading(102))).items()
                                             if k != "pressure_kpa"}).encode()),
-    ("invalid_schema", topic(), json.dumps({**json.loads(canonical_bytes(reading(103))), "temperature_c": 900}).encode()),
+    ("invalid_schema", topic(), with_field(103, temperature_c=900)),
     ("topic_mismatch", topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(104))),
     ("unknown_device", topic(device="ghost"), canonical_bytes(reading(105, device="ghost"))),
     ("bad_signature", topic(), canonical_bytes(reading(106, key=OTHER))),
