@@ -196,7 +196,7 @@ def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: l
     while not (data / "ledger.pub").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)  # subscribed
-    cpu0 = sum(ing.ps.cpu_times()[:2])
+    cpu0 = ing.ps.cpu_times()
     pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     pub = mp.Process(target=publisher, args=(port, msgs, rate, pq))
     t0 = time.time()
@@ -209,18 +209,21 @@ def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: l
             break
         time.sleep(0.02)
     t_end = time.time()
-    cpu = sum(ing.ps.cpu_times()[:2]) - cpu0
+    cpu1 = ing.ps.cpu_times()
+    user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
+    cpu = user + system
     sent_at = pq.get(timeout=60)
     pub.join()
     sealed = count(db, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats")
     index = {(d.device_id, seq): i for i, (d, seq) in enumerate(order)}
     with sqlite3.connect(db) as c:
         rows = c.execute("SELECT r.device_id, r.seq, json_extract(b.header, '$.sealed_at') FROM readings r "
-                         "JOIN blocks b ON b.height = r.block_height").fetchall()
+                         "JOIN blocks b ON r.id BETWEEN b.first_id AND b.last_id").fetchall()
     lat = sorted(parse_ts(s) - sent_at[index[(d, q)]] for d, q, s in rows)
     ing.stop()
     clear_session(port, f"bench-{label}")
     return {"rate": sealed / (t_end - t0), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
+            "sys_us": system / max(sealed, 1) * 1e6,
             "rss_mb": peak_rss / 2**20, "p50": lat[len(lat) // 2] if lat else float("nan"),
             "p99": lat[int(len(lat) * 0.99)] if lat else float("nan"), "data": str(data)}
 

@@ -28,6 +28,10 @@ def es_number(x: float | int) -> str:
     if x == 0:
         return "0"  # also -0.0
     r = repr(x)  # shortest round-trip digits, as ECMAScript requires
+    if "e" not in r:
+        # Python writes 1e-4 <= |x| < 1e16 in plain notation, inside ECMAScript's plain range
+        # (1e-6 <= |x| < 1e21), with the same digits; only a trailing ".0" differs.
+        return r[:-2] if r.endswith(".0") else r
     sign = ""
     if r[0] == "-":
         sign, r = "-", r[1:]

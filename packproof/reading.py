@@ -91,6 +91,18 @@ class DeviceTopic:
 
     @classmethod
     def parse(cls, topic: str) -> DeviceTopic:
+        """Parse and check a topic; valid ones are cached (one entry per device and kind)."""
+        cached = _TOPICS.get(topic)
+        if cached is not None:
+            return cached
+        parsed = cls._parse(topic)
+        if len(_TOPICS) >= 100_000:  # bounded: made-up topics must not grow memory
+            _TOPICS.clear()
+        _TOPICS[topic] = parsed
+        return parsed
+
+    @classmethod
+    def _parse(cls, topic: str) -> DeviceTopic:
         parts = topic.split("/")
         if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_PREFIX:
             raise InvalidReading(
@@ -102,6 +114,9 @@ class DeviceTopic:
             if not _ID_RE.match(value):
                 raise InvalidReading("bad_topic", f"topic {topic!r}: {name} {value!r} is not a valid id")
         return cls(shipment_id, device_id, kind)
+
+
+_TOPICS: dict[str, DeviceTopic] = {}
 
 
 def parse_reading_id(reading_id: str) -> tuple[str, int]:

@@ -1,5 +1,10 @@
 """The off-chain store: SQLite through aiosqlite, in WAL mode.
 
+A block seals a contiguous run of readings in store order (ids `first_id..last_id`; ids
+are dense because rows are only ever appended), so a reading's block height and leaf
+index are recorded by that range: leaf index = id - first_id. Sealing then writes one
+row per block, not one update per reading.
+
 One writer connection per process (the ingestor and the sealer share it, serialised by a
 lock so their transactions never interleave on the connection) and any number of
 readers (the API). Every query path the API uses is served by an index or a maintained
@@ -36,10 +41,9 @@ CREATE INDEX IF NOT EXISTS devices_shipment ON devices(shipment_id);
 CREATE TABLE IF NOT EXISTS readings(
     id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL,
     shipment_id TEXT NOT NULL, ts TEXT NOT NULL, received_at REAL NOT NULL,
-    body BLOB NOT NULL, leaf_hash BLOB NOT NULL, block_height INTEGER, leaf_index INTEGER,
+    body BLOB NOT NULL, leaf_hash BLOB NOT NULL,
     UNIQUE(device_id, seq));
 CREATE INDEX IF NOT EXISTS readings_shipment ON readings(shipment_id, id);
-CREATE INDEX IF NOT EXISTS readings_block ON readings(block_height, leaf_index);
 CREATE TABLE IF NOT EXISTS quarantine(
     id INTEGER PRIMARY KEY, received_at REAL NOT NULL, topic TEXT NOT NULL,
     payload BLOB NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
@@ -60,7 +64,7 @@ CREATE INDEX IF NOT EXISTS excursions_shipment ON excursions(shipment_id, id);
 CREATE INDEX IF NOT EXISTS excursions_open ON excursions(open) WHERE open = 1;
 CREATE TABLE IF NOT EXISTS blocks(
     height INTEGER PRIMARY KEY, hash BLOB NOT NULL, first_id INTEGER NOT NULL,
-    last_id INTEGER NOT NULL, leaf_count INTEGER NOT NULL, header TEXT NOT NULL,
+    last_id INTEGER NOT NULL UNIQUE, leaf_count INTEGER NOT NULL, header TEXT NOT NULL,
     signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -297,6 +301,9 @@ class Store:
                 (after_id, limit))
 
     async def record_block(self, block: BlockRecord, rows: Sequence[tuple[int, str, bytes]]) -> None:
+        if rows[-1][0] - rows[0][0] + 1 != len(rows) or block.first_id != rows[0][0]:
+            raise StoreError(f"block {block.height}: readings {rows[0][0]}..{rows[-1][0]} are not a dense run "
+                             f"of {len(rows)} ids; rows were deleted from the store")
         per_device: dict[str, int] = {}
         for _, device_id, _ in rows:
             per_device[device_id] = per_device.get(device_id, 0) + 1
@@ -309,9 +316,6 @@ class Store:
                     (block.height, block.hash, block.first_id, block.last_id, block.leaf_count,
                      block.header, block.signature))
                 await db.executemany(
-                    "UPDATE readings SET block_height=?, leaf_index=? WHERE id=?",
-                    [(block.height, i, r[0]) for i, r in enumerate(rows)])
-                await db.executemany(
                     "UPDATE device_stats SET sealed_count = sealed_count + ? WHERE device_id=?",
                     [(n, d) for d, n in per_device.items()])
                 await db.commit()
@@ -319,10 +323,26 @@ class Store:
                 await db.rollback()
                 raise StoreError(f"recording block {block.height} failed: {exc}") from exc
 
-    async def block_leaf_hashes(self, height: int) -> list[bytes]:
+    async def block_leaf_hashes(self, block: BlockRecord) -> list[bytes]:
         rows = await self._fetch(
-            "SELECT leaf_hash FROM readings WHERE block_height=? ORDER BY leaf_index", (height,))
+            "SELECT leaf_hash FROM readings WHERE id BETWEEN ? AND ? ORDER BY id", (block.first_id, block.last_id))
         return [r[0] for r in rows]
+
+    async def locate(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Reading id -> (block height, leaf index), for the ids already sealed."""
+        if not ids:
+            return {}
+        # At most len(ids) blocks can hold these ids: an index range scan with a limit.
+        rows = await self._fetch(
+            "SELECT height, first_id, last_id FROM blocks WHERE last_id >= ? ORDER BY last_id LIMIT ?",
+            (min(ids), len(ids)))
+        out = {}
+        for i in ids:
+            for height, first, last in rows:
+                if first <= i <= last:
+                    out[i] = (height, i - first)
+                    break
+        return out
 
     # ---- queries for the API and the CLI ----------------------------------------------
 
@@ -352,15 +372,21 @@ class Store:
             (shipment_id,))
 
     async def shipment_readings(self, shipment_id: str, after_id: int, limit: int) -> list[tuple[Any, ...]]:
-        return await self._fetch(
-            "SELECT id, body, block_height, leaf_index, received_at FROM readings "
-            "WHERE shipment_id=? AND id > ? ORDER BY id LIMIT ?", (shipment_id, after_id, limit))
+        """(id, body, received_at, block height or None, leaf index or None) in store order."""
+        rows = await self._fetch(
+            "SELECT id, body, received_at FROM readings WHERE shipment_id=? AND id > ? ORDER BY id LIMIT ?",
+            (shipment_id, after_id, limit))
+        where = await self.locate([r[0] for r in rows])
+        return [(*r, *where.get(r[0], (None, None))) for r in rows]
 
     async def reading(self, device_id: str, seq: int) -> tuple[Any, ...] | None:
+        """(id, body, received_at, block height or None, leaf index or None)."""
         rows = await self._fetch(
-            "SELECT id, body, leaf_hash, block_height, leaf_index, received_at, shipment_id "
-            "FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
-        return rows[0] if rows else None
+            "SELECT id, body, received_at FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
+        if not rows:
+            return None
+        where = await self.locate([rows[0][0]])
+        return (*rows[0], *where.get(rows[0][0], (None, None)))
 
     async def counters(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}

@@ -30,7 +30,7 @@ async def _reading(store: StoreDep, reading_id: str) -> tuple[str, int, tuple[An
 
 @router.get("/{reading_id}", response_model=ReadingOut)
 async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
-    _, _, (_id, body, _leaf, height, index, rx, _sid) = await _reading(store, reading_id)
+    _, _, (_id, body, rx, height, index) = await _reading(store, reading_id)
     return ReadingOut(reading_id=reading_id, reading=orjson.loads(body), received_at=rfc3339(rx),
                       block_height=height, leaf_index=index)
 
@@ -38,7 +38,7 @@ async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
 @router.get("/{reading_id}/proof")
 async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[str, Any]:
     """The proof bundle: `packproof verify --bundle FILE` checks it offline."""
-    device_id, _, (_id, body, _leaf, height, index, _rx, _sid) = await _reading(store, reading_id)
+    device_id, _, (_id, body, _rx, height, index) = await _reading(store, reading_id)
     if height is None:
         raise HTTPException(409, f"reading {reading_id!r} is stored but not sealed yet; "
                                  "blocks close at least every second, try again shortly")
@@ -48,7 +48,7 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
         raise HTTPException(409, f"reading {reading_id!r}: its block {height} or device is not in the store")
     block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
                              "signature": record.signature}, f"block {height}")
-    leaves = await store.block_leaf_hashes(height)
+    leaves = await store.block_leaf_hashes(record)
     return build_bundle(reading_id=reading_id, body=body, device_id=device_id,
                         device_key=device.public_key, leaf_index=index, block_leaves=leaves,
                         block=block, ledger_public_key=request.app.state.ledger_public_key)

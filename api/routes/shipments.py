@@ -54,7 +54,7 @@ async def list_readings(store: StoreDep, shipment_id: str,
     await _shipment_or_404(store, shipment_id)
     rows = await store.shipment_readings(shipment_id, after, limit)
     out = []
-    for _id, body, height, index, rx in rows:
+    for _id, body, rx, height, index in rows:
         reading = orjson.loads(body)
         out.append(ReadingOut(reading_id=f"{reading['device_id']}:{reading['seq']}", reading=reading,
                               received_at=rfc3339(rx), block_height=height, leaf_index=index))

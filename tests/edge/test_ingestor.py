@@ -74,8 +74,8 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     await s.close()
 
 
-def with_field(seq: int, **changes: object) -> bytes:
-    return json.dumps({**json.loads(canonical_bytes(reading(seq))), **changes}).encode()
+def with_field(base_seq: int, /, **changes: object) -> bytes:
+    return json.dumps({**json.loads(canonical_bytes(reading(base_seq))), **changes}).encode()
 
 
 BAD = [
