@@ -72,7 +72,7 @@ class Ingestor:
         self, store: Store, *, host: str = "127.0.0.1", port: int = 1883,
         client_id: str = "packproof-ingestor", topic: str = TELEMETRY_FILTER,
         verify_signatures: bool = True, profiles: dict[str, Profile] | None = None,
-        batch_max: int = 2000, inbox_max: int = 20000,
+        batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02,
         username: str | None = None, password: str | None = None,
     ) -> None:
         self.store = store
@@ -82,6 +82,7 @@ class Ingestor:
         self.profiles = profiles or dict(BUILTIN_PROFILES)
         self.batch_max = batch_max
         self.inbox_max = inbox_max
+        self.linger = linger
         self.stats = IngestStats()
         self.registry: dict[str, DeviceEntry] = {}
         self._missing: dict[str, float] = {}  # unknown device id -> when we last asked the store
@@ -191,6 +192,10 @@ class Ingestor:
                                            timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
                         stopper.cancel()
                     continue
+                if len(self._inbox) < self.batch_max and not stop.is_set():
+                    # Linger briefly so a batch amortises its transaction and fsync over many
+                    # readings: measured 4.6 readings per batch without it at 3,000/s.
+                    await asyncio.sleep(self.linger)
                 n = min(len(self._inbox), self.batch_max)
                 msgs = [self._inbox.popleft() for _ in range(n)]
                 batch, acks = await self._process(msgs)
@@ -201,6 +206,9 @@ class Ingestor:
             self._closing = True
             self.client.disconnect()
             self.client.loop_stop()
+            st = self.stats
+            log.info("ingestor stopped: %d received, %d stored, %d duplicates, %d quarantined, in %d batches",
+                     st.received, st.accepted, st.duplicates, st.quarantined, st.batches)
 
     async def _writer(self) -> None:
         while (item := await self._write_q.get()) is not None:
