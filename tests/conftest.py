@@ -112,14 +112,6 @@ class Service:
         return self.proc.returncode
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for s in reversed(started):
-        s.stop()
-
-
 def wait_for(predicate, timeout: float = 20, what: str = "condition"):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from packproof.net import free_port
@@ -25,8 +27,19 @@ COUNT = 30
 EXPECTED_TEST = {"hot-container": "T.2", "rough-road": "T.3", "drop": "T.4", "unpressurised-air": "T.1"}
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path, services: list[Service]) -> dict:  # type: ignore[type-arg]
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: ignore[type-arg]
+    """One pipeline for the module; the tampering test runs last, as it breaks the data on purpose."""
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    services: list[Service] = []
+    try:
+        yield from _start(tmp_path, services)
+    finally:
+        for s in reversed(services):
+            s.stop()
+
+
+def _start(tmp_path: Path, services: list[Service]) -> Iterator[dict]:  # type: ignore[type-arg]
     data = tmp_path / "data"
     mqtt, api = free_port(), free_port()
     broker = Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")
@@ -51,8 +64,8 @@ def pipeline(tmp_path: Path, services: list[Service]) -> dict:  # type: ignore[t
         sealed = sum(get_json(f"{url}/shipments/{s['shipment_id']}/condition")["sealed"] for s in shipments_doc)
         return sealed == total
 
-    wait_for(all_sealed, 30, f"all {total} readings sealed; ingest log:\n{ingest.output()}")
-    return {"url": url, "data": data, "total": total, "ingest": ingest, "mqtt": mqtt}
+    wait_for(all_sealed, 30, f"all {total} readings sealed")
+    yield {"url": url, "data": data, "total": total, "ingest": ingest, "mqtt": mqtt}
 
 
 def test_condition_shows_each_excursion_kind(pipeline: dict) -> None:  # type: ignore[type-arg]
@@ -124,6 +137,45 @@ def test_cli_exit_codes_for_bad_input_and_unreachable_api(pipeline: dict) -> Non
     assert r.returncode == 2 and "device_id>:<seq>" in r.stderr, r.stdout + r.stderr
     r = cli("verify", "x:1", "--api", f"http://127.0.0.1:{free_port()}")
     assert r.returncode == 3 and "cannot reach the API" in r.stderr, r.stdout + r.stderr
+
+
+def test_api_answers_bad_requests_with_json_not_500(pipeline: dict) -> None:  # type: ignore[type-arg]
+    url = pipeline["url"]
+    for path, status, text in [
+        ("/shipments/NOPE/condition", 404, "shipment 'NOPE' is not known"),
+        ("/shipments/NOPE/readings", 404, "is not known"),
+        ("/readings/ghost:1", 404, "reading 'ghost:1' is not stored"),
+        ("/readings/ghost:1/proof", 404, "is not stored"),
+        ("/readings/no-colon/proof", 422, "not of the form <device_id>:<seq>"),
+        ("/ledger/blocks/999999", 404, "block 999999 does not exist"),
+        ("/ledger/blocks/-1", 422, "height must be >= 0"),
+        ("/ledger/blocks/abc", 422, "integer"),
+        ("/shipments?limit=0", 422, "greater than or equal to 1"),
+        ("/shipments?limit=abc", 422, "integer"),
+    ]:
+        r = httpx.get(url + path, timeout=10)
+        assert r.status_code == status, (path, r.status_code, r.text)
+        assert text in json.dumps(r.json()), (path, r.text)
+
+
+def test_api_reads_pages_metrics_and_health(pipeline: dict) -> None:  # type: ignore[type-arg]
+    url = pipeline["url"]
+    sid = get_json(f"{url}/shipments")["shipments"][2]["shipment_id"]
+    seen, after = [], 0
+    while True:
+        page = get_json(f"{url}/shipments/{sid}/readings?limit=7&after={after}")
+        seen += [r["reading_id"] for r in page["readings"]]
+        assert all(r["block_height"] is not None and r["leaf_index"] is not None for r in page["readings"])
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert len(seen) == len(set(seen)) == PACKS * COUNT
+    head = get_json(f"{url}/ledger/head")
+    assert head["height"] >= 0 and len(head["hash"]) == 64
+    assert get_json(f"{url}/health") == {"status": "ok", "readings": pipeline["total"], "blocks": head["height"] + 1}
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert f"packproof_readings_accepted_total {float(pipeline['total'])}" in metrics
+    assert f"packproof_ledger_height {float(head['height'])}" in metrics
 
 
 def test_tampering_is_found_and_named(pipeline: dict) -> None:  # type: ignore[type-arg]
