@@ -187,10 +187,10 @@ class Ingestor:
                     self._idle = True
                     self._wake.clear()
                     if not self._inbox:
-                        stopper = asyncio.ensure_future(stop.wait())
-                        await asyncio.wait([stopper, asyncio.ensure_future(self._wake.wait())],
-                                           timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
-                        stopper.cancel()
+                        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+                        await asyncio.wait(waiters, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+                        for w in waiters:
+                            w.cancel()
                     continue
                 if len(self._inbox) < self.batch_max and not stop.is_set():
                     # Linger briefly so a batch amortises its transaction and fsync over many
