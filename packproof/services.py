@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 
 from anchor.ledger import LedgerFile
 from anchor.sealer import Sealer
 from api.deps import ApiSettings
 from api.main import create_app
 from edge.ingestor import Ingestor
+from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.crypto import load_or_create_ledger_key
 from packproof.net import require_free
 from packproof.paths import DataDir
