@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -93,6 +95,7 @@ async def run(o: RunOptions) -> dict[str, int]:
         await asyncio.to_thread(publisher.connect)
         sim_stop = threading.Event()
         hint_shown = False
+        command = "packproof" if shutil.which("packproof") else sys.argv[0]  # what the user can paste
         first = fleet[0]
         first_id = f"{first.device_id}:{first.next_seq}"
 
@@ -102,7 +105,7 @@ async def run(o: RunOptions) -> dict[str, int]:
             assert sealer is not None and service.ingestor is not None
             if not hint_shown and sealer.sealed_leaves:
                 hint_shown = True
-                out.print(f"verify a reading:  packproof verify {first_id} --api {url} "
+                out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
                           f"--ledger-key {dirs.ledger_pub}")
             st = service.ingestor.stats
             out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s) | stored {st.accepted:,} | quarantined "

@@ -27,8 +27,8 @@ class PublishStats:
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.sent / elapsed if elapsed > 0 else 0.0
+        elapsed = max(time.monotonic() - self.started, 1.0)  # no wild figure from the first burst
+        return self.sent / elapsed
 
 
 class FleetPublisher:

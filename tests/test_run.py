@@ -20,7 +20,7 @@ def test_run_for_a_duration_stores_and_seals_everything(tmp_path: Path) -> None:
     r = cli("run", "--data-dir", str(tmp_path / "d"), "--api-port", str(free_port()), "--duration", "4",
             "--shipments", "5", "--packs", "2", "--rate", "5", timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "verify a reading:  packproof verify SHP-001-0001-P01:0 --api http://127.0.0.1:" in r.stdout
+    assert re.search(r"verify a reading:  \S*packproof\S* verify SHP-001-0001-P01:0 --api http://127.0.0.1:", r.stdout)
     counts = done_counts(r.stdout)
     assert counts["sent"] == counts["accepted"] == counts["sealed"] > 0
     assert counts["quarantined"] == 0
