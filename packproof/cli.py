@@ -54,6 +54,14 @@ _verbose = False
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="Where the store, ledger and keys live.")]
 MqttHost = Annotated[str, typer.Option("--mqtt-host", help="MQTT broker host.")]
 MqttPort = Annotated[int, typer.Option("--mqtt-port", help="MQTT broker port.", min=1, max=65535)]
+# The simulated fleet's options, shared by `run` and `simulate`.
+Shipments = Annotated[int, typer.Option(help="Shipments in the simulated fleet.", min=1)]
+Packs = Annotated[int, typer.Option(help="Packs (sensors) per shipment.", min=1)]
+Scenario = Annotated[str, typer.Option(help="'mixed' (each excursion kind, plus nominal) or a scenario name.")]
+Rate = Annotated[float, typer.Option(help="Readings per second per pack.", min=0.001)]
+Seed = Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")]
+Unsigned = Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)]
+StepS = Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)]
 
 
 @app.callback()
@@ -91,13 +99,13 @@ def run(
     mqtt_port: Annotated[int, typer.Option(help="Embedded broker port; 0 picks a free one.", min=0, max=65535)] = 0,
     api_port: Annotated[int, typer.Option(help="REST API port.", min=1, max=65535)] = 8000,
     duration: Annotated[float | None, typer.Option(help="Stop cleanly after this many seconds.", min=0.1)] = None,
-    shipments: Annotated[int, typer.Option(help="Shipments in the simulated fleet.", min=1)] = 8,
-    packs: Annotated[int, typer.Option(help="Packs (sensors) per shipment.", min=1)] = 4,
-    scenario: Annotated[str, typer.Option(help="'mixed' (each excursion kind, plus nominal) or a scenario.")] = "mixed",
-    rate: Annotated[float, typer.Option(help="Readings per second per pack.", min=0.001)] = 1.0,
-    seed: Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")] = 1,
-    unsigned_shipments: Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)] = 1,
-    step_s: Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)] = 60.0,
+    shipments: Shipments = 8,
+    packs: Packs = 4,
+    scenario: Scenario = "mixed",
+    rate: Rate = 1.0,
+    seed: Seed = 1,
+    unsigned_shipments: Unsigned = 1,
+    step_s: StepS = 60.0,
     verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
 ) -> None:
     """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
@@ -186,15 +194,15 @@ def simulate(
     mqtt_host: MqttHost = "127.0.0.1",
     mqtt_port: MqttPort = 1883,
     data_dir: DataDirOpt = Path("data"),
-    shipments: Annotated[int, typer.Option(help="Shipments in the fleet.", min=1)] = 8,
-    packs: Annotated[int, typer.Option(help="Packs (sensors) per shipment.", min=1)] = 4,
-    scenario: Annotated[str, typer.Option(help="'mixed' or a scenario name (see `packproof scenarios`).")] = "mixed",
-    rate: Annotated[float, typer.Option(help="Readings per second per pack.", min=0.001)] = 1.0,
+    shipments: Shipments = 8,
+    packs: Packs = 4,
+    scenario: Scenario = "mixed",
+    rate: Rate = 1.0,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0.1)] = None,
     count: Annotated[int | None, typer.Option(help="Stop after this many readings per pack.", min=1)] = None,
-    seed: Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")] = 1,
-    unsigned_shipments: Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)] = 0,
-    step_s: Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)] = 60.0,
+    seed: Seed = 1,
+    unsigned_shipments: Unsigned = 0,
+    step_s: StepS = 60.0,
     register: Annotated[bool, typer.Option(help="Register the fleet's devices and keys in --data-dir's store.")] = True,
 ) -> None:
     """A simulated fleet publishing signed readings over MQTT (QoS 1)."""
