@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ApiSettings
-from api.routes import health, ledger, readings, shipments
+from api.routes import health, ledger, quarantine, readings, shipments
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.store import Store
@@ -34,7 +34,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="packproof", version="1", lifespan=lifespan,
                   description="Condition and proofs of lithium-ion battery packs in transit.")
     app.state.settings = settings
-    for module in (shipments, readings, ledger, health):
+    for module in (shipments, readings, ledger, quarantine, health):
         app.include_router(module.router)
 
     @app.exception_handler(PackproofError)

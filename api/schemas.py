@@ -107,3 +107,20 @@ class Health(BaseModel):
     status: Literal["ok"]
     readings: int
     blocks: int
+
+
+class QuarantinedOut(BaseModel):
+    id: int
+    received_at: str
+    topic: str
+    device_id: str | None
+    shipment_id: str | None
+    reason_code: str
+    reason: str
+    payload_text: str | None  # the payload as received, when it is UTF-8
+    payload_b64: str
+
+
+class QuarantinePage(BaseModel):
+    items: list[QuarantinedOut]
+    next_before: int | None

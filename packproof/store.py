@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS quarantine(
     id INTEGER PRIMARY KEY, received_at REAL NOT NULL, topic TEXT NOT NULL,
     payload BLOB NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
     device_id TEXT, shipment_id TEXT);
+CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine(device_id, id);
+CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine(reason_code, id);
 CREATE TABLE IF NOT EXISTS device_stats(
     device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL,
     reading_count INTEGER NOT NULL, sealed_count INTEGER NOT NULL DEFAULT 0,
@@ -391,7 +393,17 @@ class Store:
     async def counters(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}
 
-    async def quarantined(self, limit: int) -> list[tuple[Any, ...]]:
+    async def quarantined(self, *, device_id: str | None, reason_code: str | None, before_id: int | None,
+                          limit: int) -> list[tuple[Any, ...]]:
+        """Newest first, optionally for one device and/or reason; `before_id` is the page cursor."""
+        where: list[str] = ["id < ?"]
+        params: list[Any] = [before_id if before_id is not None else 2**63 - 1]
+        if device_id is not None:
+            where.append("device_id = ?")
+            params.append(device_id)
+        if reason_code is not None:
+            where.append("reason_code = ?")
+            params.append(reason_code)
         return await self._fetch(
-            "SELECT id, received_at, topic, payload, reason_code, reason, device_id FROM quarantine "
-            "ORDER BY id DESC LIMIT ?", (limit,))
+            "SELECT id, received_at, topic, payload, reason_code, reason, device_id, shipment_id FROM quarantine "
+            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))

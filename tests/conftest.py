@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
 
 from broker.embedded import EmbeddedBroker
@@ -121,6 +122,18 @@ def wait_for(predicate, timeout: float = 20, what: str = "condition"):  # type: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)
+
+
+def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    """Publish at QoS 1 and wait for every PUBACK."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{os.getpid()}")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    infos = [c.publish(t, p, qos=1) for t, p in messages]
+    for i in infos:
+        i.wait_for_publish(10)
+    c.disconnect()
+    c.loop_stop()
 
 
 def get_json(url: str) -> dict:  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ import pytest
 
 from packproof.net import free_port
 from simulators.scenarios import MIXED_FLEET
-from tests.conftest import Service, cli, get_json, wait_for
+from tests.conftest import Service, cli, get_json, publish_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -176,6 +176,29 @@ def test_api_reads_pages_metrics_and_health(pipeline: dict) -> None:  # type: ig
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert f"packproof_readings_accepted_total {float(pipeline['total'])}" in metrics
     assert f"packproof_ledger_height {float(head['height'])}" in metrics
+
+
+def test_quarantine_is_visible_filterable_and_counted(pipeline: dict) -> None:  # type: ignore[type-arg]
+    url = pipeline["url"]
+    sid = get_json(f"{url}/shipments")["shipments"][0]["shipment_id"]
+    device = get_json(f"{url}/shipments/{sid}")["devices"][0]
+    publish_all(pipeline["mqtt"], [
+        (f"packproof/v1/{sid}/{device}/telemetry", b"not json"),
+        ("packproof/v1/SHP-X/ghost/telemetry", b'{"v": 1}'),
+        (f"packproof/v1/{sid}/{device}/telemetry", b"\xff\xfe"),
+    ])
+    page = wait_for(lambda: (p := get_json(f"{url}/quarantine")) and len(p["items"]) >= 3 and p, 20, "quarantine")
+    assert [i["reason_code"] for i in page["items"]] == ["malformed_json", "invalid_schema", "malformed_json"]
+    bad_json = get_json(f"{url}/quarantine?reason=malformed_json&device_id={device}")["items"]
+    assert [i["payload_text"] for i in bad_json] == [None, "not json"]
+    assert bad_json[0]["payload_b64"] == "//4="
+    assert get_json(f"{url}/quarantine?device_id=ghost")["items"][0]["reason"].startswith("invalid reading: missing")
+    first = get_json(f"{url}/quarantine?limit=1")
+    assert len(first["items"]) == 1 and first["next_before"] is not None
+    assert get_json(f"{url}/quarantine?limit=5&before={first['next_before']}")["items"][0]["reason_code"] == (
+        "invalid_schema")
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert 'packproof_quarantined_total{reason="malformed_json"} 2.0' in metrics
 
 
 def test_tampering_is_found_and_named(pipeline: dict) -> None:  # type: ignore[type-arg]

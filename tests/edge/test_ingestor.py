@@ -12,7 +12,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge.ingestor import Ingestor
@@ -20,7 +19,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.reading import Reading
 from packproof.store import Store
-from tests.conftest import BrokerThread
+from tests.conftest import BrokerThread, publish_all
 
 KEY = private_key_from_seed(b"test-device")
 OTHER = private_key_from_seed(b"someone-else")
@@ -36,17 +35,6 @@ def reading(seq: int, device: str = "dev-1", shipment: str = "SHP-1", key=KEY, *
 
 def topic(device: str = "dev-1", shipment: str = "SHP-1") -> str:
     return f"packproof/v1/{shipment}/{device}/telemetry"
-
-
-def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-pub")
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    infos = [c.publish(t, p, qos=1) for t, p in messages]
-    for i in infos:
-        i.wait_for_publish(10)
-    c.disconnect()
-    c.loop_stop()
 
 
 async def run_ingestor(store: Store, port: int, client_id: str, until) -> Ingestor:  # type: ignore[no-untyped-def]
