@@ -350,6 +350,59 @@ def ledger_verify(
               f"{prev.hash.hex() if prev else '-'}", highlight=False)
 
 
+@app.command()
+def audit(
+    data_dir: DataDirOpt = Path("data"),
+    ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
+    signatures: Annotated[bool, typer.Option(help="Also check every device signature (slower).")] = False,
+    show: Annotated[int, typer.Option(help="List at most this many problems of each kind.", min=1)] = 20,
+) -> None:
+    """Recompute every leaf and block root from the store, check them against the ledger, then the chain."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from anchor.audit import audit as run_audit
+    from anchor.ledger import LedgerFile
+    from packproof.crypto import read_public_key
+    from packproof.paths import DataDir
+    from packproof.store import Store
+
+    dirs = DataDir(data_dir)
+    if not dirs.store.exists():
+        fail(Exit.BAD_INPUT, f"no store at {dirs.store}")
+    key = read_public_key(ledger_key or str(dirs.ledger_pub))
+
+    async def go():  # type: ignore[no-untyped-def]
+        store = await Store.open(dirs.store, readonly=True)
+        try:
+            total = await store.reading_count()
+            with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("readings", total=total)
+                return await run_audit(store, LedgerFile(dirs.ledger), key, signatures=signatures,
+                                       progress=lambda n: bar.advance(task, n))
+        finally:
+            await store.close()
+
+    report = asyncio.run(go())
+    out.print(f"audited {report.readings:,} sealed readings in {report.blocks:,} blocks"
+              f" ({report.unsealed:,} stored readings not sealed yet)", highlight=False)
+    sections = [("ledger chain", report.chain), ("blocks", [f"block {h}: {m}" for h, m in report.blocks_bad]),
+                ("readings", [f"reading {r}: {m}" for r, m in report.readings_bad]),
+                ("readings no block covers (store ids)", [str(i) for i in report.uncovered]),
+                ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice])]
+    for title, items in sections:
+        if items:
+            out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)
+            for line in items[:show]:
+                out.print(f"  {line}", highlight=False)
+            if len(items) > show:
+                out.print(f"  ... and {len(items) - show:,} more", highlight=False)
+    if not report.ok:
+        first = next(items[0] for _, items in sections if items)
+        fail(Exit.INVALID, f"audit failed; first problem: {first}")
+    out.print("[green]audit passed[/]: every leaf, root, link and signature holds")
+
+
 def main() -> None:
     try:
         app()

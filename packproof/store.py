@@ -330,6 +330,24 @@ class Store:
             "SELECT leaf_hash FROM readings WHERE id BETWEEN ? AND ? ORDER BY id", (block.first_id, block.last_id))
         return [r[0] for r in rows]
 
+    async def readings_between(self, first_id: int, last_id: int) -> list[tuple[Any, ...]]:
+        """(id, device_id, seq, body, leaf_hash) for ids first..last, in id order: a block's readings."""
+        return await self._fetch(
+            "SELECT id, device_id, seq, body, leaf_hash FROM readings WHERE id BETWEEN ? AND ? ORDER BY id",
+            (first_id, last_id))
+
+    async def ids_between(self, first_id: int, last_id: int) -> list[int]:
+        rows = await self._fetch("SELECT id FROM readings WHERE id BETWEEN ? AND ? ORDER BY id", (first_id, last_id))
+        return [r[0] for r in rows]
+
+    async def count_after(self, after_id: int) -> int:
+        rows = await self._fetch("SELECT count(*) FROM readings WHERE id > ?", (after_id,))
+        return int(rows[0][0])
+
+    async def reading_count(self) -> int:
+        rows = await self._fetch("SELECT coalesce(max(id), 0) FROM readings")
+        return int(rows[0][0])
+
     async def locate(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """Reading id -> (block height, leaf index), for the ids already sealed."""
         if not ids:
