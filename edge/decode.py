@@ -60,8 +60,11 @@ def describe(exc: ValidationError) -> InvalidReading:
     return InvalidReading("invalid_schema", "invalid reading: " + "; ".join(parts) + more)
 
 
+MAX_CLOCK_AHEAD_S = 300.0  # a device clock this far ahead of ours is wrong; behind is store-and-forward
+
+
 def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
-           verify_signatures: bool = True) -> Accepted:
+           verify_signatures: bool = True, received_at: float | None = None) -> Accepted:
     if len(payload) > MAX_PAYLOAD:
         raise InvalidReading("too_large", f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD}")
     where = DeviceTopic.parse(topic)
@@ -97,4 +100,9 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
             "bad_signature",
             f"signature of reading {reading.reading_id} does not verify with the key registered "
             f"for device {reading.device_id}")
+    if received_at is not None and (ahead := reading.epoch - received_at) > MAX_CLOCK_AHEAD_S:
+        raise InvalidReading(
+            "clock_skew",
+            f"reading {reading.reading_id} is dated {reading.ts}, {ahead:,.0f} s ahead of the ingestor's clock "
+            f"(more than {MAX_CLOCK_AHEAD_S:g} s): the device clock is wrong, its time cannot be trusted")
     return Accepted(reading, body, leaf_hash(body), entry)

@@ -233,11 +233,11 @@ class Ingestor:
         batch = IngestBatch()
         acks = [(m[2], m[3]) for m in msgs]
         self.stats.received += len(msgs)
-        accepted: list[tuple[Accepted, float]] = []
+        accepted: list[tuple[Accepted, Message]] = []
         unknown: list[Message] = []
         for m in msgs:
             try:
-                accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures), m[4]))
+                accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures, m[4]), m))
             except InvalidReading as exc:
                 if exc.code == "unknown_device":
                     unknown.append(m)
@@ -247,7 +247,7 @@ class Ingestor:
             await self._look_up([m[0].split("/")[3] for m in unknown])
             for m in unknown:
                 try:
-                    accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures), m[4]))
+                    accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures, m[4]), m))
                 except InvalidReading as exc:
                     self._quarantine(batch, m, exc)
         await self._classify(accepted, batch)
@@ -263,37 +263,45 @@ class Ingestor:
         self.stats.quarantined += 1
         self.stats.by_reason[exc.code] = self.stats.by_reason.get(exc.code, 0) + 1
 
-    async def _classify(self, accepted: list[tuple[Accepted, float]], batch: IngestBatch) -> None:
-        """Split new readings from duplicates, evaluate thresholds, maintain aggregates."""
-        seen: set[tuple[str, int]] = set()
-        late: list[tuple[Accepted, float]] = []
-        new: list[tuple[Accepted, float]] = []
+    async def _classify(self, accepted: list[tuple[Accepted, Message]], batch: IngestBatch) -> None:
+        """Split new readings from duplicates, evaluate thresholds, maintain aggregates.
+
+        The same (device, seq) again with the same bytes is a duplicate (QoS 1 redelivery,
+        a resend, a replay): stored once, counted. With *different* bytes it is a conflict:
+        the device's key signed two readings under one seq (or, for an unsigned tracker,
+        someone sent a second version): quarantined, the first one stands.
+        """
+        seen: dict[tuple[str, int], bytes] = {}
+        late: list[tuple[Accepted, Message]] = []
+        new: list[tuple[Accepted, Message]] = []
         last_seq = self._last_seq
-        for a, at in accepted:
+        for a, m in accepted:
             r = a.reading
             key = (r.device_id, r.seq)
             if key in seen:
-                self._duplicate(batch)
+                self._duplicate_or_conflict(batch, a, m, seen[key])
                 continue
-            seen.add(key)
+            seen[key] = a.leaf_hash
             if r.seq > last_seq.get(r.device_id, -1):
                 last_seq[r.device_id] = r.seq
-                new.append((a, at))
+                new.append((a, m))
             else:
-                late.append((a, at))
+                late.append((a, m))
         if late:
             # Rare path (redelivery, a resend after an outage): let earlier batches commit,
             # then ask the store which of these it already holds.
             await self._write_q.join()
             stored = await self.store.existing([(a.reading.device_id, a.reading.seq) for a, _ in late])
-            for a, at in late:
-                if (a.reading.device_id, a.reading.seq) in stored:
-                    self._duplicate(batch)
+            for a, m in late:
+                leaf = stored.get((a.reading.device_id, a.reading.seq))
+                if leaf is not None:
+                    self._duplicate_or_conflict(batch, a, m, leaf)
                 else:
-                    new.append((a, at))
+                    new.append((a, m))
         per_device: dict[str, list[Any]] = {}
         tracker = self._tracker
-        for a, at in new:
+        for a, m in new:
+            at = m[4]
             r = a.reading
             batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
             checks = evaluate(a.entry.profile, r)
@@ -314,7 +322,13 @@ class Ingestor:
             batch.count("readings_accepted", len(new))
         self.stats.accepted += len(new)
 
-    def _duplicate(self, batch: IngestBatch) -> None:
-        batch.count("readings_duplicate")
-        self.stats.duplicates += 1
+    def _duplicate_or_conflict(self, batch: IngestBatch, a: Accepted, m: Message, first_leaf: bytes) -> None:
+        if a.leaf_hash == first_leaf:
+            batch.count("readings_duplicate")
+            self.stats.duplicates += 1
+            return
+        self._quarantine(batch, m, InvalidReading(
+            "conflicting_reading",
+            f"reading {a.reading.reading_id} was already stored with different content (leaf "
+            f"{first_leaf.hex()[:16]}..); a seq is never reused, so this second version is refused"))
 

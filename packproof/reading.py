@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from packproof.errors import InvalidReading
 
@@ -68,9 +69,27 @@ class Reading(BaseModel):
     location: Location | None = None
     sig: Signature | None = None
 
+    @field_validator("ts")
+    @classmethod
+    def _real_instant(cls, ts: str) -> str:
+        epoch_seconds(ts)  # the pattern admits 2026-02-30; the calendar does not
+        return ts
+
     @property
     def reading_id(self) -> str:
         return f"{self.device_id}:{self.seq}"
+
+    @property
+    def epoch(self) -> float:
+        return epoch_seconds(self.ts)
+
+
+def epoch_seconds(ts: str) -> float:
+    """Seconds since the epoch of an RFC 3339 UTC timestamp; ValueError names a bad one."""
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError as exc:
+        raise ValueError(f"{ts!r} is not a real instant: {exc}") from None
 
 
 TOPIC_PREFIX = "packproof/v1"

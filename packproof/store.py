@@ -222,14 +222,14 @@ class Store:
         rows = await self._fetch("SELECT coalesce(max(id), 0) FROM excursions")
         return int(rows[0][0])
 
-    async def existing(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which of these (device, seq) are already stored: the rare path for late readings."""
-        found: set[tuple[str, int]] = set()
+    async def existing(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+        """Which of these (device, seq) are already stored, with their leaf hashes: the rare path."""
+        found: dict[tuple[str, int], bytes] = {}
         for device_id, seq in keys:
             rows = await self._fetch(
-                "SELECT 1 FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
+                "SELECT leaf_hash FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
             if rows:
-                found.add((device_id, seq))
+                found[(device_id, seq)] = rows[0][0]
         return found
 
     async def write_batch(self, b: IngestBatch) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from packproof.store import Store
 from tests.conftest import BrokerThread, publish_all
 
 KEY = private_key_from_seed(b"test-device")
+FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
 OTHER = private_key_from_seed(b"someone-else")
 
 
@@ -82,6 +84,8 @@ BAD = [
     ("shipment_mismatch", topic(shipment="SHP-2"), canonical_bytes(reading(109, shipment="SHP-2"))),
     ("bad_topic", "packproof/v1/SHP-1/dev!1/telemetry", canonical_bytes(reading(110))),
     ("too_large", topic(), b" " * 5000),
+    ("clock_skew", topic(), canonical_bytes(reading(111, ts=FUTURE))),
+    ("invalid_schema", topic(), canonical_bytes(reading(112)).replace(b"2026-11-22T", b"2026-02-30T")),
 ]
 
 
@@ -117,7 +121,9 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     assert stored == (13, 13)
     counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
     assert counters["readings_accepted"] == 13 and counters["readings_duplicate"] == 3
-    assert counters["quarantined:invalid_schema"] == 4 and counters["quarantined:bad_signature"] == 1
+    assert counters["quarantined:invalid_schema"] == 5 and counters["quarantined:bad_signature"] == 1
+    assert "ahead of the ingestor's clock" in by_code["clock_skew"]
+    assert any("is not a real instant: day is out of range" in r[1] for r in rows)
 
 
 async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
@@ -142,3 +148,25 @@ async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
                       ).fetchone() == (8, 0, 7)
 
 
+
+
+async def test_a_replay_is_a_duplicate_and_a_second_version_is_refused(
+        store: Store, mqtt_broker: BrokerThread) -> None:
+    t = lambda seq, **kw: (topic(device="dev-2", shipment="SHP-2"),  # noqa: E731
+                           canonical_bytes(reading(seq, "dev-2", "SHP-2", **kw)))
+    first = [t(i) for i in range(4)]
+    replay = first[1]
+    second_version = t(1, temperature_c=21.0)  # validly signed, same seq, other content
+    messages = [*first, replay, second_version, t(4)]
+    task = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-replay",
+                                            lambda i: i.stats.processed >= len(messages)))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
+    ing = await task
+    assert (ing.stats.accepted, ing.stats.duplicates, ing.stats.quarantined) == (5, 1, 1)
+    db = sqlite3.connect(store.path)
+    (code, reason, payload), = db.execute("SELECT reason_code, reason, payload FROM quarantine").fetchall()
+    assert code == "conflicting_reading" and "dev-2:1 was already stored with different content" in reason
+    assert payload == second_version[1]
+    (body,), = db.execute("SELECT body FROM readings WHERE device_id='dev-2' AND seq=1").fetchall()
+    assert body == first[1][1]  # the first version stands

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from datetime import datetime
 
 import rfc8785
 from hypothesis import given, settings
@@ -14,7 +15,8 @@ from packproof.canonical import canonical_bytes, canonical_json, es_number, sign
 from packproof.reading import Location, Reading, Shock, Vibration
 
 ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z")
-ts = st.from_regex(r"\A20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z\Z")
+ts = st.builds(lambda d, frac: d.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z",
+               st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31)), st.from_regex(r"\A(\.[0-9]{1,9})?\Z"))
 
 
 def fl(lo: float, hi: float) -> st.SearchStrategy[float]:
