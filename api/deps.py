@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from packproof.paths import DataDir
 from packproof.store import Store
 
+MAX_ROW = 2**62  # ids, cursors and offsets beyond SQLite's 64-bit integers are bad input, not a 500
+
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:

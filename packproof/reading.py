@@ -26,6 +26,7 @@ Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Timestamp = Annotated[str, StringConstraints(pattern=TS_PATTERN)]
 Signature = Annotated[str, StringConstraints(pattern=SIG_PATTERN)]
 
+MAX_SEQ = 2**53 - 1  # the JSON-safe integer range (RFC 8785 / I-JSON)
 G_N = 9.80665  # standard gravity, m/s^2: every "g" in packproof is g_n
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
@@ -60,7 +61,7 @@ class Reading(BaseModel):
     v: Literal[1]
     device_id: Ident
     shipment_id: Ident
-    seq: int = Field(ge=0, le=2**53 - 1)  # JSON-safe integer range (RFC 8785 / I-JSON)
+    seq: int = Field(ge=0, le=MAX_SEQ)
     ts: Timestamp
     temperature_c: float = Field(ge=-100, le=200)
     vibration: Vibration
@@ -141,6 +142,8 @@ _TOPICS: dict[str, DeviceTopic] = {}
 def parse_reading_id(reading_id: str) -> tuple[str, int]:
     """Split `{device_id}:{seq}`; raises ValueError with a message a person can act on."""
     device_id, sep, seq = reading_id.rpartition(":")
-    if not sep or not _ID_RE.match(device_id) or not seq.isdigit():
+    if not sep or not _ID_RE.match(device_id) or not seq.isascii() or not seq.isdigit():
         raise ValueError(f"reading id {reading_id!r} is not of the form <device_id>:<seq>")
+    if len(seq) > 16 or int(seq) > MAX_SEQ:
+        raise ValueError(f"reading id {reading_id!r}: seq is above the largest a reading can have ({MAX_SEQ})")
     return device_id, int(seq)

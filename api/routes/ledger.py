@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from api.deps import StoreDep
+from api.deps import MAX_ROW, StoreDep
 from api.schemas import BlockOut, BlockPage, LedgerHead
 from packproof.crypto import b64, key_id
 from packproof.store import BlockRecord
@@ -28,7 +28,7 @@ async def head(request: Request, store: StoreDep) -> LedgerHead:
 
 
 @router.get("/blocks", response_model=BlockPage)
-async def blocks(store: StoreDep, start: Annotated[int, Query(ge=0)] = 0,
+async def blocks(store: StoreDep, start: Annotated[int, Query(ge=0, le=MAX_ROW)] = 0,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> BlockPage:
     rows = await store.blocks(start, limit)
     return BlockPage(blocks=[block_out(b) for b in rows],
@@ -37,8 +37,8 @@ async def blocks(store: StoreDep, start: Annotated[int, Query(ge=0)] = 0,
 
 @router.get("/blocks/{height}", response_model=BlockOut)
 async def block(store: StoreDep, height: int) -> BlockOut:
-    if height < 0:
-        raise HTTPException(422, f"height must be >= 0, got {height}")
+    if not 0 <= height <= MAX_ROW:
+        raise HTTPException(422, f"height must be between 0 and {MAX_ROW}, got {height}")
     b = await store.block(height)
     if b is None:
         raise HTTPException(404, f"block {height} does not exist (yet)")

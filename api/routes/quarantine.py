@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import StoreDep
+from api.deps import MAX_ROW, StoreDep
 from api.schemas import QuarantinedOut, QuarantinePage
 from packproof.timefmt import rfc3339
 
@@ -30,7 +30,7 @@ async def list_quarantine(
     store: StoreDep,
     device_id: Annotated[str | None, Query(description="Only payloads from this device (by its topic).")] = None,
     reason: Annotated[str | None, Query(description="Only this reason code, e.g. bad_signature.")] = None,
-    before: Annotated[int | None, Query(ge=1, description="Cursor: next_before of the previous page.")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW, description="Cursor: next_before of the last page.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> QuarantinePage:
     rows = await store.quarantined(device_id=device_id, reason_code=reason, before_id=before, limit=limit)

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query
 
 from api.condition import condition
-from api.deps import SettingsDep, StoreDep
+from api.deps import MAX_ROW, SettingsDep, StoreDep
 from api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
 from packproof.timefmt import rfc3339
 
@@ -25,7 +25,7 @@ async def _shipment_or_404(store: StoreDep, shipment_id: str) -> tuple[str, str]
 
 @router.get("", response_model=ShipmentList)
 async def list_shipments(store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                         offset: Annotated[int, Query(ge=0)] = 0) -> ShipmentList:
+                         offset: Annotated[int, Query(ge=0, le=MAX_ROW)] = 0) -> ShipmentList:
     rows = await store.shipments(limit + 1, offset)
     return ShipmentList(
         shipments=[ShipmentSummary(shipment_id=r[0], profile=r[1], devices=r[3]) for r in rows[:limit]],
@@ -48,9 +48,11 @@ async def get_condition(store: StoreDep, settings: SettingsDep, shipment_id: str
 
 
 @router.get("/{shipment_id}/readings", response_model=ReadingPage)
-async def list_readings(store: StoreDep, shipment_id: str,
-                        after: Annotated[int, Query(ge=0, description="cursor: next_after of the previous page")] = 0,
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> ReadingPage:
+async def list_readings(
+    store: StoreDep, shipment_id: str,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW, description="cursor: next_after of the last page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ReadingPage:
     await _shipment_or_404(store, shipment_id)
     rows = await store.shipment_readings(shipment_id, after, limit)
     out = []
