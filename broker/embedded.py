@@ -12,37 +12,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
 
+from broker.auth import PasswordFile
 from packproof.errors import BrokerError
 from packproof.net import require_free
 
 log = logging.getLogger(__name__)
 
 
-def broker_config(host: str, port: int) -> dict[str, Any]:
+def broker_config(host: str, port: int, password_file: Path | None = None,
+                  services: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Only the plugins we need: amqtt's default set logs every packet and publishes $SYS,
+    which cost time on every message. With a password file, clients must authenticate and
+    the topic rules of `broker.auth` apply; without one, the broker is open (a local demo)."""
+    plugins: dict[str, Any]
+    if password_file is None:
+        plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+    else:
+        PasswordFile(password_file).users()  # fail now, with a clear message, if it is missing or malformed
+        plugins = {"broker.auth.PasswordFileAuth": {"password_file": str(password_file)},
+                   "broker.auth.DeviceTopicACL": {"services": list(services)}}
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 10000}},
-        # Only what we need: amqtt's default plugin set includes per-packet logging and
-        # $SYS publishing, which cost time on every message.
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        "plugins": plugins,
     }
 
 
 class EmbeddedBroker:
     """`async with EmbeddedBroker(port=...)`: an amqtt broker for the block's lifetime."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, flag: str = "--mqtt-port") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, flag: str = "--mqtt-port",
+                 password_file: Path | None = None, services: tuple[str, ...] = ()) -> None:
         self.host, self.port, self.flag = host, port, flag
+        self.password_file, self.services = password_file, services
         self._broker: Broker | None = None
 
     async def start(self) -> None:
         require_free(self.host, self.port, self.flag, "another MQTT broker?")
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = Broker(broker_config(self.host, self.port))
+        self._broker = Broker(broker_config(self.host, self.port, self.password_file, self.services))
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps its failures in its own BrokerError

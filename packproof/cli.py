@@ -124,12 +124,18 @@ def run(
 def broker(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 1883,
+    password_file: Annotated[Path | None, typer.Option(
+        help="Require logins from this file (`packproof passwd`, Mosquitto format); devices then use only "
+             "their own topics.")] = None,
+    service: Annotated[list[str] | None, typer.Option(
+        help="A service account (the ingestor) that reads all telemetry; repeat for several.")] = None,
 ) -> None:
     """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
     from broker.embedded import EmbeddedBroker
 
     async def serve() -> None:
-        async with EmbeddedBroker(host, port, flag="--port"):
+        async with EmbeddedBroker(host, port, flag="--port", password_file=password_file,
+                                  services=tuple(service or ("packproof-ingestor",))):
             out.print(f"MQTT broker listening on {host}:{port} (Ctrl-C stops)")
             await _until_signal()
 
@@ -156,13 +162,17 @@ def ingest(
     verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
     profiles: Annotated[Path | None, typer.Option(help="JSON file of extra UN 38.3 profiles.")] = None,
     client_id: Annotated[str, typer.Option(help="MQTT client id (persistent session).")] = "packproof-ingestor",
+    mqtt_username: Annotated[str | None, typer.Option(help="MQTT login, when the broker requires one.")] = None,
+    mqtt_password: Annotated[str | None, typer.Option(envvar="PACKPROOF_MQTT_PASSWORD",
+                                                      help="MQTT password (or PACKPROOF_MQTT_PASSWORD).")] = None,
 ) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
     from packproof.services import IngestOptions, IngestService
 
     async def serve() -> None:
         service = IngestService(IngestOptions(data_dir, mqtt_host, mqtt_port, verify_signatures, seal,
-                                              seal_interval, profiles_file=profiles, client_id=client_id))
+                                              seal_interval, profiles_file=profiles, client_id=client_id,
+                                              mqtt_username=mqtt_username, mqtt_password=mqtt_password))
         await service.start()
         out.print(f"ingesting from {mqtt_host}:{mqtt_port} into {data_dir} (Ctrl-C stops cleanly)")
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
@@ -172,6 +182,31 @@ def ingest(
         await task
 
     asyncio.run(serve())
+
+
+@app.command()
+def passwd(
+    password_file: Annotated[Path, typer.Argument(help="The broker's password file (created if absent).")],
+    username: Annotated[str, typer.Argument(help="MQTT username: a device id, or a service account.")],
+    password: Annotated[str | None, typer.Option(envvar="PACKPROOF_MQTT_PASSWORD",
+                                                 help="The password; omitted: a random one is printed once.")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the user instead.")] = False,
+) -> None:
+    """Add, change or remove an MQTT login (hashes only, Mosquitto's format: works with both brokers)."""
+    import secrets
+
+    from broker.auth import PasswordFile
+
+    pf = PasswordFile(password_file)
+    if delete:
+        if not pf.remove(username):
+            fail(Exit.BAD_INPUT, f"{username} is not in {password_file}")
+        out.print(f"removed {username} from {password_file}")
+        return
+    made = password is None
+    pf.set(username, password or (password := secrets.token_urlsafe(18)))
+    out.print(f"set the password of {username} in {password_file}" + (f": {password}" if made else ""),
+              highlight=False)
 
 
 @app.command()
@@ -204,11 +239,14 @@ def simulate(
     unsigned_shipments: Unsigned = 0,
     step_s: StepS = 60.0,
     register: Annotated[bool, typer.Option(help="Register the fleet's devices and keys in --data-dir's store.")] = True,
+    password_file: Annotated[Path | None, typer.Option(
+        help="The broker's password file: give each device an MQTT login there (kept in "
+             "DATA_DIR/sim-credentials.json) and connect with it.")] = None,
 ) -> None:
     """A simulated fleet publishing signed readings over MQTT (QoS 1)."""
     from packproof.paths import DataDir
     from packproof.store import Store
-    from simulators.fleet import build_fleet, load_progress, save_progress, shipments_of
+    from simulators.fleet import build_fleet, load_progress, provision_credentials, save_progress, shipments_of
     from simulators.publisher import FleetPublisher, PublishStats
 
     fleet = build_fleet(shipments=shipments, packs=packs, scenario=scenario, seed=seed,
@@ -224,7 +262,9 @@ def simulate(
             finally:
                 await store.close()
         asyncio.run(reg())
-    publisher = FleetPublisher(fleet, host=mqtt_host, port=mqtt_port, rate=rate)
+    credentials = provision_credentials(fleet, password_file, dirs.root / "sim-credentials.json") \
+        if password_file else None
+    publisher = FleetPublisher(fleet, host=mqtt_host, port=mqtt_port, rate=rate, credentials=credentials)
     publisher.connect()
     stop = threading.Event()
     import signal

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
 import signal
 import sys
@@ -21,14 +22,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from broker.auth import PasswordFile
 from broker.embedded import EmbeddedBroker
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.services import IngestOptions, IngestService, api_server
-from simulators.fleet import MIXED, build_fleet, load_progress, save_progress, shipments_of
+from simulators.fleet import MIXED, build_fleet, load_progress, provision_credentials, save_progress, shipments_of
 from simulators.publisher import FleetPublisher, PublishStats
 
 log = logging.getLogger(__name__)
+INGESTOR = "packproof-ingestor"  # the ingestor's MQTT service account
 
 
 @dataclass(slots=True)
@@ -73,9 +76,15 @@ async def run(o: RunOptions) -> dict[str, int]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    async with EmbeddedBroker(port=mqtt_port):
-        service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port,
-                                              verify_signatures=o.verify_signatures))
+    # Logins on, as in production: each device has its own, the ingestor a service account.
+    password_file = dirs.root / "mqtt.passwd"
+    credentials = await asyncio.to_thread(provision_credentials, fleet, password_file,
+                                          dirs.root / "sim-credentials.json")
+    ingestor_password = secrets.token_urlsafe(18)
+    PasswordFile(password_file).set(INGESTOR, ingestor_password)
+    async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)):
+        service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port, verify_signatures=o.verify_signatures,
+                                              mqtt_username=INGESTOR, mqtt_password=ingestor_password))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
         await service.store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
@@ -91,7 +100,7 @@ async def run(o: RunOptions) -> dict[str, int]:
         out.print(f"fleet: {o.shipments} shipments x {o.packs} packs ({o.scenario}), {o.rate:g} reading/s per pack; "
                   + (f"stopping after {o.duration:g} s" if o.duration else "Ctrl-C stops cleanly"))
 
-        publisher = FleetPublisher(fleet, port=mqtt_port, rate=o.rate)
+        publisher = FleetPublisher(fleet, port=mqtt_port, rate=o.rate, credentials=credentials)
         await asyncio.to_thread(publisher.connect)
         sim_stop = threading.Event()
         hint_shown = False

@@ -104,3 +104,28 @@ def save_progress(fleet: list[SimDevice], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({d.device_id: d.next_seq for d in fleet}, indent=1))
     tmp.replace(path)
+
+
+def provision_credentials(fleet: list[SimDevice], password_file: Path, secrets_file: Path) -> dict[str, str]:
+    """MQTT passwords for the simulated devices: reused from `secrets_file` (0600), or made.
+
+    The broker's password file gets only hashes; the simulator, standing in for the devices,
+    keeps the plain passwords in its own owner-only file, as each real tracker would keep its own.
+    """
+    import os
+    import secrets
+
+    from broker.auth import PasswordFile
+
+    known: dict[str, str] = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+    registered = PasswordFile(password_file).users() if password_file.exists() else {}
+    pf = PasswordFile(password_file)
+    for d in fleet:
+        if d.device_id not in known or d.device_id not in registered:
+            known[d.device_id] = secrets.token_urlsafe(18)
+            pf.set(d.device_id, known[d.device_id])
+    secrets_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(known, f, indent=1)
+    return {d.device_id: known[d.device_id] for d in fleet}

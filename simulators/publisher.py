@@ -33,15 +33,16 @@ class PublishStats:
 
 class FleetPublisher:
     def __init__(self, fleet: list[SimDevice], *, host: str = "127.0.0.1", port: int = 1883,
-                 rate: float = 1.0, qos: int = 1, username: str | None = None,
-                 password: str | None = None) -> None:
+                 rate: float = 1.0, qos: int = 1, credentials: dict[str, str] | None = None) -> None:
+        """`credentials`: device id -> MQTT password; each device logs in as its own id."""
         if rate <= 0:
             raise ValueError(f"rate must be > 0 readings/s per device, got {rate}")
         self.fleet, self.host, self.port, self.rate, self.qos = fleet, host, port, rate, qos
         self.stats = PublishStats()
         self._pending: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self._clients: list[mqtt.Client] = []
-        self._auth = (username, password)
+        self._credentials = credentials or {}
+        self._refused: list[str] = []
 
     def _count_acked(self) -> None:
         """Acknowledged = telemetry publishes the broker has PUBACKed (QoS 1), oldest first."""
@@ -55,14 +56,17 @@ class FleetPublisher:
         for d in self.fleet:
             c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{d.device_id}",
                             protocol=mqtt.MQTTv311)
-            if self._auth[0]:
-                c.username_pw_set(*self._auth)
+            if d.device_id in self._credentials:
+                c.username_pw_set(d.device_id, self._credentials[d.device_id])
             c.will_set(d.status_topic, b"offline", qos=1, retain=True)
             connected = threading.Event()
 
-            def on_connect(cl: mqtt.Client, _u: object, _f: object, _rc: object, _p: object,
+            def on_connect(cl: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object,
                            d: SimDevice = d, ev: threading.Event = connected) -> None:
-                cl.publish(d.status_topic, b"online", qos=0, retain=True)
+                if rc.is_failure:
+                    self._refused.append(f"{d.device_id}: {rc}")
+                else:
+                    cl.publish(d.status_topic, b"online", qos=0, retain=True)
                 ev.set()
 
             c.on_connect = on_connect
@@ -79,6 +83,10 @@ class FleetPublisher:
             if not ev.wait(max(0.0, deadline - time.monotonic())):
                 self.close()
                 raise BrokerError(f"no CONNACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
+        if self._refused:
+            self.close()
+            raise BrokerError(f"the MQTT broker refused {len(self._refused)} device(s), e.g. {self._refused[0]}; "
+                              "give their passwords with --credentials (see `packproof simulate --help`)")
 
     def run(self, *, stop: threading.Event, duration: float | None = None,
             count: int | None = None, on_tick: Callable[[PublishStats], None] | None = None) -> PublishStats:

@@ -1,0 +1,192 @@
+"""Logins and topic rules, on the embedded broker and on Mosquitto with the shipped config.
+
+Real brokers on free ports, real paho clients, the real ingestor and store: anonymous and
+wrong-password clients are refused, and a device publishing on another device's topic
+never reaches the store while honest readings keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from broker.auth import PasswordFile, hash_password, topic_allowed, verify_password
+from broker.embedded import EmbeddedBroker
+from edge.ingestor import Ingestor
+from packproof.canonical import canonical_bytes
+from packproof.crypto import public_key_bytes
+from packproof.errors import BrokerError
+from packproof.net import free_port, port_in_use
+from packproof.store import Store
+from tests.edge.test_ingestor import KEY, reading, topic
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = frozenset({"packproof-ingestor"})
+
+
+def test_hashes_are_mosquitto_format_and_verify() -> None:
+    h = hash_password("s3cret")
+    assert h.startswith("$7$20000$") and verify_password("s3cret", h) and not verify_password("s3cret!", h)
+    assert not verify_password("x", "not-a-hash")
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed")
+def test_a_mosquitto_passwd_hash_verifies_here(tmp_path: Path) -> None:
+    f = tmp_path / "pw"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(f), "dev-1", "p1"], check=True)
+    assert PasswordFile(f).check("dev-1", "p1") and not PasswordFile(f).check("dev-1", "p2")
+
+
+@pytest.mark.parametrize(("user", "topic_", "action", "allowed"), [
+    ("dev-1", "packproof/v1/S/dev-1/telemetry", "publish", True),
+    ("dev-1", "packproof/v1/S/dev-1/status", "publish", True),
+    ("dev-1", "packproof/v1/S/dev-2/telemetry", "publish", False),
+    ("dev-1", "packproof/v1/S/dev-1/ack", "subscribe", True),
+    ("dev-1", "packproof/v1/S/dev-2/ack", "subscribe", False),
+    ("dev-1", "packproof/v1/+/+/telemetry", "subscribe", False),
+    ("dev-1", "#", "subscribe", False),
+    ("dev-1", "packproof/v1/S/dev-1/ack", "publish", False),
+    ("packproof-ingestor", "packproof/v1/+/+/telemetry", "subscribe", True),
+    ("packproof-ingestor", "$share/ing/packproof/v1/+/+/telemetry", "subscribe", True),
+    ("packproof-ingestor", "packproof/v1/S/dev-1/ack", "publish", True),
+    ("packproof-ingestor", "packproof/v1/S/dev-1/telemetry", "publish", False),
+    (None, "packproof/v1/S/dev-1/telemetry", "publish", False),
+    ("dev/+", "packproof/v1/S/dev/+/telemetry", "publish", False),
+])
+def test_topic_rules(user: str | None, topic_: str, action: str, allowed: bool) -> None:
+    assert topic_allowed(user, SERVICES, topic_, action) is allowed
+
+
+def login(port: int, user: str | None, password: str | None, cid: str) -> tuple[mqtt.Client, str]:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid)
+    if user:
+        c.username_pw_set(user, password)
+    result: list[str] = []
+    done = threading.Event()
+    c.on_connect = lambda _c, _u, _f, rc, _p: (result.append(str(rc)), done.set())
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert done.wait(10), "no CONNACK"
+    return c, result[0]
+
+
+@pytest.fixture
+def passwords(tmp_path: Path) -> Path:
+    pf = PasswordFile(tmp_path / "mqtt.passwd")
+    for user, pw in (("dev-1", "p1"), ("dev-2", "p2"), ("packproof-ingestor", "ing")):
+        pf.set(user, pw)
+    return pf.path
+
+
+def run_embedded(port: int, passwords: Path) -> Iterator[None]:
+    ready, stop = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            async with EmbeddedBroker(port=port, password_file=passwords, services=tuple(SERVICES)):
+                ready.set()
+                await asyncio.to_thread(stop.wait)
+        asyncio.run(main())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield
+    stop.set()
+    t.join(15)
+
+
+def run_mosquitto(port: int, passwords: Path) -> Iterator[None]:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.skip("Mosquitto is not installed here")
+    work = passwords.parent
+    conf = (ROOT / "broker" / "mosquitto.conf").read_text().replace("listener 1883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("password_file mqtt.passwd", f"password_file {passwords}")
+    conf = conf.replace("acl_file packproof.acl", f"acl_file {work / 'packproof.acl'}")
+    conf = conf.replace("persistence_location ./", f"persistence_location {work}/")
+    # Started as root, Mosquitto drops to user `mosquitto`, who cannot read our 0600 files.
+    (work / "mosquitto.conf").write_text(conf + f"\nuser {getpass.getuser()}\n")
+    shutil.copy(ROOT / "broker" / "packproof.acl", work / "packproof.acl")
+    log = work / "mosquitto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([exe, "-c", str(work / "mosquitto.conf")], cwd=work, stdout=out, stderr=out)
+    deadline = time.monotonic() + 10
+    while not port_in_use("127.0.0.1", port):
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    yield
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def secured_broker(request: pytest.FixtureRequest, passwords: Path) -> Iterator[int]:
+    port = free_port()
+    runner = run_embedded if request.param == "embedded" else run_mosquitto
+    gen = runner(port, passwords)
+    next(gen)
+    yield port
+    next(gen, None)
+
+
+def test_anonymous_and_wrong_passwords_are_refused(secured_broker: int) -> None:
+    for user, pw, cid in ((None, None, "anon"), ("dev-1", "wrong", "d1-wrong"), ("nobody", "x", "nobody")):
+        c, rc = login(secured_broker, user, pw, cid)
+        c.loop_stop()
+        assert rc == "Not authorized", (user, rc)
+    c, rc = login(secured_broker, "dev-1", "p1", "d1-ok")
+    c.disconnect()
+    c.loop_stop()
+    assert rc == "Success"
+
+
+async def test_wrong_ingestor_password_is_a_clear_error(secured_broker: int, tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "p.db")
+    ing = Ingestor(store, port=secured_broker, client_id="ing-wrong", username="packproof-ingestor", password="no")
+    with pytest.raises(BrokerError, match="the MQTT broker refused the ingestor: Not authorized"):
+        await ing.connect()
+    ing.client.loop_stop()
+    await store.close()
+
+
+async def test_a_device_cannot_publish_as_another(secured_broker: int, tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "p.db")
+    await store.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
+                         [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-2", "SHP-2", public_key_bytes(KEY))])
+    ing = Ingestor(store, port=secured_broker, client_id="ing-acl", username="packproof-ingestor", password="ing")
+    await ing.load_state()
+    await ing.connect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ing.run(stop))
+    await asyncio.sleep(0.3)
+    dev1, rc = await asyncio.to_thread(login, secured_broker, "dev-1", "p1", "dev-1")
+    assert rc == "Success"
+    # dev-1 holds dev-2's signing key here, so only the broker's rule can stop this reading.
+    forged = dev1.publish(topic("dev-2", "SHP-2"), canonical_bytes(reading(1, "dev-2", "SHP-2")), qos=1)
+    honest = [dev1.publish(topic(), canonical_bytes(reading(i)), qos=1) for i in range(5)]
+    for info in [forged, *honest]:
+        await asyncio.to_thread(info.wait_for_publish, 10)
+    for _ in range(100):
+        if ing.stats.accepted >= 5:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    stop.set()
+    await task
+    dev1.disconnect()
+    dev1.loop_stop()
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT device_id, count(*) FROM readings GROUP BY device_id").fetchall() == [("dev-1", 5)]
+    assert db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)  # it never even reached us
+    await store.close()
