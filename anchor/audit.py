@@ -26,7 +26,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import DeviceVerifier
 from packproof.errors import LedgerIntegrityError
 from packproof.reading import Reading
-from packproof.store import Store
+from packproof.store import DeviceRecord, Store
 
 
 @dataclass(slots=True)
@@ -45,19 +45,25 @@ class AuditReport:
         return not (self.chain or self.blocks_bad or self.readings_bad or self.uncovered or self.covered_twice)
 
 
-def _check_reading(body: bytes, keys: dict[str, DeviceVerifier | None]) -> str | None:
+def _check_reading(body: bytes, devices: dict[str, DeviceRecord]) -> str | None:
+    if b'"record":' in body:  # a registry record: sealed like a reading, but no device signs it
+        return None
     try:
         r = Reading.model_validate_json(body)
     except ValueError as exc:
         return f"stored bytes are not a valid reading: {str(exc).splitlines()[0]}"
     if canonical_bytes(r) != body:
         return "stored bytes are not the reading's canonical form (altered after it was stored)"
-    verifier = keys.get(r.device_id)
-    if verifier is None:
+    device = devices.get(r.device_id)
+    if device is None:
+        return f"device {r.device_id} is not in the registry"
+    key = device.key_at(r.seq)
+    if key is None:
         return None  # an unsigned tracker: nothing to check
     if r.sig is None:
         return "reading carries no signature but its device signs"
-    return None if verifier.verify(a2b_base64(r.sig), signing_bytes(r)) else "device signature does not verify"
+    ok = DeviceVerifier(key).verify(a2b_base64(r.sig), signing_bytes(r))
+    return None if ok else f"device signature does not verify with the key valid at seq {r.seq}"
 
 
 async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatures: bool = False,
@@ -73,9 +79,7 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
         ledger_blocks.append(block)
         prev = block
     by_height = {b.height: b for b in ledger_blocks}
-    keys: dict[str, DeviceVerifier | None] = {}
-    if signatures:
-        keys = {d.device_id: DeviceVerifier(d.public_key) if d.public_key else None for d in await store.devices()}
+    devices = {d.device_id: d for d in await store.devices()} if signatures else {}
 
     expected_first = None
     start = 0
@@ -96,7 +100,7 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
                     report.readings_bad.append(
                         (f"{device_id}:{seq}", f"stored bytes hash to {computed.hex()}, the stored leaf hash is "
                                                f"{stored_leaf.hex()} (reading changed after it was stored)"))
-                elif signatures and (why := _check_reading(body, keys)):
+                elif signatures and (why := _check_reading(body, devices)):
                     report.readings_bad.append((f"{device_id}:{seq}", why))
             report.readings += len(rows)
             if len(rows) != rec.leaf_count:

@@ -25,7 +25,7 @@ from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block
 from anchor.merkle import root_from_leaf_hashes
 from packproof.crypto import public_key_bytes
 from packproof.errors import LedgerIntegrityError
-from packproof.store import BlockRecord, Store
+from packproof.store import REGISTRY, BlockRecord, Store
 from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ class Sealer:
         self.max_leaves = max_leaves
         self._head: BlockRecord | None = None
         self.sealed_blocks = 0
-        self.sealed_leaves = 0
+        self.sealed_leaves = 0  # readings and registry records
+        self.sealed_readings = 0
 
     async def recover(self) -> int:
         """Bring store and ledger into agreement; returns how many blocks were completed."""
@@ -101,6 +102,7 @@ class Sealer:
         self._head = record
         self.sealed_blocks += 1
         self.sealed_leaves += len(rows)
+        self.sealed_readings += sum(1 for r in rows if r[1] != REGISTRY)
         return record
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -8,7 +8,7 @@ so a bad payload costs as little as possible and the signature is verified last.
 
 from __future__ import annotations
 
-from binascii import a2b_base64  # sig is pattern-checked base64 already: no need to re-validate
+from binascii import a2b_base64, b2a_base64
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -28,8 +28,17 @@ class DeviceEntry:
     """What the ingestor knows of a registered device."""
 
     shipment_id: str
-    verifier: DeviceVerifier | None  # None: registered as unsigned
+    verifier: DeviceVerifier | None  # the current key; None: registered as unsigned
     profile: Profile
+    older: tuple[tuple[int, DeviceVerifier | None], ...] = ()  # (valid from seq, key) before a rotation
+    revoked: bool = False
+    current_from: int = 0  # first seq the current key signs
+
+    def verifier_at(self, seq: int) -> DeviceVerifier | None:
+        if seq >= self.current_from:
+            return self.verifier
+        valid = [v for start, v in self.older if start <= seq]
+        return valid[-1] if valid else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +96,25 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
             "shipment_mismatch",
             f"device {reading.device_id} is registered to shipment {entry.shipment_id}, "
             f"not {reading.shipment_id}")
+    if entry.revoked:
+        raise InvalidReading("revoked_device", f"device {reading.device_id} is revoked: its readings are refused")
     unsigned, body = signed_and_full(reading)
-    if entry.verifier is None:
+    verifier = entry.verifier_at(reading.seq)
+    if verifier is None:
         if reading.sig is not None:
             raise InvalidReading(
                 "unexpected_signature",
                 f"device {reading.device_id} is registered as unsigned but the reading carries a sig")
     elif reading.sig is None:
         raise InvalidReading("missing_signature", f"reading {reading.reading_id} has no sig")
-    elif verify_signatures and not entry.verifier.verify(a2b_base64(reading.sig), unsigned):
+    elif b2a_base64(sig := a2b_base64(reading.sig), newline=False).decode() != reading.sig:
+        # Base64 spare bits: another spelling of the same signature would make another leaf.
+        raise InvalidReading("bad_signature", f"sig of reading {reading.reading_id} is not canonical base64")
+    elif verify_signatures and not verifier.verify(sig, unsigned):
         raise InvalidReading(
             "bad_signature",
             f"signature of reading {reading.reading_id} does not verify with the key registered "
-            f"for device {reading.device_id}")
+            f"for device {reading.device_id} at seq {reading.seq}")
     if received_at is not None and (ahead := reading.epoch - received_at) > MAX_CLOCK_AHEAD_S:
         raise InvalidReading(
             "clock_skew",

@@ -112,13 +112,13 @@ async def run(o: RunOptions) -> dict[str, int]:
             nonlocal hint_shown
             sealer = service.sealer
             assert sealer is not None and service.ingestor is not None
-            if not hint_shown and sealer.sealed_leaves:
+            if not hint_shown and sealer.sealed_readings:
                 hint_shown = True
                 out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
                           f"--ledger-key {dirs.ledger_pub}")
             st = service.ingestor.stats
             out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s) | stored {st.accepted:,} | quarantined "
-                      f"{st.quarantined:,} | sealed {sealer.sealed_leaves:,} in {sealer.sealed_blocks:,} blocks",
+                      f"{st.quarantined:,} | sealed {sealer.sealed_readings:,} in {sealer.sealed_blocks:,} blocks",
                       highlight=False)
 
         last = [0.0]
@@ -152,4 +152,5 @@ async def run(o: RunOptions) -> dict[str, int]:
     sealer = service.sealer
     return {"sent": stats.sent, "accepted": ingestor.stats.accepted,
             "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
-            "sealed": sealer.sealed_leaves, "blocks": sealer.sealed_blocks}
+            "sealed": sealer.sealed_readings, "records": sealer.sealed_leaves - sealer.sealed_readings,
+            "blocks": sealer.sealed_blocks}

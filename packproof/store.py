@@ -17,6 +17,7 @@ batch holding it is durably committed, so a crash loses nothing that was acknowl
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,11 @@ from typing import Any
 
 import aiosqlite
 
-from packproof.errors import StoreError
+from anchor.merkle import leaf_hash
+from packproof.canonical import canonical_json
+from packproof.crypto import b64
+from packproof.errors import ConfigError, PackproofError, StoreError
+from packproof.timefmt import rfc3339
 
 SCHEMA_VERSION = 1
 
@@ -36,7 +41,10 @@ CREATE TABLE IF NOT EXISTS shipments(
     shipment_id TEXT PRIMARY KEY, profile TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS devices(
     device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL REFERENCES shipments(shipment_id),
-    public_key BLOB, registered_at REAL NOT NULL);
+    public_key BLOB, registered_at REAL NOT NULL, revoked_at REAL, revoked_reason TEXT);
+CREATE TABLE IF NOT EXISTS device_keys(
+    device_id TEXT NOT NULL REFERENCES devices(device_id), valid_from_seq INTEGER NOT NULL,
+    public_key BLOB, added_at REAL NOT NULL, PRIMARY KEY(device_id, valid_from_seq));
 CREATE INDEX IF NOT EXISTS devices_shipment ON devices(shipment_id);
 CREATE TABLE IF NOT EXISTS readings(
     id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL,
@@ -71,6 +79,8 @@ CREATE TABLE IF NOT EXISTS blocks(
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
+REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
+
 EXCURSION_COLUMNS = (
     "id, device_id, shipment_id, test, quantity, severity, start_ts, end_ts, start_seq, "
     "end_seq, peak, limit_value, limit_desc, reading_count, open"
@@ -81,8 +91,15 @@ EXCURSION_COLUMNS = (
 class DeviceRecord:
     device_id: str
     shipment_id: str
-    public_key: bytes | None  # None: a tracker that cannot sign; trust begins at the ingestor
+    public_key: bytes | None  # the current key; None: a tracker that cannot sign (trust begins at the ingestor)
     profile: str
+    keys: tuple[tuple[int, bytes | None], ...] = ()  # (valid from seq, key), oldest first
+    revoked: bool = False
+
+    def key_at(self, seq: int) -> bytes | None:
+        """The key valid for reading `seq`: readings from before a rotation keep their old key."""
+        valid = [k for start, k in self.keys if start <= seq]
+        return valid[-1] if valid else self.public_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,53 +178,119 @@ class Store:
             raise StoreError(f"store query failed: {exc}") from exc
 
     # ---- registry -------------------------------------------------------------------
+    # Every change to the registry is also appended as a record leaf (device id REGISTRY,
+    # canonical JSON with a `record` field naming its kind), so the sealer seals it like a
+    # reading and a key cannot be swapped afterwards without breaking the ledger.
 
-    async def register(self, shipments: dict[str, str], devices: Iterable[tuple[str, str, bytes | None]]) -> None:
-        """Upsert shipments (id -> profile) and devices (id, shipment, public key or None).
+    async def _append_record(self, record: dict[str, Any], now: float) -> None:
+        body = canonical_json({**record, "at": rfc3339(now)})
+        rows = list(await self._db.execute_fetchall(
+            "SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?", (REGISTRY,)))
+        await self._db.execute(
+            "INSERT INTO readings(device_id, seq, shipment_id, ts, received_at, body, leaf_hash) "
+            "VALUES (?,?,?,?,?,?,?)", (REGISTRY, rows[0][0], REGISTRY, rfc3339(now), now, body, leaf_hash(body)))
+        await self._db.execute(
+            "INSERT INTO counters(name, value) VALUES ('registry_changes', 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1")
 
-        A device already registered with another key or shipment is refused: a key must
-        not change silently.
-        """
-        now = time.time()
+    async def _registry_tx(self, what: str, work: Any) -> None:
         async with self._lock:
             try:
-                for sid, profile in shipments.items():
-                    await self._db.execute(
-                        "INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?) "
-                        "ON CONFLICT(shipment_id) DO UPDATE SET profile=excluded.profile",
-                        (sid, profile, now),
-                    )
-                for device_id, sid, key in devices:
-                    rows = list(await self._db.execute_fetchall(
-                        "SELECT shipment_id, public_key FROM devices WHERE device_id=?", (device_id,)))
-                    if rows:
-                        if rows[0][0] != sid or rows[0][1] != key:
-                            raise StoreError(
-                                f"device {device_id} is already registered with a different "
-                                f"shipment or key (shipment {rows[0][0]}); refusing to change it")
-                        continue
-                    await self._db.execute(
-                        "INSERT INTO devices(device_id, shipment_id, public_key, registered_at) "
-                        "VALUES (?,?,?,?)", (device_id, sid, key, now))
+                await work(time.time())
                 await self._db.commit()
             except sqlite3.Error as exc:
                 await self._db.rollback()
-                raise StoreError(f"registering devices failed: {exc}") from exc
-            except StoreError:
+                raise StoreError(f"{what} failed: {exc}") from exc
+            except PackproofError:
                 await self._db.rollback()
                 raise
 
-    async def devices(self) -> list[DeviceRecord]:
+    async def register(self, shipments: dict[str, str], devices: Iterable[tuple[str, str, bytes | None]]) -> int:
+        """Add shipments (id -> profile) and devices (id, shipment, public key or None).
+
+        Returns how many devices were new. A device already registered with another key or
+        shipment is refused: a key changes only by `rotate_key`, on the record.
+        """
+        new = 0
+
+        async def work(now: float) -> None:
+            nonlocal new
+            for sid, profile in shipments.items():
+                await self._db.execute(
+                    "INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?) "
+                    "ON CONFLICT(shipment_id) DO UPDATE SET profile=excluded.profile", (sid, profile, now))
+            for device_id, sid, key in devices:
+                rows = list(await self._db.execute_fetchall(
+                    "SELECT shipment_id, public_key FROM devices WHERE device_id=?", (device_id,)))
+                if rows:
+                    if rows[0][0] != sid or rows[0][1] != key:
+                        raise ConfigError(
+                            f"device {device_id} is already registered with a different shipment or key "
+                            f"(shipment {rows[0][0]}); a key changes only with `packproof devices rotate`")
+                    continue
+                await self._db.execute(
+                    "INSERT INTO devices(device_id, shipment_id, public_key, registered_at) VALUES (?,?,?,?)",
+                    (device_id, sid, key, now))
+                await self._db.execute(
+                    "INSERT INTO device_keys(device_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
+                    (device_id, 0, key, now))
+                await self._append_record({"record": "device-registered", "device_id": device_id,
+                                           "shipment_id": sid, "public_key": b64(key) if key else None}, now)
+                new += 1
+
+        await self._registry_tx("registering devices", work)
+        return new
+
+    async def rotate_key(self, device_id: str, public_key: bytes, from_seq: int) -> None:
+        """A new key for readings from `from_seq` on; older readings keep verifying with the old one."""
+        async def work(now: float) -> None:
+            d = await self.device(device_id)
+            if d is None:
+                raise ConfigError(f"device {device_id} is not registered")
+            if d.keys and from_seq <= d.keys[-1][0]:
+                raise ConfigError(f"device {device_id}: the new key must start after seq {d.keys[-1][0]}, "
+                                  f"where its current key starts; got --from-seq {from_seq}")
+            await self._db.execute(
+                "INSERT INTO device_keys(device_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
+                (device_id, from_seq, public_key, now))
+            await self._db.execute("UPDATE devices SET public_key=? WHERE device_id=?", (public_key, device_id))
+            await self._append_record({"record": "device-key-rotated", "device_id": device_id,
+                                       "public_key": b64(public_key), "valid_from_seq": from_seq}, now)
+
+        await self._registry_tx(f"rotating the key of {device_id}", work)
+
+    async def revoke(self, device_id: str, reason: str) -> None:
+        """From now on the device's readings are quarantined; what was stored stays provable."""
+        async def work(now: float) -> None:
+            cur = await self._db.execute("UPDATE devices SET revoked_at=?, revoked_reason=? WHERE device_id=? "
+                                         "AND revoked_at IS NULL", (now, reason, device_id))
+            if cur.rowcount == 0:
+                raise ConfigError(f"device {device_id} is not registered, or is revoked already")
+            await self._append_record({"record": "device-revoked", "device_id": device_id, "reason": reason}, now)
+
+        await self._registry_tx(f"revoking {device_id}", work)
+
+    async def registry_changes(self) -> int:
+        rows = await self._fetch("SELECT value FROM counters WHERE name='registry_changes'")
+        return int(rows[0][0]) if rows else 0
+
+    async def devices(self, device_id: str | None = None) -> list[DeviceRecord]:
+        where = "WHERE d.device_id=?" if device_id else ""
         rows = await self._fetch(
-            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile FROM devices d "
-            "JOIN shipments s USING(shipment_id) ORDER BY d.device_id")
-        return [DeviceRecord(r[0], r[1], r[2], r[3]) for r in rows]
+            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile, d.revoked_at, "
+            "(SELECT json_group_array(json_array(k.valid_from_seq, hex(k.public_key))) FROM "
+            " (SELECT * FROM device_keys k WHERE k.device_id = d.device_id ORDER BY valid_from_seq) k) "
+            f"FROM devices d JOIN shipments s USING(shipment_id) {where} ORDER BY d.device_id",
+            (device_id,) if device_id else ())
+        out = []
+        for r in rows:
+            keys = tuple((int(f), bytes.fromhex(h) if h else None) for f, h in json.loads(r[5]))
+            out.append(DeviceRecord(r[0], r[1], r[2], r[3], keys, r[4] is not None))
+        return out
 
     async def device(self, device_id: str) -> DeviceRecord | None:
-        rows = await self._fetch(
-            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile FROM devices d "
-            "JOIN shipments s USING(shipment_id) WHERE d.device_id=?", (device_id,))
-        return DeviceRecord(rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
+        found = await self.devices(device_id)
+        return found[0] if found else None
 
     # ---- ingest ---------------------------------------------------------------------
 

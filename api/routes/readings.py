@@ -38,7 +38,7 @@ async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
 @router.get("/{reading_id}/proof")
 async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[str, Any]:
     """The proof bundle: `packproof verify --bundle FILE` checks it offline."""
-    device_id, _, (_id, body, _rx, height, index) = await _reading(store, reading_id)
+    device_id, seq, (_id, body, _rx, height, index) = await _reading(store, reading_id)
     if height is None:
         raise HTTPException(409, f"reading {reading_id!r} is stored but not sealed yet; "
                                  "blocks close at least every second, try again shortly")
@@ -50,5 +50,5 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
                              "signature": record.signature}, f"block {height}")
     leaves = await store.block_leaf_hashes(record)
     return build_bundle(reading_id=reading_id, body=body, device_id=device_id,
-                        device_key=device.public_key, leaf_index=index, block_leaves=leaves,
+                        device_key=device.key_at(seq), leaf_index=index, block_leaves=leaves,
                         block=block, ledger_public_key=request.app.state.ledger_public_key)
