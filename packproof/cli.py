@@ -47,6 +47,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Provable transport condition of lithium-ion battery packs.")
 ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the sealed ledger.")
 app.add_typer(ledger_app, name="ledger")
+devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provision, register, list, rotate, revoke.")
+app.add_typer(devices_app, name="devices")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _verbose = False
@@ -441,6 +443,153 @@ def audit(
         first = next(items[0] for _, items in sections if items)
         fail(Exit.INVALID, f"audit failed; first problem: {first}")
     out.print("[green]audit passed[/]: every leaf, root, link and signature holds")
+
+
+def _store_call(data_dir: Path, work):  # type: ignore[no-untyped-def]
+    """Run `work(store)` on the store in DATA_DIR (the writer side: registry changes are sealed)."""
+    from packproof.paths import DataDir
+    from packproof.store import Store
+
+    async def go():  # type: ignore[no-untyped-def]
+        store = await Store.open(DataDir(data_dir).store)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _new_key(device_id: str, key_out: Path) -> bytes:
+    """A fresh Ed25519 key pair: the private half to KEY_OUT/<device>.key (0600), the public half returned."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from packproof.crypto import public_key_bytes
+
+    key = Ed25519PrivateKey.generate()
+    key_out.mkdir(parents=True, exist_ok=True)
+    path = key_out / f"{device_id}.key"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    out.print(f"private key written to {path} (install it on the device, then delete it here)")
+    return public_key_bytes(key)
+
+
+DeviceArg = Annotated[str, typer.Argument(help="The device id (one sensor per pack).")]
+ShipmentOpt = Annotated[str, typer.Option(help="The shipment the pack travels in.")]
+ProfileOpt = Annotated[str, typer.Option(help="UN 38.3 profile of the shipment (un38.3-cell, un38.3-large, ...).")]
+
+
+def _check_device_id(device_id: str) -> None:
+    import re
+
+    from packproof.reading import ID_PATTERN
+
+    if not re.match(ID_PATTERN, device_id):
+        fail(Exit.BAD_INPUT, f"device id {device_id!r} must match {ID_PATTERN}")
+
+
+@devices_app.command("provision")
+def devices_provision(
+    device_id: DeviceArg, shipment: ShipmentOpt, data_dir: DataDirOpt = Path("data"),
+    profile: ProfileOpt = "un38.3-cell",
+    key_out: Annotated[Path, typer.Option(help="Where to write the new private key.")] = Path("device-keys"),
+    password_file: Annotated[Path | None, typer.Option(
+        help="Also give the device an MQTT login in this broker password file (printed once).")] = None,
+) -> None:
+    """Make a key pair (and an MQTT login) for a device, and register its public key."""
+    import secrets
+
+    from broker.auth import PasswordFile
+
+    _check_device_id(device_id)
+    public = _new_key(device_id, key_out)
+    _store_call(data_dir, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
+    out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
+    if password_file is not None:
+        password = secrets.token_urlsafe(18)
+        PasswordFile(password_file).set(device_id, password)
+        out.print(f"MQTT login: user {device_id}, password {password} (shown once)", highlight=False)
+
+
+def key_id_of(public: bytes) -> str:
+    from packproof.crypto import key_id
+
+    return key_id(public)
+
+
+@devices_app.command("register")
+def devices_register(
+    device_id: DeviceArg, shipment: ShipmentOpt, data_dir: DataDirOpt = Path("data"),
+    profile: ProfileOpt = "un38.3-cell",
+    public_key: Annotated[str | None, typer.Option(help="The device's Ed25519 public key, base64 (made on "
+                                                        "the device).")] = None,
+    unsigned: Annotated[bool, typer.Option("--unsigned", help="A tracker that cannot sign.")] = False,
+) -> None:
+    """Register a device whose key was generated on the device (or that cannot sign)."""
+    from packproof.crypto import read_public_key
+
+    _check_device_id(device_id)
+    if (public_key is None) == (not unsigned):
+        fail(Exit.BAD_INPUT, "give either --public-key B64 or --unsigned")
+    key = read_public_key(public_key) if public_key else None
+    added = _store_call(data_dir, lambda st: st.register({shipment: profile}, [(device_id, shipment, key)]))
+    out.print(f"{'registered' if added else 'already registered:'} {device_id} in shipment {shipment}"
+              + (f", key {key_id_of(key)}" if key else ", unsigned (trust begins at the ingestor)"), highlight=False)
+
+
+@devices_app.command("list")
+def devices_list(data_dir: DataDirOpt = Path("data"),
+                 shipment: Annotated[str | None, typer.Option(help="Only this shipment.")] = None) -> None:
+    """Every registered device with its keys and state."""
+    from rich.table import Table
+
+    devices = _store_call(data_dir, lambda st: st.devices())
+    table = Table("device", "shipment", "profile", "keys (from seq: key id)", "state")
+    for d in devices:
+        if shipment and d.shipment_id != shipment:
+            continue
+        keys = ", ".join(f"{start}: {key_id_of(k) if k else 'unsigned'}" for start, k in d.keys)
+        table.add_row(d.device_id, d.shipment_id, d.profile, keys, "revoked" if d.revoked else "active")
+    out.print(table)
+
+
+@devices_app.command("rotate")
+def devices_rotate(
+    device_id: DeviceArg, data_dir: DataDirOpt = Path("data"),
+    public_key: Annotated[str | None, typer.Option(help="The new public key (base64); omitted: make a pair.")] = None,
+    from_seq: Annotated[int | None, typer.Option(help="First seq the new key signs (default: after the last "
+                                                      "stored reading).", min=0)] = None,
+    key_out: Annotated[Path, typer.Option(help="Where to write a new private key.")] = Path("device-keys"),
+) -> None:
+    """A new key for a device; readings signed before keep verifying with the key valid at their seq."""
+    from packproof.crypto import read_public_key
+
+    key = read_public_key(public_key) if public_key else _new_key(device_id, key_out)
+
+    async def work(st):  # type: ignore[no-untyped-def]
+        start = from_seq
+        if start is None:
+            start = (await st.last_seqs()).get(device_id, -1) + 1
+        await st.rotate_key(device_id, key, start)
+        return start
+
+    start = _store_call(data_dir, work)
+    out.print(f"{device_id}: key {key_id_of(key)} signs from seq {start} on", highlight=False)
+
+
+@devices_app.command("revoke")
+def devices_revoke(device_id: DeviceArg, reason: Annotated[str, typer.Option(help="Why, for the record.")],
+                   data_dir: DataDirOpt = Path("data")) -> None:
+    """Refuse the device's readings from now on (what was stored stays provable)."""
+    _store_call(data_dir, lambda st: st.revoke(device_id, reason))
+    out.print(f"{device_id} revoked: its readings are quarantined from now on", highlight=False)
 
 
 def main() -> None:
