@@ -370,8 +370,11 @@ def ledger_verify(
     data_dir: DataDirOpt = Path("data"),
     ledger: Annotated[Path | None, typer.Option(help="Ledger file (default: DATA_DIR/ledger.jsonl).")] = None,
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A checkpoint saved earlier (`ledger export`): pin its key and check its block is still there.")] = None,
 ) -> None:
     """Re-check the whole chain: heights, links, block hashes, signatures."""
+    from anchor.checkpoint import check_against, checkpoint_key
     from anchor.ledger import LedgerFile, check_block
     from packproof.crypto import read_public_key
     from packproof.paths import DataDir
@@ -380,16 +383,53 @@ def ledger_verify(
     path = ledger or dirs.ledger
     if not path.exists():
         fail(Exit.BAD_INPUT, f"no ledger at {path}")
-    key = read_public_key(ledger_key or str(dirs.ledger_pub))
+    cp = _read_json(checkpoint) if checkpoint else None
+    key = checkpoint_key(cp) if cp else read_public_key(ledger_key or str(dirs.ledger_pub))
     prev = None
-    n = leaves = 0
+    blocks = []
     for block in LedgerFile(path).read():
         check_block(block, prev, key)
         prev = block
-        n += 1
-        leaves += block.header["leaf_count"]
-    out.print(f"[green]ledger holds[/]: {n:,} blocks, {leaves:,} leaves, head "
+        blocks.append(block)
+    if cp:
+        check_against(cp, blocks)
+        out.print(f"checkpoint holds: block {cp['height']} is still {cp['hash']}", highlight=False)
+    leaves = sum(b.header["leaf_count"] for b in blocks)
+    out.print(f"[green]ledger holds[/]: {len(blocks):,} blocks, {leaves:,} leaves, head "
               f"{prev.hash.hex() if prev else '-'}", highlight=False)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        fail(Exit.BAD_INPUT, f"cannot read {path}: {exc}")
+    except ValueError as exc:
+        fail(Exit.BAD_INPUT, f"{path} is not JSON: {exc}")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    data_dir: DataDirOpt = Path("data"),
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the signed checkpoint.")] = Path(
+        "checkpoint.json"),
+) -> None:
+    """Write a signed checkpoint (head height, hash, ledger public key) for auditors to keep."""
+    from anchor.checkpoint import make_checkpoint
+    from anchor.ledger import LedgerFile
+    from packproof.crypto import load_or_create_ledger_key
+    from packproof.paths import DataDir
+
+    dirs = DataDir(data_dir)
+    blocks = list(LedgerFile(dirs.ledger).read())
+    if not blocks:
+        fail(Exit.BAD_INPUT, f"no sealed block in {dirs.ledger} yet")
+    if not dirs.ledger_key.exists():
+        fail(Exit.BAD_INPUT, f"no ledger key at {dirs.ledger_key}")
+    cp = make_checkpoint(blocks[-1], load_or_create_ledger_key(dirs.ledger_key))
+    out_file.write_text(json.dumps(cp, indent=1) + "\n")
+    out.print(f"checkpoint of block {cp['height']} ({cp['hash']}), key {cp['key_id']}, written to {out_file}",
+              highlight=False)
 
 
 @app.command()

@@ -135,3 +135,37 @@ def test_signatures_flag_names_a_reading_rewritten_with_its_leaf(data: Path) -> 
         db.execute("UPDATE readings SET body=?, leaf_hash=? WHERE id=?", (forged, leaf_hash(forged), rid))
     r = cli("audit", "--data-dir", str(data), "--signatures")
     assert r.returncode == 1 and f"reading {device}:{seq}" in r.stdout, r.stdout
+
+
+def test_a_checkpoint_catches_a_ledger_rewritten_with_the_operators_own_key(data: Path, tmp_path: Path) -> None:
+    cp = tmp_path / "checkpoint.json"
+    r = cli("ledger", "export", "--data-dir", str(data), "--out", str(cp))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cli("ledger", "verify", "--data-dir", str(data), "--checkpoint", str(cp)).returncode == 0
+
+    # The operator rewrites history with the ledger key it holds: every block re-hashed,
+    # re-linked and re-signed, so the chain alone still verifies.
+    from anchor.ledger import GENESIS_PREV, LedgerFile, make_block
+    from packproof.crypto import load_or_create_ledger_key
+
+    key = load_or_create_ledger_key(data / "ledger.key")
+    old = list(LedgerFile(data / "ledger.jsonl").read())
+    prev, lines = GENESIS_PREV, []
+    for b in old:
+        h = b.header
+        root = bytes(32) if b.height == 0 else bytes.fromhex(h["merkle_root"])
+        nb = make_block(height=b.height, prev_hash=prev, merkle_root=root, leaf_count=h["leaf_count"],
+                        sealed_at=h["sealed_at"], key=key)
+        lines.append(nb.to_line())
+        prev = nb.hash
+    (data / "ledger.jsonl").write_bytes(b"".join(lines))
+    assert cli("ledger", "verify", "--data-dir", str(data)).returncode == 0  # the chain alone cannot tell
+    r = cli("ledger", "verify", "--data-dir", str(data), "--checkpoint", str(cp))
+    assert r.returncode == 1 and f"block {len(old) - 1} is now" in r.stderr and "rewritten" in r.stderr, r.stderr
+    assert cli("audit", "--data-dir", str(data)).returncode == 1  # and the store no longer matches block 0
+
+    doc = json.loads(cp.read_text())
+    doc["height"] = 0
+    cp.write_text(json.dumps(doc))
+    r = cli("ledger", "verify", "--data-dir", str(data), "--checkpoint", str(cp))
+    assert r.returncode == 1 and "checkpoint's own signature does not verify" in r.stderr
