@@ -223,7 +223,8 @@ def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: l
     index = {(d.device_id, seq): i for i, (d, seq) in enumerate(order)}
     with sqlite3.connect(db) as c:
         rows = c.execute("SELECT r.device_id, r.seq, json_extract(b.header, '$.sealed_at') FROM readings r "
-                         "JOIN blocks b ON r.id BETWEEN b.first_id AND b.last_id WHERE r.device_id != '~registry'").fetchall()
+                         "JOIN blocks b ON r.id BETWEEN b.first_id AND b.last_id "
+                         "WHERE r.device_id != '~registry'").fetchall()
     lat = sorted(parse_ts(s) - sent_at[index[(d, q)]] for d, q, s in rows)
     ing.stop()
     clear_session(port, f"bench-{label}")
