@@ -18,14 +18,14 @@ from typing import Any
 from amqtt.broker import Broker
 
 from broker.auth import PasswordFile
-from packproof.errors import BrokerError
+from packproof.errors import BrokerError, ConfigError
 from packproof.net import require_free
 
 log = logging.getLogger(__name__)
 
 
 def broker_config(host: str, port: int, password_file: Path | None = None,
-                  services: tuple[str, ...] = ()) -> dict[str, Any]:
+                  services: tuple[str, ...] = (), tls: tuple[Path, Path] | None = None) -> dict[str, Any]:
     """Only the plugins we need: amqtt's default set logs every packet and publishes $SYS,
     which cost time on every message. With a password file, clients must authenticate and
     the topic rules of `broker.auth` apply; without one, the broker is open (a local demo)."""
@@ -36,26 +36,31 @@ def broker_config(host: str, port: int, password_file: Path | None = None,
         PasswordFile(password_file).users()  # fail now, with a clear message, if it is missing or malformed
         plugins = {"broker.auth.PasswordFileAuth": {"password_file": str(password_file)},
                    "broker.auth.DeviceTopicACL": {"services": list(services)}}
-    return {
-        "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 10000}},
-        "plugins": plugins,
-    }
+    listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 10000}
+    if tls is not None:
+        for f in tls:
+            if not Path(f).exists():
+                raise ConfigError(f"TLS file {f} does not exist")
+        listener |= {"ssl": True, "certfile": str(tls[0]), "keyfile": str(tls[1])}
+    return {"listeners": {"default": listener}, "plugins": plugins}
 
 
 class EmbeddedBroker:
     """`async with EmbeddedBroker(port=...)`: an amqtt broker for the block's lifetime."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, flag: str = "--mqtt-port",
-                 password_file: Path | None = None, services: tuple[str, ...] = ()) -> None:
+                 password_file: Path | None = None, services: tuple[str, ...] = (),
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, private key) files, PEM; the listener then speaks MQTT over TLS only."""
         self.host, self.port, self.flag = host, port, flag
-        self.password_file, self.services = password_file, services
+        self.password_file, self.services, self.tls = password_file, services, tls
         self._broker: Broker | None = None
 
     async def start(self) -> None:
         require_free(self.host, self.port, self.flag, "another MQTT broker?")
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = Broker(broker_config(self.host, self.port, self.password_file, self.services))
+        self._broker = Broker(broker_config(self.host, self.port, self.password_file, self.services, self.tls))
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps its failures in its own BrokerError

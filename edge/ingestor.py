@@ -73,7 +73,7 @@ class Ingestor:
         client_id: str = "packproof-ingestor", topic: str = TELEMETRY_FILTER,
         verify_signatures: bool = True, profiles: dict[str, Profile] | None = None,
         batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02,
-        username: str | None = None, password: str | None = None,
+        username: str | None = None, password: str | None = None, tls_ca: str | None = None,
     ) -> None:
         self.store = store
         self.host, self.port = host, port
@@ -103,6 +103,8 @@ class Ingestor:
             protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
             self.client.username_pw_set(username, password)
+        if tls_ca:
+            self.client.tls_set(ca_certs=tls_ca)  # verify the broker against this CA (or its own certificate)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
@@ -183,7 +185,8 @@ class Ingestor:
         self._loop = asyncio.get_running_loop()
         self.client.reconnect_delay_set(1, 5)
         try:
-            self.client.connect(self.host, self.port, keepalive=30)
+            # In a thread: a TLS handshake needs the broker, which may share this event loop.
+            await asyncio.to_thread(self.client.connect, self.host, self.port, 30)
         except OSError as exc:
             raise BrokerError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}") from exc
         self.client.loop_start()

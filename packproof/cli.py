@@ -131,13 +131,18 @@ def broker(
              "their own topics.")] = None,
     service: Annotated[list[str] | None, typer.Option(
         help="A service account (the ingestor) that reads all telemetry; repeat for several.")] = None,
+    certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM): the listener speaks TLS only.")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM) for --certfile.")] = None,
 ) -> None:
     """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
     from broker.embedded import EmbeddedBroker
 
     async def serve() -> None:
+        if (certfile is None) != (keyfile is None):
+            fail(Exit.BAD_INPUT, "TLS needs both --certfile and --keyfile")
         async with EmbeddedBroker(host, port, flag="--port", password_file=password_file,
-                                  services=tuple(service or ("packproof-ingestor",))):
+                                  services=tuple(service or ("packproof-ingestor",)),
+                                  tls=(certfile, keyfile) if certfile and keyfile else None):
             out.print(f"MQTT broker listening on {host}:{port} (Ctrl-C stops)")
             await _until_signal()
 
@@ -167,6 +172,7 @@ def ingest(
     mqtt_username: Annotated[str | None, typer.Option(help="MQTT login, when the broker requires one.")] = None,
     mqtt_password: Annotated[str | None, typer.Option(envvar="PACKPROOF_MQTT_PASSWORD",
                                                       help="MQTT password (or PACKPROOF_MQTT_PASSWORD).")] = None,
+    mqtt_ca: Annotated[str | None, typer.Option(help="Connect over TLS, trusting this CA certificate (PEM).")] = None,
 ) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
     from packproof.services import IngestOptions, IngestService
@@ -174,7 +180,8 @@ def ingest(
     async def serve() -> None:
         service = IngestService(IngestOptions(data_dir, mqtt_host, mqtt_port, verify_signatures, seal,
                                               seal_interval, profiles_file=profiles, client_id=client_id,
-                                              mqtt_username=mqtt_username, mqtt_password=mqtt_password))
+                                              mqtt_username=mqtt_username, mqtt_password=mqtt_password,
+                                              mqtt_tls_ca=mqtt_ca))
         await service.start()
         out.print(f"ingesting from {mqtt_host}:{mqtt_port} into {data_dir} (Ctrl-C stops cleanly)")
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
@@ -244,6 +251,7 @@ def simulate(
     password_file: Annotated[Path | None, typer.Option(
         help="The broker's password file: give each device an MQTT login there (kept in "
              "DATA_DIR/sim-credentials.json) and connect with it.")] = None,
+    mqtt_ca: Annotated[str | None, typer.Option(help="Connect over TLS, trusting this CA certificate (PEM).")] = None,
 ) -> None:
     """A simulated fleet publishing signed readings over MQTT (QoS 1)."""
     from packproof.paths import DataDir
@@ -266,7 +274,8 @@ def simulate(
         asyncio.run(reg())
     credentials = provision_credentials(fleet, password_file, dirs.root / "sim-credentials.json") \
         if password_file else None
-    publisher = FleetPublisher(fleet, host=mqtt_host, port=mqtt_port, rate=rate, credentials=credentials)
+    publisher = FleetPublisher(fleet, host=mqtt_host, port=mqtt_port, rate=rate, credentials=credentials,
+                               tls_ca=mqtt_ca)
     publisher.connect()
     stop = threading.Event()
     import signal

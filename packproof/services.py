@@ -36,6 +36,7 @@ class IngestOptions:
     client_id: str = "packproof-ingestor"
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    mqtt_tls_ca: str | None = None
 
 
 def profiles_from(path: Path | None) -> dict[str, Profile]:
@@ -64,7 +65,7 @@ class IngestService:
                 log.warning("recovered %d block(s) written to the ledger but not recorded", done)
         self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
                                  client_id=o.client_id, verify_signatures=o.verify_signatures,
-                                 username=o.mqtt_username, password=o.mqtt_password,
+                                 username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
                                  profiles=profiles_from(o.profiles_file))
         await self.ingestor.load_state()
         await self.ingestor.connect()

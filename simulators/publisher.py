@@ -33,7 +33,8 @@ class PublishStats:
 
 class FleetPublisher:
     def __init__(self, fleet: list[SimDevice], *, host: str = "127.0.0.1", port: int = 1883,
-                 rate: float = 1.0, qos: int = 1, credentials: dict[str, str] | None = None) -> None:
+                 rate: float = 1.0, qos: int = 1, credentials: dict[str, str] | None = None,
+                 tls_ca: str | None = None) -> None:
         """`credentials`: device id -> MQTT password; each device logs in as its own id."""
         if rate <= 0:
             raise ValueError(f"rate must be > 0 readings/s per device, got {rate}")
@@ -42,6 +43,7 @@ class FleetPublisher:
         self._pending: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self._clients: list[mqtt.Client] = []
         self._credentials = credentials or {}
+        self._tls_ca = tls_ca
         self._refused: list[str] = []
 
     def _count_acked(self) -> None:
@@ -58,6 +60,8 @@ class FleetPublisher:
                             protocol=mqtt.MQTTv311)
             if d.device_id in self._credentials:
                 c.username_pw_set(d.device_id, self._credentials[d.device_id])
+            if self._tls_ca:
+                c.tls_set(ca_certs=self._tls_ca)
             c.will_set(d.status_topic, b"offline", qos=1, retain=True)
             connected = threading.Event()
 
