@@ -1,152 +1,466 @@
-"""Sensor signals of a pack in transit. Pure and deterministic.
+"""Sensor signals of a battery pack in transit: pure, deterministic, cheap.
 
-Sample k describes the window at simulated time k·step_s from departure. Each sample
-draws its noise from a generator seeded by a hash of (seed, device_id, seq), so
-`sample(seq)` is reproducible in any order, and a device restarted mid-journey carries
-on exactly where it was. What each quantity follows:
+`DeviceSignal(scenario, seed, device_id, step_s).sample(seq)` is the reading window
+that starts at simulated time `seq * step_s` after departure. No I/O, no wall clock,
+no shared state:
 
-- temperature: ambient with a day cycle, plus solar gain for a steel container in the
-  sun, seen through the container's thermal lag (a first-order filter, computed in
-  closed form for the sinusoid so no history is needed);
-- vibration: a dominant frequency and peak g typical of the transport mode (road
-  8-40 Hz, rail 5-60 Hz, sea 1-15 Hz, air 60-180 Hz in flight);
-- shock: most windows have none; rare handling bumps of 0.5-2.5 g for 5-20 ms;
-- pressure: ~101 kPa on the ground with weather drift; air legs climb to a cabin
-  altitude (~75 kPa in a pressurised hold) and descend;
-- position: linear interpolation between the waypoints of each leg.
+- Constants of a device (its place in the container, sensor offsets, the level an
+  injected excursion reaches on it) come from `random.Random` seeded by a hash of
+  (seed, device_id). Constants shared by every pack of a shipment (departure time of
+  day, weather, road roughness) come from a hash of (seed, scenario name).
+- The noise of one window comes from a BLAKE2b hash of (seed, scenario, device_id, seq),
+  read as sixteen 32-bit uniforms. `sample(seq)` is therefore the same whatever was
+  sampled before, in any order, in any process, on any Python version (no reliance on
+  the `random` module's unversioned distribution algorithms), and a device restarted
+  mid-journey carries on exactly where it was.
 
-Anomalies (scenario events) override one quantity over a window of samples.
+What each quantity follows:
+
+- temperature: ambient with a day cycle (warmest at 15:00) plus, for a container in the
+  sun, solar gain (strongest at noon), seen through the container's thermal lag: the
+  exact periodic solution of a first-order filter for the sinusoid and the first
+  harmonics of the half-wave solar input, plus the decay of the pack's temperature at
+  departure toward it. Closed form, so no history is needed.
+- vibration: the dominant frequency and peak of the transport mode (road 8-40 Hz
+  0.2-0.9 g, rail 5-60 Hz 0.1-0.6 g, sea 1-15 Hz 0.02-0.25 g, air 60-180 Hz 0.3-1.5 g in
+  flight, 10-40 Hz on the taxiway), the peak scaled by a slowly varying roughness of
+  the way, so high peaks are rare; near-still while parked.
+- shock: most windows have none; handling bumps of 1-8 g (mostly small) lasting
+  5-20 ms arrive at a per-hour rate by mode, higher within 10 minutes of the start or
+  end of a leg (loading, unloading, taxiing), lower while parked.
+- pressure: barometric pressure at the ground elevation along the way (waypoints carry
+  elevations) with weather drift; an air leg taxis at ground pressure, climbs linearly
+  to its cabin pressure (~75 kPa in a pressurised hold), cruises, descends, taxis.
+- position: linear interpolation of lat/lon between the two waypoints of the current
+  leg (the shorter way across the antimeridian); an air leg moves only while airborne.
+  A leg whose start and end are the same place is a dwell (a quay, a loading dock).
+  After the last leg the pack is parked at its destination.
+
+Scenario anomalies then push one quantity beyond the envelope: `Heat` (temperature),
+`Decompression` (pressure), `RoughStretch` (vibration) and `Drop` (shock). Level
+quantities (temperature, pressure) are instantaneous values at the window's start;
+peak quantities (vibration, shock) are the largest over the window
+[seq * step_s, (seq + 1) * step_s), so an event shorter than a window still shows.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
-from collections.abc import Callable
+import struct
 from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, get_args
 
-MODES = ("road", "rail", "sea", "air")
+Mode = Literal["road", "rail", "sea", "air"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 
-# mode -> (freq range Hz, peak g range)
-_VIBRATION = {
-    "road": ((8.0, 40.0), (0.2, 0.75)),
+HOUR = 3600.0
+DAY = 86400.0
+SEA_LEVEL_KPA = 101.325
+
+# Vibration per mode: (dominant frequency range Hz, peak g range).
+_VIBRATION: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "road": ((8.0, 40.0), (0.2, 0.9)),
     "rail": ((5.0, 60.0), (0.1, 0.6)),
-    "sea": ((1.0, 15.0), (0.05, 0.3)),
-    "air": ((60.0, 180.0), (0.3, 1.5)),
+    "sea": ((1.0, 15.0), (0.02, 0.25)),
+    "air": ((60.0, 180.0), (0.3, 1.5)),  # airborne
+    "taxi": ((10.0, 40.0), (0.1, 0.5)),
+    "parked": ((5.0, 120.0), (0.002, 0.03)),
 }
+# Handling bumps per hour: by mode while moving, "handling" within _HANDLING_S of a leg's
+# start or end (loading, unloading, taxiing), "parked" in between on a dwell or after arrival.
+_BUMPS_PER_HOUR = {"road": 0.6, "rail": 0.4, "sea": 0.3, "air": 0.4, "handling": 3.0, "parked": 0.2}
+_HANDLING_S = 600.0  # loading/unloading time at each end of a leg
+
+
+class Waypoint(NamedTuple):
+    name: str
+    lat: float
+    lon: float
+    elevation_m: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Leg:
-    mode: str
-    start: tuple[float, float]  # lat, lon
-    end: tuple[float, float]
+    """One leg of a route. A leg whose start and end are the same place is a dwell."""
+
+    mode: Mode
+    start: Waypoint
+    end: Waypoint
     duration_s: float
-    cruise_kpa: float = 75.0  # air legs: cabin pressure at cruise
+    # Air legs only: ground time at each end, cabin climb and descent, cabin pressure at
+    # cruise. Scaled down together when they would leave less than 10% of the leg to cruise.
+    taxi_s: float = 600.0
+    climb_s: float = 1200.0
+    descent_s: float = 1500.0
+    cruise_kpa: float = 75.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown transport mode {self.mode!r}; known: {', '.join(MODES)}")
+        if not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise ValueError(f"leg {self.start.name} -> {self.end.name}: duration_s must be > 0, got {self.duration_s}")
+        for name in ("taxi_s", "climb_s", "descent_s", "cruise_kpa"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"leg {self.start.name} -> {self.end.name}: {name} must be >= 0, got {value}")
+        for w in (self.start, self.end):
+            if not (-90 <= w.lat <= 90 and -180 <= w.lon <= 180):
+                raise ValueError(f"waypoint {w.name}: ({w.lat}, {w.lon}) is not a latitude/longitude")
+
+    @property
+    def dwell(self) -> bool:
+        return (self.start.lat, self.start.lon) == (self.end.lat, self.end.lon)
+
+    def air_phases(self) -> tuple[float, float, float]:
+        """(taxi, climb, descent) seconds as flown on this leg."""
+        overhead = 2 * self.taxi_s + self.climb_s + self.descent_s
+        scale = min(1.0, 0.9 * self.duration_s / overhead) if overhead > 0 else 1.0
+        return self.taxi_s * scale, self.climb_s * scale, self.descent_s * scale
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Legs travelled one after the other; each starts where the previous one ended."""
+
+    legs: tuple[Leg, ...]
+    _starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        legs = tuple(self.legs)
+        if not legs:
+            raise ValueError("a route needs at least one leg")
+        for a, b in zip(legs, legs[1:], strict=False):
+            if a.end != b.start:
+                raise ValueError(f"route is not continuous: a leg ends at {a.end.name}, "
+                                 f"the next starts at {b.start.name}")
+        starts, t = [], 0.0
+        for leg in legs:
+            starts.append(t)
+            t += leg.duration_s
+        object.__setattr__(self, "legs", legs)
+        object.__setattr__(self, "_starts", (*starts, t))
+
+    @property
+    def duration_s(self) -> float:
+        return self._starts[-1]
+
+    @property
+    def waypoints(self) -> tuple[Waypoint, ...]:
+        return (self.legs[0].start, *(leg.end for leg in self.legs))
+
+    def leg_at(self, t: float) -> tuple[int, float]:
+        """(index of the leg under way at time t, seconds into it); index -1 once arrived."""
+        if t >= self._starts[-1]:
+            return -1, t - self._starts[-1]
+        i = bisect.bisect_right(self._starts, t) - 1
+        return i, t - self._starts[i]
+
+
+@dataclass(frozen=True, slots=True)
+class Climate:
+    """Ambient conditions of a shipment and the thermal behaviour of what carries it."""
+
+    mean_c: float = 18.0  # daily mean ambient
+    swing_c: float = 6.0  # half the day-night range
+    solar_gain_c: float = 0.0  # extra heating at noon of a container in the sun; 0 for a shaded hold
+    lag_s: float = 2 * HOUR  # first-order time constant of container and pack
+    start_c: float | None = None  # pack temperature at departure; None: already settled
+    depart_hour: float | None = None  # local solar time at departure; None: drawn per (seed, scenario)
+
+
+@dataclass(frozen=True, slots=True)
+class Ramp:
+    """An envelope 0 -> 1 -> 0: starts at start_s, rises over rise_s, holds, falls over fall_s."""
+
+    start_s: float
+    rise_s: float
+    hold_s: float
+    fall_s: float
+
+    def __post_init__(self) -> None:
+        if min(self.start_s, self.rise_s, self.hold_s, self.fall_s) < 0:
+            raise ValueError(f"ramp times must be >= 0: {self}")
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.rise_s + self.hold_s + self.fall_s
+
+    def weight(self, t: float) -> float:
+        x = t - self.start_s
+        if x < 0:
+            return 0.0
+        if x < self.rise_s:
+            return _smoothstep(x / self.rise_s)
+        x -= self.rise_s + self.hold_s
+        if x <= 0:
+            return 1.0
+        if x < self.fall_s:
+            return _smoothstep(1.0 - x / self.fall_s)
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Heat:
+    """Temperature pulled toward a peak (each pack draws its own from the range)."""
+
+    when: Ramp
+    peak_c: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Decompression:
+    """Pressure pulled down toward a floor (each pack draws its own from the range)."""
+
+    when: Ramp
+    floor_kpa: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class RoughStretch:
+    """Vibration in these ranges for every window overlapping [start_s, end_s)."""
+
+    start_s: float
+    end_s: float
+    peak_g: tuple[float, float]
+    freq_hz: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """One half-sine shock pulse at at_s, in the window that contains that instant."""
+
+    at_s: float
+    peak_g: tuple[float, float]
+    duration_ms: tuple[float, float]
+
+
+Anomaly = Heat | Decompression | RoughStretch | Drop
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    route: Route
+    climate: Climate = Climate()
+    anomalies: tuple[Anomaly, ...] = ()
+    crosses: str | None = None  # the UN 38.3 test an excursion scenario is built to cross
+    profile: str = "un38.3-cell"
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    temperature_c: float
-    vib_peak_g: float
-    vib_freq_hz: float
-    shock_peak_g: float
-    shock_duration_ms: float
-    pressure_kpa: float
-    lat: float
+    """One window of a pack's sensor, at sensor resolution."""
+
+    temperature_c: float  # 0.01 °C
+    vib_peak_g: float  # 0.001 g
+    vib_freq_hz: float  # 0.1 Hz
+    shock_peak_g: float  # 0.001 g (0 when no pulse)
+    shock_duration_ms: float  # 0.1 ms
+    pressure_kpa: float  # 0.01 kPa
+    lat: float  # 1e-5 degree
     lon: float
 
 
-Override = Callable[[Sample, float, random.Random], Sample]
+def ground_kpa(elevation_m: float) -> float:
+    """Standard-atmosphere pressure at an elevation (troposphere)."""
+    return SEA_LEVEL_KPA * (1.0 - 2.25577e-5 * elevation_m) ** 5.25588
 
 
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    """Replace part of the signal for samples first..last (inclusive)."""
-
-    first: int
-    last: int
-    apply: Override
+def _smoothstep(x: float) -> float:
+    return x * x * (3.0 - 2.0 * x)
 
 
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    legs: tuple[Leg, ...]
-    ambient_c: float = 18.0  # daily mean
-    day_swing_c: float = 6.0
-    solar_gain_c: float = 0.0  # extra daytime heating of a container in the sun
-    anomalies: tuple[Anomaly, ...] = field(default=())
+def _seeded(seed: int, *parts: str) -> random.Random:
+    digest = hashlib.blake2b("\x1f".join((str(seed), *parts)).encode(), digest_size=16).digest()
+    return random.Random(int.from_bytes(digest, "big"))
 
 
-def _rng(seed: int, device_id: str, seq: int) -> random.Random:
-    h = hashlib.blake2b(f"{seed}/{device_id}/{seq}".encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(h, "big"))
+_U32 = 1.0 / 2**32
+_UNPACK = struct.Struct("<16I").unpack
+_OMEGA = 2 * math.pi / DAY
 
 
-def _leg_at(legs: tuple[Leg, ...], t: float) -> tuple[Leg, float]:
-    """The leg at time t and the fraction of it done (the last leg holds at its end)."""
-    for leg in legs:
-        if t < leg.duration_s:
-            return leg, t / leg.duration_s
-        t -= leg.duration_s
-    return legs[-1], 1.0
+def _lag(n: int, tau: float) -> tuple[float, float]:
+    """Gain and phase lag of a first-order filter for the n-th harmonic of the day."""
+    wt = n * _OMEGA * tau
+    return 1.0 / math.sqrt(1.0 + wt * wt), math.atan(wt)
 
 
-def _air_pressure(leg: Leg, frac: float) -> float:
-    """Ground -> cabin altitude over the first 15% of the leg, back over the last 15%."""
-    ground = 101.3
-    if frac < 0.15:
-        return ground + (leg.cruise_kpa - ground) * frac / 0.15
-    if frac > 0.85:
-        return leg.cruise_kpa + (ground - leg.cruise_kpa) * (frac - 0.85) / 0.15
-    return leg.cruise_kpa
+def _resolve(scenario: str | Scenario) -> Scenario:
+    if isinstance(scenario, Scenario):
+        return scenario
+    from simulators.scenarios import SCENARIOS  # scenarios are built from this module's types
+
+    try:
+        return SCENARIOS[scenario]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}") from None
 
 
 class DeviceSignal:
-    def __init__(self, scenario: str, seed: int, device_id: str, step_s: float = 60.0) -> None:
-        from simulators.scenarios import SCENARIOS
+    """The signal of one pack's sensor on one scenario; `sample(seq)` is a pure function of
+    (scenario, seed, device_id, step_s, seq)."""
 
-        if scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
-        self.scenario = SCENARIOS[scenario]
-        self.seed, self.device_id, self.step_s = seed, device_id, step_s
-        base = _rng(seed, device_id, -1)
-        self._phase = base.uniform(0, 2 * math.pi)  # local time of day at departure
-        self._offset_c = base.uniform(-1.0, 1.0)  # this pack's position in the container
-        self._weather = base.uniform(-1.5, 1.5)
+    __slots__ = ("scenario", "seed", "device_id", "step_s", "_legs", "_route", "_hasher", "_temp", "_t_settle",
+                 "_temp0", "_offset_c", "_weather", "_rough", "_kpa_offset", "_bump_p", "_heats", "_decomp",
+                 "_rough_stretches", "_drops")
+
+    def __init__(self, scenario: str | Scenario, seed: int, device_id: str, step_s: float = 60.0) -> None:
+        sc = _resolve(scenario)
+        if not (isinstance(step_s, int | float) and math.isfinite(step_s) and step_s > 0):
+            raise ValueError(f"step_s must be a positive number of simulated seconds, got {step_s!r}")
+        self.scenario, self.seed, self.device_id, self.step_s = sc, seed, device_id, float(step_s)
+        self._route = sc.route
+        shared = _seeded(seed, "shipment", sc.name)  # the same for every pack of this shipment
+        dev = _seeded(seed, "device", device_id)
+        key = hashlib.blake2b("\x1f".join((str(seed), sc.name, device_id)).encode(), digest_size=32).digest()
+        self._hasher = hashlib.blake2b(key=key)
+
+        # Temperature: Tss(t) = c0 + sum of a_k sin(omega_k t + phi_k); T(t) = Tss(t) + (T0 - Tss(0)) e^(-t/tau).
+        cl = sc.climate
+        hour = cl.depart_hour if cl.depart_hour is not None else shared.uniform(0.0, 24.0)
+        x0 = _OMEGA * hour * HOUR  # phase of the day at departure
+        tau = max(cl.lag_s, 1.0)
+        (g1, l1), (g2, l2), (g4, l4) = _lag(1, tau), _lag(2, tau), _lag(4, tau)
+        amb0, sun0 = x0 - _OMEGA * 9 * HOUR, x0 - _OMEGA * 6 * HOUR  # ambient peaks at 15:00, sun at 12:00
+        s = cl.solar_gain_c
+        half_pi = math.pi / 2
+        # max(0, sin y) = 1/pi + sin(y)/2 - 2/(3 pi) cos 2y - 2/(15 pi) cos 4y - ...
+        self._temp = (
+            cl.mean_c + s / math.pi,
+            ((_OMEGA, amb0 - l1, cl.swing_c * g1), (_OMEGA, sun0 - l1, s * g1 / 2),
+             (2 * _OMEGA, 2 * sun0 - l2 + half_pi, -2 * s * g2 / (3 * math.pi)),
+             (4 * _OMEGA, 4 * sun0 - l4 + half_pi, -2 * s * g4 / (15 * math.pi))),
+        )
+        settled0 = self._settled(0.0)
+        self._t_settle = tau
+        self._temp0 = 0.0 if cl.start_c is None else cl.start_c - settled0
+        self._offset_c = dev.uniform(-0.8, 0.8)  # where the pack sits in the load
+
+        # Weather and roughness of the way: slow sinusoids with shipment phases.
+        self._weather = ((2 * math.pi / (3.7 * DAY), shared.uniform(0, 2 * math.pi), shared.uniform(0.6, 1.4)),
+                         (2 * math.pi / (1.3 * DAY), shared.uniform(0, 2 * math.pi), shared.uniform(0.2, 0.6)))
+        self._rough = ((2 * math.pi / (2.3 * HOUR), shared.uniform(0, 2 * math.pi)),
+                       (2 * math.pi / (0.4 * HOUR), shared.uniform(0, 2 * math.pi)))
+        self._kpa_offset = dev.uniform(-0.1, 0.1)
+
+        # Per-leg constants: (mode, start, end, duration, dwell, ground kPa at ends, air phases, cruise kPa).
+        self._legs = [
+            (leg.mode, leg.start, leg.end, leg.duration_s, leg.dwell,
+             ground_kpa(leg.start.elevation_m), ground_kpa(leg.end.elevation_m), leg.air_phases(), leg.cruise_kpa)
+            for leg in sc.route.legs
+        ]
+        self._bump_p = {k: 1.0 - math.exp(-rate * self.step_s / HOUR) for k, rate in _BUMPS_PER_HOUR.items()}
+
+        self._heats = [(a.when, dev.uniform(*a.peak_c)) for a in sc.anomalies if isinstance(a, Heat)]
+        self._decomp = [(a.when, dev.uniform(*a.floor_kpa)) for a in sc.anomalies if isinstance(a, Decompression)]
+        self._rough_stretches = [a for a in sc.anomalies if isinstance(a, RoughStretch)]
+        self._drops = [(a.at_s, dev.uniform(*a.peak_g), dev.uniform(*a.duration_ms))
+                       for a in sc.anomalies if isinstance(a, Drop)]
+
+    def _settled(self, t: float) -> float:
+        c0, terms = self._temp
+        return c0 + sum(a * math.sin(w * t + p) for w, p, a in terms)
 
     def sample(self, seq: int) -> Sample:
-        sc = self.scenario
-        rng = _rng(self.seed, self.device_id, seq)
-        t = seq * self.step_s
-        leg, frac = _leg_at(sc.legs, t)
-        # Temperature: daily sinusoid seen through a first-order lag of tau = 2 h.
-        w = 2 * math.pi / 86400
-        tau = 7200.0
-        gain = 1 / math.sqrt(1 + (w * tau) ** 2)
-        lag = math.atan(w * tau)
-        day = math.sin(w * t + self._phase - lag)
-        sun = max(0.0, day) * sc.solar_gain_c
-        temperature = sc.ambient_c + self._offset_c + gain * sc.day_swing_c * day + sun + rng.gauss(0, 0.15)
-        (f_lo, f_hi), (g_lo, g_hi) = _VIBRATION[leg.mode]
-        if leg.mode == "air" and not 0.15 <= frac <= 0.85:
-            f_lo, f_hi, g_hi = 20.0, 60.0, 0.6  # taxi, climb and descent: rougher, lower
-        freq = rng.uniform(f_lo, f_hi)
-        peak = rng.uniform(g_lo, g_hi)
+        if not 0 <= seq < 2**64:
+            raise ValueError(f"seq must be in 0..2**64-1, got {seq}")
+        h = self._hasher.copy()
+        h.update(seq.to_bytes(8, "little"))
+        u = _UNPACK(h.digest())
+        step = self.step_s
+        t = seq * step
+
+        # Where on the route, and what the pack is doing there.
+        i, into = self._route.leg_at(t)
+        if i < 0:  # arrived: parked at the destination
+            _, _, end, _, _, _, g_end, _, _ = self._legs[-1]
+            activity, bumps, lat, lon = "parked", "parked", end.lat, end.lon
+            pressure, on_ground = g_end, 1.0
+        else:
+            mode, a, b, dur, dwell, g_a, g_b, (taxi, climb, descent), cruise = self._legs[i]
+            if mode == "air" and not dwell:
+                airborne = dur - 2 * taxi
+                x = into - taxi
+                frac = min(max(x / airborne, 0.0), 1.0) if airborne > 0 else 1.0
+                if x < 0 or x > airborne:
+                    activity, on_ground = "taxi", 1.0
+                elif x < climb:
+                    activity, on_ground = "air", 1.0 - x / climb
+                elif airborne - x < descent:
+                    activity, on_ground = "air", 1.0 - (airborne - x) / descent
+                else:
+                    activity, on_ground = "air", 0.0
+                pressure = cruise + ((g_a if x < airborne / 2 else g_b) - cruise) * on_ground
+                bumps = "handling" if x < 0 or x > airborne else "air"
+            else:
+                frac = into / dur
+                activity = "parked" if dwell else mode
+                near_ends = into < _HANDLING_S or dur - into < _HANDLING_S
+                bumps = "handling" if near_ends else "parked" if dwell else mode
+                pressure, on_ground = g_a + (g_b - g_a) * frac, 1.0
+            lat = a.lat + (b.lat - a.lat) * frac
+            dlon = (b.lon - a.lon + 180.0) % 360.0 - 180.0
+            lon = a.lon + dlon * frac
+            if lon < -180.0:
+                lon += 360.0
+            elif lon > 180.0:
+                lon -= 360.0
+
+        # Temperature: the settled daily cycle, the decay from the departure temperature, noise.
+        temperature = self._settled(t) + self._offset_c + 0.05 * ((u[0] + u[1] + u[2]) * _U32 - 1.5) * 2
+        if self._temp0:
+            temperature += self._temp0 * math.exp(-t / self._t_settle)
+
+        # Vibration: a mode's range, the peak scaled by the roughness of the way.
+        (f_lo, f_hi), (g_lo, g_hi) = _VIBRATION[activity]
+        (w1, p1), (w2, p2) = self._rough
+        rough = 0.5 + 0.3 * math.sin(w1 * t + p1) + 0.2 * math.sin(w2 * t + p2)
+        q = 0.65 * rough + 0.35 * u[3] * _U32
+        vib_g = g_lo + (g_hi - g_lo) * q * q
+        vib_hz = f_lo + (f_hi - f_lo) * u[4] * _U32
+
+        # Shock: the largest handling bump in the window, if any.
         shock_g = shock_ms = 0.0
-        if rng.random() < 0.01:
-            shock_g, shock_ms = rng.uniform(0.5, 2.5), rng.uniform(5.0, 20.0)
-        pressure = _air_pressure(leg, frac) if leg.mode == "air" else 101.3 + self._weather
-        pressure += rng.gauss(0, 0.05)
-        lat = leg.start[0] + (leg.end[0] - leg.start[0]) * frac
-        lon = leg.start[1] + (leg.end[1] - leg.start[1]) * frac
-        s = Sample(temperature, peak, freq, shock_g, shock_ms, pressure, lat, lon)
-        for a in sc.anomalies:
-            if a.first <= seq <= a.last:
-                s = a.apply(s, (seq - a.first) / max(1, a.last - a.first), rng)
-        return Sample(round(s.temperature_c, 2), round(s.vib_peak_g, 3), round(s.vib_freq_hz, 1),
-                      round(s.shock_peak_g, 2), round(s.shock_duration_ms, 2), round(max(0.0, s.pressure_kpa), 2),
-                      round(s.lat, 5), round(s.lon, 5))
+        if u[5] * _U32 < self._bump_p[bumps]:
+            shock_g = 1.0 + 7.0 * (u[6] * _U32) ** 4
+            shock_ms = 5.0 + 15.0 * u[7] * _U32
+
+        # Pressure: ground or cabin, plus weather on the ground, sensor offset and noise.
+        if on_ground:
+            (wa, pa, aa), (wb, pb, ab) = self._weather
+            pressure += on_ground * (aa * math.sin(wa * t + pa) + ab * math.sin(wb * t + pb))
+        pressure += self._kpa_offset + 0.03 * ((u[8] + u[9]) * _U32 - 1.0)
+
+        # Injected anomalies.
+        for ramp, peak in self._heats:
+            w = ramp.weight(t)
+            if w > 0.0:
+                temperature += w * (peak - temperature + 0.6 * (u[10] * _U32 - 0.5))
+        for ramp, floor in self._decomp:
+            w = ramp.weight(t)
+            if w > 0.0:
+                pressure += w * (floor - pressure + 0.3 * (u[11] * _U32 - 0.5))
+        for r in self._rough_stretches:
+            if t < r.end_s and t + step > r.start_s:
+                vib_g = r.peak_g[0] + (r.peak_g[1] - r.peak_g[0]) * u[12] * _U32
+                vib_hz = r.freq_hz[0] + (r.freq_hz[1] - r.freq_hz[0]) * u[13] * _U32
+        for at, peak_g, dur_ms in self._drops:
+            if t <= at < t + step and peak_g > shock_g:
+                shock_g, shock_ms = peak_g, dur_ms
+
+        # Sensor resolution, inside what a reading may carry (+ 0.0 turns -0.0 into 0.0).
+        return Sample(
+            round(min(max(temperature, -100.0), 200.0), 2) + 0.0,
+            round(min(max(vib_g, 0.0), 1000.0), 3) + 0.0,
+            round(min(max(vib_hz, 0.0), 10000.0), 1) + 0.0,
+            round(min(max(shock_g, 0.0), 10000.0), 3) + 0.0,
+            round(min(max(shock_ms, 0.0), 10000.0), 1) + 0.0,
+            round(min(max(pressure, 0.0), 500.0), 2) + 0.0,
+            round(min(max(lat, -90.0), 90.0), 5) + 0.0,
+            round(min(max(lon, -180.0), 180.0), 5) + 0.0,
+        )
