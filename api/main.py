@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ApiSettings
-from api.routes import health, ledger, quarantine, readings, shipments
+from api.deps import ApiSettings, require_admin, require_reader
+from api.routes import devices, health, ledger, quarantine, readings, shipments
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.store import Store
@@ -34,8 +34,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="packproof", version="1", lifespan=lifespan,
                   description="Condition and proofs of lithium-ion battery packs in transit.")
     app.state.settings = settings
-    for module in (shipments, readings, ledger, quarantine, health):
-        app.include_router(module.router)
+    readers = [Depends(require_reader)]
+    for module in (shipments, readings, ledger, quarantine):
+        app.include_router(module.router, dependencies=readers)
+    app.include_router(health.router)  # /health stays open for orchestrators; /metrics follows reads
+    app.include_router(health.metrics_router, dependencies=readers)
+    app.include_router(devices.router, dependencies=[Depends(require_admin)])
 
     @app.exception_handler(PackproofError)
     async def domain_error(_: Request, exc: PackproofError) -> JSONResponse:

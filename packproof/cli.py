@@ -224,11 +224,15 @@ def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "--api-port", help="Port to listen on.", min=1, max=65535)] = 8000,
     stale_after: Annotated[float, typer.Option(help="Seconds of silence before a pack is stale.", min=1)] = 120.0,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        help="File holding the bearer token that endpoints changing state require; without it they are off.")] = None,
+    read_token_file: Annotated[Path | None, typer.Option(
+        help="File holding a bearer token that reads require; without it reads are open.")] = None,
 ) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
     from packproof.services import api_server
 
-    server = api_server(data_dir, host, port, stale_after)
+    server = api_server(data_dir, host, port, stale_after, admin_token_file, read_token_file)
     out.print(f"API at http://{host}:{port} (docs at /docs)")
     server.run()
 

@@ -16,6 +16,7 @@ from api.main import create_app
 from edge.ingestor import Ingestor
 from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.crypto import load_or_create_ledger_key
+from packproof.errors import ConfigError
 from packproof.net import require_free
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -83,8 +84,24 @@ class IngestService:
             await self.store.close()
 
 
-def api_server(data_dir: Path, host: str, port: int, stale_after: float = 120.0) -> uvicorn.Server:
+def read_token(path: Path | None, flag: str) -> str | None:
+    """A bearer token kept in a file (never on the command line, where `ps` would show it)."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot read {path}: {exc}") from exc
+    if len(token) < 16:
+        raise ConfigError(f"{flag}: the token in {path} is shorter than 16 characters")
+    return token
+
+
+def api_server(data_dir: Path, host: str, port: int, stale_after: float = 120.0,
+               admin_token_file: Path | None = None, read_token_file: Path | None = None) -> uvicorn.Server:
     require_free(host, port, "--api-port", "another web server?")
-    app = create_app(ApiSettings(DataDir(data_dir), stale_after))
+    app = create_app(ApiSettings(DataDir(data_dir), stale_after,
+                                 admin_token=read_token(admin_token_file, "--admin-token-file"),
+                                 read_token=read_token(read_token_file, "--read-token-file")))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

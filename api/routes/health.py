@@ -11,6 +11,7 @@ from api.deps import StoreDep
 from api.schemas import Health
 
 router = APIRouter(tags=["operations"])
+metrics_router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Health)
@@ -42,7 +43,7 @@ class _Snapshot(Collector):
                                 value=self.height)
 
 
-@router.get("/metrics", response_class=Response)
+@metrics_router.get("/metrics", response_class=Response)
 async def metrics(store: StoreDep) -> Response:
     head = await store.head_block()
     registry = CollectorRegistry(auto_describe=False)

@@ -1,0 +1,55 @@
+"""`POST /devices`: register a device over the API. Changes state, so it needs the admin token.
+
+The API reads through a query-only connection; a registration opens the store's writer
+side for the one transaction, and, like every registry change, is sealed in the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import SettingsDep
+from packproof.crypto import key_id, unb64
+from packproof.reading import ID_PATTERN
+from packproof.store import Store
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+Ident = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device_id: Ident
+    shipment_id: Ident
+    profile: str = "un38.3-cell"
+    public_key: str | None = Field(None, description="Ed25519 public key, base64; null for a tracker that cannot sign")
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    shipment_id: str
+    key_id: str | None
+    created: bool
+
+
+@router.post("", response_model=DeviceOut, status_code=201)
+async def register_device(body: DeviceIn, settings: SettingsDep, _request: Request) -> DeviceOut:
+    key = None
+    if body.public_key is not None:
+        try:
+            key = unb64(body.public_key)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise HTTPException(422, "public_key must be the base64 of a 32-byte Ed25519 public key")
+    store = await Store.open(settings.data_dir.store)
+    try:
+        created = await store.register({body.shipment_id: body.profile}, [(body.device_id, body.shipment_id, key)])
+    finally:
+        await store.close()
+    return DeviceOut(device_id=body.device_id, shipment_id=body.shipment_id,
+                     key_id=key_id(key) if key else None, created=bool(created))
