@@ -20,7 +20,7 @@ from binascii import a2b_base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from anchor.ledger import Block, LedgerFile, check_block
+from anchor.ledger import Block, LedgerFile, walk_chain
 from anchor.merkle import leaf_hash, root_from_leaf_hashes
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import DeviceVerifier
@@ -69,15 +69,10 @@ def _check_reading(body: bytes, devices: dict[str, DeviceRecord]) -> str | None:
 async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatures: bool = False,
                 progress: Callable[[int], None] | None = None) -> AuditReport:
     report = AuditReport()
-    ledger_blocks: list[Block] = []
-    prev: Block | None = None
-    for block in _read_tolerant(ledger, report):
-        try:
-            check_block(block, prev, public_key)
-        except LedgerIntegrityError as exc:
-            report.chain.append(str(exc))
-        ledger_blocks.append(block)
-        prev = block
+    ledger_blocks = _read_tolerant(ledger, report)
+    for _, _, problem in walk_chain(ledger_blocks, public_key):
+        if problem is not None:
+            report.chain.append(str(problem))
     by_height = {b.height: b for b in ledger_blocks}
     devices = {d.device_id: d for d in await store.devices()} if signatures else {}
 

@@ -58,9 +58,9 @@ class Block:
         if not isinstance(obj, dict) or set(obj) != {"header", "hash", "signature"}:
             raise LedgerIntegrityError(f"{where}: expected an object with header, hash, signature")
         header = obj["header"]
-        if not isinstance(header, dict) or set(header) != set(HEADER_FIELDS):
+        if not isinstance(header, dict) or set(header) - {"next_key"} != set(HEADER_FIELDS):
             raise LedgerIntegrityError(
-                f"{where}: header must have exactly the fields {', '.join(HEADER_FIELDS)}")
+                f"{where}: header must have exactly the fields {', '.join(HEADER_FIELDS)} (and optionally next_key)")
         try:
             digest = bytes.fromhex(obj["hash"])
             sig = unb64(obj["signature"])
@@ -77,9 +77,10 @@ def block_hash(header: dict[str, Any]) -> bytes:
 
 def make_block(
     *, height: int, prev_hash: bytes, merkle_root: bytes, leaf_count: int, sealed_at: str,
-    key: Ed25519PrivateKey,
+    key: Ed25519PrivateKey, next_key: bytes | None = None,
 ) -> Block:
-    header = {
+    """`next_key`: announce a key rotation; this block is signed by the old key, the next by the new."""
+    header: dict[str, Any] = {
         "v": 1,
         "height": height,
         "prev_hash": prev_hash.hex(),
@@ -88,6 +89,8 @@ def make_block(
         "sealed_at": sealed_at,
         "key_id": key_id(public_key_bytes(key)),
     }
+    if next_key is not None:
+        header["next_key"] = b64(next_key)
     digest = block_hash(header)
     return Block(header, digest, key.sign(digest))
 
@@ -116,11 +119,48 @@ def check_block(block: Block, prev: Block | None, public_key: bytes) -> None:
         raise LedgerIntegrityError(f"block {h}: signature does not verify with key {key_id(public_key)}", h) from exc
 
 
-def verify_chain(blocks: Sequence[Block], public_key: bytes, start_prev: Block | None = None) -> None:
-    prev = start_prev
+def next_key_of(block: Block) -> bytes | None:
+    """The key a rotation block hands over to (its own signature, by the old key, vouches for it)."""
+    announced = block.header.get("next_key")
+    if announced is None:
+        return None
+    try:
+        key = unb64(announced)
+    except ValueError as exc:
+        raise LedgerIntegrityError(f"block {block.height}: next_key is not base64", block.height) from exc
+    if len(key) != 32:
+        raise LedgerIntegrityError(f"block {block.height}: next_key is not a 32-byte Ed25519 key", block.height)
+    return key
+
+
+def walk_chain(blocks: Sequence[Block], public_key: bytes, start_prev: Block | None = None,
+               ) -> Iterator[tuple[Block, bytes, LedgerIntegrityError | None]]:
+    """Check each block with the key in force at its height, following announced rotations.
+
+    Yields (block, key it was checked with, the problem or None), so an auditor sees every
+    broken block, not only the first. `public_key` is the key in force at the first block.
+    """
+    prev, key = start_prev, public_key
     for block in blocks:
-        check_block(block, prev, public_key)
+        used = key
+        try:
+            check_block(block, prev, used)
+            problem = None
+            key = next_key_of(block) or key
+        except LedgerIntegrityError as exc:
+            problem = exc
+        yield block, used, problem
         prev = block
+
+
+def verify_chain(blocks: Sequence[Block], public_key: bytes, start_prev: Block | None = None) -> bytes:
+    """Raise on the first broken block; return the key in force after the last one."""
+    key = public_key
+    for block, used, problem in walk_chain(blocks, public_key, start_prev):
+        if problem is not None:
+            raise problem
+        key = next_key_of(block) or used
+    return key
 
 
 class LedgerFile:

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from anchor.ledger import Block, block_hash, verify_chain
+from anchor.ledger import Block, block_hash, next_key_of, verify_chain
 from anchor.merkle import inclusion_proof, leaf_hash, root_from_inclusion_proof
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import DeviceVerifier, b64, key_id, unb64
@@ -174,7 +174,7 @@ def verify_bundle(bundle: dict[str, Any], trusted_ledger_key: bytes | None = Non
                          f"bundle's block {block.hash.hex()}"))
     else:
         try:
-            verify_chain(chain[1:], key, start_prev=block)
+            verify_chain(chain[1:], next_key_of(block) or key, start_prev=block)
             out.append(Check("block in chain", True,
                              f"block {block.height} links to head {chain[-1].height} through "
                              f"{len(chain) - 1} later signed blocks"))

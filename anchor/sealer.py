@@ -18,12 +18,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block
+from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_of
 from anchor.merkle import root_from_leaf_hashes
-from packproof.crypto import public_key_bytes
+from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.store import REGISTRY, BlockRecord, Store
 from packproof.timefmt import rfc3339
@@ -40,10 +41,12 @@ class Sealer:
     """Seals at least every `interval` seconds, or at once when `max_leaves` are waiting."""
 
     def __init__(self, store: Store, ledger: LedgerFile, key: Ed25519PrivateKey,
-                 interval: float = 1.0, max_leaves: int = 8192) -> None:
+                 interval: float = 1.0, max_leaves: int = 8192, key_path: Path | None = None) -> None:
+        """`key_path`: where `key` lives; a key waiting at `<key_path>.next` is rotated to (see rotate_to)."""
         self.store = store
         self.ledger = ledger
         self.key = key
+        self.key_path = key_path
         self.public_key = public_key_bytes(key)
         self.interval = interval
         self.max_leaves = max_leaves
@@ -69,6 +72,8 @@ class Sealer:
             raise LedgerIntegrityError(
                 f"block {store_height}: ledger hash {blocks[store_height].hash.hex()} differs from "
                 f"the store's {head.hash.hex()}", store_height)
+        if blocks and (announced := next_key_of(blocks[-1])) and self._next_public() == announced:
+            self._complete_rotation()  # the announcing block was sealed; the swap of key files was not
         completed = 0
         after = head.last_id if head else 0
         for block in blocks[store_height + 1:]:
@@ -92,18 +97,42 @@ class Sealer:
         if not rows:
             return None
         root = await asyncio.to_thread(root_from_leaf_hashes, [r[2] for r in rows])
+        next_public = self._next_public()
         block = make_block(
             height=self._head.height + 1 if self._head else 0,
             prev_hash=self._head.hash if self._head else GENESIS_PREV,
-            merkle_root=root, leaf_count=len(rows), sealed_at=rfc3339(), key=self.key)
+            merkle_root=root, leaf_count=len(rows), sealed_at=rfc3339(), key=self.key, next_key=next_public)
         await asyncio.to_thread(self.ledger.append, block)
         record = _record(block, rows[0][0], rows[-1][0])
         await self.store.record_block(record, rows)
         self._head = record
+        if next_public is not None:
+            self._complete_rotation()
         self.sealed_blocks += 1
         self.sealed_leaves += len(rows)
         self.sealed_readings += sum(1 for r in rows if r[1] != REGISTRY)
         return record
+
+    # ---- key rotation: a block signed by the old key names the new one -------------------
+
+    def _next_path(self) -> Path | None:
+        return self.key_path.with_name(self.key_path.name + ".next") if self.key_path else None
+
+    def _next_public(self) -> bytes | None:
+        path = self._next_path()
+        return public_key_bytes(load_or_create_ledger_key(path)) if path and path.exists() else None
+
+    def _complete_rotation(self) -> None:
+        """After the announcing block is durable: retire the old key file, make the new one current."""
+        assert self.key_path is not None
+        nxt = self._next_path()
+        assert nxt is not None
+        retired = self.key_path.with_name(f"{self.key_path.name}.{key_id(self.public_key)}.retired")
+        self.key_path.replace(retired)
+        nxt.replace(self.key_path)
+        self.key = load_or_create_ledger_key(self.key_path)
+        self.public_key = public_key_bytes(self.key)
+        log.warning("ledger key rotated: blocks are now signed by key %s", key_id(self.public_key))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Seal until `stop` is set, then seal what is left once more and return."""

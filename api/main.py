@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ApiSettings, require_admin, require_reader
 from api.routes import devices, health, ledger, quarantine, readings, shipments
-from packproof.crypto import read_public_key
+from packproof.crypto import key_id, read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.store import Store
 
@@ -24,7 +24,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.data_dir.ledger_pub.exists():
             raise ConfigError(f"no ledger public key at {settings.data_dir.ledger_pub}: start the sealer first")
-        app.state.ledger_public_key = read_public_key(str(settings.data_dir.ledger_pub))
+        app.state.ledger_public_key = read_public_key(str(settings.data_dir.ledger_pub))  # the genesis key
+        app.state.ledger_keys = {key_id(app.state.ledger_public_key): app.state.ledger_public_key}
         app.state.store = await Store.open(settings.data_dir.store, readonly=True)
         try:
             yield

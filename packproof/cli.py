@@ -357,7 +357,7 @@ def verify(
             doc = parse_bundle(json.dumps(_http_get(client, f"{base}/readings/{reading_id}/proof")))
             height = doc["block"]["header"]["height"]
             chain = []
-            start: int | None = height
+            start: int | None = 0 if trusted else height  # a pinned genesis key: follow rotations from block 0
             while start is not None:
                 page = _http_get(client, f"{base}/ledger/blocks?start={start}&limit=1000")
                 chain += [Block.from_json(b, f"API block {b['header']['height']}") for b in page["blocks"]]
@@ -365,8 +365,14 @@ def verify(
         if save:
             save.write_text(json.dumps(doc, indent=1))
     if ledger is not None:
-        blocks = list(LedgerFile(ledger).read())
-        chain = blocks[doc["block"]["header"]["height"]:]
+        chain = list(LedgerFile(ledger).read())
+    height = doc["block"]["header"]["height"]
+    if chain is not None and trusted is not None and chain and chain[0].height == 0:
+        # The key in force at this block: the pinned genesis key, then every rotation the chain announces.
+        trusted = key_in_force(chain[:height], trusted)
+        chain = chain[height:]
+    elif chain is not None and chain and chain[0].height == 0:
+        chain = chain[height:]
     checks = verify_bundle(doc, trusted, chain)
     out.print(f"reading {doc['reading_id']} (device trust: {doc['device']['trust']})", highlight=False)
     for c in checks:
@@ -388,7 +394,7 @@ def ledger_verify(
 ) -> None:
     """Re-check the whole chain: heights, links, block hashes, signatures."""
     from anchor.checkpoint import check_against, checkpoint_key
-    from anchor.ledger import LedgerFile, check_block
+    from anchor.ledger import LedgerFile, verify_chain
     from packproof.crypto import read_public_key
     from packproof.paths import DataDir
 
@@ -398,12 +404,11 @@ def ledger_verify(
         fail(Exit.BAD_INPUT, f"no ledger at {path}")
     cp = _read_json(checkpoint) if checkpoint else None
     key = checkpoint_key(cp) if cp else read_public_key(ledger_key or str(dirs.ledger_pub))
-    prev = None
-    blocks = []
-    for block in LedgerFile(path).read():
-        check_block(block, prev, key)
-        prev = block
-        blocks.append(block)
+    blocks = list(LedgerFile(path).read())
+    current = verify_chain(blocks, key)
+    prev = blocks[-1] if blocks else None
+    if current != key:
+        out.print(f"key rotations followed: blocks are now signed by key {key_id_of(current)}", highlight=False)
     if cp:
         check_against(cp, blocks)
         out.print(f"checkpoint holds: block {cp['height']} is still {cp['hash']}", highlight=False)
@@ -419,6 +424,32 @@ def _read_json(path: Path) -> Any:
         fail(Exit.BAD_INPUT, f"cannot read {path}: {exc}")
     except ValueError as exc:
         fail(Exit.BAD_INPUT, f"{path} is not JSON: {exc}")
+
+
+@ledger_app.command("rotate-key")
+def ledger_rotate_key(data_dir: DataDirOpt = Path("data")) -> None:
+    """Make a new ledger key; the next block, signed by the current key, names it, and later blocks use it."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from packproof.crypto import public_key_bytes
+    from packproof.paths import DataDir
+
+    dirs = DataDir(data_dir)
+    if not dirs.ledger_key.exists():
+        fail(Exit.BAD_INPUT, f"no ledger key at {dirs.ledger_key}: nothing to rotate")
+    nxt = dirs.ledger_key.with_name(dirs.ledger_key.name + ".next")
+    if nxt.exists():
+        fail(Exit.BAD_INPUT, f"a rotation is already waiting ({nxt}); the sealer applies it with its next block")
+    key = Ed25519PrivateKey.generate()
+    fd = os.open(nxt, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    out.print(f"new ledger key {key_id_of(public_key_bytes(key))} waits in {nxt}: the sealer's next block, signed "
+              "by the current key, announces it; auditors keep trusting the genesis key in ledger.pub", highlight=False)
 
 
 @ledger_app.command("export")
@@ -643,6 +674,16 @@ def devices_revoke(device_id: DeviceArg, reason: Annotated[str, typer.Option(hel
     """Refuse the device's readings from now on (what was stored stays provable)."""
     _store_call(data_dir, lambda st: st.revoke(device_id, reason))
     out.print(f"{device_id} revoked: its readings are quarantined from now on", highlight=False)
+
+
+def key_in_force(before: list[Any], genesis_key: bytes) -> bytes:
+    """The ledger key in force after `before` (blocks 0..h-1), or the reason it cannot be known."""
+    from anchor.ledger import verify_chain
+
+    try:
+        return verify_chain(before, genesis_key)
+    except LedgerIntegrityError as exc:
+        fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
 
 
 def main() -> None:

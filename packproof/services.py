@@ -60,7 +60,7 @@ class IngestService:
         if o.seal:
             key = load_or_create_ledger_key(self.dirs.ledger_key)
             self.sealer = Sealer(self.store, LedgerFile(self.dirs.ledger), key,
-                                 interval=o.seal_interval, max_leaves=o.max_block)
+                                 interval=o.seal_interval, max_leaves=o.max_block, key_path=self.dirs.ledger_key)
             done = await self.sealer.recover()
             if done:
                 log.warning("recovered %d block(s) written to the ledger but not recorded", done)

@@ -408,6 +408,11 @@ class Store:
                 await db.rollback()
                 raise StoreError(f"recording block {block.height} failed: {exc}") from exc
 
+    async def rotation_headers(self) -> list[dict[str, Any]]:
+        """Headers of the blocks that announce a ledger key rotation (rare: a scan of block rows)."""
+        rows = await self._fetch("SELECT header FROM blocks WHERE header LIKE '%\"next_key\"%' ORDER BY height")
+        return [json.loads(r[0]) for r in rows]
+
     async def block_leaf_hashes(self, block: BlockRecord) -> list[bytes]:
         rows = await self._fetch(
             "SELECT leaf_hash FROM readings WHERE id BETWEEN ? AND ? ORDER BY id", (block.first_id, block.last_id))

@@ -11,6 +11,7 @@ from anchor.ledger import Block
 from anchor.proof import build_bundle
 from api.deps import StoreDep
 from api.schemas import ReadingOut
+from packproof.crypto import key_id, unb64
 from packproof.reading import parse_reading_id
 from packproof.timefmt import rfc3339
 
@@ -51,4 +52,17 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
     leaves = await store.block_leaf_hashes(record)
     return build_bundle(reading_id=reading_id, body=body, device_id=device_id,
                         device_key=device.key_at(seq), leaf_index=index, block_leaves=leaves,
-                        block=block, ledger_public_key=request.app.state.ledger_public_key)
+                        block=block, ledger_public_key=await signing_key(request, store, block))
+
+
+async def signing_key(request: Request, store: StoreDep, block: Block) -> bytes:
+    """The ledger key that signed `block`: the genesis key, or one a rotation block announced."""
+    keys: dict[str, bytes] = request.app.state.ledger_keys
+    wanted = block.header["key_id"]
+    if wanted not in keys:
+        for header in await store.rotation_headers():
+            announced = unb64(header["next_key"])
+            keys[key_id(announced)] = announced
+    if wanted not in keys:
+        raise HTTPException(409, f"block {block.height} is signed by key {wanted}, which no rotation announced")
+    return keys[wanted]
