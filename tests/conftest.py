@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -111,6 +112,38 @@ class Service:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+@dataclass
+class Pipeline:
+    """A real `packproof broker` and `packproof ingest` (with sealer) for one test."""
+
+    data: Path
+    mqtt: int
+    services: list[Service]
+
+    def start_api(self, tmp_path: Path) -> str:
+        port = free_port()
+        api = Service("api", "--data-dir", str(self.data), "--port", str(port), log=tmp_path / "api.log")
+        self.services.append(api)
+        api.wait_port(port)
+        return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def pipeline_services(tmp_path: Path) -> Iterator[Pipeline]:
+    mqtt = free_port()
+    p = Pipeline(tmp_path / "data", mqtt, [Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")])
+    try:
+        p.services[0].wait_port(mqtt)
+        ingest = Service("ingest", "--data-dir", str(p.data), "--mqtt-port", str(mqtt), "--seal-interval", "0.2",
+                         log=tmp_path / "ingest.log")
+        p.services.append(ingest)
+        ingest.wait_output("ingesting from")
+        yield p
+    finally:
+        for s in reversed(p.services):
+            s.stop()
 
 
 def wait_for(predicate, timeout: float = 20, what: str = "condition"):  # type: ignore[no-untyped-def]

@@ -16,9 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64
-from packproof.net import free_port
 from packproof.reading import Reading
-from tests.conftest import Service, cli, get_json, publish_all, wait_for
+from tests.conftest import Pipeline, cli, get_json, publish_all, wait_for
 
 TOPIC = "packproof/v1/SHP-A/{}/telemetry"
 
@@ -41,72 +40,60 @@ def body(device: str, seq: int, key: Ed25519PrivateKey | None) -> bytes:
     return canonical_bytes(r)
 
 
-def test_device_lifecycle(tmp_path: Path) -> None:
-    data, keys = tmp_path / "data", tmp_path / "keys"
-    mqtt, api = free_port(), free_port()
-    services = [Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")]
-    try:
-        services[0].wait_port(mqtt)
-        services.append(Service("ingest", "--data-dir", str(data), "--mqtt-port", str(mqtt), "--seal-interval",
-                                "0.3", log=tmp_path / "ingest.log"))
-        services[1].wait_output("ingesting from")
-        db = sqlite3.connect(data / "packproof.db")
+def test_device_lifecycle(tmp_path: Path, pipeline_services: Pipeline) -> None:
+    data, keys, mqtt = pipeline_services.data, tmp_path / "keys", pipeline_services.mqtt
+    db = sqlite3.connect(data / "packproof.db", timeout=10)
 
-        def stored(device: str) -> int:
-            return db.execute("SELECT count(*) FROM readings WHERE device_id=?", (device,)).fetchone()[0]
+    def stored(device: str) -> int:
+        return db.execute("SELECT count(*) FROM readings WHERE device_id=?", (device,)).fetchone()[0]
 
-        def quarantined(code: str) -> int:
-            return db.execute("SELECT count(*) FROM quarantine WHERE reason_code=?", (code,)).fetchone()[0]
+    def quarantined(code: str) -> int:
+        return db.execute("SELECT count(*) FROM quarantine WHERE reason_code=?", (code,)).fetchone()[0]
 
-        r = cli("devices", "provision", "dev-a", "--shipment", "SHP-A", "--data-dir", str(data),
-                "--key-out", str(keys), "--password-file", str(tmp_path / "mqtt.passwd"))
-        assert r.returncode == 0 and "MQTT login: user dev-a, password" in r.stdout, r.stdout + r.stderr
-        old = load_key(keys / "dev-a.key")
-        publish_all(mqtt, [(TOPIC.format("dev-a"), body("dev-a", i, old)) for i in range(5)])
-        wait_for(lambda: stored("dev-a") == 5, 10, "5 readings")
+    r = cli("devices", "provision", "dev-a", "--shipment", "SHP-A", "--data-dir", str(data),
+            "--key-out", str(keys), "--password-file", str(tmp_path / "mqtt.passwd"))
+    assert r.returncode == 0 and "MQTT login: user dev-a, password" in r.stdout, r.stdout + r.stderr
+    old = load_key(keys / "dev-a.key")
+    publish_all(mqtt, [(TOPIC.format("dev-a"), body("dev-a", i, old)) for i in range(5)])
+    wait_for(lambda: stored("dev-a") == 5, 10, "5 readings")
 
-        r = cli("devices", "rotate", "dev-a", "--data-dir", str(data), "--key-out", str(keys / "new"))
-        assert r.returncode == 0 and "signs from seq 5 on" in r.stdout, r.stdout + r.stderr
-        new = load_key(keys / "new" / "dev-a.key")
-        time.sleep(1.2)  # the ingestor picks registry changes up within a second
-        publish_all(mqtt, [(TOPIC.format("dev-a"), body("dev-a", i, new)) for i in range(5, 8)]
-                    + [(TOPIC.format("dev-a"), body("dev-a", 8, old))])
-        wait_for(lambda: stored("dev-a") == 8 and quarantined("bad_signature") == 1, 10, "rotation applied")
+    r = cli("devices", "rotate", "dev-a", "--data-dir", str(data), "--key-out", str(keys / "new"))
+    assert r.returncode == 0 and "signs from seq 5 on" in r.stdout, r.stdout + r.stderr
+    new = load_key(keys / "new" / "dev-a.key")
+    time.sleep(1.2)  # the ingestor picks registry changes up within a second
+    publish_all(mqtt, [(TOPIC.format("dev-a"), body("dev-a", i, new)) for i in range(5, 8)]
+                + [(TOPIC.format("dev-a"), body("dev-a", 8, old))])
+    wait_for(lambda: stored("dev-a") == 8 and quarantined("bad_signature") == 1, 10, "rotation applied")
 
-        r = cli("devices", "revoke", "dev-a", "--reason", "tracker reported stolen", "--data-dir", str(data))
+    r = cli("devices", "revoke", "dev-a", "--reason", "tracker reported stolen", "--data-dir", str(data))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("devices", "register", "dev-b", "--shipment", "SHP-A", "--unsigned", "--data-dir", str(data))
+    assert r.returncode == 0 and "unsigned" in r.stdout, r.stdout + r.stderr
+    time.sleep(1.2)
+    publish_all(mqtt, [(TOPIC.format("dev-a"), body("dev-a", 9, new)),
+                       (TOPIC.format("dev-b"), body("dev-b", 0, None))])
+    wait_for(lambda: quarantined("revoked_device") == 1 and stored("dev-b") == 1, 10, "revocation applied")
+    reason = db.execute("SELECT reason FROM quarantine WHERE reason_code='revoked_device'").fetchone()[0]
+    assert reason == "device dev-a is revoked: its readings are refused"
+
+    # Every registry change is a sealed leaf.
+    records = db.execute("SELECT body FROM readings WHERE device_id='~registry' ORDER BY seq").fetchall()
+    kinds = [b'"record":"device-registered"', b'"record":"device-key-rotated"', b'"record":"device-revoked"',
+             b'"record":"device-registered"']
+    assert [k in r[0] for k, r in zip(kinds, records, strict=True)] == [True] * 4
+    wait_for(lambda: db.execute("SELECT max(last_id) FROM blocks").fetchone()[0]
+             == db.execute("SELECT max(id) FROM readings").fetchone()[0], 10, "all sealed")
+
+    url = pipeline_services.start_api(tmp_path)
+    for seq in (2, 6):  # before and after the rotation
+        r = cli("verify", f"dev-a:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"))
         assert r.returncode == 0, r.stdout + r.stderr
-        r = cli("devices", "register", "dev-b", "--shipment", "SHP-A", "--unsigned", "--data-dir", str(data))
-        assert r.returncode == 0 and "unsigned" in r.stdout, r.stdout + r.stderr
-        time.sleep(1.2)
-        publish_all(mqtt, [(TOPIC.format("dev-a"), body("dev-a", 9, new)),
-                           (TOPIC.format("dev-b"), body("dev-b", 0, None))])
-        wait_for(lambda: quarantined("revoked_device") == 1 and stored("dev-b") == 1, 10, "revocation applied")
-        reason = db.execute("SELECT reason FROM quarantine WHERE reason_code='revoked_device'").fetchone()[0]
-        assert reason == "device dev-a is revoked: its readings are refused"
+    assert get_json(f"{url}/readings/dev-a:2/proof")["device"]["public_key"] != get_json(
+        f"{url}/readings/dev-a:6/proof")["device"]["public_key"]
 
-        # Every registry change is a sealed leaf.
-        records = db.execute("SELECT body FROM readings WHERE device_id='~registry' ORDER BY seq").fetchall()
-        kinds = [b'"record":"device-registered"', b'"record":"device-key-rotated"', b'"record":"device-revoked"',
-                 b'"record":"device-registered"']
-        assert [k in r[0] for k, r in zip(kinds, records, strict=True)] == [True] * 4
-        wait_for(lambda: db.execute("SELECT max(last_id) FROM blocks").fetchone()[0]
-                 == db.execute("SELECT max(id) FROM readings").fetchone()[0], 10, "all sealed")
-
-        services.append(Service("api", "--data-dir", str(data), "--port", str(api), log=tmp_path / "api.log"))
-        services[2].wait_port(api)
-        url = f"http://127.0.0.1:{api}"
-        for seq in (2, 6):  # before and after the rotation
-            r = cli("verify", f"dev-a:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"))
-            assert r.returncode == 0, r.stdout + r.stderr
-        assert get_json(f"{url}/readings/dev-a:2/proof")["device"]["public_key"] != get_json(
-            f"{url}/readings/dev-a:6/proof")["device"]["public_key"]
-
-        r = cli("audit", "--data-dir", str(data), "--signatures")
-        assert r.returncode == 0 and "audit passed" in r.stdout, r.stdout + r.stderr
-        r = cli("devices", "list", "--data-dir", str(data))
-        assert "revoked" in r.stdout and "5:" in r.stdout and "unsigned" in r.stdout, r.stdout
-        r = cli("devices", "register", "dev-a", "--shipment", "SHP-B", "--unsigned", "--data-dir", str(data))
-        assert r.returncode == 2 and "already registered with a different shipment or key" in r.stderr
-    finally:
-        for s in reversed(services):
-            s.stop()
+    r = cli("audit", "--data-dir", str(data), "--signatures")
+    assert r.returncode == 0 and "audit passed" in r.stdout, r.stdout + r.stderr
+    r = cli("devices", "list", "--data-dir", str(data))
+    assert "revoked" in r.stdout and "5:" in r.stdout and "unsigned" in r.stdout, r.stdout
+    r = cli("devices", "register", "dev-a", "--shipment", "SHP-B", "--unsigned", "--data-dir", str(data))
+    assert r.returncode == 2 and "already registered with a different shipment or key" in r.stderr
