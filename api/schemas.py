@@ -9,10 +9,6 @@ from pydantic import BaseModel
 Status = Literal["ok", "warning", "violated"]
 
 
-class ErrorBody(BaseModel):
-    detail: str
-
-
 class ShipmentSummary(BaseModel):
     shipment_id: str
     profile: str

@@ -49,9 +49,6 @@ class ExcursionTracker:
             self._next_id = max(self._next_id, e.id + 1)
         self._changed: dict[int, Excursion] = {}
 
-    def open_for(self, device_id: str) -> list[Excursion]:
-        return list(self._open.get(device_id, {}).values())
-
     def observe(self, device_id: str, shipment_id: str, seq: int, ts: str, checks: tuple[Check, ...]) -> None:
         opened = self._open.get(device_id)
         if not checks and not opened:

@@ -22,7 +22,7 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -47,7 +47,6 @@ class IngestStats:
     duplicates: int = 0
     quarantined: int = 0
     batches: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def processed(self) -> int:
@@ -281,7 +280,6 @@ class Ingestor:
         batch.quarantine.append((m[4], topic, m[1], exc.code, exc.message, device, shipment))
         batch.count(f"quarantined:{exc.code}")
         self.stats.quarantined += 1
-        self.stats.by_reason[exc.code] = self.stats.by_reason.get(exc.code, 0) + 1
 
     async def _classify(self, accepted: list[tuple[Accepted, Message]], batch: IngestBatch) -> None:
         """Split new readings from duplicates, evaluate thresholds, maintain aggregates.

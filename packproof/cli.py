@@ -500,7 +500,7 @@ def audit(
     async def go():  # type: ignore[no-untyped-def]
         store = await Store.open(dirs.store, readonly=True)
         try:
-            total = await store.reading_count()
+            total = await store.max_id()
             with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err, transient=True) as bar:
                 task = bar.add_task("readings", total=total)

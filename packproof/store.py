@@ -432,7 +432,8 @@ class Store:
         rows = await self._fetch("SELECT count(*) FROM readings WHERE id > ?", (after_id,))
         return int(rows[0][0])
 
-    async def reading_count(self) -> int:
+    async def max_id(self) -> int:
+        """The highest store id: with dense ids, how many leaves (readings and records) there are."""
         rows = await self._fetch("SELECT coalesce(max(id), 0) FROM readings")
         return int(rows[0][0])
 
