@@ -35,15 +35,17 @@ def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
         per_pack.setdefault(e.device_id, []).append("violated" if e.severity == "violation" else "warning")
     packs = []
     for d in devices:
-        device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx = d
+        device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx, acked, missing = d
         stale = last_rx is None or now - last_rx > stale_after
         packs.append(PackCondition(
             device_id=device_id, status=worst(per_pack.get(device_id, [])), stale=stale,
             trust="device-signature" if signed else "ingestor",
             readings=count or 0, sealed=sealed or 0, first_seq=first_seq, last_seq=last_seq,
-            last_reading_ts=last_ts, last_seen=rfc3339(last_rx) if last_rx else None))
+            last_reading_ts=last_ts, last_seen=rfc3339(last_rx) if last_rx else None,
+            acked_seq=acked, missing=missing or 0, unsealed=(count or 0) - (sealed or 0)))
     return Condition(
         shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs]),
         stale_packs=[p.device_id for p in packs if p.stale],
         readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
+        missing=sum(p.missing for p in packs), unsealed=sum(p.unsealed for p in packs),
         packs=packs, excursions=exc, as_of=rfc3339(now))

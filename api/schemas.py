@@ -48,6 +48,9 @@ class PackCondition(BaseModel):
     last_seq: int | None
     last_reading_ts: str | None
     last_seen: str | None
+    acked_seq: int | None  # everything from first_seq up to here is stored (published on the ack topic)
+    missing: int  # seqs between acked_seq and last_seq not received: a gap, not silence
+    unsealed: int  # stored but not in a block yet
 
 
 class Condition(BaseModel):
@@ -57,6 +60,8 @@ class Condition(BaseModel):
     stale_packs: list[str]
     readings: int
     sealed: int
+    missing: int
+    unsealed: int
     packs: list[PackCondition]
     excursions: list[ExcursionOut]
     as_of: str

@@ -30,9 +30,10 @@ import paho.mqtt.client as mqtt
 from edge.decode import Accepted, DeviceEntry, decode
 from edge.excursions import Excursion, ExcursionTracker
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, evaluate
+from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier
 from packproof.errors import BrokerError, InvalidReading, StoreError
-from packproof.reading import TELEMETRY_FILTER
+from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX
 from packproof.store import DeviceRecord, IngestBatch, Store
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class Ingestor:
         self._missing: dict[str, float] = {}  # unknown device id -> when we last asked the store
         self._last_seq: dict[str, int] = {}
         self._tracker = ExcursionTracker()
+        self._watermarks = Watermarks()
+        self._ack_infos: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self._inbox: collections.deque[Message] = collections.deque()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,6 +139,9 @@ class Ingestor:
     async def load_state(self) -> None:
         await self.reload_registry()
         self._last_seq = await self.store.last_seqs()
+        self._watermarks = Watermarks()
+        for device_id, acked, above in await self.store.watermarks():
+            self._watermarks.load(device_id, acked, above)
         opened = [excursion_from_row(r) for r in await self.store.open_excursions()]
         self._tracker = ExcursionTracker(next_id=await self.store.max_excursion_id() + 1,
                                          open_excursions=opened)
@@ -223,6 +229,13 @@ class Ingestor:
             await self._write_q.put(None)
             await writer
             self._closing = True
+            # Let the last acknowledgements reach the broker before leaving.
+            deadline = time.monotonic() + 2.0
+            while self._ack_infos and time.monotonic() < deadline:
+                if self._ack_infos[0].is_published():
+                    self._ack_infos.popleft()
+                else:
+                    await asyncio.sleep(0.01)
             self.client.disconnect()
             self.client.loop_stop()
             st = self.stats
@@ -242,6 +255,13 @@ class Ingestor:
             for mid, qos in acks:
                 if qos:
                     self.client.ack(mid, qos)
+            for device_id, shipment_id, _n, _f, _l, _ft, _lt, _rx, acked, missing in batch.stats:
+                # End-to-end acknowledgement: everything up to `acked_seq` is durably stored.
+                self._ack_infos.append(self.client.publish(
+                    f"{TOPIC_PREFIX}/{shipment_id}/{device_id}/ack",
+                    f'{{"acked_seq":{acked},"missing":{missing}}}', qos=1, retain=True))
+            while self._ack_infos and self._ack_infos[0].is_published():
+                self._ack_infos.popleft()
             self.stats.batches += 1
             self._write_q.task_done()
         self._write_q.task_done()
@@ -334,7 +354,10 @@ class Ingestor:
                 if r.seq > s[4]:
                     s[4], s[6] = r.seq, r.ts
                 s[7] = max(s[7], at)
-        batch.stats = [tuple(s) for s in per_device.values()]
+        wm = self._watermarks
+        for a, _ in new:
+            wm.add(a.reading.device_id, a.reading.seq)
+        batch.stats = [(*s, *wm.state(s[0])) for s in per_device.values()]
         batch.excursions = [excursion_row(e) for e in tracker.drain_changed()]
         if new:
             batch.count("readings_accepted", len(new))

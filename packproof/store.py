@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS device_stats(
     device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL,
     reading_count INTEGER NOT NULL, sealed_count INTEGER NOT NULL DEFAULT 0,
     first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-    first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, last_received_at REAL NOT NULL);
+    first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, last_received_at REAL NOT NULL,
+    acked_seq INTEGER NOT NULL, missing INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS device_stats_shipment ON device_stats(shipment_id);
 CREATE TABLE IF NOT EXISTS excursions(
     id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, shipment_id TEXT NOT NULL,
@@ -294,6 +295,15 @@ class Store:
 
     # ---- ingest ---------------------------------------------------------------------
 
+    async def watermarks(self) -> list[tuple[str, int, list[int]]]:
+        """(device, watermark, seqs stored above it): the ingestor's delivery state after a restart."""
+        out = []
+        for device_id, acked in await self._fetch("SELECT device_id, acked_seq FROM device_stats"):
+            rows = await self._fetch("SELECT seq FROM readings WHERE device_id=? AND seq > ? ORDER BY seq",
+                                     (device_id, acked + 1))
+            out.append((device_id, acked, [r[0] for r in rows]))
+        return out
+
     async def last_seqs(self) -> dict[str, int]:
         rows = await self._fetch("SELECT device_id, last_seq FROM device_stats")
         return {r[0]: r[1] for r in rows}
@@ -331,14 +341,16 @@ class Store:
                 if b.stats:
                     await db.executemany(
                         "INSERT INTO device_stats(device_id, shipment_id, reading_count, first_seq, "
-                        "last_seq, first_ts, last_ts, last_received_at) VALUES (?,?,?,?,?,?,?,?) "
+                        "last_seq, first_ts, last_ts, last_received_at, acked_seq, missing) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?) "
                         "ON CONFLICT(device_id) DO UPDATE SET "
                         "reading_count = reading_count + excluded.reading_count, "
                         "first_ts = CASE WHEN excluded.first_seq < first_seq THEN excluded.first_ts ELSE first_ts END, "
                         "first_seq = min(first_seq, excluded.first_seq), "
                         "last_ts = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_ts ELSE last_ts END, "
                         "last_seq = max(last_seq, excluded.last_seq), "
-                        "last_received_at = max(last_received_at, excluded.last_received_at)",
+                        "last_received_at = max(last_received_at, excluded.last_received_at), "
+                        "acked_seq = excluded.acked_seq, missing = excluded.missing",
                         b.stats)
                 if b.excursions:
                     await db.executemany(
@@ -471,7 +483,7 @@ class Store:
         """Registered devices with their maintained stats (NULLs before the first reading)."""
         return await self._fetch(
             "SELECT d.device_id, d.public_key IS NOT NULL, s.reading_count, s.sealed_count, "
-            "s.first_seq, s.last_seq, s.first_ts, s.last_ts, s.last_received_at "
+            "s.first_seq, s.last_seq, s.first_ts, s.last_ts, s.last_received_at, s.acked_seq, s.missing "
             "FROM devices d LEFT JOIN device_stats s USING(device_id) "
             "WHERE d.shipment_id=? ORDER BY d.device_id", (shipment_id,))
 

@@ -77,6 +77,8 @@ def test_condition_shows_each_excursion_kind(pipeline: dict) -> None:  # type: i
         cond = get_json(f"{url}/shipments/{sid}/condition")
         assert cond["readings"] == PACKS * COUNT == cond["sealed"]
         assert all(p["readings"] == COUNT and p["last_seq"] == COUNT - 1 for p in cond["packs"])
+        assert all(p["acked_seq"] == COUNT - 1 and p["missing"] == 0 == p["unsealed"] for p in cond["packs"])
+        assert cond["missing"] == 0 == cond["unsealed"]
         violated_tests = {e["test"] for e in cond["excursions"] if e["severity"] == "violation"}
         if scenario in EXPECTED_TEST:
             assert cond["status"] == "violated", (scenario, cond)

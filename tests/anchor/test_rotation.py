@@ -31,6 +31,7 @@ def test_rotation_is_announced_in_the_chain_and_followed_by_verifiers(tmp_path: 
     new_public = public_key_bytes(load_or_create_ledger_key(data / "ledger.key.next"))
     simulate_and_seal(10)
     wait_for(lambda: not (data / "ledger.key.next").exists(), 10, "rotation applied")
+    simulate_and_seal(5)  # blocks after the announcing one, signed by the new key
 
     blocks = list(LedgerFile(data / "ledger.jsonl").read())
     announcing = [b for b in blocks if "next_key" in b.header]
@@ -47,7 +48,7 @@ def test_rotation_is_announced_in_the_chain_and_followed_by_verifiers(tmp_path: 
 
     url = pipeline_services.start_api(tmp_path)
     device = db.execute("SELECT device_id FROM readings WHERE device_id != '~registry' LIMIT 1").fetchone()[0]
-    for seq in (0, 19):  # sealed before and after the rotation
+    for seq in (0, 24):  # sealed before and after the rotation
         r = cli("verify", f"{device}:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"))
         assert r.returncode == 0, r.stdout + r.stderr
         r = cli("verify", f"{device}:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"),

@@ -171,3 +171,40 @@ async def test_a_replay_is_a_duplicate_and_a_second_version_is_refused(
     assert payload == second_version[1]
     (body,), = db.execute("SELECT body FROM readings WHERE device_id='dev-2' AND seq=1").fetchall()
     assert body == first[1][1]  # the first version stands
+
+
+async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
+        store: Store, mqtt_broker: BrokerThread) -> None:
+    import json as _json
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    acks: list[dict] = []  # type: ignore[type-arg]
+    got = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="device-ack-listener")
+
+    def on_message(_c, _u, m) -> None:  # type: ignore[no-untyped-def]
+        acks.append(_json.loads(m.payload))
+        got.set()
+
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", mqtt_broker.port)
+    sub.subscribe("packproof/v1/SHP-2/dev-2/ack", qos=1)
+    sub.loop_start()
+    msg = lambda seq: (topic("dev-2", "SHP-2"), canonical_bytes(reading(seq, "dev-2", "SHP-2")))  # noqa: E731
+    db = sqlite3.connect(store.path)
+    for seqs, expected in (([0, 1, 2, 5, 6], (2, 2)), ([3, 4], (6, 0))):
+        got.clear()
+        n = len(seqs)
+        task = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-ack",
+                                                lambda i, n=n: i.stats.processed >= n))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(publish_all, mqtt_broker.port, [msg(s) for s in seqs])
+        await task
+        assert db.execute("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'").fetchone() == expected
+        assert await asyncio.to_thread(got.wait, 5)
+        await asyncio.sleep(0.2)
+        assert acks[-1] == {"acked_seq": expected[0], "missing": expected[1]}
+    sub.disconnect()
+    sub.loop_stop()
