@@ -72,7 +72,7 @@ class Ingestor:
         self, store: Store, *, host: str = "127.0.0.1", port: int = 1883,
         client_id: str = "packproof-ingestor", topic: str = TELEMETRY_FILTER,
         verify_signatures: bool = True, profiles: dict[str, Profile] | None = None,
-        batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02,
+        batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02, ack_interval: float = 1.0,
         username: str | None = None, password: str | None = None, tls_ca: str | None = None,
     ) -> None:
         self.store = store
@@ -92,6 +92,9 @@ class Ingestor:
         self._tracker = ExcursionTracker()
         self._watermarks = Watermarks()
         self._ack_infos: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
+        self._pending_acks: dict[str, tuple[str, str]] = {}
+        self._acked_at: dict[str, float] = {}
+        self.ack_interval = ack_interval
         self._inbox: collections.deque[Message] = collections.deque()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,6 +218,8 @@ class Ingestor:
                         await asyncio.wait(waiters, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
                         for w in waiters:
                             w.cancel()
+                    if self._pending_acks and self._write_q.empty():
+                        self._send_acks()  # acks held back by the once-a-second limit
                     continue
                 if len(self._inbox) < self.batch_max and not stop.is_set():
                     # Linger briefly so a batch amortises its transaction and fsync over many
@@ -228,6 +233,7 @@ class Ingestor:
         finally:
             await self._write_q.put(None)
             await writer
+            self._send_acks(everything=True)
             self._closing = True
             # Let the last acknowledgements reach the broker before leaving.
             deadline = time.monotonic() + 2.0
@@ -256,15 +262,27 @@ class Ingestor:
                 if qos:
                     self.client.ack(mid, qos)
             for device_id, shipment_id, _n, _f, _l, _ft, _lt, _rx, acked, missing in batch.stats:
-                # End-to-end acknowledgement: everything up to `acked_seq` is durably stored.
-                self._ack_infos.append(self.client.publish(
-                    f"{TOPIC_PREFIX}/{shipment_id}/{device_id}/ack",
-                    f'{{"acked_seq":{acked},"missing":{missing}}}', qos=1, retain=True))
-            while self._ack_infos and self._ack_infos[0].is_published():
-                self._ack_infos.popleft()
+                self._pending_acks[device_id] = (f"{TOPIC_PREFIX}/{shipment_id}/{device_id}/ack",
+                                                 f'{{"acked_seq":{acked},"missing":{missing}}}')
+            self._send_acks()
             self.stats.batches += 1
             self._write_q.task_done()
         self._write_q.task_done()
+
+    def _send_acks(self, everything: bool = False) -> None:
+        """End-to-end acknowledgement: everything up to `acked_seq` is durably stored.
+
+        Retained on the device's ack topic, at most once a second per device: every message
+        costs the broker as much as a reading, and a device only needs the latest mark.
+        """
+        now = time.monotonic()
+        for device_id in list(self._pending_acks):
+            if everything or now - self._acked_at.get(device_id, 0.0) >= self.ack_interval:
+                topic, payload = self._pending_acks.pop(device_id)
+                self._ack_infos.append(self.client.publish(topic, payload, qos=1, retain=True))
+                self._acked_at[device_id] = now
+        while self._ack_infos and self._ack_infos[0].is_published():
+            self._ack_infos.popleft()
 
     # ---- the decode stage -----------------------------------------------------------
 
