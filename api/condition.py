@@ -7,6 +7,7 @@ only, `ok` otherwise; packs silent for longer than `stale_after` are listed as s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,14 +36,15 @@ def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
         per_pack.setdefault(e.device_id, []).append("violated" if e.severity == "violation" else "warning")
     packs = []
     for d in devices:
-        device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx, acked, missing = d
+        device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx, acked, missing, gaps = d
         stale = last_rx is None or now - last_rx > stale_after
         packs.append(PackCondition(
             device_id=device_id, status=worst(per_pack.get(device_id, [])), stale=stale,
             trust="device-signature" if signed else "ingestor",
             readings=count or 0, sealed=sealed or 0, first_seq=first_seq, last_seq=last_seq,
             last_reading_ts=last_ts, last_seen=rfc3339(last_rx) if last_rx else None,
-            acked_seq=acked, missing=missing or 0, unsealed=(count or 0) - (sealed or 0)))
+            acked_seq=acked, missing=missing or 0, gaps=json.loads(gaps) if gaps else [],
+            unsealed=(count or 0) - (sealed or 0)))
     return Condition(
         shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs]),
         stale_packs=[p.device_id for p in packs if p.stale],

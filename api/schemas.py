@@ -48,8 +48,9 @@ class PackCondition(BaseModel):
     last_seq: int | None
     last_reading_ts: str | None
     last_seen: str | None
-    acked_seq: int | None  # everything from first_seq up to here is stored (published on the ack topic)
+    acked_seq: int | None  # every seq from the device's first (normally 0) up to here is stored
     missing: int  # seqs between acked_seq and last_seq not received: a gap, not silence
+    gaps: list[tuple[int, int]]  # the lowest 16 missing ranges (inclusive), as on the device's ack topic
     unsealed: int  # stored but not in a block yet
 
 

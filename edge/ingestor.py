@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import threading
 import time
@@ -39,6 +40,8 @@ from packproof.store import DeviceRecord, IngestBatch, Store
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, received_at
+AckMessages = dict[str, tuple[str, str]]  # device id -> (ack topic, payload) to publish once the batch commits
+WriteItem = tuple[IngestBatch, list[tuple[int, int]], AckMessages]  # batch, (mid, qos) to PUBACK, acks
 
 
 @dataclass(slots=True)
@@ -100,7 +103,7 @@ class Ingestor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = True
         self._closing = False
-        self._write_q: asyncio.Queue[tuple[IngestBatch, list[tuple[int, int]]] | None] = asyncio.Queue(2)
+        self._write_q: asyncio.Queue[WriteItem | None] = asyncio.Queue(2)
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self.client = mqtt.Client(
@@ -161,7 +164,8 @@ class Ingestor:
         if not verifiers:
             verifiers = [(0, DeviceVerifier(d.public_key) if d.public_key is not None else None)]
         current_from, current = verifiers[-1]
-        return DeviceEntry(d.shipment_id, current, profile, tuple(verifiers[:-1]), d.revoked, current_from)
+        return DeviceEntry(d.shipment_id, current, profile, tuple(verifiers[:-1]), d.revoked, current_from,
+                           first_seq=verifiers[0][0])
 
     async def _refresh_registry(self) -> None:
         """Rotations and revocations made by `packproof devices` apply within a second."""
@@ -228,8 +232,7 @@ class Ingestor:
                 await self._refresh_registry()
                 n = min(len(self._inbox), self.batch_max)
                 msgs = [self._inbox.popleft() for _ in range(n)]
-                batch, acks = await self._process(msgs)
-                await self._write_q.put((batch, acks))
+                await self._write_q.put(await self._process(msgs))
         finally:
             await self._write_q.put(None)
             await writer
@@ -250,7 +253,7 @@ class Ingestor:
 
     async def _writer(self) -> None:
         while (item := await self._write_q.get()) is not None:
-            batch, acks = item
+            batch, acks, delivered = item
             while True:
                 try:
                     await self.store.write_batch(batch)
@@ -261,9 +264,7 @@ class Ingestor:
             for mid, qos in acks:
                 if qos:
                     self.client.ack(mid, qos)
-            for device_id, shipment_id, _n, _f, _l, _ft, _lt, _rx, acked, missing in batch.stats:
-                self._pending_acks[device_id] = (f"{TOPIC_PREFIX}/{shipment_id}/{device_id}/ack",
-                                                 f'{{"acked_seq":{acked},"missing":{missing}}}')
+            self._pending_acks.update(delivered)
             self._send_acks()
             self.stats.batches += 1
             self._write_q.task_done()
@@ -273,7 +274,10 @@ class Ingestor:
         """End-to-end acknowledgement: everything up to `acked_seq` is durably stored.
 
         Retained on the device's ack topic, at most once a second per device: every message
-        costs the broker as much as a reading, and a device only needs the latest mark.
+        costs the broker as much as a reading, and a device only needs the latest mark. The
+        payload (`edge.watermark.Delivery`) also lists the gaps, so a device resends exactly
+        what is missing; duplicates get an ack too, or a device whose ack was lost (a broker
+        restart forgets retained messages) would resend forever.
         """
         now = time.monotonic()
         for device_id in list(self._pending_acks):
@@ -286,7 +290,7 @@ class Ingestor:
 
     # ---- the decode stage -----------------------------------------------------------
 
-    async def _process(self, msgs: list[Message]) -> tuple[IngestBatch, list[tuple[int, int]]]:
+    async def _process(self, msgs: list[Message]) -> WriteItem:
         batch = IngestBatch()
         acks = [(m[2], m[3]) for m in msgs]
         self.stats.received += len(msgs)
@@ -307,8 +311,8 @@ class Ingestor:
                     accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures, m[4]), m))
                 except InvalidReading as exc:
                     self._quarantine(batch, m, exc)
-        await self._classify(accepted, batch)
-        return batch, acks
+        delivered = await self._classify(accepted, batch)
+        return batch, acks, delivered
 
     def _quarantine(self, batch: IngestBatch, m: Message, exc: InvalidReading) -> None:
         topic = m[0]
@@ -319,7 +323,7 @@ class Ingestor:
         batch.count(f"quarantined:{exc.code}")
         self.stats.quarantined += 1
 
-    async def _classify(self, accepted: list[tuple[Accepted, Message]], batch: IngestBatch) -> None:
+    async def _classify(self, accepted: list[tuple[Accepted, Message]], batch: IngestBatch) -> AckMessages:
         """Split new readings from duplicates, evaluate thresholds, maintain aggregates.
 
         The same (device, seq) again with the same bytes is a duplicate (QoS 1 redelivery,
@@ -328,11 +332,13 @@ class Ingestor:
         someone sent a second version): quarantined, the first one stands.
         """
         seen: dict[tuple[str, int], bytes] = {}
+        touched: dict[str, str] = {}  # device -> shipment, for every device with a reading in this batch
         late: list[tuple[Accepted, Message]] = []
         new: list[tuple[Accepted, Message]] = []
         last_seq = self._last_seq
         for a, m in accepted:
             r = a.reading
+            touched[r.device_id] = r.shipment_id
             key = (r.device_id, r.seq)
             if key in seen:
                 self._duplicate_or_conflict(batch, a, m, seen[key])
@@ -374,12 +380,16 @@ class Ingestor:
                 s[7] = max(s[7], at)
         wm = self._watermarks
         for a, _ in new:
-            wm.add(a.reading.device_id, a.reading.seq)
-        batch.stats = [(*s, *wm.state(s[0])) for s in per_device.values()]
+            wm.add(a.reading.device_id, a.reading.seq, a.entry.first_seq)
+        states = {device_id: wm.state(device_id) for device_id in touched if wm.known(device_id)}
+        batch.stats = [(*s, st.acked_seq, st.missing, json.dumps(st.gaps, separators=(",", ":")))
+                       for s in per_device.values() for st in (states[s[0]],)]
         batch.excursions = [excursion_row(e) for e in tracker.drain_changed()]
         if new:
             batch.count("readings_accepted", len(new))
         self.stats.accepted += len(new)
+        return {device_id: (f"{TOPIC_PREFIX}/{touched[device_id]}/{device_id}/ack", st.payload())
+                for device_id, st in states.items()}
 
     def _duplicate_or_conflict(self, batch: IngestBatch, a: Accepted, m: Message, first_leaf: bytes) -> None:
         if a.leaf_hash == first_leaf:

@@ -1,22 +1,85 @@
 """Per-device delivery watermarks: up to which seq everything is stored, and what is missing. Pure.
 
-A device's seqs are dense from the first one we stored. The watermark is the highest seq
-such that every seq from the first up to it is stored; seqs stored above it wait in a
-set until the gap below them fills. The ingestor publishes the watermark (retained, on the
-device's ack topic) after the batch holding it commits, so a device can drop exactly what
-is durably stored, and a gap is visible as `missing` > 0 instead of as silence.
+A device's seqs are dense from its first seq (the seq its first registered key is valid
+from, normally 0). The watermark is the highest seq such that every seq from the first up
+to it is stored; seqs stored above it are kept as runs (`[lo, hi]`, sorted, disjoint) until
+the gaps below them fill. Runs, not a set of seqs: a gap that never fills (a tracker whose
+buffer overflowed) must not grow memory with every reading stored above it.
+
+The ingestor publishes the state (retained, on the device's ack topic) after the batch
+holding it commits, so a device can drop exactly what is durably stored and resend exactly
+what is missing, and a gap is visible as `missing` > 0 instead of as silence.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
+
+MAX_GAPS = 16  # ranges listed in an acknowledgement; the rest show once these fill
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a device is told: stored up to `acked_seq`; `gaps` (inclusive ranges) are missing below `highest`."""
+
+    acked_seq: int
+    missing: int
+    highest: int
+    gaps: tuple[tuple[int, int], ...]
+
+    def payload(self) -> str:
+        gaps = ",".join(f"[{a},{b}]" for a, b in self.gaps)
+        return (f'{{"acked_seq":{self.acked_seq},"missing":{self.missing},'
+                f'"highest":{self.highest},"gaps":[{gaps}]}}')
 
 
 @dataclass(slots=True)
 class _Device:
-    acked: int  # every seq from the first stored one up to this is stored
-    above: set[int] = field(default_factory=set)  # stored seqs above acked + 1
-    highest: int = -1
+    acked: int  # every seq from the first one up to this is stored
+    runs: list[list[int]] = field(default_factory=list)  # stored [lo, hi] above acked + 1, sorted, disjoint
+    stored_above: int = 0  # seqs in runs
+
+    @property
+    def highest(self) -> int:
+        return self.runs[-1][1] if self.runs else self.acked
+
+    def add(self, seq: int) -> None:
+        if seq <= self.acked:
+            return  # already counted (or older than the device's first seq)
+        runs = self.runs
+        if seq == self.acked + 1:
+            self.acked = seq
+            if runs and runs[0][0] == seq + 1:
+                self.acked = runs[0][1]
+                self.stored_above -= runs[0][1] - runs[0][0] + 1
+                del runs[0]
+            return
+        i = bisect_left(runs, [seq])
+        if i < len(runs) and runs[i][0] == seq:
+            return
+        if i > 0 and runs[i - 1][1] >= seq:
+            return
+        joins_left = i > 0 and runs[i - 1][1] == seq - 1
+        joins_right = i < len(runs) and runs[i][0] == seq + 1
+        if joins_left and joins_right:
+            runs[i - 1][1] = runs[i][1]
+            del runs[i]
+        elif joins_left:
+            runs[i - 1][1] = seq
+        elif joins_right:
+            runs[i][0] = seq
+        else:
+            runs.insert(i, [seq, seq])
+        self.stored_above += 1
+
+    def delivery(self) -> Delivery:
+        gaps = []
+        below = self.acked
+        for lo, hi in self.runs[:MAX_GAPS]:
+            gaps.append((below + 1, lo - 1))
+            below = hi
+        return Delivery(self.acked, self.highest - self.acked - self.stored_above, self.highest, tuple(gaps))
 
 
 class Watermarks:
@@ -25,25 +88,20 @@ class Watermarks:
 
     def load(self, device_id: str, acked: int, stored_above: list[int]) -> None:
         """State from the store after a restart."""
-        self._devices[device_id] = _Device(acked, set(stored_above), max([acked, *stored_above]))
+        d = _Device(acked)
+        for seq in stored_above:
+            d.add(seq)
+        self._devices[device_id] = d
 
-    def add(self, device_id: str, seq: int) -> None:
+    def add(self, device_id: str, seq: int, first_seq: int = 0) -> None:
+        """Count `seq` as stored; `first_seq`: where the device's seqs begin (known from its registration)."""
         d = self._devices.get(device_id)
         if d is None:
-            self._devices[device_id] = _Device(seq, highest=seq)
-            return
-        d.highest = max(d.highest, seq)
-        if seq == d.acked + 1:
-            d.acked = seq
-            above = d.above
-            while d.acked + 1 in above:
-                d.acked += 1
-                above.discard(d.acked)
-        elif seq > d.acked + 1:
-            d.above.add(seq)
-        # seq <= acked: a reading from before the first one we stored, or already counted
+            d = self._devices[device_id] = _Device(min(first_seq, seq) - 1)
+        d.add(seq)
 
-    def state(self, device_id: str) -> tuple[int, int]:
-        """(watermark, how many seqs between it and the highest stored are missing)."""
-        d = self._devices[device_id]
-        return d.acked, d.highest - d.acked - len(d.above)
+    def known(self, device_id: str) -> bool:
+        return device_id in self._devices
+
+    def state(self, device_id: str) -> Delivery:
+        return self._devices[device_id].delivery()

@@ -33,7 +33,11 @@ from packproof.crypto import b64
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.timefmt import rfc3339
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Steps from each older version to the next, run in one transaction when a store is opened.
+MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE device_stats ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';",  # seq ranges not received
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,7 +67,7 @@ CREATE TABLE IF NOT EXISTS device_stats(
     reading_count INTEGER NOT NULL, sealed_count INTEGER NOT NULL DEFAULT 0,
     first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
     first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, last_received_at REAL NOT NULL,
-    acked_seq INTEGER NOT NULL, missing INTEGER NOT NULL);
+    acked_seq INTEGER NOT NULL, missing INTEGER NOT NULL, gaps TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS device_stats_shipment ON device_stats(shipment_id);
 CREATE TABLE IF NOT EXISTS excursions(
     id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, shipment_id TEXT NOT NULL,
@@ -128,6 +132,28 @@ class IngestBatch:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
+async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Create the schema, or bring an older store up to SCHEMA_VERSION keeping its data."""
+    rows = list(await db.execute_fetchall(
+        "SELECT value FROM meta WHERE key='schema_version'" if await _has_meta(db) else "SELECT NULL WHERE 0"))
+    version = int(rows[0][0]) if rows else None
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(f"{path}: schema version {version} is newer than this packproof ({SCHEMA_VERSION}); "
+                         "upgrade packproof")
+    if version is not None:
+        for v in range(version, SCHEMA_VERSION):
+            await db.executescript(f"BEGIN; {MIGRATIONS[v]} UPDATE meta SET value='{v + 1}' "
+                                   "WHERE key='schema_version'; COMMIT;")
+    await db.executescript(SCHEMA)
+    await db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    await db.commit()
+
+
+async def _has_meta(db: aiosqlite.Connection) -> bool:
+    rows = list(await db.execute_fetchall("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"))
+    return bool(rows)
+
+
 class Store:
     """Async access to the off-chain store; translate driver errors into StoreError."""
 
@@ -142,23 +168,24 @@ class Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        store = cls(db, path)
+        try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=FULL")
             await db.execute("PRAGMA foreign_keys=ON")
             if readonly:
                 await db.execute("PRAGMA query_only=ON")
+                await store._check_schema()
             else:
-                await db.executescript(SCHEMA)
-                await db.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                await db.commit()
+                await _migrate(db, path)
         except sqlite3.Error as exc:
+            await db.close()
             raise StoreError(f"cannot open store {path}: {exc}") from exc
-        store = cls(db, path)
-        if readonly:
-            await store._check_schema()
+        except BaseException:
+            await db.close()  # its thread would otherwise keep the process alive
+            raise
         return store
 
     async def _check_schema(self) -> None:
@@ -341,8 +368,8 @@ class Store:
                 if b.stats:
                     await db.executemany(
                         "INSERT INTO device_stats(device_id, shipment_id, reading_count, first_seq, "
-                        "last_seq, first_ts, last_ts, last_received_at, acked_seq, missing) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?) "
+                        "last_seq, first_ts, last_ts, last_received_at, acked_seq, missing, gaps) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                         "ON CONFLICT(device_id) DO UPDATE SET "
                         "reading_count = reading_count + excluded.reading_count, "
                         "first_ts = CASE WHEN excluded.first_seq < first_seq THEN excluded.first_ts ELSE first_ts END, "
@@ -350,7 +377,7 @@ class Store:
                         "last_ts = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_ts ELSE last_ts END, "
                         "last_seq = max(last_seq, excluded.last_seq), "
                         "last_received_at = max(last_received_at, excluded.last_received_at), "
-                        "acked_seq = excluded.acked_seq, missing = excluded.missing",
+                        "acked_seq = excluded.acked_seq, missing = excluded.missing, gaps = excluded.gaps",
                         b.stats)
                 if b.excursions:
                     await db.executemany(
@@ -483,7 +510,7 @@ class Store:
         """Registered devices with their maintained stats (NULLs before the first reading)."""
         return await self._fetch(
             "SELECT d.device_id, d.public_key IS NOT NULL, s.reading_count, s.sealed_count, "
-            "s.first_seq, s.last_seq, s.first_ts, s.last_ts, s.last_received_at, s.acked_seq, s.missing "
+            "s.first_seq, s.last_seq, s.first_ts, s.last_ts, s.last_received_at, s.acked_seq, s.missing, s.gaps "
             "FROM devices d LEFT JOIN device_stats s USING(device_id) "
             "WHERE d.shipment_id=? ORDER BY d.device_id", (shipment_id,))
 

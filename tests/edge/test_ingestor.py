@@ -194,7 +194,9 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
     sub.loop_start()
     msg = lambda seq: (topic("dev-2", "SHP-2"), canonical_bytes(reading(seq, "dev-2", "SHP-2")))  # noqa: E731
     db = sqlite3.connect(store.path)
-    for seqs, expected in (([0, 1, 2, 5, 6], (2, 2)), ([3, 4], (6, 0))):
+    # The third round is all duplicates: acknowledged again, so a device whose ack was lost stops resending.
+    for seqs, expected, more in (([0, 1, 2, 5, 6], (2, 2), (6, [[3, 4]])), ([3, 4], (6, 0), (6, [])),
+                                 ([5, 6], (6, 0), (6, []))):
         got.clear()
         n = len(seqs)
         task = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-ack",
@@ -205,6 +207,8 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
         assert db.execute("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'").fetchone() == expected
         assert await asyncio.to_thread(got.wait, 5)
         await asyncio.sleep(0.2)
-        assert acks[-1] == {"acked_seq": expected[0], "missing": expected[1]}
+        assert acks[-1] == {"acked_seq": expected[0], "missing": expected[1], "highest": more[0], "gaps": more[1]}
+        assert db.execute("SELECT gaps FROM device_stats WHERE device_id='dev-2'").fetchone() == (
+            _json.dumps(more[1], separators=(",", ":")),)
     sub.disconnect()
     sub.loop_stop()

@@ -1,0 +1,36 @@
+"""Store schema versions: an older store is migrated in place and keeps its data; a newer one is refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from packproof.errors import StoreError
+from packproof.store import SCHEMA_VERSION, Store
+
+
+async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "packproof.db"
+    store = await Store.open(path)
+    await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", None)])
+    await store.close()
+    with sqlite3.connect(path) as db:  # what a store written by packproof before schema 2 looks like
+        db.execute("ALTER TABLE device_stats DROP COLUMN gaps")
+        db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    store = await Store.open(path)
+    assert [d.device_id for d in await store.devices()] == ["dev-1"]
+    await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        assert "gaps" in {r[1] for r in db.execute("PRAGMA table_info(device_stats)")}
+
+
+async def test_a_store_from_a_newer_packproof_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "packproof.db"
+    await (await Store.open(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(StoreError, match="schema version 99 is newer than this packproof"):
+        await Store.open(path)
