@@ -24,6 +24,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from packproof import failpoints
 from packproof.canonical import canonical_json
 from packproof.crypto import b64, key_id, public_key_bytes, unb64
 from packproof.errors import LedgerIntegrityError
@@ -205,7 +206,12 @@ class LedgerFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, block.to_line())
+            line = block.to_line()
+            if failpoints.armed("seal.mid-ledger"):
+                os.write(fd, line[: len(line) // 2])
+                os.fsync(fd)
+                failpoints.die("seal.mid-ledger")
+            os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)

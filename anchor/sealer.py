@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_of
 from anchor.merkle import root_from_leaf_hashes
+from packproof import failpoints
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.store import REGISTRY, BlockRecord, Store
@@ -103,6 +104,7 @@ class Sealer:
             prev_hash=self._head.hash if self._head else GENESIS_PREV,
             merkle_root=root, leaf_count=len(rows), sealed_at=rfc3339(), key=self.key, next_key=next_public)
         await asyncio.to_thread(self.ledger.append, block)
+        failpoints.hit("seal.after-ledger")
         record = _record(block, rows[0][0], rows[-1][0])
         await self.store.record_block(record, rows)
         self._head = record

@@ -194,6 +194,32 @@ def ingest(
 
 
 @app.command()
+def seal(
+    data_dir: DataDirOpt = Path("data"),
+    seal_interval: Annotated[float, typer.Option(help="Seconds between blocks at most.", min=0.05)] = 1.0,
+) -> None:
+    """The sealer alone, beside `packproof ingest --no-seal`, until Ctrl-C.
+
+    One sealer per ledger: a second one waits and takes over when the first stops or dies.
+    """
+    from packproof.services import seal_until
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(seal_until(
+            data_dir, stop, seal_interval,
+            on_start=lambda: out.print(f"sealing {data_dir} every {seal_interval:g} s (Ctrl-C stops cleanly)")))
+        signalled = asyncio.create_task(_until_signal())
+        await asyncio.wait([task, signalled], return_when=asyncio.FIRST_COMPLETED)  # a failed sealer ends too
+        stop.set()
+        signalled.cancel()
+        sealer = await task
+        out.print(f"sealed {sealer.sealed_readings:,} readings in {sealer.sealed_blocks:,} blocks")
+
+    asyncio.run(serve())
+
+
+@app.command()
 def passwd(
     password_file: Annotated[Path, typer.Argument(help="The broker's password file (created if absent).")],
     username: Annotated[str, typer.Argument(help="MQTT username: a device id, or a service account.")],

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,17 +56,14 @@ class IngestService:
         self.store: Store | None = None
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
+        self._lock: SealerLock | None = None
 
     async def start(self) -> None:
         o = self.opts
         self.store = await Store.open(self.dirs.store)
         if o.seal:
-            key = load_or_create_ledger_key(self.dirs.ledger_key)
-            self.sealer = Sealer(self.store, LedgerFile(self.dirs.ledger), key,
-                                 interval=o.seal_interval, max_leaves=o.max_block, key_path=self.dirs.ledger_key)
-            done = await self.sealer.recover()
-            if done:
-                log.warning("recovered %d block(s) written to the ledger but not recorded", done)
+            self._lock = await SealerLock.acquire(self.dirs)
+            self.sealer = await start_sealer(self.store, self.dirs, o.seal_interval, o.max_block)
         self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
                                  client_id=o.client_id, verify_signatures=o.verify_signatures,
                                  username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
@@ -82,6 +82,70 @@ class IngestService:
             if sealing:
                 await sealing
             await self.store.close()
+            if self._lock is not None:
+                self._lock.release()
+
+
+class SealerLock:
+    """One sealer per ledger: an exclusive lock on `sealer.lock` beside it.
+
+    Two sealers appending to one ledger would fork it. flock is released by the kernel
+    when its holder dies, even by kill -9, so a waiting sealer takes over at once.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    async def acquire(cls, dirs: DataDir) -> SealerLock:
+        dirs.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dirs.root / "sealer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    waiting = True
+                    log.warning("another sealer holds %s; waiting to take over", dirs.root / "sealer.lock")
+                await asyncio.sleep(0.2)
+        if waiting:
+            log.warning("took over sealing of %s", dirs.ledger)
+        return cls(fd)
+
+    def release(self) -> None:
+        os.close(self._fd)  # closing the descriptor releases the lock
+
+
+async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: int) -> Sealer:
+    """A sealer whose ledger and store agree: a block cut short or not recorded is repaired first."""
+    key = load_or_create_ledger_key(dirs.ledger_key)
+    sealer = Sealer(store, LedgerFile(dirs.ledger), key, interval=interval, max_leaves=max_block,
+                    key_path=dirs.ledger_key)
+    done = await sealer.recover()
+    if done:
+        log.warning("recovered %d block(s) written to the ledger but not recorded", done)
+    return sealer
+
+
+async def seal_until(data_dir: Path, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
+                     on_start: Callable[[], None] | None = None) -> Sealer:
+    """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns."""
+    dirs = DataDir(data_dir)
+    lock = await SealerLock.acquire(dirs)
+    try:
+        store = await Store.open(dirs.store)
+        try:
+            sealer = await start_sealer(store, dirs, interval, max_block)
+            if on_start is not None:
+                on_start()
+            await sealer.run(stop)
+            return sealer
+        finally:
+            await store.close()
+    finally:
+        lock.release()
 
 
 def read_token(path: Path | None, flag: str) -> str | None:
