@@ -555,6 +555,57 @@ def audit(
     out.print("[green]audit passed[/]: every leaf, root, link and signature holds")
 
 
+@app.command("condition")
+def condition_report(
+    shipment_id: Annotated[str, typer.Argument(help="The shipment to report on.")],
+    data_dir: DataDirOpt = Path("data"),
+    stale_after: Annotated[float, typer.Option(help="Seconds of silence before a pack is stale.", min=1)] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The same document as GET /shipments/{id}/condition.")]
+    = False,
+) -> None:
+    """A shipment's condition and its loss report: per pack, what arrived, what is missing, what is unsealed.
+
+    `missing` seqs never arrived (a gap the device is asked to fill); `unsealed` readings are
+    stored but not in a block yet; a `stale` pack has gone silent: "we don't know", not "ok".
+    """
+    import time
+
+    from rich.table import Table
+
+    from api.condition import condition
+    from packproof.paths import DataDir
+    from packproof.store import Store
+
+    async def go():  # type: ignore[no-untyped-def]
+        store = await Store.open(DataDir(data_dir).store, readonly=True)
+        try:
+            row = await store.shipment(shipment_id)
+            if row is None:
+                fail(Exit.BAD_INPUT, f"shipment {shipment_id!r} is not in {data_dir}")
+            return condition(row[0], row[1], await store.shipment_devices(row[0]),
+                             await store.shipment_excursions(row[0]), time.time(), stale_after)
+        finally:
+            await store.close()
+
+    c = asyncio.run(go())
+    if as_json:
+        out.print_json(c.model_dump_json())
+        return
+    colour = {"ok": "green", "warning": "yellow", "violated": "red"}[c.status]
+    out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour}]{c.status}[/], {len(c.excursions)} excursion(s); "
+              f"{c.readings:,} readings stored, {c.missing:,} missing, {c.unsealed:,} not yet sealed", highlight=False)
+    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "unsealed", "last seen")
+    for p in c.packs:
+        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in p.gaps)
+        table.add_row(p.device_id, p.status + (" (stale)" if p.stale else ""), f"{p.readings:,}",
+                      "-" if p.acked_seq is None else str(p.acked_seq),
+                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.unsealed:,}", p.last_seen or "never")
+    out.print(table)
+    for e in c.excursions:
+        out.print(f"  {e.severity} {e.test} on {e.device_id}: {e.quantity} peak {e.peak:g} ({e.limit_crossed}), "
+                  f"seq {e.start_seq}..{e.end_seq}", highlight=False)
+
+
 def _store_call(data_dir: Path, work):  # type: ignore[no-untyped-def]
     """Run `work(store)` on the store in DATA_DIR (the writer side: registry changes are sealed)."""
     from packproof.paths import DataDir

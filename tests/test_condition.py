@@ -1,0 +1,54 @@
+"""The loss report: `packproof condition` and the API show a gap as missing seqs, not as silence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from packproof.store import Store
+from simulators.fleet import build_fleet, shipments_of
+from tests.conftest import Pipeline, cli, get_json, publish_all, wait_for
+
+
+def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services: Pipeline) -> None:
+    data, port = pipeline_services.data, pipeline_services.mqtt
+    fleet = build_fleet(shipments=1, packs=1, scenario="nominal-road", seed=11)
+    d = fleet[0]
+
+    async def register() -> None:
+        store = await Store.open(data / "packproof.db")
+        await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key)])
+        await store.close()
+
+    asyncio.run(register())
+    readings = [(d.topic, d.reading(time.time())) for _ in range(8)]
+    publish_all(port, [readings[s] for s in (0, 1, 2, 5, 7)])  # 3, 4 and 6 lost on the way
+
+    def stats() -> tuple[int, int] | None:
+        with sqlite3.connect(data / "packproof.db") as db:
+            return db.execute("SELECT reading_count, sealed_count FROM device_stats").fetchone()  # type: ignore[no-any-return]
+
+    wait_for(lambda: stats() == (5, 5), 20, "five readings stored and sealed")
+    r = cli("condition", d.shipment_id, "--data-dir", str(data), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    pack = json.loads(r.stdout)["packs"][0]
+    assert (pack["readings"], pack["acked_seq"], pack["missing"], pack["gaps"], pack["unsealed"]) == (
+        5, 2, 3, [[3, 4], [6, 6]], 0)
+    table = cli("condition", d.shipment_id, "--data-dir", str(data))
+    assert "3 missing" in table.stdout and "3 (3-4, 6)" in table.stdout, table.stdout
+
+    api = pipeline_services.start_api(tmp_path)
+    assert get_json(f"{api}/shipments/{d.shipment_id}/condition")["packs"][0]["gaps"] == [[3, 4], [6, 6]]
+
+    publish_all(port, [readings[s] for s in (3, 4, 6)])  # the device resends what is missing
+    wait_for(lambda: stats() == (8, 8), 20, "the gap filled and sealed")
+    pack = json.loads(cli("condition", d.shipment_id, "--data-dir", str(data), "--json").stdout)["packs"][0]
+    assert (pack["acked_seq"], pack["missing"], pack["gaps"]) == (7, 0, [])
+
+
+def test_an_unknown_shipment_is_bad_input(tmp_path: Path, pipeline_services: Pipeline) -> None:
+    r = cli("condition", "SHP-NOPE", "--data-dir", str(pipeline_services.data))
+    assert r.returncode == 2 and "shipment 'SHP-NOPE' is not in" in r.stderr
