@@ -108,8 +108,9 @@ def main() -> None:
             base = [r for t, r in samples if t >= a.warmup]
             if len(base) >= 2:
                 growth = base[-1] - base[0]
-                print(f"ingestor RSS after warm-up ({a.warmup:g} s): {base[0]:.1f} MiB; at the end: {base[-1]:.1f} MiB; "
-                      f"growth {growth:+.1f} MiB ({growth / base[0]:+.1%}); peak {max(base):.1f} MiB")
+                print(f"ingestor RSS after warm-up ({a.warmup:g} s): {base[0]:.1f} MiB; "
+                      f"at the end: {base[-1]:.1f} MiB; growth {growth:+.1f} MiB "
+                      f"({growth / base[0]:+.1%}); peak {max(base):.1f} MiB")
         finally:
             for p in reversed(procs):
                 stop(p)
