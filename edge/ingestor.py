@@ -70,6 +70,15 @@ def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
                      open=bool(r[14]))
 
 
+def settled(info: mqtt.MQTTMessageInfo) -> bool:
+    """Our publish reached the broker, or failed for good (not connected): nothing more will come of it.
+
+    paho's `is_published` raises on the second case, which a broker restart makes routine.
+    A lost acknowledgement costs only a resend: the duplicate is stored once and acknowledged.
+    """
+    return info.rc != mqtt.MQTT_ERR_SUCCESS or info.is_published()
+
+
 class Ingestor:
     def __init__(
         self, store: Store, *, host: str = "127.0.0.1", port: int = 1883,
@@ -241,7 +250,7 @@ class Ingestor:
             # Let the last acknowledgements reach the broker before leaving.
             deadline = time.monotonic() + 2.0
             while self._ack_infos and time.monotonic() < deadline:
-                if self._ack_infos[0].is_published():
+                if settled(self._ack_infos[0]):
                     self._ack_infos.popleft()
                 else:
                     await asyncio.sleep(0.01)
@@ -285,7 +294,7 @@ class Ingestor:
                 topic, payload = self._pending_acks.pop(device_id)
                 self._ack_infos.append(self.client.publish(topic, payload, qos=1, retain=True))
                 self._acked_at[device_id] = now
-        while self._ack_infos and self._ack_infos[0].is_published():
+        while self._ack_infos and settled(self._ack_infos[0]):
             self._ack_infos.popleft()
 
     # ---- the decode stage -----------------------------------------------------------

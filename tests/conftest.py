@@ -69,6 +69,16 @@ class BrokerThread:
         self._thread.join(15)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fault-scale", type=float, default=1.0,
+                     help="Scale the fault-injection run (duration, fleet and number of crashes); 1 suits CI.")
+
+
+@pytest.fixture
+def fault_scale(request: pytest.FixtureRequest) -> float:
+    return float(request.config.getoption("--fault-scale"))
+
+
 @pytest.fixture(scope="session")
 def mqtt_broker() -> Iterator[BrokerThread]:
     b = BrokerThread().start()
@@ -79,11 +89,11 @@ def mqtt_broker() -> Iterator[BrokerThread]:
 class Service:
     """A long-running `packproof` subprocess, logs kept for the failure message."""
 
-    def __init__(self, *args: str, log: Path) -> None:
+    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log
         self._log = log.open("w")
         self.proc = subprocess.Popen(packproof_cmd(*args), stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {})})
 
     def output(self) -> str:
         return self.log_path.read_text()
@@ -101,6 +111,12 @@ class Service:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"service never printed {text!r}:\n{self.output()}")
             time.sleep(0.1)
+
+    def kill(self) -> None:
+        """kill -9: no cleanup, no flush, as a crash or the OOM killer would."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
