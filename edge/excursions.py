@@ -78,6 +78,28 @@ class ExcursionTracker:
         if not opened:
             del self._open[device_id]
 
+    def observe_late(self, device_id: str, shipment_id: str, seq: int, ts: str, checks: tuple[Check, ...]) -> None:
+        """A reading older than one already observed (a resend filling a gap after an outage).
+
+        It must not end or extend the runs that later readings built, and its findings must
+        not be lost: inside an open run of the same severity it counts there (the gap was
+        part of the run); otherwise each finding is an excursion of its own, already closed.
+        A late nominal reading changes nothing.
+        """
+        opened = self._open.get(device_id, {})
+        for c in checks:
+            e = opened.get(c.test)
+            if e is not None and e.severity == c.severity and e.start_seq <= seq <= e.end_seq:
+                e.reading_count += 1
+                if e.worse(c.value):
+                    e.peak, e.limit, e.limit_desc = c.value, c.limit, c.limit_desc
+                self._changed[e.id] = e
+                continue
+            e = Excursion(self._next_id, device_id, shipment_id, c.test, c.quantity, c.severity, ts, ts,
+                          seq, seq, c.value, c.limit, c.limit_desc, 1, False)
+            self._next_id += 1
+            self._changed[e.id] = e
+
     def _close(self, opened: dict[str, Excursion], e: Excursion) -> None:
         e.open = False
         del opened[e.test]

@@ -358,6 +358,7 @@ class Ingestor:
                 new.append((a, m))
             else:
                 late.append((a, m))
+        in_order = len(new)
         if late:
             # Rare path (redelivery, a resend after an outage): let earlier batches commit,
             # then ask the store which of these it already holds.
@@ -371,12 +372,15 @@ class Ingestor:
                     new.append((a, m))
         per_device: dict[str, list[Any]] = {}
         tracker = self._tracker
-        for a, m in new:
+        for i, (a, m) in enumerate(new):
             at = m[4]
             r = a.reading
             batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
             checks = evaluate(a.entry.profile, r)
-            tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
+            if i < in_order:
+                tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
+            else:
+                tracker.observe_late(r.device_id, r.shipment_id, r.seq, r.ts, checks)
             s = per_device.get(r.device_id)
             if s is None:
                 per_device[r.device_id] = [r.device_id, r.shipment_id, 1, r.seq, r.seq, r.ts, r.ts, at]

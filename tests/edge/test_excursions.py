@@ -79,3 +79,33 @@ def test_open_excursions_reload_after_a_restart() -> None:
     assert (e.id, e.reading_count, e.end_seq, e.peak, e.open) == (7, 5, 4, 78.0, False)
     feed(t, (HOT,), start=6)
     assert t.drain_changed()[0].id == 8  # new ids continue after the reloaded ones
+
+
+def test_a_late_reading_inside_an_open_run_joins_it_without_moving_its_end() -> None:
+    t = ExcursionTracker()
+    feed(t, (HOT,), (HOT,))  # seq 0, 1
+    feed(t, (HOT,), start=3)  # seq 2 was lost; 3 arrives
+    t.drain_changed()
+    t.observe_late("d", "S", 2, "ts2", (HOTTER,))
+    (e,) = t.drain_changed()
+    assert (e.start_seq, e.end_seq, e.reading_count, e.peak, e.open) == (0, 3, 4, 78.0, True)
+
+
+def test_a_late_violation_outside_any_run_is_kept_as_its_own_closed_excursion() -> None:
+    t = ExcursionTracker()
+    feed(t, (), (), (), (HOT,))  # seq 0..3; 3 opens a run
+    t.drain_changed()
+    t.observe_late("d", "S", 1, "ts1", (THIN,))
+    (e,) = t.drain_changed()
+    assert (e.test, e.start_seq, e.end_seq, e.open) == ("T.1", 1, 1, False)
+    feed(t, (HOT,), start=4)  # the open run goes on, untouched by the late reading
+    (run,) = t.drain_changed()
+    assert (run.test, run.start_seq, run.end_seq, run.open) == ("T.2", 3, 4, True)
+
+
+def test_a_late_nominal_reading_ends_nothing() -> None:
+    t = ExcursionTracker()
+    feed(t, (HOT,), (HOT,), start=5)
+    t.drain_changed()
+    t.observe_late("d", "S", 2, "ts2", ())
+    assert t.drain_changed() == []
