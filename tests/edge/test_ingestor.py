@@ -212,3 +212,38 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
             _json.dumps(more[1], separators=(",", ":")),)
     sub.disconnect()
     sub.loop_stop()
+
+
+async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
+        tmp_path: Path, store: Store, mqtt_broker: BrokerThread) -> None:
+    """Another connection holds the database's write lock: intake stops at the bounds, nothing is lost."""
+    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-backpressure", inbox_max=200, batch_max=50)
+    await ing.load_state()
+    await ing.connect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ing.run(stop))
+    blocker = sqlite3.connect(store.path, timeout=5, isolation_level=None)
+    n = 1500
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the store falls behind: no commit can happen
+        await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
+                                                                for s in range(n)])
+        peak = 0
+        for _ in range(40):  # two seconds of stall
+            peak = max(peak, len(ing._inbox))
+            await asyncio.sleep(0.05)
+        # Taken in: the inbox, plus the batches in the write queue (2) and the one being written.
+        assert ing.stats.accepted <= 4 * 50 and peak <= 200, (ing.stats.accepted, peak)
+        assert ing.stats.received <= 200 + 4 * 50, ing.stats.received  # the rest waits in the broker
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        for _ in range(300):
+            if ing.stats.processed >= n:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT count(*), min(seq), max(seq) FROM readings WHERE device_id='dev-1'").fetchone() == (
+        n, 0, n - 1)
