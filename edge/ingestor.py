@@ -67,6 +67,12 @@ def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
                      open=bool(r[14]))
 
 
+def _settled(info: mqtt.MQTTMessageInfo) -> bool:
+    """An ack publish needs no more waiting: delivered, or refused because the link was down
+    (paho's is_published() raises then). Acks are retained and sent again after the next commit."""
+    return info.rc != mqtt.MQTT_ERR_SUCCESS or info.is_published()
+
+
 class Ingestor:
     def __init__(
         self, store: Store, *, host: str = "127.0.0.1", port: int = 1883,
@@ -238,7 +244,7 @@ class Ingestor:
             # Let the last acknowledgements reach the broker before leaving.
             deadline = time.monotonic() + 2.0
             while self._ack_infos and time.monotonic() < deadline:
-                if self._ack_infos[0].is_published():
+                if _settled(self._ack_infos[0]):
                     self._ack_infos.popleft()
                 else:
                     await asyncio.sleep(0.01)
@@ -281,7 +287,7 @@ class Ingestor:
                 topic, payload = self._pending_acks.pop(device_id)
                 self._ack_infos.append(self.client.publish(topic, payload, qos=1, retain=True))
                 self._acked_at[device_id] = now
-        while self._ack_infos and self._ack_infos[0].is_published():
+        while self._ack_infos and _settled(self._ack_infos[0]):
             self._ack_infos.popleft()
 
     # ---- the decode stage -----------------------------------------------------------
