@@ -89,9 +89,15 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
     abort_drain = threading.Event()
     loop = asyncio.get_running_loop()
 
+    first_signal = [0.0]
+
     def on_signal() -> None:
-        if stop.is_set():
-            abort_drain.set()  # a second Ctrl-C: stop waiting for acknowledgements
+        # A second Ctrl-C stops waiting for acknowledgements. Only one a second or more after the
+        # first: uvicorn captures the first too and raises it again when the API server stops.
+        if not stop.is_set():
+            first_signal[0] = time.monotonic()
+        elif time.monotonic() - first_signal[0] >= 1.0:
+            abort_drain.set()
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -57,7 +57,8 @@ class PublishStats:
 
     def summary(self) -> str:
         return (f"measured {self.measured:,}, sent {self.sent:,} ({self.rate:,.0f}/s, resent {self.resent:,}), "
-                f"stored end to end {self.acked:,}, buffered {self.buffered:,}, dropped by the cap {self.dropped:,}")
+                f"stored end to end {self.acked:,}, buffered {self.buffered:,}, dropped by the cap {self.dropped:,}"
+                + (f", outages {self.outages:,}" if self.outages else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,12 @@ class FleetPublisher:
             log.warning("%s lost the broker; paho reconnects, readings wait in the buffer", link.device.device_id)
 
     def _on_message(self, link: _Link, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != link.ack_topic:
+            # The topic is the ack's only claim to whose it is. amqtt 0.12.1 was seen delivering another
+            # device's retained ack on re-subscribing after a reconnect: acting on it would drop
+            # readings this device never had stored.
+            log.warning("%s: ignoring a message on %s, not its ack topic", link.device.device_id, msg.topic)
+            return
         self._inbox.append((link.device.device_id, bytes(msg.payload)))
 
     # ---- connecting -------------------------------------------------------------------
@@ -280,6 +287,8 @@ class FleetPublisher:
                 on_tick(self.stats)
             (abort or threading.Event()).wait(1.0 / self.send_rate if busy else 0.05)
         self._step([])  # the send times of the last publishes
+        log.debug("drain ended: %d buffered, %.1f s left, aborted %s", self.buffered(), deadline - time.monotonic(),
+                 abort is not None and abort.is_set())
         if on_tick is not None:
             on_tick(self.stats)
         return not self.buffered()
@@ -341,6 +350,7 @@ class FleetPublisher:
             if ack.acked_seq < link.acked:
                 continue  # older than one already applied
             link.ack = ack
+            log.debug("%s: %s", device_id, ack)
             if ack.acked_seq > link.acked:
                 link.acked = moved[device_id] = ack.acked_seq
         return moved
