@@ -143,7 +143,6 @@ class FleetPublisher:
         self._tls_ca = tls_ca
         self._refused: list[str] = []
         self._closing = False
-        self._t0 = 0.0
         known = buffer.next_seqs()
         for d in fleet:
             d.next_seq = max(d.next_seq, known.get(d.device_id, 0))
@@ -240,7 +239,7 @@ class FleetPublisher:
             count: int | None = None, on_tick: Callable[[PublishStats], None] | None = None) -> PublishStats:
         """Measure a reading per device every 1/rate s until stop, duration or count per device,
         sending (and resending) from the buffers meanwhile."""
-        self.stats.started = self._t0 = t0 = time.monotonic()
+        self.stats.started = t0 = time.monotonic()
         period = 1.0 / self.rate
         k = 0
         last_tick = 0.0
@@ -252,11 +251,9 @@ class FleetPublisher:
             if duration is not None and due - t0 >= duration:
                 break
             readings: list[tuple[str, int, bytes]] = []
-            if due <= now:
+            if due <= now:  # measuring goes on whether or not the link is up
                 wall = time.time()
-                for d in self.fleet:
-                    seq = d.next_seq
-                    readings.append((d.device_id, seq, d.reading(wall)))
+                readings = [(d.device_id, d.next_seq, d.reading(wall)) for d in self.fleet]  # reading() advances
                 k += 1
             self._schedule_outages(now - t0)
             busy = self._step(readings)
