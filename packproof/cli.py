@@ -64,6 +64,22 @@ Rate = Annotated[float, typer.Option(help="Readings per second per pack.", min=0
 Seed = Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")]
 Unsigned = Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)]
 StepS = Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)]
+# Store-and-forward at each simulated tracker (DATA_DIR/sim-buffer.db), and link outages.
+BufferMax = Annotated[int, typer.Option(help="Readings each device buffers until acknowledged; when full the "
+                                             "oldest is dropped (counted).", min=1)]
+BacklogRate = Annotated[float, typer.Option(help="Messages per second per device at most when catching up.",
+                                            min=0.001)]
+ResendAfter = Annotated[float, typer.Option(help="Seconds before a reading the ingestor has not acknowledged "
+                                                 "is sent again.", min=0.001)]
+DrainTimeout = Annotated[float, typer.Option(help="At the end, seconds to wait until every reading is "
+                                                  "acknowledged end to end (0: do not wait).", min=0)]
+OutageEvery = Annotated[float | None, typer.Option(help="Cut device links every this many seconds (off by default).",
+                                                   min=0.001)]
+OutageFor = Annotated[float, typer.Option(help="Seconds each outage lasts.", min=0.001)]
+OutageDevices = Annotated[float, typer.Option(help="Fraction of the devices that have outages (picked with "
+                                                   "--seed).", min=0, max=1)]
+OutageRandom = Annotated[bool, typer.Option("--outage-random", help="Outages start at random (exponential, mean "
+                                                                    "--outage-every) instead of periodically.")]
 
 
 @app.callback()
@@ -109,15 +125,26 @@ def run(
     unsigned_shipments: Unsigned = 1,
     step_s: StepS = 60.0,
     verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
+    buffer_max: BufferMax = 100_000,
+    backlog_rate: BacklogRate = 50.0,
+    resend_after: ResendAfter = 5.0,
+    drain_timeout: DrainTimeout = 30.0,
+    outage_every: OutageEvery = None,
+    outage_for: OutageFor = 10.0,
+    outage_devices: OutageDevices = 0.25,
+    outage_random: OutageRandom = False,
 ) -> None:
     """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
     from packproof.runner import RunOptions
     from packproof.runner import run as run_all
+    from simulators.publisher import ForwardOptions
 
+    forward = ForwardOptions(buffer_max, backlog_rate, resend_after, drain_timeout, outage_every, outage_for,
+                             outage_devices, outage_random)
     opts = RunOptions(data_dir=data_dir, mqtt_port=mqtt_port, api_port=api_port, duration=duration,
                       shipments=shipments, packs=packs, scenario=scenario, rate=rate, seed=seed,
                       unsigned_shipments=min(unsigned_shipments, shipments - 1) if shipments > 1 else 0,
-                      step_s=step_s, verify_signatures=verify_signatures, console=out)
+                      step_s=step_s, verify_signatures=verify_signatures, forward=forward, console=out)
     result = asyncio.run(run_all(opts))
     out.print("done: " + ", ".join(f"{k} {v:,}" for k, v in result.items()), highlight=False)
 
@@ -282,18 +309,33 @@ def simulate(
         help="The broker's password file: give each device an MQTT login there (kept in "
              "DATA_DIR/sim-credentials.json) and connect with it.")] = None,
     mqtt_ca: Annotated[str | None, typer.Option(help="Connect over TLS, trusting this CA certificate (PEM).")] = None,
+    buffer_max: BufferMax = 100_000,
+    backlog_rate: BacklogRate = 50.0,
+    resend_after: ResendAfter = 5.0,
+    drain_timeout: DrainTimeout = 30.0,
+    outage_every: OutageEvery = None,
+    outage_for: OutageFor = 10.0,
+    outage_devices: OutageDevices = 0.25,
+    outage_random: OutageRandom = False,
 ) -> None:
-    """A simulated fleet publishing signed readings over MQTT (QoS 1)."""
+    """A simulated fleet publishing signed readings over MQTT (QoS 1), store-and-forward.
+
+    Every reading is kept in DATA_DIR/sim-buffer.db until the ingestor acknowledges it end to end;
+    what a link outage, a broker restart or a crash kept from arriving is sent again, oldest first.
+    """
+    import signal
+
     from packproof.paths import DataDir
     from packproof.store import Store
-    from simulators.fleet import build_fleet, load_progress, provision_credentials, save_progress, shipments_of
-    from simulators.publisher import FleetPublisher, PublishStats
+    from simulators.buffer import SimBuffer
+    from simulators.fleet import build_fleet, provision_credentials, shipments_of
+    from simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
 
+    fwd = ForwardOptions(buffer_max, backlog_rate, resend_after, drain_timeout, outage_every, outage_for,
+                         outage_devices, outage_random)
     fleet = build_fleet(shipments=shipments, packs=packs, scenario=scenario, seed=seed,
                         unsigned_shipments=unsigned_shipments, step_s=step_s)
     dirs = DataDir(data_dir)
-    progress_file = dirs.root / "simulator.json"
-    load_progress(fleet, progress_file)
     if register:
         async def reg() -> None:
             store = await Store.open(dirs.store)
@@ -304,23 +346,40 @@ def simulate(
         asyncio.run(reg())
     credentials = provision_credentials(fleet, password_file, dirs.root / "sim-credentials.json") \
         if password_file else None
-    publisher = FleetPublisher(fleet, host=mqtt_host, port=mqtt_port, rate=rate, credentials=credentials,
-                               tls_ca=mqtt_ca)
-    publisher.connect()
-    stop = threading.Event()
-    import signal
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    out.print(f"simulating {shipments} shipments x {packs} packs ({scenario}) to {mqtt_host}:{mqtt_port}, "
-              f"{rate:g} reading/s per pack; Ctrl-C stops")
-    with out.status("starting") as status:
-        def tick(s: PublishStats) -> None:
-            status.update(f"sent {s.sent:,} readings ({s.rate:,.0f}/s), broker acknowledged {s.acked:,}")
-        stats = publisher.run(stop=stop, duration=duration, count=count, on_tick=tick)
-    publisher.wait_acked()
-    publisher.close()
-    save_progress(fleet, progress_file)
-    out.print(f"sent {stats.sent:,} readings, broker acknowledged {stats.acked:,}")
+    with SimBuffer(dirs.sim_buffer, max_per_device=fwd.buffer_max) as buffer:
+        buffer.migrate_progress_file(dirs.sim_progress_legacy)
+        publisher = FleetPublisher(fleet, buffer, host=mqtt_host, port=mqtt_port, rate=rate, credentials=credentials,
+                                   tls_ca=mqtt_ca, backlog_rate=fwd.backlog_rate, resend_after=fwd.resend_after,
+                                   outages=fwd.schedule(fleet, seed))
+        if publisher.stats.buffered:
+            out.print(f"{publisher.stats.buffered:,} readings from an earlier run wait in {dirs.sim_buffer}: "
+                      "sent first", highlight=False)
+        publisher.connect()
+        stop, abort = threading.Event(), threading.Event()
+
+        def on_signal(*_: object) -> None:
+            (abort if stop.is_set() else stop).set()  # a second Ctrl-C stops the draining
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        out.print(f"simulating {shipments} shipments x {packs} packs ({scenario}) to {mqtt_host}:{mqtt_port}, "
+                  f"{rate:g} reading/s per pack, {fwd.describe()}; Ctrl-C stops", highlight=False)
+        try:
+            with out.status("starting") as status:
+                def tick(s: PublishStats) -> None:
+                    status.update(s.summary())
+
+                def draining(s: PublishStats) -> None:
+                    status.update(f"draining: {s.buffered:,} readings not yet acknowledged "
+                                  "(Ctrl-C again leaves them in the buffer)")
+
+                stats = publisher.run(stop=stop, duration=duration, count=count, on_tick=tick)
+                if fwd.drain_timeout > 0 and stats.buffered:
+                    publisher.drain(timeout=fwd.drain_timeout, abort=abort, on_tick=draining)
+        finally:
+            publisher.close()
+    out.print(stats.summary(), highlight=False)
+    out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
 
 
 @app.command()

@@ -25,3 +25,11 @@ class DataDir:
     @property
     def ledger_pub(self) -> Path:
         return self.root / "ledger.pub"  # base64 public key, for auditors
+
+    @property
+    def sim_buffer(self) -> Path:
+        return self.root / "sim-buffer.db"  # the simulated trackers' store-and-forward buffer
+
+    @property
+    def sim_progress_legacy(self) -> Path:
+        return self.root / "simulator.json"  # next seqs before the buffer; taken over once

@@ -1,7 +1,9 @@
 """`packproof run`: broker, ingestor, sealer, API and a simulated fleet in one process.
 
 Stopping (Ctrl-C, SIGTERM or the end of --duration) goes downstream in order so that
-nothing is lost: the simulator stops and waits for the broker's acknowledgements; the
+nothing is lost: the simulator stops measuring and drains its buffer until the ingestor
+(still running) has acknowledged every reading end to end, up to --drain-timeout (a
+second Ctrl-C cuts that short; what is left stays buffered for the next start); the
 ingestor takes in everything the broker has delivered and commits it; the sealer seals
 what is left; then the API and the broker stop.
 """
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 
 from broker.auth import PasswordFile
@@ -27,8 +30,9 @@ from broker.embedded import EmbeddedBroker
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.services import IngestOptions, IngestService, api_server
-from simulators.fleet import MIXED, build_fleet, load_progress, provision_credentials, save_progress, shipments_of
-from simulators.publisher import FleetPublisher, PublishStats
+from simulators.buffer import SimBuffer
+from simulators.fleet import MIXED, SimDevice, build_fleet, provision_credentials, shipments_of
+from simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
 
 log = logging.getLogger(__name__)
 INGESTOR = "packproof-ingestor"  # the ingestor's MQTT service account
@@ -49,6 +53,7 @@ class RunOptions:
     unsigned_shipments: int = 1
     step_s: float = 60.0
     verify_signatures: bool = True
+    forward: ForwardOptions = field(default_factory=ForwardOptions)
     console: Console = field(default_factory=Console)
 
 
@@ -63,18 +68,40 @@ async def _wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-unt
 
 async def run(o: RunOptions) -> dict[str, int]:
     """Run until stopped; returns the final counts (sent, accepted, quarantined, sealed)."""
-    out = o.console
     dirs = DataDir(o.data_dir)
     mqtt_port = o.mqtt_port or free_port()
     fleet = build_fleet(shipments=o.shipments, packs=o.packs, scenario=o.scenario, seed=o.seed,
                         unsigned_shipments=o.unsigned_shipments, step_s=o.step_s)
-    load_progress(fleet, dirs.root / "simulator.json")
     server = api_server(o.data_dir, o.api_host, o.api_port)  # fails early if the port is taken
+    buffer = SimBuffer(dirs.sim_buffer, max_per_device=o.forward.buffer_max)
+    try:
+        buffer.migrate_progress_file(dirs.sim_progress_legacy)
+        return await _run(o, fleet, buffer, mqtt_port, server)
+    finally:
+        buffer.close()
 
+
+async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int,
+               server: uvicorn.Server) -> dict[str, int]:
+    out = o.console
+    dirs = DataDir(o.data_dir)
     stop = asyncio.Event()
+    abort_drain = threading.Event()
     loop = asyncio.get_running_loop()
+
+    first_signal = [0.0]
+
+    def on_signal() -> None:
+        # A second Ctrl-C stops waiting for acknowledgements. Only one a second or more after the
+        # first: uvicorn captures the first too and raises it again when the API server stops.
+        if not stop.is_set():
+            first_signal[0] = time.monotonic()
+        elif time.monotonic() - first_signal[0] >= 1.0:
+            abort_drain.set()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
     # Logins on, as in production: each device has its own, the ingestor a service account.
     password_file = dirs.root / "mqtt.passwd"
@@ -97,10 +124,16 @@ async def run(o: RunOptions) -> dict[str, int]:
         url = f"http://{o.api_host}:{o.api_port}"
         out.print(f"[bold]packproof[/] running: MQTT on 127.0.0.1:{mqtt_port}, API at [link]{url}[/] "
                   f"(docs {url}/docs), data in {o.data_dir}")
-        out.print(f"fleet: {o.shipments} shipments x {o.packs} packs ({o.scenario}), {o.rate:g} reading/s per pack; "
+        out.print(f"fleet: {o.shipments} shipments x {o.packs} packs ({o.scenario}), {o.rate:g} reading/s per pack, "
+                  f"{o.forward.describe()}; "
                   + (f"stopping after {o.duration:g} s" if o.duration else "Ctrl-C stops cleanly"))
 
-        publisher = FleetPublisher(fleet, port=mqtt_port, rate=o.rate, credentials=credentials)
+        publisher = FleetPublisher(fleet, buffer, port=mqtt_port, rate=o.rate, credentials=credentials,
+                                   backlog_rate=o.forward.backlog_rate, resend_after=o.forward.resend_after,
+                                   outages=o.forward.schedule(fleet, o.seed))
+        if publisher.stats.buffered:
+            out.print(f"{publisher.stats.buffered:,} readings from an earlier run wait in {dirs.sim_buffer}: "
+                      "sent first", highlight=False)
         await asyncio.to_thread(publisher.connect)
         sim_stop = threading.Event()
         hint_shown = False
@@ -117,9 +150,10 @@ async def run(o: RunOptions) -> dict[str, int]:
                 out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
                           f"--ledger-key {dirs.ledger_pub}")
             st = service.ingestor.stats
-            out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s) | stored {st.accepted:,} | quarantined "
-                      f"{st.quarantined:,} | sealed {sealer.sealed_readings:,} in {sealer.sealed_blocks:,} blocks",
-                      highlight=False)
+            out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s, resent {s.resent:,}) | buffered {s.buffered:,} | "
+                      f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
+                      f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} in "
+                      f"{sealer.sealed_blocks:,} blocks", highlight=False)
 
         last = [0.0]
 
@@ -136,11 +170,22 @@ async def run(o: RunOptions) -> dict[str, int]:
         sim_stop.set()
         stats = await sim
         stopper.cancel()
-        await asyncio.to_thread(publisher.wait_acked, 10.0)
+        drained = not stats.buffered
+        if o.forward.drain_timeout > 0 and not drained:
+            shown = [0.0]
+
+            def draining(s: PublishStats) -> None:
+                if time.monotonic() - shown[0] >= 2.0:
+                    shown[0] = time.monotonic()
+                    out.print(f"  draining: {s.buffered:,} readings not yet acknowledged", highlight=False)
+
+            drained = await asyncio.to_thread(publisher.drain, timeout=o.forward.drain_timeout, abort=abort_drain,
+                                              on_tick=draining)
         publisher.close()
-        save_progress(fleet, dirs.root / "simulator.json")
+        out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
         ingestor = service.ingestor
-        await _wait_until(lambda: ingestor.stats.received >= stats.sent, 15)
+        if not drained:  # let what is still on its way arrive before the ingestor stops
+            await _wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
         ingest_stop.set()
         await pipeline
         tick(stats)
@@ -150,7 +195,9 @@ async def run(o: RunOptions) -> dict[str, int]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
     sealer = service.sealer
-    return {"sent": stats.sent, "accepted": ingestor.stats.accepted,
+    return {"measured": stats.measured, "sent": stats.sent, "resent": stats.resent,
+            "acked": stats.acked, "buffered": stats.buffered, "dropped": stats.dropped,
+            "accepted": ingestor.stats.accepted,
             "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
             "sealed": sealer.sealed_readings, "records": sealer.sealed_leaves - sealer.sealed_readings,
             "blocks": sealer.sealed_blocks}

@@ -2,8 +2,9 @@
 
 Everything is derived from `--seed`: shipment and device ids, scenarios, and each
 device's Ed25519 key (from a hash of seed and device id), so the same command makes
-the same fleet and the same signals. Only where each device left off (its next seq)
-is kept between runs, so a seq is never reused.
+the same fleet and the same signals. Only where each device left off (its next seq, and
+what it has not delivered yet) is kept between runs, in the store-and-forward buffer
+(`simulators/buffer.py`), so a seq is never reused.
 """
 
 from __future__ import annotations
@@ -85,25 +86,6 @@ def build_fleet(*, shipments: int, packs: int, scenario: str = MIXED, seed: int 
 def shipments_of(fleet: list[SimDevice]) -> dict[str, str]:
     """shipment id -> UN 38.3 profile name, for registration."""
     return {d.shipment_id: scenario_profile(d.scenario) for d in fleet}
-
-
-def load_progress(fleet: list[SimDevice], path: Path) -> None:
-    """Continue each device's seq where the last run left it (seqs are never reused)."""
-    if not path.exists():
-        return
-    try:
-        state = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it to start the fleet afresh") from exc
-    for d in fleet:
-        d.next_seq = int(state.get(d.device_id, 0))
-
-
-def save_progress(fleet: list[SimDevice], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({d.device_id: d.next_seq for d in fleet}, indent=1))
-    tmp.replace(path)
 
 
 def provision_credentials(fleet: list[SimDevice], password_file: Path, secrets_file: Path) -> dict[str, str]:

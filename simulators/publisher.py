@@ -1,13 +1,25 @@
-"""Publish a fleet's readings over MQTT at a set rate (QoS 1), one connection per device.
+"""Publish a fleet's readings over MQTT (QoS 1), one connection per device, store-and-forward.
 
-Each device has its own MQTT client, as a real tracker would, with a retained
-`online` status and `offline` as its Last Will. Publishing is paced by a clock (not by
-sleeping a fixed time per message), so the rate holds however long publishing takes.
+Each device has its own MQTT client, as a real tracker would, with a retained `online`
+status and `offline` as its Last Will. Measuring is paced by a clock (not by sleeping a
+fixed time per message), so the rate holds however long publishing takes, and it goes on
+whether or not the link is up: every reading is committed to the device's durable buffer
+(`simulators/buffer.py`) before it is sent, and leaves the buffer only when the ingestor
+acknowledges it end to end (`simulators/ack.py`).
+
+Per device there is one queue in seq order: what was never sent, behind it the live
+readings; resends of gaps and of what the ingestor has not stored go first, as the
+oldest. A device sends at most `backlog_rate` messages a second (never fewer than its
+measuring rate), so a fleet coming back from an outage does not flood the broker.
+
+Acks arrive on paho's network threads; they are queued (a deque) and applied by the
+publishing loop, the only thread that touches the buffer.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,13 +28,26 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from packproof.errors import BrokerError
+from packproof.reading import TOPIC_PREFIX
+from simulators.ack import Ack, parse_ack, resend_ranges
+from simulators.buffer import DEFAULT_MAX_PER_DEVICE, SimBuffer
 from simulators.fleet import SimDevice
+from simulators.outage import OutageSchedule
+
+log = logging.getLogger(__name__)
+
+MAX_RESEND_BACKOFF = 64.0  # x resend_after, while acknowledgements show no progress
 
 
 @dataclass(slots=True)
 class PublishStats:
-    sent: int = 0
-    acked: int = 0
+    measured: int = 0  # readings made (each committed to the buffer)
+    sent: int = 0  # publishes: first sends and resends
+    resent: int = 0  # publishes of a reading sent before (a gap, a lost send, the last run's backlog)
+    acked: int = 0  # readings the ingestor acknowledged as stored end to end (they left the buffer)
+    buffered: int = 0  # readings in the buffer, not acknowledged end to end yet
+    dropped: int = 0  # readings the full buffer dropped, oldest first (lost, and said so)
+    outages: int = 0  # links cut by the outage schedule
     started: float = 0.0
 
     @property
@@ -30,57 +55,156 @@ class PublishStats:
         elapsed = max(time.monotonic() - self.started, 1.0)  # no wild figure from the first burst
         return self.sent / elapsed
 
+    def summary(self) -> str:
+        return (f"measured {self.measured:,}, sent {self.sent:,} ({self.rate:,.0f}/s, resent {self.resent:,}), "
+                f"stored end to end {self.acked:,}, buffered {self.buffered:,}, dropped by the cap {self.dropped:,}"
+                + (f", outages {self.outages:,}" if self.outages else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardOptions:
+    """Store-and-forward and simulated outages: the fleet options `simulate` and `run` share."""
+
+    buffer_max: int = DEFAULT_MAX_PER_DEVICE  # readings per device before the oldest is dropped
+    backlog_rate: float = 50.0  # messages/s per device at most, catching up
+    resend_after: float = 5.0  # s without an acknowledgement before a reading is sent again
+    drain_timeout: float = 30.0  # s to wait at the end for every reading to be acknowledged; 0: do not wait
+    outage_every: float | None = None  # s between outages; None: no outages
+    outage_for: float = 10.0
+    outage_devices: float = 0.25  # fraction of the fleet
+    outage_random: bool = False  # exponential gaps between outages (mean outage_every)
+
+    def schedule(self, fleet: list[SimDevice], seed: int) -> OutageSchedule | None:
+        if self.outage_every is None:
+            return None
+        return OutageSchedule([d.device_id for d in fleet], self.outage_every, self.outage_for,
+                              self.outage_devices, seed, self.outage_random)
+
+    def describe(self) -> str:
+        if self.outage_every is None:
+            return "no simulated outages"
+        how = "randomly, every" if self.outage_random else "every"
+        return (f"outages {how} {self.outage_every:g} s for {self.outage_for:g} s on "
+                f"{self.outage_devices:.0%} of the devices")
+
+
+def leftover_note(stats: PublishStats, path: object) -> str:
+    """What the end of a run says about the buffer: empty, or what waits for the next start."""
+    if not stats.buffered:
+        return "every reading is acknowledged end to end; the buffer is empty"
+    return (f"{stats.buffered:,} readings not yet acknowledged end to end stay in {path}; "
+            "the next start sends them first")
+
+
+@dataclass(slots=True)
+class _Link:
+    """One device's connection and where its queue stands; only the loop thread writes the
+    fields below `connected` (paho's thread writes `connected`, a plain flag)."""
+
+    device: SimDevice
+    client: mqtt.Client
+    connected: bool = False
+    cut: bool = False  # in a simulated outage
+    cursor: int = 0  # the lowest seq this process has not sent yet; below it, every buffered entry was sent
+    acked: int = -1  # the highest acked_seq applied
+    ack: Ack | None = None
+    ack_topic: str = ""
+    tokens: float = 1.0
+    refilled: float = 0.0
+    resend_check: float = 0.0
+    backoff: float = 1.0  # x resend_after between resend rounds
+    progress: tuple[int, int] = (-1, -1)  # (acked, highest) of the last ack resends were based on
+    round_sent: int = 0  # resent in the round under way
+
 
 class FleetPublisher:
-    def __init__(self, fleet: list[SimDevice], *, host: str = "127.0.0.1", port: int = 1883,
+    def __init__(self, fleet: list[SimDevice], buffer: SimBuffer, *, host: str = "127.0.0.1", port: int = 1883,
                  rate: float = 1.0, qos: int = 1, credentials: dict[str, str] | None = None,
-                 tls_ca: str | None = None) -> None:
+                 tls_ca: str | None = None, backlog_rate: float = 50.0, resend_after: float = 5.0,
+                 outages: OutageSchedule | None = None) -> None:
         """`credentials`: device id -> MQTT password; each device logs in as its own id."""
         if rate <= 0:
             raise ValueError(f"rate must be > 0 readings/s per device, got {rate}")
-        self.fleet, self.host, self.port, self.rate, self.qos = fleet, host, port, rate, qos
+        if backlog_rate <= 0 or resend_after <= 0:
+            raise ValueError(f"backlog rate and resend delay must be > 0, got {backlog_rate} and {resend_after}")
+        self.fleet, self.buffer, self.host, self.port, self.rate, self.qos = fleet, buffer, host, port, rate, qos
+        self.send_rate = max(backlog_rate, rate)
+        if backlog_rate <= rate:
+            log.warning("--backlog-rate %g is not above --rate %g: a backlog after an outage will not drain",
+                        backlog_rate, rate)
+        self.resend_after = resend_after
+        self.outages = outages
         self.stats = PublishStats()
-        self._pending: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
-        self._clients: list[mqtt.Client] = []
+        self._links: list[_Link] = []
+        self._by_id: dict[str, _Link] = {}
+        self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._sent_marks: list[tuple[str, int, float]] = []
         self._credentials = credentials or {}
         self._tls_ca = tls_ca
         self._refused: list[str] = []
+        self._closing = False
+        known = buffer.next_seqs()
+        for d in fleet:
+            d.next_seq = max(d.next_seq, known.get(d.device_id, 0))
+        self.stats.buffered = self.buffered()
 
-    def _count_acked(self) -> None:
-        """Acknowledged = telemetry publishes the broker has PUBACKed (QoS 1), oldest first."""
-        pending = self._pending
-        while pending and pending[0].is_published():
-            pending.popleft()
-            self.stats.acked += 1
+    def buffered(self) -> int:
+        """This fleet's readings not yet acknowledged end to end (the file may hold other devices')."""
+        return sum(self.buffer.count(d.device_id) for d in self.fleet)
+
+    # ---- paho threads -----------------------------------------------------------------
+
+    def _on_connect(self, cl: mqtt.Client, link: _Link, ev: threading.Event, rc: mqtt.ReasonCode) -> None:
+        if rc.is_failure:
+            self._refused.append(f"{link.device.device_id}: {rc}")
+        else:
+            cl.subscribe(link.ack_topic, qos=1)  # again after every reconnect: the session is clean
+            cl.publish(link.device.status_topic, b"online", qos=0, retain=True)
+            link.connected = True
+        ev.set()
+
+    def _on_disconnect(self, link: _Link) -> None:
+        link.connected = False
+        if not link.cut and not self._closing:
+            log.warning("%s lost the broker; paho reconnects, readings wait in the buffer", link.device.device_id)
+
+    def _on_message(self, link: _Link, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != link.ack_topic:
+            # The topic is the ack's only claim to whose it is. amqtt 0.12.1 was seen delivering another
+            # device's retained ack on re-subscribing after a reconnect: acting on it would drop
+            # readings this device never had stored.
+            log.warning("%s: ignoring a message on %s, not its ack topic", link.device.device_id, msg.topic)
+            return
+        self._inbox.append((link.device.device_id, bytes(msg.payload)))
+
+    # ---- connecting -------------------------------------------------------------------
 
     def connect(self, timeout: float = 10.0) -> None:
         pending = []
         for d in self.fleet:
             c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{d.device_id}",
                             protocol=mqtt.MQTTv311)
+            link = _Link(d, c, ack_topic=f"{TOPIC_PREFIX}/{d.shipment_id}/{d.device_id}/ack")
+            first = self.buffer.first_seq(d.device_id)
+            link.cursor = first if first is not None else d.next_seq  # last run's backlog: sent again, in order
             if d.device_id in self._credentials:
                 c.username_pw_set(d.device_id, self._credentials[d.device_id])
             if self._tls_ca:
                 c.tls_set(ca_certs=self._tls_ca)
             c.will_set(d.status_topic, b"offline", qos=1, retain=True)
+            c.reconnect_delay_set(1, 5)  # back soon after a broker restart
             connected = threading.Event()
-
-            def on_connect(cl: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object,
-                           d: SimDevice = d, ev: threading.Event = connected) -> None:
-                if rc.is_failure:
-                    self._refused.append(f"{d.device_id}: {rc}")
-                else:
-                    cl.publish(d.status_topic, b"online", qos=0, retain=True)
-                ev.set()
-
-            c.on_connect = on_connect
+            c.on_connect = lambda cl, _u, _f, rc, _p, link=link, ev=connected: self._on_connect(cl, link, ev, rc)
+            c.on_disconnect = lambda _c, _u, _f, _rc, _p, link=link: self._on_disconnect(link)
+            c.on_message = lambda _c, _u, msg, link=link: self._on_message(link, msg)
             try:
                 c.connect(self.host, self.port, keepalive=30)
             except OSError as exc:
                 self.close()
                 raise BrokerError(f"simulator cannot reach the MQTT broker at {self.host}:{self.port}: {exc}") from exc
             c.loop_start()
-            self._clients.append(c)
+            self._links.append(link)
+            self._by_id[d.device_id] = link
             pending.append(connected)
         deadline = time.monotonic() + timeout
         for ev in pending:
@@ -92,9 +216,29 @@ class FleetPublisher:
             raise BrokerError(f"the MQTT broker refused {len(self._refused)} device(s), e.g. {self._refused[0]}; "
                               "give their passwords with --credentials (see `packproof simulate --help`)")
 
+    def _cut(self, link: _Link) -> None:
+        """An outage: the link drops, the device keeps measuring into its buffer."""
+        link.cut = True
+        self.stats.outages += 1
+        # The Last Will the broker would publish for a dropped link, said before a clean disconnect.
+        link.client.publish(link.device.status_topic, b"offline", qos=0, retain=True)
+        link.client.disconnect()
+        link.client.loop_stop()
+        log.info("outage: %s off the air", link.device.device_id)
+
+    def _restore(self, link: _Link) -> None:
+        link.cut = False
+        link.client.connect_async(self.host, self.port, keepalive=30)
+        link.client.loop_start()
+        log.info("outage over: %s reconnects with %d buffered", link.device.device_id,
+                 self.buffer.count(link.device.device_id))
+
+    # ---- the loop ---------------------------------------------------------------------
+
     def run(self, *, stop: threading.Event, duration: float | None = None,
             count: int | None = None, on_tick: Callable[[PublishStats], None] | None = None) -> PublishStats:
-        """Publish a reading per device every 1/rate s until stop, duration or count per device."""
+        """Measure a reading per device every 1/rate s until stop, duration or count per device,
+        sending (and resending) from the buffers meanwhile."""
         self.stats.started = t0 = time.monotonic()
         period = 1.0 / self.rate
         k = 0
@@ -102,38 +246,163 @@ class FleetPublisher:
         while not stop.is_set():
             if count is not None and k >= count:
                 break
-            due = t0 + k * period
             now = time.monotonic()
+            due = t0 + k * period
             if duration is not None and due - t0 >= duration:
                 break
-            if due > now:
-                stop.wait(due - now)
-                continue
-            wall = time.time()
-            for d, c in zip(self.fleet, self._clients, strict=True):
-                self._pending.append(c.publish(d.topic, d.reading(wall), qos=self.qos))
-            self.stats.sent += len(self.fleet)
-            self._count_acked()
-            k += 1
+            readings: list[tuple[str, int, bytes]] = []
+            if due <= now:  # measuring goes on whether or not the link is up
+                wall = time.time()
+                readings = [(d.device_id, d.next_seq, d.reading(wall)) for d in self.fleet]  # reading() advances
+                k += 1
+            self._schedule_outages(now - t0)
+            busy = self._step(readings)
             if on_tick is not None and now - last_tick >= 0.25:
                 last_tick = now
                 on_tick(self.stats)
+            wait = t0 + k * period - time.monotonic()
+            if wait > 0:
+                stop.wait(min(wait, 1.0 / self.send_rate if busy else 0.1))
         if on_tick is not None:
             on_tick(self.stats)
         return self.stats
 
-    def wait_acked(self, timeout: float = 10.0) -> bool:
-        """Wait until the broker has acknowledged everything sent (QoS 1)."""
+    def drain(self, *, timeout: float, abort: threading.Event | None = None,
+              on_tick: Callable[[PublishStats], None] | None = None) -> bool:
+        """Measuring has stopped: send until the ingestor has acknowledged every buffered reading
+        (True), or `timeout` s pass, or `abort` is set. Outages end: the links come back to drain."""
+        for link in self._links:
+            if link.cut:
+                self._restore(link)
         deadline = time.monotonic() + timeout
-        self._count_acked()
-        while self.qos and self.stats.acked < self.stats.sent and time.monotonic() < deadline:
-            time.sleep(0.02)
-            self._count_acked()
-        return self.qos == 0 or self.stats.acked >= self.stats.sent
+        last_tick = 0.0
+        while self.buffered() and time.monotonic() < deadline and not (abort and abort.is_set()):
+            busy = self._step([])
+            now = time.monotonic()
+            if on_tick is not None and now - last_tick >= 0.25:
+                last_tick = now
+                on_tick(self.stats)
+            (abort or threading.Event()).wait(1.0 / self.send_rate if busy else 0.05)
+        self._step([])  # the send times of the last publishes
+        log.debug("drain ended: %d buffered, %.1f s left, aborted %s", self.buffered(), deadline - time.monotonic(),
+                 abort is not None and abort.is_set())
+        if on_tick is not None:
+            on_tick(self.stats)
+        return not self.buffered()
+
+    def _schedule_outages(self, t: float) -> None:
+        if self.outages is None:
+            return
+        for device_id in self.outages.affected:
+            link = self._by_id.get(device_id)
+            if link is None:
+                continue
+            down = self.outages.down(device_id, t)
+            if down and not link.cut:
+                self._cut(link)
+            elif not down and link.cut:
+                self._restore(link)
+
+    def _step(self, readings: list[tuple[str, int, bytes]]) -> bool:
+        """Commit (new readings, acks, send times), then send what each device may. True while
+        some device has more to send right away."""
+        acked = self._take_acks()
+        marks, self._sent_marks = self._sent_marks, []
+        if readings or acked or marks:
+            result = self.buffer.commit(readings=readings, acked=acked, sent=marks,
+                                        next_seqs={d: s + 1 for d, s, _ in readings})
+            self.stats.measured += len(readings)
+            self.stats.acked += sum(result.acked.values())
+            if result.dropped:
+                n = sum(result.dropped.values())
+                if not self.stats.dropped:
+                    log.warning("buffer full (%d readings per device): dropping the oldest, e.g. %d of %s; "
+                                "raise --buffer-max or shorten the outages", self.buffer.max_per_device, n,
+                                next(iter(result.dropped)))
+                self.stats.dropped += n
+            self.stats.buffered = self.buffered()
+        busy = False
+        now_mono, now = time.monotonic(), time.time()
+        for link in self._links:
+            if link.connected and not link.cut:
+                busy |= self._send(link, now_mono, now)
+        return busy
+
+    def _take_acks(self) -> dict[str, int]:
+        """Apply the acks paho queued; returns device -> acked seq for those that moved."""
+        moved: dict[str, int] = {}
+        inbox = self._inbox
+        while inbox:
+            device_id, payload = inbox.popleft()
+            link = self._by_id[device_id]
+            try:
+                ack = parse_ack(payload)
+            except ValueError as exc:
+                log.warning("%s: ignoring a malformed ack %r: %s", device_id, payload[:120], exc)
+                continue
+            if ack.highest >= link.device.next_seq:
+                log.warning("%s: ignoring an ack for seq %d, which it has not made yet (next %d): a retained ack "
+                            "left by another store?", device_id, ack.highest, link.device.next_seq)
+                continue
+            if ack.acked_seq < link.acked:
+                continue  # older than one already applied
+            link.ack = ack
+            log.debug("%s: %s", device_id, ack)
+            if ack.acked_seq > link.acked:
+                link.acked = moved[device_id] = ack.acked_seq
+        return moved
+
+    def _send(self, link: _Link, now_mono: float, now: float) -> bool:
+        """Publish what the device may now: resends first (the oldest), then what was never sent."""
+        link.tokens = min(max(1.0, self.send_rate * 0.1), link.tokens + (now_mono - link.refilled) * self.send_rate)
+        link.refilled = now_mono
+        budget = int(link.tokens)
+        if budget <= 0:
+            return True
+        d = link.device
+        out = []
+        more = False
+        ack = link.ack
+        if ack is not None and now_mono >= link.resend_check:
+            progress = (ack.acked_seq, ack.highest)
+            if progress != link.progress:
+                link.backoff, link.progress = 1.0, progress  # the ingestor moved on: it is listening
+            ranges = resend_ranges(ack, link.cursor)
+            out = self.buffer.due_for_resend(d.device_id, ranges=ranges, limit=budget,
+                                             sent_before=now - self.resend_after * link.backoff)
+            if len(out) < budget:  # nothing more due: this round is over
+                link.resend_check = now_mono + min(1.0, self.resend_after / 4)
+                if out or link.round_sent:
+                    # Resent without the ack moving yet: the next round waits twice as long unless it
+                    # moves, so a stopped ingestor is not flooded with the same readings.
+                    link.backoff = min(link.backoff * 2, MAX_RESEND_BACKOFF)
+                link.round_sent = 0
+            else:
+                link.round_sent += len(out)
+                more = True
+        if len(out) < budget and link.cursor < d.next_seq:
+            fresh = self.buffer.entries(d.device_id, from_seq=link.cursor, limit=budget - len(out))
+            if fresh:
+                link.cursor = fresh[-1].seq + 1
+            else:
+                link.cursor = d.next_seq
+            out += fresh
+        for e in out:
+            link.client.publish(d.topic, e.payload, qos=self.qos)
+            self._sent_marks.append((d.device_id, e.seq, now))
+            if e.last_sent_at is not None:
+                self.stats.resent += 1
+        self.stats.sent += len(out)
+        link.tokens -= len(out)
+        return more or link.cursor < d.next_seq
 
     def close(self) -> None:
-        for d, c in zip(self.fleet, self._clients, strict=False):
-            c.publish(d.status_topic, b"offline", qos=0, retain=True)
-            c.disconnect()
+        self._closing = True
+        for link in self._links:
+            c = link.client
+            if not link.cut:
+                c.publish(link.device.status_topic, b"offline", qos=0, retain=True)
+                c.disconnect()
             c.loop_stop()
-        self._clients.clear()
+        self._links.clear()
+        self._by_id.clear()

@@ -67,6 +67,8 @@ class BrokerThread:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(15)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

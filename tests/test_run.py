@@ -22,8 +22,8 @@ def test_run_for_a_duration_stores_and_seals_everything(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"verify a reading:  \S*packproof\S* verify SHP-001-0001-P01:0 --api http://127.0.0.1:", r.stdout)
     counts = done_counts(r.stdout)
-    assert counts["sent"] == counts["accepted"] == counts["sealed"] > 0
-    assert counts["quarantined"] == 0
+    assert counts["measured"] == counts["accepted"] == counts["sealed"] > 0
+    assert counts["quarantined"] == 0 and counts["buffered"] == 0 and counts["acked"] == counts["measured"]
 
 
 def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:
@@ -33,12 +33,12 @@ def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:
     svc.proc.send_signal(signal.SIGINT)
     assert svc.stop() == 0, svc.output()
     counts = done_counts(svc.output())
-    assert counts["sent"] == counts["accepted"] == counts["sealed"] > 0
+    assert counts["measured"] == counts["accepted"] == counts["sealed"] > 0 and counts["buffered"] == 0
     # A second run continues each device's seq: nothing is a duplicate, nothing is lost.
     r = cli("run", "--data-dir", str(tmp_path / "d"), "--api-port", str(free_port()), "--duration", "2",
             "--shipments", "3", "--packs", "2", "--rate", "10", timeout=90)
     again = done_counts(r.stdout)
-    assert again["duplicates"] == 0 and again["sent"] == again["accepted"] == again["sealed"] > 0
+    assert again["duplicates"] == 0 and again["measured"] == again["accepted"] == again["sealed"] > 0
 
 
 def test_a_taken_port_is_named_with_its_flag(tmp_path: Path) -> None:
