@@ -45,6 +45,23 @@ def broker_config(host: str, port: int, password_file: Path | None = None,
     return {"listeners": {"default": listener}, "plugins": plugins}
 
 
+class _Broker(Broker):
+    """amqtt 0.12.1 with retained messages delivered only along the client's own subscriptions.
+
+    On every connect amqtt offers the client the retained messages matching *every* filter
+    any client holds (`for topic in self._subscriptions` in `Broker.client_connected`), so a
+    device received another device's ack, past the topic ACL, and the ingestor received
+    acks on its telemetry subscription (found by tests/test_fault_injection.py after a
+    broker restart). A retained message now goes to a session only for a filter it holds.
+    """
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Any) -> None:
+        holders = self._subscriptions.get(subscription[0], [])
+        if any(s.client_id == session.client_id for s, _ in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
 class EmbeddedBroker:
     """`async with EmbeddedBroker(port=...)`: an amqtt broker for the block's lifetime."""
 
@@ -60,7 +77,7 @@ class EmbeddedBroker:
         require_free(self.host, self.port, self.flag, "another MQTT broker?")
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = Broker(broker_config(self.host, self.port, self.password_file, self.services, self.tls))
+        self._broker = _Broker(broker_config(self.host, self.port, self.password_file, self.services, self.tls))
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps its failures in its own BrokerError

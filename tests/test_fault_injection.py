@@ -46,6 +46,8 @@ class Cluster:
         self.services: dict[str, Service] = {}
 
     def _log(self, name: str) -> Path:
+        if name in self.services:
+            self.services[name].stop()  # the previous incarnation (dead or killed): close its log
         self.runs[name] = self.runs.get(name, 0) + 1
         return self.tmp / f"{name}-{self.runs[name]}.log"
 
@@ -126,7 +128,7 @@ def test_every_reading_is_stored_once_and_sealed_once_through_crashes(tmp_path: 
         blocks = db.execute("SELECT height, first_id, last_id FROM blocks ORDER BY height").fetchall()
         max_id = db.execute("SELECT max(id) FROM readings").fetchone()[0]
         with sqlite3.connect(data / "sim-buffer.db") as buf:
-            unsent = buf.execute("SELECT count(*) FROM buffer").fetchone()[0]
+            unsent = buf.execute("SELECT count(*) FROM buffered").fetchone()[0]
     assert len(per_device) == SHIPMENTS * PACKS
     for device_id, n, first, last in per_device:  # UNIQUE(device_id, seq) makes "at most once" structural
         assert (first, n) == (0, last + 1), f"{device_id}: {n} readings stored for seqs {first}..{last}"
