@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 
 from edge.decode import Accepted, DeviceEntry, decode
 from edge.excursions import Excursion, ExcursionTracker
+from edge.mqttclient import BatchingClient
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, evaluate
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier
@@ -103,7 +104,7 @@ class Ingestor:
         self._write_q: asyncio.Queue[tuple[IngestBatch, list[tuple[int, int]]] | None] = asyncio.Queue(2)
         self._connected = threading.Event()
         self._connect_error: str | None = None
-        self.client = mqtt.Client(
+        self.client = BatchingClient(  # paho, with buffered reads and one write per batch of PUBACKs
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
             protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
@@ -258,9 +259,7 @@ class Ingestor:
                 except StoreError as exc:  # e.g. disk full: keep the batch, retry, never ack
                     log.error("%s; retrying in 1 s", exc)
                     await asyncio.sleep(1.0)
-            for mid, qos in acks:
-                if qos:
-                    self.client.ack(mid, qos)
+            self.client.ack_many(acks)
             for device_id, shipment_id, _n, _f, _l, _ft, _lt, _rx, acked, missing in batch.stats:
                 self._pending_acks[device_id] = (f"{TOPIC_PREFIX}/{shipment_id}/{device_id}/ack",
                                                  f'{{"acked_seq":{acked},"missing":{missing}}}')
