@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 
 from edge.decode import Accepted, DeviceEntry, decode
 from edge.excursions import Excursion, ExcursionTracker
+from edge.mqttclient import BatchingClient
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, evaluate
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier
@@ -115,7 +116,7 @@ class Ingestor:
         self._write_q: asyncio.Queue[WriteItem | None] = asyncio.Queue(2)
         self._connected = threading.Event()
         self._connect_error: str | None = None
-        self.client = mqtt.Client(
+        self.client = BatchingClient(  # paho, with buffered reads and one write per batch of PUBACKs
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
             protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
@@ -270,9 +271,7 @@ class Ingestor:
                 except StoreError as exc:  # e.g. disk full: keep the batch, retry, never ack
                     log.error("%s; retrying in 1 s", exc)
                     await asyncio.sleep(1.0)
-            for mid, qos in acks:
-                if qos:
-                    self.client.ack(mid, qos)
+            self.client.ack_many(acks)
             self._pending_acks.update(delivered)
             self._send_acks()
             self.stats.batches += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -43,6 +44,23 @@ class IngestOptions:
     mqtt_tls_ca: str | None = None
 
 
+def settle_heap() -> None:
+    """Keep the cyclic garbage collector off the long-lived startup heap once it is built.
+
+    The ingest process imports FastAPI, pydantic schemas, amqtt and more: ~70k tracked
+    objects that every full collection walked again while readings were allocated at
+    thousands a second. Measured with the ingest command's imports over 20,000 readings
+    (benchmarks/hotpath.py's inputs, gc callbacks timing each collection): 20-21 us of
+    collection per reading by default, 8-9 after freezing the startup heap, 3.7 when the
+    youngest generation is also collected every 5,000 allocations instead of 700 (a
+    batch of 2,000 readings allocates far more than 700 objects, all alive until commit).
+    Readings hold no reference cycles, so nothing waits longer to be freed.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5000, 20, 100)
+
+
 def profiles_from(path: Path | None) -> dict[str, Profile]:
     return load_profiles(path) if path else dict(BUILTIN_PROFILES)
 
@@ -70,6 +88,7 @@ class IngestService:
                                  profiles=profiles_from(o.profiles_file))
         await self.ingestor.load_state()
         await self.ingestor.connect()
+        settle_heap()
 
     async def run(self, ingest_stop: asyncio.Event, seal_stop: asyncio.Event) -> None:
         """Run until both events are set; ingestion stops (and drains) before the last seal."""

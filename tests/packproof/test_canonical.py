@@ -7,6 +7,7 @@ import math
 import struct
 from datetime import datetime
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,6 +60,11 @@ def test_number_edge_cases() -> None:
     assert es_number(-0.0) == "0"
     for x, text in cases.items():
         assert es_number(x) == text
+        assert es_number(-x) == ("0" if x == 0 else text[1:] if x < 0 else "-" + text)
+    assert es_number(7) == "7"
+    for bad in (math.inf, -math.inf, math.nan):  # the fast path must not let these through
+        with pytest.raises(ValueError):
+            es_number(bad)
 
 
 def test_canonical_json_of_records_matches_reference() -> None:
