@@ -80,7 +80,7 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
         cpu = {"process": 0.0, "write": 0.0, "seal": 0.0}
         for i in range(0, len(inbox), batch):
             t0 = time.process_time()
-            b, _acks = await ing._process(inbox[i:i + batch])
+            b, _acks, _delivered = await ing._process(inbox[i:i + batch])
             t1 = time.process_time()
             await store.write_batch(b)
             t2 = time.process_time()

@@ -79,7 +79,7 @@ async def _store_with(tmp_path: Path, n: int) -> Store:
     for i in range(n):
         body = json.dumps({"seq": i}).encode()
         b.readings.append(("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
-    b.stats.append(("d", "S", n, 0, n - 1, "t0", "t1", 0.0, n - 1, 0))
+    b.stats.append(("d", "S", n, 0, n - 1, "t0", "t1", 0.0, n - 1, 0, "[]"))
     await store.write_batch(b)
     return store
 
