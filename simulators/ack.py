@@ -67,10 +67,16 @@ def parse_ack(payload: bytes) -> Ack:
     return Ack(acked, missing, highest, tuple(gaps))
 
 
-def resend_ranges(ack: Ack, below: int) -> list[tuple[int, int]]:
+def resend_ranges(ack: Ack, below: int, *, stalled: bool = True) -> list[tuple[int, int]]:
     """Inclusive seq ranges worth resending: the listed gaps, and everything above the highest
-    stored seq, up to `below` (exclusive: the first seq not yet sent at all)."""
+    stored seq, up to `below` (exclusive: the first seq not yet sent at all).
+
+    Above the highest stored seq, readings may simply be on their way: they are resent only
+    when the ingestor is `stalled` (its highest has not moved for a resend period). Resending
+    them while it is merely slow fed a resend storm in the soak benchmark (more duplicates
+    than readings, buffers growing), the way TCP without congestion control collapses.
+    """
     ranges = [(a, min(b, below - 1)) for a, b in ack.gaps if a < below]
-    if ack.highest + 1 < below:
+    if stalled and ack.highest + 1 < below:
         ranges.append((ack.highest + 1, below - 1))
     return ranges

@@ -36,6 +36,7 @@ from simulators.outage import OutageSchedule
 
 log = logging.getLogger(__name__)
 
+NO_ACK = Ack(-1, 0, -1)
 MAX_RESEND_BACKOFF = 64.0  # x resend_after, while acknowledgements show no progress
 
 
@@ -114,6 +115,8 @@ class _Link:
     resend_check: float = 0.0
     backoff: float = 1.0  # x resend_after between resend rounds
     progress: tuple[int, int] = (-1, -1)  # (acked, highest) of the last ack resends were based on
+    highest: int = -1  # the highest stored seq the ingestor has reported
+    highest_moved: float = 0.0  # when (monotonic) it last moved, or the link first sent
     round_sent: int = 0  # resent in the round under way
 
 
@@ -362,12 +365,15 @@ class FleetPublisher:
         d = link.device
         out = []
         more = False
-        ack = link.ack
-        if ack is not None and now_mono >= link.resend_check:
+        ack = link.ack or NO_ACK  # nothing heard yet: everything sent is unconfirmed
+        if link.highest_moved == 0.0 or ack.highest != link.highest:
+            link.highest, link.highest_moved = ack.highest, now_mono
+        if link.cursor > 0 and now_mono >= link.resend_check:
             progress = (ack.acked_seq, ack.highest)
             if progress != link.progress:
                 link.backoff, link.progress = 1.0, progress  # the ingestor moved on: it is listening
-            ranges = resend_ranges(ack, link.cursor)
+            stalled = now_mono - link.highest_moved >= self.resend_after * link.backoff
+            ranges = resend_ranges(ack, link.cursor, stalled=stalled)
             out = self.buffer.due_for_resend(d.device_id, ranges=ranges, limit=budget,
                                              sent_before=now - self.resend_after * link.backoff)
             if len(out) < budget:  # nothing more due: this round is over

@@ -44,3 +44,11 @@ def test_resend_ranges_are_gaps_and_above_the_highest_up_to_the_unsent() -> None
     assert resend_ranges(a, below=13) == [(10, 10), (12, 12)]
     assert resend_ranges(Ack(9, 0, 9), below=10) == []
     assert resend_ranges(Ack(9, 3, 9), below=14) == [(10, 13)]  # old form: everything above the mark
+
+
+def test_while_the_ingestor_moves_on_only_gaps_are_resent() -> None:
+    """Above the highest stored seq readings may be in flight: resent only once the ingestor stalls."""
+    a = Ack(9, 3, 15, ((10, 10), (12, 13)))
+    assert resend_ranges(a, below=20, stalled=False) == [(10, 10), (12, 13)]
+    assert resend_ranges(Ack(-1, 0, -1), below=5, stalled=False) == []
+    assert resend_ranges(Ack(-1, 0, -1), below=5) == [(0, 4)]  # nothing ever acknowledged, and no progress

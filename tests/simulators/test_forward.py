@@ -67,7 +67,7 @@ def device(tmp_path: Path, mqtt_broker: BrokerThread, request: pytest.FixtureReq
     d = fleet[0]
     listener = Listener(mqtt_broker.port, d.topic)
     buffer = SimBuffer(tmp_path / "sim-buffer.db")
-    pub = FleetPublisher(fleet, buffer, port=mqtt_broker.port, rate=50, backlog_rate=500, resend_after=0.3)
+    pub = FleetPublisher(fleet, buffer, port=mqtt_broker.port, rate=50, backlog_rate=500, resend_after=1.0)
     pub.connect()
     try:
         pub.run(stop=threading.Event(), count=20)
