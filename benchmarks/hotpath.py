@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import collections
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -44,6 +43,7 @@ from packproof.crypto import load_or_create_ledger_key  # noqa: E402
 from packproof.reading import DeviceTopic, Reading  # noqa: E402
 from packproof.store import Store  # noqa: E402
 from simulators.fleet import build_fleet, shipments_of  # noqa: E402
+from tests.edge.test_mqttclient import publish  # noqa: E402  (the scripted broker's PUBLISH encoder)
 
 
 def payloads(n: int, devices: int, seed: int) -> tuple[list[tuple[str, bytes]], list[Any]]:
@@ -96,22 +96,6 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
         return cpu
 
 
-def _remaining(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, b = divmod(n, 128)
-        out.append(b | (128 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
-    """An MQTT 3.1.1 PUBLISH at QoS 1, as the broker sends it to the ingestor."""
-    t = topic.encode()
-    body = struct.pack("!H", len(t)) + t + struct.pack("!H", mid) + payload
-    return bytes([0x32]) + _remaining(len(body)) + body
-
-
 def mqtt_receive(msgs: list[tuple[str, bytes]], client_cls: type[mqtt.Client], batched_ack: bool,
                  batch: int) -> float:
     """CPU µs per message of paho receiving QoS 1 PUBLISHes and sending their PUBACKs.
@@ -123,7 +107,7 @@ def mqtt_receive(msgs: list[tuple[str, bytes]], client_cls: type[mqtt.Client], b
     """
     srv = socket.create_server(("127.0.0.1", 0))
     port = srv.getsockname()[1]
-    stream = b"".join(publish_packet(t, p, i % 65535 + 1) for i, (t, p) in enumerate(msgs))
+    stream = b"".join(publish(t, p, i % 65535 + 1) for i, (t, p) in enumerate(msgs))
     n = len(msgs)
     broker_cpu = [0.0]
     done = threading.Event()
