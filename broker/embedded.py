@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,26 @@ def broker_config(host: str, port: int, password_file: Path | None = None,
     return {"listeners": {"default": listener}, "plugins": plugins}
 
 
+class _Subscriptions(dict[str, Any]):
+    """amqtt's filter -> subscribers map, iterated over a snapshot.
+
+    amqtt 0.12.1 awaits inside its loops over this dict (broadcasting a message, offering
+    retained ones), so a client subscribing meanwhile changed its size under the loop:
+    "RuntimeError: dictionary changed size during iteration" killed the broadcast task and
+    the message never reached anyone (seen in `packproof run` with outages, as devices
+    reconnected and re-subscribed).
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+
 class _Broker(Broker):
-    """amqtt 0.12.1 with retained messages delivered only along the client's own subscriptions.
+    """amqtt 0.12.1 with two flaws fixed: iteration over subscriptions (see `_Subscriptions`),
+    and retained messages delivered only along the client's own subscriptions.
 
     On every connect amqtt offers the client the retained messages matching *every* filter
     any client holds (`for topic in self._subscriptions` in `Broker.client_connected`), so a
@@ -54,6 +73,10 @@ class _Broker(Broker):
     acks on its telemetry subscription (found by tests/test_fault_injection.py after a
     broker restart). A retained message now goes to a session only for a filter it holds.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._subscriptions = _Subscriptions()
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Any) -> None:

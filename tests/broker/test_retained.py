@@ -7,6 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from broker.embedded import _Subscriptions
 from tests.conftest import BrokerThread
 
 
@@ -38,3 +39,17 @@ def test_a_connecting_client_gets_no_retained_message_of_another_clients_filter(
         cl.loop_stop()
     assert stranger == []  # amqtt 0.12.1 alone delivers dev-b's ack here
     assert own == ["packproof/v1/S/dev-b/ack"] and late == ["packproof/v1/S/dev-b/ack"]
+
+
+def test_the_subscription_map_can_change_while_a_broadcast_walks_it() -> None:
+    """amqtt 0.12.1 awaits inside its loops over the subscriptions (seen dying in `packproof run`
+    with outages: "dictionary changed size during iteration", the message reaching nobody);
+    the embedded broker's map is walked over a snapshot."""
+    subs = _Subscriptions({"a": [], "b": []})
+    walked = []
+    for topic_filter, _ in subs.items():
+        subs[f"{topic_filter}/new"] = []  # a client subscribes meanwhile
+        walked.append(topic_filter)
+    for topic_filter in subs:
+        subs.pop(topic_filter)  # and unsubscribes
+    assert walked == ["a", "b"] and subs == {}
