@@ -33,7 +33,11 @@ class DeviceEntry:
     older: tuple[tuple[int, DeviceVerifier | None], ...] = ()  # (valid from seq, key) before a rotation
     revoked: bool = False
     current_from: int = 0  # first seq the current key signs
-    first_seq: int = 0  # the device's seqs begin here (its first key's start): below the first stored is a gap
+
+    @property
+    def first_seq(self) -> int:
+        """Where the device's seqs begin (its first key's start): a missing seq above it is a gap."""
+        return self.older[0][0] if self.older else self.current_from
 
     def verifier_at(self, seq: int) -> DeviceVerifier | None:
         if seq >= self.current_from:

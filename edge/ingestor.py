@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import threading
 import time
@@ -174,8 +173,7 @@ class Ingestor:
         if not verifiers:
             verifiers = [(0, DeviceVerifier(d.public_key) if d.public_key is not None else None)]
         current_from, current = verifiers[-1]
-        return DeviceEntry(d.shipment_id, current, profile, tuple(verifiers[:-1]), d.revoked, current_from,
-                           first_seq=verifiers[0][0])
+        return DeviceEntry(d.shipment_id, current, profile, tuple(verifiers[:-1]), d.revoked, current_from)
 
     async def _refresh_registry(self) -> None:
         """Rotations and revocations made by `packproof devices` apply within a second."""
@@ -371,6 +369,7 @@ class Ingestor:
                     new.append((a, m))
         per_device: dict[str, list[Any]] = {}
         tracker = self._tracker
+        wm = self._watermarks
         for i, (a, m) in enumerate(new):
             at = m[4]
             r = a.reading
@@ -380,6 +379,7 @@ class Ingestor:
                 tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
             else:
                 tracker.observe_late(r.device_id, r.shipment_id, r.seq, r.ts, checks)
+            wm.add(r.device_id, r.seq, a.entry.first_seq)
             s = per_device.get(r.device_id)
             if s is None:
                 per_device[r.device_id] = [r.device_id, r.shipment_id, 1, r.seq, r.seq, r.ts, r.ts, at]
@@ -390,12 +390,10 @@ class Ingestor:
                 if r.seq > s[4]:
                     s[4], s[6] = r.seq, r.ts
                 s[7] = max(s[7], at)
-        wm = self._watermarks
-        for a, _ in new:
-            wm.add(a.reading.device_id, a.reading.seq, a.entry.first_seq)
         states = {device_id: wm.state(device_id) for device_id in touched if wm.known(device_id)}
-        batch.stats = [(*s, st.acked_seq, st.missing, json.dumps(st.gaps, separators=(",", ":")))
-                       for s in per_device.values() for st in (states[s[0]],)]
+        for s in per_device.values():
+            st = states[s[0]]
+            batch.stats.append((*s, st.acked_seq, st.missing, st.gaps_json))
         batch.excursions = [excursion_row(e) for e in tracker.drain_changed()]
         if new:
             batch.count("readings_accepted", len(new))

@@ -28,10 +28,14 @@ class Delivery:
     highest: int
     gaps: tuple[tuple[int, int], ...]
 
+    @property
+    def gaps_json(self) -> str:
+        """The gaps as compact JSON: what the store keeps and the ack carries."""
+        return "[" + ",".join(f"[{a},{b}]" for a, b in self.gaps) + "]"
+
     def payload(self) -> str:
-        gaps = ",".join(f"[{a},{b}]" for a, b in self.gaps)
         return (f'{{"acked_seq":{self.acked_seq},"missing":{self.missing},'
-                f'"highest":{self.highest},"gaps":[{gaps}]}}')
+                f'"highest":{self.highest},"gaps":{self.gaps_json}}}')
 
 
 @dataclass(slots=True)
