@@ -578,8 +578,6 @@ def audit(
     from packproof.store import Store
 
     dirs = DataDir(data_dir)
-    if not dirs.store.exists():
-        fail(Exit.BAD_INPUT, f"no store at {dirs.store}")
     key = read_public_key(ledger_key or str(dirs.ledger_pub))
 
     async def go():  # type: ignore[no-untyped-def]

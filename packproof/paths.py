@@ -9,10 +9,12 @@ from pathlib import Path
 @dataclass(frozen=True, slots=True)
 class DataDir:
     root: Path
+    store_url: str | None = None  # `sqlite:///path` or `postgresql://...`; None: SQLite in the data dir
 
     @property
-    def store(self) -> Path:
-        return self.root / "packproof.db"
+    def store(self) -> str:
+        """The store's URL: what `Store.open` takes."""
+        return self.store_url or f"sqlite:///{self.root / 'packproof.db'}"
 
     @property
     def ledger(self) -> Path:

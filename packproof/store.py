@@ -154,6 +154,18 @@ async def _has_meta(db: aiosqlite.Connection) -> bool:
     return bool(rows)
 
 
+def sqlite_path(target: str | Path) -> Path:
+    """The file of a `sqlite:///path` URL (a bare path is accepted too); other schemes are refused."""
+    if isinstance(target, Path):
+        return target
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        return Path(target)
+    if scheme != "sqlite":
+        raise ConfigError(f"store URL {target!r}: unknown scheme {scheme!r}; use sqlite:///path or postgresql://...")
+    return Path(rest[1:] if rest.startswith("/") else rest)
+
+
 class Store:
     """Async access to the off-chain store; translate driver errors into StoreError."""
 
@@ -163,8 +175,11 @@ class Store:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path, *, readonly: bool = False) -> Store:
-        path = Path(path)
+    async def open(cls, target: str | Path, *, readonly: bool = False) -> Store:
+        """Open the store a URL names (`sqlite:///path`, or a bare path: SQLite)."""
+        path = sqlite_path(target)
+        if readonly and not path.exists():
+            raise StoreError(f"no store at {path} (has the ingestor run?)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, timeout=30)
