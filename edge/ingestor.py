@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ import paho.mqtt.client as mqtt
 from edge.decode import Accepted, DeviceEntry, decode
 from edge.excursions import Excursion, ExcursionTracker
 from edge.mqttclient import BatchingClient
-from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Profile, evaluate
+from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, evaluate
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier
 from packproof.errors import BrokerError, InvalidReading, StoreError
@@ -41,7 +42,25 @@ log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, received_at
 AckMessages = dict[str, tuple[str, str]]  # device id -> (ack topic, payload) to publish once the batch commits
-WriteItem = tuple[IngestBatch, list[tuple[int, int]], AckMessages]  # batch, (mid, qos) to PUBACK, acks
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A batch after the decode stage: what failed is quarantined; the rest is settled against the store."""
+
+    readings: list[tuple[Accepted, Message, tuple[Check, ...]]]  # valid, distinct (device, seq), in arrival order
+    rejected: IngestBatch  # quarantined payloads and their counters
+    acks: list[tuple[int, int]]  # (mid, qos) to PUBACK once the batch commits
+    duplicates: int = 0  # repeats inside the batch itself
+
+
+@dataclass(slots=True)
+class Settled:
+    batch: IngestBatch
+    delivered: AckMessages
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
 
 
 @dataclass(slots=True)
@@ -100,9 +119,6 @@ class Ingestor:
         self._registry_checked = 0.0
         self._registry_version = -1
         self._missing: dict[str, float] = {}  # unknown device id -> when we last asked the store
-        self._last_seq: dict[str, int] = {}
-        self._tracker = ExcursionTracker()
-        self._watermarks = Watermarks()
         self._ack_infos: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
         self._pending_acks: dict[str, tuple[str, str]] = {}
         self._acked_at: dict[str, float] = {}
@@ -112,7 +128,7 @@ class Ingestor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = True
         self._closing = False
-        self._write_q: asyncio.Queue[WriteItem | None] = asyncio.Queue(2)
+        self._write_q: asyncio.Queue[Decoded | None] = asyncio.Queue(2)
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self.client = BatchingClient(  # paho, with buffered reads and one write per batch of PUBACKs
@@ -152,14 +168,8 @@ class Ingestor:
     # ---- lifecycle ------------------------------------------------------------------
 
     async def load_state(self) -> None:
+        """Only the registry is cached: delivery state and open excursions are read per batch from the store."""
         await self.reload_registry()
-        self._last_seq = await self.store.last_seqs()
-        self._watermarks = Watermarks()
-        for device_id, acked, above in await self.store.watermarks():
-            self._watermarks.load(device_id, acked, above)
-        opened = [excursion_from_row(r) for r in await self.store.open_excursions()]
-        self._tracker = ExcursionTracker(next_id=await self.store.max_excursion_id() + 1,
-                                         open_excursions=opened)
 
     async def reload_registry(self) -> None:
         self.registry = {d.device_id: self._entry(d) for d in await self.store.devices()}
@@ -261,18 +271,23 @@ class Ingestor:
 
     async def _writer(self) -> None:
         while (item := await self._write_q.get()) is not None:
-            batch, acks, delivered = item
             while True:
                 try:
-                    await self.store.write_batch(batch)
+                    async with self.store.transaction("writing an ingest batch"):
+                        settled_ = await self._settle(item)
+                        await self.store.write_rows(settled_.batch)
                     break
                 except StoreError as exc:  # e.g. disk full: keep the batch, retry, never ack
                     log.error("%s; retrying in 1 s", exc)
                     await asyncio.sleep(1.0)
-            self.client.ack_many(acks)
-            self._pending_acks.update(delivered)
+            self.client.ack_many(item.acks)
+            st = self.stats
+            st.accepted += settled_.accepted
+            st.duplicates += settled_.duplicates + item.duplicates
+            st.quarantined += len(item.rejected.quarantine) + settled_.conflicts
+            self._pending_acks.update(settled_.delivered)
             self._send_acks()
-            self.stats.batches += 1
+            st.batches += 1
             self._write_q.task_done()
         self._write_q.task_done()
 
@@ -296,9 +311,9 @@ class Ingestor:
 
     # ---- the decode stage -----------------------------------------------------------
 
-    async def _process(self, msgs: list[Message]) -> WriteItem:
-        batch = IngestBatch()
-        acks = [(m[2], m[3]) for m in msgs]
+    async def _process(self, msgs: list[Message]) -> Decoded:
+        """Decode, verify and check thresholds: the CPU-heavy stage, outside any transaction."""
+        rejected = IngestBatch()
         self.stats.received += len(msgs)
         accepted: list[tuple[Accepted, Message]] = []
         unknown: list[Message] = []
@@ -309,16 +324,26 @@ class Ingestor:
                 if exc.code == "unknown_device":
                     unknown.append(m)
                 else:
-                    self._quarantine(batch, m, exc)
+                    self._quarantine(rejected, m, exc)
         if unknown:
             await self._look_up([m[0].split("/")[3] for m in unknown])
             for m in unknown:
                 try:
                     accepted.append((decode(m[0], m[1], self.registry, self.verify_signatures, m[4]), m))
                 except InvalidReading as exc:
-                    self._quarantine(batch, m, exc)
-        delivered = await self._classify(accepted, batch)
-        return batch, acks, delivered
+                    self._quarantine(rejected, m, exc)
+        out = Decoded([], rejected, [(m[2], m[3]) for m in msgs])
+        seen: dict[tuple[str, int], bytes] = {}
+        for a, m in accepted:
+            key = (a.reading.device_id, a.reading.seq)
+            first = seen.get(key)
+            if first is not None:  # the same reading twice in one batch (a redelivery racing its original)
+                if self._duplicate_or_conflict(rejected, a, m, first):
+                    out.duplicates += 1
+                continue
+            seen[key] = a.leaf_hash
+            out.readings.append((a, m, evaluate(a.entry.profile, a.reading)))
+        return out
 
     def _quarantine(self, batch: IngestBatch, m: Message, exc: InvalidReading) -> None:
         topic = m[0]
@@ -327,55 +352,48 @@ class Ingestor:
         shipment = parts[2] if len(parts) == 5 else None
         batch.quarantine.append((m[4], topic, m[1], exc.code, exc.message, device, shipment))
         batch.count(f"quarantined:{exc.code}")
-        self.stats.quarantined += 1
 
-    async def _classify(self, accepted: list[tuple[Accepted, Message]], batch: IngestBatch) -> AckMessages:
-        """Split new readings from duplicates, evaluate thresholds, maintain aggregates.
+    async def _settle(self, d: Decoded) -> Settled:
+        """Inside the write transaction: which readings are new, given what the store holds now.
 
-        The same (device, seq) again with the same bytes is a duplicate (QoS 1 redelivery,
-        a resend, a replay): stored once, counted. With *different* bytes it is a conflict:
-        the device's key signed two readings under one seq (or, for an unsigned tracker,
-        someone sent a second version): quarantined, the first one stands.
+        The store, not this process's memory, knows each device's delivery state (watermark,
+        highest seq, gaps) and its open excursions, so several ingestors can share one
+        stream: a reading above the device's highest stored seq is new; one at or below it
+        (a redelivery, a resend filling a gap, a replay) is looked up. The same (device, seq)
+        with the same bytes is a duplicate: stored once, counted. With *different* bytes it
+        is a conflict: the device's key signed two readings under one seq (or, for an
+        unsigned tracker, someone sent a second version): quarantined, the first one stands.
         """
-        seen: dict[tuple[str, int], bytes] = {}
-        touched: dict[str, str] = {}  # device -> shipment, for every device with a reading in this batch
-        late: list[tuple[Accepted, Message]] = []
-        new: list[tuple[Accepted, Message]] = []
-        last_seq = self._last_seq
-        for a, m in accepted:
+        store = self.store
+        batch = IngestBatch(quarantine=list(d.rejected.quarantine), counters=dict(d.rejected.counters))
+        out = Settled(batch, {})
+        devices = sorted({a.reading.device_id for a, _, _ in d.readings})
+        wm = Watermarks()
+        highest: dict[str, int] = {}
+        for device_id, (acked, high, gaps) in (await store.delivery_states(devices)).items():
+            wm.restore(device_id, acked, high, json.loads(gaps))
+            highest[device_id] = high
+        maybe = [(a.reading.device_id, a.reading.seq) for a, _, _ in d.readings
+                 if a.reading.seq <= highest.get(a.reading.device_id, -1)]
+        stored = await store.existing(maybe) if maybe else {}
+        opened = [excursion_from_row(r) for r in await store.open_excursions(devices)]
+        tracker = ExcursionTracker(next_id=await store.next_excursion_id(), open_excursions=opened)
+        touched: dict[str, str] = {}
+        per_device: dict[str, list[Any]] = {}
+        for a, m, checks in d.readings:
             r = a.reading
             touched[r.device_id] = r.shipment_id
-            key = (r.device_id, r.seq)
-            if key in seen:
-                self._duplicate_or_conflict(batch, a, m, seen[key])
-                continue
-            seen[key] = a.leaf_hash
-            if r.seq > last_seq.get(r.device_id, -1):
-                last_seq[r.device_id] = r.seq
-                new.append((a, m))
-            else:
-                late.append((a, m))
-        in_order = len(new)
-        if late:
-            # Rare path (redelivery, a resend after an outage): let earlier batches commit,
-            # then ask the store which of these it already holds.
-            await self._write_q.join()
-            stored = await self.store.existing([(a.reading.device_id, a.reading.seq) for a, _ in late])
-            for a, m in late:
-                leaf = stored.get((a.reading.device_id, a.reading.seq))
-                if leaf is not None:
-                    self._duplicate_or_conflict(batch, a, m, leaf)
+            leaf = stored.get((r.device_id, r.seq))
+            if leaf is not None:
+                if self._duplicate_or_conflict(batch, a, m, leaf):
+                    out.duplicates += 1
                 else:
-                    new.append((a, m))
-        per_device: dict[str, list[Any]] = {}
-        tracker = self._tracker
-        wm = self._watermarks
-        for i, (a, m) in enumerate(new):
+                    out.conflicts += 1
+                continue
             at = m[4]
-            r = a.reading
             batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
-            checks = evaluate(a.entry.profile, r)
-            if i < in_order:
+            if r.seq > highest.get(r.device_id, -1):
+                highest[r.device_id] = r.seq
                 tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
             else:
                 tracker.observe_late(r.device_id, r.shipment_id, r.seq, r.ts, checks)
@@ -393,21 +411,22 @@ class Ingestor:
         states = {device_id: wm.state(device_id) for device_id in touched if wm.known(device_id)}
         for s in per_device.values():
             st = states[s[0]]
-            batch.stats.append((*s, st.acked_seq, st.missing, st.gaps_json))
+            batch.stats.append((*s, st.acked_seq, st.missing, wm.stored_gaps_json(s[0])))
         batch.excursions = [excursion_row(e) for e in tracker.drain_changed()]
-        if new:
-            batch.count("readings_accepted", len(new))
-        self.stats.accepted += len(new)
-        return {device_id: (f"{TOPIC_PREFIX}/{touched[device_id]}/{device_id}/ack", st.payload())
-                for device_id, st in states.items()}
+        out.accepted = len(batch.readings)
+        if out.accepted:
+            batch.count("readings_accepted", out.accepted)
+        out.delivered = {device_id: (f"{TOPIC_PREFIX}/{touched[device_id]}/{device_id}/ack", st.payload())
+                         for device_id, st in states.items()}
+        return out
 
-    def _duplicate_or_conflict(self, batch: IngestBatch, a: Accepted, m: Message, first_leaf: bytes) -> None:
+    def _duplicate_or_conflict(self, batch: IngestBatch, a: Accepted, m: Message, first_leaf: bytes) -> bool:
+        """Count a repeat of a stored reading (True), or quarantine a second version of it (False)."""
         if a.leaf_hash == first_leaf:
             batch.count("readings_duplicate")
-            self.stats.duplicates += 1
-            return
+            return True
         self._quarantine(batch, m, InvalidReading(
             "conflicting_reading",
             f"reading {a.reading.reading_id} was already stored with different content (leaf "
             f"{first_leaf.hex()[:16]}..); a seq is never reused, so this second version is refused"))
-
+        return False

@@ -14,9 +14,15 @@ what is missing, and a gap is visible as `missing` > 0 instead of as silence.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 MAX_GAPS = 16  # ranges listed in an acknowledgement; the rest show once these fill
+
+
+def gaps_json(gaps: Iterable[tuple[int, int]]) -> str:
+    """Seq ranges as compact JSON, as the store keeps them and the ack carries them."""
+    return "[" + ",".join(f"[{a},{b}]" for a, b in gaps) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +34,9 @@ class Delivery:
     highest: int
     gaps: tuple[tuple[int, int], ...]
 
-    @property
-    def gaps_json(self) -> str:
-        """The gaps as compact JSON: what the store keeps and the ack carries."""
-        return "[" + ",".join(f"[{a},{b}]" for a, b in self.gaps) + "]"
-
     def payload(self) -> str:
         return (f'{{"acked_seq":{self.acked_seq},"missing":{self.missing},'
-                f'"highest":{self.highest},"gaps":{self.gaps_json}}}')
+                f'"highest":{self.highest},"gaps":{gaps_json(self.gaps)}}}')
 
 
 @dataclass(slots=True)
@@ -77,24 +78,33 @@ class _Device:
             runs.insert(i, [seq, seq])
         self.stored_above += 1
 
-    def delivery(self) -> Delivery:
-        gaps = []
-        below = self.acked
-        for lo, hi in self.runs[:MAX_GAPS]:
-            gaps.append((below + 1, lo - 1))
+    def gaps(self) -> list[tuple[int, int]]:
+        out, below = [], self.acked
+        for lo, hi in self.runs:
+            out.append((below + 1, lo - 1))
             below = hi
-        return Delivery(self.acked, self.highest - self.acked - self.stored_above, self.highest, tuple(gaps))
+        return out
+
+    def delivery(self) -> Delivery:
+        return Delivery(self.acked, self.highest - self.acked - self.stored_above, self.highest,
+                        tuple(self.gaps()[:MAX_GAPS]))
 
 
 class Watermarks:
     def __init__(self) -> None:
         self._devices: dict[str, _Device] = {}
 
-    def load(self, device_id: str, acked: int, stored_above: list[int]) -> None:
-        """State from the store after a restart."""
+    def restore(self, device_id: str, acked: int, highest: int, gaps: list[list[int]]) -> None:
+        """State as the store keeps it: the watermark, the highest stored seq and every gap between."""
         d = _Device(acked)
-        for seq in stored_above:
-            d.add(seq)
+        below = acked
+        for lo, hi in gaps:
+            if lo > below + 1:
+                d.runs.append([below + 1, lo - 1])
+            below = hi
+        if highest > below:
+            d.runs.append([below + 1, highest])
+        d.stored_above = sum(hi - lo + 1 for lo, hi in d.runs)
         self._devices[device_id] = d
 
     def add(self, device_id: str, seq: int, first_seq: int = 0) -> None:
@@ -109,3 +119,7 @@ class Watermarks:
 
     def state(self, device_id: str) -> Delivery:
         return self._devices[device_id].delivery()
+
+    def stored_gaps_json(self, device_id: str) -> str:
+        """Every gap (the ack lists at most MAX_GAPS): what the store keeps, so the state can be restored."""
+        return gaps_json(self._devices[device_id].gaps())

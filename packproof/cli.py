@@ -794,7 +794,7 @@ def devices_rotate(
     async def work(st):  # type: ignore[no-untyped-def]
         start = from_seq
         if start is None:
-            start = (await st.last_seqs()).get(device_id, -1) + 1
+            start = await st.last_seq(device_id) + 1
         await st.rotate_key(device_id, key, start)
         return start
 

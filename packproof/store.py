@@ -1,87 +1,89 @@
-"""The off-chain store: SQLite through aiosqlite, in WAL mode.
+"""The off-chain store: SQLite (default) or PostgreSQL, chosen by URL, behind one class.
 
 A block seals a contiguous run of readings in store order (ids `first_id..last_id`; ids
-are dense because rows are only ever appended), so a reading's block height and leaf
-index are recorded by that range: leaf index = id - first_id. Sealing then writes one
-row per block, not one update per reading.
+are dense because rows are only ever appended, one write transaction at a time: see
+packproof/db), so a reading's block height and leaf index are recorded by that range:
+leaf index = id - first_id. Sealing then writes one row per block, not one update per
+reading.
 
 One writer connection per process (the ingestor and the sealer share it, serialised by a
-lock so their transactions never interleave on the connection) and any number of
+lock so their transactions never interleave on the connection), and any number of
 readers (the API). Every query path the API uses is served by an index or a maintained
 aggregate (`device_stats`, `excursions`, `counters`); none scans all readings.
 
-Commits are `synchronous=FULL`: a reading is acknowledged to the broker only after the
-batch holding it is durably committed, so a crash loses nothing that was acknowledged.
+A reading is acknowledged to the broker only after the batch holding it is durably
+committed, so a crash loses nothing that was acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from anchor.merkle import leaf_hash
 from packproof.canonical import canonical_json
 from packproof.crypto import b64
-from packproof.errors import ConfigError, PackproofError, StoreError
+from packproof.db import Driver, engine_of
+from packproof.errors import ConfigError, StoreError
 from packproof.timefmt import rfc3339
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Steps from each older version to the next, run in one transaction when a store is opened.
 MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE device_stats ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';",  # seq ranges not received
+    2: "DROP INDEX IF EXISTS excursions_open;",  # now by device, for a batch's devices; gaps: all ranges
 }
 
+# Column types in braces are the engine's (packproof/db: BLOB, REAL, INT, ID, AUTO_ID).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS shipments(
-    shipment_id TEXT PRIMARY KEY, profile TEXT NOT NULL, created_at REAL NOT NULL);
+    shipment_id TEXT PRIMARY KEY, profile TEXT NOT NULL, created_at {REAL} NOT NULL);
 CREATE TABLE IF NOT EXISTS devices(
     device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL REFERENCES shipments(shipment_id),
-    public_key BLOB, registered_at REAL NOT NULL, revoked_at REAL, revoked_reason TEXT);
+    public_key {BLOB}, registered_at {REAL} NOT NULL, revoked_at {REAL}, revoked_reason TEXT);
 CREATE TABLE IF NOT EXISTS device_keys(
-    device_id TEXT NOT NULL REFERENCES devices(device_id), valid_from_seq INTEGER NOT NULL,
-    public_key BLOB, added_at REAL NOT NULL, PRIMARY KEY(device_id, valid_from_seq));
+    device_id TEXT NOT NULL REFERENCES devices(device_id), valid_from_seq {INT} NOT NULL,
+    public_key {BLOB}, added_at {REAL} NOT NULL, PRIMARY KEY(device_id, valid_from_seq));
 CREATE INDEX IF NOT EXISTS devices_shipment ON devices(shipment_id);
 CREATE TABLE IF NOT EXISTS readings(
-    id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, seq INTEGER NOT NULL,
-    shipment_id TEXT NOT NULL, ts TEXT NOT NULL, received_at REAL NOT NULL,
-    body BLOB NOT NULL, leaf_hash BLOB NOT NULL,
+    id {ID}, device_id TEXT NOT NULL, seq {INT} NOT NULL,
+    shipment_id TEXT NOT NULL, ts TEXT NOT NULL, received_at {REAL} NOT NULL,
+    body {BLOB} NOT NULL, leaf_hash {BLOB} NOT NULL,
     UNIQUE(device_id, seq));
 CREATE INDEX IF NOT EXISTS readings_shipment ON readings(shipment_id, id);
 CREATE TABLE IF NOT EXISTS quarantine(
-    id INTEGER PRIMARY KEY, received_at REAL NOT NULL, topic TEXT NOT NULL,
-    payload BLOB NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
+    id {AUTO_ID}, received_at {REAL} NOT NULL, topic TEXT NOT NULL,
+    payload {BLOB} NOT NULL, reason_code TEXT NOT NULL, reason TEXT NOT NULL,
     device_id TEXT, shipment_id TEXT);
 CREATE INDEX IF NOT EXISTS quarantine_device ON quarantine(device_id, id);
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine(reason_code, id);
 CREATE TABLE IF NOT EXISTS device_stats(
     device_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL,
-    reading_count INTEGER NOT NULL, sealed_count INTEGER NOT NULL DEFAULT 0,
-    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-    first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, last_received_at REAL NOT NULL,
-    acked_seq INTEGER NOT NULL, missing INTEGER NOT NULL, gaps TEXT NOT NULL DEFAULT '[]');
+    reading_count {INT} NOT NULL, sealed_count {INT} NOT NULL DEFAULT 0,
+    first_seq {INT} NOT NULL, last_seq {INT} NOT NULL,
+    first_ts TEXT NOT NULL, last_ts TEXT NOT NULL, last_received_at {REAL} NOT NULL,
+    acked_seq {INT} NOT NULL, missing {INT} NOT NULL, gaps TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS device_stats_shipment ON device_stats(shipment_id);
 CREATE TABLE IF NOT EXISTS excursions(
-    id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, shipment_id TEXT NOT NULL,
+    id {ID}, device_id TEXT NOT NULL, shipment_id TEXT NOT NULL,
     test TEXT NOT NULL, quantity TEXT NOT NULL, severity TEXT NOT NULL,
-    start_ts TEXT NOT NULL, end_ts TEXT NOT NULL, start_seq INTEGER NOT NULL,
-    end_seq INTEGER NOT NULL, peak REAL NOT NULL, limit_value REAL NOT NULL,
-    limit_desc TEXT NOT NULL, reading_count INTEGER NOT NULL, open INTEGER NOT NULL);
+    start_ts TEXT NOT NULL, end_ts TEXT NOT NULL, start_seq {INT} NOT NULL,
+    end_seq {INT} NOT NULL, peak {REAL} NOT NULL, limit_value {REAL} NOT NULL,
+    limit_desc TEXT NOT NULL, reading_count {INT} NOT NULL, open {INT} NOT NULL);
 CREATE INDEX IF NOT EXISTS excursions_shipment ON excursions(shipment_id, id);
-CREATE INDEX IF NOT EXISTS excursions_open ON excursions(open) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS excursions_open ON excursions(device_id) WHERE open = 1;
 CREATE TABLE IF NOT EXISTS blocks(
-    height INTEGER PRIMARY KEY, hash BLOB NOT NULL, first_id INTEGER NOT NULL,
-    last_id INTEGER NOT NULL UNIQUE, leaf_count INTEGER NOT NULL, header TEXT NOT NULL,
+    height {INT} PRIMARY KEY, hash {BLOB} NOT NULL, first_id {INT} NOT NULL,
+    last_id {INT} NOT NULL UNIQUE, leaf_count {INT} NOT NULL, header TEXT NOT NULL,
     signature TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL);
 """
 
 REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
@@ -132,93 +134,132 @@ class IngestBatch:
         self.counters[name] = self.counters.get(name, 0) + n
 
 
-async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
-    """Create the schema, or bring an older store up to SCHEMA_VERSION keeping its data."""
-    rows = list(await db.execute_fetchall(
-        "SELECT value FROM meta WHERE key='schema_version'" if await _has_meta(db) else "SELECT NULL WHERE 0"))
-    version = int(rows[0][0]) if rows else None
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(f"{path}: schema version {version} is newer than this packproof ({SCHEMA_VERSION}); "
-                         "upgrade packproof")
-    if version is not None:
-        for v in range(version, SCHEMA_VERSION):
-            await db.executescript(f"BEGIN; {MIGRATIONS[v]} UPDATE meta SET value='{v + 1}' "
-                                   "WHERE key='schema_version'; COMMIT;")
-    await db.executescript(SCHEMA)
-    await db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    await db.commit()
+def _ddl(driver: Driver) -> str:
+    return SCHEMA.format(**driver.types)
 
 
-async def _has_meta(db: aiosqlite.Connection) -> bool:
-    rows = list(await db.execute_fetchall("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"))
-    return bool(rows)
+def _in(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
 
 
-def sqlite_path(target: str | Path) -> Path:
-    """The file of a `sqlite:///path` URL (a bare path is accepted too); other schemes are refused."""
-    if isinstance(target, Path):
-        return target
-    scheme, sep, rest = target.partition("://")
-    if not sep:
-        return Path(target)
-    if scheme != "sqlite":
-        raise ConfigError(f"store URL {target!r}: unknown scheme {scheme!r}; use sqlite:///path or postgresql://...")
-    return Path(rest[1:] if rest.startswith("/") else rest)
+def gaps_of(seqs: Iterable[int], acked: int) -> list[list[int]]:
+    """Missing ranges above `acked` below the highest of `seqs` (sorted, all above acked)."""
+    gaps, below = [], acked
+    for seq in seqs:
+        if seq > below + 1:
+            gaps.append([below + 1, seq - 1])
+        below = max(below, seq)
+    return gaps
 
 
 class Store:
-    """Async access to the off-chain store; translate driver errors into StoreError."""
+    """Async access to the off-chain store; driver errors become StoreError."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, db: Driver, url: str) -> None:
         self._db = db
-        self.path = path
+        self.url = url
+        self.engine = db.engine
         self._lock = asyncio.Lock()
+
+    @property
+    def driver(self) -> Driver:
+        return self._db
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file, for tools that open it directly; a PostgreSQL store has none."""
+        from packproof.db.sqlite import sqlite_path
+        if self.engine != "sqlite":
+            raise StoreError(f"{self.url} is not a SQLite store")
+        return sqlite_path(self.url)
 
     @classmethod
     async def open(cls, target: str | Path, *, readonly: bool = False) -> Store:
-        """Open the store a URL names (`sqlite:///path`, or a bare path: SQLite)."""
-        path = sqlite_path(target)
-        if readonly and not path.exists():
-            raise StoreError(f"no store at {path} (has the ingestor run?)")
+        """Open the store a URL names: `sqlite:///path` (or a bare path), `postgresql://...`."""
+        url = str(target)
+        db: Driver
+        if engine_of(url) == "postgresql":
+            from packproof.db.postgres import PostgresDriver
+            db = await PostgresDriver.connect(url, readonly=readonly)
+        else:
+            from packproof.db.sqlite import SqliteDriver
+            db = await SqliteDriver.connect(target, readonly=readonly)
+        store = cls(db, url)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path, timeout=30)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {path}: {exc}") from exc
-        store = cls(db, path)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")
-            await db.execute("PRAGMA foreign_keys=ON")
             if readonly:
-                await db.execute("PRAGMA query_only=ON")
                 await store._check_schema()
             else:
-                await _migrate(db, path)
-        except sqlite3.Error as exc:
-            await db.close()
-            raise StoreError(f"cannot open store {path}: {exc}") from exc
-        except BaseException:
-            await db.close()  # its thread would otherwise keep the process alive
+                await store._migrate()
+        except BaseException as exc:
+            await db.close()  # a driver thread or socket would otherwise keep the process alive
+            if isinstance(exc, db.errors):
+                raise StoreError(f"cannot open store {url}: {exc}") from exc
             raise
         return store
 
+    async def _version(self) -> int | None:
+        if not await self._db.table_exists("meta"):
+            return None
+        rows = await self._db.fetch("SELECT value FROM meta WHERE key='schema_version'")
+        return int(rows[0][0]) if rows else None
+
+    async def _migrate(self) -> None:
+        """Create the schema, or bring an older store up to SCHEMA_VERSION keeping its data."""
+        async with self._db.transaction():  # one migrator at a time, however many processes start
+            version = await self._version()
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(f"{self.url}: schema version {version} is newer than this packproof "
+                                 f"({SCHEMA_VERSION}); upgrade packproof")
+            for v in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        await self._db.execute(statement)
+                await self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(v + 1),))
+            for statement in _ddl(self._db).split(";"):
+                if statement.strip():
+                    await self._db.execute(statement)
+            await self._db.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                                   "ON CONFLICT(key) DO NOTHING", (str(SCHEMA_VERSION),))
+            if version is not None and version < 3:
+                await self._rebuild_gaps()
+
+    async def _rebuild_gaps(self) -> None:
+        """Before version 3 `gaps` listed only the first 16 ranges; it must now hold them all."""
+        for device_id, acked in await self._db.fetch("SELECT device_id, acked_seq FROM device_stats WHERE missing > 0"):
+            rows = await self._db.fetch("SELECT seq FROM readings WHERE device_id=? AND seq > ? ORDER BY seq",
+                                        (device_id, acked))
+            await self._db.execute("UPDATE device_stats SET gaps=? WHERE device_id=?",
+                                   (json.dumps(gaps_of((r[0] for r in rows), acked), separators=(",", ":")),
+                                    device_id))
+
     async def _check_schema(self) -> None:
         try:
-            rows = await self._fetch("SELECT value FROM meta WHERE key='schema_version'")
-        except StoreError as exc:
-            raise StoreError(f"{self.path} holds no packproof store (has the ingestor run?)") from exc
-        if not rows or int(rows[0][0]) != SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {rows[0][0] if rows else None}, expected {SCHEMA_VERSION}")
+            version = await self._version()
+        except self._db.errors as exc:
+            raise StoreError(f"{self.url}: cannot read the schema version: {exc}") from exc
+        if version is None:
+            raise StoreError(f"{self.url} holds no packproof store (has the ingestor run?)")
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{self.url}: schema version {version}, expected {SCHEMA_VERSION}")
 
     async def close(self) -> None:
         await self._db.close()
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            return list(await self._db.execute_fetchall(sql, params))
-        except sqlite3.Error as exc:
+            return await self._db.fetch(sql, params)
+        except self._db.errors as exc:
             raise StoreError(f"store query failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def transaction(self, what: str) -> AsyncIterator[None]:
+        """One write transaction, serialised with every other writer of this store, in any process."""
+        async with self._lock:
+            try:
+                async with self._db.transaction():
+                    yield
+            except self._db.errors as exc:
+                raise StoreError(f"{what} failed: {exc}") from exc
 
     # ---- registry -------------------------------------------------------------------
     # Every change to the registry is also appended as a record leaf (device id REGISTRY,
@@ -227,26 +268,24 @@ class Store:
 
     async def _append_record(self, record: dict[str, Any], now: float) -> None:
         body = canonical_json({**record, "at": rfc3339(now)})
-        rows = list(await self._db.execute_fetchall(
-            "SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?", (REGISTRY,)))
+        rows = await self._db.fetch("SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?", (REGISTRY,))
+        next_id = await self._next_reading_id()
         await self._db.execute(
-            "INSERT INTO readings(device_id, seq, shipment_id, ts, received_at, body, leaf_hash) "
-            "VALUES (?,?,?,?,?,?,?)", (REGISTRY, rows[0][0], REGISTRY, rfc3339(now), now, body, leaf_hash(body)))
+            "INSERT INTO readings(id, device_id, seq, shipment_id, ts, received_at, body, leaf_hash) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (next_id, REGISTRY, rows[0][0], REGISTRY, rfc3339(now), now, body, leaf_hash(body)))
         await self._db.execute(
             "INSERT INTO counters(name, value) VALUES ('registry_changes', 1) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + 1")
+            "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
+
+    async def _next_reading_id(self) -> int:
+        """Inside a write transaction: ids are dense because writers take turns (packproof/db)."""
+        rows = await self._db.fetch("SELECT coalesce(max(id), 0) + 1 FROM readings")
+        return int(rows[0][0])
 
     async def _registry_tx(self, what: str, work: Any) -> None:
-        async with self._lock:
-            try:
-                await work(time.time())
-                await self._db.commit()
-            except sqlite3.Error as exc:
-                await self._db.rollback()
-                raise StoreError(f"{what} failed: {exc}") from exc
-            except PackproofError:
-                await self._db.rollback()
-                raise
+        async with self.transaction(what):
+            await work(time.time())
 
     async def register(self, shipments: dict[str, str], devices: Iterable[tuple[str, str, bytes | None]]) -> int:
         """Add shipments (id -> profile) and devices (id, shipment, public key or None).
@@ -263,10 +302,10 @@ class Store:
                     "INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?) "
                     "ON CONFLICT(shipment_id) DO UPDATE SET profile=excluded.profile", (sid, profile, now))
             for device_id, sid, key in devices:
-                rows = list(await self._db.execute_fetchall(
-                    "SELECT shipment_id, public_key FROM devices WHERE device_id=?", (device_id,)))
+                rows = await self._db.fetch("SELECT shipment_id, public_key FROM devices WHERE device_id=?",
+                                            (device_id,))
                 if rows:
-                    if rows[0][0] != sid or rows[0][1] != key:
+                    if rows[0][0] != sid or (bytes(rows[0][1]) if rows[0][1] is not None else None) != key:
                         raise ConfigError(
                             f"device {device_id} is already registered with a different shipment or key "
                             f"(shipment {rows[0][0]}); a key changes only with `packproof devices rotate`")
@@ -305,9 +344,9 @@ class Store:
     async def revoke(self, device_id: str, reason: str) -> None:
         """From now on the device's readings are quarantined; what was stored stays provable."""
         async def work(now: float) -> None:
-            cur = await self._db.execute("UPDATE devices SET revoked_at=?, revoked_reason=? WHERE device_id=? "
-                                         "AND revoked_at IS NULL", (now, reason, device_id))
-            if cur.rowcount == 0:
+            changed = await self._db.execute("UPDATE devices SET revoked_at=?, revoked_reason=? WHERE device_id=? "
+                                             "AND revoked_at IS NULL", (now, reason, device_id))
+            if changed == 0:
                 raise ConfigError(f"device {device_id} is not registered, or is revoked already")
             await self._append_record({"record": "device-revoked", "device_id": device_id, "reason": reason}, now)
 
@@ -319,94 +358,103 @@ class Store:
 
     async def devices(self, device_id: str | None = None) -> list[DeviceRecord]:
         where = "WHERE d.device_id=?" if device_id else ""
+        params = (device_id,) if device_id else ()
         rows = await self._fetch(
-            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile, d.revoked_at, "
-            "(SELECT json_group_array(json_array(k.valid_from_seq, hex(k.public_key))) FROM "
-            " (SELECT * FROM device_keys k WHERE k.device_id = d.device_id ORDER BY valid_from_seq) k) "
-            f"FROM devices d JOIN shipments s USING(shipment_id) {where} ORDER BY d.device_id",
-            (device_id,) if device_id else ())
-        out = []
-        for r in rows:
-            keys = tuple((int(f), bytes.fromhex(h) if h else None) for f, h in json.loads(r[5]))
-            out.append(DeviceRecord(r[0], r[1], r[2], r[3], keys, r[4] is not None))
-        return out
+            "SELECT d.device_id, d.shipment_id, d.public_key, s.profile, d.revoked_at "
+            f"FROM devices d JOIN shipments s USING(shipment_id) {where} ORDER BY d.device_id", params)
+        keys: dict[str, list[tuple[int, bytes | None]]] = {}
+        for d, start, key in await self._fetch(
+                f"SELECT device_id, valid_from_seq, public_key FROM device_keys d {where} "
+                "ORDER BY device_id, valid_from_seq", params):
+            keys.setdefault(d, []).append((int(start), bytes(key) if key is not None else None))
+        return [DeviceRecord(r[0], r[1], bytes(r[2]) if r[2] is not None else None, r[3],
+                             tuple(keys.get(r[0], ())), r[4] is not None) for r in rows]
 
     async def device(self, device_id: str) -> DeviceRecord | None:
         found = await self.devices(device_id)
         return found[0] if found else None
 
     # ---- ingest ---------------------------------------------------------------------
+    # The ingestor's write transaction reads the delivery state and open excursions of the
+    # devices in its batch, settles the batch against them and writes it: the store, not
+    # one ingestor's memory, is the truth, so several ingestors can share a stream.
 
-    async def watermarks(self) -> list[tuple[str, int, list[int]]]:
-        """(device, watermark, seqs stored above it): the ingestor's delivery state after a restart."""
-        out = []
-        for device_id, acked in await self._fetch("SELECT device_id, acked_seq FROM device_stats"):
-            rows = await self._fetch("SELECT seq FROM readings WHERE device_id=? AND seq > ? ORDER BY seq",
-                                     (device_id, acked + 1))
-            out.append((device_id, acked, [r[0] for r in rows]))
-        return out
+    async def delivery_states(self, device_ids: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+        """device -> (acked seq, highest seq, gaps JSON), for devices with stored readings."""
+        if not device_ids:
+            return {}
+        rows = await self._db.fetch(
+            f"SELECT device_id, acked_seq, last_seq, gaps FROM device_stats WHERE device_id IN ({_in(device_ids)})",
+            device_ids)
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
-    async def last_seqs(self) -> dict[str, int]:
-        rows = await self._fetch("SELECT device_id, last_seq FROM device_stats")
-        return {r[0]: r[1] for r in rows}
+    async def open_excursions(self, device_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        if not device_ids:
+            return []
+        return await self._db.fetch(
+            f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1 AND device_id IN ({_in(device_ids)})",
+            device_ids)
 
-    async def open_excursions(self) -> list[tuple[Any, ...]]:
-        return await self._fetch(f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1")
-
-    async def max_excursion_id(self) -> int:
-        rows = await self._fetch("SELECT coalesce(max(id), 0) FROM excursions")
+    async def next_excursion_id(self) -> int:
+        rows = await self._db.fetch("SELECT coalesce(max(id), 0) + 1 FROM excursions")
         return int(rows[0][0])
+
+    async def last_seq(self, device_id: str) -> int:
+        rows = await self._fetch("SELECT last_seq FROM device_stats WHERE device_id=?", (device_id,))
+        return int(rows[0][0]) if rows else -1
 
     async def existing(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
         """Which of these (device, seq) are already stored, with their leaf hashes: the rare path."""
         found: dict[tuple[str, int], bytes] = {}
         for device_id, seq in keys:
-            rows = await self._fetch(
-                "SELECT leaf_hash FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
+            rows = await self._db.fetch("SELECT leaf_hash FROM readings WHERE device_id=? AND seq=?",
+                                        (device_id, seq))
             if rows:
-                found[(device_id, seq)] = rows[0][0]
+                found[(device_id, seq)] = bytes(rows[0][0])
         return found
 
     async def write_batch(self, b: IngestBatch) -> None:
-        """One transaction for a whole ingest batch: readings, quarantine, aggregates."""
-        async with self._lock:
-            db = self._db
-            try:
-                if b.readings:
-                    await db.executemany(
-                        "INSERT OR IGNORE INTO readings(device_id, seq, shipment_id, ts, received_at, "
-                        "body, leaf_hash) VALUES (?,?,?,?,?,?,?)", b.readings)
-                if b.quarantine:
-                    await db.executemany(
-                        "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, "
-                        "device_id, shipment_id) VALUES (?,?,?,?,?,?,?)", b.quarantine)
-                if b.stats:
-                    await db.executemany(
-                        "INSERT INTO device_stats(device_id, shipment_id, reading_count, first_seq, "
-                        "last_seq, first_ts, last_ts, last_received_at, acked_seq, missing, gaps) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
-                        "ON CONFLICT(device_id) DO UPDATE SET "
-                        "reading_count = reading_count + excluded.reading_count, "
-                        "first_ts = CASE WHEN excluded.first_seq < first_seq THEN excluded.first_ts ELSE first_ts END, "
-                        "first_seq = min(first_seq, excluded.first_seq), "
-                        "last_ts = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_ts ELSE last_ts END, "
-                        "last_seq = max(last_seq, excluded.last_seq), "
-                        "last_received_at = max(last_received_at, excluded.last_received_at), "
-                        "acked_seq = excluded.acked_seq, missing = excluded.missing, gaps = excluded.gaps",
-                        b.stats)
-                if b.excursions:
-                    await db.executemany(
-                        f"INSERT OR REPLACE INTO excursions({EXCURSION_COLUMNS}) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", b.excursions)
-                if b.counters:
-                    await db.executemany(
-                        "INSERT INTO counters(name, value) VALUES (?,?) "
-                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                        list(b.counters.items()))
-                await db.commit()
-            except sqlite3.Error as exc:
-                await db.rollback()
-                raise StoreError(f"writing an ingest batch failed: {exc}") from exc
+        """One transaction for a batch whose readings are known to be new."""
+        async with self.transaction("writing an ingest batch"):
+            await self.write_rows(b)
+
+    async def write_rows(self, b: IngestBatch) -> None:
+        """Inside a write transaction: readings (given the next dense ids), quarantine, aggregates."""
+        db = self._db
+        if b.readings:
+            first = await self._next_reading_id()
+            await db.executemany(
+                "INSERT INTO readings(id, device_id, seq, shipment_id, ts, received_at, body, leaf_hash) "
+                "VALUES (?,?,?,?,?,?,?,?)", [(first + i, *r) for i, r in enumerate(b.readings)])
+        if b.quarantine:
+            await db.executemany(
+                "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, "
+                "device_id, shipment_id) VALUES (?,?,?,?,?,?,?)", b.quarantine)
+        if b.stats:
+            await db.executemany(
+                "INSERT INTO device_stats AS s(device_id, shipment_id, reading_count, first_seq, "
+                "last_seq, first_ts, last_ts, last_received_at, acked_seq, missing, gaps) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(device_id) DO UPDATE SET "
+                "reading_count = s.reading_count + excluded.reading_count, "
+                "first_ts = CASE WHEN excluded.first_seq < s.first_seq THEN excluded.first_ts ELSE s.first_ts END, "
+                "first_seq = CASE WHEN excluded.first_seq < s.first_seq THEN excluded.first_seq ELSE s.first_seq END, "
+                "last_ts = CASE WHEN excluded.last_seq > s.last_seq THEN excluded.last_ts ELSE s.last_ts END, "
+                "last_seq = CASE WHEN excluded.last_seq > s.last_seq THEN excluded.last_seq ELSE s.last_seq END, "
+                "last_received_at = CASE WHEN excluded.last_received_at > s.last_received_at "
+                "THEN excluded.last_received_at ELSE s.last_received_at END, "
+                "acked_seq = excluded.acked_seq, missing = excluded.missing, gaps = excluded.gaps",
+                b.stats)
+        if b.excursions:
+            cols = EXCURSION_COLUMNS.split(", ")
+            await db.executemany(
+                f"INSERT INTO excursions({EXCURSION_COLUMNS}) VALUES ({_in(cols)}) ON CONFLICT(id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]), b.excursions)
+        if b.counters:
+            await db.executemany(
+                "INSERT INTO counters(name, value) VALUES (?,?) "
+                "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
+                list(b.counters.items()))
 
     # ---- sealing --------------------------------------------------------------------
 
@@ -435,9 +483,10 @@ class Store:
         crash can be matched to the same readings again on restart.
         """
         async with self._lock:
-            return await self._fetch(
+            rows = await self._fetch(
                 "SELECT id, device_id, leaf_hash FROM readings WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit))
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
 
     async def record_block(self, block: BlockRecord, rows: Sequence[tuple[int, str, bytes]]) -> None:
         if rows[-1][0] - rows[0][0] + 1 != len(rows) or block.first_id != rows[0][0]:
@@ -446,21 +495,15 @@ class Store:
         per_device: dict[str, int] = {}
         for _, device_id, _ in rows:
             per_device[device_id] = per_device.get(device_id, 0) + 1
-        async with self._lock:
-            db = self._db
-            try:
-                await db.execute(
-                    "INSERT INTO blocks(height, hash, first_id, last_id, leaf_count, header, signature) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (block.height, block.hash, block.first_id, block.last_id, block.leaf_count,
-                     block.header, block.signature))
-                await db.executemany(
-                    "UPDATE device_stats SET sealed_count = sealed_count + ? WHERE device_id=?",
-                    [(n, d) for d, n in per_device.items()])
-                await db.commit()
-            except sqlite3.Error as exc:
-                await db.rollback()
-                raise StoreError(f"recording block {block.height} failed: {exc}") from exc
+        async with self.transaction(f"recording block {block.height}"):
+            await self._db.execute(
+                "INSERT INTO blocks(height, hash, first_id, last_id, leaf_count, header, signature) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (block.height, block.hash, block.first_id, block.last_id, block.leaf_count,
+                 block.header, block.signature))
+            await self._db.executemany(
+                "UPDATE device_stats SET sealed_count = sealed_count + ? WHERE device_id=?",
+                [(n, d) for d, n in per_device.items()])
 
     async def rotation_headers(self) -> list[dict[str, Any]]:
         """Headers of the blocks that announce a ledger key rotation (rare: a scan of block rows)."""

@@ -36,13 +36,25 @@ def test_a_device_registered_from_a_later_seq_starts_there() -> None:
     assert w.state("d") == Delivery(1000, 0, 1000, ())
 
 
-def test_state_reloads_after_a_restart() -> None:
+def test_state_restores_from_what_the_store_keeps() -> None:
     w = Watermarks()
-    w.load("d", 2, [5, 6])
+    w.restore("d", 2, 6, [[3, 4]])
     assert w.state("d") == Delivery(2, 2, 6, ((3, 4),))
     w.add("d", 3)
     w.add("d", 4)
     assert w.state("d") == Delivery(6, 0, 6, ())
+
+
+def test_every_gap_is_kept_for_the_store_though_the_ack_lists_a_few() -> None:
+    """The ack is bounded; the stored state is not, or a restore would take missing seqs for stored ones."""
+    w = Watermarks()
+    for s in range(0, 200, 2):
+        w.add("d", s)
+    kept = w.stored_gaps_json("d")
+    assert len(w.state("d").gaps) == MAX_GAPS and kept.count("[") == 1 + 99
+    again = Watermarks()
+    again.restore("d", 0, 198, json.loads(kept))
+    assert again.state("d") == w.state("d") and again.stored_gaps_json("d") == kept
 
 
 def test_gaps_listed_are_bounded_and_lowest_first() -> None:
