@@ -7,7 +7,7 @@ import fcntl
 import gc
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from api.main import create_app
 from edge.ingestor import Ingestor
 from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.crypto import load_or_create_ledger_key
+from packproof.db import engine_of, redact
 from packproof.errors import ConfigError
 from packproof.net import require_free
 from packproof.paths import DataDir
@@ -102,39 +103,71 @@ class IngestService:
                 await sealing
             await self.store.close()
             if self._lock is not None:
-                self._lock.release()
+                await self._lock.release()
 
 
 class SealerLock:
-    """One sealer per ledger: an exclusive lock on `sealer.lock` beside it.
+    """One sealer per ledger at any moment, wherever sealers run.
 
-    Two sealers appending to one ledger would fork it. flock is released by the kernel
-    when its holder dies, even by kill -9, so a waiting sealer takes over at once.
+    Two sealers appending to one ledger would fork it. On SQLite the lock is an flock on
+    `sealer.lock` beside the ledger; on PostgreSQL a session advisory lock in the store's
+    database, so sealers on several hosts exclude each other. Either is released when its
+    holder dies, even by kill -9 (the kernel closes the file or the socket; a host that
+    vanishes is noticed by TCP keepalives within ~15 s), and a waiting sealer takes over.
+    Sealers on several hosts must share the data directory (ledger and key): the ledger
+    file is written before the store records a block, and a takeover completes that block.
     """
 
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
+    def __init__(self, release: Callable[[], Awaitable[None]]) -> None:
+        self._release = release
 
     @classmethod
-    async def acquire(cls, dirs: DataDir) -> SealerLock:
-        dirs.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(dirs.root / "sealer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    async def acquire(cls, dirs: DataDir, poll: float = 0.2) -> SealerLock:
+        holder = f"the store {redact(dirs.store)}" if engine_of(dirs.store) == "postgresql" else str(
+            dirs.root / "sealer.lock")
+        take, release = await (_pg_lock(dirs.store) if engine_of(dirs.store) == "postgresql" else _file_lock(dirs))
         waiting = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting:
-                    waiting = True
-                    log.warning("another sealer holds %s; waiting to take over", dirs.root / "sealer.lock")
-                await asyncio.sleep(0.2)
+        while not await take():
+            if not waiting:
+                waiting = True
+                log.warning("another sealer holds %s; waiting to take over", holder)
+            await asyncio.sleep(poll)
         if waiting:
             log.warning("took over sealing of %s", dirs.ledger)
-        return cls(fd)
+        return cls(release)
 
-    def release(self) -> None:
-        os.close(self._fd)  # closing the descriptor releases the lock
+    async def release(self) -> None:
+        await self._release()
+
+
+LockCalls = tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[None]]]
+
+
+async def _file_lock(dirs: DataDir) -> LockCalls:
+    dirs.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dirs.root / "sealer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    async def take() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    async def release() -> None:
+        os.close(fd)  # closing the descriptor releases the lock
+
+    return take, release
+
+
+async def _pg_lock(url: str) -> LockCalls:
+    from packproof.db.postgres import SEALER_LOCK, PostgresDriver
+    conn = await PostgresDriver.connect(url, readonly=False)  # held for as long as this sealer seals
+
+    async def take() -> bool:
+        return await conn.try_session_lock(SEALER_LOCK)
+
+    return take, conn.close
 
 
 async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: int) -> Sealer:
@@ -164,7 +197,7 @@ async def seal_until(data_dir: Path, stop: asyncio.Event, interval: float = 1.0,
         finally:
             await store.close()
     finally:
-        lock.release()
+        await lock.release()
 
 
 def read_token(path: Path | None, flag: str) -> str | None:

@@ -4,6 +4,9 @@
   (as httpx's tests serve a real uvicorn in a thread).
 - `Service`: a `packproof` command started as a real subprocess, stopped with SIGINT
   (the clean path) at the end of the test.
+- `store_url`: a fresh store on each engine: a SQLite file, and a schema of its own in
+  the PostgreSQL database `test` on 127.0.0.1:5432 (PACKPROOF_TEST_PG overrides the URL),
+  dropped afterwards; the PostgreSQL case skips, saying why, where no server answers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +79,98 @@ class BrokerThread:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fault-scale", type=float, default=1.0,
                      help="Scale the fault-injection run (duration, fleet and number of crashes); 1 suits CI.")
+
+
+PG_URL = os.environ.get("PACKPROOF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+_pg_absent: str | None = None
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    """A sync connection to the test database, or a skip naming why there is none."""
+    global _pg_absent
+    import psycopg
+    if _pg_absent is None:
+        try:
+            return psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+        except psycopg.Error as exc:
+            _pg_absent = f"no PostgreSQL at {PG_URL} ({str(exc).strip().splitlines()[0]}); set PACKPROOF_TEST_PG"
+    pytest.skip(_pg_absent)
+
+
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A URL whose connections work in a new, empty schema, dropped at the end."""
+    schema = f"pp_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'packproof.db'}"
+    else:
+        with pg_schema() as url:
+            yield url
+
+
+class Sql:
+    """Queries a test makes of a store on either engine, through the store's own driver (`?` placeholders)."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.driver = store.driver
+
+    async def all(self, sql: str, params: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+        return [tuple(r) for r in await self.driver.fetch(sql, params)]
+
+    async def one(self, sql: str, params: tuple = ()) -> tuple | None:  # type: ignore[type-arg]
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
+
+
+def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+    """A one-off query of a store on either engine from a test's own connection (`?` placeholders)."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        from packproof.db.postgres import pg_sql
+        with psycopg.connect(url) as conn:
+            return [tuple(r) for r in conn.execute(pg_sql(sql), params).fetchall()]  # type: ignore[call-overload]
+    import sqlite3
+
+    from packproof.db.sqlite import sqlite_path
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@contextmanager
+def writes_blocked(url: str) -> Iterator[None]:
+    """Another connection holds the store's write lock, as a stalled disk or a long transaction would."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        from packproof.db.postgres import WRITE_LOCK
+        with psycopg.connect(url) as conn:  # a transaction until the block ends
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()), %s)", (WRITE_LOCK,))
+            yield
+            conn.rollback()
+    else:
+        import sqlite3
+
+        from packproof.db.sqlite import sqlite_path
+        conn = sqlite3.connect(sqlite_path(url), timeout=5, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
 
 
 @pytest.fixture

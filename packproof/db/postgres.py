@@ -36,7 +36,7 @@ KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives
                               "keepalives_count": 3}
 
 
-def _pg_sql(sql: str) -> str:
+def pg_sql(sql: str) -> str:
     """The store's `?` placeholders as psycopg's `%s` (a literal % doubled)."""
     return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
 
@@ -66,7 +66,7 @@ class PostgresDriver:
     def _q(self, sql: str) -> str:
         q = self._sql.get(sql)
         if q is None:
-            q = self._sql[sql] = _pg_sql(sql)
+            q = self._sql[sql] = pg_sql(sql)
         return q
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:

@@ -72,8 +72,8 @@ def test_an_incomplete_last_line_is_reported_then_cut(tmp_path: Path) -> None:
     assert len(list(f.read())) == 2
 
 
-async def _store_with(tmp_path: Path, n: int) -> Store:
-    store = await Store.open(tmp_path / "p.db")
+async def _store_with(url: str, n: int) -> Store:
+    store = await Store.open(url)
     await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
     b = IngestBatch()
     for i in range(n):
@@ -84,8 +84,9 @@ async def _store_with(tmp_path: Path, n: int) -> Store:
     return store
 
 
-async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(tmp_path: Path) -> None:
-    store = await _store_with(tmp_path, 10)
+async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(
+        tmp_path: Path, store_url: str) -> None:
+    store = await _store_with(store_url, 10)
     ledger = LedgerFile(tmp_path / "ledger.jsonl")
     sealer = Sealer(store, ledger, KEY, max_leaves=4)
     await sealer.recover()
@@ -108,8 +109,8 @@ async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(t
     await store.close()
 
 
-async def test_sealer_refuses_a_ledger_shorter_than_the_store(tmp_path: Path) -> None:
-    store = await _store_with(tmp_path, 3)
+async def test_sealer_refuses_a_ledger_shorter_than_the_store(tmp_path: Path, store_url: str) -> None:
+    store = await _store_with(store_url, 3)
     ledger = LedgerFile(tmp_path / "ledger.jsonl")
     sealer = Sealer(store, ledger, KEY)
     await sealer.recover()

@@ -1,4 +1,4 @@
-"""The ingestor against a real amqtt broker and a real SQLite store.
+"""The ingestor against a real amqtt broker and a real store, on each engine.
 
 Every kind of bad input is published over MQTT between honest readings; each must end
 in the quarantine table with a reason a person understands, be counted, and never
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.reading import Reading
 from packproof.store import Store
-from tests.conftest import BrokerThread, publish_all
+from tests.conftest import BrokerThread, Sql, publish_all, writes_blocked
 
 KEY = private_key_from_seed(b"test-device")
 FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
@@ -55,8 +54,8 @@ async def run_ingestor(store: Store, port: int, client_id: str, until) -> Ingest
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = await Store.open(tmp_path / "p.db")
+async def store(store_url: str):  # type: ignore[no-untyped-def]
+    s = await Store.open(store_url)
     await s.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
                      [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-u", "SHP-1", None),
                       ("dev-2", "SHP-2", public_key_bytes(KEY))])
@@ -104,8 +103,8 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await ing_task
     assert ing.stats.accepted == 13 and ing.stats.duplicates == 3
-    db = sqlite3.connect(store.path)
-    rows = db.execute("SELECT reason_code, reason, payload, topic FROM quarantine ORDER BY id").fetchall()
+    db = Sql(store)
+    rows = await db.all("SELECT reason_code, reason, payload, topic FROM quarantine ORDER BY id")
     assert sorted(r[0] for r in rows) == sorted(code for code, _, _ in BAD)
     by_code = {r[0]: r[1] for r in rows}
     assert "unknown field 'colour'" in by_code["invalid_schema"] or any(
@@ -117,10 +116,10 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     assert "device ghost is not registered" in by_code["unknown_device"]
     assert "published on the topic of device dev-2" in by_code["topic_mismatch"]
     assert {r[2] for r in rows} == {p for _, _, p in BAD}  # raw bytes kept as received
-    stored = db.execute("SELECT count(*), count(DISTINCT device_id || ':' || seq) FROM readings "
-                        "WHERE device_id != '~registry'").fetchone()
+    stored = await db.one("SELECT count(*), count(DISTINCT device_id || ':' || seq) FROM readings "
+                        "WHERE device_id != '~registry'")
     assert stored == (13, 13)
-    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    counters = dict(await db.all("SELECT name, value FROM counters"))
     assert counters["readings_accepted"] == 13 and counters["readings_duplicate"] == 3
     assert counters["quarantined:invalid_schema"] == 5 and counters["quarantined:bad_signature"] == 1
     assert "ahead of the ingestor's clock" in by_code["clock_skew"]
@@ -144,9 +143,9 @@ async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
     await asyncio.to_thread(publish_all, mqtt_broker.port, more)
     ing = await t
     assert ing.stats.accepted == 3 and ing.stats.duplicates == 5
-    db = sqlite3.connect(store.path)
-    assert db.execute("SELECT reading_count, first_seq, last_seq FROM device_stats WHERE device_id='dev-2'"
-                      ).fetchone() == (8, 0, 7)
+    db = Sql(store)
+    assert await db.one("SELECT reading_count, first_seq, last_seq FROM device_stats WHERE device_id='dev-2'"
+                      ) == (8, 0, 7)
 
 
 
@@ -165,11 +164,11 @@ async def test_a_replay_is_a_duplicate_and_a_second_version_is_refused(
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await task
     assert (ing.stats.accepted, ing.stats.duplicates, ing.stats.quarantined) == (5, 1, 1)
-    db = sqlite3.connect(store.path)
-    (code, reason, payload), = db.execute("SELECT reason_code, reason, payload FROM quarantine").fetchall()
+    db = Sql(store)
+    (code, reason, payload), = await db.all("SELECT reason_code, reason, payload FROM quarantine")
     assert code == "conflicting_reading" and "dev-2:1 was already stored with different content" in reason
     assert payload == second_version[1]
-    (body,), = db.execute("SELECT body FROM readings WHERE device_id='dev-2' AND seq=1").fetchall()
+    (body,), = await db.all("SELECT body FROM readings WHERE device_id='dev-2' AND seq=1")
     assert body == first[1][1]  # the first version stands
 
 
@@ -193,7 +192,7 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
     sub.subscribe("packproof/v1/SHP-2/dev-2/ack", qos=1)
     sub.loop_start()
     msg = lambda seq: (topic("dev-2", "SHP-2"), canonical_bytes(reading(seq, "dev-2", "SHP-2")))  # noqa: E731
-    db = sqlite3.connect(store.path)
+    db = Sql(store)
     # The third round is all duplicates: acknowledged again, so a device whose ack was lost stops resending.
     for seqs, expected, more in (([0, 1, 2, 5, 6], (2, 2), (6, [[3, 4]])), ([3, 4], (6, 0), (6, [])),
                                  ([5, 6], (6, 0), (6, []))):
@@ -204,11 +203,11 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
         await asyncio.sleep(0.5)
         await asyncio.to_thread(publish_all, mqtt_broker.port, [msg(s) for s in seqs])
         await task
-        assert db.execute("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'").fetchone() == expected
+        assert await db.one("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'") == expected
         assert await asyncio.to_thread(got.wait, 5)
         await asyncio.sleep(0.2)
         assert acks[-1] == {"acked_seq": expected[0], "missing": expected[1], "highest": more[0], "gaps": more[1]}
-        assert db.execute("SELECT gaps FROM device_stats WHERE device_id='dev-2'").fetchone() == (
+        assert await db.one("SELECT gaps FROM device_stats WHERE device_id='dev-2'") == (
             _json.dumps(more[1], separators=(",", ":")),)
     sub.disconnect()
     sub.loop_stop()
@@ -222,28 +221,25 @@ async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
     await ing.connect()
     stop = asyncio.Event()
     task = asyncio.create_task(ing.run(stop))
-    blocker = sqlite3.connect(store.path, timeout=5, isolation_level=None)
     n = 1500
     try:
-        blocker.execute("BEGIN IMMEDIATE")  # the store falls behind: no commit can happen
-        await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
-                                                                for s in range(n)])
-        peak = 0
-        for _ in range(40):  # two seconds of stall
-            peak = max(peak, len(ing._inbox))
-            await asyncio.sleep(0.05)
-        # Taken in: the inbox, plus the batches in the write queue (2) and the one being written.
-        assert ing.stats.accepted <= 4 * 50 and peak <= 200, (ing.stats.accepted, peak)
-        assert ing.stats.received <= 200 + 4 * 50, ing.stats.received  # the rest waits in the broker
+        with writes_blocked(store.url):  # the store falls behind: no commit can happen
+            await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
+                                                                    for s in range(n)])
+            peak = 0
+            for _ in range(40):  # two seconds of stall
+                peak = max(peak, len(ing._inbox))
+                await asyncio.sleep(0.05)
+            # Taken in: the inbox, plus the batches in the write queue (2) and the one being written.
+            assert ing.stats.accepted <= 4 * 50 and peak <= 200, (ing.stats.accepted, peak)
+            assert ing.stats.received <= 200 + 4 * 50, ing.stats.received  # the rest waits in the broker
     finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
         for _ in range(300):
             if ing.stats.processed >= n:
                 break
             await asyncio.sleep(0.05)
         stop.set()
         await task
-    db = sqlite3.connect(store.path)
-    assert db.execute("SELECT count(*), min(seq), max(seq) FROM readings WHERE device_id='dev-1'").fetchone() == (
+    db = Sql(store)
+    assert await db.one("SELECT count(*), min(seq), max(seq) FROM readings WHERE device_id='dev-1'") == (
         n, 0, n - 1)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from anchor.merkle import leaf_hash
 from packproof.errors import StoreError
-from packproof.store import SCHEMA_VERSION, Store
+from packproof.store import SCHEMA_VERSION, IngestBatch, Store
 
 
 async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
@@ -34,3 +36,25 @@ async def test_a_store_from_a_newer_packproof_is_refused(tmp_path: Path) -> None
         db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(StoreError, match="schema version 99 is newer than this packproof"):
         await Store.open(path)
+
+
+async def test_a_version_2_store_gets_every_gap_back_from_its_readings(tmp_path: Path) -> None:
+    """Schema 2 kept only the first 16 gaps; a restore from that would take missing seqs for stored ones."""
+    path = tmp_path / "packproof.db"
+    store = await Store.open(path)
+    await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
+    b = IngestBatch()
+    seqs = list(range(0, 80, 2))  # 39 gaps
+    for s in seqs:
+        body = f'{{"seq":{s}}}'.encode()
+        b.readings.append(("d", s, "S", "t", 0.0, body, leaf_hash(body)))
+    b.stats.append(("d", "S", len(seqs), 0, 78, "t", "t", 0.0, 0, 39, "[[1,1]]"))
+    await store.write_batch(b)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    store = await Store.open(path)
+    (acked, highest, gaps), = (await store.delivery_states(["d"])).values()
+    await store.close()
+    assert (acked, highest) == (0, 78)
+    assert json.loads(gaps) == [[s + 1, s + 1] for s in seqs[:-1]]
