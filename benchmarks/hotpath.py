@@ -3,7 +3,7 @@
 `make bench` measures the pipeline through a real broker, where the broker, the
 publisher and the ingestor share two cores and the figures drift with the machine's
 load. This script feeds pre-signed payloads straight into the same code the ingestor
-runs per batch (`Ingestor._process`, then `Store.write_batch`, then `Sealer.seal_once`)
+runs per batch (`Ingestor._process`, then `Ingestor.commit`, then `Sealer.seal_once`)
 and prints µs per reading for each stage, so a change to the hot path can be judged on
 its own. Each figure is the best of several rounds (the least disturbed by other
 processes); the decode sub-steps are timed in isolation on the same payloads.
@@ -80,9 +80,9 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
         cpu = {"process": 0.0, "write": 0.0, "seal": 0.0}
         for i in range(0, len(inbox), batch):
             t0 = time.process_time()
-            b, _acks, _delivered = await ing._process(inbox[i:i + batch])
+            decoded = await ing._process(inbox[i:i + batch])
             t1 = time.process_time()
-            await store.write_batch(b)
+            await ing.commit(decoded)
             t2 = time.process_time()
             cpu["process"] += t1 - t0
             cpu["write"] += t2 - t1
@@ -223,7 +223,7 @@ def main() -> None:
         print(f"pipeline without the broker, {label}:")
         print(f"  {'_process (decode+classify)':<28} {us['process']:7.2f}"
               + (f"  (classify and bookkeeping ≈ {classify:.2f})" if classify is not None else ""))
-        print(f"  {'write_batch':<28} {us['write']:7.2f}")
+        print(f"  {'commit (settle + write)':<28} {us['write']:7.2f}")
         print(f"  {'seal':<28} {us['seal']:7.2f}")
         print(f"  {'total':<28} {sum(us.values()):7.2f}")
 

@@ -273,23 +273,28 @@ class Ingestor:
         while (item := await self._write_q.get()) is not None:
             while True:
                 try:
-                    async with self.store.transaction("writing an ingest batch"):
-                        settled_ = await self._settle(item)
-                        await self.store.write_rows(settled_.batch)
+                    done = await self.commit(item)
                     break
                 except StoreError as exc:  # e.g. disk full: keep the batch, retry, never ack
                     log.error("%s; retrying in 1 s", exc)
                     await asyncio.sleep(1.0)
             self.client.ack_many(item.acks)
-            st = self.stats
-            st.accepted += settled_.accepted
-            st.duplicates += settled_.duplicates + item.duplicates
-            st.quarantined += len(item.rejected.quarantine) + settled_.conflicts
-            self._pending_acks.update(settled_.delivered)
+            self._pending_acks.update(done.delivered)
             self._send_acks()
-            st.batches += 1
             self._write_q.task_done()
         self._write_q.task_done()
+
+    async def commit(self, d: Decoded) -> Settled:
+        """One transaction: settle a decoded batch against the store and write it; then count it."""
+        async with self.store.transaction("writing an ingest batch"):
+            done = await self._settle(d)
+            await self.store.write_rows(done.batch)
+        st = self.stats
+        st.accepted += done.accepted
+        st.duplicates += done.duplicates + d.duplicates
+        st.quarantined += len(d.rejected.quarantine) + done.conflicts
+        st.batches += 1
+        return done
 
     def _send_acks(self, everything: bool = False) -> None:
         """End-to-end acknowledgement: everything up to `acked_seq` is durably stored.
