@@ -89,8 +89,11 @@ class MosquittoProcess:
     """
 
     def __init__(self, directory: Path, port: int, host: str = "127.0.0.1", *,
-                 password_file: Path | None = None, binary: str | None = None) -> None:
+                 password_file: Path | None = None, acl_file: Path | None = None,
+                 binary: str | None = None) -> None:
+        """`acl_file`: topic rules other than the shipped `packproof.acl` (the benchmark adds a login)."""
         self.directory = Path(directory).resolve()
+        self.acl_file = acl_file
         self.host, self.port = host, port
         self.password_file = (password_file or self.directory / "mqtt.passwd").resolve()
         self.binary = binary or mosquitto_binary()
@@ -102,7 +105,8 @@ class MosquittoProcess:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
         if port_in_use(self.host, self.port):
             raise ConfigError(f"port {self.port} on {self.host} is already in use (another MQTT broker?)")
-        conf = write_config(self.directory, self.port, self.host, password_file=self.password_file)
+        conf = write_config(self.directory, self.port, self.host, password_file=self.password_file,
+                            acl_file=self.acl_file)
         if not self.password_file.exists():
             raise ConfigError(f"password file {self.password_file} does not exist (create it with `packproof passwd`)")
         with self.log_path.open("ab") as log:
