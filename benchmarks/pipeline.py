@@ -14,7 +14,14 @@ One run, one machine, real processes on free ports:
 Publishing uses readings signed in advance, so the publisher's own signing does not
 limit the rate being measured.
 
-    python benchmarks/pipeline.py [--readings 20000] [--devices 20]
+    python benchmarks/pipeline.py [--readings 20000] [--devices 20] [--broker embedded|mosquitto]
+                                  [--ingestors N]
+
+`--broker mosquitto` starts Mosquitto from our shipped configuration on a free port (as
+the tests do, `broker/mosquitto.py`), with logins: the bare subscriber and the ingestors
+log in as `packproof-ingestor`; the benchmark's one publisher, which speaks for every
+device, gets a login of its own in the benchmark's copy of the ACL. `--ingestors N` (N > 1,
+an MQTT 5 broker) runs N ingest processes on one store in a share group.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +48,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from broker.mosquitto import INGESTOR_USER, SHIPPED_ACL, MosquittoProcess  # noqa: E402
 from packproof.net import free_port, port_in_use  # noqa: E402
 from simulators.fleet import build_fleet  # noqa: E402
 
@@ -56,9 +65,16 @@ def make_payloads(n: int, devices: int, seed: int) -> tuple[list[tuple[str, byte
     return out, fleet, order
 
 
-def publisher(port: int, msgs: list[tuple[str, bytes]], rate: float | None, q: mp.Queue) -> None:  # type: ignore[type-arg]
+Login = tuple[str, str] | None  # MQTT username and password, when the broker requires them
+PUBLISHER_USER = "bench-publisher"
+
+
+def publisher(port: int, msgs: list[tuple[str, bytes]], rate: float | None, q: mp.Queue,  # type: ignore[type-arg]
+              login: Login = None) -> None:
     """Publish at QoS 1, as fast as possible or paced at `rate` msg/s; report send times."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    if login:
+        c.username_pw_set(*login)
     c.connect("127.0.0.1", port)
     c.loop_start()
     acked = [0]
@@ -80,7 +96,8 @@ def publisher(port: int, msgs: list[tuple[str, bytes]], rate: float | None, q: m
     c.loop_stop()
 
 
-def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue) -> None:  # type: ignore[type-arg]
+def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue,  # type: ignore[type-arg]
+                    login: Login = None) -> None:
     got = [0, 0.0, 0.0]
     cpu = [0.0, 0.0]
 
@@ -94,6 +111,8 @@ def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue) -> None:  #
         c.ack(m.mid, m.qos)  # acknowledge as the ingestor does, so its floor is comparable
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", clean_session=True, manual_ack=True)
+    if login:
+        c.username_pw_set(*login)
     c.on_message = on_message
     c.on_connect = lambda cl, *a: (cl.subscribe("packproof/v1/+/+/telemetry", qos=1), ready.set())
     c.connect("127.0.0.1", port)
@@ -110,10 +129,10 @@ def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue) -> None:  #
 
 
 class Proc:
-    def __init__(self, *args: str, log: Path) -> None:
+    def __init__(self, *args: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log.open("w")
         self.p = subprocess.Popen([sys.executable, "-m", "packproof", *args], stdout=self.log,
-                                  stderr=subprocess.STDOUT, cwd=ROOT)
+                                  stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
         self.ps = psutil.Process(self.p.pid)
 
     def stop(self) -> None:
@@ -142,9 +161,11 @@ def count(db: Path, sql: str) -> int:
         return 0
 
 
-def clear_session(port: int, client_id: str) -> None:
+def clear_session(port: int, client_id: str, login: Login = None) -> None:
     """End a persistent session so the broker stops queueing for an ingestor that is gone."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    if login:
+        c.username_pw_set(*login)
     c.connect("127.0.0.1", port)
     c.loop_start()
     time.sleep(0.2)
@@ -156,16 +177,45 @@ def parse_ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def run_bare(port: int, msgs: list[tuple[str, bytes]]) -> tuple[float, float]:
+@dataclass
+class BrokerSetup:
+    """Where the benchmark's clients connect, and as whom (no logins on the embedded broker)."""
+
+    kind: str
+    port: int
+    ingestor: Login = None
+    publisher: Login = None
+    ingestors: int = 1
+
+
+def start_mosquitto(work: Path, port: int) -> tuple[MosquittoProcess, BrokerSetup]:
+    """Mosquitto from the shipped config, plus one benchmark login allowed to publish any telemetry."""
+    from broker.auth import PasswordFile
+
+    d = work / "mosquitto"
+    d.mkdir()
+    ingestor, pub = (INGESTOR_USER, "bench-" + os.urandom(8).hex()), (PUBLISHER_USER, "bench-" + os.urandom(8).hex())
+    pf = PasswordFile(d / "mqtt.passwd")
+    for user, password in (ingestor, pub):
+        pf.set(user, password)
+    acl = d / "bench.acl"
+    acl.write_text(SHIPPED_ACL.read_text() + f"\n# benchmark only: one publisher speaks for every device\n"
+                   f"user {PUBLISHER_USER}\ntopic write packproof/v1/+/+/telemetry\n")
+    m = MosquittoProcess(d, port, password_file=pf.path, acl_file=acl).start()
+    return m, BrokerSetup("mosquitto", port, ingestor, pub)
+
+
+def run_bare(b: BrokerSetup, msgs: list[tuple[str, bytes]]) -> tuple[float, float]:
     """Messages/s through the broker to a bare paho subscriber, and its CPU µs per message."""
+    port = b.port
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     ready = mp.Event()
-    sub = mp.Process(target=bare_subscriber, args=(port, len(msgs), ready, q))
+    sub = mp.Process(target=bare_subscriber, args=(port, len(msgs), ready, q, b.ingestor))
     sub.start()
     ready.wait(10)
     time.sleep(0.3)
     pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    pub = mp.Process(target=publisher, args=(port, msgs, None, pq))
+    pub = mp.Process(target=publisher, args=(port, msgs, None, pq, b.publisher))
     t0 = time.time()
     pub.start()
     n, _first, last, cpu_per_msg = q.get(timeout=600)
@@ -177,12 +227,20 @@ def run_bare(port: int, msgs: list[tuple[str, bytes]]) -> tuple[float, float]:
     return n / (last - t0), cpu_per_msg * 1e6
 
 
-def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: list, work: Path, *,  # type: ignore[type-arg]
-                 verify: bool, rate: float | None, label: str) -> dict[str, float]:
+def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, order: list,  # type: ignore[type-arg]
+                 work: Path, *, verify: bool, rate: float | None, label: str) -> dict[str, float]:
+    port = b.port
     data = work / label
-    args = ["ingest", "--data-dir", str(data), "--mqtt-port", str(port), "--client-id", f"bench-{label}"]
+    args = ["ingest", "--data-dir", str(data), "--mqtt-port", str(port)]
     if not verify:
         args.append("--no-verify-signatures")
+    env = {}
+    if b.ingestor:
+        args += ["--mqtt-username", b.ingestor[0]]
+        env["PACKPROOF_MQTT_PASSWORD"] = b.ingestor[1]
+    if b.ingestors > 1:
+        args += ["--share-group", f"bench-{label}"]
+    client_ids = [f"bench-{label}-{i}" if b.ingestors > 1 else f"bench-{label}" for i in range(b.ingestors)]
     # Register the fleet first (the simulator's --count 0 path would publish).
     import asyncio
 
@@ -195,27 +253,30 @@ def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: l
         await s.close()
 
     asyncio.run(reg())
-    ing = Proc(*args, log=work / f"ingest-{label}.log")
+    # The first ingestor also seals; the others (a share group) only ingest into the same store.
+    ings = [Proc(*args, "--client-id", cid, *(["--no-seal"] if i else []), log=work / f"ingest-{label}-{i}.log",
+                 env=env) for i, cid in enumerate(client_ids)]
     db = data / "packproof.db"
     deadline = time.monotonic() + 20
     while not (data / "ledger.pub").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # subscribed
-    cpu0 = ing.ps.cpu_times()
+    time.sleep(1.0 + 0.5 * len(ings))  # subscribed
+    cpu0 = [i.ps.cpu_times() for i in ings]
     pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    pub = mp.Process(target=publisher, args=(port, msgs, rate, pq))
+    pub = mp.Process(target=publisher, args=(port, msgs, rate, pq, b.publisher))
     t0 = time.time()
     pub.start()
     peak_rss = 0
     n = len(msgs)
     while count(db, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats") < n:
-        peak_rss = max(peak_rss, ing.ps.memory_info().rss)
+        peak_rss = max(peak_rss, sum(i.ps.memory_info().rss for i in ings))
         if time.time() - t0 > 600:
             break
         time.sleep(0.02)
     t_end = time.time()
-    cpu1 = ing.ps.cpu_times()
-    user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
+    cpu1 = [i.ps.cpu_times() for i in ings]
+    user = sum(c1.user - c0.user for c0, c1 in zip(cpu0, cpu1, strict=True))
+    system = sum(c1.system - c0.system for c0, c1 in zip(cpu0, cpu1, strict=True))
     cpu = user + system
     sent_at = pq.get(timeout=60)
     pub.join()
@@ -226,8 +287,10 @@ def run_pipeline(port: int, msgs: list[tuple[str, bytes]], fleet: list, order: l
                          "JOIN blocks b ON r.id BETWEEN b.first_id AND b.last_id "
                          "WHERE r.device_id != '~registry'").fetchall()
     lat = sorted(parse_ts(s) - sent_at[index[(d, q)]] for d, q, s in rows)
-    ing.stop()
-    clear_session(port, f"bench-{label}")
+    for i in ings:
+        i.stop()
+    for cid in client_ids:
+        clear_session(port, cid, b.ingestor)
     return {"rate": sealed / (t_end - t0), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
             "sys_us": system / max(sealed, 1) * 1e6,
             "rss_mb": peak_rss / 2**20, "p50": lat[len(lat) // 2] if lat else float("nan"),
@@ -296,13 +359,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3,
                     help="bare / signatures off / signatures on, interleaved this many times; medians reported")
+    ap.add_argument("--broker", choices=["embedded", "mosquitto"], default="embedded",
+                    help="the embedded amqtt broker, or Mosquitto started from broker/mosquitto.conf")
+    ap.add_argument("--ingestors", type=int, default=1,
+                    help="ingest processes on one store; more than 1 share an MQTT 5 subscription (Mosquitto)")
     a = ap.parse_args()
+    if a.ingestors > 1 and a.broker == "embedded":
+        ap.error("--ingestors above 1 needs shared subscriptions (MQTT 5): use --broker mosquitto")
     print(f"packproof pipeline benchmark: {a.readings:,} readings from {a.devices} devices, {a.rounds} rounds, "
-          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+          f"{a.broker} broker, {a.ingestors} ingestor(s), {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="packproof-bench-") as tmp:
         work = Path(tmp)
         port = free_port()
-        broker = Proc("broker", "--port", str(port), log=work / "broker.log")
+        broker: Proc | MosquittoProcess
+        if a.broker == "mosquitto":
+            broker, b = start_mosquitto(work, port)
+        else:
+            broker, b = Proc("broker", "--port", str(port), log=work / "broker.log"), BrokerSetup("amqtt", port)
+        b.ingestors = a.ingestors
         try:
             wait_port(port)
             print("signing payloads ...", flush=True)
@@ -312,12 +386,12 @@ def main() -> None:
             # the rounds are the figures.
             bares, offs, ons, ratios_off, ratios_on, mqtt_uss = [], [], [], [], [], []
             for r in range(a.rounds):
-                bare, mqtt_us = run_bare(port, msgs)
+                bare, mqtt_us = run_bare(b, msgs)
                 # Fresh seqs for each pipeline run so nothing is a duplicate: a new fleet seed each.
                 m1, f1, o1 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 1)
-                off = run_pipeline(port, m1, f1, o1, work, verify=False, rate=None, label=f"nosig-{r}")
+                off = run_pipeline(b, m1, f1, o1, work, verify=False, rate=None, label=f"nosig-{r}")
                 m2, f2, o2 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 2)
-                on = run_pipeline(port, m2, f2, o2, work, verify=True, rate=None, label=f"sig-{r}")
+                on = run_pipeline(b, m2, f2, o2, work, verify=True, rate=None, label=f"sig-{r}")
                 bares.append(bare)
                 mqtt_uss.append(mqtt_us)
                 offs.append(off)
@@ -329,7 +403,7 @@ def main() -> None:
                       f"ingestor CPU {on['cpu_us']:5.0f} µs/reading", flush=True)
             med = statistics.median
             on_mid = sorted(ons, key=lambda x: x["cpu_us"])[len(ons) // 2]
-            print(f"bare counting subscriber (amqtt, QoS 1):   {med(bares):9,.0f} readings/s (median)")
+            print(f"bare counting subscriber ({b.kind + ', QoS 1):':15}{med(bares):9,.0f} readings/s (median)")
             print(f"full pipeline, signatures off:              {med([o['rate'] for o in offs]):9,.0f} readings/s "
                   f"({med(ratios_off):.0%} of bare, median of per-round ratios; "
                   f"{min(ratios_off):.0%}..{max(ratios_off):.0%})")
@@ -349,7 +423,7 @@ def main() -> None:
             print(f"ingestor peak RSS:                          {max(o['rss_mb'] for o in offs + ons):9.1f} MiB")
             target = 0.8 * med([o["rate"] for o in ons])
             msgs3, fleet3, order3 = make_payloads(min(a.readings, int(target * 20)), a.devices, a.seed + 5)
-            paced = run_pipeline(port, msgs3, fleet3, order3, work, verify=True, rate=target, label="paced")
+            paced = run_pipeline(b, msgs3, fleet3, order3, work, verify=True, rate=target, label="paced")
             print(f"publish-to-sealed at {target:,.0f}/s (80%):       p50 {paced['p50'] * 1e3:6.0f} ms, "
                   f"p99 {paced['p99'] * 1e3:6.0f} ms")
             per_device = a.readings // a.devices

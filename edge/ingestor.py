@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.decode import Accepted, DeviceEntry, decode
 from edge.excursions import Excursion, ExcursionTracker
@@ -34,7 +36,7 @@ from edge.mqttclient import BatchingClient
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, evaluate
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier
-from packproof.errors import BrokerError, InvalidReading, StoreError
+from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX
 from packproof.store import DeviceRecord, IngestBatch, Store
 
@@ -89,6 +91,24 @@ def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
                      open=bool(r[14]))
 
 
+MQTT_PROTOCOLS = ("3.1.1", "5")
+SESSION_EXPIRY = 600  # s the broker keeps an MQTT 5 ingestor's session (and its share) while it is away
+_SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: another client connected with our client id
+
+
+def subscription_filter(topic: str, share_group: str | None) -> str:
+    """The filter the ingestor subscribes to: `topic`, or `$share/<group>/<topic>` in a share group.
+
+    In an MQTT 5 shared subscription the broker hands each message to one member of the
+    group, so several ingestors split the load instead of each storing everything.
+    """
+    if share_group is None:
+        return topic
+    if not share_group or any(c in share_group for c in "/+#"):
+        raise ConfigError(f"share group {share_group!r} must be a non-empty name without '/', '+' or '#'")
+    return f"$share/{share_group}/{topic}"
+
+
 def settled(info: mqtt.MQTTMessageInfo) -> bool:
     """Our publish reached the broker, or failed for good (not connected): nothing more will come of it.
 
@@ -105,10 +125,21 @@ class Ingestor:
         verify_signatures: bool = True, profiles: dict[str, Profile] | None = None,
         batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02, ack_interval: float = 1.0,
         username: str | None = None, password: str | None = None, tls_ca: str | None = None,
+        share_group: str | None = None, mqtt_protocol: str = "3.1.1", session_expiry: int = SESSION_EXPIRY,
     ) -> None:
+        """`share_group`: subscribe as one member of an MQTT 5 shared subscription (several ingestors
+        on one store split the telemetry). A share group, or `mqtt_protocol="5"`, speaks MQTT 5 with
+        a persistent session (clean start off) that the broker keeps `session_expiry` seconds after a
+        disconnect; otherwise MQTT 3.1.1 with clean session off, as the embedded broker (amqtt)
+        speaks only 3.1.1."""
+        if mqtt_protocol not in MQTT_PROTOCOLS:
+            raise ConfigError(f"MQTT protocol {mqtt_protocol!r}: choose one of {', '.join(MQTT_PROTOCOLS)}")
         self.store = store
         self.host, self.port = host, port
-        self.topic = topic
+        self.topic = subscription_filter(topic, share_group)
+        self.mqtt5 = share_group is not None or mqtt_protocol == "5"
+        self.client_id = client_id
+        self.session_expiry = session_expiry
         self.verify_signatures = verify_signatures
         self.profiles = profiles or dict(BUILTIN_PROFILES)
         self.batch_max = batch_max
@@ -131,14 +162,22 @@ class Ingestor:
         self._write_q: asyncio.Queue[Decoded | None] = asyncio.Queue(2)
         self._connected = threading.Event()
         self._connect_error: str | None = None
-        self.client = BatchingClient(  # paho, with buffered reads and one write per batch of PUBACKs
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-            protocol=mqtt.MQTTv311, manual_ack=True)
+        self._subscribed = threading.Event()
+        self._subscribe_error: str | None = None
+        # paho, with buffered reads and one write per batch of PUBACKs. MQTT 5 has no clean_session:
+        # the session's persistence is clean_start and the expiry given at connect.
+        if self.mqtt5:
+            self.client = BatchingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                         protocol=mqtt.MQTTv5, manual_ack=True)
+        else:
+            self.client = BatchingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                         clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
             self.client.username_pw_set(username, password)
         if tls_ca:
             self.client.tls_set(ca_certs=tls_ca)  # verify the broker against this CA (or its own certificate)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
 
@@ -150,11 +189,26 @@ class Ingestor:
             self._connected.set()
             return
         client.subscribe(self.topic, qos=1)
-        log.info("ingestor connected to %s:%d, subscribed to %s", self.host, self.port, self.topic)
+        log.info("ingestor connected to %s:%d (MQTT %s), subscribing to %s", self.host, self.port,
+                 "5" if self.mqtt5 else "3.1.1", self.topic)
         self._connected.set()
 
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        """A refused subscription (an ACL without the filter, a broker without shared subscriptions)
+        would leave the ingestor connected and idle forever: say so, and fail `connect`."""
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            self._subscribe_error = f"the MQTT broker refused the subscription to {self.topic}: {failed[0]}"
+            log.error("%s; check the broker's ACL for this login", self._subscribe_error)
+        self._subscribed.set()
+
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not self._closing:
+        if self._closing:
+            return
+        if getattr(reason, "value", None) == _SESSION_TAKEN_OVER:
+            log.error("another MQTT client connected with this ingestor's client id (%s); give each "
+                      "ingestor its own --client-id, or they take the session from each other", self.client_id)
+        else:
             log.warning("ingestor lost the broker (%s); paho reconnects", reason)
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -216,14 +270,28 @@ class Ingestor:
         self.client.reconnect_delay_set(1, 5)
         try:
             # In a thread: a TLS handshake needs the broker, which may share this event loop.
-            await asyncio.to_thread(self.client.connect, self.host, self.port, 30)
+            if self.mqtt5:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.session_expiry
+                # clean_start False on every connect (paho repeats it on reconnect): what the broker
+                # queued while we were away is delivered, never discarded.
+                await asyncio.to_thread(self.client.connect, self.host, self.port, 30,
+                                        clean_start=False, properties=props)
+            else:
+                await asyncio.to_thread(self.client.connect, self.host, self.port, 30)
         except OSError as exc:
             raise BrokerError(f"cannot reach the MQTT broker at {self.host}:{self.port}: {exc}") from exc
         self.client.loop_start()
         if not await asyncio.to_thread(self._connected.wait, timeout):
             raise BrokerError(f"no CONNACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
         if self._connect_error:
-            raise BrokerError(f"the MQTT broker refused the ingestor: {self._connect_error}")
+            hint = " (the embedded broker speaks MQTT 3.1.1 only: a share group needs an MQTT 5 broker such as " \
+                   "Mosquitto)" if self.mqtt5 and "protocol" in self._connect_error.lower() else ""
+            raise BrokerError(f"the MQTT broker refused the ingestor: {self._connect_error}{hint}")
+        if not await asyncio.to_thread(self._subscribed.wait, timeout):
+            raise BrokerError(f"no SUBACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
+        if self._subscribe_error:
+            raise BrokerError(self._subscribe_error)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Process messages until `stop`; then drain the inbox, write, ack and disconnect."""

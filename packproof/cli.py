@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 import threading
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -186,6 +186,13 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
+class MqttProtocol(StrEnum):
+    """`ingest --mqtt-protocol`: 3.1.1 (the embedded broker's) or 5 (shared subscriptions, session expiry)."""
+
+    v311 = "3.1.1"
+    v5 = "5"
+
+
 @app.command()
 def ingest(
     data_dir: DataDirOpt = Path("data"),
@@ -200,6 +207,16 @@ def ingest(
     mqtt_password: Annotated[str | None, typer.Option(envvar="PACKPROOF_MQTT_PASSWORD",
                                                       help="MQTT password (or PACKPROOF_MQTT_PASSWORD).")] = None,
     mqtt_ca: Annotated[str | None, typer.Option(help="Connect over TLS, trusting this CA certificate (PEM).")] = None,
+    share_group: Annotated[str | None, typer.Option(
+        envvar="PACKPROOF_SHARE_GROUP",
+        help="Join this MQTT 5 shared subscription ($share/NAME/...), so several ingestors (each with its own "
+             "--client-id) split the telemetry; needs an MQTT 5 broker such as Mosquitto.")] = None,
+    mqtt_protocol: Annotated[MqttProtocol, typer.Option(
+        help="MQTT version; 5 (always with --share-group) keeps a session that expires after --session-expiry.")
+    ] = MqttProtocol.v311,
+    session_expiry: Annotated[int, typer.Option(
+        help="MQTT 5: seconds the broker keeps this ingestor's session while it is away; in a share group the "
+             "broker routes it a share of the messages meanwhile.", min=0)] = 600,
 ) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
     from packproof.services import IngestOptions, IngestService
@@ -208,9 +225,11 @@ def ingest(
         service = IngestService(IngestOptions(data_dir, mqtt_host, mqtt_port, verify_signatures, seal,
                                               seal_interval, profiles_file=profiles, client_id=client_id,
                                               mqtt_username=mqtt_username, mqtt_password=mqtt_password,
-                                              mqtt_tls_ca=mqtt_ca))
+                                              mqtt_tls_ca=mqtt_ca, share_group=share_group,
+                                              mqtt_protocol=mqtt_protocol.value, session_expiry=session_expiry))
         await service.start()
-        out.print(f"ingesting from {mqtt_host}:{mqtt_port} into {data_dir} (Ctrl-C stops cleanly)")
+        group = f" as a member of share group {share_group}" if share_group else ""
+        out.print(f"ingesting from {mqtt_host}:{mqtt_port}{group} into {data_dir} (Ctrl-C stops cleanly)")
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(service.run(ingest_stop, seal_stop))
         await _until_signal()

@@ -43,6 +43,9 @@ class IngestOptions:
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca: str | None = None
+    share_group: str | None = None  # MQTT 5 shared subscription: several ingestors split the telemetry
+    mqtt_protocol: str = "3.1.1"  # "5" with a share group whatever this says
+    session_expiry: int = 600  # s an MQTT 5 broker keeps the session (and routes the group's share to it)
 
 
 def settle_heap() -> None:
@@ -86,7 +89,8 @@ class IngestService:
         self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
                                  client_id=o.client_id, verify_signatures=o.verify_signatures,
                                  username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
-                                 profiles=profiles_from(o.profiles_file))
+                                 profiles=profiles_from(o.profiles_file), share_group=o.share_group,
+                                 mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry)
         await self.ingestor.load_state()
         await self.ingestor.connect()
         settle_heap()

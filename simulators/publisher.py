@@ -217,7 +217,9 @@ class FleetPublisher:
         if self._refused:
             self.close()
             raise BrokerError(f"the MQTT broker refused {len(self._refused)} device(s), e.g. {self._refused[0]}; "
-                              "give their passwords with --credentials (see `packproof simulate --help`)")
+                              "give each device a login with --password-file (the broker's password file); "
+                              "Mosquitto reads that file only when it starts or gets SIGHUP, so after new logins "
+                              "run `kill -HUP <mosquitto pid>` and start the simulator again")
 
     def _cut(self, link: _Link) -> None:
         """An outage: the link drops, the device keeps measuring into its buffer."""

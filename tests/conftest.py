@@ -2,6 +2,9 @@
 
 - `mqtt_broker`: the embedded amqtt broker in a thread of its own for the session
   (as httpx's tests serve a real uvicorn in a thread).
+- `mosquitto`: a real Mosquitto from our shipped configuration (`broker/mosquitto.conf`,
+  `broker/packproof.acl`) on a free port, in the test's tmp dir, with a login for the
+  ingestor made by `packproof passwd`; skipped where Mosquitto is not installed.
 - `Service`: a `packproof` command started as a real subprocess, stopped with SIGINT
   (the clean path) at the end of the test.
 - `store_url`: a fresh store on each engine: a SQLite file, and a schema of its own in
@@ -29,6 +32,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from broker.embedded import EmbeddedBroker
+from broker.mosquitto import INGESTOR_USER, MosquittoProcess, mosquitto_binary
 from packproof.net import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +187,54 @@ def mqtt_broker() -> Iterator[BrokerThread]:
     b = BrokerThread().start()
     yield b
     b.stop()
+
+
+@dataclass
+class MosquittoBroker:
+    """A running Mosquitto for one test: its port, files, and logins made with `packproof passwd`."""
+
+    process: MosquittoProcess
+    ingestor_password: str
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def password_file(self) -> Path:
+        return self.process.password_file
+
+    @property
+    def directory(self) -> Path:
+        return self.process.directory
+
+    def ingestor_env(self) -> dict[str, str]:
+        """Environment for `packproof ingest --mqtt-username packproof-ingestor`: the password, off the command line."""
+        return {"PACKPROOF_MQTT_PASSWORD": self.ingestor_password}
+
+    def add_login(self, user: str, password: str) -> None:
+        """`packproof passwd`, then SIGHUP: Mosquitto reads its password file only at start and on reload."""
+        r = cli("passwd", str(self.password_file), user, "--password", password)
+        assert r.returncode == 0, r.stdout + r.stderr
+        self.reload()
+
+    def reload(self) -> None:
+        self.process.reload()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    if mosquitto_binary() is None:
+        pytest.skip("Mosquitto is not installed here (apt-get install mosquitto); the tests against it need one")
+    work = tmp_path / "mosquitto"
+    password = "ingestor-" + os.urandom(6).hex()
+    r = cli("passwd", str(work / "mqtt.passwd"), INGESTOR_USER, "--password", password)
+    assert r.returncode == 0, r.stdout + r.stderr
+    process = MosquittoProcess(work, free_port(), password_file=work / "mqtt.passwd").start()
+    try:
+        yield MosquittoBroker(process, password)
+    finally:
+        process.stop()
 
 
 class Service:

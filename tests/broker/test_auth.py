@@ -8,12 +8,10 @@ never reaches the store while honest readings keep flowing.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import shutil
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,15 +20,15 @@ import pytest
 
 from broker.auth import PasswordFile, hash_password, topic_allowed, verify_password
 from broker.embedded import EmbeddedBroker
+from broker.mosquitto import MosquittoProcess, mosquitto_binary
 from edge.ingestor import Ingestor
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
 from packproof.errors import BrokerError
-from packproof.net import free_port, port_in_use
+from packproof.net import free_port
 from packproof.store import Store
 from tests.edge.test_ingestor import KEY, reading, topic
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = frozenset({"packproof-ingestor"})
 
 
@@ -107,27 +105,11 @@ def run_embedded(port: int, passwords: Path) -> Iterator[None]:
 
 
 def run_mosquitto(port: int, passwords: Path) -> Iterator[None]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).exists():
+    """The shipped Mosquitto configuration (broker/mosquitto.py rewrites only port and paths)."""
+    if mosquitto_binary() is None:
         pytest.skip("Mosquitto is not installed here")
-    work = passwords.parent
-    conf = (ROOT / "broker" / "mosquitto.conf").read_text().replace("listener 1883", f"listener {port} 127.0.0.1")
-    conf = conf.replace("password_file mqtt.passwd", f"password_file {passwords}")
-    conf = conf.replace("acl_file packproof.acl", f"acl_file {work / 'packproof.acl'}")
-    conf = conf.replace("persistence_location ./", f"persistence_location {work}/")
-    # Started as root, Mosquitto drops to user `mosquitto`, who cannot read our 0600 files.
-    (work / "mosquitto.conf").write_text(conf + f"\nuser {getpass.getuser()}\n")
-    shutil.copy(ROOT / "broker" / "packproof.acl", work / "packproof.acl")
-    log = work / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([exe, "-c", str(work / "mosquitto.conf")], cwd=work, stdout=out, stderr=out)
-    deadline = time.monotonic() + 10
-    while not port_in_use("127.0.0.1", port):
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
-    yield
-    proc.terminate()
-    proc.wait(10)
+    with MosquittoProcess(passwords.parent / "mosquitto", port, password_file=passwords):
+        yield
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])
@@ -158,6 +140,24 @@ async def test_wrong_ingestor_password_is_a_clear_error(secured_broker: int, tmp
         await ing.connect()
     ing.client.loop_stop()
     await store.close()
+
+
+async def test_an_ingestor_whose_subscription_is_refused_fails_at_start(passwords: Path, tmp_path: Path) -> None:
+    """A login the topic rules do not let read telemetry: an error at start, not an ingestor idle forever.
+    (The embedded broker refuses the SUBACK; Mosquitto's acl_file grants it and filters deliveries.)"""
+    port = free_port()
+    gen = run_embedded(port, passwords)
+    next(gen)
+    store = await Store.open(tmp_path / "p.db")
+    ing = Ingestor(store, port=port, client_id="not-an-ingestor", username="dev-1", password="p1")
+    try:
+        with pytest.raises(BrokerError, match=r"refused the subscription to packproof/v1/\+/\+/telemetry"):
+            await ing.connect()
+    finally:
+        ing.client.disconnect()
+        ing.client.loop_stop()
+        await store.close()
+        next(gen, None)
 
 
 async def test_a_device_cannot_publish_as_another(secured_broker: int, tmp_path: Path) -> None:
