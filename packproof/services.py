@@ -23,6 +23,7 @@ from packproof.crypto import load_or_create_ledger_key
 from packproof.errors import ConfigError
 from packproof.net import require_free
 from packproof.paths import DataDir
+from packproof.reading import TELEMETRY_FILTER
 from packproof.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,14 @@ class IngestOptions:
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca: str | None = None
+    share_group: str | None = None  # several ingestors split the telemetry through $share/<group>/...
+    store_url: str | None = None  # None: SQLite in data_dir
+
+
+def telemetry_topic(share_group: str | None) -> str:
+    """What an ingestor subscribes to: all telemetry, or its share of it as a member of a group
+    (MQTT 5 shared subscription, which Mosquitto also grants to MQTT 3.1.1 clients)."""
+    return f"$share/{share_group}/{TELEMETRY_FILTER}" if share_group else TELEMETRY_FILTER
 
 
 def settle_heap() -> None:
@@ -70,7 +79,7 @@ class IngestService:
 
     def __init__(self, opts: IngestOptions) -> None:
         self.opts = opts
-        self.dirs = DataDir(opts.data_dir)
+        self.dirs = DataDir(opts.data_dir, store_url=opts.store_url)
         self.store: Store | None = None
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
@@ -82,7 +91,7 @@ class IngestService:
         if o.seal:
             self._lock = await SealerLock.acquire(self.dirs)
             self.sealer = await start_sealer(self.store, self.dirs, o.seal_interval, o.max_block)
-        self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
+        self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port, topic=telemetry_topic(o.share_group),
                                  client_id=o.client_id, verify_signatures=o.verify_signatures,
                                  username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
                                  profiles=profiles_from(o.profiles_file))
@@ -148,10 +157,9 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
     return sealer
 
 
-async def seal_until(data_dir: Path, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
+async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
                      on_start: Callable[[], None] | None = None) -> Sealer:
     """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns."""
-    dirs = DataDir(data_dir)
     lock = await SealerLock.acquire(dirs)
     try:
         store = await Store.open(dirs.store)
@@ -180,10 +188,10 @@ def read_token(path: Path | None, flag: str) -> str | None:
     return token
 
 
-def api_server(data_dir: Path, host: str, port: int, stale_after: float = 120.0,
+def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None) -> uvicorn.Server:
     require_free(host, port, "--api-port", "another web server?")
-    app = create_app(ApiSettings(DataDir(data_dir), stale_after,
+    app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file")))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
