@@ -261,7 +261,9 @@ def api(cfg: Settings) -> None:
 
 @app.command()
 @configured("simulate", SIMULATE_FLAGS, announce=True)
-def simulate(cfg: Settings) -> None:
+def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
+        "--credentials-only", help="Only give the fleet's devices their MQTT logins in --password-file, then exit: "
+                                   "for a broker that reads its password file at start (Mosquitto).")] = False) -> None:
     """A simulated fleet publishing signed readings over MQTT (QoS 1), store-and-forward.
 
     Every reading is kept in DATA_DIR/sim-buffer.db until the ingestor acknowledges it end to end;
@@ -279,6 +281,13 @@ def simulate(cfg: Settings) -> None:
     fleet = build_fleet(shipments=f.shipments, packs=f.packs, scenario=f.scenario, seed=f.seed,
                         unsigned_shipments=f.unsigned_shipments or 0, step_s=f.step_s)
     dirs = _dirs(cfg)
+    if credentials_only:
+        if f.password_file is None:
+            fail(Exit.BAD_INPUT, "--credentials-only needs --password-file (PACKPROOF_FLEET_PASSWORD_FILE)")
+        made = provision_credentials(fleet, f.password_file, dirs.root / "sim-credentials.json")
+        out.print(f"{len(made)} device logins in {f.password_file} (passwords in {dirs.root / 'sim-credentials.json'})",
+                  highlight=False)
+        return
     if f.register_devices:
         async def reg() -> None:
             store = await Store.open(dirs.store)
