@@ -8,7 +8,11 @@ COPY broker ./broker
 COPY anchor ./anchor
 COPY api ./api
 COPY simulators ./simulators
-RUN pip install --no-cache-dir . && useradd --create-home packproof && mkdir /data && chown packproof /data
+# /mqtt: a named volume mounted there first takes this owner (uid 1000), which Mosquitto runs as in
+# docker-compose.yml, so the password file packproof writes (0600) is one Mosquitto can read.
+RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 packproof \
+    && mkdir /data /mqtt && chown packproof /data /mqtt
 USER packproof
+ENV PACKPROOF_DATA_DIR=/data
 VOLUME ["/data"]
 CMD ["packproof", "--help"]

@@ -19,13 +19,15 @@ import json
 import logging
 import sys
 import threading
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+from packproof.cliopts import COMMON, FLEET_FLAGS, MQTT_CLIENT, Flag, bare, configured, show_command
+from packproof.config import Settings
 from packproof.errors import (
     BrokerError,
     LedgerIntegrityError,
@@ -53,34 +55,26 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _verbose = False
 
-DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="Where the store, ledger and keys live.")]
-MqttHost = Annotated[str, typer.Option("--mqtt-host", help="MQTT broker host.")]
-MqttPort = Annotated[int, typer.Option("--mqtt-port", help="MQTT broker port.", min=1, max=65535)]
-# The simulated fleet's options, shared by `run` and `simulate`.
-Shipments = Annotated[int, typer.Option(help="Shipments in the simulated fleet.", min=1)]
-Packs = Annotated[int, typer.Option(help="Packs (sensors) per shipment.", min=1)]
-Scenario = Annotated[str, typer.Option(help="'mixed' (each excursion kind, plus nominal) or a scenario name.")]
-Rate = Annotated[float, typer.Option(help="Readings per second per pack.", min=0.001)]
-Seed = Annotated[int, typer.Option(help="Makes the fleet and its signals deterministic.")]
-Unsigned = Annotated[int, typer.Option(help="Shipments whose trackers cannot sign.", min=0)]
-StepS = Annotated[float, typer.Option(help="Simulated seconds of travel per reading.", min=0.001)]
-# Store-and-forward at each simulated tracker (DATA_DIR/sim-buffer.db), and link outages.
-BufferMax = Annotated[int, typer.Option(help="Readings each device buffers until acknowledged; when full the "
-                                             "oldest is dropped (counted).", min=1)]
-BacklogRate = Annotated[float, typer.Option(help="Messages per second per device at most when catching up.",
-                                            min=0.001)]
-ResendAfter = Annotated[float, typer.Option(help="Seconds before a reading the ingestor has not acknowledged "
-                                                 "is sent again.", min=0.001)]
-DrainTimeout = Annotated[float, typer.Option(help="At the end, seconds to wait until every reading is "
-                                                  "acknowledged end to end (0: do not wait).", min=0)]
-OutageEvery = Annotated[float | None, typer.Option(help="Cut device links every this many seconds (off by default).",
-                                                   min=0.001)]
-OutageFor = Annotated[float, typer.Option(help="Seconds each outage lasts.", min=0.001)]
-OutageDevices = Annotated[float, typer.Option(help="Fraction of the devices that have outages (picked with "
-                                                   "--seed).", min=0, max=1)]
-OutageRandom = Annotated[bool, typer.Option("--outage-random", help="Outages start at random (exponential, mean "
-                                                                    "--outage-every) instead of periodically.")]
-
+# Every setting a service reads is a `Flag` over packproof.config: flag > PACKPROOF_* env > --config file > default.
+RUN_FLAGS = (*COMMON, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
+             Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
+             bare("fleet.unsigned_shipments", default="1"), *FLEET_FLAGS)
+BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
+                Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
+                Flag("broker.certfile", ("--certfile",)), Flag("broker.keyfile", ("--keyfile",)))
+SEAL_INTERVAL = Flag("seal.interval", ("--seal-interval",))
+INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"),
+                Flag("mqtt.client_id", ("--client-id",)), Flag("mqtt.share_group", ("--share-group",)),
+                Flag("mqtt.protocol"), Flag("mqtt.session_expiry", ("--session-expiry",)),
+                Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL,
+                Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
+                Flag("ingest.profiles", ("--profiles",)))
+STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
+API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
+             Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
+SIMULATE_FLAGS = (*COMMON, *MQTT_CLIENT, bare("fleet.unsigned_shipments", default="0"), *FLEET_FLAGS,
+                  bare("fleet.count"), Flag("fleet.register_devices", ("--register/--no-register",)),
+                  Flag("fleet.password_file", ("--password-file",)))
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks.")] = False) -> None:
@@ -112,65 +106,51 @@ def _code_for(exc: PackproofError) -> Exit:
 
 
 @app.command()
-def run(
-    data_dir: DataDirOpt = Path("data"),
-    mqtt_port: Annotated[int, typer.Option(help="Embedded broker port; 0 picks a free one.", min=0, max=65535)] = 0,
-    api_port: Annotated[int, typer.Option(help="REST API port.", min=1, max=65535)] = 8000,
-    duration: Annotated[float | None, typer.Option(help="Stop cleanly after this many seconds.", min=0.1)] = None,
-    shipments: Shipments = 8,
-    packs: Packs = 4,
-    scenario: Scenario = "mixed",
-    rate: Rate = 1.0,
-    seed: Seed = 1,
-    unsigned_shipments: Unsigned = 1,
-    step_s: StepS = 60.0,
-    verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
-    buffer_max: BufferMax = 100_000,
-    backlog_rate: BacklogRate = 50.0,
-    resend_after: ResendAfter = 5.0,
-    drain_timeout: DrainTimeout = 30.0,
-    outage_every: OutageEvery = None,
-    outage_for: OutageFor = 10.0,
-    outage_devices: OutageDevices = 0.25,
-    outage_random: OutageRandom = False,
-) -> None:
+@configured("run", RUN_FLAGS, announce=True)
+def run(cfg: Settings) -> None:
     """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
     from packproof.runner import RunOptions
     from packproof.runner import run as run_all
-    from simulators.publisher import ForwardOptions
 
-    forward = ForwardOptions(buffer_max, backlog_rate, resend_after, drain_timeout, outage_every, outage_for,
-                             outage_devices, outage_random)
-    opts = RunOptions(data_dir=data_dir, mqtt_port=mqtt_port, api_port=api_port, duration=duration,
-                      shipments=shipments, packs=packs, scenario=scenario, rate=rate, seed=seed,
-                      unsigned_shipments=min(unsigned_shipments, shipments - 1) if shipments > 1 else 0,
-                      step_s=step_s, verify_signatures=verify_signatures, forward=forward, console=out)
+    f = cfg.fleet
+    unsigned = 1 if f.unsigned_shipments is None else f.unsigned_shipments
+    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store, mqtt_port=cfg.run.mqtt_port,
+                      api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
+                      scenario=f.scenario, rate=f.rate, seed=f.seed,
+                      unsigned_shipments=min(unsigned, f.shipments - 1) if f.shipments > 1 else 0,
+                      step_s=f.step_s, verify_signatures=cfg.ingest.verify_signatures, forward=_forward(cfg),
+                      console=out)
     result = asyncio.run(run_all(opts))
     out.print("done: " + ", ".join(f"{k} {v:,}" for k, v in result.items()), highlight=False)
 
 
+def _forward(cfg: Settings) -> Any:
+    from simulators.publisher import ForwardOptions
+
+    f = cfg.fleet
+    return ForwardOptions(f.buffer_max, f.backlog_rate, f.resend_after, f.drain_timeout, f.outage_every,
+                          f.outage_for, f.outage_devices, f.outage_random)
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else str(value.get_secret_value())
+
+
 @app.command()
-def broker(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 1883,
-    password_file: Annotated[Path | None, typer.Option(
-        help="Require logins from this file (`packproof passwd`, Mosquitto format); devices then use only "
-             "their own topics.")] = None,
-    service: Annotated[list[str] | None, typer.Option(
-        help="A service account (the ingestor) that reads all telemetry; repeat for several.")] = None,
-    certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM): the listener speaks TLS only.")] = None,
-    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM) for --certfile.")] = None,
-) -> None:
+@configured("broker", BROKER_FLAGS, announce=True)
+def broker(cfg: Settings) -> None:
     """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
     from broker.embedded import EmbeddedBroker
 
+    b = cfg.broker
+
     async def serve() -> None:
-        if (certfile is None) != (keyfile is None):
+        if (b.certfile is None) != (b.keyfile is None):
             fail(Exit.BAD_INPUT, "TLS needs both --certfile and --keyfile")
-        async with EmbeddedBroker(host, port, flag="--port", password_file=password_file,
-                                  services=tuple(service or ("packproof-ingestor",)),
-                                  tls=(certfile, keyfile) if certfile and keyfile else None):
-            out.print(f"MQTT broker listening on {host}:{port} (Ctrl-C stops)")
+        async with EmbeddedBroker(b.host, b.port, flag="--port", password_file=b.password_file,
+                                  services=tuple(b.services),
+                                  tls=(b.certfile, b.keyfile) if b.certfile and b.keyfile else None):
+            out.print(f"MQTT broker listening on {b.host}:{b.port} (Ctrl-C stops)")
             await _until_signal()
 
     asyncio.run(serve())
@@ -186,50 +166,24 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
-class MqttProtocol(StrEnum):
-    """`ingest --mqtt-protocol`: 3.1.1 (the embedded broker's) or 5 (shared subscriptions, session expiry)."""
-
-    v311 = "3.1.1"
-    v5 = "5"
-
-
 @app.command()
-def ingest(
-    data_dir: DataDirOpt = Path("data"),
-    mqtt_host: MqttHost = "127.0.0.1",
-    mqtt_port: MqttPort = 1883,
-    seal: Annotated[bool, typer.Option(help="Also run the sealer in this process.")] = True,
-    seal_interval: Annotated[float, typer.Option(help="Seconds between blocks at most.", min=0.05)] = 1.0,
-    verify_signatures: Annotated[bool, typer.Option(help="Check device signatures.")] = True,
-    profiles: Annotated[Path | None, typer.Option(help="JSON file of extra UN 38.3 profiles.")] = None,
-    client_id: Annotated[str, typer.Option(help="MQTT client id (persistent session).")] = "packproof-ingestor",
-    mqtt_username: Annotated[str | None, typer.Option(help="MQTT login, when the broker requires one.")] = None,
-    mqtt_password: Annotated[str | None, typer.Option(envvar="PACKPROOF_MQTT_PASSWORD",
-                                                      help="MQTT password (or PACKPROOF_MQTT_PASSWORD).")] = None,
-    mqtt_ca: Annotated[str | None, typer.Option(help="Connect over TLS, trusting this CA certificate (PEM).")] = None,
-    share_group: Annotated[str | None, typer.Option(
-        envvar="PACKPROOF_SHARE_GROUP",
-        help="Join this MQTT 5 shared subscription ($share/NAME/...), so several ingestors (each with its own "
-             "--client-id) split the telemetry; needs an MQTT 5 broker such as Mosquitto.")] = None,
-    mqtt_protocol: Annotated[MqttProtocol, typer.Option(
-        help="MQTT version; 5 (always with --share-group) keeps a session that expires after --session-expiry.")
-    ] = MqttProtocol.v311,
-    session_expiry: Annotated[int, typer.Option(
-        help="MQTT 5: seconds the broker keeps this ingestor's session while it is away; in a share group the "
-             "broker routes it a share of the messages meanwhile.", min=0)] = 600,
-) -> None:
+@configured("ingest", INGEST_FLAGS, announce=True)
+def ingest(cfg: Settings) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
     from packproof.services import IngestOptions, IngestService
 
+    m = cfg.mqtt
+
     async def serve() -> None:
-        service = IngestService(IngestOptions(data_dir, mqtt_host, mqtt_port, verify_signatures, seal,
-                                              seal_interval, profiles_file=profiles, client_id=client_id,
-                                              mqtt_username=mqtt_username, mqtt_password=mqtt_password,
-                                              mqtt_tls_ca=mqtt_ca, share_group=share_group,
-                                              mqtt_protocol=mqtt_protocol.value, session_expiry=session_expiry))
+        service = IngestService(IngestOptions(cfg.data_dir, m.host, m.port, cfg.ingest.verify_signatures,
+                                              cfg.ingest.seal, cfg.seal.interval, profiles_file=cfg.ingest.profiles,
+                                              client_id=m.client_id, mqtt_username=m.username,
+                                              mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
+                                              share_group=m.share_group, mqtt_protocol=m.protocol,
+                                              session_expiry=m.session_expiry, store_url=cfg.store))
         await service.start()
-        group = f" as a member of share group {share_group}" if share_group else ""
-        out.print(f"ingesting from {mqtt_host}:{mqtt_port}{group} into {data_dir} (Ctrl-C stops cleanly)")
+        group = f" as a member of share group {m.share_group}" if m.share_group else ""
+        out.print(f"ingesting from {m.host}:{m.port}{group} into {service.store_label} (Ctrl-C stops cleanly)")
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(service.run(ingest_stop, seal_stop))
         await _until_signal()
@@ -240,21 +194,21 @@ def ingest(
 
 
 @app.command()
-def seal(
-    data_dir: DataDirOpt = Path("data"),
-    seal_interval: Annotated[float, typer.Option(help="Seconds between blocks at most.", min=0.05)] = 1.0,
-) -> None:
+@configured("seal", (*COMMON, SEAL_INTERVAL), announce=True)
+def seal(cfg: Settings) -> None:
     """The sealer alone, beside `packproof ingest --no-seal`, until Ctrl-C.
 
     One sealer per ledger: a second one waits and takes over when the first stops or dies.
     """
     from packproof.services import seal_until
 
+    interval = cfg.seal.interval
+
     async def serve() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(seal_until(
-            data_dir, stop, seal_interval,
-            on_start=lambda: out.print(f"sealing {data_dir} every {seal_interval:g} s (Ctrl-C stops cleanly)")))
+            _dirs(cfg), stop, interval,
+            on_start=lambda: out.print(f"sealing {cfg.data_dir} every {interval:g} s (Ctrl-C stops cleanly)")))
         signalled = asyncio.create_task(_until_signal())
         await asyncio.wait([task, signalled], return_when=asyncio.FIRST_COMPLETED)  # a failed sealer ends too
         stop.set()
@@ -263,6 +217,13 @@ def seal(
         out.print(f"sealed {sealer.sealed_readings:,} readings in {sealer.sealed_blocks:,} blocks")
 
     asyncio.run(serve())
+
+
+def _dirs(cfg: Settings) -> Any:
+    """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
+    from packproof.paths import DataDir
+
+    return DataDir(cfg.data_dir, store_url=cfg.store)
 
 
 @app.command()
@@ -289,54 +250,23 @@ def passwd(
     out.print(f"set the password of {username} in {password_file}" + (f": {password}" if made else ""),
               highlight=False)
 
-
 @app.command()
-def api(
-    data_dir: DataDirOpt = Path("data"),
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "--api-port", help="Port to listen on.", min=1, max=65535)] = 8000,
-    stale_after: Annotated[float, typer.Option(help="Seconds of silence before a pack is stale.", min=1)] = 120.0,
-    admin_token_file: Annotated[Path | None, typer.Option(
-        help="File holding the bearer token that endpoints changing state require; without it they are off.")] = None,
-    read_token_file: Annotated[Path | None, typer.Option(
-        help="File holding a bearer token that reads require; without it reads are open.")] = None,
-) -> None:
+@configured("api", API_FLAGS, announce=True)
+def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
     from packproof.services import api_server
 
-    server = api_server(data_dir, host, port, stale_after, admin_token_file, read_token_file)
-    out.print(f"API at http://{host}:{port} (docs at /docs)")
+    a = cfg.api
+    server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file)
+    out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()
 
 
 @app.command()
-def simulate(
-    mqtt_host: MqttHost = "127.0.0.1",
-    mqtt_port: MqttPort = 1883,
-    data_dir: DataDirOpt = Path("data"),
-    shipments: Shipments = 8,
-    packs: Packs = 4,
-    scenario: Scenario = "mixed",
-    rate: Rate = 1.0,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.", min=0.1)] = None,
-    count: Annotated[int | None, typer.Option(help="Stop after this many readings per pack.", min=1)] = None,
-    seed: Seed = 1,
-    unsigned_shipments: Unsigned = 0,
-    step_s: StepS = 60.0,
-    register: Annotated[bool, typer.Option(help="Register the fleet's devices and keys in --data-dir's store.")] = True,
-    password_file: Annotated[Path | None, typer.Option(
-        help="The broker's password file: give each device an MQTT login there (kept in "
-             "DATA_DIR/sim-credentials.json) and connect with it.")] = None,
-    mqtt_ca: Annotated[str | None, typer.Option(help="Connect over TLS, trusting this CA certificate (PEM).")] = None,
-    buffer_max: BufferMax = 100_000,
-    backlog_rate: BacklogRate = 50.0,
-    resend_after: ResendAfter = 5.0,
-    drain_timeout: DrainTimeout = 30.0,
-    outage_every: OutageEvery = None,
-    outage_for: OutageFor = 10.0,
-    outage_devices: OutageDevices = 0.25,
-    outage_random: OutageRandom = False,
-) -> None:
+@configured("simulate", SIMULATE_FLAGS, announce=True)
+def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
+        "--credentials-only", help="Only give the fleet's devices their MQTT logins in --password-file, then exit: "
+                                   "for a broker that reads its password file at start (Mosquitto).")] = False) -> None:
     """A simulated fleet publishing signed readings over MQTT (QoS 1), store-and-forward.
 
     Every reading is kept in DATA_DIR/sim-buffer.db until the ingestor acknowledges it end to end;
@@ -344,18 +274,24 @@ def simulate(
     """
     import signal
 
-    from packproof.paths import DataDir
     from packproof.store import Store
     from simulators.buffer import SimBuffer
     from simulators.fleet import build_fleet, provision_credentials, shipments_of
-    from simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
+    from simulators.publisher import FleetPublisher, PublishStats, leftover_note
 
-    fwd = ForwardOptions(buffer_max, backlog_rate, resend_after, drain_timeout, outage_every, outage_for,
-                         outage_devices, outage_random)
-    fleet = build_fleet(shipments=shipments, packs=packs, scenario=scenario, seed=seed,
-                        unsigned_shipments=unsigned_shipments, step_s=step_s)
-    dirs = DataDir(data_dir)
-    if register:
+    f, m = cfg.fleet, cfg.mqtt
+    fwd = _forward(cfg)
+    fleet = build_fleet(shipments=f.shipments, packs=f.packs, scenario=f.scenario, seed=f.seed,
+                        unsigned_shipments=f.unsigned_shipments or 0, step_s=f.step_s)
+    dirs = _dirs(cfg)
+    if credentials_only:
+        if f.password_file is None:
+            fail(Exit.BAD_INPUT, "--credentials-only needs --password-file (PACKPROOF_FLEET_PASSWORD_FILE)")
+        made = provision_credentials(fleet, f.password_file, dirs.root / "sim-credentials.json")
+        out.print(f"{len(made)} device logins in {f.password_file} (passwords in {dirs.root / 'sim-credentials.json'})",
+                  highlight=False)
+        return
+    if f.register_devices:
         async def reg() -> None:
             store = await Store.open(dirs.store)
             try:
@@ -363,13 +299,13 @@ def simulate(
             finally:
                 await store.close()
         asyncio.run(reg())
-    credentials = provision_credentials(fleet, password_file, dirs.root / "sim-credentials.json") \
-        if password_file else None
+    credentials = provision_credentials(fleet, f.password_file, dirs.root / "sim-credentials.json") \
+        if f.password_file else None
     with SimBuffer(dirs.sim_buffer, max_per_device=fwd.buffer_max) as buffer:
         buffer.migrate_progress_file(dirs.sim_progress_legacy)
-        publisher = FleetPublisher(fleet, buffer, host=mqtt_host, port=mqtt_port, rate=rate, credentials=credentials,
-                                   tls_ca=mqtt_ca, backlog_rate=fwd.backlog_rate, resend_after=fwd.resend_after,
-                                   outages=fwd.schedule(fleet, seed))
+        publisher = FleetPublisher(fleet, buffer, host=m.host, port=m.port, rate=f.rate, credentials=credentials,
+                                   tls_ca=m.ca, backlog_rate=fwd.backlog_rate, resend_after=fwd.resend_after,
+                                   outages=fwd.schedule(fleet, f.seed))
         if publisher.stats.buffered:
             out.print(f"{publisher.stats.buffered:,} readings from an earlier run wait in {dirs.sim_buffer}: "
                       "sent first", highlight=False)
@@ -381,8 +317,8 @@ def simulate(
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        out.print(f"simulating {shipments} shipments x {packs} packs ({scenario}) to {mqtt_host}:{mqtt_port}, "
-                  f"{rate:g} reading/s per pack, {fwd.describe()}; Ctrl-C stops", highlight=False)
+        out.print(f"simulating {f.shipments} shipments x {f.packs} packs ({f.scenario}) to {m.host}:{m.port}, "
+                  f"{f.rate:g} reading/s per pack, {fwd.describe()}; Ctrl-C stops", highlight=False)
         try:
             with out.status("starting") as status:
                 def tick(s: PublishStats) -> None:
@@ -392,7 +328,7 @@ def simulate(
                     status.update(f"draining: {s.buffered:,} readings not yet acknowledged "
                                   "(Ctrl-C again leaves them in the buffer)")
 
-                stats = publisher.run(stop=stop, duration=duration, count=count, on_tick=tick)
+                stats = publisher.run(stop=stop, duration=f.duration, count=f.count, on_tick=tick)
                 if fwd.drain_timeout > 0 and stats.buffered:
                     publisher.drain(timeout=fwd.drain_timeout, abort=abort, on_tick=draining)
         finally:
@@ -488,9 +424,13 @@ def verify(
     out.print("[green]proof holds[/]")
 
 
+DATA_DIR = (Flag("data_dir"),)
+
+
 @ledger_app.command("verify")
+@configured("ledger verify", DATA_DIR)
 def ledger_verify(
-    data_dir: DataDirOpt = Path("data"),
+    cfg: Settings,
     ledger: Annotated[Path | None, typer.Option(help="Ledger file (default: DATA_DIR/ledger.jsonl).")] = None,
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(
@@ -500,9 +440,8 @@ def ledger_verify(
     from anchor.checkpoint import check_against, checkpoint_key
     from anchor.ledger import LedgerFile, verify_chain
     from packproof.crypto import read_public_key
-    from packproof.paths import DataDir
 
-    dirs = DataDir(data_dir)
+    dirs = _dirs(cfg)
     path = ledger or dirs.ledger
     if not path.exists():
         fail(Exit.BAD_INPUT, f"no ledger at {path}")
@@ -531,7 +470,8 @@ def _read_json(path: Path) -> Any:
 
 
 @ledger_app.command("rotate-key")
-def ledger_rotate_key(data_dir: DataDirOpt = Path("data")) -> None:
+@configured("ledger rotate-key", DATA_DIR)
+def ledger_rotate_key(cfg: Settings) -> None:
     """Make a new ledger key; the next block, signed by the current key, names it, and later blocks use it."""
     import os
 
@@ -539,9 +479,8 @@ def ledger_rotate_key(data_dir: DataDirOpt = Path("data")) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from packproof.crypto import public_key_bytes
-    from packproof.paths import DataDir
 
-    dirs = DataDir(data_dir)
+    dirs = _dirs(cfg)
     if not dirs.ledger_key.exists():
         fail(Exit.BAD_INPUT, f"no ledger key at {dirs.ledger_key}: nothing to rotate")
     nxt = dirs.ledger_key.with_name(dirs.ledger_key.name + ".next")
@@ -557,8 +496,9 @@ def ledger_rotate_key(data_dir: DataDirOpt = Path("data")) -> None:
 
 
 @ledger_app.command("export")
+@configured("ledger export", DATA_DIR)
 def ledger_export(
-    data_dir: DataDirOpt = Path("data"),
+    cfg: Settings,
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the signed checkpoint.")] = Path(
         "checkpoint.json"),
 ) -> None:
@@ -566,9 +506,8 @@ def ledger_export(
     from anchor.checkpoint import make_checkpoint
     from anchor.ledger import LedgerFile
     from packproof.crypto import load_or_create_ledger_key
-    from packproof.paths import DataDir
 
-    dirs = DataDir(data_dir)
+    dirs = _dirs(cfg)
     blocks = list(LedgerFile(dirs.ledger).read())
     if not blocks:
         fail(Exit.BAD_INPUT, f"no sealed block in {dirs.ledger} yet")
@@ -581,8 +520,9 @@ def ledger_export(
 
 
 @app.command()
+@configured("audit", COMMON)
 def audit(
-    data_dir: DataDirOpt = Path("data"),
+    cfg: Settings,
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
     signatures: Annotated[bool, typer.Option(help="Also check every device signature (slower).")] = False,
     show: Annotated[int, typer.Option(help="List at most this many problems of each kind.", min=1)] = 20,
@@ -593,10 +533,9 @@ def audit(
     from anchor.audit import audit as run_audit
     from anchor.ledger import LedgerFile
     from packproof.crypto import read_public_key
-    from packproof.paths import DataDir
     from packproof.store import Store
 
-    dirs = DataDir(data_dir)
+    dirs = _dirs(cfg)
     key = read_public_key(ledger_key or str(dirs.ledger_pub))
 
     async def go():  # type: ignore[no-untyped-def]
@@ -632,10 +571,10 @@ def audit(
 
 
 @app.command("condition")
+@configured("condition", (*COMMON, STALE_AFTER))
 def condition_report(
+    cfg: Settings,
     shipment_id: Annotated[str, typer.Argument(help="The shipment to report on.")],
-    data_dir: DataDirOpt = Path("data"),
-    stale_after: Annotated[float, typer.Option(help="Seconds of silence before a pack is stale.", min=1)] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="The same document as GET /shipments/{id}/condition.")]
     = False,
 ) -> None:
@@ -649,11 +588,12 @@ def condition_report(
     from rich.table import Table
 
     from api.condition import condition
-    from packproof.paths import DataDir
     from packproof.store import Store
 
+    data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
+
     async def go():  # type: ignore[no-untyped-def]
-        store = await Store.open(DataDir(data_dir).store, readonly=True)
+        store = await Store.open(_dirs(cfg).store, readonly=True)
         try:
             row = await store.shipment(shipment_id)
             if row is None:
@@ -682,13 +622,12 @@ def condition_report(
                   f"seq {e.start_seq}..{e.end_seq}", highlight=False)
 
 
-def _store_call(data_dir: Path, work):  # type: ignore[no-untyped-def]
-    """Run `work(store)` on the store in DATA_DIR (the writer side: registry changes are sealed)."""
-    from packproof.paths import DataDir
+def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
+    """Run `work(store)` on the configured store (the writer side: registry changes are sealed)."""
     from packproof.store import Store
 
     async def go():  # type: ignore[no-untyped-def]
-        store = await Store.open(DataDir(data_dir).store)
+        store = await Store.open(_dirs(cfg).store)
         try:
             return await work(store)
         finally:
@@ -733,8 +672,9 @@ def _check_device_id(device_id: str) -> None:
 
 
 @devices_app.command("provision")
+@configured("devices provision", COMMON)
 def devices_provision(
-    device_id: DeviceArg, shipment: ShipmentOpt, data_dir: DataDirOpt = Path("data"),
+    cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
     profile: ProfileOpt = "un38.3-cell",
     key_out: Annotated[Path, typer.Option(help="Where to write the new private key.")] = Path("device-keys"),
     password_file: Annotated[Path | None, typer.Option(
@@ -747,7 +687,7 @@ def devices_provision(
 
     _check_device_id(device_id)
     public = _new_key(device_id, key_out)
-    _store_call(data_dir, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
+    _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
     out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
     if password_file is not None:
         password = secrets.token_urlsafe(18)
@@ -762,8 +702,9 @@ def key_id_of(public: bytes) -> str:
 
 
 @devices_app.command("register")
+@configured("devices register", COMMON)
 def devices_register(
-    device_id: DeviceArg, shipment: ShipmentOpt, data_dir: DataDirOpt = Path("data"),
+    cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
     profile: ProfileOpt = "un38.3-cell",
     public_key: Annotated[str | None, typer.Option(help="The device's Ed25519 public key, base64 (made on "
                                                         "the device).")] = None,
@@ -776,18 +717,19 @@ def devices_register(
     if (public_key is None) == (not unsigned):
         fail(Exit.BAD_INPUT, "give either --public-key B64 or --unsigned")
     key = read_public_key(public_key) if public_key else None
-    added = _store_call(data_dir, lambda st: st.register({shipment: profile}, [(device_id, shipment, key)]))
+    added = _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, key)]))
     out.print(f"{'registered' if added else 'already registered:'} {device_id} in shipment {shipment}"
               + (f", key {key_id_of(key)}" if key else ", unsigned (trust begins at the ingestor)"), highlight=False)
 
 
 @devices_app.command("list")
-def devices_list(data_dir: DataDirOpt = Path("data"),
+@configured("devices list", COMMON)
+def devices_list(cfg: Settings,
                  shipment: Annotated[str | None, typer.Option(help="Only this shipment.")] = None) -> None:
     """Every registered device with its keys and state."""
     from rich.table import Table
 
-    devices = _store_call(data_dir, lambda st: st.devices())
+    devices = _store_call(cfg, lambda st: st.devices())
     table = Table("device", "shipment", "profile", "keys (from seq: key id)", "state")
     for d in devices:
         if shipment and d.shipment_id != shipment:
@@ -798,8 +740,9 @@ def devices_list(data_dir: DataDirOpt = Path("data"),
 
 
 @devices_app.command("rotate")
+@configured("devices rotate", COMMON)
 def devices_rotate(
-    device_id: DeviceArg, data_dir: DataDirOpt = Path("data"),
+    cfg: Settings, device_id: DeviceArg,
     public_key: Annotated[str | None, typer.Option(help="The new public key (base64); omitted: make a pair.")] = None,
     from_seq: Annotated[int | None, typer.Option(help="First seq the new key signs (default: after the last "
                                                       "stored reading).", min=0)] = None,
@@ -817,16 +760,24 @@ def devices_rotate(
         await st.rotate_key(device_id, key, start)
         return start
 
-    start = _store_call(data_dir, work)
+    start = _store_call(cfg, work)
     out.print(f"{device_id}: key {key_id_of(key)} signs from seq {start} on", highlight=False)
 
 
 @devices_app.command("revoke")
-def devices_revoke(device_id: DeviceArg, reason: Annotated[str, typer.Option(help="Why, for the record.")],
-                   data_dir: DataDirOpt = Path("data")) -> None:
+@configured("devices revoke", COMMON)
+def devices_revoke(cfg: Settings, device_id: DeviceArg,
+                   reason: Annotated[str, typer.Option(help="Why, for the record.")]) -> None:
     """Refuse the device's readings from now on (what was stored stays provable)."""
-    _store_call(data_dir, lambda st: st.revoke(device_id, reason))
+    _store_call(cfg, lambda st: st.revoke(device_id, reason))
     out.print(f"{device_id} revoked: its readings are quarantined from now on", highlight=False)
+
+
+config_app = typer.Typer(no_args_is_help=True, help="Show the effective configuration of a command: each value "
+                         "and where it came from (flag > PACKPROOF_* env > --config file > default).")
+app.add_typer(config_app, name="config")
+for _name in ("run", "broker", "ingest", "seal", "api", "simulate"):
+    config_app.command(_name)(show_command(_name))
 
 
 def key_in_force(before: list[Any], genesis_key: bytes) -> bytes:

@@ -41,6 +41,7 @@ INGESTOR = "packproof-ingestor"  # the ingestor's MQTT service account
 @dataclass(slots=True)
 class RunOptions:
     data_dir: Path = Path("data")
+    store_url: str | None = None  # None: SQLite in data_dir
     mqtt_port: int = 0  # 0: pick a free port
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -68,11 +69,11 @@ async def _wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-unt
 
 async def run(o: RunOptions) -> dict[str, int]:
     """Run until stopped; returns the final counts (sent, accepted, quarantined, sealed)."""
-    dirs = DataDir(o.data_dir)
+    dirs = DataDir(o.data_dir, o.store_url)
     mqtt_port = o.mqtt_port or free_port()
     fleet = build_fleet(shipments=o.shipments, packs=o.packs, scenario=o.scenario, seed=o.seed,
                         unsigned_shipments=o.unsigned_shipments, step_s=o.step_s)
-    server = api_server(o.data_dir, o.api_host, o.api_port)  # fails early if the port is taken
+    server = api_server(dirs, o.api_host, o.api_port)  # fails early if the port is taken
     buffer = SimBuffer(dirs.sim_buffer, max_per_device=o.forward.buffer_max)
     try:
         buffer.migrate_progress_file(dirs.sim_progress_legacy)
@@ -84,7 +85,7 @@ async def run(o: RunOptions) -> dict[str, int]:
 async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int,
                server: uvicorn.Server) -> dict[str, int]:
     out = o.console
-    dirs = DataDir(o.data_dir)
+    dirs = DataDir(o.data_dir, o.store_url)
     stop = asyncio.Event()
     abort_drain = threading.Event()
     loop = asyncio.get_running_loop()
@@ -111,7 +112,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
     PasswordFile(password_file).set(INGESTOR, ingestor_password)
     async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)):
         service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port, verify_signatures=o.verify_signatures,
-                                              mqtt_username=INGESTOR, mqtt_password=ingestor_password))
+                                              mqtt_username=INGESTOR, mqtt_password=ingestor_password,
+                                              store_url=o.store_url))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
         await service.store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])

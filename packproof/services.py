@@ -46,6 +46,7 @@ class IngestOptions:
     share_group: str | None = None  # MQTT 5 shared subscription: several ingestors split the telemetry
     mqtt_protocol: str = "3.1.1"  # "5" with a share group whatever this says
     session_expiry: int = 600  # s an MQTT 5 broker keeps the session (and routes the group's share to it)
+    store_url: str | None = None  # None: SQLite in data_dir
 
 
 def settle_heap() -> None:
@@ -74,11 +75,16 @@ class IngestService:
 
     def __init__(self, opts: IngestOptions) -> None:
         self.opts = opts
-        self.dirs = DataDir(opts.data_dir)
+        self.dirs = DataDir(opts.data_dir, store_url=opts.store_url)
         self.store: Store | None = None
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
         self._lock: SealerLock | None = None
+
+    @property
+    def store_label(self) -> str:
+        """Where readings go, for a person: the store's URL without its password."""
+        return redact(self.dirs.store)
 
     async def start(self) -> None:
         o = self.opts
@@ -185,10 +191,9 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
     return sealer
 
 
-async def seal_until(data_dir: Path, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
+async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
                      on_start: Callable[[], None] | None = None) -> Sealer:
     """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns."""
-    dirs = DataDir(data_dir)
     lock = await SealerLock.acquire(dirs)
     try:
         store = await Store.open(dirs.store)
@@ -217,10 +222,10 @@ def read_token(path: Path | None, flag: str) -> str | None:
     return token
 
 
-def api_server(data_dir: Path, host: str, port: int, stale_after: float = 120.0,
+def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None) -> uvicorn.Server:
     require_free(host, port, "--api-port", "another web server?")
-    app = create_app(ApiSettings(DataDir(data_dir), stale_after,
+    app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file")))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -43,10 +43,10 @@ def packproof_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "packproof", *args]
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run a `packproof` command to completion; returns its exit code and output."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(packproof_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a `packproof` command to completion; returns its exit code and output. `env` adds variables."""
+    full = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(packproof_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full)
 
 
 class BrokerThread:
