@@ -27,7 +27,9 @@ an MQTT 5 broker) runs N ingest processes on one store in a share group.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -40,6 +42,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -49,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from broker.mosquitto import INGESTOR_USER, SHIPPED_ACL, MosquittoProcess  # noqa: E402
+from packproof.db import query_sync  # noqa: E402
 from packproof.net import free_port, port_in_use  # noqa: E402
 from simulators.fleet import build_fleet  # noqa: E402
 
@@ -153,12 +157,39 @@ def wait_port(port: int, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
-def count(db: Path, sql: str) -> int:
+def count(url: str, sql: str) -> int:
     try:
-        with sqlite3.connect(db, timeout=5) as c:
-            return int(c.execute(sql).fetchone()[0])
-    except sqlite3.Error:
+        return int(query_sync(url, sql)[0][0])
+    except Exception:  # the store is still being created
         return 0
+
+
+@dataclass
+class StoreSetup:
+    """Where each pipeline run keeps its readings: a SQLite file, or a fresh schema in a PostgreSQL database."""
+
+    kind: str
+    pg_url: str = ""
+
+    def new(self, data: Path, label: str) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{data / 'packproof.db'}"
+        import psycopg
+        schema = f"bench_{label.replace('-', '_')}_{os.getpid()}"
+        with psycopg.connect(self.pg_url, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            c.execute(f"CREATE SCHEMA {schema}")
+        sep = "&" if "?" in self.pg_url else "?"
+        return f"{self.pg_url}{sep}options=-csearch_path%3D{schema}"
+
+    def drop_all(self) -> None:
+        if self.kind != "postgresql":
+            return
+        import psycopg
+        with psycopg.connect(self.pg_url, autocommit=True) as c:
+            for (schema,) in c.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                       (f"bench\\_%\\_{os.getpid()}",)).fetchall():
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def clear_session(port: int, client_id: str, login: Login = None) -> None:
@@ -227,20 +258,22 @@ def run_bare(b: BrokerSetup, msgs: list[tuple[str, bytes]]) -> tuple[float, floa
     return n / (last - t0), cpu_per_msg * 1e6
 
 
-def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, order: list,  # type: ignore[type-arg]
-                 work: Path, *, verify: bool, rate: float | None, label: str) -> dict[str, float]:
+def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], fleet: list,  # type: ignore[type-arg]
+                 order: list, work: Path, *, verify: bool, rate: float | None, label: str,  # type: ignore[type-arg]
+                 ingestors: int = 1) -> dict[str, Any]:
     port = b.port
     data = work / label
-    args = ["ingest", "--data-dir", str(data), "--mqtt-port", str(port)]
+    url = st.new(data, label)
+    args = ["ingest", "--data-dir", str(data), "--store", url, "--mqtt-port", str(port)]
     if not verify:
         args.append("--no-verify-signatures")
     env = {}
     if b.ingestor:
         args += ["--mqtt-username", b.ingestor[0]]
         env["PACKPROOF_MQTT_PASSWORD"] = b.ingestor[1]
-    if b.ingestors > 1:
+    if ingestors > 1:
         args += ["--share-group", f"bench-{label}"]
-    client_ids = [f"bench-{label}-{i}" if b.ingestors > 1 else f"bench-{label}" for i in range(b.ingestors)]
+    client_ids = [f"bench-{label}-{i}" if ingestors > 1 else f"bench-{label}" for i in range(ingestors)]
     # Register the fleet first (the simulator's --count 0 path would publish).
     import asyncio
 
@@ -248,7 +281,7 @@ def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, ord
     from simulators.fleet import shipments_of
 
     async def reg() -> None:
-        s = await Store.open(data / "packproof.db")
+        s = await Store.open(url)
         await s.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         await s.close()
 
@@ -256,7 +289,6 @@ def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, ord
     # The first ingestor also seals; the others (a share group) only ingest into the same store.
     ings = [Proc(*args, "--client-id", cid, *(["--no-seal"] if i else []), log=work / f"ingest-{label}-{i}.log",
                  env=env) for i, cid in enumerate(client_ids)]
-    db = data / "packproof.db"
     deadline = time.monotonic() + 20
     while not (data / "ledger.pub").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -268,7 +300,7 @@ def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, ord
     pub.start()
     peak_rss = 0
     n = len(msgs)
-    while count(db, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats") < n:
+    while count(url, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats") < n:
         peak_rss = max(peak_rss, sum(i.ps.memory_info().rss for i in ings))
         if time.time() - t0 > 600:
             break
@@ -280,13 +312,14 @@ def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, ord
     cpu = user + system
     sent_at = pq.get(timeout=60)
     pub.join()
-    sealed = count(db, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats")
+    sealed = count(url, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats")
     index = {(d.device_id, seq): i for i, (d, seq) in enumerate(order)}
-    with sqlite3.connect(db) as c:
-        rows = c.execute("SELECT r.device_id, r.seq, json_extract(b.header, '$.sealed_at') FROM readings r "
-                         "JOIN blocks b ON r.id BETWEEN b.first_id AND b.last_id "
-                         "WHERE r.device_id != '~registry'").fetchall()
-    lat = sorted(parse_ts(s) - sent_at[index[(d, q)]] for d, q, s in rows)
+    blocks = query_sync(url, "SELECT last_id, header FROM blocks ORDER BY last_id")
+    ends = [b[0] for b in blocks]
+    sealed_at = [parse_ts(json.loads(b[1])["sealed_at"]) for b in blocks]
+    rows = query_sync(url, "SELECT device_id, seq, id FROM readings WHERE device_id != '~registry'")
+    lat = sorted(sealed_at[bisect.bisect_left(ends, i)] - sent_at[index[(d, q)]] for d, q, i in rows
+                 if bisect.bisect_left(ends, i) < len(ends))
     for i in ings:
         i.stop()
     for cid in client_ids:
@@ -294,7 +327,7 @@ def run_pipeline(b: BrokerSetup, msgs: list[tuple[str, bytes]], fleet: list, ord
     return {"rate": sealed / (t_end - t0), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
             "sys_us": system / max(sealed, 1) * 1e6,
             "rss_mb": peak_rss / 2**20, "p50": lat[len(lat) // 2] if lat else float("nan"),
-            "p99": lat[int(len(lat) * 0.99)] if lat else float("nan"), "data": str(data)}
+            "p99": lat[int(len(lat) * 0.99)] if lat else float("nan"), "data": str(data), "url": url}
 
 
 def unavoidable(msgs: list[tuple[str, bytes]], fleet: list) -> dict[str, float]:  # type: ignore[type-arg]
@@ -334,9 +367,9 @@ def unavoidable(msgs: list[tuple[str, bytes]], fleet: list) -> dict[str, float]:
     return {"ed25519": ed * 1e6, "sha256": sha * 1e6, "decode": decode * 1e6, "insert": ins * 1e6}
 
 
-def proof_time(data: Path, ids: list[str], work: Path) -> tuple[float, float]:
+def proof_time(data: Path, url: str, ids: list[str], work: Path) -> tuple[float, float]:
     port = free_port()
-    api = Proc("api", "--data-dir", str(data), "--port", str(port), log=work / "api.log")
+    api = Proc("api", "--data-dir", str(data), "--store", url, "--port", str(port), log=work / "api.log")
     try:
         wait_port(port)
         times = []
@@ -361,13 +394,21 @@ def main() -> None:
                     help="bare / signatures off / signatures on, interleaved this many times; medians reported")
     ap.add_argument("--broker", choices=["embedded", "mosquitto"], default="embedded",
                     help="the embedded amqtt broker, or Mosquitto started from broker/mosquitto.conf")
-    ap.add_argument("--ingestors", type=int, default=1,
-                    help="ingest processes on one store; more than 1 share an MQTT 5 subscription (Mosquitto)")
+    ap.add_argument("--ingestors", default="1",
+                    help="ingest processes on one store, e.g. 1 or 1,2 (each count measured); more than 1 share "
+                         "an MQTT 5 subscription (Mosquitto)")
+    ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite",
+                    help="a SQLite file per run, or a fresh schema per run in --pg-url's database")
+    ap.add_argument("--pg-url", default=os.environ.get("PACKPROOF_BENCH_PG", "postgresql://postgres@127.0.0.1/test"),
+                    help="PostgreSQL database for --store postgresql (env PACKPROOF_BENCH_PG)")
     a = ap.parse_args()
-    if a.ingestors > 1 and a.broker == "embedded":
+    counts = [int(x) for x in a.ingestors.split(",")]
+    if max(counts) > 1 and a.broker == "embedded":
         ap.error("--ingestors above 1 needs shared subscriptions (MQTT 5): use --broker mosquitto")
+    st = StoreSetup(a.store, a.pg_url)
     print(f"packproof pipeline benchmark: {a.readings:,} readings from {a.devices} devices, {a.rounds} rounds, "
-          f"{a.broker} broker, {a.ingestors} ingestor(s), {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+          f"{a.broker} broker, {a.store} store, {a.ingestors} ingestor(s), {os.cpu_count()} cores, "
+          f"Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="packproof-bench-") as tmp:
         work = Path(tmp)
         port = free_port()
@@ -376,62 +417,79 @@ def main() -> None:
             broker, b = start_mosquitto(work, port)
         else:
             broker, b = Proc("broker", "--port", str(port), log=work / "broker.log"), BrokerSetup("amqtt", port)
-        b.ingestors = a.ingestors
         try:
             wait_port(port)
             print("signing payloads ...", flush=True)
             msgs, fleet, order = make_payloads(a.readings, a.devices, a.seed)
             # The machine's speed drifts by ±20% within minutes (other tenants): each round runs
-            # the three back to back, so each ratio compares like with like, and the medians of
-            # the rounds are the figures.
-            bares, offs, ons, ratios_off, ratios_on, mqtt_uss = [], [], [], [], [], []
+            # the bare subscriber and the pipelines back to back, so each ratio compares like with
+            # like, and the medians of the rounds are the figures.
+            bares: list[float] = []
+            mqtt_uss: list[float] = []
+            offs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+            ons: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
             for r in range(a.rounds):
                 bare, mqtt_us = run_bare(b, msgs)
-                # Fresh seqs for each pipeline run so nothing is a duplicate: a new fleet seed each.
-                m1, f1, o1 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 1)
-                off = run_pipeline(b, m1, f1, o1, work, verify=False, rate=None, label=f"nosig-{r}")
-                m2, f2, o2 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 2)
-                on = run_pipeline(b, m2, f2, o2, work, verify=True, rate=None, label=f"sig-{r}")
                 bares.append(bare)
                 mqtt_uss.append(mqtt_us)
-                offs.append(off)
-                ons.append(on)
-                ratios_off.append(off["rate"] / bare)
-                ratios_on.append(on["rate"] / bare)
-                print(f"  round {r + 1}: bare {bare:7,.0f}/s | signatures off {off['rate']:7,.0f}/s "
-                      f"({ratios_off[-1]:.0%}) | on {on['rate']:7,.0f}/s ({ratios_on[-1]:.0%}) | "
-                      f"ingestor CPU {on['cpu_us']:5.0f} µs/reading", flush=True)
+                line = f"  round {r + 1}: bare {bare:7,.0f}/s"
+                for n in counts:
+                    # Fresh seqs for each pipeline run so nothing is a duplicate: a new fleet seed each.
+                    m1, f1, o1 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 1)
+                    off = run_pipeline(b, st, m1, f1, o1, work, verify=False, rate=None, label=f"nosig-{n}-{r}",
+                                       ingestors=n)
+                    m2, f2, o2 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 2)
+                    on = run_pipeline(b, st, m2, f2, o2, work, verify=True, rate=None, label=f"sig-{n}-{r}",
+                                      ingestors=n)
+                    offs[n].append({**off, "ratio": off["rate"] / bare})
+                    ons[n].append({**on, "ratio": on["rate"] / bare})
+                    line += (f" | {n} ingestor(s): signatures off {off['rate']:7,.0f}/s ({off['rate'] / bare:.0%}),"
+                             f" on {on['rate']:7,.0f}/s ({on['rate'] / bare:.0%}), CPU {on['cpu_us']:4.0f} µs")
+                print(line, flush=True)
             med = statistics.median
-            on_mid = sorted(ons, key=lambda x: x["cpu_us"])[len(ons) // 2]
             print(f"bare counting subscriber ({b.kind + ', QoS 1):':15}{med(bares):9,.0f} readings/s (median)")
-            print(f"full pipeline, signatures off:              {med([o['rate'] for o in offs]):9,.0f} readings/s "
-                  f"({med(ratios_off):.0%} of bare, median of per-round ratios; "
-                  f"{min(ratios_off):.0%}..{max(ratios_off):.0%})")
-            print(f"full pipeline, signatures on:               {med([o['rate'] for o in ons]):9,.0f} readings/s "
-                  f"({med(ratios_on):.0%} of bare; {min(ratios_on):.0%}..{max(ratios_on):.0%})")
-            steps = unavoidable(m2, f2)
+            for n in counts:
+                for name, runs in (("off", offs[n]), ("on", ons[n])):
+                    ratios = [x["ratio"] for x in runs]
+                    print(f"full pipeline, {n} ingestor(s), signatures {name + ':':4}  "
+                          f"{med([x['rate'] for x in runs]):9,.0f} readings/s ({med(ratios):.0%} of bare, "
+                          f"median of per-round ratios; {min(ratios):.0%}..{max(ratios):.0%})")
+            n0 = counts[0]
+            on_mid = sorted(ons[n0], key=lambda x: x["cpu_us"])[len(ons[n0]) // 2]
+            steps = unavoidable(msgs, fleet)
             floor = sum(steps.values())
             mqtt_us = med(mqtt_uss)
             cpu = on_mid["cpu_us"]
-            print(f"ingestor CPU per reading (signatures on):   {cpu:9.1f} µs (median round)")
+            print(f"ingestor CPU per reading ({n0} ingestor(s), signatures on): {cpu:9.1f} µs (median round)")
             print("  unavoidable steps, same run:              "
                   + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()) + f" = {floor:.1f} µs")
             print(f"  ratio to the unavoidable sum:             {cpu / floor:9.2f}x")
             print(f"  MQTT receive + PUBACK in paho (bare subscriber's CPU): {mqtt_us:.1f} µs; ratio counting it: "
                   f"{cpu / (floor + mqtt_us):.2f}x")
             print(f"  of which kernel time (syscalls, fsync):   {on_mid['sys_us']:9.1f} µs")
-            print(f"ingestor peak RSS:                          {max(o['rss_mb'] for o in offs + ons):9.1f} MiB")
-            target = 0.8 * med([o["rate"] for o in ons])
-            msgs3, fleet3, order3 = make_payloads(min(a.readings, int(target * 20)), a.devices, a.seed + 5)
-            paced = run_pipeline(b, msgs3, fleet3, order3, work, verify=True, rate=target, label="paced")
-            print(f"publish-to-sealed at {target:,.0f}/s (80%):       p50 {paced['p50'] * 1e3:6.0f} ms, "
-                  f"p99 {paced['p99'] * 1e3:6.0f} ms")
-            per_device = a.readings // a.devices
-            ids = [f"{d.device_id}:{k}" for d in f2[:10] for k in range(0, per_device, max(1, per_device // 20))]
-            p50, p99 = proof_time(Path(ons[-1]["data"]), ids, work)
+            every = [x for n in counts for x in offs[n] + ons[n]]
+            print(f"ingestors' peak RSS (summed):               {max(x['rss_mb'] for x in every):9.1f} MiB")
+            for n in counts:
+                target = 0.8 * med([x["rate"] for x in ons[n]])
+                msgs3, fleet3, order3 = make_payloads(min(a.readings, int(target * 20)), a.devices, a.seed + 5 + n)
+                paced = run_pipeline(b, st, msgs3, fleet3, order3, work, verify=True, rate=target,
+                                     label=f"paced-{n}", ingestors=n)
+                print(f"publish-to-sealed, {n} ingestor(s), at {target:,.0f}/s (80%): "
+                      f"p50 {paced['p50'] * 1e3:6.0f} ms, p99 {paced['p99'] * 1e3:6.0f} ms")
+            last = ons[n0][-1]
+            ids = sample_ids(last["url"], 200)
+            p50, p99 = proof_time(Path(last["data"]), last["url"], ids, work)
             print(f"proof bundle via API ({len(ids)} requests):         p50 {p50:6.1f} ms, p99 {p99:6.1f} ms")
         finally:
             broker.stop()
+            st.drop_all()
+
+
+def sample_ids(url: str, n: int) -> list[str]:
+    """Reading ids spread over the devices and their seqs, for the proof-bundle requests."""
+    rows = query_sync(url, "SELECT device_id, seq FROM readings WHERE device_id != '~registry' AND seq % 50 = 0 "
+                           "ORDER BY device_id, seq")
+    return [f"{d}:{s}" for d, s in rows[:n]]
 
 
 if __name__ == "__main__":

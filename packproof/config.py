@@ -27,12 +27,12 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
+from packproof.db import redact
 from packproof.errors import ConfigError
 
 ENV_PREFIX = "PACKPROOF_"
@@ -317,19 +317,10 @@ def shown(key: str, value: Any) -> str:
     if isinstance(value, SecretStr):
         return "***"
     if key == "store":
-        return mask_url(str(value))
+        return redact(str(value))
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"
     return str(value)
-
-
-def mask_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def value_of(settings: Settings, key: str) -> Any:

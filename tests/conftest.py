@@ -138,21 +138,6 @@ class Sql:
         return rows[0] if rows else None
 
 
-def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-    """A one-off query of a store on either engine from a test's own connection (`?` placeholders)."""
-    if url.startswith("postgresql"):
-        import psycopg
-
-        from packproof.db.postgres import pg_sql
-        with psycopg.connect(url) as conn:
-            return [tuple(r) for r in conn.execute(pg_sql(sql), params).fetchall()]  # type: ignore[call-overload]
-    import sqlite3
-
-    from packproof.db.sqlite import sqlite_path
-    with sqlite3.connect(sqlite_path(url)) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
 @contextmanager
 def writes_blocked(url: str) -> Iterator[None]:
     """Another connection holds the store's write lock, as a stalled disk or a long transaction would."""
@@ -220,6 +205,16 @@ class MosquittoBroker:
 
     def reload(self) -> None:
         self.process.reload()
+
+
+def device_logins(broker: MosquittoBroker, data: Path, shipments: int, packs: int, seed: int = 1) -> dict[str, str]:
+    """The simulator's own provisioning (as `simulate --password-file` does), done before it starts,
+    then a reload: Mosquitto reads its password file only at start and on SIGHUP."""
+    from simulators.fleet import build_fleet, provision_credentials
+    fleet = build_fleet(shipments=shipments, packs=packs, scenario="mixed", seed=seed)
+    creds = provision_credentials(fleet, broker.password_file, data / "sim-credentials.json")
+    broker.reload()
+    return creds
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from packproof.errors import ConfigError
 
@@ -39,14 +40,33 @@ def engine_of(url: str) -> str:
         return "postgresql"
     if scheme == "sqlite":
         return "sqlite"
-    raise ConfigError(f"store URL {url!r}: unknown scheme {scheme!r}; use sqlite:///path or postgresql://host/db")
+    raise ConfigError(f"store URL {redact(url)!r}: unknown scheme {scheme!r}; "
+                      "use sqlite:///path or postgresql://host/db")
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    """The URL without its password (in the authority or a libpq `password=` parameter), for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query:
         return url
-    creds, _, host = rest.partition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{netloc.rpartition('@')[2]}"
+    query = "&".join("password=***" if q.startswith("password=") else q for q in parts.query.split("&"))
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def query_sync(url: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    """A one-off blocking query (`?` placeholders) of a store on either engine, from a connection of its own:
+    for benchmarks and tests that watch a store while packproof processes write it."""
+    if engine_of(url) == "postgresql":
+        import psycopg
+
+        from packproof.db.postgres import pg_sql
+        with psycopg.connect(url) as conn:
+            return [tuple(r) for r in conn.execute(pg_sql(sql), params).fetchall()]  # type: ignore[call-overload]
+    import sqlite3
+
+    from packproof.db.sqlite import sqlite_path
+    with sqlite3.connect(sqlite_path(url), timeout=10) as conn:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from anchor.merkle import leaf_hash
+from packproof.db import query_sync as query
 from packproof.errors import StoreError
 from packproof.paths import DataDir
 from packproof.services import SealerLock
 from packproof.store import SCHEMA_VERSION, IngestBatch, Store
-from tests.conftest import query
 
 
 def batch(device: str, seqs: range) -> IngestBatch:
