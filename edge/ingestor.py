@@ -446,8 +446,10 @@ class Ingestor:
         for device_id, (acked, high, gaps) in (await store.delivery_states(devices)).items():
             wm.restore(device_id, acked, high, json.loads(gaps))
             highest[device_id] = high
+        # Only a seq the delivery state counts as stored can be a repeat; its leaf tells a
+        # duplicate from a conflict. A resend filling a gap is new without asking.
         maybe = [(a.reading.device_id, a.reading.seq) for a, _, _ in d.readings
-                 if a.reading.seq <= highest.get(a.reading.device_id, -1)]
+                 if wm.holds(a.reading.device_id, a.reading.seq)]
         stored = await store.existing(maybe) if maybe else {}
         opened = [excursion_from_row(r) for r in await store.open_excursions(devices)]
         tracker = ExcursionTracker(next_id=await store.next_excursion_id(), open_excursions=opened)

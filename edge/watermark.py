@@ -13,7 +13,7 @@ what is missing, and a gap is visible as `missing` > 0 instead of as silence.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -78,6 +78,13 @@ class _Device:
             runs.insert(i, [seq, seq])
         self.stored_above += 1
 
+    def holds(self, seq: int) -> bool:
+        """Is `seq` counted as stored (or below the device's first seq)? Exact: runs and gaps are complete."""
+        if seq <= self.acked:
+            return True
+        i = bisect_right(self.runs, seq, key=lambda run: run[0]) - 1
+        return i >= 0 and self.runs[i][1] >= seq
+
     def gaps(self) -> list[tuple[int, int]]:
         out, below = [], self.acked
         for lo, hi in self.runs:
@@ -113,6 +120,10 @@ class Watermarks:
         if d is None:
             d = self._devices[device_id] = _Device(min(first_seq, seq) - 1)
         d.add(seq)
+
+    def holds(self, device_id: str, seq: int) -> bool:
+        d = self._devices.get(device_id)
+        return d is not None and d.holds(seq)
 
     def known(self, device_id: str) -> bool:
         return device_id in self._devices

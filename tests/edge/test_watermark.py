@@ -101,3 +101,11 @@ def test_agrees_with_a_naive_set(seqs: list[int], rnd: random.Random) -> None:
     assert (state.acked_seq, state.missing, state.highest) == (acked, len(missing), highest)
     listed = [s for a, b in state.gaps for s in range(a, b + 1)]
     assert listed == missing[:len(listed)]
+
+
+def test_holds_is_exact_membership_of_what_is_counted_as_stored() -> None:
+    w = Watermarks()
+    for seq in (0, 1, 2, 5, 6, 9):
+        w.add("d", seq)
+    assert [s for s in range(12) if w.holds("d", s)] == [0, 1, 2, 5, 6, 9]
+    assert not w.holds("other", 0)
