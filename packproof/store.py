@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS blocks(
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL);
 """
 
+READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
+                   ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"))
 REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
 
 EXCURSION_COLUMNS = (
@@ -424,9 +426,7 @@ class Store:
         db = self._db
         if b.readings:
             first = await self._next_reading_id()
-            await db.executemany(
-                "INSERT INTO readings(id, device_id, seq, shipment_id, ts, received_at, body, leaf_hash) "
-                "VALUES (?,?,?,?,?,?,?,?)", [(first + i, *r) for i, r in enumerate(b.readings)])
+            await db.insert_rows("readings", READING_COLUMNS, [(first + i, *r) for i, r in enumerate(b.readings)])
         if b.quarantine:
             await db.executemany(
                 "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, "

@@ -31,6 +31,7 @@ from packproof.errors import StoreError
 WRITE_LOCK = 1  # second half of the advisory lock key; the first is hashtext(current_schema())
 SEALER_LOCK = 2
 _PLACEHOLDER = re.compile(r"\?")
+_COPY_TYPES = {"INT": "int8", "TEXT": "text", "REAL": "float8", "BLOB": "bytea"}
 # TCP keepalives: a lock held by a host that vanished (no FIN) is released within ~15 s.
 KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
                               "keepalives_count": 3}
@@ -80,6 +81,16 @@ class PostgresDriver:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         async with self._conn.cursor() as cur:
             await cur.executemany(self._q(sql), rows)  # type: ignore[arg-type]
+
+    async def insert_rows(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
+        """COPY in binary: psycopg formats each row in C, where `executemany` adapts every value of every
+        row in Python (measured on an ingest batch: 46 µs of client CPU a reading with executemany)."""
+        names = ", ".join(c for c, _ in columns)
+        async with self._conn.cursor() as cur, cur.copy(
+                f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:  # type: ignore[arg-type]
+            copy.set_types([_COPY_TYPES[t] for _, t in columns])
+            for row in rows:
+                await copy.write_row(row)
 
     async def script(self, sql: str) -> None:
         await self._conn.execute(sql)  # type: ignore[arg-type]  # several statements: no parameters

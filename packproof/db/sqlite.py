@@ -77,6 +77,10 @@ class SqliteDriver:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._db.executemany(sql, rows)
 
+    async def insert_rows(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
+        names = ", ".join(c for c, _ in columns)
+        await self._db.executemany(f"INSERT INTO {table}({names}) VALUES ({','.join('?' * len(columns))})", rows)
+
     async def script(self, sql: str) -> None:
         await self._db.executescript(sql)
 
