@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,8 +43,11 @@ class Sealer:
     """Seals at least every `interval` seconds, or at once when `max_leaves` are waiting."""
 
     def __init__(self, store: Store, ledger: LedgerFile, key: Ed25519PrivateKey,
-                 interval: float = 1.0, max_leaves: int = 8192, key_path: Path | None = None) -> None:
-        """`key_path`: where `key` lives; a key waiting at `<key_path>.next` is rotated to (see rotate_to)."""
+                 interval: float = 1.0, max_leaves: int = 8192, key_path: Path | None = None,
+                 lock_held: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """`key_path`: where `key` lives; a key waiting at `<key_path>.next` is rotated to (see rotate_to).
+        `lock_held`: asked before every ledger append; a sealer that lost its lock must not append."""
+        self.lock_held = lock_held
         self.store = store
         self.ledger = ledger
         self.key = key
@@ -103,6 +107,9 @@ class Sealer:
             height=self._head.height + 1 if self._head else 0,
             prev_hash=self._head.hash if self._head else GENESIS_PREV,
             merkle_root=root, leaf_count=len(rows), sealed_at=rfc3339(), key=self.key, next_key=next_public)
+        if self.lock_held is not None and not await self.lock_held():
+            raise LedgerIntegrityError(f"this sealer lost its lock before sealing block {block.height}: another "
+                                       "sealer may hold it now, so it stops without appending", block.height)
         await asyncio.to_thread(self.ledger.append, block)
         failpoints.hit("seal.after-ledger")
         record = _record(block, rows[0][0], rows[-1][0])

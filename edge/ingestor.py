@@ -1,11 +1,13 @@
 """The ingestor: MQTT in, checked readings and quarantined payloads out, in batches.
 
-Shape of the flow (one process, two threads):
+Shape of the flow (one process; paho's thread, the event loop, a decode thread):
 
     paho network thread --on_message--> inbox (bounded deque)
-        --> decode stage (event loop): validate, verify, dedupe, thresholds, excursions
-        --> write queue (2 batches) --> writer: one store transaction per batch
-        --> PUBACK for every message of the batch (manual ack, QoS 1)
+        --> decode stage (worker thread): validate, verify, thresholds; repeats within the batch
+        --> write queue (2 batches) --> writer (event loop): one store transaction per batch,
+            which settles the batch against the store (new or duplicate, delivery marks,
+            excursions) and writes it
+        --> PUBACK for every message of the batch (manual ack, QoS 1), then the device acks
 
 A message is acknowledged to the broker only after the transaction holding it (as a
 reading or as a quarantined payload) has committed, and the session is persistent, so
@@ -315,10 +317,18 @@ class Ingestor:
                     # Linger briefly so a batch amortises its transaction and fsync over many
                     # readings: measured 4.6 readings per batch without it at 3,000/s.
                     await asyncio.sleep(self.linger)
-                await self._refresh_registry()
                 n = min(len(self._inbox), self.batch_max)
                 msgs = [self._inbox.popleft() for _ in range(n)]
-                await self._write_q.put(await self._process(msgs))
+                self.stats.received += n
+                while True:
+                    try:  # the registry comes from the store, which may be away for a while
+                        await self._refresh_registry()
+                        decoded = await self._process(msgs)
+                        break
+                    except StoreError as exc:
+                        log.error("%s; retrying in 1 s", exc)
+                        await asyncio.sleep(1.0)
+                await self._write_q.put(decoded)
         finally:
             await self._write_q.put(None)
             await writer
@@ -394,7 +404,6 @@ class Ingestor:
         interval, and whenever libsodium verifies a signature (it releases the GIL).
         """
         rejected = IngestBatch()
-        self.stats.received += len(msgs)
         accepted, unknown = await asyncio.to_thread(self._decode_all, msgs, rejected)
         if unknown:
             await self._look_up([m[0].split("/")[3] for m in unknown])

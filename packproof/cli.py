@@ -214,6 +214,9 @@ def seal(cfg: Settings) -> None:
         stop.set()
         signalled.cancel()
         sealer = await task
+        if sealer is None:
+            out.print("stopped while another sealer held the lock: sealed nothing")
+            return
         out.print(f"sealed {sealer.sealed_readings:,} readings in {sealer.sealed_blocks:,} blocks")
 
     asyncio.run(serve())

@@ -32,12 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
-from packproof.db import redact
+from packproof.db import engine_of, redact
 from packproof.errors import ConfigError
+from packproof.paths import DataDir
 
 ENV_PREFIX = "PACKPROOF_"
 CONFIG_ENV = "PACKPROOF_CONFIG"
-STORE_SCHEMES = ("sqlite", "postgresql")
 DEFAULT = "default"
 
 
@@ -171,9 +171,10 @@ class Settings(BaseSettings):
     def _known_scheme(cls, v: str | None) -> str | None:
         if v is None or "://" not in v:
             return v  # unset, or a bare path: SQLite
-        scheme = v.partition("://")[0]
-        if scheme not in STORE_SCHEMES:
-            raise ValueError(f"unknown scheme {scheme!r}; use sqlite:///PATH or postgresql://USER@HOST/DB")
+        try:
+            engine_of(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
         return v
 
     def source_of(self, key: str) -> str:
@@ -325,7 +326,7 @@ def shown(key: str, value: Any) -> str:
 
 def value_of(settings: Settings, key: str) -> Any:
     if key == "store" and settings.store is None:
-        return f"sqlite:///{settings.data_dir / 'packproof.db'}"  # what DataDir opens
+        return DataDir(settings.data_dir).store  # what is opened
     node: Any = settings
     for part in key.split("."):
         node = getattr(node, part)

@@ -21,7 +21,7 @@ from edge.ingestor import Ingestor
 from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.crypto import load_or_create_ledger_key
 from packproof.db import engine_of, redact
-from packproof.errors import ConfigError
+from packproof.errors import ConfigError, StoreError
 from packproof.net import require_free
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -91,7 +91,8 @@ class IngestService:
         self.store = await Store.open(self.dirs.store)
         if o.seal:
             self._lock = await SealerLock.acquire(self.dirs)
-            self.sealer = await start_sealer(self.store, self.dirs, o.seal_interval, o.max_block)
+            assert self._lock is not None  # no stop event: waits until it holds the lock
+            self.sealer = await start_sealer(self.store, self.dirs, o.seal_interval, o.max_block, self._lock)
         self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
                                  client_id=o.client_id, verify_signatures=o.verify_signatures,
                                  username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
@@ -122,35 +123,46 @@ class SealerLock:
     Two sealers appending to one ledger would fork it. On SQLite the lock is an flock on
     `sealer.lock` beside the ledger; on PostgreSQL a session advisory lock in the store's
     database, so sealers on several hosts exclude each other. Either is released when its
-    holder dies, even by kill -9 (the kernel closes the file or the socket; a host that
-    vanishes is noticed by TCP keepalives within ~15 s), and a waiting sealer takes over.
-    Sealers on several hosts must share the data directory (ledger and key): the ledger
-    file is written before the store records a block, and a takeover completes that block.
+    holder dies, even by kill -9 (the kernel closes the file or the socket; on PostgreSQL
+    the server's TCP keepalives notice a host that vanished within ~15 s), and a waiting
+    sealer takes over. A PostgreSQL lock can also be lost while its holder lives (the lock's
+    connection cut by a restart or an administrator), so the sealer asks `held()` before
+    every ledger append. Sealers on several hosts must share the data directory (ledger and
+    key): the ledger file is written before the store records a block, and a takeover
+    completes that block.
     """
 
-    def __init__(self, release: Callable[[], Awaitable[None]]) -> None:
-        self._release = release
+    def __init__(self, calls: LockCalls) -> None:
+        self._take, self.held, self._release = calls
 
     @classmethod
-    async def acquire(cls, dirs: DataDir, poll: float = 0.2) -> SealerLock:
-        holder = f"the store {redact(dirs.store)}" if engine_of(dirs.store) == "postgresql" else str(
-            dirs.root / "sealer.lock")
-        take, release = await (_pg_lock(dirs.store) if engine_of(dirs.store) == "postgresql" else _file_lock(dirs))
+    async def acquire(cls, dirs: DataDir, poll: float = 0.2, stop: asyncio.Event | None = None) -> SealerLock | None:
+        """The lock, once this sealer holds it; None if `stop` is set while waiting."""
+        pg = engine_of(dirs.store) == "postgresql"
+        holder = f"the store {redact(dirs.store)}" if pg else str(dirs.root / "sealer.lock")
+        lock = cls(await (_pg_lock(dirs.store) if pg else _file_lock(dirs)))
         waiting = False
-        while not await take():
-            if not waiting:
-                waiting = True
-                log.warning("another sealer holds %s; waiting to take over", holder)
-            await asyncio.sleep(poll)
+        try:
+            while not await lock._take():
+                if not waiting:
+                    waiting = True
+                    log.warning("another sealer holds %s; waiting to take over", holder)
+                if stop is not None and stop.is_set():
+                    await lock.release()
+                    return None
+                await asyncio.sleep(poll)
+        except BaseException:
+            await lock.release()
+            raise
         if waiting:
             log.warning("took over sealing of %s", dirs.ledger)
-        return cls(release)
+        return lock
 
     async def release(self) -> None:
         await self._release()
 
 
-LockCalls = tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[None]]]
+LockCalls = tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[bool]], Callable[[], Awaitable[None]]]
 
 
 async def _file_lock(dirs: DataDir) -> LockCalls:
@@ -164,10 +176,13 @@ async def _file_lock(dirs: DataDir) -> LockCalls:
         except BlockingIOError:
             return False
 
+    async def held() -> bool:
+        return True  # an flock lasts as long as its descriptor
+
     async def release() -> None:
         os.close(fd)  # closing the descriptor releases the lock
 
-    return take, release
+    return take, held, release
 
 
 async def _pg_lock(url: str) -> LockCalls:
@@ -175,16 +190,26 @@ async def _pg_lock(url: str) -> LockCalls:
     conn = await PostgresDriver.connect(url, readonly=False)  # held for as long as this sealer seals
 
     async def take() -> bool:
-        return await conn.try_session_lock(SEALER_LOCK)
+        try:
+            return await conn.try_session_lock(SEALER_LOCK)
+        except conn.errors as exc:
+            raise StoreError(f"taking the sealer lock in {redact(url)} failed: {exc}") from exc
 
-    return take, conn.close
+    async def held() -> bool:
+        try:
+            return await conn.holds_session_lock(SEALER_LOCK)
+        except conn.errors:
+            return False
+
+    return take, held, conn.close
 
 
-async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: int) -> Sealer:
+async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: int,
+                       lock: SealerLock | None = None) -> Sealer:
     """A sealer whose ledger and store agree: a block cut short or not recorded is repaired first."""
     key = load_or_create_ledger_key(dirs.ledger_key)
     sealer = Sealer(store, LedgerFile(dirs.ledger), key, interval=interval, max_leaves=max_block,
-                    key_path=dirs.ledger_key)
+                    key_path=dirs.ledger_key, lock_held=lock.held if lock else None)
     done = await sealer.recover()
     if done:
         log.warning("recovered %d block(s) written to the ledger but not recorded", done)
@@ -192,13 +217,18 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
 
 
 async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
-                     on_start: Callable[[], None] | None = None) -> Sealer:
-    """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns."""
-    lock = await SealerLock.acquire(dirs)
+                     on_start: Callable[[], None] | None = None) -> Sealer | None:
+    """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns.
+
+    None: stopped while another sealer held the lock.
+    """
+    lock = await SealerLock.acquire(dirs, stop=stop)
+    if lock is None:
+        return None
     try:
         store = await Store.open(dirs.store)
         try:
-            sealer = await start_sealer(store, dirs, interval, max_block)
+            sealer = await start_sealer(store, dirs, interval, max_block, lock)
             if on_start is not None:
                 on_start()
             await sealer.run(stop)

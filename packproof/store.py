@@ -7,8 +7,8 @@ leaf index = id - first_id. Sealing then writes one row per block, not one updat
 reading.
 
 One writer connection per process (the ingestor and the sealer share it, serialised by a
-lock so their transactions never interleave on the connection), and any number of
-readers (the API). Every query path the API uses is served by an index or a maintained
+lock so a query never runs inside another task's transaction on the connection), and any
+number of readers (the API). Every query path the API uses is served by an index or a maintained
 aggregate (`device_stats`, `excursions`, `counters`); none scans all readings.
 
 A reading is acknowledged to the broker only after the batch holding it is durably
@@ -29,7 +29,7 @@ from typing import Any
 from anchor.merkle import leaf_hash
 from packproof.canonical import canonical_json
 from packproof.crypto import b64
-from packproof.db import Driver, engine_of
+from packproof.db import Driver, engine_of, redact
 from packproof.errors import ConfigError, StoreError
 from packproof.timefmt import rfc3339
 
@@ -144,6 +144,13 @@ def _in(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
+CHUNK = 400  # values per IN list: under SQLite's oldest limit of 999 parameters, two per key
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
 def gaps_of(seqs: Iterable[int], acked: int) -> list[list[int]]:
     """Missing ranges above `acked` below the highest of `seqs` (sorted, all above acked)."""
     gaps, below = [], acked
@@ -160,8 +167,10 @@ class Store:
     def __init__(self, db: Driver, url: str) -> None:
         self._db = db
         self.url = url
+        self.label = redact(url)  # for messages: never the password
         self.engine = db.engine
         self._lock = asyncio.Lock()
+        self._tx_owner: asyncio.Task[Any] | None = None
 
     @property
     def driver(self) -> Driver:
@@ -172,7 +181,7 @@ class Store:
         """The SQLite file, for tools that open it directly; a PostgreSQL store has none."""
         from packproof.db.sqlite import sqlite_path
         if self.engine != "sqlite":
-            raise StoreError(f"{self.url} is not a SQLite store")
+            raise StoreError(f"{self.label} is not a SQLite store")
         return sqlite_path(self.url)
 
     @classmethod
@@ -195,7 +204,7 @@ class Store:
         except BaseException as exc:
             await db.close()  # a driver thread or socket would otherwise keep the process alive
             if isinstance(exc, db.errors):
-                raise StoreError(f"cannot open store {url}: {exc}") from exc
+                raise StoreError(f"cannot open store {store.label}: {exc}") from exc
             raise
         return store
 
@@ -210,7 +219,7 @@ class Store:
         async with self._db.transaction():  # one migrator at a time, however many processes start
             version = await self._version()
             if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(f"{self.url}: schema version {version} is newer than this packproof "
+                raise StoreError(f"{self.label}: schema version {version} is newer than this packproof "
                                  f"({SCHEMA_VERSION}); upgrade packproof")
             for v in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                 for statement in MIGRATIONS[v].split(";"):
@@ -238,18 +247,22 @@ class Store:
         try:
             version = await self._version()
         except self._db.errors as exc:
-            raise StoreError(f"{self.url}: cannot read the schema version: {exc}") from exc
+            raise StoreError(f"{self.label}: cannot read the schema version: {exc}") from exc
         if version is None:
-            raise StoreError(f"{self.url} holds no packproof store (has the ingestor run?)")
+            raise StoreError(f"{self.label} holds no packproof store (has the ingestor run?)")
         if version != SCHEMA_VERSION:
-            raise StoreError(f"{self.url}: schema version {version}, expected {SCHEMA_VERSION}")
+            raise StoreError(f"{self.label}: schema version {version}, expected {SCHEMA_VERSION}")
 
     async def close(self) -> None:
         await self._db.close()
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A read: inside this task's own transaction, or between transactions, never inside another's."""
         try:
-            return await self._db.fetch(sql, params)
+            if self._tx_owner is not None and self._tx_owner is asyncio.current_task():
+                return await self._db.fetch(sql, params)
+            async with self._lock:
+                return await self._db.fetch(sql, params)
         except self._db.errors as exc:
             raise StoreError(f"store query failed: {exc}") from exc
 
@@ -257,11 +270,14 @@ class Store:
     async def transaction(self, what: str) -> AsyncIterator[None]:
         """One write transaction, serialised with every other writer of this store, in any process."""
         async with self._lock:
+            self._tx_owner = asyncio.current_task()
             try:
                 async with self._db.transaction():
                     yield
             except self._db.errors as exc:
                 raise StoreError(f"{what} failed: {exc}") from exc
+            finally:
+                self._tx_owner = None
 
     # ---- registry -------------------------------------------------------------------
     # Every change to the registry is also appended as a record leaf (device id REGISTRY,
@@ -383,19 +399,20 @@ class Store:
 
     async def delivery_states(self, device_ids: Sequence[str]) -> dict[str, tuple[int, int, str]]:
         """device -> (acked seq, highest seq, gaps JSON), for devices with stored readings."""
-        if not device_ids:
-            return {}
-        rows = await self._db.fetch(
-            f"SELECT device_id, acked_seq, last_seq, gaps FROM device_stats WHERE device_id IN ({_in(device_ids)})",
-            device_ids)
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        out = {}
+        for chunk in _chunks(device_ids):
+            for r in await self._db.fetch(
+                    f"SELECT device_id, acked_seq, last_seq, gaps FROM device_stats WHERE device_id IN ({_in(chunk)})",
+                    chunk):
+                out[r[0]] = (r[1], r[2], r[3])
+        return out
 
     async def open_excursions(self, device_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-        if not device_ids:
-            return []
-        return await self._db.fetch(
-            f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1 AND device_id IN ({_in(device_ids)})",
-            device_ids)
+        out = []
+        for chunk in _chunks(device_ids):
+            out += await self._db.fetch(
+                f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1 AND device_id IN ({_in(chunk)})", chunk)
+        return out
 
     async def next_excursion_id(self) -> int:
         rows = await self._db.fetch("SELECT coalesce(max(id), 0) + 1 FROM excursions")
@@ -408,8 +425,7 @@ class Store:
     async def existing(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
         """Which of these (device, seq) are already stored, with their leaf hashes: the rare path."""
         found: dict[tuple[str, int], bytes] = {}
-        for i in range(0, len(keys), 500):  # well under either engine's limit on parameters
-            chunk = keys[i:i + 500]
+        for chunk in _chunks(keys):
             rows = await self._db.fetch(
                 "SELECT device_id, seq, leaf_hash FROM readings WHERE (device_id, seq) IN "
                 f"(VALUES {','.join(['(?,?)'] * len(chunk))})", [x for k in chunk for x in k])
@@ -483,10 +499,8 @@ class Store:
         Store order is deterministic, so a block whose ledger line was written before a
         crash can be matched to the same readings again on restart.
         """
-        async with self._lock:
-            rows = await self._fetch(
-                "SELECT id, device_id, leaf_hash FROM readings WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit))
+        rows = await self._fetch(
+            "SELECT id, device_id, leaf_hash FROM readings WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
     async def record_block(self, block: BlockRecord, rows: Sequence[tuple[int, str, bytes]]) -> None:

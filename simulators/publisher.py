@@ -349,8 +349,8 @@ class FleetPublisher:
                 log.warning("%s: ignoring an ack for seq %d, which it has not made yet (next %d): a retained ack "
                             "left by another store?", device_id, ack.highest, link.device.next_seq)
                 continue
-            if ack.acked_seq < link.acked:
-                continue  # older than one already applied
+            if link.ack is not None and (ack.acked_seq, ack.highest) < (link.ack.acked_seq, link.ack.highest):
+                continue  # older than one already applied: with several ingestors acks can arrive out of order
             link.ack = ack
             log.debug("%s: %s", device_id, ack)
             if ack.acked_seq > link.acked:

@@ -33,6 +33,7 @@ import pytest
 
 from broker.embedded import EmbeddedBroker
 from broker.mosquitto import INGESTOR_USER, MosquittoProcess, mosquitto_binary
+from packproof.db import query_sync as query
 from packproof.net import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         with pg_schema() as url:
             yield url
+
+
+class Db:
+    """`sqlite3.connect(...)`'s `execute(...).fetchone()/.fetchall()` on a store of either engine, by URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def execute(self, sql: str, params: tuple = ()) -> _Rows:  # type: ignore[type-arg]
+        return _Rows(query(self.url, sql, params))
+
+
+@dataclass
+class _Rows:
+    rows: list[tuple]  # type: ignore[type-arg]
+
+    def fetchall(self) -> list[tuple]:  # type: ignore[type-arg]
+        return self.rows
+
+    def fetchone(self) -> tuple | None:  # type: ignore[type-arg]
+        return self.rows[0] if self.rows else None
 
 
 class Sql:
@@ -278,11 +300,15 @@ class Service:
 
 @dataclass
 class Pipeline:
-    """A real `packproof broker` and `packproof ingest` (with sealer) for one test."""
+    """A real `packproof broker` and `packproof ingest` (with sealer) for one test, on one store engine.
+
+    PACKPROOF_STORE is set for the test, so every `packproof` command it runs uses that store.
+    """
 
     data: Path
     mqtt: int
     services: list[Service]
+    store: str
 
     def start_api(self, tmp_path: Path) -> str:
         port = free_port()
@@ -293,9 +319,11 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline_services(tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline_services(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    monkeypatch.setenv("PACKPROOF_STORE", store_url)
     mqtt = free_port()
-    p = Pipeline(tmp_path / "data", mqtt, [Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")])
+    p = Pipeline(tmp_path / "data", mqtt, [Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")],
+                 store_url)
     try:
         p.services[0].wait_port(mqtt)
         ingest = Service("ingest", "--data-dir", str(p.data), "--mqtt-port", str(mqtt), "--seal-interval", "0.2",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 
 from packproof.store import Store
 from simulators.fleet import build_fleet, shipments_of
-from tests.conftest import Pipeline, cli, get_json, publish_all, wait_for
+from tests.conftest import Db, Pipeline, cli, get_json, publish_all, wait_for
 
 
 def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services: Pipeline) -> None:
@@ -19,7 +18,7 @@ def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services:
     d = fleet[0]
 
     async def register() -> None:
-        store = await Store.open(data / "packproof.db")
+        store = await Store.open(pipeline_services.store)
         await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key)])
         await store.close()
 
@@ -28,8 +27,7 @@ def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services:
     publish_all(port, [readings[s] for s in (0, 1, 2, 5, 7)])  # 3, 4 and 6 lost on the way
 
     def stats() -> tuple[int, int] | None:
-        with sqlite3.connect(data / "packproof.db") as db:
-            return db.execute("SELECT reading_count, sealed_count FROM device_stats").fetchone()  # type: ignore[no-any-return]
+        return Db(pipeline_services.store).execute("SELECT reading_count, sealed_count FROM device_stats").fetchone()
 
     wait_for(lambda: stats() == (5, 5), 20, "five readings stored and sealed")
     r = cli("condition", d.shipment_id, "--data-dir", str(data), "--json")

@@ -7,7 +7,6 @@ every registry change is sealed in the ledger and the audit holds.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64
 from packproof.reading import Reading
-from tests.conftest import Pipeline, cli, get_json, publish_all, wait_for
+from tests.conftest import Db, Pipeline, cli, get_json, publish_all, wait_for
 
 TOPIC = "packproof/v1/SHP-A/{}/telemetry"
 
@@ -42,7 +41,7 @@ def body(device: str, seq: int, key: Ed25519PrivateKey | None) -> bytes:
 
 def test_device_lifecycle(tmp_path: Path, pipeline_services: Pipeline) -> None:
     data, keys, mqtt = pipeline_services.data, tmp_path / "keys", pipeline_services.mqtt
-    db = sqlite3.connect(data / "packproof.db", timeout=10)
+    db = Db(pipeline_services.store)
 
     def stored(device: str) -> int:
         return db.execute("SELECT count(*) FROM readings WHERE device_id=?", (device,)).fetchone()[0]

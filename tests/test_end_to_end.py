@@ -8,8 +8,8 @@ the API, offline from a saved bundle, and after tampering with the store and the
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ import pytest
 
 from packproof.net import free_port
 from simulators.scenarios import MIXED_FLEET
-from tests.conftest import Service, cli, get_json, publish_all, wait_for
+from tests.conftest import Db, Service, cli, get_json, pg_schema, publish_all, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,19 +27,24 @@ COUNT = 30
 EXPECTED_TEST = {"hot-container": "T.2", "rough-road": "T.3", "drop": "T.4", "unpressurised-air": "T.1"}
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: ignore[type-arg]
-    """One pipeline for the module; the tampering test runs last, as it breaks the data on purpose."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: ignore[type-arg]
+    """One pipeline per store engine for the module; the tampering test runs last, as it breaks the data."""
     tmp_path = tmp_path_factory.mktemp("e2e")
     services: list[Service] = []
-    try:
-        yield from _start(tmp_path, services)
-    finally:
-        for s in reversed(services):
-            s.stop()
+    with ExitStack() as stack:
+        store = (f"sqlite:///{tmp_path / 'data' / 'packproof.db'}" if request.param == "sqlite"
+                 else stack.enter_context(pg_schema()))
+        mp = stack.enter_context(pytest.MonkeyPatch.context())
+        mp.setenv("PACKPROOF_STORE", store)  # every packproof command of the module uses it
+        try:
+            yield from _start(tmp_path, services, store)
+        finally:
+            for s in reversed(services):
+                s.stop()
 
 
-def _start(tmp_path: Path, services: list[Service]) -> Iterator[dict]:  # type: ignore[type-arg]
+def _start(tmp_path: Path, services: list[Service], store: str) -> Iterator[dict]:  # type: ignore[type-arg]
     data = tmp_path / "data"
     mqtt, api = free_port(), free_port()
     broker = Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")
@@ -65,7 +70,7 @@ def _start(tmp_path: Path, services: list[Service]) -> Iterator[dict]:  # type: 
         return sealed == total
 
     wait_for(all_sealed, 30, f"all {total} readings sealed")
-    yield {"url": url, "data": data, "total": total, "ingest": ingest, "mqtt": mqtt}
+    yield {"url": url, "data": data, "total": total, "ingest": ingest, "mqtt": mqtt, "store": store}
 
 
 def test_condition_shows_each_excursion_kind(pipeline: dict) -> None:  # type: ignore[type-arg]
@@ -209,13 +214,12 @@ def test_tampering_is_found_and_named(pipeline: dict) -> None:  # type: ignore[t
     device = get_json(f"{url}/shipments/{sid}")["devices"][0]
 
     # One stored reading altered in the off-chain store: its temperature made nicer.
-    with sqlite3.connect(data / "packproof.db") as db:
-        (body,) = db.execute("SELECT body FROM readings WHERE device_id=? AND seq=5", (device,)).fetchone()
-        reading = json.loads(body)
-        forged = body.replace(f'"temperature_c":{json.dumps(reading["temperature_c"])}'.encode(),
-                              b'"temperature_c":20.5')
-        assert forged != body
-        db.execute("UPDATE readings SET body=? WHERE device_id=? AND seq=5", (forged, device))
+    db = Db(pipeline["store"])
+    (body,) = db.execute("SELECT body FROM readings WHERE device_id=? AND seq=5", (device,)).fetchone()  # type: ignore[misc]
+    reading = json.loads(body)
+    forged = body.replace(f'"temperature_c":{json.dumps(reading["temperature_c"])}'.encode(), b'"temperature_c":20.5')
+    assert forged != body
+    db.execute("UPDATE readings SET body=? WHERE device_id=? AND seq=5", (forged, device))
     r = cli("verify", f"{device}:5", "--api", url)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL device signature" in r.stdout and "FAIL leaf hash" in r.stdout

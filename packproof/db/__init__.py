@@ -30,7 +30,6 @@ class Driver(Protocol):
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
     async def insert_rows(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
         """Append rows (columns as (name, type from `types`)): the bulk path of an ingest batch."""
-    async def script(self, sql: str) -> None: ...  # several statements, no parameters
     def transaction(self) -> AbstractAsyncContextManager[None]: ...  # one writer at a time, across processes
     async def table_exists(self, name: str) -> bool: ...
     async def close(self) -> None: ...
@@ -59,14 +58,15 @@ def redact(url: str) -> str:
 
 
 def query_sync(url: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-    """A one-off blocking query (`?` placeholders) of a store on either engine, from a connection of its own:
-    for benchmarks and tests that watch a store while packproof processes write it."""
+    """One blocking statement (`?` placeholders) on a store of either engine, from a connection of its own,
+    committed: for benchmarks and tests that watch (or, to test tampering, alter) a store packproof writes."""
     if engine_of(url) == "postgresql":
         import psycopg
 
         from packproof.db.postgres import pg_sql
         with psycopg.connect(url) as conn:
-            return [tuple(r) for r in conn.execute(pg_sql(sql), params).fetchall()]  # type: ignore[call-overload]
+            cur = conn.execute(pg_sql(sql), params)  # type: ignore[call-overload]
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
     import sqlite3
 
     from packproof.db.sqlite import sqlite_path

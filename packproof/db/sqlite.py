@@ -81,19 +81,18 @@ class SqliteDriver:
         names = ", ".join(c for c, _ in columns)
         await self._db.executemany(f"INSERT INTO {table}({names}) VALUES ({','.join('?' * len(columns))})", rows)
 
-    async def script(self, sql: str) -> None:
-        await self._db.executescript(sql)
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        await self._db.execute("BEGIN IMMEDIATE")
         try:
+            await self._db.execute("BEGIN IMMEDIATE")
             yield
+            await self._db.execute("COMMIT")
         except BaseException:
-            if self._db.in_transaction:  # SQLite rolls back by itself on some errors (disk full, I/O)
+            # A failed COMMIT (a full disk shows there, in WAL mode) or a cancellation leaves the
+            # transaction open: end it, or every later BEGIN fails and the write lock stays held.
+            if self._db.in_transaction:
                 await self._db.execute("ROLLBACK")
             raise
-        await self._db.execute("COMMIT")
 
     async def table_exists(self, name: str) -> bool:
         return bool(await self.fetch("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)))

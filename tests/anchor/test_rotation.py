@@ -4,18 +4,17 @@ verifies from the genesis key an auditor pinned."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from anchor.ledger import LedgerFile
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes, read_public_key
-from tests.conftest import Pipeline, cli, wait_for
+from tests.conftest import Db, Pipeline, cli, wait_for
 
 
 def test_rotation_is_announced_in_the_chain_and_followed_by_verifiers(tmp_path: Path,
                                                                     pipeline_services: Pipeline) -> None:
     data, mqtt = pipeline_services.data, pipeline_services.mqtt
-    db = sqlite3.connect(data / "packproof.db", timeout=10)
+    db = Db(pipeline_services.store)
 
     def simulate_and_seal(count: int) -> None:
         r = cli("simulate", "--mqtt-port", str(mqtt), "--data-dir", str(data), "--shipments", "2", "--packs",

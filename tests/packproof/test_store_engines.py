@@ -75,3 +75,52 @@ async def test_one_sealer_at_a_time_and_the_next_takes_over_when_it_goes(store_u
     await first.release()
     taken = await asyncio.wait_for(second, 5)
     await taken.release()
+
+
+async def test_a_sealer_whose_postgresql_lock_was_cut_stops_before_appending(tmp_path: Path) -> None:
+    """The lock's connection ended (a restart, pg_terminate_backend) while the sealer lives on:
+    another sealer may hold the lock now, so this one must not append a block."""
+    import psycopg
+
+    from packproof.errors import LedgerIntegrityError
+    from packproof.services import start_sealer
+    from tests.conftest import PG_URL, pg_schema
+
+    with pg_schema() as url:
+        store = await Store.open(url)
+        await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
+        dirs = DataDir(tmp_path / "data", store_url=url)
+        lock = await SealerLock.acquire(dirs)
+        assert lock is not None and await lock.held()
+        sealer = await start_sealer(store, dirs, 1.0, 64, lock)
+        assert (await sealer.seal_once()) is not None  # held: seals the registration record
+        await store.write_batch(batch("d", range(3)))
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                          "AND objid = 2 AND classid = (SELECT hashtext(%s)::oid)", (url.rsplit("%3D", 1)[1],))
+        assert not await lock.held()
+        blocks = len(list(sealer.ledger.read()))
+        with pytest.raises(LedgerIntegrityError, match="lost its lock"):
+            await sealer.seal_once()
+        assert len(list(sealer.ledger.read())) == blocks  # nothing appended
+        await lock.release()
+        await store.close()
+
+
+async def test_a_postgresql_store_reconnects_after_its_connection_is_cut() -> None:
+    """A server restart or failover: the write in flight fails (and is retried by the ingestor), the next one works."""
+    import psycopg
+
+    from tests.conftest import PG_URL, pg_schema
+
+    with pg_schema() as url:
+        store = await Store.open(url)
+        await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
+        ((pid,),) = await store.driver.fetch("SELECT pg_backend_pid()")
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreError):
+            await store.write_batch(batch("d", range(3)))
+        await store.write_batch(batch("d", range(3)))  # the same batch again, on a new connection
+        assert query(url, "SELECT count(*) FROM readings WHERE device_id = 'd'") == [(3,)]
+        await store.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from packproof.db import query_sync as query
 from packproof.store import Store
 from simulators.buffer import SimBuffer
 from simulators.fleet import SimDevice, build_fleet, shipments_of
@@ -105,9 +105,9 @@ def test_device_drops_what_is_acked_and_resends_only_what_is_missing(
     assert done == [True] and pub.stats.buffered == 0 and pub.stats.acked == 20
 
 
-def register(data: Path, fleet: list[SimDevice]) -> None:
+def register(store_url: str, fleet: list[SimDevice]) -> None:
     async def go() -> None:
-        store = await Store.open(data / "packproof.db")
+        store = await Store.open(store_url)
         try:
             await store.register(shipments_of(fleet), [(x.device_id, x.shipment_id, x.public_key) for x in fleet])
         finally:
@@ -115,14 +115,10 @@ def register(data: Path, fleet: list[SimDevice]) -> None:
     asyncio.run(go())
 
 
-def stored(data: Path) -> dict[str, list[int]]:
-    db = sqlite3.connect(data / "packproof.db", timeout=10)
-    try:
-        rows = db.execute("SELECT device_id, seq FROM readings WHERE device_id LIKE 'SHP-%' "
-                          "ORDER BY device_id, seq").fetchall()  # not the registry's record leaves
-        conflicts = db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
-    finally:
-        db.close()
+def stored(store_url: str) -> dict[str, list[int]]:
+    rows = query(store_url, "SELECT device_id, seq FROM readings WHERE device_id LIKE 'SHP-%' "
+                            "ORDER BY device_id, seq")  # not the registry's record leaves
+    ((conflicts,),) = query(store_url, "SELECT COUNT(*) FROM quarantine")
     assert conflicts == 0
     out: dict[str, list[int]] = {}
     for device_id, seq in rows:
@@ -143,7 +139,7 @@ def test_outages_lose_nothing(pipeline_services: Pipeline) -> None:
             "--resend-after", "1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "outages 4" in r.stdout and "the buffer is empty" in r.stdout, r.stdout
-    seqs = stored(data)
+    seqs = stored(pipeline_services.store)
     assert len(seqs) == 4 and all(s == list(range(100)) for s in seqs.values()), seqs
     assert buffered(data) == 0
 
@@ -153,7 +149,8 @@ def test_a_broker_restart_loses_nothing(tmp_path: Path) -> None:
     broker = BrokerThread().start()
     data = tmp_path / "data"
     fleet = build_fleet(shipments=1, packs=2, seed=41)
-    register(data, fleet)
+    url = f"sqlite:///{data / 'packproof.db'}"
+    register(url, fleet)
     ingest = Service("ingest", "--data-dir", str(data), "--mqtt-port", str(broker.port), "--no-seal",
                      log=tmp_path / "ingest.log")
     buffer = SimBuffer(data / "sim-buffer.db")
@@ -177,7 +174,7 @@ def test_a_broker_restart_loses_nothing(tmp_path: Path) -> None:
         buffer.close()
         ingest.stop()
         broker.stop()
-    seqs = stored(data)
+    seqs = stored(url)
     assert all(s == list(range(120)) for s in seqs.values()) and len(seqs) == 2, seqs
 
 
@@ -187,7 +184,7 @@ def test_simulator_killed_with_9_resumes_without_reusing_a_seq(tmp_path: Path, p
     sim = Service("simulate", "--mqtt-port", str(port), "--data-dir", str(data), "--shipments", "1", "--packs", "2",
                   "--rate", "50", log=tmp_path / "sim.log")
     try:
-        wait_for(lambda: sum(len(s) for s in stored(data).values()) >= 100, 30, "readings stored")
+        wait_for(lambda: sum(len(s) for s in stored(pipeline_services.store).values()) >= 100, 30, "readings stored")
     finally:
         sim.proc.send_signal(signal.SIGKILL)
         sim.stop()
@@ -195,6 +192,6 @@ def test_simulator_killed_with_9_resumes_without_reusing_a_seq(tmp_path: Path, p
             "--count", "10", "--rate", "50")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "the buffer is empty" in r.stdout, r.stdout
-    seqs = stored(data)  # no conflicting reading was quarantined: no seq was signed twice
+    seqs = stored(pipeline_services.store)  # no conflicting reading was quarantined: no seq was signed twice
     assert len(seqs) == 2 and all(s == list(range(len(s))) and len(s) >= 60 for s in seqs.values()), seqs
     assert buffered(data) == 0
