@@ -1,0 +1,104 @@
+"""No query the API makes scans all readings, on either engine.
+
+Every store method an API route calls is run against a store with readings, sealed blocks,
+quarantine and excursions; each statement it sent is then explained by the engine itself.
+On PostgreSQL sequential scans are disabled for the EXPLAIN, so a plan that still scans a
+table has no index to use; on SQLite `EXPLAIN QUERY PLAN` names every full scan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from anchor.ledger import LedgerFile
+from anchor.merkle import leaf_hash
+from anchor.sealer import Sealer
+from packproof.crypto import load_or_create_ledger_key
+from packproof.store import IngestBatch, Store
+
+BIG_TABLES = ("readings", "quarantine", "excursions", "blocks", "device_stats")
+
+
+async def filled(url: str, tmp_path: Path) -> Store:
+    store = await Store.open(url)
+    await store.register({"S": "un38.3-cell", "T": "un38.3-cell"}, [("d1", "S", None), ("d2", "T", None)])
+    for start in range(0, 600, 200):
+        b = IngestBatch()
+        for device, sid in (("d1", "S"), ("d2", "T")):
+            for seq in range(start, start + 200):
+                body = f'{{"d":"{device}","seq":{seq}}}'.encode()
+                b.readings.append((device, seq, sid, "2026-11-23T00:00:00Z", 1.0, body, leaf_hash(body)))
+            b.stats.append((device, sid, 200, start, start + 199, "t", "t", 1.0, start + 199, 0, "[]"))
+        b.quarantine.append((1.0, "packproof/v1/S/d1/telemetry", b"{", "malformed_json", "bad", "d1", "S"))
+        b.excursions.append((start + 1, "d1", "S", "T.2", "temperature_c", "violation", "t", "t", start, start,
+                             80.0, 72.0, "limit", 1, 0))
+        await store.write_batch(b)
+    sealer = Sealer(store, LedgerFile(tmp_path / "ledger.jsonl"), load_or_create_ledger_key(tmp_path / "k"),
+                    max_leaves=100)
+    await sealer.recover()
+    while await sealer.seal_once() is not None:
+        pass
+    return store
+
+
+async def api_statements(store: Store) -> list[tuple[str, tuple[Any, ...]]]:
+    """What the API's store calls send to the database."""
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+    driver = store.driver
+    fetch = driver.fetch
+
+    async def recording(sql: str, params: Any = ()) -> Any:
+        seen.append((sql, tuple(params)))
+        return await fetch(sql, params)
+
+    driver.fetch = recording  # type: ignore[method-assign]
+    try:
+        head = await store.head_block()
+        assert head is not None and head.height > 3
+        await store.shipments(50, 0)
+        await store.shipment("S")
+        await store.shipment_devices("S")
+        await store.shipment_excursions("S")
+        await store.shipment_readings("S", 300, 50)
+        await store.reading("d1", 450)
+        await store.device("d1")
+        await store.counters()
+        await store.quarantined(device_id="d1", reason_code=None, before_id=None, limit=20)
+        await store.quarantined(device_id=None, reason_code="malformed_json", before_id=2, limit=20)
+        await store.blocks(2, 10)
+        block = await store.block(3)
+        assert block is not None
+        await store.block_leaf_hashes(block)
+    finally:
+        driver.fetch = fetch  # type: ignore[method-assign]
+    return seen
+
+
+def full_scans(sql: str, plan: str) -> list[str]:
+    """Plan lines that read a whole table. SQLite says `SCAN blocks` for a walk in rowid (height)
+    order too, which `ORDER BY height ... LIMIT` stops after the rows it returns: not a full scan."""
+    found = []
+    for line in plan.splitlines():
+        for table in BIG_TABLES:
+            rowid_walk = table == "blocks" and "ORDER BY height" in sql and "LIMIT" in sql
+            sqlite_scan = f"SCAN {table}" in line and "USING" not in line and not rowid_walk
+            if f"Seq Scan on {table}" in line or sqlite_scan:
+                found.append(line)
+    return found
+
+
+async def test_no_api_query_scans_a_whole_table(store_url: str, tmp_path: Path) -> None:
+    store = await filled(store_url, tmp_path)
+    try:
+        statements = await api_statements(store)
+        assert len(statements) >= 14
+        db = store.driver
+        if store.engine == "postgresql":
+            await db.execute("SET enable_seqscan = off")
+        for sql, params in statements:
+            explain = "EXPLAIN " if store.engine == "postgresql" else "EXPLAIN QUERY PLAN "
+            plan = "\n".join(" ".join(str(c) for c in row) for row in await db.fetch(explain + sql, params))
+            assert not full_scans(sql, plan), f"{sql}\n{plan}"
+    finally:
+        await store.close()
