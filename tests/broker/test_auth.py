@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from packproof.crypto import public_key_bytes
 from packproof.errors import BrokerError
 from packproof.net import free_port
 from packproof.store import Store
+from tests.conftest import Db
 from tests.edge.test_ingestor import KEY, reading, topic
 
 SERVICES = frozenset({"packproof-ingestor"})
@@ -160,8 +160,8 @@ async def test_an_ingestor_whose_subscription_is_refused_fails_at_start(password
         next(gen, None)
 
 
-async def test_a_device_cannot_publish_as_another(secured_broker: int, tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "p.db")
+async def test_a_device_cannot_publish_as_another(secured_broker: int, store_url: str) -> None:
+    store = await Store.open(store_url)
     await store.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
                          [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-2", "SHP-2", public_key_bytes(KEY))])
     ing = Ingestor(store, port=secured_broker, client_id="ing-acl", username="packproof-ingestor", password="ing")
@@ -186,7 +186,7 @@ async def test_a_device_cannot_publish_as_another(secured_broker: int, tmp_path:
     await task
     dev1.disconnect()
     dev1.loop_stop()
-    db = sqlite3.connect(store.path)
+    db = Db(store_url)
     assert db.execute("SELECT device_id, count(*) FROM readings WHERE device_id != '~registry' GROUP BY device_id"
                       ).fetchall() == [("dev-1", 5)]
     assert db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)  # it never even reached us
