@@ -216,7 +216,7 @@ class BrokerSetup:
     port: int
     ingestor: Login = None
     publisher: Login = None
-    ingestors: int = 1
+    verify_workers: int = 0
 
 
 def start_mosquitto(work: Path, port: int) -> tuple[MosquittoProcess, BrokerSetup]:
@@ -267,6 +267,8 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
     args = ["ingest", "--data-dir", str(data), "--store", url, "--mqtt-port", str(port)]
     if not verify:
         args.append("--no-verify-signatures")
+    elif b.verify_workers:
+        args += ["--verify-workers", str(b.verify_workers)]
     env = {}
     if b.ingestor:
         args += ["--mqtt-username", b.ingestor[0]]
@@ -401,6 +403,8 @@ def main() -> None:
                     help="a SQLite file per run, or a fresh schema per run in --pg-url's database")
     ap.add_argument("--pg-url", default=os.environ.get("PACKPROOF_BENCH_PG", "postgresql://postgres@127.0.0.1/test"),
                     help="PostgreSQL database for --store postgresql (env PACKPROOF_BENCH_PG)")
+    ap.add_argument("--verify-workers", type=int, default=0,
+                    help="signature-checking processes per ingestor (ingest --verify-workers)")
     a = ap.parse_args()
     counts = [int(x) for x in a.ingestors.split(",")]
     if max(counts) > 1 and a.broker == "embedded":
@@ -417,6 +421,7 @@ def main() -> None:
             broker, b = start_mosquitto(work, port)
         else:
             broker, b = Proc("broker", "--port", str(port), log=work / "broker.log"), BrokerSetup("amqtt", port)
+        b.verify_workers = a.verify_workers
         try:
             wait_port(port)
             print("signing payloads ...", flush=True)

@@ -52,6 +52,7 @@ class Accepted:
     body: bytes  # RFC 8785 canonical bytes including sig: the Merkle leaf content
     leaf_hash: bytes
     entry: DeviceEntry
+    check: tuple[bytes, bytes, bytes] | None = None  # (public key, signature, signed bytes) still to verify
 
 
 def describe(exc: ValidationError) -> InvalidReading:
@@ -77,8 +78,20 @@ def describe(exc: ValidationError) -> InvalidReading:
 MAX_CLOCK_AHEAD_S = 300.0  # a device clock this far ahead of ours is wrong; behind is store-and-forward
 
 
+def bad_signature(reading: Reading) -> InvalidReading:
+    return InvalidReading(
+        "bad_signature",
+        f"signature of reading {reading.reading_id} does not verify with the key registered "
+        f"for device {reading.device_id} at seq {reading.seq}")
+
+
 def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
-           verify_signatures: bool = True, received_at: float | None = None) -> Accepted:
+           verify_signatures: bool = True, received_at: float | None = None, defer_verify: bool = False) -> Accepted:
+    """A valid reading from a registered device, or InvalidReading naming what is wrong.
+
+    `defer_verify`: leave the signature check to the caller, who verifies many at once
+    elsewhere (`Accepted.check`); everything else is checked here.
+    """
     if len(payload) > MAX_PAYLOAD:
         raise InvalidReading("too_large", f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD}")
     where = DeviceTopic.parse(topic)
@@ -105,6 +118,7 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
         raise InvalidReading("revoked_device", f"device {reading.device_id} is revoked: its readings are refused")
     unsigned, body = signed_and_full(reading)
     verifier = entry.verifier_at(reading.seq)
+    check = None
     if verifier is None:
         if reading.sig is not None:
             raise InvalidReading(
@@ -115,14 +129,13 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
     elif b2a_base64(sig := a2b_base64(reading.sig), newline=False).decode() != reading.sig:
         # Base64 spare bits: another spelling of the same signature would make another leaf.
         raise InvalidReading("bad_signature", f"sig of reading {reading.reading_id} is not canonical base64")
+    elif verify_signatures and defer_verify:
+        check = (verifier.public_key, sig, unsigned)
     elif verify_signatures and not verifier.verify(sig, unsigned):
-        raise InvalidReading(
-            "bad_signature",
-            f"signature of reading {reading.reading_id} does not verify with the key registered "
-            f"for device {reading.device_id} at seq {reading.seq}")
+        raise bad_signature(reading)
     if received_at is not None and (ahead := reading.epoch - received_at) > MAX_CLOCK_AHEAD_S:
         raise InvalidReading(
             "clock_skew",
             f"reading {reading.reading_id} is dated {reading.ts}, {ahead:,.0f} s ahead of the ingestor's clock "
             f"(more than {MAX_CLOCK_AHEAD_S:g} s): the device clock is wrong, its time cannot be trusted")
-    return Accepted(reading, body, leaf_hash(body), entry)
+    return Accepted(reading, body, leaf_hash(body), entry, check)

@@ -23,8 +23,12 @@ import asyncio
 import collections
 import json
 import logging
+import multiprocessing
+import signal
 import threading
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +36,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.decode import Accepted, DeviceEntry, decode
+from edge.decode import Accepted, DeviceEntry, bad_signature, decode
 from edge.excursions import Excursion, ExcursionTracker
 from edge.mqttclient import BatchingClient
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, evaluate
 from edge.watermark import Watermarks
-from packproof.crypto import DeviceVerifier
+from packproof.crypto import DeviceVerifier, verify_many
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX
 from packproof.store import DeviceRecord, IngestBatch, Store
@@ -45,6 +49,7 @@ from packproof.store import DeviceRecord, IngestBatch, Store
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, received_at
+VERIFY_CHUNK = 250  # readings per hand-off to a verifier process: small enough to overlap with decoding
 AckMessages = dict[str, tuple[str, str]]  # device id -> (ack topic, payload) to publish once the batch commits
 
 
@@ -111,6 +116,18 @@ def subscription_filter(topic: str, share_group: str | None) -> str:
     return f"$share/{share_group}/{topic}"
 
 
+def verifier_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Processes that check Ed25519 signatures in bulk; None: check them in the ingestor.
+
+    Spawned, not forked (the ingestor has threads), and deaf to Ctrl-C, which the ingestor
+    handles: a verifier killed by the terminal's SIGINT would break the batch in flight.
+    """
+    if workers <= 0:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+
+
 def settled(info: mqtt.MQTTMessageInfo) -> bool:
     """Our publish reached the broker, or failed for good (not connected): nothing more will come of it.
 
@@ -128,15 +145,18 @@ class Ingestor:
         batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02, ack_interval: float = 1.0,
         username: str | None = None, password: str | None = None, tls_ca: str | None = None,
         share_group: str | None = None, mqtt_protocol: str = "3.1.1", session_expiry: int = SESSION_EXPIRY,
+        verify_workers: int = 0,
     ) -> None:
         """`share_group`: subscribe as one member of an MQTT 5 shared subscription (several ingestors
         on one store split the telemetry). A share group, or `mqtt_protocol="5"`, speaks MQTT 5 with
         a persistent session (clean start off) that the broker keeps `session_expiry` seconds after a
         disconnect; otherwise MQTT 3.1.1 with clean session off, as the embedded broker (amqtt)
-        speaks only 3.1.1."""
+        speaks only 3.1.1. `verify_workers`: processes that check signatures (0: this process does)."""
         if mqtt_protocol not in MQTT_PROTOCOLS:
             raise ConfigError(f"MQTT protocol {mqtt_protocol!r}: choose one of {', '.join(MQTT_PROTOCOLS)}")
         self.store = store
+        self.verify_workers = verify_workers
+        self._verifiers = verifier_pool(verify_workers)
         self.host, self.port = host, port
         self.topic = subscription_filter(topic, share_group)
         self.mqtt5 = share_group is not None or mqtt_protocol == "5"
@@ -343,6 +363,8 @@ class Ingestor:
                     await asyncio.sleep(0.01)
             self.client.disconnect()
             self.client.loop_stop()
+            if self._verifiers is not None:
+                self._verifiers.shutdown()
             st = self.stats
             log.info("ingestor stopped: %d received, %d stored, %d duplicates, %d quarantined, in %d batches",
                      st.received, st.accepted, st.duplicates, st.quarantined, st.batches)
@@ -424,19 +446,55 @@ class Ingestor:
 
     def _decode_all(self, msgs: list[Message], rejected: IngestBatch,
                     retry: bool = False) -> tuple[list[tuple[Accepted, Message]], list[Message]]:
-        """Readings that decode, and messages from devices not in the registry yet (quarantined on `retry`)."""
+        """Readings that decode, and messages from devices not in the registry yet (quarantined on `retry`).
+
+        With verifier processes, signatures are checked there, a chunk at a time, while this
+        thread decodes the next chunk: libsodium's time then leaves this process and its GIL.
+        """
         accepted: list[tuple[Accepted, Message]] = []
         unknown: list[Message] = []
-        registry, verify = self.registry, self.verify_signatures
-        for m in msgs:
-            try:
-                accepted.append((decode(m[0], m[1], registry, verify, m[4]), m))
-            except InvalidReading as exc:
-                if exc.code == "unknown_device" and not retry:
-                    unknown.append(m)
+        registry, verify, pool = self.registry, self.verify_signatures, self._verifiers
+        pending: list[tuple[Future[list[bool]] | None, list[tuple[Accepted, Message]]]] = []
+        for start in range(0, len(msgs), VERIFY_CHUNK):
+            chunk: list[tuple[Accepted, Message]] = []
+            for m in msgs[start:start + VERIFY_CHUNK]:
+                try:
+                    chunk.append((decode(m[0], m[1], registry, verify, m[4], defer_verify=pool is not None), m))
+                except InvalidReading as exc:
+                    if exc.code == "unknown_device" and not retry:
+                        unknown.append(m)
+                    else:
+                        self._quarantine(rejected, m, exc)
+            checks = [a.check for a, _ in chunk if a.check is not None]
+            pending.append((self._submit(checks) if checks else None, chunk))
+        for future, chunk in pending:
+            results = iter(self._results(future, chunk))
+            for a, m in chunk:
+                if a.check is not None and not next(results):
+                    self._quarantine(rejected, m, bad_signature(a.reading))
                 else:
-                    self._quarantine(rejected, m, exc)
+                    accepted.append((a, m))
         return accepted, unknown
+
+    def _submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future[list[bool]] | None:
+        assert self._verifiers is not None
+        try:
+            return self._verifiers.submit(verify_many, checks)
+        except BrokenProcessPool:
+            return None  # verified here instead, in _results
+
+    def _results(self, future: Future[list[bool]] | None, chunk: list[tuple[Accepted, Message]]) -> list[bool]:
+        """The verifier's answers; if a verifier process died, this process checks the chunk itself."""
+        checks = [a.check for a, _ in chunk if a.check is not None]
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                pass
+        if checks:
+            log.error("a signature verifier process died; verifying in the ingestor and starting another")
+            self._verifiers = verifier_pool(self.verify_workers)
+        return verify_many(checks)
 
     def _quarantine(self, batch: IngestBatch, m: Message, exc: InvalidReading) -> None:
         topic = m[0]

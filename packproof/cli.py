@@ -68,7 +68,7 @@ INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
                 Flag("mqtt.protocol"), Flag("mqtt.session_expiry", ("--session-expiry",)),
                 Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL,
                 Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
-                Flag("ingest.profiles", ("--profiles",)))
+                Flag("ingest.verify_workers", ("--verify-workers",)), Flag("ingest.profiles", ("--profiles",)))
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
 API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
@@ -180,7 +180,8 @@ def ingest(cfg: Settings) -> None:
                                               client_id=m.client_id, mqtt_username=m.username,
                                               mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
                                               share_group=m.share_group, mqtt_protocol=m.protocol,
-                                              session_expiry=m.session_expiry, store_url=cfg.store))
+                                              session_expiry=m.session_expiry, store_url=cfg.store,
+                                              verify_workers=cfg.ingest.verify_workers))
         await service.start()
         group = f" as a member of share group {m.share_group}" if m.share_group else ""
         out.print(f"ingesting from {m.host}:{m.port}{group} into {service.store_label} (Ctrl-C stops cleanly)")

@@ -78,6 +78,8 @@ class MqttConfig(Section):
 class IngestConfig(Section):
     seal: bool = Field(True, description="Also run the sealer in this process.")
     verify_signatures: bool = Field(True, description="Check device signatures.")
+    verify_workers: int = Field(0, ge=0, le=64, description="Processes that check signatures beside the ingestor "
+                                                            "(0: the ingestor does); frees its GIL for the rest.")
     profiles: Path | None = Field(None, description="JSON file of extra UN 38.3 profiles.")
 
 

@@ -67,11 +67,20 @@ class DeviceVerifier:
         self.public_key = public_key
 
     def verify(self, signature: bytes, message: bytes) -> bool:
-        try:
-            crypto_sign_open(signature + message, self.public_key)
-        except BadSignatureError:
-            return False
-        return True
+        return signature_holds(self.public_key, signature, message)
+
+
+def signature_holds(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        crypto_sign_open(signature + message, public_key)
+    except BadSignatureError:
+        return False
+    return True
+
+
+def verify_many(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """(public key, signature, message) -> does it verify; run in the ingestor's verifier processes."""
+    return [signature_holds(*c) for c in checks]
 
 
 def load_or_create_ledger_key(path: Path) -> Ed25519PrivateKey:

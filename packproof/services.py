@@ -47,6 +47,7 @@ class IngestOptions:
     mqtt_protocol: str = "3.1.1"  # "5" with a share group whatever this says
     session_expiry: int = 600  # s an MQTT 5 broker keeps the session (and routes the group's share to it)
     store_url: str | None = None  # None: SQLite in data_dir
+    verify_workers: int = 0  # processes that check signatures; 0: the ingestor itself
 
 
 def settle_heap() -> None:
@@ -97,7 +98,8 @@ class IngestService:
                                  client_id=o.client_id, verify_signatures=o.verify_signatures,
                                  username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
                                  profiles=profiles_from(o.profiles_file), share_group=o.share_group,
-                                 mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry)
+                                 mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry,
+                                 verify_workers=o.verify_workers)
         await self.ingestor.load_state()
         await self.ingestor.connect()
         settle_heap()

@@ -38,8 +38,9 @@ def topic(device: str = "dev-1", shipment: str = "SHP-1") -> str:
     return f"packproof/v1/{shipment}/{device}/telemetry"
 
 
-async def run_ingestor(store: Store, port: int, client_id: str, until) -> Ingestor:  # type: ignore[no-untyped-def]
-    ing = Ingestor(store, port=port, client_id=client_id)
+async def run_ingestor(store: Store, port: int, client_id: str, until,  # type: ignore[no-untyped-def]
+                       verify_workers: int = 0) -> Ingestor:
+    ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
     await ing.load_state()
     await ing.connect()
     stop = asyncio.Event()
@@ -88,8 +89,9 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("verify_workers", [0, 1], ids=["verified-inline", "verifier-process"])
 async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
-        store: Store, mqtt_broker: BrokerThread, tmp_path: Path) -> None:
+        store: Store, mqtt_broker: BrokerThread, tmp_path: Path, verify_workers: int) -> None:
     honest = [(topic(), canonical_bytes(reading(i))) for i in range(10)]
     unsigned = [(topic(device="dev-u"), canonical_bytes(reading(i, device="dev-u", key=None))) for i in range(3)]
     bad = [(t, p) for _, t, p in BAD]
@@ -98,7 +100,8 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     messages += honest[:3]  # 3 duplicates too
     # The ingestor's persistent session must exist before publishing, so connect it first.
     ing_task = asyncio.create_task(run_ingestor(
-        store, mqtt_broker.port, "ing-bad", lambda i: i.stats.processed >= len(messages)))
+        store, mqtt_broker.port, f"ing-bad-{verify_workers}", lambda i: i.stats.processed >= len(messages),
+        verify_workers))
     await asyncio.sleep(0.5)
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await ing_task
