@@ -29,7 +29,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -49,18 +49,25 @@ from packproof.store import DeviceRecord, IngestBatch, Store
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, received_at
+Chunk = tuple["Future[list[bool]] | None", list[tuple[Accepted, "Message"]]]
 VERIFY_CHUNK = 250  # readings per hand-off to a verifier process: small enough to overlap with decoding
 AckMessages = dict[str, tuple[str, str]]  # device id -> (ack topic, payload) to publish once the batch commits
 
 
 @dataclass(slots=True)
 class Decoded:
-    """A batch after the decode stage: what failed is quarantined; the rest is settled against the store."""
+    """A batch after the decode stage: what failed is quarantined; the rest is settled against the store.
 
-    readings: list[tuple[Accepted, Message, tuple[Check, ...]]]  # valid, distinct (device, seq), in arrival order
+    Signatures left to verifier processes are still `pending` when the decode stage hands the
+    batch on, so the next batch decodes while they are checked; `finish` collects them.
+    """
+
+    pending: list[Chunk]  # decoded readings with their verifier's answer to come (or None: nothing to ask)
     rejected: IngestBatch  # quarantined payloads and their counters
     acks: list[tuple[int, int]]  # (mid, qos) to PUBACK once the batch commits
+    readings: list[tuple[Accepted, Message, tuple[Check, ...]]] = field(default_factory=list)  # valid, distinct
     duplicates: int = 0  # repeats inside the batch itself
+    finished: bool = False
 
 
 @dataclass(slots=True)
@@ -386,6 +393,7 @@ class Ingestor:
 
     async def commit(self, d: Decoded) -> Settled:
         """One transaction: settle a decoded batch against the store and write it; then count it."""
+        await self.finish(d)
         async with self.store.transaction("writing an ingest batch"):
             done = await self._settle(d)
             await self.store.write_rows(done.batch)
@@ -426,35 +434,46 @@ class Ingestor:
         interval, and whenever libsodium verifies a signature (it releases the GIL).
         """
         rejected = IngestBatch()
-        accepted, unknown = await asyncio.to_thread(self._decode_all, msgs, rejected)
+        pending, unknown = await asyncio.to_thread(self._decode_all, msgs, rejected)
         if unknown:
             await self._look_up([m[0].split("/")[3] for m in unknown])
             more, _ = self._decode_all(unknown, rejected, retry=True)
-            accepted += more
-        out = Decoded([], rejected, [(m[2], m[3]) for m in msgs])
+            pending += more
+        return Decoded(pending, rejected, [(m[2], m[3]) for m in msgs])
+
+    async def finish(self, d: Decoded) -> None:
+        """The verifiers' answers (a bad signature is quarantined), repeats within the batch, thresholds."""
+        if d.finished:
+            return
         seen: dict[tuple[str, int], bytes] = {}
-        for a, m in accepted:
-            key = (a.reading.device_id, a.reading.seq)
-            first = seen.get(key)
-            if first is not None:  # the same reading twice in one batch (a redelivery racing its original)
-                if self._duplicate_or_conflict(rejected, a, m, first):
-                    out.duplicates += 1
-                continue
-            seen[key] = a.leaf_hash
-            out.readings.append((a, m, evaluate(a.entry.profile, a.reading)))
-        return out
+        for future, chunk in d.pending:
+            needs = future is not None or any(a.check is not None for a, _ in chunk)
+            answers = await asyncio.to_thread(self._results, future, chunk) if needs else []
+            results = iter(answers)
+            for a, m in chunk:
+                if a.check is not None and not next(results):
+                    self._quarantine(d.rejected, m, bad_signature(a.reading))
+                    continue
+                key = (a.reading.device_id, a.reading.seq)
+                first = seen.get(key)
+                if first is not None:  # the same reading twice in one batch (a redelivery racing its original)
+                    if self._duplicate_or_conflict(d.rejected, a, m, first):
+                        d.duplicates += 1
+                    continue
+                seen[key] = a.leaf_hash
+                d.readings.append((a, m, evaluate(a.entry.profile, a.reading)))
+        d.pending, d.finished = [], True
 
     def _decode_all(self, msgs: list[Message], rejected: IngestBatch,
-                    retry: bool = False) -> tuple[list[tuple[Accepted, Message]], list[Message]]:
-        """Readings that decode, and messages from devices not in the registry yet (quarantined on `retry`).
+                    retry: bool = False) -> tuple[list[Chunk], list[Message]]:
+        """Decoded chunks, and messages from devices not in the registry yet (quarantined on `retry`).
 
-        With verifier processes, signatures are checked there, a chunk at a time, while this
-        thread decodes the next chunk: libsodium's time then leaves this process and its GIL.
+        With verifier processes, each chunk's signatures go to them as soon as it is decoded,
+        while this thread decodes the next: libsodium's time leaves this process and its GIL.
         """
-        accepted: list[tuple[Accepted, Message]] = []
         unknown: list[Message] = []
         registry, verify, pool = self.registry, self.verify_signatures, self._verifiers
-        pending: list[tuple[Future[list[bool]] | None, list[tuple[Accepted, Message]]]] = []
+        pending: list[Chunk] = []
         for start in range(0, len(msgs), VERIFY_CHUNK):
             chunk: list[tuple[Accepted, Message]] = []
             for m in msgs[start:start + VERIFY_CHUNK]:
@@ -467,14 +486,7 @@ class Ingestor:
                         self._quarantine(rejected, m, exc)
             checks = [a.check for a, _ in chunk if a.check is not None]
             pending.append((self._submit(checks) if checks else None, chunk))
-        for future, chunk in pending:
-            results = iter(self._results(future, chunk))
-            for a, m in chunk:
-                if a.check is not None and not next(results):
-                    self._quarantine(rejected, m, bad_signature(a.reading))
-                else:
-                    accepted.append((a, m))
-        return accepted, unknown
+        return pending, unknown
 
     def _submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future[list[bool]] | None:
         assert self._verifiers is not None
