@@ -258,6 +258,19 @@ def run_bare(b: BrokerSetup, msgs: list[tuple[str, bytes]]) -> tuple[float, floa
     return n / (last - t0), cpu_per_msg * 1e6
 
 
+def process_tree_cpu(procs: list[Proc]) -> dict[int, tuple[float, float]]:
+    """pid -> (user, system) CPU seconds of each ingestor and its children (signature verifiers)."""
+    out = {}
+    for p in procs:
+        for q in [p.ps, *p.ps.children(recursive=True)]:
+            try:
+                t = q.cpu_times()
+            except psutil.Error:
+                continue
+            out[q.pid] = (t.user, t.system)
+    return out
+
+
 def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], fleet: list,  # type: ignore[type-arg]
                  order: list, work: Path, *, verify: bool, rate: float | None, label: str,  # type: ignore[type-arg]
                  ingestors: int = 1) -> dict[str, Any]:
@@ -295,7 +308,7 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
     while not (data / "ledger.pub").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0 + 0.5 * len(ings))  # subscribed
-    cpu0 = [i.ps.cpu_times() for i in ings]
+    cpu0 = process_tree_cpu(ings)
     pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     pub = mp.Process(target=publisher, args=(port, msgs, rate, pq, b.publisher))
     t0 = time.time()
@@ -308,9 +321,9 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
             break
         time.sleep(0.02)
     t_end = time.time()
-    cpu1 = [i.ps.cpu_times() for i in ings]
-    user = sum(c1.user - c0.user for c0, c1 in zip(cpu0, cpu1, strict=True))
-    system = sum(c1.system - c0.system for c0, c1 in zip(cpu0, cpu1, strict=True))
+    cpu1 = process_tree_cpu(ings)
+    user = sum(c1[0] - cpu0.get(pid, (0.0, 0.0))[0] for pid, c1 in cpu1.items())
+    system = sum(c1[1] - cpu0.get(pid, (0.0, 0.0))[1] for pid, c1 in cpu1.items())
     cpu = user + system
     sent_at = pq.get(timeout=60)
     pub.join()
