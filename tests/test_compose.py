@@ -55,7 +55,8 @@ def test_the_services_of_a_scaled_out_deployment() -> None:
     assert SERVICES["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
     for name in ("ingest-1", "ingest-2"):
-        assert SERVICES[name]["command"] == ["packproof", "ingest", "--no-seal", "--share-group", "ingest"]
+        assert SERVICES[name]["command"] == ["packproof", "ingest", "--no-seal", "--share-group", "ingest",
+                                             "--verify-workers", "1"]
     ids = {SERVICES[n]["environment"]["PACKPROOF_MQTT_CLIENT_ID"] for n in ("ingest-1", "ingest-2")}
     assert len(ids) == 2, "each ingestor needs its own MQTT client id"
     assert SERVICES["sealer"]["command"] == ["packproof", "seal"]
