@@ -24,6 +24,7 @@ import collections
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -132,7 +133,24 @@ def verifier_pool(workers: int) -> ProcessPoolExecutor | None:
     if workers <= 0:
         return None
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+                               initializer=_verifier_start, initargs=(os.getpid(),))
+
+
+def _verifier_start(ingestor_pid: int) -> None:
+    """In a verifier process: ignore Ctrl-C, and exit when the ingestor is gone.
+
+    An ingestor killed with SIGKILL cannot stop its verifiers, and the pool's pipes do not
+    wake an idle one: without this watch each crash left its verifiers running (seen in the
+    fault-injection test).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == ingestor_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ingestor-watch", daemon=True).start()
 
 
 def settled(info: mqtt.MQTTMessageInfo) -> bool:

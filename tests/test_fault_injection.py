@@ -69,8 +69,9 @@ class Cluster:
         else:
             self.services["broker"].kill()
 
-    def start_ingest(self, name: str = "ingest", share_group: str | None = None) -> None:
+    def start_ingest(self, name: str = "ingest", share_group: str | None = None, verify_workers: int = 0) -> None:
         extra: tuple[str, ...] = ("--client-id", name, "--share-group", share_group) if share_group else ()
+        extra += ("--verify-workers", str(verify_workers))
         env = None
         if self.mosquitto:
             extra += ("--mqtt-username", "packproof-ingestor")
@@ -107,6 +108,21 @@ class Cluster:
                      "broker"):
             if name in self.services:
                 self.services[name].stop()
+
+
+def orphaned_verifiers() -> list[int]:
+    """Signature verifiers (spawned by `ingest --verify-workers`) whose ingestor is gone."""
+    import psutil
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if "spawn_main" in " ".join(p.info["cmdline"] or []):
+                parent = p.parent()
+                if parent is None or "packproof" not in " ".join(parent.cmdline()):
+                    out.append(p.pid)
+        except psutil.Error:
+            continue
+    return out
 
 
 def run_plan(c: Cluster, duration: float, plan: list[tuple[float, Callable[[], None]]],
@@ -222,14 +238,14 @@ def test_scale_out_two_ingestors_and_two_sealers_lose_and_double_nothing_through
                 c.start_seal(name, wait=False)
 
     try:
-        c.start_ingest("ingest-a", group)
-        c.start_ingest("ingest-b", group)
+        c.start_ingest("ingest-a", group, verify_workers=1)  # as compose runs them
+        c.start_ingest("ingest-b", group, verify_workers=1)
         c.start_seal("seal", failpoint="seal.after-ledger:4")
         c.start_seal("seal-b", wait=False)  # waits for the lock
         sim = c.simulate(duration)
-        plan = [(duration * 0.2, kill("ingest-a", lambda: c.start_ingest("ingest-a", group))),
+        plan = [(duration * 0.2, kill("ingest-a", lambda: c.start_ingest("ingest-a", group, verify_workers=1))),
                 (duration * 0.45, kill_active_sealer),
-                (duration * 0.6, kill("ingest-b", lambda: c.start_ingest("ingest-b", group))),
+                (duration * 0.6, kill("ingest-b", lambda: c.start_ingest("ingest-b", group, verify_workers=1))),
                 (duration * 0.75, lambda: (c.kill_broker(), time.sleep(1.0), c.start_broker()))]
         run_plan(c, duration, plan, restart_dead_sealers)
         assert sim.proc.wait(duration + 180) == 0, c.logs()
@@ -240,6 +256,7 @@ def test_scale_out_two_ingestors_and_two_sealers_lose_and_double_nothing_through
         assert "recovered 1 block(s) written to the ledger but not recorded" in logs, logs
     finally:
         c.stop_all()
+    wait_for(lambda: not orphaned_verifiers(), 10, "the verifiers of killed ingestors gone")
     check_every_reading_once_sealed_once(c, duration)
 
 
