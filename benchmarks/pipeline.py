@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from broker.mosquitto import INGESTOR_USER, SHIPPED_ACL, MosquittoProcess  # noqa: E402
-from packproof.db import query_sync  # noqa: E402
+from packproof.db import in_schema, query_sync  # noqa: E402
 from packproof.net import free_port, port_in_use  # noqa: E402
 from simulators.fleet import build_fleet  # noqa: E402
 
@@ -179,8 +179,7 @@ class StoreSetup:
         with psycopg.connect(self.pg_url, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             c.execute(f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in self.pg_url else "?"
-        return f"{self.pg_url}{sep}options=-csearch_path%3D{schema}"
+        return in_schema(self.pg_url, schema)
 
     def drop_all(self) -> None:
         if self.kind != "postgresql":

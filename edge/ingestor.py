@@ -44,7 +44,7 @@ from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, e
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
-from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX
+from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
 from packproof.store import DeviceRecord, IngestBatch, Store
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,8 @@ def subscription_filter(topic: str, share_group: str | None) -> str:
     """
     if share_group is None:
         return topic
-    if not share_group or any(c in share_group for c in "/+#"):
-        raise ConfigError(f"share group {share_group!r} must be a non-empty name without '/', '+' or '#'")
+    if problem := share_group_problem(share_group):
+        raise ConfigError(problem)
     return f"$share/{share_group}/{topic}"
 
 
@@ -465,9 +465,7 @@ class Ingestor:
             return
         seen: dict[tuple[str, int], bytes] = {}
         for future, chunk in d.pending:
-            needs = future is not None or any(a.check is not None for a, _ in chunk)
-            answers = await asyncio.to_thread(self._results, future, chunk) if needs else []
-            results = iter(answers)
+            results = iter(await self._answers(future, chunk) if future is not None else ())
             for a, m in chunk:
                 if a.check is not None and not next(results):
                     self._quarantine(d.rejected, m, bad_signature(a.reading))
@@ -506,25 +504,35 @@ class Ingestor:
             pending.append((self._submit(checks) if checks else None, chunk))
         return pending, unknown
 
-    def _submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future[list[bool]] | None:
+    def _submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future[list[bool]]:
         assert self._verifiers is not None
         try:
             return self._verifiers.submit(verify_many, checks)
-        except BrokenProcessPool:
-            return None  # verified here instead, in _results
+        except BrokenProcessPool:  # a verifier died since the last batch: check these here
+            self._restart_verifiers()
+            done: Future[list[bool]] = Future()
+            done.set_result(verify_many(checks))
+            return done
 
-    def _results(self, future: Future[list[bool]] | None, chunk: list[tuple[Accepted, Message]]) -> list[bool]:
-        """The verifier's answers; if a verifier process died, this process checks the chunk itself."""
-        checks = [a.check for a, _ in chunk if a.check is not None]
-        if future is not None:
-            try:
-                return future.result()
-            except BrokenProcessPool:
-                pass
-        if checks:
-            log.error("a signature verifier process died; verifying in the ingestor and starting another")
-            self._verifiers = verifier_pool(self.verify_workers)
-        return verify_many(checks)
+    async def _answers(self, future: Future[list[bool]], chunk: list[tuple[Accepted, Message]]) -> list[bool]:
+        """The verifier's answers; if it died with the chunk, this process checks the chunk itself."""
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            self._restart_verifiers()
+            return await asyncio.to_thread(verify_many, [a.check for a, _ in chunk if a.check is not None])
+
+    def _restart_verifiers(self) -> None:
+        """A new pool, unless another chunk of the same batch already made one."""
+        assert self._verifiers is not None
+        try:
+            self._verifiers.submit(int).result()
+            return  # this pool works
+        except BrokenProcessPool:
+            pass
+        log.error("a signature verifier process died; checking its readings here and starting another")
+        self._verifiers.shutdown(wait=False)
+        self._verifiers = verifier_pool(self.verify_workers)
 
     def _quarantine(self, batch: IngestBatch, m: Message, exc: InvalidReading) -> None:
         topic = m[0]
@@ -538,9 +546,9 @@ class Ingestor:
         """Inside the write transaction: which readings are new, given what the store holds now.
 
         The store, not this process's memory, knows each device's delivery state (watermark,
-        highest seq, gaps) and its open excursions, so several ingestors can share one
-        stream: a reading above the device's highest stored seq is new; one at or below it
-        (a redelivery, a resend filling a gap, a replay) is looked up. The same (device, seq)
+        highest seq, every gap) and its open excursions, so several ingestors can share one
+        stream: a reading in a gap or above the highest stored seq is new; one the state
+        counts as stored (a redelivery, a resend, a replay) is looked up. The same (device, seq)
         with the same bytes is a duplicate: stored once, counted. With *different* bytes it
         is a conflict: the device's key signed two readings under one seq (or, for an
         unsigned tracker, someone sent a second version): quarantined, the first one stands.
@@ -550,10 +558,8 @@ class Ingestor:
         out = Settled(batch, {})
         devices = sorted({a.reading.device_id for a, _, _ in d.readings})
         wm = Watermarks()
-        highest: dict[str, int] = {}
         for device_id, (acked, high, gaps) in (await store.delivery_states(devices)).items():
             wm.restore(device_id, acked, high, json.loads(gaps))
-            highest[device_id] = high
         # Only a seq the delivery state counts as stored can be a repeat; its leaf tells a
         # duplicate from a conflict. A resend filling a gap is new without asking.
         maybe = [(a.reading.device_id, a.reading.seq) for a, _, _ in d.readings
@@ -575,8 +581,7 @@ class Ingestor:
                 continue
             at = m[4]
             batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
-            if r.seq > highest.get(r.device_id, -1):
-                highest[r.device_id] = r.seq
+            if r.seq > wm.highest(r.device_id):
                 tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
             else:
                 tracker.observe_late(r.device_id, r.shipment_id, r.seq, r.ts, checks)

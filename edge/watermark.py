@@ -125,6 +125,11 @@ class Watermarks:
         d = self._devices.get(device_id)
         return d is not None and d.holds(seq)
 
+    def highest(self, device_id: str) -> int:
+        """The highest seq counted as stored; -1 for a device with none."""
+        d = self._devices.get(device_id)
+        return d.highest if d is not None else -1
+
     def known(self, device_id: str) -> bool:
         return device_id in self._devices
 

@@ -35,6 +35,7 @@ from pydantic_settings.exceptions import SettingsError
 from packproof.db import engine_of, redact
 from packproof.errors import ConfigError
 from packproof.paths import DataDir
+from packproof.reading import share_group_problem
 
 ENV_PREFIX = "PACKPROOF_"
 CONFIG_ENV = "PACKPROOF_CONFIG"
@@ -70,8 +71,8 @@ class MqttConfig(Section):
     @field_validator("share_group")
     @classmethod
     def _plain_group(cls, v: str | None) -> str | None:
-        if v is not None and (not v or any(c in v for c in "/+#")):
-            raise ValueError("a share group is a non-empty name without '/', '+' or '#'")
+        if v is not None and (problem := share_group_problem(v)):
+            raise ValueError(problem)
         return v
 
 

@@ -95,6 +95,13 @@ def epoch_seconds(ts: str) -> float:
 
 TOPIC_PREFIX = "packproof/v1"
 TELEMETRY_FILTER = f"{TOPIC_PREFIX}/+/+/telemetry"
+
+
+def share_group_problem(group: str) -> str | None:
+    """Why `group` cannot name an MQTT shared subscription (`$share/<group>/...`), or None."""
+    if not group or any(c in group for c in "/+#"):
+        return f"share group {group!r} must be a non-empty name without '/', '+' or '#'"
+    return None
 _ID_RE = re.compile(ID_PATTERN)
 
 

@@ -33,6 +33,7 @@ import pytest
 
 from broker.embedded import EmbeddedBroker
 from broker.mosquitto import INGESTOR_USER, MosquittoProcess, mosquitto_binary
+from packproof.db import in_schema
 from packproof.db import query_sync as query
 from packproof.net import free_port, port_in_use
 
@@ -108,9 +109,8 @@ def pg_schema() -> Iterator[str]:
     schema = f"pp_{uuid.uuid4().hex[:12]}"
     with _pg_admin() as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield in_schema(PG_URL, schema)
     finally:
         with _pg_admin() as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
@@ -144,20 +144,6 @@ class _Rows:
 
     def fetchone(self) -> tuple | None:  # type: ignore[type-arg]
         return self.rows[0] if self.rows else None
-
-
-class Sql:
-    """Queries a test makes of a store on either engine, through the store's own driver (`?` placeholders)."""
-
-    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
-        self.driver = store.driver
-
-    async def all(self, sql: str, params: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-        return [tuple(r) for r in await self.driver.fetch(sql, params)]
-
-    async def one(self, sql: str, params: tuple = ()) -> tuple | None:  # type: ignore[type-arg]
-        rows = await self.all(sql, params)
-        return rows[0] if rows else None
 
 
 @contextmanager

@@ -57,6 +57,11 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc, query=query).geturl()
 
 
+def in_schema(url: str, schema: str) -> str:
+    """A PostgreSQL URL whose connections use `schema` (libpq `options`): a store of its own in a shared database."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
 def query_sync(url: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
     """One blocking statement (`?` placeholders) on a store of either engine, from a connection of its own,
     committed: for benchmarks and tests that watch (or, to test tampering, alter) a store packproof writes."""

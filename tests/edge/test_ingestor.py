@@ -19,7 +19,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.reading import Reading
 from packproof.store import Store
-from tests.conftest import BrokerThread, Sql, publish_all, writes_blocked
+from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
 
 KEY = private_key_from_seed(b"test-device")
 FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
@@ -106,8 +106,8 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await ing_task
     assert ing.stats.accepted == 13 and ing.stats.duplicates == 3
-    db = Sql(store)
-    rows = await db.all("SELECT reason_code, reason, payload, topic FROM quarantine ORDER BY id")
+    db = Db(store.url)
+    rows = db.execute("SELECT reason_code, reason, payload, topic FROM quarantine ORDER BY id").fetchall()
     assert sorted(r[0] for r in rows) == sorted(code for code, _, _ in BAD)
     by_code = {r[0]: r[1] for r in rows}
     assert "unknown field 'colour'" in by_code["invalid_schema"] or any(
@@ -119,10 +119,10 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     assert "device ghost is not registered" in by_code["unknown_device"]
     assert "published on the topic of device dev-2" in by_code["topic_mismatch"]
     assert {r[2] for r in rows} == {p for _, _, p in BAD}  # raw bytes kept as received
-    stored = await db.one("SELECT count(*), count(DISTINCT device_id || ':' || seq) FROM readings "
-                        "WHERE device_id != '~registry'")
+    stored = db.execute("SELECT count(*), count(DISTINCT device_id || ':' || seq) FROM readings "
+                        "WHERE device_id != '~registry'").fetchone()
     assert stored == (13, 13)
-    counters = dict(await db.all("SELECT name, value FROM counters"))
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
     assert counters["readings_accepted"] == 13 and counters["readings_duplicate"] == 3
     assert counters["quarantined:invalid_schema"] == 5 and counters["quarantined:bad_signature"] == 1
     assert "ahead of the ingestor's clock" in by_code["clock_skew"]
@@ -146,9 +146,9 @@ async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
     await asyncio.to_thread(publish_all, mqtt_broker.port, more)
     ing = await t
     assert ing.stats.accepted == 3 and ing.stats.duplicates == 5
-    db = Sql(store)
-    assert await db.one("SELECT reading_count, first_seq, last_seq FROM device_stats WHERE device_id='dev-2'"
-                      ) == (8, 0, 7)
+    db = Db(store.url)
+    assert db.execute("SELECT reading_count, first_seq, last_seq FROM device_stats WHERE device_id='dev-2'"
+                      ).fetchone() == (8, 0, 7)
 
 
 
@@ -167,11 +167,11 @@ async def test_a_replay_is_a_duplicate_and_a_second_version_is_refused(
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await task
     assert (ing.stats.accepted, ing.stats.duplicates, ing.stats.quarantined) == (5, 1, 1)
-    db = Sql(store)
-    (code, reason, payload), = await db.all("SELECT reason_code, reason, payload FROM quarantine")
+    db = Db(store.url)
+    (code, reason, payload), = db.execute("SELECT reason_code, reason, payload FROM quarantine").fetchall()
     assert code == "conflicting_reading" and "dev-2:1 was already stored with different content" in reason
     assert payload == second_version[1]
-    (body,), = await db.all("SELECT body FROM readings WHERE device_id='dev-2' AND seq=1")
+    (body,), = db.execute("SELECT body FROM readings WHERE device_id='dev-2' AND seq=1").fetchall()
     assert body == first[1][1]  # the first version stands
 
 
@@ -195,7 +195,7 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
     sub.subscribe("packproof/v1/SHP-2/dev-2/ack", qos=1)
     sub.loop_start()
     msg = lambda seq: (topic("dev-2", "SHP-2"), canonical_bytes(reading(seq, "dev-2", "SHP-2")))  # noqa: E731
-    db = Sql(store)
+    db = Db(store.url)
     # The third round is all duplicates: acknowledged again, so a device whose ack was lost stops resending.
     for seqs, expected, more in (([0, 1, 2, 5, 6], (2, 2), (6, [[3, 4]])), ([3, 4], (6, 0), (6, [])),
                                  ([5, 6], (6, 0), (6, []))):
@@ -206,11 +206,11 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
         await asyncio.sleep(0.5)
         await asyncio.to_thread(publish_all, mqtt_broker.port, [msg(s) for s in seqs])
         await task
-        assert await db.one("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'") == expected
+        assert db.execute("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'").fetchone() == expected
         assert await asyncio.to_thread(got.wait, 5)
         await asyncio.sleep(0.2)
         assert acks[-1] == {"acked_seq": expected[0], "missing": expected[1], "highest": more[0], "gaps": more[1]}
-        assert await db.one("SELECT gaps FROM device_stats WHERE device_id='dev-2'") == (
+        assert db.execute("SELECT gaps FROM device_stats WHERE device_id='dev-2'").fetchone() == (
             _json.dumps(more[1], separators=(",", ":")),)
     sub.disconnect()
     sub.loop_stop()
@@ -243,6 +243,44 @@ async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
             await asyncio.sleep(0.05)
         stop.set()
         await task
-    db = Sql(store)
-    assert await db.one("SELECT count(*), min(seq), max(seq) FROM readings WHERE device_id='dev-1'") == (
+    db = Db(store.url)
+    assert db.execute("SELECT count(*), min(seq), max(seq) FROM readings WHERE device_id='dev-1'").fetchone() == (
         n, 0, n - 1)
+
+
+async def test_a_verifier_process_that_dies_is_replaced_and_nothing_goes_unchecked(
+        store: Store, mqtt_broker: BrokerThread, caplog: pytest.LogCaptureFixture) -> None:
+    import psutil
+
+    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifier-dies", verify_workers=1)
+    await ing.load_state()
+    await ing.connect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ing.run(stop))
+    try:
+        await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
+                                                                for s in range(5)])
+        for _ in range(100):
+            if ing.stats.accepted >= 5:
+                break
+            await asyncio.sleep(0.05)
+        verifiers = [p for p in psutil.Process().children(recursive=True)
+                     if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        assert verifiers, "no verifier process"
+        for p in verifiers:
+            p.kill()
+        await asyncio.sleep(0.3)
+        more = [(topic(), canonical_bytes(reading(s))) for s in range(5, 10)]
+        more.append((topic(), canonical_bytes(reading(10, key=OTHER))))  # signed with a key not registered
+        await asyncio.to_thread(publish_all, mqtt_broker.port, more)
+        for _ in range(200):
+            if ing.stats.processed >= 11:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert "a signature verifier process died" in caplog.text
+    assert (ing.stats.accepted, ing.stats.quarantined) == (10, 1)
+    db = Db(store.url)
+    assert db.execute("SELECT reason_code FROM quarantine").fetchall() == [("bad_signature",)]
