@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from anchor.merkle import leaf_hash
+from edge.watermark import Watermarks
 from packproof.canonical import canonical_json
 from packproof.crypto import b64
 from packproof.db import Driver, engine_of, redact
@@ -151,16 +152,6 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
-def gaps_of(seqs: Iterable[int], acked: int) -> list[list[int]]:
-    """Missing ranges above `acked` below the highest of `seqs` (sorted, all above acked)."""
-    gaps, below = [], acked
-    for seq in seqs:
-        if seq > below + 1:
-            gaps.append([below + 1, seq - 1])
-        below = max(below, seq)
-    return gaps
-
-
 class Store:
     """Async access to the off-chain store; driver errors become StoreError."""
 
@@ -239,9 +230,12 @@ class Store:
         for device_id, acked in await self._db.fetch("SELECT device_id, acked_seq FROM device_stats WHERE missing > 0"):
             rows = await self._db.fetch("SELECT seq FROM readings WHERE device_id=? AND seq > ? ORDER BY seq",
                                         (device_id, acked))
+            wm = Watermarks()
+            wm.restore(device_id, acked, acked, [])
+            for (seq,) in rows:
+                wm.add(device_id, seq)
             await self._db.execute("UPDATE device_stats SET gaps=? WHERE device_id=?",
-                                   (json.dumps(gaps_of((r[0] for r in rows), acked), separators=(",", ":")),
-                                    device_id))
+                                   (wm.stored_gaps_json(device_id), device_id))
 
     async def _check_schema(self) -> None:
         try:
