@@ -314,6 +314,7 @@ class Ingestor:
 
     async def connect(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
+        await self._start_verifiers()
         self.client.reconnect_delay_set(1, 5)
         try:
             # In a thread: a TLS handshake needs the broker, which may share this event loop.
@@ -503,6 +504,18 @@ class Ingestor:
             checks = [a.check for a, _ in chunk if a.check is not None]
             pending.append((self._submit(checks) if checks else None, chunk))
         return pending, unknown
+
+    async def _start_verifiers(self) -> None:
+        """Have every verifier process running before the first reading arrives.
+
+        The pool spawns its processes on first use, and a spawned Python takes about a second
+        to start here: the readings of the first batches waited for it (publish-to-sealed p50
+        1.5 s in the first second of a run at 4,000/s, 0.6 s after).
+        """
+        if self._verifiers is None:
+            return
+        started = [self._verifiers.submit(verify_many, []) for _ in range(self.verify_workers)]
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in started))
 
     def _submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future[list[bool]]:
         assert self._verifiers is not None

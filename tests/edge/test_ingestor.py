@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,8 +251,6 @@ async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
 
 async def test_a_verifier_process_that_dies_is_replaced_and_nothing_goes_unchecked(
         store: Store, mqtt_broker: BrokerThread, caplog: pytest.LogCaptureFixture) -> None:
-    import psutil
-
     ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifier-dies", verify_workers=1)
     await ing.load_state()
     await ing.connect()
@@ -264,8 +263,7 @@ async def test_a_verifier_process_that_dies_is_replaced_and_nothing_goes_uncheck
             if ing.stats.accepted >= 5:
                 break
             await asyncio.sleep(0.05)
-        verifiers = [p for p in psutil.Process().children(recursive=True)
-                     if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        verifiers = verifier_processes()
         assert verifiers, "no verifier process"
         for p in verifiers:
             p.kill()
@@ -284,3 +282,34 @@ async def test_a_verifier_process_that_dies_is_replaced_and_nothing_goes_uncheck
     assert (ing.stats.accepted, ing.stats.quarantined) == (10, 1)
     db = Db(store.url)
     assert db.execute("SELECT reason_code FROM quarantine").fetchall() == [("bad_signature",)]
+
+
+def verifier_processes() -> list[Any]:
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+
+
+async def test_verifier_processes_run_before_the_first_reading_arrives(
+        store: Store, mqtt_broker: BrokerThread) -> None:
+    """A spawned verifier takes about a second to start: not while the first readings wait for it."""
+    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifiers-ready", verify_workers=2)
+    await ing.load_state()
+    before = {p.pid for p in verifier_processes()}
+    await ing.connect()
+    stop = asyncio.Event()
+    task = asyncio.create_task(ing.run(stop))
+    try:
+        started = [p for p in verifier_processes() if p.pid not in before]
+        assert len(started) == 2 and all(p.is_running() for p in started)
+        await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
+                                                                for s in range(3)])
+        for _ in range(100):
+            if ing.stats.accepted >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert ing.stats.accepted == 3
