@@ -12,10 +12,15 @@ One run, one machine, real processes on free ports:
    batched insert).
 
 Publishing uses readings signed in advance, so the publisher's own signing does not
-limit the rate being measured.
+limit the rate being measured, and by default one `mosquitto_pub` per device (C, a few
+µs a message) rather than a Python client, which would take a third of this 2-core
+machine from what is measured (`--publisher paho` for that). Rates count from the first
+publish, once the publishers are connected, to the last reading received (bare) or
+sealed (pipeline), so they include the wait for the last block; `--offer` shows whether
+a rate is sustained.
 
     python benchmarks/pipeline.py [--readings 20000] [--devices 20] [--broker embedded|mosquitto]
-                                  [--ingestors N]
+                                  [--ingestors N] [--offer 4000,8000] [--publisher mosquitto_pub|paho]
 
 `--broker mosquitto` starts Mosquitto from our shipped configuration on a free port (as
 the tests do, `broker/mosquitto.py`), with logins: the bare subscriber and the ingestors
@@ -119,6 +124,12 @@ def publisher_cli(port: int, msgs: list[tuple[str, bytes]], rate: float | None, 
             if login:
                 cmd += ["-u", login[0], "-P", login[1]]
             topics[topic] = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    # Send nothing before every client is connected, or the first second's readings wait in
+    # the pipes and their latency is the clients' start-up (seen: p50 169 ms in second 0, 5 after).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(connected(p.pid, port) for p in topics.values()):
+        time.sleep(0.02)
+    time.sleep(0.05)  # the TCP connection is up; CONNACK follows
     t0 = time.monotonic()
     sent_at = []
     for i, (topic, payload) in enumerate(msgs):
@@ -138,6 +149,14 @@ def publisher_cli(port: int, msgs: list[tuple[str, bytes]], rate: float | None, 
     for p in topics.values():
         p.wait(300)
     q.put(sent_at)
+
+
+def connected(pid: int, port: int) -> bool:
+    try:
+        return any(c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+                   for c in psutil.Process(pid).net_connections("tcp"))
+    except psutil.Error:
+        return False
 
 
 PUBLISHERS = {"paho": publisher, "mosquitto_pub": publisher_cli}
@@ -290,10 +309,9 @@ def run_bare(b: BrokerSetup, msgs: list[tuple[str, bytes]]) -> tuple[float, floa
     time.sleep(0.3)
     pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     pub = mp.Process(target=PUBLISHERS[b.publish], args=(port, msgs, None, pq, b.publisher))
-    t0 = time.time()
     pub.start()
     n, _first, last, cpu_per_msg = q.get(timeout=600)
-    pq.get(timeout=60)  # drain before join, or the child blocks flushing its queue
+    t0 = pq.get(timeout=60)[0]  # the first publish (drain before join, or the child blocks flushing its queue)
     pub.join()
     sub.join()
     if n < len(msgs):
@@ -354,13 +372,13 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
     cpu0 = process_tree_cpu(ings)
     pq: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     pub = mp.Process(target=PUBLISHERS[b.publish], args=(port, msgs, rate, pq, b.publisher))
-    t0 = time.time()
+    started = time.time()
     pub.start()
     peak_rss = 0
     n = len(msgs)
     while count(url, "SELECT coalesce(sum(sealed_count), 0) FROM device_stats") < n:
         peak_rss = max(peak_rss, sum(i.ps.memory_info().rss for i in ings))
-        if time.time() - t0 > 600:
+        if time.time() - started > 600:
             break
         time.sleep(0.02)
     t_end = time.time()
@@ -384,7 +402,7 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
         i.stop()
     for cid in client_ids:
         clear_session(port, cid, b.ingestor)
-    return {"rate": sealed / (t_end - t0), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
+    return {"rate": sealed / (t_end - sent_at[0]), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
             "sys_us": system / max(sealed, 1) * 1e6,
             "rss_mb": peak_rss / 2**20, "p50": lat[len(lat) // 2] if lat else float("nan"),
             "p99": lat[int(len(lat) * 0.99)] if lat else float("nan"),
