@@ -22,7 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy packproof edge anchor api broker simulators
+	$(VENV)/bin/mypy packproof edge anchor api broker simulators benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py $(ARGS)

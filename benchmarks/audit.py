@@ -70,7 +70,7 @@ def main() -> None:
         dirs = DataDir(Path(tmp))
         print(f"building a store of {a.readings:,} signed readings ...")
         asyncio.run(build(dirs, a.readings, a.devices))
-        runs = [[]] + ([["--signatures"]] if a.signatures else [])
+        runs: list[list[str]] = [[]] + ([["--signatures"]] if a.signatures else [])
         for extra in runs:
             t = time.perf_counter()
             r = subprocess.run([sys.executable, "-m", "packproof", "audit", "--data-dir", tmp, *extra],

@@ -200,8 +200,8 @@ def main() -> None:
     }
     now = time.time()
     full_decode = per_item(lambda m: decode(m[0], m[1], registry, True, now), msgs, a.rounds)
-    for name, us in steps.items():
-        print(f"  {name:<22} {us:7.2f}")
+    for name, step_us in steps.items():
+        print(f"  {name:<22} {step_us:7.2f}")
     print(f"  {'decode() as a whole':<22} {full_decode:7.2f}  (sum of its steps above, "
           f"thresholds excluded: {sum(v for k, v in steps.items() if k != 'thresholds'):.2f})")
 

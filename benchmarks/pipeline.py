@@ -162,8 +162,9 @@ def connected(pid: int, port: int) -> bool:
 PUBLISHERS = {"paho": publisher, "mosquitto_pub": publisher_cli}
 
 
-def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue,  # type: ignore[type-arg]
+def bare_subscriber(port: int, n: int, ready: Any, q: mp.Queue,  # type: ignore[type-arg]
                     login: Login = None) -> None:
+    """Count messages at QoS 1, acknowledging each; `ready` (an mp.Event) is set once subscribed."""
     got = [0, 0.0, 0.0]
     cpu = [0.0, 0.0]
 
@@ -180,10 +181,14 @@ def bare_subscriber(port: int, n: int, ready: mp.Event, q: mp.Queue,  # type: ig
     if login:
         c.username_pw_set(*login)
     c.on_message = on_message
-    c.on_connect = lambda cl, *a: (cl.subscribe("packproof/v1/+/+/telemetry", qos=1), ready.set())
+    def on_connect(cl: mqtt.Client, *_a: Any) -> None:
+        cl.subscribe("packproof/v1/+/+/telemetry", qos=1)
+        ready.set()
+
+    c.on_connect = on_connect
     c.connect("127.0.0.1", port)
     c.loop_start()
-    last_seen = (0, time.monotonic())
+    last_seen: tuple[float, float] = (0, time.monotonic())
     while got[0] < n:  # stop when all arrived, or nothing more for 5 s (the broker lost some)
         time.sleep(0.05)
         if got[0] != last_seen[0]:
