@@ -242,11 +242,23 @@ class StoreSetup:
         if self.kind == "sqlite":
             return f"sqlite:///{data / 'packproof.db'}"
         import psycopg
-        schema = f"bench_{label.replace('-', '_')}_{os.getpid()}"
+        schema = self.schema(label)
         with psycopg.connect(self.pg_url, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             c.execute(f"CREATE SCHEMA {schema}")
         return in_schema(self.pg_url, schema)
+
+    @staticmethod
+    def schema(label: str) -> str:
+        return f"bench_{label.replace('-', '_')}_{os.getpid()}"
+
+    def drop(self, label: str) -> None:
+        """A run's schema, once measured: later runs should not share the server with every earlier one."""
+        if self.kind != "postgresql":
+            return
+        import psycopg
+        with psycopg.connect(self.pg_url, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA IF EXISTS {self.schema(label)} CASCADE")
 
     def drop_all(self) -> None:
         if self.kind != "postgresql":
@@ -339,7 +351,8 @@ def process_tree_cpu(procs: list[Proc]) -> dict[int, tuple[float, float]]:
 
 def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], fleet: list,  # type: ignore[type-arg]
                  order: list, work: Path, *, verify: bool, rate: float | None, label: str,  # type: ignore[type-arg]
-                 ingestors: int = 1) -> dict[str, Any]:
+                 ingestors: int = 1, keep: bool = False) -> dict[str, Any]:
+    """Publish `msgs`, run the pipeline until all are sealed, measure; `keep` the store for proof timing."""
     port = b.port
     data = work / label
     url = st.new(data, label)
@@ -407,6 +420,8 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
         i.stop()
     for cid in client_ids:
         clear_session(port, cid, b.ingestor)
+    if not keep:
+        st.drop(label)
     return {"rate": sealed / (t_end - sent_at[0]), "sealed": sealed, "cpu_us": cpu / max(sealed, 1) * 1e6,
             "sys_us": system / max(sealed, 1) * 1e6,
             "rss_mb": peak_rss / 2**20, "p50": lat[len(lat) // 2] if lat else float("nan"),
@@ -540,7 +555,7 @@ def main() -> None:
                                        ingestors=n)
                     m2, f2, o2 = make_payloads(a.readings, a.devices, a.seed + 10 * r + 2)
                     on = run_pipeline(b, st, m2, f2, o2, work, verify=True, rate=None, label=f"sig-{n}-{r}",
-                                      ingestors=n)
+                                      ingestors=n, keep=n == counts[0] and r == a.rounds - 1)
                     offs[n].append({**off, "ratio": off["rate"] / bare})
                     ons[n].append({**on, "ratio": on["rate"] / bare})
                     line += (f" | {n} ingestor(s): signatures off {off['rate']:7,.0f}/s ({off['rate'] / bare:.0%}),"
