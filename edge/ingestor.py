@@ -514,8 +514,12 @@ class Ingestor:
         """
         if self._verifiers is None:
             return
-        started = [self._verifiers.submit(verify_many, []) for _ in range(self.verify_workers)]
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in started))
+        try:
+            started = [self._verifiers.submit(verify_many, []) for _ in range(self.verify_workers)]
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in started))
+        except BrokenProcessPool as exc:
+            raise ConfigError(f"the signature verifier processes (--verify-workers {self.verify_workers}) did not "
+                              f"start: {exc}; run with --verify-workers 0 to check signatures in the ingestor") from exc
 
     def _submit(self, checks: list[tuple[bytes, bytes, bytes]]) -> Future[list[bool]]:
         assert self._verifiers is not None

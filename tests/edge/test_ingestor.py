@@ -18,6 +18,7 @@ import pytest
 from edge.ingestor import Ingestor
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
+from packproof.errors import ConfigError
 from packproof.reading import Reading
 from packproof.store import Store
 from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
@@ -39,20 +40,38 @@ def topic(device: str = "dev-1", shipment: str = "SHP-1") -> str:
     return f"packproof/v1/{shipment}/{device}/telemetry"
 
 
-async def run_ingestor(store: Store, port: int, client_id: str, until,  # type: ignore[no-untyped-def]
-                       verify_workers: int = 0) -> Ingestor:
-    ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
-    await ing.load_state()
-    await ing.connect()
-    stop = asyncio.Event()
-    task = asyncio.create_task(ing.run(stop))
-    for _ in range(200):
-        if until(ing):
-            break
-        await asyncio.sleep(0.05)
-    stop.set()
-    await task
-    return ing
+async def start_ingestor(store: Store, port: int, client_id: str, until,  # type: ignore[no-untyped-def]
+                         verify_workers: int = 0) -> asyncio.Task[Ingestor]:
+    """An ingestor running in a task until `until(ingestor)` (or 10 s), returned once it has subscribed.
+
+    Its persistent session must exist before the test publishes, or the broker drops the
+    messages: a fixed sleep was too short on a busy machine once verifiers started in connect().
+    """
+    connected = asyncio.Event()
+
+    async def run() -> Ingestor:
+        ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
+        await ing.load_state()
+        await ing.connect()
+        connected.set()
+        stop = asyncio.Event()
+        task = asyncio.create_task(ing.run(stop))
+        for _ in range(200):
+            if until(ing):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        return ing
+
+    task = asyncio.create_task(run())
+    waiting = asyncio.ensure_future(connected.wait())
+    await asyncio.wait([task, waiting], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if task.done():
+        task.result()  # it failed to start: raise that here
+    assert connected.is_set(), "the ingestor did not connect in 60 s"
+    return task
 
 
 @pytest.fixture
@@ -100,10 +119,9 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     messages = [m for pair in zip(honest, bad, strict=False) for m in pair] + bad[len(honest):] + unsigned
     messages += honest[:3]  # 3 duplicates too
     # The ingestor's persistent session must exist before publishing, so connect it first.
-    ing_task = asyncio.create_task(run_ingestor(
+    ing_task = await start_ingestor(
         store, mqtt_broker.port, f"ing-bad-{verify_workers}", lambda i: i.stats.processed >= len(messages),
-        verify_workers))
-    await asyncio.sleep(0.5)
+        verify_workers)
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await ing_task
     assert ing.stats.accepted == 13 and ing.stats.duplicates == 3
@@ -134,16 +152,13 @@ async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
         store: Store, mqtt_broker: BrokerThread) -> None:
     first = [(topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(i, "dev-2", "SHP-2")))
              for i in range(5)]
-    t = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.accepted >= 5))
-    await asyncio.sleep(0.5)
+    t = await start_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.accepted >= 5)
     await asyncio.to_thread(publish_all, mqtt_broker.port, first)
     assert (await t).stats.accepted == 5
     # A second ingestor (as after a restart) sees a resend of everything plus new readings.
     more = first + [(topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(i, "dev-2", "SHP-2")))
                     for i in range(5, 8)]
-    t = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-restart",
-                                         lambda i: i.stats.processed >= 8))
-    await asyncio.sleep(0.5)
+    t = await start_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.processed >= 8)
     await asyncio.to_thread(publish_all, mqtt_broker.port, more)
     ing = await t
     assert ing.stats.accepted == 3 and ing.stats.duplicates == 5
@@ -162,9 +177,7 @@ async def test_a_replay_is_a_duplicate_and_a_second_version_is_refused(
     replay = first[1]
     second_version = t(1, temperature_c=21.0)  # validly signed, same seq, other content
     messages = [*first, replay, second_version, t(4)]
-    task = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-replay",
-                                            lambda i: i.stats.processed >= len(messages)))
-    await asyncio.sleep(0.5)
+    task = await start_ingestor(store, mqtt_broker.port, "ing-replay", lambda i: i.stats.processed >= len(messages))
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await task
     assert (ing.stats.accepted, ing.stats.duplicates, ing.stats.quarantined) == (5, 1, 1)
@@ -202,9 +215,7 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
                                  ([5, 6], (6, 0), (6, []))):
         got.clear()
         n = len(seqs)
-        task = asyncio.create_task(run_ingestor(store, mqtt_broker.port, "ing-ack",
-                                                lambda i, n=n: i.stats.processed >= n))
-        await asyncio.sleep(0.5)
+        task = await start_ingestor(store, mqtt_broker.port, "ing-ack", lambda i, n=n: i.stats.processed >= n)
         await asyncio.to_thread(publish_all, mqtt_broker.port, [msg(s) for s in seqs])
         await task
         assert db.execute("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'").fetchone() == expected
@@ -313,3 +324,21 @@ async def test_verifier_processes_run_before_the_first_reading_arrives(
         stop.set()
         await task
     assert ing.stats.accepted == 3
+
+
+def _failing_start() -> None:
+    raise RuntimeError("this verifier cannot start")
+
+
+async def test_verifiers_that_cannot_start_stop_the_ingestor_with_a_clear_error(
+        store: Store, mqtt_broker: BrokerThread) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifiers-broken", verify_workers=1)
+    assert ing._verifiers is not None
+    ing._verifiers.shutdown()
+    ing._verifiers = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_failing_start)
+    with pytest.raises(ConfigError, match="verifier processes .* did not start.*--verify-workers 0"):
+        await ing.connect()
+    ing._verifiers.shutdown()
