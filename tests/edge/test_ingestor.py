@@ -40,38 +40,37 @@ def topic(device: str = "dev-1", shipment: str = "SHP-1") -> str:
     return f"packproof/v1/{shipment}/{device}/telemetry"
 
 
-async def start_ingestor(store: Store, port: int, client_id: str, until,  # type: ignore[no-untyped-def]
-                         verify_workers: int = 0) -> asyncio.Task[Ingestor]:
-    """An ingestor running in a task until `until(ingestor)` (or 10 s), returned once it has subscribed.
+async def eventually(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll `predicate` on the event loop until it holds or `timeout` passes; the test asserts after."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
-    Its persistent session must exist before the test publishes, or the broker drops the
-    messages: a fixed sleep was too short on a busy machine once verifiers started in connect().
+
+async def start_ingestor(store: Store, port: int, client_id: str, until,  # type: ignore[no-untyped-def]
+                         verify_workers: int = 0) -> tuple[Ingestor, asyncio.Task[Ingestor]]:
+    """A connected ingestor, and the task running it until `until(ingestor)` (or 10 s).
+
+    Returned once `connect()` has: its persistent session exists, so what the test publishes
+    next is kept for it. A fixed sleep was too short on a busy machine once verifiers started
+    in connect().
     """
-    connected = asyncio.Event()
+    ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
+    await ing.load_state()
+    await ing.connect()
 
     async def run() -> Ingestor:
-        ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
-        await ing.load_state()
-        await ing.connect()
-        connected.set()
         stop = asyncio.Event()
         task = asyncio.create_task(ing.run(stop))
-        for _ in range(200):
-            if until(ing):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: until(ing))
         stop.set()
         await task
         return ing
 
-    task = asyncio.create_task(run())
-    waiting = asyncio.ensure_future(connected.wait())
-    await asyncio.wait([task, waiting], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    if task.done():
-        task.result()  # it failed to start: raise that here
-    assert connected.is_set(), "the ingestor did not connect in 60 s"
-    return task
+    return ing, asyncio.create_task(run())
 
 
 @pytest.fixture
@@ -119,7 +118,7 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     messages = [m for pair in zip(honest, bad, strict=False) for m in pair] + bad[len(honest):] + unsigned
     messages += honest[:3]  # 3 duplicates too
     # The ingestor's persistent session must exist before publishing, so connect it first.
-    ing_task = await start_ingestor(
+    _, ing_task = await start_ingestor(
         store, mqtt_broker.port, f"ing-bad-{verify_workers}", lambda i: i.stats.processed >= len(messages),
         verify_workers)
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
@@ -152,13 +151,13 @@ async def test_a_restarted_ingestor_keeps_state_and_stores_duplicates_once(
         store: Store, mqtt_broker: BrokerThread) -> None:
     first = [(topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(i, "dev-2", "SHP-2")))
              for i in range(5)]
-    t = await start_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.accepted >= 5)
+    _, t = await start_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.accepted >= 5)
     await asyncio.to_thread(publish_all, mqtt_broker.port, first)
     assert (await t).stats.accepted == 5
     # A second ingestor (as after a restart) sees a resend of everything plus new readings.
     more = first + [(topic(device="dev-2", shipment="SHP-2"), canonical_bytes(reading(i, "dev-2", "SHP-2")))
                     for i in range(5, 8)]
-    t = await start_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.processed >= 8)
+    _, t = await start_ingestor(store, mqtt_broker.port, "ing-restart", lambda i: i.stats.processed >= 8)
     await asyncio.to_thread(publish_all, mqtt_broker.port, more)
     ing = await t
     assert ing.stats.accepted == 3 and ing.stats.duplicates == 5
@@ -177,7 +176,8 @@ async def test_a_replay_is_a_duplicate_and_a_second_version_is_refused(
     replay = first[1]
     second_version = t(1, temperature_c=21.0)  # validly signed, same seq, other content
     messages = [*first, replay, second_version, t(4)]
-    task = await start_ingestor(store, mqtt_broker.port, "ing-replay", lambda i: i.stats.processed >= len(messages))
+    _, task = await start_ingestor(store, mqtt_broker.port, "ing-replay",
+                                   lambda i: i.stats.processed >= len(messages))
     await asyncio.to_thread(publish_all, mqtt_broker.port, messages)
     ing = await task
     assert (ing.stats.accepted, ing.stats.duplicates, ing.stats.quarantined) == (5, 1, 1)
@@ -215,7 +215,7 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
                                  ([5, 6], (6, 0), (6, []))):
         got.clear()
         n = len(seqs)
-        task = await start_ingestor(store, mqtt_broker.port, "ing-ack", lambda i, n=n: i.stats.processed >= n)
+        _, task = await start_ingestor(store, mqtt_broker.port, "ing-ack", lambda i, n=n: i.stats.processed >= n)
         await asyncio.to_thread(publish_all, mqtt_broker.port, [msg(s) for s in seqs])
         await task
         assert db.execute("SELECT acked_seq, missing FROM device_stats WHERE device_id='dev-2'").fetchone() == expected
@@ -262,33 +262,19 @@ async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
 
 async def test_a_verifier_process_that_dies_is_replaced_and_nothing_goes_unchecked(
         store: Store, mqtt_broker: BrokerThread, caplog: pytest.LogCaptureFixture) -> None:
-    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifier-dies", verify_workers=1)
-    await ing.load_state()
-    await ing.connect()
-    stop = asyncio.Event()
-    task = asyncio.create_task(ing.run(stop))
-    try:
-        await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
-                                                                for s in range(5)])
-        for _ in range(100):
-            if ing.stats.accepted >= 5:
-                break
-            await asyncio.sleep(0.05)
-        verifiers = verifier_processes()
-        assert verifiers, "no verifier process"
-        for p in verifiers:
-            p.kill()
-        await asyncio.sleep(0.3)
-        more = [(topic(), canonical_bytes(reading(s))) for s in range(5, 10)]
-        more.append((topic(), canonical_bytes(reading(10, key=OTHER))))  # signed with a key not registered
-        await asyncio.to_thread(publish_all, mqtt_broker.port, more)
-        for _ in range(200):
-            if ing.stats.processed >= 11:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    ing, task = await start_ingestor(store, mqtt_broker.port, "ing-verifier-dies", lambda i: i.stats.processed >= 11,
+                                     verify_workers=1)
+    await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s))) for s in range(5)])
+    await eventually(lambda: ing.stats.accepted >= 5)
+    verifiers = verifier_processes()
+    for p in verifiers:
+        p.kill()
+    await asyncio.sleep(0.3)
+    more = [(topic(), canonical_bytes(reading(s))) for s in range(5, 10)]
+    more.append((topic(), canonical_bytes(reading(10, key=OTHER))))  # signed with a key not registered
+    await asyncio.to_thread(publish_all, mqtt_broker.port, more)
+    await task
+    assert verifiers, "no verifier process"
     assert "a signature verifier process died" in caplog.text
     assert (ing.stats.accepted, ing.stats.quarantined) == (10, 1)
     db = Db(store.url)
@@ -305,24 +291,13 @@ def verifier_processes() -> list[Any]:
 async def test_verifier_processes_run_before_the_first_reading_arrives(
         store: Store, mqtt_broker: BrokerThread) -> None:
     """A spawned verifier takes about a second to start: not while the first readings wait for it."""
-    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifiers-ready", verify_workers=2)
-    await ing.load_state()
     before = {p.pid for p in verifier_processes()}
-    await ing.connect()
-    stop = asyncio.Event()
-    task = asyncio.create_task(ing.run(stop))
-    try:
-        started = [p for p in verifier_processes() if p.pid not in before]
-        assert len(started) == 2 and all(p.is_running() for p in started)
-        await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s)))
-                                                                for s in range(3)])
-        for _ in range(100):
-            if ing.stats.accepted >= 3:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    ing, task = await start_ingestor(store, mqtt_broker.port, "ing-verifiers-ready", lambda i: i.stats.accepted >= 3,
+                                     verify_workers=2)
+    started = [p.is_running() for p in verifier_processes() if p.pid not in before]
+    await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s))) for s in range(3)])
+    await task
+    assert started == [True, True]
     assert ing.stats.accepted == 3
 
 
