@@ -586,22 +586,14 @@ def main() -> None:
             print(f"ingestors' peak RSS (summed):               {max(x['rss_mb'] for x in every):9.1f} MiB")
             for n in counts:
                 target = 0.8 * med([x["rate"] for x in ons[n]])
-                msgs3, fleet3, order3 = make_payloads(min(a.readings, int(target * 20)), a.devices, a.seed + 5 + n)
-                paced = run_pipeline(b, st, msgs3, fleet3, order3, work, verify=True, rate=target,
-                                     label=f"paced-{n}", ingestors=n)
-                print(f"publish-to-sealed, {n} ingestor(s), at {target:,.0f}/s (80%): "
-                      f"p50 {paced['p50'] * 1e3:6.0f} ms, p99 {paced['p99'] * 1e3:6.0f} ms "
-                      f"(publish to ingestor: p50 {paced['reach_p50'] * 1e3:.0f} ms, "
-                      f"p99 {paced['reach_p99'] * 1e3:.0f} ms)")
+                paced = run_paced(b, st, work, a, n, target, min(a.readings, int(target * 20)), a.seed + 5 + n,
+                                  f"paced-{n}")
+                print(f"at 80% ({target:,.0f}/s), {n} ingestor(s): {latency(paced)}")
                 for k, offer in enumerate(a.offer):
-                    seed = a.seed + 100 + 10 * n + k
-                    msgs4, fleet4, order4 = make_payloads(int(offer * a.offer_for), a.devices, seed)
-                    held = run_pipeline(b, st, msgs4, fleet4, order4, work, verify=True, rate=offer,
-                                        label=f"offer-{n}-{k}", ingestors=n)
+                    held = run_paced(b, st, work, a, n, offer, int(offer * a.offer_for), a.seed + 100 + 10 * n + k,
+                                     f"offer-{n}-{k}")
                     print(f"offered {offer:,.0f}/s for {a.offer_for:g} s, {n} ingestor(s), signatures on: "
-                          f"sealed {held['rate']:7,.0f}/s (first publish to last seal), "
-                          f"publish-to-sealed p50 {held['p50'] * 1e3:5.0f} ms, p99 {held['p99'] * 1e3:5.0f} ms "
-                          f"(to ingestor p99 {held['reach_p99'] * 1e3:.0f} ms)")
+                          f"sealed {held['rate']:7,.0f}/s (first publish to last seal), {latency(held)}")
             last = ons[n0][-1]
             ids = sample_ids(last["url"], 200)
             p50, p99 = proof_time(Path(last["data"]), last["url"], ids, work)
@@ -609,6 +601,18 @@ def main() -> None:
         finally:
             broker.stop()
             st.drop_all()
+
+
+def run_paced(b: BrokerSetup, st: StoreSetup, work: Path, a: argparse.Namespace, ingestors: int, rate: float,
+              count: int, seed: int, label: str) -> dict[str, Any]:
+    """`count` signed readings published at `rate` through the pipeline, with a fleet of their own."""
+    msgs, fleet, order = make_payloads(count, a.devices, seed)
+    return run_pipeline(b, st, msgs, fleet, order, work, verify=True, rate=rate, label=label, ingestors=ingestors)
+
+
+def latency(r: dict[str, Any]) -> str:
+    return (f"publish-to-sealed p50 {r['p50'] * 1e3:5.0f} ms, p99 {r['p99'] * 1e3:5.0f} ms "
+            f"(publish to ingestor: p50 {r['reach_p50'] * 1e3:.0f} ms, p99 {r['reach_p99'] * 1e3:.0f} ms)")
 
 
 def sample_ids(url: str, n: int) -> list[str]:
