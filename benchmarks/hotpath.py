@@ -71,7 +71,7 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
         store = await Store.open(Path(tmp) / "packproof.db")
         await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         ing = Ingestor(store, verify_signatures=verify, batch_max=batch)
-        await ing.load_state()
+        await ing.reload_registry()
         sealer = Sealer(store, LedgerFile(Path(tmp) / "ledger.jsonl"),
                         load_or_create_ledger_key(Path(tmp) / "ledger.key"), max_leaves=8192)
         await sealer.recover()

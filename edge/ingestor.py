@@ -268,11 +268,8 @@ class Ingestor:
 
     # ---- lifecycle ------------------------------------------------------------------
 
-    async def load_state(self) -> None:
-        """Only the registry is cached: delivery state and open excursions are read per batch from the store."""
-        await self.reload_registry()
-
     async def reload_registry(self) -> None:
+        """The registry is all the ingestor caches: delivery state and open excursions are read per batch."""
         self.registry = {d.device_id: self._entry(d) for d in await self.store.devices()}
 
     def _entry(self, d: DeviceRecord) -> DeviceEntry:

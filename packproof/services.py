@@ -100,7 +100,7 @@ class IngestService:
                                  profiles=profiles_from(o.profiles_file), share_group=o.share_group,
                                  mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry,
                                  verify_workers=o.verify_workers)
-        await self.ingestor.load_state()
+        await self.ingestor.reload_registry()
         await self.ingestor.connect()
         settle_heap()
 

@@ -165,7 +165,7 @@ async def test_a_device_cannot_publish_as_another(secured_broker: int, store_url
     await store.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
                          [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-2", "SHP-2", public_key_bytes(KEY))])
     ing = Ingestor(store, port=secured_broker, client_id="ing-acl", username="packproof-ingestor", password="ing")
-    await ing.load_state()
+    await ing.reload_registry()
     await ing.connect()
     stop = asyncio.Event()
     task = asyncio.create_task(ing.run(stop))

@@ -59,7 +59,7 @@ async def start_ingestor(store: Store, port: int, client_id: str, until,  # type
     in connect().
     """
     ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
-    await ing.load_state()
+    await ing.reload_registry()
     await ing.connect()
 
     async def run() -> Ingestor:
@@ -232,7 +232,7 @@ async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
         tmp_path: Path, store: Store, mqtt_broker: BrokerThread) -> None:
     """Another connection holds the database's write lock: intake stops at the bounds, nothing is lost."""
     ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-backpressure", inbox_max=200, batch_max=50)
-    await ing.load_state()
+    await ing.reload_registry()
     await ing.connect()
     stop = asyncio.Event()
     task = asyncio.create_task(ing.run(stop))
