@@ -167,7 +167,7 @@ class Ingestor:
         self, store: Store, *, host: str = "127.0.0.1", port: int = 1883,
         client_id: str = "packproof-ingestor", topic: str = TELEMETRY_FILTER,
         verify_signatures: bool = True, profiles: dict[str, Profile] | None = None,
-        batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.02, ack_interval: float = 1.0,
+        batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.05, ack_interval: float = 1.0,
         username: str | None = None, password: str | None = None, tls_ca: str | None = None,
         share_group: str | None = None, mqtt_protocol: str = "3.1.1", session_expiry: int = SESSION_EXPIRY,
         verify_workers: int = 0,
@@ -358,7 +358,9 @@ class Ingestor:
                     continue
                 if len(self._inbox) < self.batch_max and not stop.is_set():
                     # Linger briefly so a batch amortises its transaction and fsync over many
-                    # readings: measured 4.6 readings per batch without it at 3,000/s.
+                    # readings: measured 4.6 readings per batch without it at 3,000/s. 50 ms
+                    # rather than 20 took the ingestor from 245 to 219 µs a reading at 2,000/s
+                    # on amqtt (batches of ~100 instead of ~50), for 35 ms more publish-to-sealed.
                     await asyncio.sleep(self.linger)
                 n = min(len(self._inbox), self.batch_max)
                 msgs = [self._inbox.popleft() for _ in range(n)]
