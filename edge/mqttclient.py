@@ -14,6 +14,14 @@ acknowledged:
   at once and hands paho its small pieces from that buffer; `loop_read` keeps handling
   packets until the buffer is empty, so no received byte waits for a `select` that
   would not fire (the data is no longer in the socket).
+* After a small read (under `SMALL_READ`) it waits `READ_SETTLE` before the next one.
+  amqtt writes every message with its own `send`, so a reader that reads as soon as
+  `select` fires gets one or two messages a pass and pays paho's loop, a `select` and a
+  thread wake-up for each. Waiting 2 ms lets a few accumulate in the socket (six at
+  3,000/s); it only ever follows a small read, so a backlog is read without pause.
+  Measured on amqtt: 198 -> 176 µs of ingestor CPU a reading at 2,000/s, latency
+  unchanged; at full speed 235 -> 172 µs, and the broker, which shares the two cores,
+  delivered 82% -> 100% of what it gives a bare subscriber (medians of 3 interleaved runs).
 * `ack_many` queues the PUBACKs of a whole batch as one write: one wake-up, one `send`.
 
 Both lean on paho internals (`_sock_recv`, `_sock`, `_packet_queue`): they are kept to
@@ -24,12 +32,15 @@ speaking MQTT, so a paho upgrade that moves them fails a test rather than a depl
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 READ_CHUNK = 65536  # ~200 readings of ~300 bytes per recv when the broker is ahead of us
+SMALL_READ = 2048  # bytes: about six readings; a read this small means we are ahead of the broker
+READ_SETTLE = 0.002  # seconds to let messages gather after a small read
 _PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2) and the message id
 _PUBACK_CMD = 0x40
 
@@ -42,13 +53,17 @@ class BatchingClient(mqtt.Client):
         self._rsock: Any = None  # the socket the buffer was read from
         self._rbuf = b""
         self._rpos = 0
+        self._small_read = False  # the last read from the socket was under SMALL_READ
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rsock is not self._sock:  # a new connection: nothing buffered belongs to it
-            self._rsock, self._rbuf, self._rpos = self._sock, b"", 0
+            self._rsock, self._rbuf, self._rpos, self._small_read = self._sock, b"", 0, False
         pos = self._rpos
         if pos >= len(self._rbuf):
+            if self._small_read:
+                time.sleep(READ_SETTLE)  # paho's network thread: nothing else waits on it
             data = super()._sock_recv(READ_CHUNK)  # BlockingIOError when empty, b"" when closed
+            self._small_read = len(data) < SMALL_READ
             if len(data) <= bufsize:
                 return data
             self._rbuf, pos = data, 0

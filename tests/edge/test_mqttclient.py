@@ -4,7 +4,8 @@ The subclass reads the socket in large chunks and writes PUBACKs in one piece; t
 tests check that paho still sees exactly the packets the broker sent (whatever way TCP
 cuts them), that each acknowledgement carries the right message id, and that bytes left
 from a lost connection never leak into the next one. They also pin the paho internals
-the subclass relies on, so an upgrade that moves them fails here.
+the subclass relies on, so an upgrade that moves them fails here. And a trickle of
+messages, one `send` each as amqtt writes them, is read a few at a time, not one by one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from edge.mqttclient import READ_CHUNK, BatchingClient
+from edge.mqttclient import READ_CHUNK, SMALL_READ, BatchingClient
 
 CONNACK = b"\x20\x02\x00\x00"
 
@@ -162,6 +163,49 @@ def test_bytes_of_a_lost_connection_never_reach_the_next_one() -> None:
     try:
         wait_for(lambda: len(got) == 2)
         assert [(m.payload, m.mid) for m in got] == [(b"first", 1), (b"after", 3)]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+        broker.join()
+
+
+class _CountingRecv(mqtt.Client):
+    """Sits under BatchingClient in the MRO: counts the reads it makes from the socket."""
+
+    reads = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        self.reads += 1
+        return super()._sock_recv(bufsize)
+
+
+class _CountedClient(BatchingClient, _CountingRecv):
+    pass
+
+
+def test_a_trickle_of_messages_is_read_a_few_at_a_time() -> None:
+    n = 300
+    msgs = [publish("packproof/v1/S/d/telemetry", b"r" * 200, i + 1) for i in range(n)]
+    assert len(msgs[0]) * 2 < SMALL_READ  # each send alone is a small read
+
+    def script(conn: socket.socket) -> None:
+        for m in msgs:  # one send per message, about 0.2 ms apart: far quicker than paho reads one
+            conn.sendall(m)
+            time.sleep(0.0002)
+        broker.drain(conn, 4 * n)
+
+    broker = ScriptedBroker([script])
+    got: list[mqtt.MQTTMessage] = []
+    c = _CountedClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", clean_session=True,
+                       protocol=mqtt.MQTTv311, manual_ack=True)
+    c.on_message = lambda _c, _u, m: got.append(m)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    try:
+        wait_for(lambda: len(got) == n)
+        c.ack_many([(m.mid, m.qos) for m in got])
+        assert [m.mid for m in got] == list(range(1, n + 1))
+        assert c.reads < n / 2, f"{c.reads} socket reads for {n} messages"
     finally:
         c.disconnect()
         c.loop_stop()
