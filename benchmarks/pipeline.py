@@ -20,8 +20,8 @@ or sealed (pipeline). The ratio to the bare subscriber compares like with like: 
 taken in and acknowledged per second, so it uses the stored rate. The sealed rate adds
 the wait for the next seal (the sealer runs every `--seal-interval`, 1 s): that wait is
 latency, not throughput, and it quantises the sealed rate (eight 30,000-reading runs
-whose last reading was stored between 9.3 and 9.7 s all sealed at 10.25-10.30 s). It is
-printed beside, and publish-to-sealed latency is measured on its own; `--offer` shows
+whose last reading reached the ingestor between 9.3 and 9.7 s all sealed at 10.25-10.30
+s). It is printed beside, and publish-to-sealed latency is measured on its own; `--offer` shows
 whether a rate is sustained.
 
     python benchmarks/pipeline.py [--readings 60000] [--devices 20] [--broker embedded|mosquitto]
