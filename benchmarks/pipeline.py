@@ -645,7 +645,8 @@ def run_paced(b: BrokerSetup, st: StoreSetup, work: Path, a: argparse.Namespace,
 
 def latency(r: dict[str, Any]) -> str:
     return (f"publish-to-sealed p50 {r['p50'] * 1e3:5.0f} ms, p99 {r['p99'] * 1e3:5.0f} ms "
-            f"(publish to ingestor: p50 {r['reach_p50'] * 1e3:.0f} ms, p99 {r['reach_p99'] * 1e3:.0f} ms)")
+            f"(publish to ingestor: p50 {r['reach_p50'] * 1e3:.0f} ms, p99 {r['reach_p99'] * 1e3:.0f} ms); "
+            f"CPU a reading: ingestor {r['cpu_us']:.0f} µs, broker {r['broker_us']:.0f} µs")
 
 
 def sample_ids(url: str, n: int) -> list[str]:
