@@ -61,7 +61,7 @@ class BatchingClient(mqtt.Client):
         pos = self._rpos
         if pos >= len(self._rbuf):
             if self._small_read:
-                time.sleep(READ_SETTLE)  # paho's network thread: nothing else waits on it
+                time.sleep(READ_SETTLE)  # on paho's network thread: what it sends waits as long
             data = super()._sock_recv(READ_CHUNK)  # BlockingIOError when empty, b"" when closed
             self._small_read = len(data) < SMALL_READ
             if len(data) <= bufsize:

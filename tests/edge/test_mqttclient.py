@@ -72,10 +72,10 @@ class ScriptedBroker:
         assert not self.thread.is_alive()
 
 
-def client() -> tuple[BatchingClient, list[mqtt.MQTTMessage]]:
+def client(cls: type[BatchingClient] = BatchingClient) -> tuple[BatchingClient, list[mqtt.MQTTMessage]]:
     got: list[mqtt.MQTTMessage] = []
-    c = BatchingClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", clean_session=True,
-                       protocol=mqtt.MQTTv311, manual_ack=True)
+    c = cls(mqtt.CallbackAPIVersion.VERSION2, client_id="t", clean_session=True,
+            protocol=mqtt.MQTTv311, manual_ack=True)
     c.on_message = lambda _c, _u, m: got.append(m)
     c.reconnect_delay_set(1, 1)
     return c, got
@@ -189,22 +189,20 @@ def test_a_trickle_of_messages_is_read_a_few_at_a_time() -> None:
     assert len(msgs[0]) * 2 < SMALL_READ  # each send alone is a small read
 
     def script(conn: socket.socket) -> None:
-        for m in msgs:  # one send per message, about 0.2 ms apart: far quicker than paho reads one
+        for m in msgs:  # one send per message, about 0.2 ms apart, as amqtt sends them
             conn.sendall(m)
             time.sleep(0.0002)
         broker.drain(conn, 4 * n)
 
     broker = ScriptedBroker([script])
-    got: list[mqtt.MQTTMessage] = []
-    c = _CountedClient(mqtt.CallbackAPIVersion.VERSION2, client_id="t", clean_session=True,
-                       protocol=mqtt.MQTTv311, manual_ack=True)
-    c.on_message = lambda _c, _u, m: got.append(m)
+    c, got = client(_CountedClient)
     c.connect("127.0.0.1", broker.port)
     c.loop_start()
     try:
         wait_for(lambda: len(got) == n)
         c.ack_many([(m.mid, m.qos) for m in got])
         assert [m.mid for m in got] == list(range(1, n + 1))
+        assert isinstance(c, _CountedClient)
         assert c.reads < n / 2, f"{c.reads} socket reads for {n} messages"
     finally:
         c.disconnect()
