@@ -58,7 +58,8 @@ class RunOptions:
     console: Console = field(default_factory=Console)
 
 
-async def _wait_until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+async def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll `predicate` on the event loop until it holds (True) or `timeout` passes (False)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -120,7 +121,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
         pipeline = asyncio.create_task(service.run(ingest_stop, seal_stop))
         api = asyncio.create_task(server.serve())
-        await _wait_until(lambda: server.started or api.done(), 10)
+        await wait_until(lambda: server.started or api.done(), 10)
         if api.done():
             api.result()
         url = f"http://{o.api_host}:{o.api_port}"
@@ -187,7 +188,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
         ingestor = service.ingestor
         if not drained:  # let what is still on its way arrive before the ingestor stops
-            await _wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
+            await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
         ingest_stop.set()
         await pipeline
         tick(stats)

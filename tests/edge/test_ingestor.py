@@ -20,6 +20,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.errors import ConfigError
 from packproof.reading import Reading
+from packproof.runner import wait_until
 from packproof.store import Store
 from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
 
@@ -40,16 +41,6 @@ def topic(device: str = "dev-1", shipment: str = "SHP-1") -> str:
     return f"packproof/v1/{shipment}/{device}/telemetry"
 
 
-async def eventually(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll `predicate` on the event loop until it holds or `timeout` passes; the test asserts after."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
 async def start_ingestor(store: Store, port: int, client_id: str, until,  # type: ignore[no-untyped-def]
                          verify_workers: int = 0) -> tuple[Ingestor, asyncio.Task[Ingestor]]:
     """A connected ingestor, and the task running it until `until(ingestor)` (or 10 s).
@@ -65,7 +56,7 @@ async def start_ingestor(store: Store, port: int, client_id: str, until,  # type
     async def run() -> Ingestor:
         stop = asyncio.Event()
         task = asyncio.create_task(ing.run(stop))
-        await eventually(lambda: until(ing))
+        await wait_until(lambda: until(ing))
         stop.set()
         await task
         return ing
@@ -265,7 +256,7 @@ async def test_a_verifier_process_that_dies_is_replaced_and_nothing_goes_uncheck
     ing, task = await start_ingestor(store, mqtt_broker.port, "ing-verifier-dies", lambda i: i.stats.processed >= 11,
                                      verify_workers=1)
     await asyncio.to_thread(publish_all, mqtt_broker.port, [(topic(), canonical_bytes(reading(s))) for s in range(5)])
-    await eventually(lambda: ing.stats.accepted >= 5)
+    await wait_until(lambda: ing.stats.accepted >= 5)
     verifiers = verifier_processes()
     for p in verifiers:
         p.kill()
