@@ -106,9 +106,12 @@ class BlockPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    """`degraded` when a component reports it cannot do its job (packproof.health); `problems` says which and why."""
+    status: Literal["ok", "degraded"]
     readings: int
     blocks: int
+    problems: list[str] = []
+    components: dict[str, dict[str, Any]] = {}
 
 
 class QuarantinedOut(BaseModel):

@@ -24,6 +24,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
@@ -148,15 +149,25 @@ class PasswordFileAuth(BaseAuthPlugin):
 
 
 class DeviceTopicACL(BaseTopicPlugin):
-    """amqtt plugin: `topic_allowed` for every publish, subscribe and delivery."""
+    """amqtt plugin: `topic_allowed` for every publish, subscribe and delivery.
+
+    A refused publish or subscription is counted and logged (`broker.refusals`); a refused
+    delivery is not: filtering what each subscriber receives is the rules' routine work.
+    """
 
     async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
                               action: Action | None = None) -> bool | None:
         if not topic or action is None:
             return False
-        return topic_allowed(session.username if session else None, frozenset(self.config.services), topic,
-                             action.value)
+        user = session.username if session else None
+        allowed = topic_allowed(user, frozenset(self.config.services), topic, action.value)
+        if not allowed and action.value in ("publish", "subscribe") and self.config.refusals is not None:
+            client = session.client_id if session else None
+            self.config.refusals.refuse(action.value, f"{action.value} to {topic!r} by client id {client!r}, "
+                                                      f"username {user!r}")
+        return allowed
 
     @dataclass
     class Config:
         services: list[str] = field(default_factory=list)
+        refusals: Any = None  # a broker.refusals.Refusals, when the broker counts what it refuses

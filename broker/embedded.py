@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.session import Session
+from amqtt.utils import gen_client_id
 
 from broker.auth import PasswordFile
+from broker.refusals import Refusals
 from packproof.errors import BrokerError, ConfigError
 from packproof.net import require_free
 
@@ -26,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def broker_config(host: str, port: int, password_file: Path | None = None,
-                  services: tuple[str, ...] = (), tls: tuple[Path, Path] | None = None) -> dict[str, Any]:
+                  services: tuple[str, ...] = (), tls: tuple[Path, Path] | None = None,
+                  refusals: Refusals | None = None) -> dict[str, Any]:
     """Only the plugins we need: amqtt's default set logs every packet and publishes $SYS,
     which cost time on every message. With a password file, clients must authenticate and
     the topic rules of `broker.auth` apply; without one, the broker is open (a local demo)."""
@@ -36,7 +42,7 @@ def broker_config(host: str, port: int, password_file: Path | None = None,
     else:
         PasswordFile(password_file).users()  # fail now, with a clear message, if it is missing or malformed
         plugins = {"broker.auth.PasswordFileAuth": {"password_file": str(password_file)},
-                   "broker.auth.DeviceTopicACL": {"services": list(services)}}
+                   "broker.auth.DeviceTopicACL": {"services": list(services), "refusals": refusals}}
     listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 10000}
     if tls is not None:
         for f in tls:
@@ -63,9 +69,36 @@ class _Subscriptions(dict[str, Any]):
         return list(super().items())
 
 
+class _LoginRefused(AMQTTError):
+    """A CONNECT refused before it could touch any session (see `_Broker`)."""
+
+
+class _QuietRefusals(logging.Filter):
+    """amqtt logs every aborted connection as a warning; refused logins are counted and
+    logged, rate-limited, by `Refusals`, so a client retrying a wrong password in a loop
+    must not write a line each time through amqtt as well."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _LoginRefused.__name__ not in record.getMessage()
+
+
+_QUIET = _QuietRefusals()
+
+
 class _Broker(Broker):
-    """amqtt 0.12.1 with two flaws fixed: iteration over subscriptions (see `_Subscriptions`),
-    and retained messages delivered only along the client's own subscriptions.
+    """amqtt 0.12.1 with three flaws fixed.
+
+    1. A refused login disturbed the session it named. amqtt looked the client id up (and,
+       for a clean session, deleted the existing session with its subscriptions; otherwise
+       wrote the newcomer's credentials into it) *before* authenticating, then took the
+       connection over: a client that knew only the ingestor's client id, with a wrong
+       password, stopped ingestion for good (issue 12). Here the CONNECT is authenticated
+       first; a refused one gets its CONNACK (not authorised) on a session of its own and
+       never reaches `_sessions`.
+       A clean-session CONNECT for a client id that is still connected now closes the old
+       connection (see `_end_connection_of`) instead of leaving it open and deaf.
+    2. Iteration over subscriptions (see `_Subscriptions`).
+    3. Retained messages are delivered only along the client's own subscriptions.
 
     On every connect amqtt offers the client the retained messages matching *every* filter
     any client holds (`for topic in self._subscriptions` in `Broker.client_connected`), so a
@@ -74,9 +107,73 @@ class _Broker(Broker):
     broker restart). A retained message now goes to a session only for a filter it holds.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, refusals: Refusals | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subscriptions = _Subscriptions()
+        self.refusals = refusals or Refusals()
+        self.logger.addFilter(_QUIET)  # the same object each time: added once
+
+    async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
+                                         remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
+        """Read the CONNECT, authenticate it, and only then find or replace the client's session.
+
+        The session handling after authentication is amqtt's own (a clean session replaces
+        the old one, otherwise the stored session resumes with the new connection's
+        settings); what changes is that nothing happens to it for a refused client.
+        """
+        try:
+            handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+        except (AMQTTError, MQTTError, NoDataError) as exc:
+            await writer.close()
+            raise AMQTTError(f"{remote_address}:{remote_port} sent no valid CONNECT: {exc}") from exc
+        if not await super()._authenticate(session, None):  # type: ignore[arg-type]  # the listener is unused
+            self.refusals.refuse("login", f"client id {session.client_id!r}, username {session.username!r} "
+                                          f"from {remote_address}:{remote_port}")
+            session.parent = 0
+            handler.attach(session, reader, writer)
+            try:
+                await handler.mqtt_connack_authorize(False)
+            finally:
+                await writer.close()
+            raise _LoginRefused("login refused")
+        session.authenticated_as = (session.username, session.password)  # type: ignore[attr-defined]
+        if session.clean_session:
+            if session.client_id:
+                await self._end_connection_of(session.client_id, f"{remote_address}:{remote_port}")
+                await self._delete_session(session.client_id)
+            else:
+                session.client_id = gen_client_id()
+            session.parent = 0
+        elif session.client_id in self._sessions:
+            existing, _ = self._sessions[session.client_id]
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username",
+                         "password"):
+                setattr(existing, name, getattr(session, name))
+            existing.authenticated_as = session.authenticated_as  # type: ignore[attr-defined]
+            session = existing
+            session.parent = 1
+        else:
+            session.parent = 0
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        return handler, session
+
+    async def _end_connection_of(self, client_id: str, by: str) -> None:
+        """A client id can be connected once: the old connection of a session about to be replaced
+        is closed, so its client learns it lost the session and reconnects. amqtt deleted the session
+        (and its subscriptions) under a clean-session CONNECT but left the old connection open: the
+        old client stayed connected and received nothing, with nothing to tell it so."""
+        old = self._sessions.get(client_id)
+        if old is not None and old[0].transitions.is_connected():
+            log.warning("client id %r connected again from %s: closing its previous connection", client_id, by)
+            await old[1].stop()
+
+    async def _authenticate(self, session: Session, listener: Any) -> bool:
+        """Already decided in `_initialize_client_session`, for exactly these credentials."""
+        if getattr(session, "authenticated_as", None) == (session.username, session.password):
+            return True
+        return await super()._authenticate(session, listener)
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Any) -> None:
@@ -91,16 +188,19 @@ class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, flag: str = "--mqtt-port",
                  password_file: Path | None = None, services: tuple[str, ...] = (),
                  tls: tuple[Path, Path] | None = None) -> None:
-        """`tls`: (certificate, private key) files, PEM; the listener then speaks MQTT over TLS only."""
+        """`tls`: (certificate, private key) files, PEM; the listener then speaks MQTT over TLS only.
+        `refusals` counts what the broker refused (logins, publishes, subscriptions)."""
         self.host, self.port, self.flag = host, port, flag
         self.password_file, self.services, self.tls = password_file, services, tls
+        self.refusals = Refusals()
         self._broker: Broker | None = None
 
     async def start(self) -> None:
         require_free(self.host, self.port, self.flag, "another MQTT broker?")
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._broker = _Broker(broker_config(self.host, self.port, self.password_file, self.services, self.tls))
+        self._broker = _Broker(broker_config(self.host, self.port, self.password_file, self.services, self.tls,
+                                             self.refusals), refusals=self.refusals)
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps its failures in its own BrokerError

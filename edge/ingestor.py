@@ -40,6 +40,7 @@ from paho.mqtt.properties import Properties
 from edge.decode import Accepted, DeviceEntry, bad_signature, decode
 from edge.excursions import Excursion, ExcursionTracker
 from edge.mqttclient import BatchingClient
+from edge.session import SessionWatch
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, evaluate
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
@@ -211,6 +212,7 @@ class Ingestor:
         self._connect_error: str | None = None
         self._subscribed = threading.Event()
         self._subscribe_error: str | None = None
+        self.session = SessionWatch(client_id)
         # paho, with buffered reads and one write per batch of PUBACKs. MQTT 5 has no clean_session:
         # the session's persistence is clean_start and the expiry given at connect.
         if self.mqtt5:
@@ -236,6 +238,7 @@ class Ingestor:
             self._connected.set()
             return
         client.subscribe(self.topic, qos=1)
+        self.session.on_connected()
         log.info("ingestor connected to %s:%d (MQTT %s), subscribing to %s", self.host, self.port,
                  "5" if self.mqtt5 else "3.1.1", self.topic)
         self._connected.set()
@@ -250,13 +253,21 @@ class Ingestor:
         self._subscribed.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        """Logged, and kept in `self.session` for /health: paho reconnects, so a session lost again and
+        again (another client using our client id) would otherwise look healthy. MQTT 3.1.1 gives
+        no reason for a broker closing the connection; MQTT 5 says when the session was taken over."""
         if self._closing:
             return
-        if getattr(reason, "value", None) == _SESSION_TAKEN_OVER:
-            log.error("another MQTT client connected with this ingestor's client id (%s); give each "
-                      "ingestor its own --client-id, or they take the session from each other", self.client_id)
+        taken_over = getattr(reason, "value", None) == _SESSION_TAKEN_OVER
+        self.session.on_lost(str(reason), taken_over)
+        if taken_over:
+            log.error("another MQTT client connected with this ingestor's client id (%s) and took its session; "
+                      "reconnecting. Give each ingestor its own --client-id, or they take the session from each "
+                      "other", self.client_id)
         else:
-            log.warning("ingestor lost the broker (%s); paho reconnects", reason)
+            log.warning("ingestor lost its MQTT session (%s), %d times so far; reconnecting. If this repeats every "
+                        "few seconds, another client is connecting with client id %r", reason,
+                        self.session.losses, self.client_id)
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         while len(self._inbox) >= self.inbox_max and not self._closing:
@@ -355,6 +366,7 @@ class Ingestor:
                             w.cancel()
                     if self._pending_acks and self._write_q.empty():
                         self._send_acks()  # acks held back by the once-a-second limit
+                    await self.publish_status()
                     continue
                 if len(self._inbox) < self.batch_max and not stop.is_set():
                     # Linger briefly so a batch amortises its transaction and fsync over many
@@ -388,11 +400,27 @@ class Ingestor:
                     await asyncio.sleep(0.01)
             self.client.disconnect()
             self.client.loop_stop()
+            self.session.on_stopped()
+            await self.publish_status()
             if self._verifiers is not None:
                 self._verifiers.shutdown()
             st = self.stats
             log.info("ingestor stopped: %d received, %d stored, %d duplicates, %d quarantined, in %d batches",
                      st.received, st.accepted, st.duplicates, st.quarantined, st.batches)
+
+    async def publish_status(self) -> None:
+        """Write the session's status to the store when it changed (for /health, in another process).
+
+        A store that cannot take it now (down, disk full) gets it on a later pass: the change
+        is only cleared once the write succeeded."""
+        if not self.session.changed:
+            return
+        self.session.changed = False
+        try:
+            await self.store.set_status(f"ingestor:{self.client_id}", self.session.status())
+        except StoreError as exc:
+            self.session.changed = True
+            log.warning("could not record the ingestor's status (%s); will retry", exc)
 
     async def _writer(self) -> None:
         while (item := await self._write_q.get()) is not None:

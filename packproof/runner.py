@@ -27,6 +27,7 @@ from rich.console import Console
 
 from broker.auth import PasswordFile
 from broker.embedded import EmbeddedBroker
+from broker.refusals import forward_refusals
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.services import IngestOptions, IngestService, api_server
@@ -111,7 +112,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                                           dirs.root / "sim-credentials.json")
     ingestor_password = secrets.token_urlsafe(18)
     PasswordFile(password_file).set(INGESTOR, ingestor_password)
-    async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)):
+    async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)) as broker:
         service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port, verify_signatures=o.verify_signatures,
                                               mqtt_username=INGESTOR, mqtt_password=ingestor_password,
                                               store_url=o.store_url))
@@ -120,6 +121,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         await service.store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
         pipeline = asyncio.create_task(service.run(ingest_stop, seal_stop))
+        refusals_stop = asyncio.Event()
+        refusals = asyncio.create_task(forward_refusals(broker.refusals, service.store, refusals_stop))
         api = asyncio.create_task(server.serve())
         await wait_until(lambda: server.started or api.done(), 10)
         if api.done():
@@ -156,7 +159,14 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
             out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s, resent {s.resent:,}) | buffered {s.buffered:,} | "
                       f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
                       f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} in "
-                      f"{sealer.sealed_blocks:,} blocks", highlight=False)
+                      f"{sealer.sealed_blocks:,} blocks{trouble()}", highlight=False)
+
+        def trouble() -> str:
+            """What the line shows only when it happens: refusals at the broker, a lost MQTT session."""
+            refused = sum(broker.refusals.snapshot().values())
+            lost = service.ingestor.session.losses if service.ingestor else 0
+            return (f" | refused by the broker {refused:,}" if refused else "") + \
+                (f" | ingestor's MQTT session lost {lost:,} times" if lost else "")
 
         last = [0.0]
 
@@ -191,6 +201,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
             await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
         ingest_stop.set()
         await pipeline
+        refusals_stop.set()
+        await refusals
         tick(stats)
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL)
 
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
                    ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"))
+STATUS_PREFIX = "status:"  # meta keys holding a component's own account of itself (Store.set_status)
 REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
 
 EXCURSION_COLUMNS = (
@@ -605,6 +606,33 @@ class Store:
 
     async def counters(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}
+
+    async def add_to_counters(self, deltas: dict[str, int]) -> None:
+        """Counts kept outside the ingest transaction (what the embedded broker refused, ...)."""
+        deltas = {name: n for name, n in deltas.items() if n}
+        if not deltas:
+            return
+        async with self.transaction("updating counters"):
+            for name, n in sorted(deltas.items()):
+                await self._db.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
+                                       "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
+                                       (name, n))
+
+    # ---- what long-running components say of themselves ------------------------------
+    # The API runs apart from the ingestor and the sealer (another process, another host),
+    # yet /health must say when one of them cannot do its job. Each writes its own account
+    # to `meta` under `status:<component>`; the API reads them all.
+
+    async def set_status(self, component: str, status: dict[str, Any]) -> None:
+        async with self.transaction(f"recording the status of {component}"):
+            await self._db.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                   (STATUS_PREFIX + component, json.dumps(status, sort_keys=True)))
+
+    async def statuses(self) -> dict[str, dict[str, Any]]:
+        rows = await self._fetch("SELECT key, value FROM meta WHERE key >= ? AND key < ? ORDER BY key",
+                                 (STATUS_PREFIX, STATUS_PREFIX[:-1] + ";"))  # ';' follows ':'
+        return {key[len(STATUS_PREFIX):]: json.loads(value) for key, value in rows}
 
     async def quarantined(self, *, device_id: str | None, reason_code: str | None, before_id: int | None,
                           limit: int) -> list[tuple[Any, ...]]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -9,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from api.deps import StoreDep
 from api.schemas import Health
+from packproof.health import problems
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
@@ -18,15 +22,17 @@ metrics_router = APIRouter(tags=["operations"])
 async def health(store: StoreDep) -> Health:
     counters = await store.counters()
     head = await store.head_block()
-    return Health(status="ok", readings=counters.get("readings_accepted", 0),
-                  blocks=head.height + 1 if head else 0)
+    statuses = await store.statuses()
+    found = problems(statuses, time.time())
+    return Health(status="degraded" if found else "ok", readings=counters.get("readings_accepted", 0),
+                  blocks=head.height + 1 if head else 0, problems=found, components=statuses)
 
 
 class _Snapshot(Collector):
     """Exposes one read of the store's counters; the ingestor maintains them transactionally."""
 
-    def __init__(self, counters: dict[str, int], height: int) -> None:
-        self.counters, self.height = counters, height
+    def __init__(self, counters: dict[str, int], height: int, statuses: dict[str, dict[str, Any]]) -> None:
+        self.counters, self.height, self.statuses = counters, height, statuses
 
     def collect(self):  # type: ignore[no-untyped-def]
         c = self.counters
@@ -39,6 +45,19 @@ class _Snapshot(Collector):
             if name.startswith("quarantined:"):
                 q.add_metric([name.split(":", 1)[1]], value)
         yield q
+        b = CounterMetricFamily("packproof_broker_refused", "What the embedded broker refused, by kind "
+                                "(login, publish, subscribe)", labels=["kind"])
+        for name, value in sorted(c.items()):
+            if name.startswith("broker_refused:"):
+                b.add_metric([name.split(":", 1)[1]], value)
+        yield b
+        losses = CounterMetricFamily("packproof_ingestor_session_losses", "MQTT sessions an ingestor lost "
+                                     "(a broker restart, a cut link, a client taking its client id)",
+                                     labels=["client_id"])
+        for st in self.statuses.values():
+            if st.get("component") == "ingestor":
+                losses.add_metric([str(st.get("client_id"))], int(st.get("losses", 0)))
+        yield losses
         yield GaugeMetricFamily("packproof_ledger_height", "Height of the newest sealed block (-1: none)",
                                 value=self.height)
 
@@ -47,5 +66,5 @@ class _Snapshot(Collector):
 async def metrics(store: StoreDep) -> Response:
     head = await store.head_block()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(await store.counters(), head.height if head else -1))
+    registry.register(_Snapshot(await store.counters(), head.height if head else -1, await store.statuses()))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -75,3 +75,40 @@ def test_writes_need_the_admin_token_and_reads_the_read_token(closed_api: str) -
         shipments = httpx.get(f"{closed_api}/shipments", headers={"Authorization": f"Bearer {token}"}).json()
         assert "SHP-API" in {s["shipment_id"] for s in shipments["shipments"]}
     assert httpx.get(f"{closed_api}/shipments", headers={"Authorization": "Bearer wrong"}).status_code == 403
+
+
+def test_health_is_degraded_while_an_ingestor_has_no_broker_session(open_api: str, data: Path) -> None:
+    """/health reads what each component says of itself (packproof.health): the API runs apart from
+    the ingestors, so a frozen intake must still show here, with the reason."""
+    import asyncio
+    import time
+
+    from packproof.store import Store
+
+    assert httpx.get(f"{open_api}/health").json()["status"] == "ok"  # `run` stopped its ingestor cleanly
+
+    async def lose_session() -> None:
+        store = await Store.open(data / "d" / "packproof.db")
+        now = time.time()
+        await store.set_status("ingestor:ing-x", {
+            "component": "ingestor", "client_id": "ing-x", "state": "disconnected", "since": "2026-12-01T00:00:00Z",
+            "since_unix": now, "losses": 3, "takeovers": 1,
+            "last_loss": {"at": "2026-12-01T00:00:00Z", "at_unix": now, "reason": "Session taken over"}})
+        await store.close()
+
+    asyncio.run(lose_session())
+    try:
+        h = httpx.get(f"{open_api}/health").json()
+        assert h["status"] == "degraded"
+        assert h["problems"] == ["ingestor:ing-x: not connected to the MQTT broker since 2026-12-01T00:00:00Z "
+                                 "(Session taken over); intake is stopped until it reconnects"]
+        metrics = httpx.get(f"{open_api}/metrics").text
+        assert 'packproof_ingestor_session_losses_total{client_id="ing-x"} 3.0' in metrics
+        assert "packproof_broker_refused_total" in metrics or "# TYPE packproof_broker_refused" in metrics
+    finally:
+        async def restore() -> None:
+            store = await Store.open(data / "d" / "packproof.db")
+            await store.set_status("ingestor:ing-x", {"component": "ingestor", "client_id": "ing-x",
+                                                      "state": "stopped", "losses": 3})
+            await store.close()
+        asyncio.run(restore())

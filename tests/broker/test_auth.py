@@ -10,26 +10,20 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from broker.auth import PasswordFile, hash_password, topic_allowed, verify_password
-from broker.embedded import EmbeddedBroker
-from broker.mosquitto import MosquittoProcess, mosquitto_binary
 from edge.ingestor import Ingestor
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
 from packproof.errors import BrokerError
 from packproof.net import free_port
 from packproof.store import Store
+from tests.broker.conftest import SERVICES, login, run_embedded
 from tests.conftest import Db
 from tests.edge.test_ingestor import KEY, reading, topic
-
-SERVICES = frozenset({"packproof-ingestor"})
 
 
 def test_hashes_are_mosquitto_format_and_verify() -> None:
@@ -63,63 +57,6 @@ def test_a_mosquitto_passwd_hash_verifies_here(tmp_path: Path) -> None:
 ])
 def test_topic_rules(user: str | None, topic_: str, action: str, allowed: bool) -> None:
     assert topic_allowed(user, SERVICES, topic_, action) is allowed
-
-
-def login(port: int, user: str | None, password: str | None, cid: str) -> tuple[mqtt.Client, str]:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid)
-    if user:
-        c.username_pw_set(user, password)
-    result: list[str] = []
-    done = threading.Event()
-    c.on_connect = lambda _c, _u, _f, rc, _p: (result.append(str(rc)), done.set())
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    assert done.wait(10), "no CONNACK"
-    return c, result[0]
-
-
-@pytest.fixture
-def passwords(tmp_path: Path) -> Path:
-    pf = PasswordFile(tmp_path / "mqtt.passwd")
-    for user, pw in (("dev-1", "p1"), ("dev-2", "p2"), ("packproof-ingestor", "ing")):
-        pf.set(user, pw)
-    return pf.path
-
-
-def run_embedded(port: int, passwords: Path) -> Iterator[None]:
-    ready, stop = threading.Event(), threading.Event()
-
-    def serve() -> None:
-        async def main() -> None:
-            async with EmbeddedBroker(port=port, password_file=passwords, services=tuple(SERVICES)):
-                ready.set()
-                await asyncio.to_thread(stop.wait)
-        asyncio.run(main())
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    assert ready.wait(10)
-    yield
-    stop.set()
-    t.join(15)
-
-
-def run_mosquitto(port: int, passwords: Path) -> Iterator[None]:
-    """The shipped Mosquitto configuration (broker/mosquitto.py rewrites only port and paths)."""
-    if mosquitto_binary() is None:
-        pytest.skip("Mosquitto is not installed here")
-    with MosquittoProcess(passwords.parent / "mosquitto", port, password_file=passwords):
-        yield
-
-
-@pytest.fixture(params=["embedded", "mosquitto"])
-def secured_broker(request: pytest.FixtureRequest, passwords: Path) -> Iterator[int]:
-    port = free_port()
-    runner = run_embedded if request.param == "embedded" else run_mosquitto
-    gen = runner(port, passwords)
-    next(gen)
-    yield port
-    next(gen, None)
 
 
 def test_anonymous_and_wrong_passwords_are_refused(secured_broker: int) -> None:

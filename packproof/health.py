@@ -1,0 +1,35 @@
+"""What /health and the progress line say is wrong, from the components' own accounts.
+
+Each long-running component writes its status to the store (`Store.set_status`); this
+module is the one rule that turns those accounts into problems a person can act on. Pure:
+statuses and the time in, sentences out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RECENT = 300.0  # s: a lost broker session is reported this long after it came back
+
+
+def problems(statuses: dict[str, dict[str, Any]], now: float) -> list[str]:
+    found: list[str] = []
+    for name, st in sorted(statuses.items()):
+        if st.get("component") == "ingestor":
+            found += _ingestor_problems(name, st, now)
+    return found
+
+
+def _ingestor_problems(name: str, st: dict[str, Any], now: float) -> list[str]:
+    out = []
+    if st.get("state") == "disconnected":
+        last = st.get("last_loss") or {}
+        out.append(f"{name}: not connected to the MQTT broker since {st.get('since')} ({last.get('reason')}); "
+                   "intake is stopped until it reconnects")
+    last = st.get("last_loss")
+    if st.get("state") == "connected" and last and now - float(last.get("at_unix", 0)) < RECENT:
+        taken = st.get("takeovers", 0)
+        why = (f", {taken} taken over by another client with client id {st.get('client_id')!r}" if taken else "")
+        out.append(f"{name}: lost its MQTT session {st.get('losses')} times{why}; last at {last.get('at')}: "
+                   f"{last.get('reason')} (reconnected since {st.get('since')})")
+    return out
