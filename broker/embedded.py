@@ -94,7 +94,8 @@ class _Broker(Broker):
        connection over: a client that knew only the ingestor's client id, with a wrong
        password, stopped ingestion for good (issue 12). Here the CONNECT is authenticated
        first; a refused one gets its CONNACK (not authorised) on a session of its own and
-       never reaches `_sessions`.
+       never reaches `_sessions`. A session is resumed or taken over only by the login
+       that holds it (`_owner_of`).
        A clean-session CONNECT for a client id that is still connected now closes the old
        connection (see `_end_connection_of`) instead of leaving it open and deaf.
     2. Iteration over subscriptions (see `_Subscriptions`).
@@ -126,9 +127,14 @@ class _Broker(Broker):
         except (AMQTTError, MQTTError, NoDataError) as exc:
             await writer.close()
             raise AMQTTError(f"{remote_address}:{remote_port} sent no valid CONNECT: {exc}") from exc
+        refusal = None
         if not await super()._authenticate(session, None):  # type: ignore[arg-type]  # the listener is unused
+            refusal = "wrong username or password"
+        elif (owner := self._owner_of(session.client_id)) not in (None, session.username):
+            refusal = f"the client id's session belongs to another login ({owner!r})"
+        if refusal is not None:
             self.refusals.refuse("login", f"client id {session.client_id!r}, username {session.username!r} "
-                                          f"from {remote_address}:{remote_port}")
+                                          f"from {remote_address}:{remote_port}: {refusal}")
             session.parent = 0
             handler.attach(session, reader, writer)
             try:
@@ -158,6 +164,16 @@ class _Broker(Broker):
         if session.keep_alive > 0 and isinstance(delay, int):
             session.keep_alive += delay
         return handler, session
+
+    def _owner_of(self, client_id: str | None) -> str | None:
+        """The login whose session holds this client id, if any.
+
+        Only the same login may resume or take over a session: otherwise a device, with its
+        own valid password, could connect with the ingestor's client id, end its connection
+        again and again, or claim its stored session and the messages queued in it."""
+        held = self._sessions.get(client_id) if client_id else None
+        authenticated = getattr(held[0], "authenticated_as", None) if held else None
+        return authenticated[0] if authenticated else None
 
     async def _end_connection_of(self, client_id: str, by: str) -> None:
         """A client id can be connected once: the old connection of a session about to be replaced
