@@ -364,6 +364,11 @@ class Store:
 
         await self._registry_tx(f"revoking {device_id}", work)
 
+    async def registry_records(self) -> list[tuple[int, bytes]]:
+        """Every registry record leaf, (store id, canonical JSON), in store order: few, one per change."""
+        rows = await self._fetch("SELECT id, body FROM readings WHERE device_id=? ORDER BY seq", (REGISTRY,))
+        return [(r[0], bytes(r[1])) for r in rows]
+
     async def registry_changes(self) -> int:
         rows = await self._fetch("SELECT value FROM counters WHERE name='registry_changes'")
         return int(rows[0][0]) if rows else 0
