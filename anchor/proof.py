@@ -271,10 +271,7 @@ def key_record_in_force(records: Sequence[bytes], device_id: str, seq: int) -> i
     `DeviceRecord.key_at` answers from the registry tables, here from the sealed leaves.
     """
     found: tuple[int, int] | None = None  # (valid from seq, index)
-    mention = f'"device_id":"{device_id}"'.encode()  # canonical form; skips parsing other devices' records
     for i, text in enumerate(records):
-        if mention not in text:
-            continue
         record = parse_key_record(text)
         if record is not None and record.device_id == device_id and record.valid_from_seq <= seq \
                 and (found is None or record.valid_from_seq >= found[0]):

@@ -47,7 +47,7 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
     if height is None:
         raise HTTPException(409, f"reading {reading_id!r} is stored but not sealed yet; "
                                  "blocks close at least every second, try again shortly")
-    records = await store.registry_records()
+    records = await store.registry_records(device_id)
     chosen = key_record_in_force([text for _, text in records], device_id, seq)
     if chosen is None:
         raise HTTPException(409, f"reading {reading_id!r}: the registry holds no key record for device {device_id}")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from anchor.ledger import LedgerFile
+from anchor.proof import key_record_in_force
 from anchor.sealer import Sealer
 from benchmarks.bundle_corruptions import (
     Run,
@@ -282,3 +283,23 @@ def test_an_unexpected_error_is_one_line_and_its_own_exit_code(signed: Doc, tmp_
     monkeypatch.setattr("anchor.proof.verify_bundle", bug)
     r = verify_doc(signed, tmp_path)
     assert r.code == 5 and r.message.startswith("internal error: RuntimeError: a bug over two lines"), r
+
+
+async def test_the_api_finds_the_record_in_force_on_both_engines(store_url: str) -> None:
+    """The registry records of one device, by a LIKE over canonical text, then parsed exactly."""
+    keys = [public_key_bytes(private_key_from_seed(bytes([i]))) for i in range(4)]
+    store = await Store.open(store_url)
+    try:
+        await store.register({"SHP-A": "un38.3-cell"}, [("dev_a", "SHP-A", keys[0]), ("devXa", "SHP-A", keys[1]),
+                                                        ("DEV_A", "SHP-A", keys[2]), ("dev_a2", "SHP-A", None)])
+        await store.rotate_key("dev_a", keys[3], 5)
+        records = [text for _, text in await store.registry_records("dev_a")]
+        for seq, kind, key in ((0, "device-registered", keys[0]), (4, "device-registered", keys[0]),
+                               (5, "device-key-rotated", keys[3]), (9, "device-key-rotated", keys[3])):
+            chosen = key_record_in_force(records, "dev_a", seq)
+            assert chosen is not None
+            record = json.loads(records[chosen])
+            assert (record["record"], record["device_id"], record["public_key"]) == (kind, "dev_a", b64(key))
+        assert key_record_in_force([text for _, text in await store.registry_records("ghost")], "ghost", 0) is None
+    finally:
+        await store.close()
