@@ -438,9 +438,9 @@ def _chain_check(blocks: Mapping[int, tuple[Block, bytes]], chain: Sequence[Bloc
         verify_chain(chain[1:], next_key_of(first) or key, start_prev=first)
     except LedgerIntegrityError as exc:
         return Check("block in chain", False, str(exc))
-    names = " and ".join(str(h) for h in sorted(blocks))
-    return Check("block in chain", True, f"block {names} link{'s' if len(blocks) == 1 else ''} to head "
-                                         f"{chain[-1].height} through {len(chain) - 1} later signed blocks")
+    names = f"block {low} links" if len(blocks) == 1 else f"blocks {' and '.join(map(str, sorted(blocks)))} link"
+    return Check("block in chain", True, f"{names} to head {chain[-1].height} through {len(chain) - 1} later "
+                                         "signed blocks")
 
 
 def verify_bundle(bundle: ProofBundle, view: LedgerView | None = None, asked_id: str | None = None) -> Verdict:
