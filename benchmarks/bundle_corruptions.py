@@ -124,15 +124,15 @@ def fetch_bundle(root: Path, reading_id: str = "dev-a:2") -> dict[str, Any]:
 # ---- corruptions ------------------------------------------------------------------------
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+def value_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
     """Every value in the document with its path, containers before their contents."""
     yield path, value
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _paths(v, (*path, k))
+            yield from value_paths(v, (*path, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _paths(v, (*path, i))
+            yield from value_paths(v, (*path, i))
 
 
 def _name(path: tuple[Any, ...]) -> str:
@@ -145,7 +145,7 @@ def _name(path: tuple[Any, ...]) -> str:
 _DELETE = object()
 
 
-def _replaced(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
+def replaced(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
     """A deep copy of `doc` with the value at `path` replaced by `new` (or removed: _DELETE)."""
     if not path:
         return new
@@ -199,12 +199,12 @@ def _value_variants(value: Any) -> Iterator[tuple[str, Any]]:
 
 def corruptions(doc: dict[str, Any]) -> Iterator[Corruption]:
     """Every corruption of `doc`: each value in each way that fits its type, then the document."""
-    for path, value in _paths(doc):
+    for path, value in value_paths(doc):
         where = _name(path)
         if path and isinstance(path[-1], str):
-            yield Corruption(where, "deleted", json.dumps(_replaced(doc, path, _DELETE)).encode())
+            yield Corruption(where, "deleted", json.dumps(replaced(doc, path, _DELETE)).encode())
         for how, new in _value_variants(value):
-            text = json.dumps(_replaced(doc, path, new), allow_nan=True).encode("utf-8", "surrogatepass")
+            text = json.dumps(replaced(doc, path, new), allow_nan=True).encode("utf-8", "surrogatepass")
             yield Corruption(where, how, text)
     whole = json.dumps(doc).encode()
     nested = b"[" * 100_000 + b"]" * 100_000

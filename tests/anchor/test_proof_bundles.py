@@ -17,19 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anchor.ledger import LedgerFile
-from anchor.proof import key_record_in_force
+from anchor.proof import key_record_in_force, parse_bundle, verify_bundle
 from anchor.sealer import Sealer
 from benchmarks.bundle_corruptions import (
     Run,
     corruptions,
     fetch_bundle,
     fill_store,
+    replaced,
     run_all,
     run_cli,
+    value_paths,
 )
 from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
+from packproof.errors import ConfigError
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -180,6 +185,8 @@ def test_verify_against_the_api_checks_the_body_is_the_reading_asked_for(api_ove
     r = run_cli("verify", "dev-a:3", "--api", url, "--ledger-key", str(root / "ledger.pub"))
     assert r.code == 0 and claim(r) == "reading dev-a:3 (device trust: device-signature)", r
     assert "ok   block in chain" in r.stdout
+    r = run_cli("verify", "dev-a:03", "--api", url)  # the id as a person may type it is the same reading
+    assert r.code == 0 and claim(r) == "reading dev-a:3 (device trust: device-signature)", r
     with sqlite3.connect(root / "packproof.db") as db:
         db.execute("UPDATE readings SET seq=99 WHERE device_id='dev-a' AND seq=2")
     r = run_cli("verify", "dev-a:99", "--api", url)
@@ -198,6 +205,28 @@ def test_every_corruption_is_refused_by_its_own_exit_code(signed: Doc, tmp_path:
     unnamed = [(o.corruption.where, o.corruption.how, o.message) for o in outcomes
                if o.code == 2 and o.corruption.where != "(document)" and f"field {o.corruption.where}" not in o.message]
     assert unnamed == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_any_value_anywhere_is_a_verdict_or_bad_input(signed: Doc, data: st.DataObject) -> None:
+    """Any JSON value (NaN, huge numbers, any text included) put at any path of a real bundle:
+    parsing and verifying end in a verdict or in ConfigError (exit 2), never another exception."""
+    paths = [p for p, _ in value_paths(signed) if p]
+    path = data.draw(st.sampled_from(paths))
+    doc = replaced(signed, path, data.draw(JSON))
+    try:
+        bundle = parse_bundle(json.dumps(doc).encode("utf-8", "surrogatepass"))
+    except ConfigError:
+        return
+    verdict = verify_bundle(bundle)
+    assert verdict.holds is False or json.dumps(doc) == json.dumps(signed)
 
 
 def _set(path: str, value: Any) -> Callable[[Doc], None]:
