@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from anchor.ledger import Block, block_hash, next_key_of, verify_chain
-from anchor.merkle import HASH_LEN, inclusion_proof, leaf_hash, root_from_inclusion_proof
+from anchor.merkle import HASH_LEN, leaf_hash, root_from_inclusion_proof
 from packproof.canonical import canonical_bytes, canonical_json, signing_bytes
 from packproof.crypto import b64, key_id, signature_holds, unb64
 from packproof.errors import ConfigError, LedgerIntegrityError, ProofError
@@ -252,12 +252,12 @@ def bundle_of(doc: Any) -> ProofBundle:
 # ---- building (the API) -----------------------------------------------------------------
 
 
-def sealed_leaf(leaf: bytes, leaf_index: int, block_leaves: Sequence[bytes], block: Block,
+def sealed_leaf(leaf: bytes, leaf_index: int, audit_path: Sequence[bytes], tree_size: int, block: Block,
                 ledger_public_key: bytes) -> dict[str, Any]:
-    """The SEALED part of a bundle for `leaf` at `leaf_index` among its block's leaf hashes."""
-    return {"leaf": leaf.decode(), "leaf_index": leaf_index, "tree_size": len(block_leaves),
-            "audit_path": [h.hex() for h in inclusion_proof(leaf_index, block_leaves)],
-            "block": block.to_json(), "ledger_public_key": b64(ledger_public_key)}
+    """The SEALED part of a bundle: `leaf` at `leaf_index` of `block`, with its audit path."""
+    return {"leaf": leaf.decode(), "leaf_index": leaf_index, "tree_size": tree_size,
+            "audit_path": [h.hex() for h in audit_path], "block": block.to_json(),
+            "ledger_public_key": b64(ledger_public_key)}
 
 
 def build_bundle(reading: dict[str, Any], registry: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 
 from anchor.ledger import Block
+from anchor.merkle import inclusion_proofs
 from anchor.proof import build_bundle, key_record_in_force, sealed_leaf
 from api.deps import StoreDep
 from api.schemas import ReadingOut
@@ -56,19 +58,33 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
     if where is None:
         raise HTTPException(409, f"reading {reading_id!r}: the registry record of device {device_id} is not "
                                  "sealed yet; try again shortly")
-    return build_bundle(await _sealed(request, store, body, height, index),
-                        await _sealed(request, store, record_body, *where))
+    reading, registry = await _sealed(request, store, [LeafAt(body, height, index), LeafAt(record_body, *where)])
+    return build_bundle(reading, registry)
 
 
-async def _sealed(request: Request, store: StoreDep, leaf: bytes, height: int, index: int) -> dict[str, Any]:
-    """A leaf with its Merkle path and the signed block holding it."""
-    record = await store.block(height)
-    if record is None:
-        raise HTTPException(409, f"block {height} is not in the store")
-    block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
-                             "signature": record.signature}, f"block {height}")
-    return sealed_leaf(leaf, index, await store.block_leaf_hashes(record), block,
-                       await signing_key(request, store, block))
+@dataclass(frozen=True, slots=True)
+class LeafAt:
+    text: bytes
+    height: int
+    index: int
+
+
+async def _sealed(request: Request, store: StoreDep, leaves: list[LeafAt]) -> list[dict[str, Any]]:
+    """Each leaf with its audit path and signed block; a block shared by several leaves (a registry
+    record often shares the reading's) is read and its tree levels built once."""
+    out: dict[LeafAt, dict[str, Any]] = {}
+    for height in {leaf.height for leaf in leaves}:
+        record = await store.block(height)
+        if record is None:
+            raise HTTPException(409, f"block {height} is not in the store")
+        block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
+                                 "signature": record.signature}, f"block {height}")
+        key = await signing_key(request, store, block)
+        hashes = await store.block_leaf_hashes(record)
+        here = [leaf for leaf in leaves if leaf.height == height]
+        for leaf, path in zip(here, inclusion_proofs([leaf.index for leaf in here], hashes), strict=True):
+            out[leaf] = sealed_leaf(leaf.text, leaf.index, path, len(hashes), block, key)
+    return [out[leaf] for leaf in leaves]
 
 
 async def signing_key(request: Request, store: StoreDep, block: Block) -> bytes:
