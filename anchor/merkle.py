@@ -34,6 +34,7 @@ __all__ = [
     "LEAF_PREFIX",
     "NODE_PREFIX",
     "inclusion_proof",
+    "inclusion_proofs",
     "leaf_hash",
     "node_hash",
     "root_from_inclusion_proof",
@@ -106,19 +107,30 @@ def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
     levels once and picks the sibling at each, skipping levels where the node was promoted
     (it has no sibling there, and the RFC path has no entry for that level).
     """
+    return inclusion_proofs([index], hashes)[0]
+
+
+def inclusion_proofs(indices: Sequence[int], hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """The audit paths of several leaves of one tree, in the order of `indices`.
+
+    The levels are built once for all of them, so a second path in the same tree (a proof
+    bundle's reading and registry record often share a block) costs no hashing.
+    """
     size = len(hashes)
-    if not 0 <= index < size:
-        raise ProofError(f"leaf index {index} out of range for tree size {size}")
-    path: list[bytes] = []
+    for index in indices:
+        if not 0 <= index < size:
+            raise ProofError(f"leaf index {index} out of range for tree size {size}")
+    paths: list[list[bytes]] = [[] for _ in indices]
+    at = list(indices)
     level: Sequence[bytes] = hashes
-    i = index
     while len(level) > 1:
-        sibling = i ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
+        for k, i in enumerate(at):
+            sibling = i ^ 1
+            if sibling < len(level):
+                paths[k].append(level[sibling])
+            at[k] = i >> 1
         level = _next_level(level)
-        i >>= 1
-    return path
+    return paths
 
 
 def _proof_length(index: int, size: int) -> int:

@@ -1,58 +1,296 @@
 """Proof bundles: one JSON document holding everything an offline check of a reading needs.
 
-    {"format": "packproof-proof/1", "reading_id", "reading" (canonical text incl. sig),
-     "device": {"device_id", "public_key" | null, "trust"},
-     "leaf_hash", "leaf_index", "tree_size", "audit_path": [hex, ...],
-     "block": {"header", "hash", "signature"}, "ledger_public_key"}
+    {"format": "packproof-proof/2",
+     "reading":  SEALED,   the reading's canonical text (incl. sig) as a sealed leaf
+     "registry": SEALED}   the registry record giving the device's key at the reading's seq
 
-`verify_bundle` is pure: it checks each link in order and reports every result, so the
-command line can print which link broke. Nothing in the bundle is trusted on its own
-word: the leaf is re-hashed, the path re-computed (RFC 6962 / RFC 9162 §2.1.3.2), the
-block header re-hashed and its signature checked against the key the user trusts.
+    SEALED = {"leaf": TEXT, "leaf_index", "tree_size", "audit_path": [hex, ...],
+              "block": {"header", "hash", "signature"}, "ledger_public_key": base64}
+
+The verifier states nothing on the bundle's word. The reading id is `device_id:seq` of the
+proven reading body; the device's key and trust level come from the proven registry record
+(a leaf the store appended when the device was registered or its key rotated, see
+`packproof.store`), and that record must be for the reading's device, valid from a seq at or
+below the reading's, and sealed *before* the reading: at a lower (height, leaf index). Store
+ids are dense and leaves are sealed in store order, so that position is the order in which
+the registry change and the reading were stored: a record sealed after the reading was not
+what the ingestor checked the reading against, so it proves nothing about it. A record with
+`"public_key": null` is what makes a device an unsigned tracker (trust "ingestor").
+
+What one bundle cannot show is absence: that no later record (a retroactive key rotation, a
+revocation) superseded the one given. The API picks the record the registry holds in force
+at the reading's seq, and `packproof audit` checks the registry as a whole.
+
+Parsing is strict and typed (`ProofBundle`): wrong types, lengths or unknown fields are bad
+input naming the field (exit 2), never an invalid proof. `verify_bundle` is pure: it checks
+each link in order and reports every result, so the command line can print which link broke.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from anchor.ledger import Block, block_hash, next_key_of, verify_chain
-from anchor.merkle import inclusion_proof, leaf_hash, root_from_inclusion_proof
-from packproof.canonical import canonical_bytes, signing_bytes
-from packproof.crypto import DeviceVerifier, b64, key_id, unb64
+from anchor.merkle import HASH_LEN, leaf_hash, root_from_inclusion_proof
+from packproof.canonical import canonical_bytes, canonical_json, signing_bytes
+from packproof.crypto import b64, key_id, signature_holds, unb64
 from packproof.errors import ConfigError, LedgerIntegrityError, ProofError
-from packproof.reading import Reading
+from packproof.reading import MAX_SEQ, TS_PATTERN, Reading
 
-FORMAT = "packproof-proof/1"
+FORMAT = "packproof-proof/2"
 TRUST_DEVICE = "device-signature"
 TRUST_INGESTOR = "ingestor"  # a tracker that cannot sign: trust begins at our ingestor
+TRUST_UNPROVEN = "unproven"  # the proof does not hold, so nothing is claimed of the device
+MAX_BUNDLE_BYTES = 1 << 20  # an honest bundle is a few kB; more is refused before parsing
+MAX_LEAF_CHARS = 1 << 16
+KEY_RECORDS = ("device-registered", "device-key-rotated")
 
 
-def build_bundle(*, reading_id: str, body: bytes, device_id: str, device_key: bytes | None,
-                 leaf_index: int, block_leaves: Sequence[bytes], block: Block,
-                 ledger_public_key: bytes) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "reading_id": reading_id,
-        "reading": body.decode(),
-        "device": {
-            "device_id": device_id,
-            "public_key": b64(device_key) if device_key else None,
-            "trust": TRUST_DEVICE if device_key else TRUST_INGESTOR,
-        },
-        "leaf_hash": block_leaves[leaf_index].hex(),
-        "leaf_index": leaf_index,
-        "tree_size": len(block_leaves),
-        "audit_path": [h.hex() for h in inclusion_proof(leaf_index, block_leaves)],
-        "block": block.to_json(),
-        "ledger_public_key": b64(ledger_public_key),
-    }
+# ---- the typed bundle -------------------------------------------------------------------
+
+
+def _hex_hash(text: str) -> str:
+    if len(text) != 2 * HASH_LEN or text.strip("0123456789abcdef"):
+        raise ValueError(f"must be {2 * HASH_LEN} lowercase hex digits (a SHA-256 hash), got {len(text)} characters")
+    return text
+
+
+def _base64_of(size: int, what: str) -> AfterValidator:
+    def check(text: str) -> str:
+        try:
+            raw = unb64(text)
+        except ValueError:
+            raise ValueError(f"must be base64 ({what})") from None
+        if len(raw) != size:
+            raise ValueError(f"must be base64 of {size} bytes ({what}), got {len(raw)} bytes")
+        return text
+
+    return AfterValidator(check)
+
+
+def _utf8(text: str) -> str:
+    """JSON can carry lone surrogates that no bytes encode; a leaf's text must be bytes."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("is not encodable as UTF-8 (holds a lone surrogate)") from None
+    return text
+
+
+HexHash = Annotated[str, AfterValidator(_hex_hash)]
+PublicKey = Annotated[str, _base64_of(32, "an Ed25519 public key")]
+Signature = Annotated[str, _base64_of(64, "an Ed25519 signature")]
+LeafText = Annotated[str, Field(min_length=1, max_length=MAX_LEAF_CHARS), AfterValidator(_utf8)]
+Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class HeaderDoc(BaseModel):
+    """A block header (anchor.ledger) with every field typed, so hashing it cannot fail."""
+
+    model_config = _STRICT
+    v: Annotated[int, Field(ge=1, le=1)]  # not Literal[1]: that would take `true` and hash 1
+    height: Count
+    prev_hash: HexHash
+    merkle_root: HexHash
+    leaf_count: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    sealed_at: Annotated[str, Field(pattern=TS_PATTERN)]
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    next_key: PublicKey | None = None
+
+
+class BlockDoc(BaseModel):
+    model_config = _STRICT
+    header: HeaderDoc
+    hash: HexHash
+    signature: Signature
+
+    def block(self) -> Block:
+        """The ledger's Block: the header exactly as given (a field left out stays out of the hash)."""
+        return Block(self.header.model_dump(exclude_unset=True), bytes.fromhex(self.hash), unb64(self.signature))
+
+
+def typed_block(obj: Any, where: str) -> Block:
+    """A ledger block from the API or a ledger file, typed as strictly as a bundle's, so checking
+    the chain cannot stumble on a field of the wrong type; LedgerIntegrityError names the field."""
+    try:
+        return BlockDoc.model_validate(obj).block()
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise LedgerIntegrityError(f"{where}: field {_where(e['loc'])}: {e['msg']}") from None
+
+
+class SealedLeaf(BaseModel):
+    """One ledger leaf and what shows it is in a signed block: its Merkle path and the block."""
+
+    model_config = _STRICT
+    leaf: LeafText
+    leaf_index: Count
+    tree_size: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    audit_path: Annotated[list[HexHash], Field(max_length=64)]
+    block: BlockDoc
+    ledger_public_key: PublicKey
+
+    @property
+    def height(self) -> int:
+        return self.block.header.height
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the leaf sits in the whole ledger: the order in which the store wrote it."""
+        return self.block.header.height, self.leaf_index
+
+
+class ProofBundle(BaseModel):
+    model_config = _STRICT
+    format: Literal["packproof-proof/2"]
+    reading: SealedLeaf
+    registry: SealedLeaf
+
+
+class KeyRecord(BaseModel):
+    """What a sealed registry record says of a device's key; other fields (`at`, ...) ride along."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    record: Literal["device-registered", "device-key-rotated"]
+    device_id: str
+    public_key: PublicKey | None
+    valid_from_seq: Count = 0
+
+    @model_validator(mode="after")
+    def _rotation_names_its_key(self) -> KeyRecord:
+        if self.record == "device-key-rotated" and (self.public_key is None
+                                                     or "valid_from_seq" not in self.model_fields_set):
+            raise ValueError("a key rotation names its public_key and valid_from_seq")
+        return self
+
+    @property
+    def key(self) -> bytes | None:
+        return unb64(self.public_key) if self.public_key is not None else None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"key {next(k for k in keys if keys.count(k) > 1)!r} appears twice in one object")
+    return dict(pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class NotANumber:
+    """Where a document said NaN or Infinity (not JSON): kept so the typed parse names the field."""
+
+    literal: str
+
+    def __str__(self) -> str:
+        return self.literal
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def strict_json(text: str | bytes, *, name_constants: bool = False) -> Any:
+    """json.loads that refuses what JSON does not define or makes ambiguous: duplicate keys,
+    nesting deeper than the interpreter can follow, NaN and Infinity; ValueError says which.
+
+    `name_constants`: NaN and Infinity become NotANumber values instead, which no typed field
+    accepts, so the error names the field that held one.
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates,
+                          parse_constant=NotANumber if name_constants else _no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _where(loc: Sequence[int | str]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def parse_bundle(text: str | bytes) -> ProofBundle:
+    """The bundle as a typed value; anything malformed is ConfigError (exit 2) naming the field."""
+    if len(text) > MAX_BUNDLE_BYTES:
+        raise ConfigError(f"proof bundle is {len(text):,} bytes or more, above the {MAX_BUNDLE_BYTES:,} a bundle "
+                          "can be")
+    try:
+        doc = strict_json(text, name_constants=True)
+    except ValueError as exc:
+        raise ConfigError(f"proof bundle is not JSON: {exc}") from None
+    return bundle_of(doc)
+
+
+def bundle_of(doc: Any) -> ProofBundle:
+    """A decoded JSON document as a typed bundle; ConfigError (exit 2) naming the field otherwise."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"proof bundle must be a JSON object, got {type(doc).__name__}")
+    if doc.get("format") != FORMAT:
+        got = repr(str(doc["format"])[:40]) if "format" in doc else "nothing"
+        raise ConfigError(f"proof bundle: field format: expected {FORMAT!r}, got {got}"
+                          + ("; a /1 bundle carries no sealed registry record, so its device claims cannot be "
+                             "proven: fetch it again from the API" if doc.get("format") == "packproof-proof/1"
+                             else ""))
+    try:
+        return ProofBundle.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise ConfigError(f"proof bundle: field {_where(e['loc'])}: {e['msg']}"
+                          + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
+
+
+# ---- building (the API) -----------------------------------------------------------------
+
+
+def sealed_leaf(leaf: bytes, leaf_index: int, audit_path: Sequence[bytes], tree_size: int, block: Block,
+                ledger_public_key: bytes) -> dict[str, Any]:
+    """The SEALED part of a bundle: `leaf` at `leaf_index` of `block`, with its audit path."""
+    return {"leaf": leaf.decode(), "leaf_index": leaf_index, "tree_size": tree_size,
+            "audit_path": [h.hex() for h in audit_path], "block": block.to_json(),
+            "ledger_public_key": b64(ledger_public_key)}
+
+
+def build_bundle(reading: dict[str, Any], registry: dict[str, Any]) -> dict[str, Any]:
+    return {"format": FORMAT, "reading": reading, "registry": registry}
+
+
+def key_record_in_force(records: Sequence[bytes], device_id: str, seq: int) -> int | None:
+    """Which of the registry's record leaves (in store order) gives `device_id` its key at `seq`.
+
+    The latest key record of the device valid from a seq at or below `seq`: what
+    `DeviceRecord.key_at` answers from the registry tables, here from the sealed leaves.
+    """
+    found: tuple[int, int] | None = None  # (valid from seq, index)
+    for i, text in enumerate(records):
+        record = parse_key_record(text)
+        if record is not None and record.device_id == device_id and record.valid_from_seq <= seq \
+                and (found is None or record.valid_from_seq >= found[0]):
+            found = (record.valid_from_seq, i)
+    return None if found is None else found[1]
+
+
+def parse_key_record(text: str | bytes) -> KeyRecord | None:
+    """A key record if the leaf is one in canonical form (as the store writes it), else None."""
+    try:
+        obj = strict_json(text)
+        record = KeyRecord.model_validate(obj)
+        ok = canonical_json(obj) == (text if isinstance(text, bytes) else text.encode())
+    except (ValueError, TypeError):
+        return None
+    return record if ok else None
+
+
+# ---- verifying --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,122 +300,174 @@ class Check:
     detail: str
 
 
-def _field(bundle: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = bundle.get(name)
-    if not isinstance(value, kind):
-        raise ConfigError(f"proof bundle: field {name!r} is missing or not a {getattr(kind, '__name__', kind)}")
-    return value
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """What the verifier knows of the ledger besides the bundle.
 
-
-def parse_bundle(text: str | bytes) -> dict[str, Any]:
-    """Shape checks only: a malformed bundle is bad input (exit 2), not an invalid proof."""
-    try:
-        bundle = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"proof bundle is not JSON: {exc}") from exc
-    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
-        raise ConfigError(f"not a packproof proof bundle (expected format {FORMAT!r})")
-    for name, kind in (("reading_id", str), ("reading", str), ("device", dict), ("leaf_hash", str),
-                       ("leaf_index", int), ("tree_size", int), ("audit_path", list),
-                       ("block", dict), ("ledger_public_key", str)):
-        _field(bundle, name, kind)
-    return bundle
-
-
-def verify_bundle(bundle: dict[str, Any], trusted_ledger_key: bytes | None = None,
-                  chain: Sequence[Block] | None = None) -> list[Check]:
-    """Every check, in order; the proof holds only if none is False.
-
-    `chain`: the ledger's blocks from this block's height up to the head (from the API
-    or a ledger file), to show the block is in the chain; None when there is none.
+    `trusted_keys`: height -> the ledger key the user trusts there (pinned, and followed through
+    announced rotations when a chain from genesis is known); a height not in it is checked with
+    the key the bundle names, and said so. `chain`: consecutive blocks from the lowest height
+    the bundle names up to the head (from the API or a ledger file); None when there is none.
     """
-    out: list[Check] = []
-    try:
-        block = Block.from_json(bundle["block"], "bundle block")
-        ledger_key = unb64(bundle["ledger_public_key"])
-        leaf_given = bytes.fromhex(bundle["leaf_hash"])
-        path = [bytes.fromhex(h) for h in bundle["audit_path"]]
-        device = bundle["device"]
-        device_key = unb64(device["public_key"]) if device.get("public_key") else None
-        body = bundle["reading"].encode()
-    except (LedgerIntegrityError, ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"proof bundle is malformed: {exc}") from exc
 
-    # 1. The device signature over the reading's canonical bytes.
+    trusted_keys: Mapping[int, bytes] = field(default_factory=dict)
+    chain: Sequence[Block] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    reading_id: str | None  # from the proven reading body; None when the body is not a reading
+    trust: str  # from the proven registry record; TRUST_UNPROVEN unless everything holds
+    checks: list[Check]
+
+    @property
+    def holds(self) -> bool:
+        return all(c.ok is not False for c in self.checks)
+
+
+def _reading_checks(text: str, asked_id: str | None) -> tuple[Reading | None, list[Check]]:
+    body = text.encode()
     try:
         reading = Reading.model_validate_json(body)
     except ValidationError as exc:
-        return [Check("reading", False, f"the reading in the bundle is not a valid reading: {exc.errors()[0]['msg']}")]
-    if canonical_bytes(reading) != body:
-        out.append(Check("reading", False, "the reading text is not in RFC 8785 canonical form"))
-    if device_key is None:
-        out.append(Check("device signature", None,
-                         f"device {device['device_id']} is registered as unsigned: trust for this "
-                         "reading begins at the ingestor"))
-    elif reading.sig is None:
-        out.append(Check("device signature", False, "the reading carries no signature"))
-    else:
-        ok = DeviceVerifier(device_key).verify(unb64(reading.sig), signing_bytes(reading))
-        out.append(Check("device signature", ok,
-                         f"Ed25519 by device {reading.device_id} key {key_id(device_key)}"
-                         + ("" if ok else ": signature does not verify")))
+        e = exc.errors()[0]
+        return None, [Check("reading", False, f"the reading in the bundle is not a valid reading: "
+                                              f"{_where(e['loc'])} {e['msg']}".replace(" :", ":"))]
+    checks = [Check("reading", canonical_bytes(reading) == body,
+                    f"{reading.reading_id} in RFC 8785 canonical form" if canonical_bytes(reading) == body
+                    else "the reading text is not in RFC 8785 canonical form")]
+    if asked_id is not None:
+        same = reading.reading_id == asked_id
+        checks.append(Check("reading id", same, f"the proven reading is {reading.reading_id}"
+                            + ("" if same else f", not {asked_id} which was asked for")))
+    return reading, checks
 
-    # 2. The leaf hash.
-    computed_leaf = leaf_hash(body)
-    out.append(Check("leaf hash", computed_leaf == leaf_given,
-                     f"SHA-256(0x00 || reading) = {computed_leaf.hex()}"
-                     + ("" if computed_leaf == leaf_given else f", bundle says {leaf_given.hex()}")))
 
-    # 3. The Merkle path to the block's root.
-    root = block.header["merkle_root"]
-    if bundle["tree_size"] != block.header["leaf_count"]:
-        out.append(Check("merkle path", False,
-                         f"tree size {bundle['tree_size']} differs from the block's leaf_count "
-                         f"{block.header['leaf_count']}"))
-    else:
-        try:
-            got = root_from_inclusion_proof(bundle["leaf_index"], bundle["tree_size"], computed_leaf, path)
-            ok = got.hex() == root
-            out.append(Check("merkle path", ok,
-                             f"leaf {bundle['leaf_index']} of {bundle['tree_size']} -> root {got.hex()}"
-                             + ("" if ok else f", block root is {root}")))
-        except ProofError as exc:
-            out.append(Check("merkle path", False, str(exc)))
+def _record_check(bundle: ProofBundle, reading: Reading | None) -> tuple[KeyRecord | None, Check]:
+    """The registry record, its device and seq range, and that it was sealed before the reading."""
+    reg = bundle.registry
+    record = parse_key_record(reg.leaf)
+    if record is None:
+        return None, Check("registry record", False, "the registry leaf is not a device key record "
+                           f"({' or '.join(KEY_RECORDS)}) in canonical form")
+    if reading is None:
+        return None, Check("registry record", None, "not checked: there is no valid reading to match it with")
+    where = f"{record.record} at leaf {reg.leaf_index} of block {reg.height}"
+    problems = []
+    if record.device_id != reading.device_id:
+        problems.append(f"is for device {record.device_id}, the reading is from {reading.device_id}")
+    if record.valid_from_seq > reading.seq:
+        problems.append(f"is valid from seq {record.valid_from_seq}, after the reading's seq {reading.seq}")
+    if reg.position >= bundle.reading.position:
+        problems.append(f"was sealed at or after the reading (leaf {bundle.reading.leaf_index} of block "
+                        f"{bundle.reading.height}), so the reading was not stored under it")
+    if problems:
+        return None, Check("registry record", False, f"{where} " + "; ".join(problems))
+    key = f"key {key_id(record.key)}" if record.key else "no key (an unsigned tracker)"
+    return record, Check("registry record", True, f"{where}: device {record.device_id} has {key} from seq "
+                         f"{record.valid_from_seq}, sealed before the reading")
 
-    # 4. The block hash.
-    computed_block = block_hash(block.header)
-    ok = computed_block == block.hash
-    out.append(Check("block hash", ok, f"block {block.height} header hashes to {computed_block.hex()}"
-                     + ("" if ok else f", bundle says {block.hash.hex()}")))
 
-    # 5. The block signature, with the key the user trusts.
-    key = trusted_ledger_key or ledger_key
-    if trusted_ledger_key is not None and trusted_ledger_key != ledger_key:
-        out.append(Check("block signature", False,
-                         f"bundle names ledger key {key_id(ledger_key)}, you trust {key_id(trusted_ledger_key)}"))
-    else:
-        try:
-            Ed25519PublicKey.from_public_bytes(key).verify(block.signature, block.hash)
-            ok = block.header["key_id"] == key_id(key)
-            note = "" if trusted_ledger_key else " (key taken from the bundle; pin it with --ledger-key)"
-            out.append(Check("block signature", ok, f"Ed25519 by ledger key {key_id(key)}{note}"))
-        except InvalidSignature:
-            out.append(Check("block signature", False, f"does not verify with ledger key {key_id(key)}"))
+def _signature_check(reading: Reading | None, record: KeyRecord | None) -> Check:
+    if reading is None or record is None:
+        return Check("device signature", None, "not checked: no proven reading and device key")
+    key = record.key
+    if key is None:
+        return Check("device signature", None, f"device {reading.device_id} is registered as unsigned: trust for "
+                                               "this reading begins at the ingestor")
+    if reading.sig is None:
+        return Check("device signature", False, f"device {reading.device_id} has a key, but the reading carries "
+                                                "no signature")
+    ok = signature_holds(key, unb64(reading.sig), signing_bytes(reading))
+    return Check("device signature", ok, f"Ed25519 by device {reading.device_id} key {key_id(key)}"
+                 + ("" if ok else ": signature does not verify"))
 
-    # 6. The block in the chain.
+
+def _path_check(name: str, sealed: SealedLeaf) -> Check:
+    """The leaf's Merkle path to the root of the block it names (RFC 9162 §2.1.3.2)."""
+    header = sealed.block.header
+    leaf = leaf_hash(sealed.leaf.encode())
+    if sealed.tree_size != header.leaf_count:
+        return Check(name, False, f"tree size {sealed.tree_size} differs from block {header.height}'s leaf_count "
+                                  f"{header.leaf_count}")
+    try:
+        got = root_from_inclusion_proof(sealed.leaf_index, sealed.tree_size, leaf,
+                                        [bytes.fromhex(h) for h in sealed.audit_path])
+    except ProofError as exc:
+        return Check(name, False, str(exc))
+    ok = got.hex() == header.merkle_root
+    return Check(name, ok, f"leaf hash {leaf.hex()[:16]}..., leaf {sealed.leaf_index} of {sealed.tree_size} -> "
+                           f"root {got.hex()}" + ("" if ok else f", block {header.height}'s root is "
+                                                                f"{header.merkle_root}"))
+
+
+def _block_checks(prefix: str, block: Block, bundle_key: bytes, trusted: bytes | None) -> list[Check]:
+    """The block's hash, and its signature with the key the user trusts at its height."""
+    computed = block_hash(block.header)
+    ok = computed == block.hash
+    checks = [Check(f"{prefix}block hash", ok, f"block {block.height} header hashes to {computed.hex()}"
+                    + ("" if ok else f", the bundle says {block.hash.hex()}"))]
+    name = f"{prefix}block signature"
+    if trusted is not None and trusted != bundle_key:
+        return [*checks, Check(name, False, f"the bundle names ledger key {key_id(bundle_key)} for block "
+                                            f"{block.height}, you trust {key_id(trusted)}")]
+    key = trusted or bundle_key
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(block.signature, block.hash)
+    except InvalidSignature:
+        return [*checks, Check(name, False, f"does not verify with ledger key {key_id(key)}")]
+    ok = block.header["key_id"] == key_id(key)
+    note = "" if trusted else " (key taken from the bundle; pin it with --ledger-key)"
+    return [*checks, Check(name, ok, f"Ed25519 by ledger key {key_id(key)}{note}"
+                           + ("" if ok else f", but the header names key {block.header['key_id']}"))]
+
+
+def _chain_check(blocks: Mapping[int, tuple[Block, bytes]], chain: Sequence[Block] | None) -> Check:
+    """Each of the bundle's blocks is the ledger's block at its height, and the chain links them to the head."""
     if chain is None:
-        out.append(Check("block in chain", None, "no chain given (use --api or --ledger to check)"))
-    elif not chain or chain[0] != block:
-        theirs = f"block {chain[0].hash.hex()}" if chain else "no block"
-        out.append(Check("block in chain", False,
-                         f"the ledger holds {theirs} at height {block.height}, which differs from this "
-                         f"bundle's block {block.hash.hex()}"))
-    else:
-        try:
-            verify_chain(chain[1:], next_key_of(block) or key, start_prev=block)
-            out.append(Check("block in chain", True,
-                             f"block {block.height} links to head {chain[-1].height} through "
-                             f"{len(chain) - 1} later signed blocks"))
-        except LedgerIntegrityError as exc:
-            out.append(Check("block in chain", False, str(exc)))
-    return out
+        return Check("block in chain", None, "no chain given (use --api or --ledger to check)")
+    low = min(blocks)
+    for height, (block, _) in sorted(blocks.items()):
+        theirs = chain[height - low] if height - low < len(chain) else None
+        if theirs != block:
+            held = f"block {theirs.hash.hex()}" if theirs else "no block"
+            return Check("block in chain", False, f"the ledger holds {held} at height {height}, which differs "
+                                                  f"from this bundle's block {block.hash.hex()}")
+    first, key = blocks[low]
+    try:
+        verify_chain(chain[1:], next_key_of(first) or key, start_prev=first)
+    except LedgerIntegrityError as exc:
+        return Check("block in chain", False, str(exc))
+    names = f"block {low} links" if len(blocks) == 1 else f"blocks {' and '.join(map(str, sorted(blocks)))} link"
+    return Check("block in chain", True, f"{names} to head {chain[-1].height} through {len(chain) - 1} later "
+                                         "signed blocks")
+
+
+def verify_bundle(bundle: ProofBundle, view: LedgerView | None = None, asked_id: str | None = None) -> Verdict:
+    """Every check, in order; the proof holds only if none is False.
+
+    `asked_id`: the reading id the user asked the API for; the proven body must be that reading.
+    """
+    view = view or LedgerView()
+    reading, checks = _reading_checks(bundle.reading.leaf, asked_id)
+    record, record_check = _record_check(bundle, reading)
+    checks += [record_check, _signature_check(reading, record),
+               _path_check("merkle path", bundle.reading), _path_check("registry merkle path", bundle.registry)]
+
+    blocks: dict[int, tuple[Block, bytes]] = {}
+    for prefix, sealed in (("", bundle.reading), ("registry ", bundle.registry)):
+        block, bundle_key = sealed.block.block(), unb64(sealed.ledger_public_key)
+        if sealed.height in blocks:
+            if blocks[sealed.height][0] != block:
+                checks.append(Check(f"{prefix}block", False, f"the bundle gives two different blocks at height "
+                                                             f"{sealed.height}"))
+            continue
+        blocks[sealed.height] = (block, view.trusted_keys.get(sealed.height) or bundle_key)
+        checks += _block_checks(prefix, block, bundle_key, view.trusted_keys.get(sealed.height))
+    checks.append(_chain_check(blocks, view.chain))
+
+    holds = all(c.ok is not False for c in checks)
+    trust = TRUST_UNPROVEN
+    if holds and record is not None:
+        trust = TRUST_DEVICE if record.key else TRUST_INGESTOR
+    return Verdict(reading.reading_id if reading else None, trust, checks)

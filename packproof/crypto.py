@@ -108,9 +108,15 @@ def load_or_create_ledger_key(path: Path) -> Ed25519PrivateKey:
 def read_public_key(text_or_path: str) -> bytes:
     """A trusted ledger public key given as base64 text or as a file holding it (or a PEM)."""
     p = Path(text_or_path)
-    text = p.read_text().strip() if p.exists() else text_or_path.strip()
+    try:
+        text = p.read_text().strip() if p.exists() else text_or_path.strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the public key file {text_or_path}: {exc}") from exc
     if text.startswith("-----BEGIN PUBLIC KEY-----"):
-        pub = serialization.load_pem_public_key(text.encode())
+        try:
+            pub = serialization.load_pem_public_key(text.encode())
+        except ValueError as exc:
+            raise ConfigError(f"{text_or_path}: not a PEM public key: {exc}") from exc
         if not isinstance(pub, Ed25519PublicKey):
             raise ConfigError(f"{text_or_path}: not an Ed25519 public key")
         return public_key_bytes(pub)

@@ -365,6 +365,18 @@ class Store:
 
         await self._registry_tx(f"revoking {device_id}", work)
 
+    async def registry_records(self, device_id: str) -> list[tuple[int, bytes]]:
+        """The registry record leaves naming `device_id`, (store id, canonical JSON), in store order.
+
+        Found by the bytes each of them holds in canonical form, `"device_id":"<id>"`, so a proof
+        does not carry the whole registry over; the caller still parses each record. (Each
+        engine's own byte search: SQLite's LIKE does not match BLOBs.)
+        """
+        found = "instr(body, ?) > 0" if self.engine == "sqlite" else "position(? in body) > 0"
+        rows = await self._fetch(f"SELECT id, body FROM readings WHERE device_id=? AND {found} ORDER BY seq",
+                                 (REGISTRY, f'"device_id":"{device_id}"'.encode()))
+        return [(r[0], bytes(r[1])) for r in rows]
+
     async def registry_changes(self) -> int:
         rows = await self._fetch("SELECT value FROM counters WHERE name='registry_changes'")
         return int(rows[0][0]) if rows else 0

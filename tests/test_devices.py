@@ -7,6 +7,7 @@ every registry change is sealed in the ledger and the audit holds.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -87,8 +88,12 @@ def test_device_lifecycle(tmp_path: Path, pipeline_services: Pipeline) -> None:
     for seq in (2, 6):  # before and after the rotation
         r = cli("verify", f"dev-a:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"))
         assert r.returncode == 0, r.stdout + r.stderr
-    assert get_json(f"{url}/readings/dev-a:2/proof")["device"]["public_key"] != get_json(
-        f"{url}/readings/dev-a:6/proof")["device"]["public_key"]
+    # Each bundle carries the sealed record that gave the key in force at its seq.
+    given = [json.loads(get_json(f"{url}/readings/dev-a:{seq}/proof")["registry"]["leaf"]) for seq in (2, 6)]
+    assert [g["record"] for g in given] == ["device-registered", "device-key-rotated"]
+    assert given[0]["public_key"] != given[1]["public_key"]
+    r = cli("verify", "dev-b:0", "--api", url, "--ledger-key", str(data / "ledger.pub"))
+    assert r.returncode == 0 and "reading dev-b:0 (device trust: ingestor)" in r.stdout, r.stdout + r.stderr
 
     r = cli("audit", "--data-dir", str(data), "--signatures")
     assert r.returncode == 0 and "audit passed" in r.stdout, r.stdout + r.stderr

@@ -104,8 +104,8 @@ def test_cli_verifies_proofs_against_the_api(pipeline: dict, tmp_path: Path) -> 
         r = cli("verify", f"{device}:{seq}", "--api", url, "--ledger-key", str(data / "ledger.pub"),
                 "--save", str(bundle))
         assert r.returncode == 0, r.stdout + r.stderr
-        for check in ("device signature", "leaf hash", "merkle path", "block hash", "block signature",
-                      "block in chain"):
+        for check in ("reading", "reading id", "registry record", "device signature", "merkle path",
+                      "registry merkle path", "block hash", "block signature", "block in chain"):
             assert f"ok   {check}" in r.stdout, r.stdout
         assert "proof holds" in r.stdout
 
@@ -116,8 +116,9 @@ def test_cli_verifies_proofs_against_the_api(pipeline: dict, tmp_path: Path) -> 
 
     # A corrupted bundle is an invalid proof (1), not bad input.
     doc = json.loads(bundle.read_text())
-    doc["audit_path"][0] = "00" * 32 if doc["audit_path"] else doc["audit_path"]
-    doc["leaf_index"] = (doc["leaf_index"] + 1) % doc["tree_size"]
+    proof = doc["reading"]
+    proof["audit_path"][0] = "00" * 32 if proof["audit_path"] else proof["audit_path"]
+    proof["leaf_index"] = (proof["leaf_index"] + 1) % proof["tree_size"]
     bundle.write_text(json.dumps(doc))
     r = cli("verify", "--bundle", str(bundle))
     assert r.returncode == 1 and "FAIL merkle path" in r.stdout, r.stdout + r.stderr
@@ -225,7 +226,7 @@ def test_tampering_is_found_and_named(pipeline: dict) -> None:  # type: ignore[t
     db.execute("UPDATE readings SET body=? WHERE device_id=? AND seq=5", (forged, device))
     r = cli("verify", f"{device}:5", "--api", url)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "FAIL device signature" in r.stdout and "FAIL leaf hash" in r.stdout
+    assert "FAIL device signature" in r.stdout and "FAIL merkle path" in r.stdout
 
     # One ledger line edited: the Merkle root of the block holding device:0 replaced.
     height = get_json(f"{url}/readings/{device}:0")["block_height"]

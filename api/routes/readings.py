@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 
 from anchor.ledger import Block
-from anchor.proof import build_bundle
+from anchor.merkle import inclusion_proofs
+from anchor.proof import build_bundle, key_record_in_force, sealed_leaf
 from api.deps import StoreDep
 from api.schemas import ReadingOut
 from packproof.crypto import key_id, unb64
@@ -38,21 +40,51 @@ async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
 
 @router.get("/{reading_id}/proof")
 async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[str, Any]:
-    """The proof bundle: `packproof verify --bundle FILE` checks it offline."""
-    device_id, seq, (_id, body, _rx, height, index) = await _reading(store, reading_id)
+    """The proof bundle: `packproof verify --bundle FILE` checks it offline.
+
+    Beside the reading it carries the sealed registry record that gives the device its key at
+    the reading's seq (or says it has none), chosen from the sealed record leaves themselves.
+    """
+    device_id, seq, (store_id, body, _rx, height, index) = await _reading(store, reading_id)
     if height is None:
         raise HTTPException(409, f"reading {reading_id!r} is stored but not sealed yet; "
                                  "blocks close at least every second, try again shortly")
-    record = await store.block(height)
-    device = await store.device(device_id)
-    if record is None or device is None:
-        raise HTTPException(409, f"reading {reading_id!r}: its block {height} or device is not in the store")
-    block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
-                             "signature": record.signature}, f"block {height}")
-    leaves = await store.block_leaf_hashes(record)
-    return build_bundle(reading_id=reading_id, body=body, device_id=device_id,
-                        device_key=device.key_at(seq), leaf_index=index, block_leaves=leaves,
-                        block=block, ledger_public_key=await signing_key(request, store, block))
+    records = await store.registry_records(device_id)
+    chosen = key_record_in_force([text for _, text in records], device_id, seq)
+    if chosen is None:
+        raise HTTPException(409, f"reading {reading_id!r}: the registry holds no key record for device {device_id}")
+    record_id, record_body = records[chosen]
+    where = (await store.locate([record_id])).get(record_id)
+    if where is None:
+        raise HTTPException(409, f"reading {reading_id!r}: the registry record of device {device_id} is not "
+                                 "sealed yet; try again shortly")
+    reading, registry = await _sealed(request, store, [LeafAt(body, height, index), LeafAt(record_body, *where)])
+    return build_bundle(reading, registry)
+
+
+@dataclass(frozen=True, slots=True)
+class LeafAt:
+    text: bytes
+    height: int
+    index: int
+
+
+async def _sealed(request: Request, store: StoreDep, leaves: list[LeafAt]) -> list[dict[str, Any]]:
+    """Each leaf with its audit path and signed block; a block shared by several leaves (a registry
+    record often shares the reading's) is read and its tree levels built once."""
+    out: dict[LeafAt, dict[str, Any]] = {}
+    for height in {leaf.height for leaf in leaves}:
+        record = await store.block(height)
+        if record is None:
+            raise HTTPException(409, f"block {height} is not in the store")
+        block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
+                                 "signature": record.signature}, f"block {height}")
+        key = await signing_key(request, store, block)
+        hashes = await store.block_leaf_hashes(record)
+        here = [leaf for leaf in leaves if leaf.height == height]
+        for leaf, path in zip(here, inclusion_proofs([leaf.index for leaf in here], hashes), strict=True):
+            out[leaf] = sealed_leaf(leaf.text, leaf.index, path, len(hashes), block, key)
+    return [out[leaf] for leaf in leaves]
 
 
 async def signing_key(request: Request, store: StoreDep, block: Block) -> bytes:

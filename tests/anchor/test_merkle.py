@@ -23,6 +23,7 @@ from anchor.merkle import (
     LEAF_PREFIX,
     NODE_PREFIX,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     node_hash,
     root_from_inclusion_proof,
@@ -200,6 +201,15 @@ def test_fast_tree_matches_the_reference_and_every_proof_verifies(size: int) -> 
         assert proof == _reference_path(i, hashes), f"path of leaf {i} in tree size {size}"
         assert root_from_inclusion_proof(i, size, hashes[i], proof) == root
         verify_inclusion(i, size, hashes[i], proof, root)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 8, 13, 64, 100])
+def test_several_paths_of_one_tree_are_each_leafs_own_path(size: int) -> None:
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    indices = [size - 1, 0, size // 2, 0]
+    assert inclusion_proofs(indices, hashes) == [inclusion_proof(i, hashes) for i in indices]
+    with pytest.raises(ProofError, match=f"leaf index {size} out of range"):
+        inclusion_proofs([0, size], hashes)
 
 
 def test_inclusion_proof_rejects_an_index_outside_the_tree() -> None:

@@ -56,4 +56,5 @@ def test_rotation_is_announced_in_the_chain_and_followed_by_verifiers(tmp_path: 
                 "--ledger-key", str(data / "ledger.pub"))
         assert r.returncode == 0, r.stdout + r.stderr
     bundle = json.loads((tmp_path / "b.json").read_text())
-    assert bundle["block"]["header"]["key_id"] == key_id(new_public)
+    assert bundle["reading"]["block"]["header"]["key_id"] == key_id(new_public)
+    assert bundle["registry"]["block"]["header"]["key_id"] == key_id(genesis)  # registered before the rotation
