@@ -119,8 +119,10 @@ class QuarantinedOut(BaseModel):
     shipment_id: str | None
     reason_code: str
     reason: str
-    payload_text: str | None  # the payload as received, when it is UTF-8
+    payload_text: str | None  # the payload as kept, when it is UTF-8 (a cut may end mid-character: then None)
     payload_b64: str
+    payload_size: int  # bytes stored for this row
+    payload_truncated: bool  # only the first 4 KiB of the stored bytes are shown
 
 
 class QuarantinePage(BaseModel):

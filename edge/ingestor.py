@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -46,7 +45,7 @@ from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
-from packproof.store import DeviceRecord, IngestBatch, Store
+from packproof.store import DeviceRecord, IngestBatch, Store, kept_evidence
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +53,6 @@ Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, receiv
 Chunk = tuple["Future[list[bool]] | None", list[tuple[Accepted, "Message"]]]
 VERIFY_CHUNK = 250  # readings per hand-off to a verifier process: small enough to overlap with decoding
 AckMessages = dict[str, tuple[str, str]]  # device id -> (ack topic, payload) to publish once the batch commits
-QUARANTINE_KEEP = 4096  # bytes of a payload kept as evidence; beyond it, its size and SHA-256
-
-
-def kept_evidence(payload: bytes, reason: str) -> tuple[bytes, str]:
-    """What a quarantine row keeps of `payload`: all of it, or a prefix with the whole's size and digest.
-
-    A 16 MB message once became a 17.8 MB row and one page of /quarantine 157 MB; the prefix
-    shows what was sent, the digest lets whoever holds the original prove it was this one.
-    """
-    if len(payload) <= QUARANTINE_KEEP:
-        return payload, reason
-    return payload[:QUARANTINE_KEEP], (
-        f"{reason}; kept the first {QUARANTINE_KEEP:,} of {len(payload):,} bytes, "
-        f"whole payload SHA-256 {hashlib.sha256(payload).hexdigest()}")
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ committed, so a crash loses nothing that was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -135,6 +136,22 @@ class IngestBatch:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+
+QUARANTINE_KEEP = 4096  # bytes of a payload kept as evidence; beyond it, its size and SHA-256
+
+
+def kept_evidence(payload: bytes, reason: str) -> tuple[bytes, str]:
+    """What a quarantine row keeps of `payload`: all of it, or a prefix with the whole's size and digest.
+
+    A 16 MB message once became a 17.8 MB row and one page of /quarantine 157 MB; the prefix
+    shows what was sent, the digest lets whoever holds the original prove it was this one.
+    """
+    if len(payload) <= QUARANTINE_KEEP:
+        return payload, reason
+    return payload[:QUARANTINE_KEEP], (
+        f"{reason}; kept the first {QUARANTINE_KEEP:,} of {len(payload):,} bytes, "
+        f"whole payload SHA-256 {hashlib.sha256(payload).hexdigest()}")
 
 
 def _ddl(driver: Driver) -> str:
@@ -607,8 +624,13 @@ class Store:
         return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}
 
     async def quarantined(self, *, device_id: str | None, reason_code: str | None, before_id: int | None,
-                          limit: int) -> list[tuple[Any, ...]]:
-        """Newest first, optionally for one device and/or reason; `before_id` is the page cursor."""
+                          limit: int, payload_max: int) -> list[tuple[Any, ...]]:
+        """Newest first, optionally for one device and/or reason; `before_id` is the page cursor.
+
+        Rows are (id, received_at, topic, payload's first `payload_max` bytes, reason code, reason,
+        device id, shipment id, payload size): rows written before payloads were bounded can be
+        megabytes, and only the prefix is read.
+        """
         where: list[str] = ["id < ?"]
         params: list[Any] = [before_id if before_id is not None else 2**63 - 1]
         if device_id is not None:
@@ -618,5 +640,6 @@ class Store:
             where.append("reason_code = ?")
             params.append(reason_code)
         return await self._fetch(
-            "SELECT id, received_at, topic, payload, reason_code, reason, device_id, shipment_id FROM quarantine "
-            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+            "SELECT id, received_at, topic, substr(payload, 1, ?), reason_code, reason, device_id, shipment_id, "
+            f"length(payload) FROM quarantine WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (payload_max, *params, limit))

@@ -13,11 +13,10 @@ import hashlib
 import json
 
 from edge.decode import duplicate_key
-from edge.ingestor import QUARANTINE_KEEP
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64
 from packproof.reading import MAX_SEQ, Reading
-from packproof.store import Store
+from packproof.store import QUARANTINE_KEEP, Store
 from tests.conftest import BrokerThread, Db, publish_all
 from tests.edge.test_ingestor import KEY, reading, start_ingestor, store, topic
 
