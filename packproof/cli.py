@@ -51,6 +51,8 @@ ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the seale
 app.add_typer(ledger_app, name="ledger")
 devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provision, register, list, rotate, revoke.")
 app.add_typer(devices_app, name="devices")
+shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 profile their packs are judged by.")
+app.add_typer(shipments_app, name="shipments")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _verbose = False
@@ -261,7 +263,8 @@ def api(cfg: Settings) -> None:
     from packproof.services import api_server
 
     a = cfg.api
-    server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file)
+    server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
+                        cfg.ingest.profiles)
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()
 
@@ -663,7 +666,18 @@ def _new_key(device_id: str, key_out: Path) -> bytes:
 
 DeviceArg = Annotated[str, typer.Argument(help="The device id (one sensor per pack).")]
 ShipmentOpt = Annotated[str, typer.Option(help="The shipment the pack travels in.")]
-ProfileOpt = Annotated[str, typer.Option(help="UN 38.3 profile of the shipment (un38.3-cell, un38.3-large, ...).")]
+ProfileOpt = Annotated[str | None, typer.Option(
+    help="UN 38.3 profile of a new shipment (un38.3-cell by default, un38.3-large, ...); for an existing "
+         "shipment, if given, it must be the one it has (`packproof shipments set-profile` changes it).")]
+
+
+def _check_profile(cfg: Settings, profile: str | None) -> None:
+    """A profile the ingestor cannot evaluate would silently judge the packs by the default envelope."""
+    from edge.thresholds import profile_problem
+    from packproof.services import profiles_from
+
+    if profile is not None and (problem := profile_problem(profile, profiles_from(cfg.ingest.profiles))):
+        fail(Exit.BAD_INPUT, problem)
 
 
 def _check_device_id(device_id: str) -> None:
@@ -679,7 +693,7 @@ def _check_device_id(device_id: str) -> None:
 @configured("devices provision", COMMON)
 def devices_provision(
     cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
-    profile: ProfileOpt = "un38.3-cell",
+    profile: ProfileOpt = None,
     key_out: Annotated[Path, typer.Option(help="Where to write the new private key.")] = Path("device-keys"),
     password_file: Annotated[Path | None, typer.Option(
         help="Also give the device an MQTT login in this broker password file (printed once).")] = None,
@@ -690,6 +704,7 @@ def devices_provision(
     from broker.auth import PasswordFile
 
     _check_device_id(device_id)
+    _check_profile(cfg, profile)
     public = _new_key(device_id, key_out)
     _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
     out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
@@ -709,7 +724,7 @@ def key_id_of(public: bytes) -> str:
 @configured("devices register", COMMON)
 def devices_register(
     cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
-    profile: ProfileOpt = "un38.3-cell",
+    profile: ProfileOpt = None,
     public_key: Annotated[str | None, typer.Option(help="The device's Ed25519 public key, base64 (made on "
                                                         "the device).")] = None,
     unsigned: Annotated[bool, typer.Option("--unsigned", help="A tracker that cannot sign.")] = False,
@@ -718,6 +733,7 @@ def devices_register(
     from packproof.crypto import read_public_key
 
     _check_device_id(device_id)
+    _check_profile(cfg, profile)
     if (public_key is None) == (not unsigned):
         fail(Exit.BAD_INPUT, "give either --public-key B64 or --unsigned")
     key = read_public_key(public_key) if public_key else None
@@ -782,6 +798,22 @@ config_app = typer.Typer(no_args_is_help=True, help="Show the effective configur
 app.add_typer(config_app, name="config")
 for _name in ("run", "broker", "ingest", "seal", "api", "simulate"):
     config_app.command(_name)(show_command(_name))
+
+
+@shipments_app.command("set-profile")
+@configured("shipments set-profile", COMMON)
+def shipments_set_profile(
+    cfg: Settings, shipment_id: Annotated[str, typer.Argument(help="The shipment.")],
+    profile: Annotated[str, typer.Argument(help="The UN 38.3 profile its packs are judged by from now on.")],
+    reason: Annotated[str, typer.Option(help="Why, for the record.")],
+) -> None:
+    """Change a shipment's profile: its own act, sealed in the ledger with the previous profile and the reason.
+
+    Registering a device never changes it. Excursions already found stay as they were found.
+    """
+    _check_profile(cfg, profile)
+    previous = _store_call(cfg, lambda st: st.set_profile(shipment_id, profile, reason))
+    out.print(f"shipment {shipment_id}: profile {previous} -> {profile} (sealed on the record)", highlight=False)
 
 
 def key_in_force(before: list[Any], genesis_key: bytes) -> bytes:

@@ -255,10 +255,13 @@ def read_token(path: Path | None, flag: str) -> str | None:
 
 
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
-               admin_token_file: Path | None = None, read_token_file: Path | None = None) -> uvicorn.Server:
+               admin_token_file: Path | None = None, read_token_file: Path | None = None,
+               profiles_file: Path | None = None) -> uvicorn.Server:
+    """`profiles_file`: the ingestor's extra profiles, so a registration may name them."""
     require_free(host, port, "--api-port", "another web server?")
     app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
-                                 read_token=read_token(read_token_file, "--read-token-file")))
+                                 read_token=read_token(read_token_file, "--read-token-file"),
+                                 profiles=frozenset(profiles_from(profiles_file))))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

@@ -21,18 +21,19 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anchor.merkle import leaf_hash
+from edge.thresholds import DEFAULT_PROFILE
 from edge.watermark import Watermarks
 from packproof.canonical import canonical_json
-from packproof.crypto import b64
+from packproof.crypto import b64, weak_key_problem
 from packproof.db import Driver, engine_of, redact
-from packproof.errors import ConfigError, StoreError
+from packproof.errors import ConfigError, RegistryConflict, StoreError
 from packproof.timefmt import rfc3339
 
 SCHEMA_VERSION = 3
@@ -316,29 +317,48 @@ class Store:
         async with self.transaction(what):
             await work(time.time())
 
-    async def register(self, shipments: dict[str, str], devices: Iterable[tuple[str, str, bytes | None]]) -> int:
-        """Add shipments (id -> profile) and devices (id, shipment, public key or None).
+    async def register(self, shipments: Mapping[str, str | None],
+                       devices: Iterable[tuple[str, str, bytes | None]]) -> int:
+        """Add shipments (id -> profile; None: as registered, or the default for a new one) and
+        devices (id, shipment, public key or None).
 
-        Returns how many devices were new. A device already registered with another key or
-        shipment is refused: a key changes only by `rotate_key`, on the record.
+        Returns how many devices were new. What the registry already holds is never changed
+        here: a device registered with another key or shipment, or a shipment with another
+        profile, is a RegistryConflict (a key changes only by `rotate_key`, a profile only by
+        `set_profile`, each on the record). A weak key is refused (`weak_key_problem`). Each new
+        device's sealed record names its shipment's profile, the envelope its readings are judged by.
         """
         new = 0
+        for device_id, _, key in devices:
+            if key is not None and (problem := weak_key_problem(key)):
+                raise ConfigError(f"device {device_id}: public key {b64(key)} is {problem}")
 
         async def work(now: float) -> None:
             nonlocal new
+            profiles: dict[str, str] = {}
             for sid, profile in shipments.items():
-                await self._db.execute(
-                    "INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?) "
-                    "ON CONFLICT(shipment_id) DO UPDATE SET profile=excluded.profile", (sid, profile, now))
+                held = await self._shipment_profile(sid)
+                if held is None:
+                    held = profile or DEFAULT_PROFILE
+                    await self._db.execute("INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?)",
+                                           (sid, held, now))
+                elif profile is not None and profile != held:
+                    raise RegistryConflict(
+                        f"shipment {sid} already has profile {held!r}, not {profile!r}; a profile changes "
+                        f"only with `packproof shipments set-profile`, on the record")
+                profiles[sid] = held
             for device_id, sid, key in devices:
                 rows = await self._db.fetch("SELECT shipment_id, public_key FROM devices WHERE device_id=?",
                                             (device_id,))
                 if rows:
                     if rows[0][0] != sid or (bytes(rows[0][1]) if rows[0][1] is not None else None) != key:
-                        raise ConfigError(
+                        raise RegistryConflict(
                             f"device {device_id} is already registered with a different shipment or key "
                             f"(shipment {rows[0][0]}); a key changes only with `packproof devices rotate`")
                     continue
+                profile = profiles.get(sid) or await self._shipment_profile(sid)
+                if profile is None:
+                    raise ConfigError(f"device {device_id}: shipment {sid} is not registered")
                 await self._db.execute(
                     "INSERT INTO devices(device_id, shipment_id, public_key, registered_at) VALUES (?,?,?,?)",
                     (device_id, sid, key, now))
@@ -346,14 +366,46 @@ class Store:
                     "INSERT INTO device_keys(device_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
                     (device_id, 0, key, now))
                 await self._append_record({"record": "device-registered", "device_id": device_id,
-                                           "shipment_id": sid, "public_key": b64(key) if key else None}, now)
+                                           "shipment_id": sid, "profile": profile,
+                                           "public_key": b64(key) if key else None}, now)
                 new += 1
 
         await self._registry_tx("registering devices", work)
         return new
 
+    async def _shipment_profile(self, shipment_id: str) -> str | None:
+        rows = await self._db.fetch("SELECT profile FROM shipments WHERE shipment_id=?", (shipment_id,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_profile(self, shipment_id: str, profile: str, reason: str) -> str:
+        """Judge a shipment's packs by another UN 38.3 profile from now on; returns the previous one.
+
+        Its own act, sealed with the previous profile and the reason: the envelope decides
+        which readings are excursions, so it must not change as a side effect of a registration.
+        Excursions already recorded stay as they were found.
+        """
+        previous = ""
+
+        async def work(now: float) -> None:
+            nonlocal previous
+            held = await self._shipment_profile(shipment_id)
+            if held is None:
+                raise ConfigError(f"shipment {shipment_id} is not registered")
+            if held == profile:
+                raise ConfigError(f"shipment {shipment_id} already has profile {profile!r}")
+            previous = held
+            await self._db.execute("UPDATE shipments SET profile=? WHERE shipment_id=?", (profile, shipment_id))
+            await self._append_record({"record": "shipment-profile-changed", "shipment_id": shipment_id,
+                                       "profile": profile, "previous": held, "reason": reason}, now)
+
+        await self._registry_tx(f"changing the profile of shipment {shipment_id}", work)
+        return previous
+
     async def rotate_key(self, device_id: str, public_key: bytes, from_seq: int) -> None:
         """A new key for readings from `from_seq` on; older readings keep verifying with the old one."""
+        if problem := weak_key_problem(public_key):
+            raise ConfigError(f"device {device_id}: public key {b64(public_key)} is {problem}")
+
         async def work(now: float) -> None:
             d = await self.device(device_id)
             if d is None:
