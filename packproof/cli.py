@@ -594,7 +594,7 @@ def condition_report(
 
     from rich.table import Table
 
-    from api.condition import condition
+    from api.condition import RECENT_DISPUTES, condition
     from packproof.store import Store
 
     data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
@@ -606,7 +606,8 @@ def condition_report(
             if row is None:
                 fail(Exit.BAD_INPUT, f"shipment {shipment_id!r} is not in {data_dir}")
             return condition(row[0], row[1], await store.shipment_devices(row[0]),
-                             await store.shipment_excursions(row[0]), time.time(), stale_after)
+                             await store.shipment_excursions(row[0]), time.time(), stale_after,
+                             await store.shipment_disputes(row[0], RECENT_DISPUTES))
         finally:
             await store.close()
 
@@ -614,19 +615,26 @@ def condition_report(
     if as_json:
         out.print_json(c.model_dump_json())
         return
-    colour = {"ok": "green", "warning": "yellow", "violated": "red"}[c.status]
-    out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour}]{c.status}[/], {len(c.excursions)} excursion(s); "
-              f"{c.readings:,} readings stored, {c.missing:,} missing, {c.unsealed:,} not yet sealed", highlight=False)
-    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "unsealed", "last seen")
+    colour = {"ok": "green", "warning": "yellow", "incomplete": "yellow", "violated": "red", "disputed": "red"}
+    out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour[c.status]}]{c.status}[/], "
+              f"{len(c.excursions)} excursion(s); {c.readings:,} readings stored, {c.missing:,} missing, "
+              f"{c.disputed:,} disputed, {c.unsealed:,} not yet sealed", highlight=False)
+    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "disputed", "unsealed",
+                  "last seen")
     for p in c.packs:
         gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in p.gaps)
         table.add_row(p.device_id, p.status + (" (stale)" if p.stale else ""), f"{p.readings:,}",
                       "-" if p.acked_seq is None else str(p.acked_seq),
-                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.unsealed:,}", p.last_seen or "never")
+                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.disputed:,}", f"{p.unsealed:,}",
+                      p.last_seen or "never")
     out.print(table)
     for e in c.excursions:
         out.print(f"  {e.severity} {e.test} on {e.device_id}: {e.quantity} peak {e.peak:g} ({e.limit_crossed}), "
                   f"seq {e.start_seq}..{e.end_seq}", highlight=False)
+    for p in c.packs:
+        for d in p.disputes:
+            out.print(f"  disputed {d.reading_id or p.device_id}: stored version at {d.stored or '(unknown seq)'}, "
+                      f"other version quarantined as row {d.quarantine_id} ({d.quarantined})", highlight=False)
 
 
 def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]

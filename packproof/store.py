@@ -115,6 +115,28 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Dispute:
+    """A second, different version of a stored reading, kept in quarantine as `conflicting_reading`.
+
+    Which version is true the store cannot say (for an unsigned tracker, anyone with its MQTT
+    login could have sent the first): both stay reachable, the stored one by its reading id,
+    the other by its quarantine row.
+    """
+
+    quarantine_id: int
+    device_id: str
+    seq: int | None  # read from the quarantined body; None if it cannot be
+
+
+@dataclass(frozen=True, slots=True)
+class Disputes:
+    """A shipment's disputes: how many per device, and the newest of them."""
+
+    counts: dict[str, int]
+    recent: list[Dispute]
+
+
+@dataclass(frozen=True, slots=True)
 class BlockRecord:
     height: int
     hash: bytes
@@ -153,6 +175,15 @@ def kept_evidence(payload: bytes, reason: str) -> tuple[bytes, str]:
     return payload[:QUARANTINE_KEEP], (
         f"{reason}; kept the first {QUARANTINE_KEEP:,} of {len(payload):,} bytes, "
         f"whole payload SHA-256 {hashlib.sha256(payload).hexdigest()}")
+
+
+def _seq_of(body: bytes) -> int | None:
+    """The `seq` of a reading's JSON body, or None when the body is not a reading."""
+    try:
+        seq = json.loads(body).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def _ddl(driver: Driver) -> str:
@@ -671,6 +702,19 @@ class Store:
             return None
         where = await self.locate([rows[0][0]])
         return (*rows[0], *where.get(rows[0][0], (None, None)))
+
+    async def shipment_disputes(self, shipment_id: str, limit: int) -> Disputes:
+        """Conflicting versions of the shipment's readings, from the quarantine's reason index.
+
+        Derived, not stored: a conflict is already kept with its reason, so no schema change is
+        needed. A scan of the conflicts only, which are rare (each is an incident to look into).
+        """
+        where = "reason_code='conflicting_reading' AND shipment_id=?"
+        counts = {r[0]: int(r[1]) for r in await self._fetch(
+            f"SELECT device_id, count(*) FROM quarantine WHERE {where} GROUP BY device_id", (shipment_id,))}
+        rows = await self._fetch(f"SELECT id, device_id, substr(payload, 1, ?) FROM quarantine WHERE {where} "
+                                 "ORDER BY id DESC LIMIT ?", (QUARANTINE_KEEP, shipment_id, limit))
+        return Disputes(counts, [Dispute(r[0], r[1], _seq_of(bytes(r[2]))) for r in rows])
 
     async def counters(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}
