@@ -93,11 +93,13 @@ class Plausibility:
 PLAUSIBLE = Plausibility()
 
 
-def duplicate_key(payload: bytes) -> str | None:
-    """The first key that appears twice in one JSON object of `payload`, or None.
+def repeated_key(payload: bytes) -> str | None:
+    """What is wrong with `payload`'s keys: a key that appears twice in one of its JSON objects; None if none.
 
     The exact, slow check (a Python-level parse): run only when the quick count in `decode`
-    says the payload holds more keys than the reading it parsed to.
+    says the payload holds more quotes than the reading it parsed to. A payload the standard
+    library cannot parse (the validating parser did) is refused too: what cannot be checked
+    is not believed.
     """
     found: list[str] = []
 
@@ -107,8 +109,11 @@ def duplicate_key(payload: bytes) -> str | None:
             found.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
         return dict(items)
 
-    json.loads(payload, object_pairs_hook=pairs)
-    return found[0] if found else None
+    try:
+        json.loads(payload, object_pairs_hook=pairs)
+    except (ValueError, RecursionError) as exc:
+        return f"cannot be checked for repeated keys ({exc})"
+    return f"repeats the key {found[0]!r}" if found else None
 
 
 def quote_count(reading: Reading) -> int:
@@ -150,8 +155,8 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
     # string can hold an escaped quote (fixed names, plain-character values), so each repeated
     # key adds quotes: a count above the reading's sends the payload to the exact check, which
     # names the key.
-    if payload.count(b'"') != quote_count(reading) and (key := duplicate_key(payload)) is not None:
-        raise InvalidReading("duplicate_key", f"payload repeats the key {key!r}: which value was meant is ambiguous")
+    if payload.count(b'"') != quote_count(reading) and (problem := repeated_key(payload)) is not None:
+        raise InvalidReading("duplicate_key", f"payload {problem}: which value was meant is ambiguous")
     if reading.device_id != where.device_id or reading.shipment_id != where.shipment_id:
         raise InvalidReading(
             "topic_mismatch",

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 
-from edge.decode import duplicate_key
+from edge.decode import repeated_key
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64
 from packproof.reading import MAX_SEQ, Reading
@@ -35,9 +35,10 @@ def spaced(seq: int) -> bytes:
 
 
 def test_the_exact_check_names_the_repeated_key_at_any_depth() -> None:
-    assert duplicate_key(b'{"a":1,"b":{"c":1,"c":2}}') == "c"
-    assert duplicate_key(b'{"a":1,"\\u0061":2}') == "a"
-    assert duplicate_key(canonical_bytes(reading(1))) is None
+    assert repeated_key(b'{"a":1,"b":{"c":1,"c":2}}') == "repeats the key 'c'"
+    assert repeated_key(b'{"a":1,"\\u0061":2}') == "repeats the key 'a'"
+    assert repeated_key(canonical_bytes(reading(1))) is None
+    assert (repeated_key(b'{"a":NaN,') or "").startswith("cannot be checked for repeated keys")
 
 
 async def test_implausible_seqs_times_repeated_keys_and_oversized_payloads_are_quarantined(
