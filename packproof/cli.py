@@ -70,7 +70,9 @@ INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
                 Flag("mqtt.protocol"), Flag("mqtt.session_expiry", ("--session-expiry",)),
                 Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL,
                 Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
-                Flag("ingest.verify_workers", ("--verify-workers",)), Flag("ingest.profiles", ("--profiles",)))
+                Flag("ingest.verify_workers", ("--verify-workers",)), Flag("ingest.profiles", ("--profiles",)),
+                Flag("ingest.max_clock_ahead", ("--max-clock-ahead",)), Flag("ingest.earliest_ts", ("--earliest-ts",)),
+                Flag("ingest.max_seq_jump", ("--max-seq-jump",)))
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
 API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
@@ -172,9 +174,10 @@ async def _until_signal() -> None:
 @configured("ingest", INGEST_FLAGS, announce=True)
 def ingest(cfg: Settings) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
+    from edge.decode import Plausibility
     from packproof.services import IngestOptions, IngestService
 
-    m = cfg.mqtt
+    m, i = cfg.mqtt, cfg.ingest
 
     async def serve() -> None:
         service = IngestService(IngestOptions(cfg.data_dir, m.host, m.port, cfg.ingest.verify_signatures,
@@ -183,7 +186,8 @@ def ingest(cfg: Settings) -> None:
                                               mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
                                               share_group=m.share_group, mqtt_protocol=m.protocol,
                                               session_expiry=m.session_expiry, store_url=cfg.store,
-                                              verify_workers=cfg.ingest.verify_workers))
+                                              verify_workers=cfg.ingest.verify_workers,
+                                              limits=Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)))
         await service.start()
         group = f" as a member of share group {m.share_group}" if m.share_group else ""
         out.print(f"ingesting from {m.host}:{m.port}{group} into {service.store_label} (Ctrl-C stops cleanly)")

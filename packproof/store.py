@@ -360,6 +360,7 @@ class Store:
         device's sealed record names its shipment's profile, the envelope its readings are judged by.
         """
         new = 0
+        devices = list(devices)  # checked here, then written in the transaction
         for device_id, _, key in devices:
             if key is not None and (problem := weak_key_problem(key)):
                 raise ConfigError(f"device {device_id}: public key {b64(key)} is {problem}")
