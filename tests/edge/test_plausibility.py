@@ -12,9 +12,13 @@ import asyncio
 import hashlib
 import json
 
-from edge.decode import repeated_key
+import pytest
+
+from edge.decode import DeviceEntry, Plausibility, decode, repeated_key
+from edge.thresholds import BUILTIN_PROFILES
 from packproof.canonical import canonical_bytes, signing_bytes
-from packproof.crypto import b64
+from packproof.crypto import DeviceVerifier, b64, public_key_bytes
+from packproof.errors import InvalidReading
 from packproof.reading import MAX_SEQ, Reading
 from packproof.store import QUARANTINE_KEEP, Store
 from tests.conftest import BrokerThread, Db, publish_all
@@ -39,6 +43,19 @@ def test_the_exact_check_names_the_repeated_key_at_any_depth() -> None:
     assert repeated_key(b'{"a":1,"\\u0061":2}') == "repeats the key 'a'"
     assert repeated_key(canonical_bytes(reading(1))) is None
     assert (repeated_key(b'{"a":NaN,') or "").startswith("cannot be checked for repeated keys")
+
+
+def test_the_time_bounds_are_the_operators_to_set() -> None:
+    registry = {"dev-1": DeviceEntry("SHP-1", DeviceVerifier(public_key_bytes(KEY)), BUILTIN_PROFILES["un38.3-cell"])}
+    body = canonical_bytes(reading(1))  # dated 2026-11-22T08:15:30.250Z
+    assert decode(topic(), body, registry).reading.seq == 1
+    with pytest.raises(InvalidReading) as refused:
+        decode(topic(), body, registry, limits=Plausibility(earliest_ts="2026-11-22T08:15:31"))
+    assert refused.value.code == "ts_too_early"
+    assert decode(topic(), body, registry, limits=Plausibility(earliest_ts="2026-11-22T08:15:30")).reading.seq == 1
+    with pytest.raises(InvalidReading) as refused:
+        decode(topic(), body, registry, received_at=reading(1).epoch - 61, limits=Plausibility(max_clock_ahead_s=60))
+    assert refused.value.code == "clock_skew"
 
 
 async def test_implausible_seqs_times_repeated_keys_and_oversized_payloads_are_quarantined(
