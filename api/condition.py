@@ -2,7 +2,11 @@
 
 DESIGN.md: `violated` if any pack has an excursion, `warning` for warning-band events
 only, `ok` otherwise; packs silent for longer than `stale_after` are listed as stale
-(not knowing is not the same as nothing having happened).
+(not knowing is not the same as nothing having happened). Two statuses say the record
+itself is not whole: `incomplete`, readings are missing (a gap may hide an excursion, so
+it outranks `warning`), and `disputed`, a reading arrived in two different versions (it
+outranks `violated`: the violation may be the forged version's, and either way a person
+must look). `ok` therefore means: every reading arrived, once, and all were in the envelope.
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from api.schemas import Condition, ExcursionOut, PackCondition, Status
+from api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
+from packproof.store import Dispute, Disputes
 from packproof.timefmt import rfc3339
+
+SEVERITY: tuple[Status, ...] = ("ok", "warning", "incomplete", "violated", "disputed")
+RECENT_DISPUTES = 100  # disputes listed per shipment, newest first; every one is counted
 
 
 def worst(statuses: Sequence[Status]) -> Status:
-    if "violated" in statuses:
-        return "violated"
-    return "warning" if "warning" in statuses else "ok"
+    return max(statuses, key=SEVERITY.index, default="ok")
 
 
 def excursion_out(r: Sequence[Any]) -> ExcursionOut:
@@ -27,9 +33,20 @@ def excursion_out(r: Sequence[Any]) -> ExcursionOut:
                         limit=r[11], limit_crossed=r[12], readings=r[13], open=bool(r[14]))
 
 
+def dispute_out(d: Dispute) -> DisputeOut:
+    """Where each version is: the stored one by its reading id, the other by its quarantine row."""
+    reading_id = f"{d.device_id}:{d.seq}" if d.seq is not None else None
+    return DisputeOut(reading_id=reading_id, stored=f"/readings/{reading_id}" if reading_id else None,
+                      quarantine_id=d.quarantine_id,
+                      quarantined=f"/quarantine?device_id={d.device_id}&reason=conflicting_reading"
+                                  f"&before={d.quarantine_id + 1}&limit=1")
+
+
 def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
-              excursions: Sequence[Sequence[Any]], now: float, stale_after: float) -> Condition:
-    """`devices` rows as `Store.shipment_devices` returns them; excursions as stored."""
+              excursions: Sequence[Sequence[Any]], now: float, stale_after: float,
+              disputes: Disputes) -> Condition:
+    """`devices` rows as `Store.shipment_devices` returns them; excursions as stored; disputes
+    as `Store.shipment_disputes` returns them."""
     exc = [excursion_out(r) for r in excursions]
     per_pack: dict[str, list[Status]] = {}
     for e in exc:
@@ -38,16 +55,23 @@ def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
     for d in devices:
         device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx, acked, missing, gaps = d
         stale = last_rx is None or now - last_rx > stale_after
+        disputed = disputes.counts.get(device_id, 0)
+        statuses = per_pack.get(device_id, [])
+        if missing:
+            statuses = [*statuses, "incomplete"]
+        if disputed:
+            statuses = [*statuses, "disputed"]
         packs.append(PackCondition(
-            device_id=device_id, status=worst(per_pack.get(device_id, [])), stale=stale,
+            device_id=device_id, status=worst(statuses), stale=stale,
             trust="device-signature" if signed else "ingestor",
             readings=count or 0, sealed=sealed or 0, first_seq=first_seq, last_seq=last_seq,
             last_reading_ts=last_ts, last_seen=rfc3339(last_rx) if last_rx else None,
             acked_seq=acked, missing=missing or 0, gaps=json.loads(gaps) if gaps else [],
-            unsealed=(count or 0) - (sealed or 0)))
+            unsealed=(count or 0) - (sealed or 0), disputed=disputed,
+            disputes=[dispute_out(x) for x in disputes.recent if x.device_id == device_id]))
     return Condition(
         shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs]),
         stale_packs=[p.device_id for p in packs if p.stale],
         readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
         missing=sum(p.missing for p in packs), unsealed=sum(p.unsealed for p in packs),
-        packs=packs, excursions=exc, as_of=rfc3339(now))
+        disputed=sum(p.disputed for p in packs), packs=packs, excursions=exc, as_of=rfc3339(now))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from edge.thresholds import BUILTIN_PROFILES
 from packproof.paths import DataDir
 from packproof.store import Store
 
@@ -20,6 +21,7 @@ class ApiSettings:
     stale_after: float = 120.0  # seconds of silence before a pack is listed as stale
     admin_token: str | None = None  # required by every endpoint that changes state; None: writes disabled
     read_token: str | None = None  # None: reads are open; else reads need it (or the admin token)
+    profiles: frozenset[str] = frozenset(BUILTIN_PROFILES)  # what POST /devices may name (and the ingestor knows)
 
 
 def _bearer(request: Request) -> str | None:

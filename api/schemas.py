@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-Status = Literal["ok", "warning", "violated"]
+# Worst last: a pack's status is the worst that applies (api.condition.worst).
+Status = Literal["ok", "warning", "incomplete", "violated", "disputed"]
 
 
 class ShipmentSummary(BaseModel):
@@ -37,6 +38,15 @@ class ExcursionOut(BaseModel):
     open: bool
 
 
+class DisputeOut(BaseModel):
+    """Two versions of one reading: the stored one and the one kept in quarantine."""
+
+    reading_id: str | None  # None when the quarantined body names no seq
+    stored: str | None  # path of the stored version: GET it for the reading (and /proof for its proof)
+    quarantine_id: int
+    quarantined: str  # path of a /quarantine page holding just the other version
+
+
 class PackCondition(BaseModel):
     device_id: str
     status: Status
@@ -52,6 +62,8 @@ class PackCondition(BaseModel):
     missing: int  # seqs between acked_seq and last_seq not received: a gap, not silence
     gaps: list[tuple[int, int]]  # the lowest 16 missing ranges (inclusive), as on the device's ack topic
     unsealed: int  # stored but not in a block yet
+    disputed: int  # readings that arrived in two different versions (conflicting_reading)
+    disputes: list[DisputeOut]  # the newest of them
 
 
 class Condition(BaseModel):
@@ -63,6 +75,7 @@ class Condition(BaseModel):
     sealed: int
     missing: int
     unsealed: int
+    disputed: int
     packs: list[PackCondition]
     excursions: list[ExcursionOut]
     as_of: str
@@ -122,8 +135,10 @@ class QuarantinedOut(BaseModel):
     shipment_id: str | None
     reason_code: str
     reason: str
-    payload_text: str | None  # the payload as received, when it is UTF-8
+    payload_text: str | None  # the payload as kept, when it is UTF-8 (a cut may end mid-character: then None)
     payload_b64: str
+    payload_size: int  # bytes stored for this row
+    payload_truncated: bool  # only the first 4 KiB of the stored bytes are shown
 
 
 class QuarantinePage(BaseModel):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -28,6 +29,12 @@ from packproof.errors import BrokerError, ConfigError
 from packproof.net import require_free
 
 log = logging.getLogger(__name__)
+
+# The largest MQTT packet either broker accepts (Mosquitto: `max_packet_size` in mosquitto.conf):
+# a reading is ~300 bytes and the ingestor refuses payloads over 4 KiB, so 8 KiB leaves room
+# for its topic and for quarantining what is a little too large, while a 16 MB message is
+# refused at the door instead of being held by the broker and the ingestor's inbox.
+MAX_PACKET_SIZE = 8192
 
 
 def broker_config(host: str, port: int, password_file: Path | None = None,
@@ -69,6 +76,33 @@ class _Subscriptions(dict[str, Any]):
         return list(super().items())
 
 
+class _BoundedReader(StreamReaderAdapter):
+    """A client's byte stream that refuses any read longer than `limit`, and everything after it.
+
+    amqtt 0.12.1 has no maximum packet size: it reads a PUBLISH's whole remaining length as
+    announced. Its parser asks for each part (topic, payload) in one read, so a read above the
+    limit is a packet above it, refused before its bytes are buffered. The connection is then
+    closed and the stream ends here: what is left in the socket buffer is the middle of a
+    packet, and parsing it as the next one would act on an attacker's bytes.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int) -> None:
+        super().__init__(reader)
+        self._writer, self._limit, self._refused = writer, limit, False
+
+    async def read(self, n: int = -1) -> bytes:
+        if self._refused:
+            raise ConnectionResetError("connection closed after an oversized packet")
+        if n > self._limit:
+            self._refused = True
+            peer = self._writer.get_extra_info("peername")
+            log.warning("closed the MQTT connection from %s: it sent a packet of more than %d bytes (%d announced)",
+                        peer, self._limit, n)
+            self._writer.close()
+            raise ConnectionResetError(f"packet larger than {self._limit} bytes")
+        return await super().read(n)
+
+
 class _LoginRefused(AMQTTError):
     """A CONNECT refused before it could touch any session (see `_Broker`)."""
 
@@ -86,7 +120,7 @@ _QUIET = _QuietRefusals()
 
 
 class _Broker(Broker):
-    """amqtt 0.12.1 with three flaws fixed.
+    """amqtt 0.12.1 with four flaws fixed.
 
     1. A refused login disturbed the session it named. amqtt looked the client id up (and,
        for a clean session, deleted the existing session with its subscriptions; otherwise
@@ -100,6 +134,7 @@ class _Broker(Broker):
        connection (see `_end_connection_of`) instead of leaving it open and deaf.
     2. Iteration over subscriptions (see `_Subscriptions`).
     3. Retained messages are delivered only along the client's own subscriptions.
+    4. No bound on a packet's size (see `_BoundedReader`).
 
     On every connect amqtt offers the client the retained messages matching *every* filter
     any client holds (`for topic in self._subscriptions` in `Broker.client_connected`), so a
@@ -190,6 +225,12 @@ class _Broker(Broker):
         if getattr(session, "authenticated_as", None) == (session.username, session.password):
             return True
         return await super()._authenticate(session, listener)
+
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               listener_name: str) -> None:
+        """Every TCP (and TLS) client reads through `_BoundedReader`: packets above MAX_PACKET_SIZE are refused."""
+        await self._client_connected(listener_name, _BoundedReader(reader, writer, MAX_PACKET_SIZE),
+                                     StreamWriterAdapter(writer))
 
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Any) -> None:

@@ -8,6 +8,7 @@ so a bad payload costs as little as possible and the signature is verified last.
 
 from __future__ import annotations
 
+import json
 from binascii import a2b_base64, b2a_base64
 from dataclasses import dataclass
 
@@ -75,7 +76,53 @@ def describe(exc: ValidationError) -> InvalidReading:
     return InvalidReading("invalid_schema", "invalid reading: " + "; ".join(parts) + more)
 
 
-MAX_CLOCK_AHEAD_S = 300.0  # a device clock this far ahead of ours is wrong; behind is store-and-forward
+@dataclass(frozen=True, slots=True)
+class Plausibility:
+    """Bounds a signed, well-formed reading must still fall within to be believed.
+
+    A valid signature proves who wrote a reading, not that its seq or time make sense: one
+    signed reading at seq 2^53-1 made its device's `missing` ~9e15, and readings dated 1970
+    were stored. Each bound refuses to quarantine with its own reason code.
+    """
+
+    max_clock_ahead_s: float = 300.0  # a device clock this far ahead of ours is wrong; behind is store-and-forward
+    earliest_ts: str = "2020-01-01T00:00:00"  # no pack reported before this (UTC, to the second)
+    max_seq_jump: int = 1_000_000  # above the device's highest stored seq: ~11 days of 1 Hz readings lost
+
+
+PLAUSIBLE = Plausibility()
+
+
+def repeated_key(payload: bytes) -> str | None:
+    """What is wrong with `payload`'s keys: a key that appears twice in one of its JSON objects; None if none.
+
+    The exact, slow check (a Python-level parse): run only when the quick count in `decode`
+    says the payload holds more quotes than the reading it parsed to. A payload the standard
+    library cannot parse (the validating parser did) is refused too: what cannot be checked
+    is not believed.
+    """
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [k for k, _ in items]
+        if not found and len(set(keys)) != len(keys):
+            found.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        return dict(items)
+
+    try:
+        json.loads(payload, object_pairs_hook=pairs)
+    except (ValueError, RecursionError) as exc:
+        return f"cannot be checked for repeated keys ({exc})"
+    return f"repeats the key {found[0]!r}" if found else None
+
+
+def quote_count(reading: Reading) -> int:
+    """Quote characters the JSON of `reading` holds when no key repeats: two per key and per string.
+
+    Keys: its own fields as sent, plus two in each nested object; strings: the two ids, ts, sig.
+    """
+    keys = len(reading.model_fields_set) + (6 if reading.location is not None else 4)
+    return 2 * (keys + (4 if reading.sig is not None else 3))
 
 
 def bad_signature(reading: Reading) -> InvalidReading:
@@ -86,11 +133,13 @@ def bad_signature(reading: Reading) -> InvalidReading:
 
 
 def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
-           verify_signatures: bool = True, received_at: float | None = None, defer_verify: bool = False) -> Accepted:
+           verify_signatures: bool = True, received_at: float | None = None, defer_verify: bool = False,
+           limits: Plausibility = PLAUSIBLE) -> Accepted:
     """A valid reading from a registered device, or InvalidReading naming what is wrong.
 
     `defer_verify`: leave the signature check to the caller, who verifies many at once
-    elsewhere (`Accepted.check`); everything else is checked here.
+    elsewhere (`Accepted.check`); everything else is checked here. The seq bound of `limits`
+    needs the store's delivery state and is the ingestor's to apply.
     """
     if len(payload) > MAX_PAYLOAD:
         raise InvalidReading("too_large", f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD}")
@@ -101,6 +150,13 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
         reading = Reading.model_validate_json(payload)
     except ValidationError as exc:
         raise describe(exc) from None
+    # The parser keeps the last of two equal keys, so {"temperature_c": 80, "temperature_c": 20}
+    # would be stored as 20 while a reader of the raw bytes sees 80. Once validated, no key or
+    # string can hold an escaped quote (fixed names, plain-character values), so each repeated
+    # key adds quotes: a count above the reading's sends the payload to the exact check, which
+    # names the key.
+    if payload.count(b'"') != quote_count(reading) and (problem := repeated_key(payload)) is not None:
+        raise InvalidReading("duplicate_key", f"payload {problem}: which value was meant is ambiguous")
     if reading.device_id != where.device_id or reading.shipment_id != where.shipment_id:
         raise InvalidReading(
             "topic_mismatch",
@@ -133,9 +189,14 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
         check = (verifier.public_key, sig, unsigned)
     elif verify_signatures and not verifier.verify(sig, unsigned):
         raise bad_signature(reading)
-    if received_at is not None and (ahead := reading.epoch - received_at) > MAX_CLOCK_AHEAD_S:
+    if reading.ts[:19] < limits.earliest_ts:  # RFC 3339 UTC to the second compares as text
+        raise InvalidReading(
+            "ts_too_early",
+            f"reading {reading.reading_id} is dated {reading.ts}, before {limits.earliest_ts}Z: the device "
+            f"clock is unset or wrong, its time cannot be trusted")
+    if received_at is not None and (ahead := reading.epoch - received_at) > limits.max_clock_ahead_s:
         raise InvalidReading(
             "clock_skew",
             f"reading {reading.reading_id} is dated {reading.ts}, {ahead:,.0f} s ahead of the ingestor's clock "
-            f"(more than {MAX_CLOCK_AHEAD_S:g} s): the device clock is wrong, its time cannot be trusted")
+            f"(more than {limits.max_clock_ahead_s:g} s): the device clock is wrong, its time cannot be trusted")
     return Accepted(reading, body, leaf_hash(body), entry, check)

@@ -37,7 +37,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.decode import Accepted, DeviceEntry, bad_signature, decode
+from edge.decode import PLAUSIBLE, Accepted, DeviceEntry, Plausibility, bad_signature, decode
 from edge.excursions import Excursion, ExcursionTracker
 from edge.mqttclient import BatchingClient
 from edge.session import SessionWatch
@@ -46,7 +46,7 @@ from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
-from packproof.store import DeviceRecord, IngestBatch, Store
+from packproof.store import DeviceRecord, IngestBatch, Store, kept_evidence
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Settled:
     accepted: int = 0
     duplicates: int = 0
     conflicts: int = 0
+    implausible: int = 0  # seq jumps quarantined in the transaction
 
 
 @dataclass(slots=True)
@@ -171,7 +172,7 @@ class Ingestor:
         batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.05, ack_interval: float = 1.0,
         username: str | None = None, password: str | None = None, tls_ca: str | None = None,
         share_group: str | None = None, mqtt_protocol: str = "3.1.1", session_expiry: int = SESSION_EXPIRY,
-        verify_workers: int = 0,
+        verify_workers: int = 0, limits: Plausibility = PLAUSIBLE,
     ) -> None:
         """`share_group`: subscribe as one member of an MQTT 5 shared subscription (several ingestors
         on one store split the telemetry). A share group, or `mqtt_protocol="5"`, speaks MQTT 5 with
@@ -189,6 +190,7 @@ class Ingestor:
         self.client_id = client_id
         self.session_expiry = session_expiry
         self.verify_signatures = verify_signatures
+        self.limits = limits
         self.profiles = profiles or dict(BUILTIN_PROFILES)
         self.batch_max = batch_max
         self.inbox_max = inbox_max
@@ -446,7 +448,7 @@ class Ingestor:
         st = self.stats
         st.accepted += done.accepted
         st.duplicates += done.duplicates + d.duplicates
-        st.quarantined += len(d.rejected.quarantine) + done.conflicts
+        st.quarantined += len(d.rejected.quarantine) + done.conflicts + done.implausible
         st.batches += 1
         return done
 
@@ -516,13 +518,13 @@ class Ingestor:
         while this thread decodes the next: libsodium's time leaves this process and its GIL.
         """
         unknown: list[Message] = []
-        registry, verify, pool = self.registry, self.verify_signatures, self._verifiers
+        registry, verify, pool, limits = self.registry, self.verify_signatures, self._verifiers, self.limits
         pending: list[Chunk] = []
         for start in range(0, len(msgs), VERIFY_CHUNK):
             chunk: list[tuple[Accepted, Message]] = []
             for m in msgs[start:start + VERIFY_CHUNK]:
                 try:
-                    chunk.append((decode(m[0], m[1], registry, verify, m[4], defer_verify=pool is not None), m))
+                    chunk.append((decode(m[0], m[1], registry, verify, m[4], pool is not None, limits), m))
                 except InvalidReading as exc:
                     if exc.code == "unknown_device" and not retry:
                         unknown.append(m)
@@ -583,7 +585,8 @@ class Ingestor:
         parts = topic.split("/")
         device = parts[3] if len(parts) == 5 else None
         shipment = parts[2] if len(parts) == 5 else None
-        batch.quarantine.append((m[4], topic, m[1], exc.code, exc.message, device, shipment))
+        payload, reason = kept_evidence(m[1], exc.message)
+        batch.quarantine.append((m[4], topic, payload, exc.code, reason, device, shipment))
         batch.count(f"quarantined:{exc.code}")
 
     async def _settle(self, d: Decoded) -> Settled:
@@ -623,6 +626,10 @@ class Ingestor:
                 else:
                     out.conflicts += 1
                 continue
+            if jump := self._seq_jump(a, wm.highest(r.device_id)):
+                self._quarantine(batch, m, jump)
+                out.implausible += 1
+                continue
             at = m[4]
             batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
             if r.seq > wm.highest(r.device_id):
@@ -651,6 +658,21 @@ class Ingestor:
         out.delivered = {device_id: (f"{TOPIC_PREFIX}/{touched[device_id]}/{device_id}/ack", st.payload())
                          for device_id, st in states.items()}
         return out
+
+    def _seq_jump(self, a: Accepted, highest: int) -> InvalidReading | None:
+        """Why `a`'s seq is too far above its device's highest stored seq to be believed, or None.
+
+        One signed reading at seq 2^53-1 made its device's `missing` ~9e15 and its simulator
+        ignore every ack after; a seq is dense, so a jump that large is a fault or an attack.
+        """
+        r = a.reading
+        base = max(highest, a.entry.first_seq - 1)
+        if r.seq - base <= self.limits.max_seq_jump:
+            return None
+        return InvalidReading(
+            "seq_jump",
+            f"reading {r.reading_id} jumps {r.seq - base:,} seqs above the highest stored for device "
+            f"{r.device_id} ({base}), more than {self.limits.max_seq_jump:,}: refused as implausible")
 
     def _duplicate_or_conflict(self, batch: IngestBatch, a: Accepted, m: Message, first_leaf: bytes) -> bool:
         """Count a repeat of a stored reading (True), or quarantine a second version of it (False)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -84,6 +85,15 @@ BUILTIN_PROFILES: dict[str, Profile] = {
         Profile(name="un38.3-cell-rev4", edition="Rev.4", t2_max_c=75.0),
     )
 }
+
+
+def profile_problem(name: str, known: Collection[str]) -> str | None:
+    """Why a shipment cannot be given profile `name`, or None: a name no ingestor can evaluate
+    would fall back to the default envelope, silently judging the packs by another test."""
+    if name in known:
+        return None
+    shown = name if len(name) <= 64 else name[:64] + "..."
+    return f"unknown profile {shown!r}: known profiles are {', '.join(sorted(known))}"
 
 
 def load_profiles(path: Path) -> dict[str, Profile]:

@@ -57,6 +57,8 @@ ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the seale
 app.add_typer(ledger_app, name="ledger")
 devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provision, register, list, rotate, revoke.")
 app.add_typer(devices_app, name="devices")
+shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 profile their packs are judged by.")
+app.add_typer(shipments_app, name="shipments")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _verbose = False
@@ -74,7 +76,9 @@ INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
                 Flag("mqtt.protocol"), Flag("mqtt.session_expiry", ("--session-expiry",)),
                 Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL,
                 Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
-                Flag("ingest.verify_workers", ("--verify-workers",)), Flag("ingest.profiles", ("--profiles",)))
+                Flag("ingest.verify_workers", ("--verify-workers",)), Flag("ingest.profiles", ("--profiles",)),
+                Flag("ingest.max_clock_ahead", ("--max-clock-ahead",)), Flag("ingest.earliest_ts", ("--earliest-ts",)),
+                Flag("ingest.max_seq_jump", ("--max-seq-jump",)))
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
 API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
@@ -176,9 +180,10 @@ async def _until_signal() -> None:
 @configured("ingest", INGEST_FLAGS, announce=True)
 def ingest(cfg: Settings) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
+    from edge.decode import Plausibility
     from packproof.services import IngestOptions, IngestService
 
-    m = cfg.mqtt
+    m, i = cfg.mqtt, cfg.ingest
 
     async def serve() -> None:
         service = IngestService(IngestOptions(cfg.data_dir, m.host, m.port, cfg.ingest.verify_signatures,
@@ -187,7 +192,8 @@ def ingest(cfg: Settings) -> None:
                                               mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
                                               share_group=m.share_group, mqtt_protocol=m.protocol,
                                               session_expiry=m.session_expiry, store_url=cfg.store,
-                                              verify_workers=cfg.ingest.verify_workers))
+                                              verify_workers=cfg.ingest.verify_workers,
+                                              limits=Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)))
         await service.start()
         group = f" as a member of share group {m.share_group}" if m.share_group else ""
         out.print(f"ingesting from {m.host}:{m.port}{group} into {service.store_label} (Ctrl-C stops cleanly)")
@@ -267,7 +273,8 @@ def api(cfg: Settings) -> None:
     from packproof.services import api_server
 
     a = cfg.api
-    server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file)
+    server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
+                        cfg.ingest.profiles)
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()
 
@@ -673,7 +680,7 @@ def condition_report(
 
     from rich.table import Table
 
-    from api.condition import condition
+    from api.condition import RECENT_DISPUTES, condition
     from packproof.store import Store
 
     data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
@@ -685,7 +692,8 @@ def condition_report(
             if row is None:
                 fail(Exit.BAD_INPUT, f"shipment {shipment_id!r} is not in {data_dir}")
             return condition(row[0], row[1], await store.shipment_devices(row[0]),
-                             await store.shipment_excursions(row[0]), time.time(), stale_after)
+                             await store.shipment_excursions(row[0]), time.time(), stale_after,
+                             await store.shipment_disputes(row[0], RECENT_DISPUTES))
         finally:
             await store.close()
 
@@ -693,19 +701,26 @@ def condition_report(
     if as_json:
         out.print_json(c.model_dump_json())
         return
-    colour = {"ok": "green", "warning": "yellow", "violated": "red"}[c.status]
-    out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour}]{c.status}[/], {len(c.excursions)} excursion(s); "
-              f"{c.readings:,} readings stored, {c.missing:,} missing, {c.unsealed:,} not yet sealed", highlight=False)
-    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "unsealed", "last seen")
+    colour = {"ok": "green", "warning": "yellow", "incomplete": "yellow", "violated": "red", "disputed": "red"}
+    out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour[c.status]}]{c.status}[/], "
+              f"{len(c.excursions)} excursion(s); {c.readings:,} readings stored, {c.missing:,} missing, "
+              f"{c.disputed:,} disputed, {c.unsealed:,} not yet sealed", highlight=False)
+    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "disputed", "unsealed",
+                  "last seen")
     for p in c.packs:
         gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in p.gaps)
         table.add_row(p.device_id, p.status + (" (stale)" if p.stale else ""), f"{p.readings:,}",
                       "-" if p.acked_seq is None else str(p.acked_seq),
-                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.unsealed:,}", p.last_seen or "never")
+                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.disputed:,}", f"{p.unsealed:,}",
+                      p.last_seen or "never")
     out.print(table)
     for e in c.excursions:
         out.print(f"  {e.severity} {e.test} on {e.device_id}: {e.quantity} peak {e.peak:g} ({e.limit_crossed}), "
                   f"seq {e.start_seq}..{e.end_seq}", highlight=False)
+    for p in c.packs:
+        for d in p.disputes:
+            out.print(f"  disputed {d.reading_id or p.device_id}: stored version at {d.stored or '(unknown seq)'}, "
+                      f"other version quarantined as row {d.quarantine_id} ({d.quarantined})", highlight=False)
 
 
 def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
@@ -745,7 +760,18 @@ def _new_key(device_id: str, key_out: Path) -> bytes:
 
 DeviceArg = Annotated[str, typer.Argument(help="The device id (one sensor per pack).")]
 ShipmentOpt = Annotated[str, typer.Option(help="The shipment the pack travels in.")]
-ProfileOpt = Annotated[str, typer.Option(help="UN 38.3 profile of the shipment (un38.3-cell, un38.3-large, ...).")]
+ProfileOpt = Annotated[str | None, typer.Option(
+    help="UN 38.3 profile of a new shipment (un38.3-cell by default, un38.3-large, ...); for an existing "
+         "shipment, if given, it must be the one it has (`packproof shipments set-profile` changes it).")]
+
+
+def _check_profile(cfg: Settings, profile: str | None) -> None:
+    """A profile the ingestor cannot evaluate would silently judge the packs by the default envelope."""
+    from edge.thresholds import profile_problem
+    from packproof.services import profiles_from
+
+    if profile is not None and (problem := profile_problem(profile, profiles_from(cfg.ingest.profiles))):
+        fail(Exit.BAD_INPUT, problem)
 
 
 def _check_device_id(device_id: str) -> None:
@@ -761,7 +787,7 @@ def _check_device_id(device_id: str) -> None:
 @configured("devices provision", COMMON)
 def devices_provision(
     cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
-    profile: ProfileOpt = "un38.3-cell",
+    profile: ProfileOpt = None,
     key_out: Annotated[Path, typer.Option(help="Where to write the new private key.")] = Path("device-keys"),
     password_file: Annotated[Path | None, typer.Option(
         help="Also give the device an MQTT login in this broker password file (printed once).")] = None,
@@ -772,6 +798,7 @@ def devices_provision(
     from broker.auth import PasswordFile
 
     _check_device_id(device_id)
+    _check_profile(cfg, profile)
     public = _new_key(device_id, key_out)
     _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
     out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
@@ -791,7 +818,7 @@ def key_id_of(public: bytes) -> str:
 @configured("devices register", COMMON)
 def devices_register(
     cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
-    profile: ProfileOpt = "un38.3-cell",
+    profile: ProfileOpt = None,
     public_key: Annotated[str | None, typer.Option(help="The device's Ed25519 public key, base64 (made on "
                                                         "the device).")] = None,
     unsigned: Annotated[bool, typer.Option("--unsigned", help="A tracker that cannot sign.")] = False,
@@ -800,6 +827,7 @@ def devices_register(
     from packproof.crypto import read_public_key
 
     _check_device_id(device_id)
+    _check_profile(cfg, profile)
     if (public_key is None) == (not unsigned):
         fail(Exit.BAD_INPUT, "give either --public-key B64 or --unsigned")
     key = read_public_key(public_key) if public_key else None
@@ -864,6 +892,22 @@ config_app = typer.Typer(no_args_is_help=True, help="Show the effective configur
 app.add_typer(config_app, name="config")
 for _name in ("run", "broker", "ingest", "seal", "api", "simulate"):
     config_app.command(_name)(show_command(_name))
+
+
+@shipments_app.command("set-profile")
+@configured("shipments set-profile", COMMON)
+def shipments_set_profile(
+    cfg: Settings, shipment_id: Annotated[str, typer.Argument(help="The shipment.")],
+    profile: Annotated[str, typer.Argument(help="The UN 38.3 profile its packs are judged by from now on.")],
+    reason: Annotated[str, typer.Option(help="Why, for the record.")],
+) -> None:
+    """Change a shipment's profile: its own act, sealed in the ledger with the previous profile and the reason.
+
+    Registering a device never changes it. Excursions already found stay as they were found.
+    """
+    _check_profile(cfg, profile)
+    previous = _store_call(cfg, lambda st: st.set_profile(shipment_id, profile, reason))
+    out.print(f"shipment {shipment_id}: profile {previous} -> {profile} (sealed on the record)", highlight=False)
 
 
 def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) -> dict[int, bytes]:

@@ -82,6 +82,13 @@ class IngestConfig(Section):
     verify_workers: int = Field(0, ge=0, le=64, description="Processes that check signatures beside the ingestor "
                                                             "(0: the ingestor does); frees its GIL for the rest.")
     profiles: Path | None = Field(None, description="JSON file of extra UN 38.3 profiles.")
+    max_clock_ahead: float = Field(300.0, gt=0, description="Seconds a reading may be dated ahead of the ingestor's "
+                                                            "clock before it is quarantined (clock_skew).")
+    earliest_ts: str = Field("2020-01-01T00:00:00", pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$",
+                             description="UTC time (YYYY-MM-DDTHH:MM:SS) before which a reading is quarantined "
+                                         "(ts_too_early).")
+    max_seq_jump: int = Field(1_000_000, ge=1, description="How far above its device's highest stored seq a reading "
+                                                          "may be before it is quarantined (seq_jump).")
 
 
 class SealConfig(Section):

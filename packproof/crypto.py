@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl.bindings import crypto_sign_open
+from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from packproof.errors import ConfigError
@@ -30,6 +30,7 @@ __all__ = [
     "public_key_bytes",
     "read_public_key",
     "unb64",
+    "weak_key_problem",
 ]
 
 
@@ -39,6 +40,20 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
+
+
+def weak_key_problem(public_key: bytes) -> str | None:
+    """Why `public_key` cannot be a device's Ed25519 key, or None.
+
+    An all-zero key, another small-order point or a non-canonical encoding is not a key anyone
+    holds the private half of, and some verifiers accept forged signatures for small-order
+    points: libsodium's point check refuses all of them, and every real key passes it.
+    """
+    if len(public_key) != 32:
+        return f"a key is 32 bytes, not {len(public_key)}"
+    if not crypto_core_ed25519_is_valid_point(public_key):
+        return "not a usable Ed25519 public key (all zero, of small order, or not a curve point)"
+    return None
 
 
 def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:

@@ -5,6 +5,7 @@ Tree::
     PackproofError
     ├── InvalidReading        a device payload that cannot be accepted (carries a reason code)
     ├── ConfigError           bad user input to a command: flags, files, profiles
+    │   └── RegistryConflict  a registration contradicts what the registry holds
     ├── StoreError            the off-chain store failed or holds something impossible
     ├── LedgerIntegrityError  the ledger file, its chain or its signatures do not hold
     ├── ProofError            a Merkle inclusion proof does not check (expected vs got)
@@ -31,6 +32,10 @@ class InvalidReading(PackproofError):
 
 class ConfigError(PackproofError):
     """User input to a command (flag, file, profile) is unusable."""
+
+
+class RegistryConflict(ConfigError):
+    """A registration contradicts the registry (another key, shipment or profile): changing it is its own act."""
 
 
 class StoreError(PackproofError):

@@ -17,6 +17,7 @@ from anchor.ledger import LedgerFile
 from anchor.sealer import Sealer
 from api.deps import ApiSettings
 from api.main import create_app
+from edge.decode import PLAUSIBLE, Plausibility
 from edge.ingestor import Ingestor
 from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.crypto import load_or_create_ledger_key
@@ -48,6 +49,7 @@ class IngestOptions:
     session_expiry: int = 600  # s an MQTT 5 broker keeps the session (and routes the group's share to it)
     store_url: str | None = None  # None: SQLite in data_dir
     verify_workers: int = 0  # processes that check signatures; 0: the ingestor itself
+    limits: Plausibility = PLAUSIBLE  # what a reading's seq and time may be
 
 
 def settle_heap() -> None:
@@ -99,7 +101,7 @@ class IngestService:
                                  username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
                                  profiles=profiles_from(o.profiles_file), share_group=o.share_group,
                                  mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry,
-                                 verify_workers=o.verify_workers)
+                                 verify_workers=o.verify_workers, limits=o.limits)
         await self.ingestor.reload_registry()
         await self.ingestor.connect()
         settle_heap()
@@ -255,10 +257,13 @@ def read_token(path: Path | None, flag: str) -> str | None:
 
 
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
-               admin_token_file: Path | None = None, read_token_file: Path | None = None) -> uvicorn.Server:
+               admin_token_file: Path | None = None, read_token_file: Path | None = None,
+               profiles_file: Path | None = None) -> uvicorn.Server:
+    """`profiles_file`: the ingestor's extra profiles, so a registration may name them."""
     require_free(host, port, "--api-port", "another web server?")
     app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
-                                 read_token=read_token(read_token_file, "--read-token-file")))
+                                 read_token=read_token(read_token_file, "--read-token-file"),
+                                 profiles=frozenset(profiles_from(profiles_file))))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

@@ -18,20 +18,22 @@ committed, so a crash loses nothing that was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anchor.merkle import leaf_hash
+from edge.thresholds import DEFAULT_PROFILE
 from edge.watermark import Watermarks
 from packproof.canonical import canonical_json
-from packproof.crypto import b64
+from packproof.crypto import b64, weak_key_problem
 from packproof.db import Driver, engine_of, redact
-from packproof.errors import ConfigError, StoreError
+from packproof.errors import ConfigError, RegistryConflict, StoreError
 from packproof.timefmt import rfc3339
 
 SCHEMA_VERSION = 3
@@ -114,6 +116,28 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Dispute:
+    """A second, different version of a stored reading, kept in quarantine as `conflicting_reading`.
+
+    Which version is true the store cannot say (for an unsigned tracker, anyone with its MQTT
+    login could have sent the first): both stay reachable, the stored one by its reading id,
+    the other by its quarantine row.
+    """
+
+    quarantine_id: int
+    device_id: str
+    seq: int | None  # read from the quarantined body; None if it cannot be
+
+
+@dataclass(frozen=True, slots=True)
+class Disputes:
+    """A shipment's disputes: how many per device, and the newest of them."""
+
+    counts: dict[str, int]
+    recent: list[Dispute]
+
+
+@dataclass(frozen=True, slots=True)
 class BlockRecord:
     height: int
     hash: bytes
@@ -136,6 +160,31 @@ class IngestBatch:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+
+QUARANTINE_KEEP = 4096  # bytes of a payload kept as evidence; beyond it, its size and SHA-256
+
+
+def kept_evidence(payload: bytes, reason: str) -> tuple[bytes, str]:
+    """What a quarantine row keeps of `payload`: all of it, or a prefix with the whole's size and digest.
+
+    A 16 MB message once became a 17.8 MB row and one page of /quarantine 157 MB; the prefix
+    shows what was sent, the digest lets whoever holds the original prove it was this one.
+    """
+    if len(payload) <= QUARANTINE_KEEP:
+        return payload, reason
+    return payload[:QUARANTINE_KEEP], (
+        f"{reason}; kept the first {QUARANTINE_KEEP:,} of {len(payload):,} bytes, "
+        f"whole payload SHA-256 {hashlib.sha256(payload).hexdigest()}")
+
+
+def _seq_of(body: bytes) -> int | None:
+    """The `seq` of a reading's JSON body, or None when the body is not a reading."""
+    try:
+        seq = json.loads(body).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def _ddl(driver: Driver) -> str:
@@ -300,29 +349,49 @@ class Store:
         async with self.transaction(what):
             await work(time.time())
 
-    async def register(self, shipments: dict[str, str], devices: Iterable[tuple[str, str, bytes | None]]) -> int:
-        """Add shipments (id -> profile) and devices (id, shipment, public key or None).
+    async def register(self, shipments: Mapping[str, str | None],
+                       devices: Iterable[tuple[str, str, bytes | None]]) -> int:
+        """Add shipments (id -> profile; None: as registered, or the default for a new one) and
+        devices (id, shipment, public key or None).
 
-        Returns how many devices were new. A device already registered with another key or
-        shipment is refused: a key changes only by `rotate_key`, on the record.
+        Returns how many devices were new. What the registry already holds is never changed
+        here: a device registered with another key or shipment, or a shipment with another
+        profile, is a RegistryConflict (a key changes only by `rotate_key`, a profile only by
+        `set_profile`, each on the record). A weak key is refused (`weak_key_problem`). Each new
+        device's sealed record names its shipment's profile, the envelope its readings are judged by.
         """
         new = 0
+        devices = list(devices)  # checked here, then written in the transaction
+        for device_id, _, key in devices:
+            if key is not None and (problem := weak_key_problem(key)):
+                raise ConfigError(f"device {device_id}: public key {b64(key)} is {problem}")
 
         async def work(now: float) -> None:
             nonlocal new
+            profiles: dict[str, str] = {}
             for sid, profile in shipments.items():
-                await self._db.execute(
-                    "INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?) "
-                    "ON CONFLICT(shipment_id) DO UPDATE SET profile=excluded.profile", (sid, profile, now))
+                held = await self._shipment_profile(sid)
+                if held is None:
+                    held = profile or DEFAULT_PROFILE
+                    await self._db.execute("INSERT INTO shipments(shipment_id, profile, created_at) VALUES (?,?,?)",
+                                           (sid, held, now))
+                elif profile is not None and profile != held:
+                    raise RegistryConflict(
+                        f"shipment {sid} already has profile {held!r}, not {profile!r}; a profile changes "
+                        f"only with `packproof shipments set-profile`, on the record")
+                profiles[sid] = held
             for device_id, sid, key in devices:
                 rows = await self._db.fetch("SELECT shipment_id, public_key FROM devices WHERE device_id=?",
                                             (device_id,))
                 if rows:
                     if rows[0][0] != sid or (bytes(rows[0][1]) if rows[0][1] is not None else None) != key:
-                        raise ConfigError(
+                        raise RegistryConflict(
                             f"device {device_id} is already registered with a different shipment or key "
                             f"(shipment {rows[0][0]}); a key changes only with `packproof devices rotate`")
                     continue
+                profile = profiles.get(sid) or await self._shipment_profile(sid)
+                if profile is None:
+                    raise ConfigError(f"device {device_id}: shipment {sid} is not registered")
                 await self._db.execute(
                     "INSERT INTO devices(device_id, shipment_id, public_key, registered_at) VALUES (?,?,?,?)",
                     (device_id, sid, key, now))
@@ -330,14 +399,46 @@ class Store:
                     "INSERT INTO device_keys(device_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
                     (device_id, 0, key, now))
                 await self._append_record({"record": "device-registered", "device_id": device_id,
-                                           "shipment_id": sid, "public_key": b64(key) if key else None}, now)
+                                           "shipment_id": sid, "profile": profile,
+                                           "public_key": b64(key) if key else None}, now)
                 new += 1
 
         await self._registry_tx("registering devices", work)
         return new
 
+    async def _shipment_profile(self, shipment_id: str) -> str | None:
+        rows = await self._db.fetch("SELECT profile FROM shipments WHERE shipment_id=?", (shipment_id,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_profile(self, shipment_id: str, profile: str, reason: str) -> str:
+        """Judge a shipment's packs by another UN 38.3 profile from now on; returns the previous one.
+
+        Its own act, sealed with the previous profile and the reason: the envelope decides
+        which readings are excursions, so it must not change as a side effect of a registration.
+        Excursions already recorded stay as they were found.
+        """
+        previous = ""
+
+        async def work(now: float) -> None:
+            nonlocal previous
+            held = await self._shipment_profile(shipment_id)
+            if held is None:
+                raise ConfigError(f"shipment {shipment_id} is not registered")
+            if held == profile:
+                raise ConfigError(f"shipment {shipment_id} already has profile {profile!r}")
+            previous = held
+            await self._db.execute("UPDATE shipments SET profile=? WHERE shipment_id=?", (profile, shipment_id))
+            await self._append_record({"record": "shipment-profile-changed", "shipment_id": shipment_id,
+                                       "profile": profile, "previous": held, "reason": reason}, now)
+
+        await self._registry_tx(f"changing the profile of shipment {shipment_id}", work)
+        return previous
+
     async def rotate_key(self, device_id: str, public_key: bytes, from_seq: int) -> None:
         """A new key for readings from `from_seq` on; older readings keep verifying with the old one."""
+        if problem := weak_key_problem(public_key):
+            raise ConfigError(f"device {device_id}: public key {b64(public_key)} is {problem}")
+
         async def work(now: float) -> None:
             d = await self.device(device_id)
             if d is None:
@@ -616,6 +717,19 @@ class Store:
         where = await self.locate([rows[0][0]])
         return (*rows[0], *where.get(rows[0][0], (None, None)))
 
+    async def shipment_disputes(self, shipment_id: str, limit: int) -> Disputes:
+        """Conflicting versions of the shipment's readings, from the quarantine's reason index.
+
+        Derived, not stored: a conflict is already kept with its reason, so no schema change is
+        needed. A scan of the conflicts only, which are rare (each is an incident to look into).
+        """
+        where = "reason_code='conflicting_reading' AND shipment_id=?"
+        counts = {r[0]: int(r[1]) for r in await self._fetch(
+            f"SELECT device_id, count(*) FROM quarantine WHERE {where} GROUP BY device_id", (shipment_id,))}
+        rows = await self._fetch(f"SELECT id, device_id, substr(payload, 1, ?) FROM quarantine WHERE {where} "
+                                 "ORDER BY id DESC LIMIT ?", (QUARANTINE_KEEP, shipment_id, limit))
+        return Disputes(counts, [Dispute(r[0], r[1], _seq_of(bytes(r[2]))) for r in rows])
+
     async def counters(self) -> dict[str, int]:
         return {r[0]: r[1] for r in await self._fetch("SELECT name, value FROM counters")}
 
@@ -647,8 +761,13 @@ class Store:
         return {key[len(STATUS_PREFIX):]: json.loads(value) for key, value in rows}
 
     async def quarantined(self, *, device_id: str | None, reason_code: str | None, before_id: int | None,
-                          limit: int) -> list[tuple[Any, ...]]:
-        """Newest first, optionally for one device and/or reason; `before_id` is the page cursor."""
+                          limit: int, payload_max: int) -> list[tuple[Any, ...]]:
+        """Newest first, optionally for one device and/or reason; `before_id` is the page cursor.
+
+        Rows are (id, received_at, topic, payload's first `payload_max` bytes, reason code, reason,
+        device id, shipment id, payload size): rows written before payloads were bounded can be
+        megabytes, and only the prefix is read.
+        """
         where: list[str] = ["id < ?"]
         params: list[Any] = [before_id if before_id is not None else 2**63 - 1]
         if device_id is not None:
@@ -658,5 +777,6 @@ class Store:
             where.append("reason_code = ?")
             params.append(reason_code)
         return await self._fetch(
-            "SELECT id, received_at, topic, payload, reason_code, reason, device_id, shipment_id FROM quarantine "
-            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+            "SELECT id, received_at, topic, substr(payload, 1, ?), reason_code, reason, device_id, shipment_id, "
+            f"length(payload) FROM quarantine WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (payload_max, *params, limit))

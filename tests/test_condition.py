@@ -33,18 +33,29 @@ def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services:
     r = cli("condition", d.shipment_id, "--data-dir", str(data), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     pack = json.loads(r.stdout)["packs"][0]
-    assert (pack["readings"], pack["acked_seq"], pack["missing"], pack["gaps"], pack["unsealed"]) == (
-        5, 2, 3, [[3, 4], [6, 6]], 0)
+    assert (pack["status"], pack["readings"], pack["acked_seq"], pack["missing"], pack["gaps"], pack["unsealed"]) == (
+        "incomplete", 5, 2, 3, [[3, 4], [6, 6]], 0)  # never "ok" (nor "warning"): a gap may hide worse
     table = cli("condition", d.shipment_id, "--data-dir", str(data))
-    assert "3 missing" in table.stdout and "3 (3-4, 6)" in table.stdout, table.stdout
+    assert "): incomplete, " in table.stdout and "3 missing" in table.stdout, table.stdout
+    assert "3 (3-4, 6)" in table.stdout, table.stdout
 
     api = pipeline_services.start_api(tmp_path)
     assert get_json(f"{api}/shipments/{d.shipment_id}/condition")["packs"][0]["gaps"] == [[3, 4], [6, 6]]
 
     publish_all(port, [readings[s] for s in (3, 4, 6)])  # the device resends what is missing
     wait_for(lambda: stats() == (8, 8), 20, "the gap filled and sealed")
-    pack = json.loads(cli("condition", d.shipment_id, "--data-dir", str(data), "--json").stdout)["packs"][0]
-    assert (pack["acked_seq"], pack["missing"], pack["gaps"]) == (7, 0, [])
+    c = json.loads(cli("condition", d.shipment_id, "--data-dir", str(data), "--json").stdout)
+    pack, whole = c["packs"][0], "warning" if c["excursions"] else "ok"  # only its warning bands count now
+    assert (pack["status"], pack["acked_seq"], pack["missing"], pack["gaps"]) == (whole, 7, 0, [])
+
+
+def test_a_status_is_the_worst_that_applies_and_ok_means_whole_and_within_the_envelope() -> None:
+    from api.condition import worst
+
+    assert worst([]) == "ok"
+    assert worst(["warning", "incomplete"]) == "incomplete"  # what is missing may be worse than a warning
+    assert worst(["incomplete", "violated"]) == "violated"
+    assert worst(["violated", "disputed", "warning"]) == "disputed"  # the violation may be the forged version's
 
 
 def test_an_unknown_shipment_is_bad_input(tmp_path: Path, pipeline_services: Pipeline) -> None:

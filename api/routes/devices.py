@@ -12,7 +12,9 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SettingsDep
-from packproof.crypto import key_id, unb64
+from edge.thresholds import profile_problem
+from packproof.crypto import key_id, unb64, weak_key_problem
+from packproof.errors import RegistryConflict
 from packproof.reading import ID_PATTERN
 from packproof.store import Store
 
@@ -25,7 +27,9 @@ class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device_id: Ident
     shipment_id: Ident
-    profile: str = "un38.3-cell"
+    profile: Ident | None = Field(None, description="UN 38.3 profile of the shipment: given for a new shipment "
+                                                    "(default un38.3-cell); for an existing one it must be the "
+                                                    "profile it has (changing it is `packproof shipments set-profile`)")
     public_key: str | None = Field(None, description="Ed25519 public key, base64; null for a tracker that cannot sign")
 
 
@@ -38,6 +42,10 @@ class DeviceOut(BaseModel):
 
 @router.post("", response_model=DeviceOut, status_code=201)
 async def register_device(body: DeviceIn, settings: SettingsDep, _request: Request) -> DeviceOut:
+    """422 for an unknown profile or a key that is not a usable Ed25519 key; 409 when the registry
+    already holds this device with another key or shipment, or the shipment with another profile."""
+    if body.profile is not None and (problem := profile_problem(body.profile, settings.profiles)):
+        raise HTTPException(422, f"profile: {problem}")
     key = None
     if body.public_key is not None:
         try:
@@ -46,9 +54,13 @@ async def register_device(body: DeviceIn, settings: SettingsDep, _request: Reque
             key = b""
         if len(key) != 32:
             raise HTTPException(422, "public_key must be the base64 of a 32-byte Ed25519 public key")
+        if problem := weak_key_problem(key):
+            raise HTTPException(422, f"public_key is {problem}")
     store = await Store.open(settings.data_dir.store)
     try:
         created = await store.register({body.shipment_id: body.profile}, [(body.device_id, body.shipment_id, key)])
+    except RegistryConflict as exc:
+        raise HTTPException(409, str(exc)) from None
     finally:
         await store.close()
     return DeviceOut(device_id=body.device_id, shipment_id=body.shipment_id,

@@ -1,7 +1,10 @@
 """`/quarantine`: every payload the ingestor refused, with its reason, newest first.
 
 Nothing rejected is silently dropped: the raw bytes are kept as received, so an operator
-can see what a device really sent (as text when it is UTF-8, always as base64).
+can see what a device really sent (as text when it is UTF-8, always as base64). A page is
+bounded: at most PAGE_MAX rows of at most PAYLOAD_MAX bytes each (a payload the ingestor
+cut at its 4 KiB prefix says so in its reason, with the whole one's size and SHA-256; rows
+from before that bound are cut here, `payload_truncated` and `payload_size` tell).
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from fastapi import APIRouter, Query
 
 from api.deps import MAX_ROW, StoreDep
 from api.schemas import QuarantinedOut, QuarantinePage
+from packproof.store import QUARANTINE_KEEP
 from packproof.timefmt import rfc3339
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"])
+
+PAYLOAD_MAX = QUARANTINE_KEEP  # bytes of a payload shown: a page is ~10 KB a row at most, base64 and text
+PAGE_MAX = 500  # rows a page: ~5 MB at most
 
 
 def _text(payload: bytes) -> str | None:
@@ -31,10 +38,12 @@ async def list_quarantine(
     device_id: Annotated[str | None, Query(description="Only payloads from this device (by its topic).")] = None,
     reason: Annotated[str | None, Query(description="Only this reason code, e.g. bad_signature.")] = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_ROW, description="Cursor: next_before of the last page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> QuarantinePage:
-    rows = await store.quarantined(device_id=device_id, reason_code=reason, before_id=before, limit=limit)
+    rows = await store.quarantined(device_id=device_id, reason_code=reason, before_id=before, limit=limit,
+                                   payload_max=PAYLOAD_MAX)
     items = [QuarantinedOut(id=r[0], received_at=rfc3339(r[1]), topic=r[2], reason_code=r[4], reason=r[5],
-                            device_id=r[6], shipment_id=r[7], payload_text=_text(r[3]),
-                            payload_b64=base64.b64encode(r[3]).decode()) for r in rows]
+                            device_id=r[6], shipment_id=r[7], payload_text=_text(bytes(r[3])),
+                            payload_b64=base64.b64encode(r[3]).decode(), payload_size=r[8],
+                            payload_truncated=r[8] > len(r[3])) for r in rows]
     return QuarantinePage(items=items, next_before=rows[-1][0] if len(rows) == limit else None)

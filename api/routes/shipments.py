@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query
 
-from api.condition import condition
+from api.condition import RECENT_DISPUTES, condition
 from api.deps import MAX_ROW, SettingsDep, StoreDep
 from api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
 from packproof.timefmt import rfc3339
@@ -41,10 +41,10 @@ async def get_shipment(store: StoreDep, shipment_id: str) -> ShipmentDetail:
 
 @router.get("/{shipment_id}/condition", response_model=Condition)
 async def get_condition(store: StoreDep, settings: SettingsDep, shipment_id: str) -> Condition:
-    """Overall and per-pack status from maintained aggregates and excursions (no scan)."""
+    """Overall and per-pack status from maintained aggregates, excursions and disputes (no scan of readings)."""
     sid, profile = await _shipment_or_404(store, shipment_id)
-    return condition(sid, profile, await store.shipment_devices(sid),
-                     await store.shipment_excursions(sid), time.time(), settings.stale_after)
+    return condition(sid, profile, await store.shipment_devices(sid), await store.shipment_excursions(sid),
+                     time.time(), settings.stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES))
 
 
 @router.get("/{shipment_id}/readings", response_model=ReadingPage)

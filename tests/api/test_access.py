@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.net import free_port
 from tests.conftest import Service, cli
 
@@ -46,7 +47,8 @@ def closed_api(data: Path) -> Iterator[str]:
     yield from serve(data, "--admin-token-file", str(data / "admin"), "--read-token-file", str(data / "reader"))
 
 
-DEVICE = {"device_id": "api-dev-1", "shipment_id": "SHP-API", "public_key": base64.b64encode(b"k" * 32).decode()}
+DEVICE = {"device_id": "api-dev-1", "shipment_id": "SHP-API",
+          "public_key": base64.b64encode(public_key_bytes(private_key_from_seed(b"api-dev-1"))).decode()}
 
 
 def test_writes_are_off_without_an_admin_token(open_api: str) -> None:
@@ -66,7 +68,7 @@ def test_writes_need_the_admin_token_and_reads_the_read_token(closed_api: str) -
     assert again.status_code == 201 and again.json()["created"] is False
     assert httpx.post(f"{closed_api}/devices", json={**DEVICE, "public_key": "xx"}, headers=admin).status_code == 422
     conflict = httpx.post(f"{closed_api}/devices", json={**DEVICE, "shipment_id": "OTHER"}, headers=admin)
-    assert conflict.status_code == 400 and "already registered" in conflict.json()["detail"]
+    assert conflict.status_code == 409 and "already registered" in conflict.json()["detail"]
 
     assert httpx.get(f"{closed_api}/shipments").status_code == 401
     assert httpx.get(f"{closed_api}/metrics").status_code == 401

@@ -174,3 +174,11 @@ def test_a_device_cannot_read_telemetry_through_a_shared_subscription(mosquitto:
     # So a device login can *join* the ingestors' share group and the broker routes it a share that
     # the ACL then drops (README, "Running on Mosquitto"): a limit of the ACL file we can only document.
     assert spy_granted in ("Granted QoS 1", "Not authorized"), spy_granted
+
+
+def test_mosquitto_refuses_oversized_packets(mosquitto: MosquittoBroker) -> None:
+    from tests.broker.test_packet_size import oversized_packets_are_refused
+
+    mosquitto.add_login("dev-b", "pb")
+    oversized_packets_are_refused(mosquitto.port, ("packproof-ingestor", mosquitto.ingestor_password),
+                                  ("dev-b", "pb"))

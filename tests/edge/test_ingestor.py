@@ -21,7 +21,7 @@ from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.errors import ConfigError
 from packproof.reading import Reading
 from packproof.runner import wait_until
-from packproof.store import Store
+from packproof.store import QUARANTINE_KEEP, Store
 from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
 
 KEY = private_key_from_seed(b"test-device")
@@ -127,7 +127,7 @@ async def test_bad_input_is_quarantined_with_reasons_and_honest_readings_flow(
     assert "does not verify" in by_code["bad_signature"]
     assert "device ghost is not registered" in by_code["unknown_device"]
     assert "published on the topic of device dev-2" in by_code["topic_mismatch"]
-    assert {r[2] for r in rows} == {p for _, _, p in BAD}  # raw bytes kept as received
+    assert {r[2] for r in rows} == {p[:QUARANTINE_KEEP] for _, _, p in BAD}  # raw bytes kept as received, up to 4 KiB
     stored = db.execute("SELECT count(*), count(DISTINCT device_id || ':' || seq) FROM readings "
                         "WHERE device_id != '~registry'").fetchone()
     assert stored == (13, 13)

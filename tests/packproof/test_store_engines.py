@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from anchor.merkle import leaf_hash
+from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.db import query_sync as query
 from packproof.errors import StoreError
 from packproof.paths import DataDir
@@ -29,11 +30,12 @@ def batch(device: str, seqs: range) -> IngestBatch:
 
 async def test_a_new_store_is_created_at_the_current_version_and_reopened_with_its_data(store_url: str) -> None:
     store = await Store.open(store_url)
-    await store.register({"S": "un38.3-cell"}, [("d", "S", b"k" * 32)])
+    key = public_key_bytes(private_key_from_seed(b"d"))
+    await store.register({"S": "un38.3-cell"}, [("d", "S", key)])
     await store.close()
     again = await Store.open(store_url)
     (d,) = await again.devices()
-    assert (d.device_id, d.public_key, d.keys) == ("d", b"k" * 32, ((0, b"k" * 32),))
+    assert (d.device_id, d.public_key, d.keys) == ("d", key, ((0, key),))
     await again.close()
     assert query(store_url, "SELECT value FROM meta WHERE key='schema_version'") == [(str(SCHEMA_VERSION),)]
     reader = await Store.open(store_url, readonly=True)

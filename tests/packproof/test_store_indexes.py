@@ -65,8 +65,8 @@ async def api_statements(store: Store) -> list[tuple[str, tuple[Any, ...]]]:
         await store.device("d1")
         await store.counters()
         await store.statuses()
-        await store.quarantined(device_id="d1", reason_code=None, before_id=None, limit=20)
-        await store.quarantined(device_id=None, reason_code="malformed_json", before_id=2, limit=20)
+        await store.quarantined(device_id="d1", reason_code=None, before_id=None, limit=20, payload_max=4096)
+        await store.quarantined(device_id=None, reason_code="malformed_json", before_id=2, limit=20, payload_max=4096)
         await store.blocks(2, 10)
         block = await store.block(3)
         assert block is not None
