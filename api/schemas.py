@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Status = Literal["ok", "warning", "violated"]
 
@@ -105,10 +105,17 @@ class BlockPage(BaseModel):
     next_start: int | None
 
 
+class DiskFullOut(BaseModel):
+    component: str  # the writer that cannot write: ingestor, sealer, simulator buffer
+    since: str  # RFC 3339, its first failed write of this episode
+    error: str  # its latest error, as the driver or the OS said it
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "disk full"]  # "disk full": intake paused, reads work, resumes when space is freed
     readings: int
     blocks: int
+    disk_full: list[DiskFullOut] = Field(default_factory=list)
 
 
 class QuarantinedOut(BaseModel):

@@ -6,6 +6,7 @@ Tree::
     ├── InvalidReading        a device payload that cannot be accepted (carries a reason code)
     ├── ConfigError           bad user input to a command: flags, files, profiles
     ├── StoreError            the off-chain store failed or holds something impossible
+    │   └── DiskFullError     ... because its disk (or quota) is full: retried, never fatal to a service
     ├── LedgerIntegrityError  the ledger file, its chain or its signatures do not hold
     ├── ProofError            a Merkle inclusion proof does not check (expected vs got)
     └── BrokerError           the embedded broker could not start or serve
@@ -35,6 +36,10 @@ class ConfigError(PackproofError):
 
 class StoreError(PackproofError):
     """The off-chain store failed, or holds data that contradicts itself."""
+
+
+class DiskFullError(StoreError):
+    """A store write failed for lack of space (see packproof.diskfull); the message says "disk full"."""
 
 
 class LedgerIntegrityError(PackproofError):

@@ -27,6 +27,7 @@ from rich.console import Console
 
 from broker.auth import PasswordFile
 from broker.embedded import EmbeddedBroker
+from packproof.diskfull import DISK
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.services import IngestOptions, IngestService, api_server
@@ -153,15 +154,20 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                 out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
                           f"--ledger-key {dirs.ledger_pub}")
             st = service.ingestor.stats
+            full = DISK.summary()
             out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s, resent {s.resent:,}) | buffered {s.buffered:,} | "
                       f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
                       f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} in "
-                      f"{sealer.sealed_blocks:,} blocks", highlight=False)
+                      f"{sealer.sealed_blocks:,} blocks" + (f" | {full}" if full else ""), highlight=False)
 
         last = [0.0]
+        was_full = [False]
 
         def throttled(s: PublishStats) -> None:
-            if time.monotonic() - last[0] >= 5.0 or not hint_shown:
+            # At once when the disk fills or frees, so the line says what /health says.
+            full = bool(DISK.current())
+            if time.monotonic() - last[0] >= 5.0 or not hint_shown or full != was_full[0]:
+                was_full[0] = full
                 last[0] = time.monotonic()
                 tick(s)
 
@@ -174,7 +180,11 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         stats = await sim
         stopper.cancel()
         drained = not stats.buffered
-        if o.forward.drain_timeout > 0 and not drained:
+        disk_full = DISK.summary()
+        if disk_full and not drained:
+            # Acknowledgements need the ingestor to write: waiting for them on a full disk only delays the stop.
+            out.print(f"{disk_full}; stopping without waiting for acknowledgements", highlight=False)
+        elif o.forward.drain_timeout > 0 and not drained:
             shown = [0.0]
 
             def draining(s: PublishStats) -> None:
@@ -187,7 +197,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         publisher.close()
         out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
         ingestor = service.ingestor
-        if not drained:  # let what is still on its way arrive before the ingestor stops
+        if not drained and not disk_full:  # let what is still on its way arrive before the ingestor stops
             await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
         ingest_stop.set()
         await pipeline

@@ -8,7 +8,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.deps import StoreDep
-from api.schemas import Health
+from api.schemas import DiskFullOut, Health
+from packproof.diskfull import DISK
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
@@ -16,10 +17,14 @@ metrics_router = APIRouter(tags=["operations"])
 
 @router.get("/health", response_model=Health)
 async def health(store: StoreDep) -> Health:
+    """200 while the API can read, whatever the writers' state: a full disk pauses intake, not reads,
+    so it is reported in the body (which writer, since when) rather than as an outage."""
     counters = await store.counters()
     head = await store.head_block()
-    return Health(status="ok", readings=counters.get("readings_accepted", 0),
-                  blocks=head.height + 1 if head else 0)
+    full = DISK.current()
+    return Health(status="disk full" if full else "ok", readings=counters.get("readings_accepted", 0),
+                  blocks=head.height + 1 if head else 0,
+                  disk_full=[DiskFullOut(component=d.component, since=d.since_text, error=d.error) for d in full])
 
 
 class _Snapshot(Collector):
@@ -41,6 +46,11 @@ class _Snapshot(Collector):
         yield q
         yield GaugeMetricFamily("packproof_ledger_height", "Height of the newest sealed block (-1: none)",
                                 value=self.height)
+        full = GaugeMetricFamily("packproof_disk_full", "1 while this writer cannot write for lack of space",
+                                 labels=["component"])
+        for d in DISK.current():
+            full.add_metric([d.component], 1)
+        yield full
 
 
 @metrics_router.get("/metrics", response_class=Response)
