@@ -354,6 +354,7 @@ class FleetPublisher:
         self._unsaved.add(readings, self._take_acks(), marks)
         if self._unsaved and time.monotonic() >= self._retry_at:
             self._commit()
+        self.stats.buffered = self.buffered()
         busy = False
         now_mono, now = time.monotonic(), time.time()
         for link in self._links:
@@ -371,7 +372,6 @@ class FleetPublisher:
                 raise
             DISK.failed(BUFFER_COMPONENT, exc)
             self._retry_at = time.monotonic() + self._backoff.delay()
-            self.stats.buffered = self.buffered()
             return False
         DISK.cleared(BUFFER_COMPONENT)
         self._backoff.reset()
@@ -385,7 +385,6 @@ class FleetPublisher:
                             "raise --buffer-max or shorten the outages", self.buffer.max_per_device, n,
                             next(iter(result.dropped)))
             self.stats.dropped += n
-        self.stats.buffered = self.buffered()
         return True
 
     def _take_acks(self) -> dict[str, int]:
@@ -466,7 +465,7 @@ class FleetPublisher:
             log.error("the simulator buffer's disk is still full: %d reading(s) made meanwhile are lost",
                       len(self._unsaved.readings))
             self._unsaved = _Unsaved()
-            self.stats.buffered = self.buffered()
+        self.stats.buffered = self.buffered()
         self._closing = True
         for link in self._links:
             c = link.client
