@@ -10,54 +10,17 @@ resumes by itself with every reading stored once, in seq order, nothing lost.
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 
 from packproof.db import query_sync
 from packproof.net import free_port
-from tests.conftest import Service, cli, wait_for
+from tests.conftest import Service, cli, fill_up, small_fs, wait_for
 
 FLEET = ("--shipments", "3", "--packs", "2", "--rate", "5")
-
-
-@contextmanager
-def small_fs(where: Path, size: str = "24m") -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `where`, unmounted at the end whatever happens."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for a real full disk needs root")
-    where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); "
-                    "tests/packproof/test_diskfull.py and the SQLITE_FULL tests cover the logic")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)  # lazy: a killed process may still hold files
-
-
-def fill(fs: Path) -> Path:
-    """Write zeros until the file system refuses (ENOSPC); returns the filler file."""
-    filler = fs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, bytes(1 << 16))
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC, exc
-    finally:
-        os.close(fd)
-    return filler
 
 
 def health(api: str) -> dict:  # type: ignore[type-arg]
@@ -87,7 +50,7 @@ def test_a_full_disk_pauses_intake_keeps_reads_and_resumes_when_space_returns(tm
                       log=tmp_path / "run.log")
         try:
             svc.wait_output("verify a reading:", timeout=60)
-            filler = fill(fs)
+            filler = fill_up(fs)
             full = wait_for(lambda: (h := health(api))["status"] == "disk full" and h, 20, "/health to say disk full")
             assert {d["component"] for d in full["disk_full"]} <= {"ingestor", "sealer", "simulator buffer"}
             assert all(d["since"].endswith("Z") and d["error"] for d in full["disk_full"])
@@ -120,7 +83,7 @@ def test_run_ends_on_time_on_a_full_disk_and_the_next_run_stores_what_was_kept(t
         started = time.monotonic()
         try:
             svc.wait_output("verify a reading:", timeout=60)
-            filler = fill(fs)
+            filler = fill_up(fs)
             assert svc.proc.wait(60) == 0, svc.output()
             took = time.monotonic() - started
         finally:

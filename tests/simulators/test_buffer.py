@@ -128,7 +128,7 @@ def test_a_full_disk_fails_the_commit_cleanly_and_the_same_commit_works_later(tm
     with SimBuffer(tmp_path / "b.db") as b:
         b.commit(**tick("a", range(0, 2)))
         fill_up(b)
-        big = {"readings": [("a", s, bytes(20_000)) for s in range(2, 6)], "next_seqs": {"a": 6}}
+        big: dict = {"readings": [("a", s, bytes(20_000)) for s in range(2, 6)], "next_seqs": {"a": 6}}  # type: ignore[type-arg]
         with pytest.raises(sqlite3.OperationalError) as failed:
             b.commit(**big, acked={"a": 0})
         assert failed.value.sqlite_errorcode == 13, failed.value  # type: ignore[attr-defined]  # SQLITE_FULL itself
