@@ -7,7 +7,7 @@ that tells scripts what happened (sigstore's CLI does the same):
     1  a proof, signature or the ledger does not hold
     2  bad input: a flag, a file, an unknown id
     3  cannot reach a service (the API, the broker)
-    4  the store failed
+    4  the store failed (a full disk included: "disk full")
 
 `--verbose` shows the traceback as well.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 import threading
 from enum import IntEnum
@@ -28,6 +29,7 @@ from rich.console import Console
 
 from packproof.cliopts import COMMON, FLEET_FLAGS, MQTT_CLIENT, Flag, bare, configured, show_command
 from packproof.config import Settings
+from packproof.diskfull import DISK, is_disk_full
 from packproof.errors import (
     BrokerError,
     LedgerIntegrityError,
@@ -326,7 +328,8 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
         try:
             with out.status("starting") as status:
                 def tick(s: PublishStats) -> None:
-                    status.update(s.summary())
+                    full = DISK.summary()  # the buffer's disk: the devices keep measuring, in memory
+                    status.update(s.summary() + (f" | {full}" if full else ""))
 
                 def draining(s: PublishStats) -> None:
                     status.update(f"draining: {s.buffered:,} readings not yet acknowledged "
@@ -802,3 +805,13 @@ def main() -> None:
             err.print_exception()
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(int(_code_for(exc)))
+    except (OSError, sqlite3.Error) as exc:
+        # A full disk where a running service retries is reported there; one met while a command
+        # starts (creating a file, opening a database) ends it here, with a line, not a traceback.
+        if not is_disk_full(exc):
+            raise
+        if _verbose:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] disk full: {exc}; free space where the data directory or the store "
+                  "lives, then start again", highlight=False)
+        sys.exit(int(Exit.STORE))
