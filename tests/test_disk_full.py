@@ -103,3 +103,12 @@ def test_run_ends_on_time_on_a_full_disk_and_the_next_run_stores_what_was_kept(t
         # Everything the first run kept in its buffer is stored now, once, with what the second made
         # (readings stored while the buffer could not record their acks come again: duplicates, stored once).
         assert_every_reading_stored_once_in_order(data, first["measured"] + second["measured"])
+
+
+def test_a_command_started_on_a_full_disk_says_so_in_one_line(tmp_path: Path) -> None:
+    with small_fs(tmp_path / "fs", size="1m") as fs:
+        fill_up(fs)
+        r = cli("run", "--data-dir", str(fs / "d"), "--api-port", str(free_port()), "--duration", "2", *FLEET,
+                timeout=60)
+        assert r.returncode == 4, r.stdout + r.stderr
+        assert "error: disk full:" in r.stderr and "Traceback" not in r.stdout + r.stderr, r.stderr
