@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packproof.timefmt import rfc3339
 
@@ -133,7 +133,7 @@ class Backoff:
 
     first: float = 0.25
     cap: float = 2.0
-    _next: float = 0.0
+    _next: float = field(default=0.0, init=False)
 
     def delay(self) -> float:
         d = self._next or self.first

@@ -179,7 +179,8 @@ def test_api_reads_pages_metrics_and_health(pipeline: dict) -> None:  # type: ig
     assert len(seen) == len(set(seen)) == PACKS * COUNT
     head = get_json(f"{url}/ledger/head")
     assert head["height"] >= 0 and len(head["hash"]) == 64
-    assert get_json(f"{url}/health") == {"status": "ok", "readings": pipeline["total"], "blocks": head["height"] + 1}
+    assert get_json(f"{url}/health") == {"status": "ok", "readings": pipeline["total"], "blocks": head["height"] + 1,
+                                        "disk_full": []}
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert f"packproof_readings_accepted_total {float(pipeline['total'])}" in metrics
     assert f"packproof_ledger_height {float(head['height'])}" in metrics
