@@ -180,14 +180,21 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         stats = await sim
         stopper.cancel()
         drained = not stats.buffered
-        disk_full = DISK.summary()
-        if disk_full and not drained:
+
+        def disk_full_stops_waiting() -> bool:
             # Acknowledgements need the ingestor to write: waiting for them on a full disk only delays the stop.
-            out.print(f"{disk_full}; stopping without waiting for acknowledgements", highlight=False)
-        elif o.forward.drain_timeout > 0 and not drained:
+            full = DISK.summary()
+            if full and not abort_drain.is_set():
+                abort_drain.set()
+                out.print(f"{full}; stopping without waiting for acknowledgements", highlight=False)
+            return full is not None
+
+        if not drained and o.forward.drain_timeout > 0 and not disk_full_stops_waiting():
             shown = [0.0]
 
             def draining(s: PublishStats) -> None:
+                if disk_full_stops_waiting():  # the disk filled while draining
+                    return
                 if time.monotonic() - shown[0] >= 2.0:
                     shown[0] = time.monotonic()
                     out.print(f"  draining: {s.buffered:,} readings not yet acknowledged", highlight=False)
@@ -197,7 +204,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         publisher.close()
         out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
         ingestor = service.ingestor
-        if not drained and not disk_full:  # let what is still on its way arrive before the ingestor stops
+        if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
             await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
         ingest_stop.set()
         await pipeline

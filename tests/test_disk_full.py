@@ -80,9 +80,9 @@ def test_run_ends_on_time_on_a_full_disk_and_the_next_run_stores_what_was_kept(t
         data = fs / "d"
         svc = Service("run", "--data-dir", str(data), "--api-port", str(free_port()), "--duration", "10", *FLEET,
                       log=tmp_path / "run.log")
-        started = time.monotonic()
         try:
-            svc.wait_output("verify a reading:", timeout=60)
+            svc.wait_output("verify a reading:", timeout=60)  # printed a moment after the fleet starts
+            started = time.monotonic()
             filler = fill_up(fs)
             assert svc.proc.wait(60) == 0, svc.output()
             took = time.monotonic() - started
@@ -91,8 +91,8 @@ def test_run_ends_on_time_on_a_full_disk_and_the_next_run_stores_what_was_kept(t
         out = svc.output()
         assert "Traceback" not in out, out
         assert "stopping without waiting for acknowledgements" in out, out
-        # 10 s of run, its start-up (a few s on a busy machine), and the stop: no 30 s drain, no hang.
-        assert took < 10 + 15, (took, out)
+        # The rest of the 10 s and the stop: no 30 s drain, no hang.
+        assert took < 10 + 10, (took, out)
         first = done_counts(out)
         filler.unlink()
         r = cli("run", "--data-dir", str(data), "--api-port", str(free_port()), "--duration", "3", *FLEET,
