@@ -13,6 +13,7 @@ re-checks links, hashes and signatures and names the first broken height.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -203,15 +204,29 @@ class LedgerFile:
         return len(data) - keep
 
     def append(self, block: Block) -> None:
+        """Append one block's line and fsync it, or leave the file as it was and raise.
+
+        A full disk can cut a write short or fail the fsync: the file is then cut back to its
+        last whole line, so the retry appends a clean one rather than one glued to a fragment.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
             line = block.to_line()
             if failpoints.armed("seal.mid-ledger"):
                 os.write(fd, line[: len(line) // 2])
                 os.fsync(fd)
                 failpoints.die("seal.mid-ledger")
-            os.write(fd, line)
-            os.fsync(fd)
+            try:
+                written = 0
+                while written < len(line):  # os.write may write part of it (a full disk)
+                    written += os.write(fd, line[written:])
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):  # if this fails too, repair_tail cuts it at the next start
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                raise
         finally:
             os.close(fd)

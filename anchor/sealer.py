@@ -27,11 +27,13 @@ from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_
 from anchor.merkle import root_from_leaf_hashes
 from packproof import failpoints
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
-from packproof.errors import LedgerIntegrityError
+from packproof.diskfull import DISK, Backoff, is_disk_full
+from packproof.errors import LedgerIntegrityError, StoreError
 from packproof.store import REGISTRY, BlockRecord, Store
 from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
+SEALER_COMPONENT = "sealer"  # as /health and the progress line name it when its disk is full
 
 
 def _record(block: Block, first_id: int, last_id: int) -> BlockRecord:
@@ -59,9 +61,13 @@ class Sealer:
         self.sealed_blocks = 0
         self.sealed_leaves = 0  # readings and registry records
         self.sealed_readings = 0
+        self._unsettled = False  # a full disk interrupted a seal: `recover` before the next
 
-    async def recover(self) -> int:
-        """Bring store and ledger into agreement; returns how many blocks were completed."""
+    async def recover(self, *, count: bool = False) -> int:
+        """Bring store and ledger into agreement; returns how many blocks were completed.
+
+        `count`: the completed blocks are this sealer's own (a seal a full disk interrupted), so
+        they count in `sealed_*`; at start they are a previous process's and do not."""
         cut = self.ledger.repair_tail()
         if cut:
             log.warning("ledger %s: cut an incomplete last line (%d bytes)", self.ledger.path, cut)
@@ -90,6 +96,8 @@ class Sealer:
                     f"{len(rows)} stored readings hash to root {root.hex()}, not "
                     f"{block.header['merkle_root']}", block.height)
             await self.store.record_block(_record(block, rows[0][0], rows[-1][0]), rows)
+            if count:
+                self._count(rows)
             after = rows[-1][0]
             completed += 1
             log.warning("completed block %d found in the ledger but not in the store", block.height)
@@ -117,10 +125,14 @@ class Sealer:
         self._head = record
         if next_public is not None:
             self._complete_rotation()
+        self._count(rows)
+        return record
+
+    def _count(self, rows: list[tuple[int, str, bytes]]) -> None:
+        """A block this sealer recorded: sealed, or completed after a full disk interrupted its seal."""
         self.sealed_blocks += 1
         self.sealed_leaves += len(rows)
         self.sealed_readings += sum(1 for r in rows if r[1] != REGISTRY)
-        return record
 
     # ---- key rotation: a block signed by the old key names the new one -------------------
 
@@ -144,16 +156,50 @@ class Sealer:
         log.warning("ledger key rotated: blocks are now signed by key %s", key_id(self.public_key))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Seal until `stop` is set, then seal what is left once more and return."""
+        """Seal until `stop` is set, then seal what is left once more and return.
+
+        A full disk (the ledger append or the store's record of a block) pauses sealing, retried
+        with backoff; it never stops the sealer, nor holds up a stop: what is left unsealed then
+        is sealed by the next start.
+        """
         if self._head is None:
             await self.recover()
+        backoff = Backoff()
         while not stop.is_set():
             started = time.monotonic()
-            record = await self.seal_once()
-            if record is not None and record.leaf_count >= self.max_leaves:
+            record, full = await self._seal_or_disk_full()
+            if full:
+                delay = backoff.delay()
+            elif record is not None and record.leaf_count >= self.max_leaves:
                 continue  # a backlog: keep sealing without waiting
-            delay = max(0.0, self.interval - (time.monotonic() - started))
+            else:
+                backoff.reset()
+                delay = max(0.0, self.interval - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-        while await self.seal_once() is not None:
-            pass
+        while True:
+            record, full = await self._seal_or_disk_full()
+            if full:
+                log.warning("stopping with readings unsealed: the disk is full; the next start seals them")
+            if record is None:
+                return
+
+    async def _seal_or_disk_full(self) -> tuple[BlockRecord | None, bool]:
+        """One seal; (None, True) if a full disk refused the ledger append or the store's record.
+
+        A block may then be in the ledger and not in the store, or half a line in the ledger:
+        `recover` completes or cuts it before the next seal, as after a crash.
+        """
+        try:
+            if self._unsettled:
+                await self.recover(count=True)
+                self._unsettled = False
+            record = await self.seal_once()
+        except (OSError, StoreError) as exc:
+            if not is_disk_full(exc):
+                raise
+            self._unsettled = True
+            DISK.failed(SEALER_COMPONENT, exc)
+            return None, True
+        DISK.cleared(SEALER_COMPONENT)
+        return record, False

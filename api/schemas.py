@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 # Worst last: a pack's status is the worst that applies (api.condition.worst).
 Status = Literal["ok", "warning", "incomplete", "violated", "disputed"]
@@ -118,13 +118,22 @@ class BlockPage(BaseModel):
     next_start: int | None
 
 
+class DiskFullOut(BaseModel):
+    component: str  # the writer that cannot write: ingestor, sealer, simulator buffer
+    since: str  # RFC 3339, its first failed write of this episode
+    error: str  # its latest error, as the driver or the OS said it
+
+
 class Health(BaseModel):
-    """`degraded` when a component reports it cannot do its job (packproof.health); `problems` says which and why."""
-    status: Literal["ok", "degraded"]
+    """`ok`; `disk full` while a writer of this process waits for space (intake paused, reads work,
+    it resumes by itself); `degraded` when a component reports it cannot do its job
+    (packproof.health). `problems` says which and why, in sentences."""
+    status: Literal["ok", "degraded", "disk full"]
     readings: int
     blocks: int
-    problems: list[str] = []
-    components: dict[str, dict[str, Any]] = {}
+    problems: list[str] = Field(default_factory=list)
+    components: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    disk_full: list[DiskFullOut] = Field(default_factory=list)
 
 
 class QuarantinedOut(BaseModel):

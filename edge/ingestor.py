@@ -44,6 +44,7 @@ from edge.session import SessionWatch
 from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, evaluate
 from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
+from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
 from packproof.store import DeviceRecord, IngestBatch, Store, kept_evidence
@@ -89,6 +90,7 @@ class IngestStats:
     duplicates: int = 0
     quarantined: int = 0
     batches: int = 0
+    unwritten: int = 0  # messages given up at a stop while the store could not write; never acknowledged
 
     @property
     def processed(self) -> int:
@@ -109,6 +111,8 @@ def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
 
 
 MQTT_PROTOCOLS = ("3.1.1", "5")
+INGESTOR_COMPONENT = "ingestor"  # as /health and the progress line name it when its disk is full
+STOP_GRACE = 3.0  # s a stop keeps retrying a store that cannot write
 SESSION_EXPIRY = 600  # s the broker keeps an MQTT 5 ingestor's session (and its share) while it is away
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: another client connected with our client id
 
@@ -172,13 +176,14 @@ class Ingestor:
         batch_max: int = 2000, inbox_max: int = 20000, linger: float = 0.05, ack_interval: float = 1.0,
         username: str | None = None, password: str | None = None, tls_ca: str | None = None,
         share_group: str | None = None, mqtt_protocol: str = "3.1.1", session_expiry: int = SESSION_EXPIRY,
-        verify_workers: int = 0, limits: Plausibility = PLAUSIBLE,
+        verify_workers: int = 0, limits: Plausibility = PLAUSIBLE, stop_grace: float = STOP_GRACE,
     ) -> None:
         """`share_group`: subscribe as one member of an MQTT 5 shared subscription (several ingestors
         on one store split the telemetry). A share group, or `mqtt_protocol="5"`, speaks MQTT 5 with
         a persistent session (clean start off) that the broker keeps `session_expiry` seconds after a
         disconnect; otherwise MQTT 3.1.1 with clean session off, as the embedded broker (amqtt)
-        speaks only 3.1.1. `verify_workers`: processes that check signatures (0: this process does)."""
+        speaks only 3.1.1. `verify_workers`: processes that check signatures (0: this process does).
+        `stop_grace`: s a stop waits for a store that cannot write before leaving the rest unacknowledged."""
         if mqtt_protocol not in MQTT_PROTOCOLS:
             raise ConfigError(f"MQTT protocol {mqtt_protocol!r}: choose one of {', '.join(MQTT_PROTOCOLS)}")
         self.store = store
@@ -210,6 +215,9 @@ class Ingestor:
         self._idle = True
         self._closing = False
         self._write_q: asyncio.Queue[Decoded | None] = asyncio.Queue(2)
+        self.stop_grace = stop_grace
+        self._give_up_at: float | None = None
+        self._gave_up = False
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._subscribed = threading.Event()
@@ -352,10 +360,17 @@ class Ingestor:
             raise BrokerError(self._subscribe_error)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process messages until `stop`; then drain the inbox, write, ack and disconnect."""
-        writer = asyncio.create_task(self._writer())
+        """Process messages until `stop`; then drain the inbox, write, ack and disconnect.
+
+        While the store cannot write (a full disk), stopping does not wait for it forever: see
+        `_commit_retrying`; what was not written is not acknowledged."""
+        writer = asyncio.create_task(self._writer(stop))
         try:
             while True:
+                if self._gave_up:
+                    self.stats.unwritten += len(self._inbox)
+                    self._inbox.clear()
+                    break
                 if not self._inbox:
                     if stop.is_set():
                         break
@@ -409,6 +424,10 @@ class Ingestor:
             st = self.stats
             log.info("ingestor stopped: %d received, %d stored, %d duplicates, %d quarantined, in %d batches",
                      st.received, st.accepted, st.duplicates, st.quarantined, st.batches)
+            if st.unwritten:
+                log.warning("%d message(s) could not be stored before stopping (the store cannot write) and were "
+                            "not acknowledged: the broker's session and the devices' buffers still hold them",
+                            st.unwritten)
 
     async def publish_status(self) -> None:
         """Write the session's status to the store when it changed (for /health, in another process).
@@ -424,20 +443,45 @@ class Ingestor:
             self.session.changed = True
             log.warning("could not record the ingestor's status (%s); will retry", exc)
 
-    async def _writer(self) -> None:
+    async def _writer(self, stop: asyncio.Event) -> None:
         while (item := await self._write_q.get()) is not None:
-            while True:
-                try:
-                    done = await self.commit(item)
-                    break
-                except StoreError as exc:  # e.g. disk full: keep the batch, retry, never ack
-                    log.error("%s; retrying in 1 s", exc)
-                    await asyncio.sleep(1.0)
-            self.client.ack_many(item.acks)
-            self._pending_acks.update(done.delivered)
-            self._send_acks()
+            done = await self._commit_retrying(item, stop)
+            if done is not None:
+                self.client.ack_many(item.acks)
+                self._pending_acks.update(done.delivered)
+                self._send_acks()
             self._write_q.task_done()
         self._write_q.task_done()
+
+    async def _commit_retrying(self, item: Decoded, stop: asyncio.Event) -> Settled | None:
+        """Commit a batch, retrying with backoff while the store fails (a full disk, a restarting
+        server): the batch is kept and none of it acknowledged meanwhile, so intake pauses (paho's
+        thread stops reading once the inbox is full) and resumes by itself when a write succeeds.
+
+        None: stopping, and writes have kept failing for `stop_grace` s since `stop`. The batch is
+        then given up unacknowledged: the broker's session and the devices' buffers still hold it,
+        and a stop is never held hostage by a full disk.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                done = await self.commit(item)
+            except StoreError as exc:
+                if is_disk_full(exc):
+                    DISK.failed(INGESTOR_COMPONENT, exc)  # logged once, then rate-limited
+                else:
+                    log.error("%s; retrying", exc)
+            else:
+                DISK.cleared(INGESTOR_COMPONENT)
+                return done
+            if stop.is_set():
+                if self._give_up_at is None:
+                    self._give_up_at = time.monotonic() + self.stop_grace
+                if time.monotonic() >= self._give_up_at:
+                    self._gave_up = True
+                    self.stats.unwritten += len(item.acks)
+                    return None
+            await asyncio.sleep(backoff.delay())
 
     async def commit(self, d: Decoded) -> Settled:
         """One transaction: settle a decoded batch against the store and write it; then count it."""

@@ -7,7 +7,7 @@ that tells scripts what happened (sigstore's CLI does the same):
     1  a proof, signature or the ledger does not hold
     2  bad input: a flag, a file, an unknown id
     3  cannot reach a service (the API, the broker)
-    4  the store failed
+    4  the store failed (a full disk included: "disk full")
     5  internal error: an unexpected exception (a bug), reported in one line
 
 `--verbose` shows the traceback as well.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 import threading
 from enum import IntEnum
@@ -29,6 +30,7 @@ from rich.console import Console
 
 from packproof.cliopts import COMMON, FLEET_FLAGS, MQTT_CLIENT, Flag, bare, configured, show_command
 from packproof.config import Settings
+from packproof.diskfull import DISK, is_disk_full
 from packproof.errors import (
     BrokerError,
     LedgerIntegrityError,
@@ -339,7 +341,8 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
         try:
             with out.status("starting") as status:
                 def tick(s: PublishStats) -> None:
-                    status.update(s.summary())
+                    full = DISK.summary()  # the buffer's disk: the devices keep measuring, in memory
+                    status.update(s.summary() + (f" | {full}" if full else ""))
 
                 def draining(s: PublishStats) -> None:
                     status.update(f"draining: {s.buffered:,} readings not yet acknowledged "
@@ -936,6 +939,12 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last resort: a bug must not read as a verdict (0 or 1)
         if _verbose:
             err.print_exception()
+        if isinstance(exc, OSError | sqlite3.Error) and is_disk_full(exc):
+            # A full disk where a running service retries is reported there; one met while a command
+            # starts (creating a file, opening a database) ends it here, with a line, not a traceback.
+            err.print(f"[bold red]error:[/] disk full: {exc}; free space where the data directory or the store "
+                      "lives, then start again", highlight=False)
+            sys.exit(int(Exit.STORE))
         what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         err.print(f"[bold red]internal error:[/] {what} (a bug in packproof; --verbose shows the traceback)",
                   highlight=False)

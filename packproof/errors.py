@@ -7,6 +7,7 @@ Tree::
     ├── ConfigError           bad user input to a command: flags, files, profiles
     │   └── RegistryConflict  a registration contradicts what the registry holds
     ├── StoreError            the off-chain store failed or holds something impossible
+    │   └── DiskFullError     ... because its disk (or quota) is full: retried, never fatal to a service
     ├── LedgerIntegrityError  the ledger file, its chain or its signatures do not hold
     ├── ProofError            a Merkle inclusion proof does not check (expected vs got)
     └── BrokerError           the embedded broker could not start or serve
@@ -40,6 +41,10 @@ class RegistryConflict(ConfigError):
 
 class StoreError(PackproofError):
     """The off-chain store failed, or holds data that contradicts itself."""
+
+
+class DiskFullError(StoreError):
+    """A store write failed for lack of space (see packproof.diskfull); the message says "disk full"."""
 
 
 class LedgerIntegrityError(PackproofError):

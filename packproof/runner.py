@@ -28,6 +28,7 @@ from rich.console import Console
 from broker.auth import PasswordFile
 from broker.embedded import EmbeddedBroker
 from broker.refusals import forward_refusals
+from packproof.diskfull import DISK
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.services import IngestOptions, IngestService, api_server
@@ -162,16 +163,21 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                       f"{sealer.sealed_blocks:,} blocks{trouble()}", highlight=False)
 
         def trouble() -> str:
-            """What the line shows only when it happens: refusals at the broker, a lost MQTT session."""
+            """What the line shows only when it happens: a full disk, refusals at the broker, a lost MQTT session."""
+            full = DISK.summary()
             refused = sum(broker.refusals.snapshot().values())
             lost = service.ingestor.session.losses if service.ingestor else 0
-            return (f" | refused by the broker {refused:,}" if refused else "") + \
+            return (f" | {full}" if full else "") + (f" | refused by the broker {refused:,}" if refused else "") + \
                 (f" | ingestor's MQTT session lost {lost:,} times" if lost else "")
 
         last = [0.0]
+        was_full = [False]
 
         def throttled(s: PublishStats) -> None:
-            if time.monotonic() - last[0] >= 5.0 or not hint_shown:
+            # At once when the disk fills or frees, so the line says what /health says.
+            full = bool(DISK.current())
+            if time.monotonic() - last[0] >= 5.0 or not hint_shown or full != was_full[0]:
+                was_full[0] = full
                 last[0] = time.monotonic()
                 tick(s)
 
@@ -184,10 +190,21 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         stats = await sim
         stopper.cancel()
         drained = not stats.buffered
-        if o.forward.drain_timeout > 0 and not drained:
+
+        def disk_full_stops_waiting() -> bool:
+            # Acknowledgements need the ingestor to write: waiting for them on a full disk only delays the stop.
+            full = DISK.summary()
+            if full and not abort_drain.is_set():
+                abort_drain.set()
+                out.print(f"{full}; stopping without waiting for acknowledgements", highlight=False)
+            return full is not None
+
+        if not drained and o.forward.drain_timeout > 0 and not disk_full_stops_waiting():
             shown = [0.0]
 
             def draining(s: PublishStats) -> None:
+                if disk_full_stops_waiting():  # the disk filled while draining
+                    return
                 if time.monotonic() - shown[0] >= 2.0:
                     shown[0] = time.monotonic()
                     out.print(f"  draining: {s.buffered:,} readings not yet acknowledged", highlight=False)
@@ -197,7 +214,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         publisher.close()
         out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
         ingestor = service.ingestor
-        if not drained:  # let what is still on its way arrive before the ingestor stops
+        if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
             await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
         ingest_stop.set()
         await pipeline

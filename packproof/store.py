@@ -33,7 +33,8 @@ from edge.watermark import Watermarks
 from packproof.canonical import canonical_json
 from packproof.crypto import b64, weak_key_problem
 from packproof.db import Driver, engine_of, redact
-from packproof.errors import ConfigError, RegistryConflict, StoreError
+from packproof.diskfull import is_disk_full
+from packproof.errors import ConfigError, DiskFullError, RegistryConflict, StoreError
 from packproof.timefmt import rfc3339
 
 SCHEMA_VERSION = 3
@@ -202,6 +203,14 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
+def store_error(what: str, exc: BaseException) -> StoreError:
+    """The error to raise for a driver's: a DiskFullError saying "disk full" when it is one, so every
+    writer (ingestor, sealer, registry changes) and every message treats a full disk alike."""
+    if is_disk_full(exc):
+        return DiskFullError(f"{what}: disk full ({str(exc).strip()})")
+    return StoreError(f"{what}: {exc}")
+
+
 class Store:
     """Async access to the off-chain store; driver errors become StoreError."""
 
@@ -245,7 +254,7 @@ class Store:
         except BaseException as exc:
             await db.close()  # a driver thread or socket would otherwise keep the process alive
             if isinstance(exc, db.errors):
-                raise StoreError(f"cannot open store {store.label}: {exc}") from exc
+                raise store_error(f"cannot open store {store.label}", exc) from exc
             raise
         return store
 
@@ -319,7 +328,7 @@ class Store:
                 async with self._db.transaction():
                     yield
             except self._db.errors as exc:
-                raise StoreError(f"{what} failed: {exc}") from exc
+                raise store_error(f"{what} failed", exc) from exc
             finally:
                 self._tx_owner = None
 

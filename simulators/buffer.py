@@ -118,7 +118,10 @@ class SimBuffer:
     def commit(self, *, readings: Sequence[tuple[str, int, bytes]] = (), next_seqs: Mapping[str, int] | None = None,
                acked: Mapping[str, int] | None = None, sent: Iterable[tuple[str, int, float]] = ()) -> TickResult:
         """One transaction: new readings (and their devices' next seqs), the cap, acknowledged
-        entries (every seq <= the device's acked seq) and the send times of what was published."""
+        entries (every seq <= the device's acked seq) and the send times of what was published.
+
+        All or nothing: on an error (a full disk: packproof.diskfull) nothing of it is kept,
+        the buffer stays usable, and the same commit can be made again."""
         result = TickResult()
         db = self._db
         db.execute("BEGIN")
@@ -144,7 +147,11 @@ class SimBuffer:
                            ((t, d, s) for d, s, t in sent))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite ends the transaction itself on some errors (SQLITE_FULL, often at COMMIT in
+            # WAL mode): a ROLLBACK then fails with "no transaction is active" and would hide the
+            # real error (a full disk), which the caller must see to keep the tick and retry.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             self._count = dict(db.execute("SELECT device_id, COUNT(*) FROM buffered GROUP BY device_id").fetchall())
             raise
         return result

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import collections
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
+from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import BrokerError
 from packproof.reading import TOPIC_PREFIX
 from simulators.ack import Ack, parse_ack, resend_ranges
@@ -37,6 +39,7 @@ from simulators.outage import OutageSchedule
 log = logging.getLogger(__name__)
 
 NO_ACK = Ack(-1, 0, -1)
+BUFFER_COMPONENT = "simulator buffer"  # as /health and the progress line name it when its disk is full
 MAX_RESEND_BACKOFF = 64.0  # x resend_after, while acknowledgements show no progress
 
 
@@ -49,6 +52,7 @@ class PublishStats:
     buffered: int = 0  # readings in the buffer, not acknowledged end to end yet
     dropped: int = 0  # readings the full buffer dropped, oldest first (lost, and said so)
     outages: int = 0  # links cut by the outage schedule
+    unkept: int = 0  # readings made while the buffer's disk was full and still unwritten at the end (lost, said so)
     started: float = 0.0
 
     @property
@@ -59,7 +63,8 @@ class PublishStats:
     def summary(self) -> str:
         return (f"measured {self.measured:,}, sent {self.sent:,} ({self.rate:,.0f}/s, resent {self.resent:,}), "
                 f"stored end to end {self.acked:,}, buffered {self.buffered:,}, dropped by the cap {self.dropped:,}"
-                + (f", outages {self.outages:,}" if self.outages else ""))
+                + (f", outages {self.outages:,}" if self.outages else "")
+                + (f", not kept (disk full) {self.unkept:,}" if self.unkept else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +96,41 @@ class ForwardOptions:
 
 def leftover_note(stats: PublishStats, path: object) -> str:
     """What the end of a run says about the buffer: empty, or what waits for the next start."""
+    lost = (f"; {stats.unkept:,} readings made while its disk was full could not be kept" if stats.unkept else "")
     if not stats.buffered:
-        return "every reading is acknowledged end to end; the buffer is empty"
+        return "every reading is acknowledged end to end; the buffer is empty" + lost
     return (f"{stats.buffered:,} readings not yet acknowledged end to end stay in {path}; "
-            "the next start sends them first")
+            "the next start sends them first" + lost)
+
+
+@dataclass(slots=True)
+class _Unsaved:
+    """What the buffer could not commit yet (its disk is full), kept in memory and committed
+    with the next tick: new readings, acks to apply and send times. Nothing of it is sent or
+    counted until it is in the buffer, so a reading is still published only once it is durable."""
+
+    readings: list[tuple[str, int, bytes]] = field(default_factory=list)
+    acked: dict[str, int] = field(default_factory=dict)
+    sent: list[tuple[str, int, float]] = field(default_factory=list)
+    first_seq: dict[str, int] = field(default_factory=dict)  # per device, its oldest reading held here
+
+    def add(self, readings: list[tuple[str, int, bytes]], acked: dict[str, int],
+            sent: list[tuple[str, int, float]]) -> None:
+        self.readings += readings
+        for device_id, seq, _ in readings:
+            self.first_seq.setdefault(device_id, seq)
+        for device_id, seq in acked.items():
+            self.acked[device_id] = max(seq, self.acked.get(device_id, -1))
+        self.sent += sent
+
+    def next_seqs(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for device_id, seq, _ in self.readings:
+            out[device_id] = max(seq + 1, out.get(device_id, 0))
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.readings or self.acked or self.sent)
 
 
 @dataclass(slots=True)
@@ -142,6 +178,8 @@ class FleetPublisher:
         self._by_id: dict[str, _Link] = {}
         self._inbox: collections.deque[tuple[str, bytes]] = collections.deque()
         self._sent_marks: list[tuple[str, int, float]] = []
+        self._unsaved = _Unsaved()
+        self._backoff, self._retry_at = Backoff(), 0.0
         self._credentials = credentials or {}
         self._tls_ca = tls_ca
         self._refused: list[str] = []
@@ -152,8 +190,9 @@ class FleetPublisher:
         self.stats.buffered = self.buffered()
 
     def buffered(self) -> int:
-        """This fleet's readings not yet acknowledged end to end (the file may hold other devices')."""
-        return sum(self.buffer.count(d.device_id) for d in self.fleet)
+        """This fleet's readings not yet acknowledged end to end (the file may hold other devices'),
+        with those a full disk keeps in memory until they can be written."""
+        return sum(self.buffer.count(d.device_id) for d in self.fleet) + len(self._unsaved.readings)
 
     # ---- paho threads -----------------------------------------------------------------
 
@@ -311,27 +350,42 @@ class FleetPublisher:
     def _step(self, readings: list[tuple[str, int, bytes]]) -> bool:
         """Commit (new readings, acks, send times), then send what each device may. True while
         some device has more to send right away."""
-        acked = self._take_acks()
         marks, self._sent_marks = self._sent_marks, []
-        if readings or acked or marks:
-            result = self.buffer.commit(readings=readings, acked=acked, sent=marks,
-                                        next_seqs={d: s + 1 for d, s, _ in readings})
-            self.stats.measured += len(readings)
-            self.stats.acked += sum(result.acked.values())
-            if result.dropped:
-                n = sum(result.dropped.values())
-                if not self.stats.dropped:
-                    log.warning("buffer full (%d readings per device): dropping the oldest, e.g. %d of %s; "
-                                "raise --buffer-max or shorten the outages", self.buffer.max_per_device, n,
-                                next(iter(result.dropped)))
-                self.stats.dropped += n
-            self.stats.buffered = self.buffered()
+        self._unsaved.add(readings, self._take_acks(), marks)
+        if self._unsaved and time.monotonic() >= self._retry_at:
+            self._commit()
+        self.stats.buffered = self.buffered()
         busy = False
         now_mono, now = time.monotonic(), time.time()
         for link in self._links:
             if link.connected and not link.cut:
                 busy |= self._send(link, now_mono, now)
         return busy
+
+    def _commit(self) -> bool:
+        """Commit what waits (this tick's and whatever a full disk held back); False if the disk is still full."""
+        u = self._unsaved
+        try:
+            result = self.buffer.commit(readings=u.readings, acked=u.acked, sent=u.sent, next_seqs=u.next_seqs())
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+            DISK.failed(BUFFER_COMPONENT, exc)
+            self._retry_at = time.monotonic() + self._backoff.delay()
+            return False
+        DISK.cleared(BUFFER_COMPONENT)
+        self._backoff.reset()
+        self._unsaved = _Unsaved()
+        self.stats.measured += len(u.readings)
+        self.stats.acked += sum(result.acked.values())
+        if result.dropped:
+            n = sum(result.dropped.values())
+            if not self.stats.dropped:
+                log.warning("buffer full (%d readings per device): dropping the oldest, e.g. %d of %s; "
+                            "raise --buffer-max or shorten the outages", self.buffer.max_per_device, n,
+                            next(iter(result.dropped)))
+            self.stats.dropped += n
+        return True
 
     def _take_acks(self) -> dict[str, int]:
         """Apply the acks paho queued; returns device -> acked seq for those that moved."""
@@ -392,8 +446,8 @@ class FleetPublisher:
             fresh = self.buffer.entries(d.device_id, from_seq=link.cursor, limit=budget - len(out))
             if fresh:
                 link.cursor = fresh[-1].seq + 1
-            else:
-                link.cursor = d.next_seq
+            else:  # up to what a full disk holds back: those are sent once they are in the buffer
+                link.cursor = self._unsaved.first_seq.get(d.device_id, d.next_seq)
             out += fresh
         for e in out:
             link.client.publish(d.topic, e.payload, qos=self.qos)
@@ -405,6 +459,13 @@ class FleetPublisher:
         return more or link.cursor < d.next_seq
 
     def close(self) -> None:
+        """Disconnect; what a full disk still holds back is committed now or counted as not kept."""
+        if self._unsaved and not self._commit():
+            self.stats.unkept += len(self._unsaved.readings)
+            log.error("the simulator buffer's disk is still full: %d reading(s) made meanwhile are lost",
+                      len(self._unsaved.readings))
+            self._unsaved = _Unsaved()
+        self.stats.buffered = self.buffered()
         self._closing = True
         for link in self._links:
             c = link.client

@@ -10,11 +10,14 @@
 - `store_url`: a fresh store on each engine: a SQLite file, and a schema of its own in
   the PostgreSQL database `test` on 127.0.0.1:5432 (PACKPROOF_TEST_PG overrides the URL),
   dropped afterwards; the PostgreSQL case skips, saying why, where no server answers.
+- `small_fs`, `fill_up`: a small tmpfs mounted for a test and filled: a real full disk
+  (ENOSPC, SQLITE_FULL); skipped, saying why, where mount is not allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import subprocess
@@ -349,3 +352,34 @@ def get_json(url: str) -> dict:  # type: ignore[type-arg]
     r = httpx.get(url, timeout=10)
     r.raise_for_status()
     return r.json()  # type: ignore[no-any-return]
+
+
+@contextmanager
+def small_fs(where: Path, size: str = "24m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `where`, unmounted at the end whatever happens."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for a real full disk needs root")
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); "
+                    "the SQLITE_FULL tests (PRAGMA max_page_count) cover the logic without one")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)  # lazy: a killed process may still hold files
+
+
+def fill_up(fs: Path) -> Path:
+    """Write zeros until the file system refuses (ENOSPC); returns the filler file."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, bytes(1 << 16))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    return filler

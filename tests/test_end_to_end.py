@@ -181,8 +181,8 @@ def test_api_reads_pages_metrics_and_health(pipeline: dict) -> None:  # type: ig
     head = get_json(f"{url}/ledger/head")
     assert head["height"] >= 0 and len(head["hash"]) == 64
     health = get_json(f"{url}/health")
-    assert {k: health[k] for k in ("status", "readings", "blocks")} == {
-        "status": "ok", "readings": pipeline["total"], "blocks": head["height"] + 1}
+    assert {k: health[k] for k in ("status", "readings", "blocks", "disk_full")} == {
+        "status": "ok", "readings": pipeline["total"], "blocks": head["height"] + 1, "disk_full": []}
     assert health["problems"] == []
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert f"packproof_readings_accepted_total {float(pipeline['total'])}" in metrics

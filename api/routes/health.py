@@ -11,7 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.deps import StoreDep
-from api.schemas import Health
+from api.schemas import DiskFullOut, Health
+from packproof.diskfull import DISK
 from packproof.health import problems
 
 router = APIRouter(tags=["operations"])
@@ -20,12 +21,18 @@ metrics_router = APIRouter(tags=["operations"])
 
 @router.get("/health", response_model=Health)
 async def health(store: StoreDep) -> Health:
+    """200 while the API can read, whatever the writers' state: a full disk pauses intake, not reads,
+    so it is reported in the body (which writer, since when) rather than as an outage."""
     counters = await store.counters()
     head = await store.head_block()
     statuses = await store.statuses()
-    found = problems(statuses, time.time())
-    return Health(status="degraded" if found else "ok", readings=counters.get("readings_accepted", 0),
-                  blocks=head.height + 1 if head else 0, problems=found, components=statuses)
+    full = DISK.current()
+    found = [f"{d.component}: disk full since {d.since_text} ({d.error}); intake is paused, reads work, and it "
+             "resumes by itself when space is freed" for d in full] + problems(statuses, time.time())
+    return Health(status="disk full" if full else "degraded" if found else "ok",
+                  readings=counters.get("readings_accepted", 0), blocks=head.height + 1 if head else 0,
+                  problems=found, components=statuses,
+                  disk_full=[DiskFullOut(component=d.component, since=d.since_text, error=d.error) for d in full])
 
 
 class _Snapshot(Collector):
@@ -60,6 +67,11 @@ class _Snapshot(Collector):
         yield losses
         yield GaugeMetricFamily("packproof_ledger_height", "Height of the newest sealed block (-1: none)",
                                 value=self.height)
+        full = GaugeMetricFamily("packproof_disk_full", "1 while this writer cannot write for lack of space",
+                                 labels=["component"])
+        for d in DISK.current():
+            full.add_metric([d.component], 1)
+        yield full
 
 
 @metrics_router.get("/metrics", response_class=Response)

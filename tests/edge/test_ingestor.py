@@ -308,3 +308,70 @@ async def test_verifiers_that_cannot_start_stop_the_ingestor_with_a_clear_error(
     with pytest.raises(ConfigError, match="verifier processes .* did not start.*--verify-workers 0"):
         await ing.connect()
     ing._verifiers.shutdown()
+
+
+async def test_a_full_disk_pauses_intake_acknowledges_nothing_unwritten_and_resumes(
+        tmp_path: Path, mqtt_broker: BrokerThread) -> None:
+    """SQLite's real SQLITE_FULL (`max_page_count` on the ingestor's connection: the file may not grow).
+
+    While full: nothing stored and nothing acknowledged to the device, and the process's disk
+    record names the ingestor. Space again: intake resumes by itself. A stop while full ends
+    within the grace, and no acknowledgement ever covers a reading that was not stored.
+    """
+    import paho.mqtt.client as mqtt
+
+    from packproof.diskfull import DISK
+
+    store = await Store.open(tmp_path / "s.db")
+    await store.register({"SHP-DF": "un38.3-cell"}, [("dev-df", "SHP-DF", public_key_bytes(KEY))])
+    db = Db(store.url)
+    acks: list[int] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="disk-full-ack-listener")
+    sub.on_message = lambda _c, _u, m: acks.append(json.loads(m.payload)["acked_seq"])
+    sub.connect("127.0.0.1", mqtt_broker.port)
+    sub.subscribe("packproof/v1/SHP-DF/dev-df/ack", qos=1)  # a device of its own: no retained ack of others
+    sub.loop_start()
+
+    async def limit(pages: int | None) -> None:
+        if pages is None:
+            pages = (await store.driver.fetch("PRAGMA page_count"))[0][0]
+        await store.driver.execute(f"PRAGMA max_page_count={pages}")
+
+    def msgs(seqs: range) -> list[tuple[str, bytes]]:
+        return [(topic("dev-df", "SHP-DF"), canonical_bytes(reading(s, "dev-df", "SHP-DF", temperature_c=20 + s % 7)))
+                for s in seqs]
+
+    def stored() -> int:
+        return int(db.execute("SELECT count(*) FROM readings WHERE device_id='dev-df'").fetchone()[0])  # type: ignore[index]
+
+    try:
+        await limit(None)
+        ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-disk-full", stop_grace=1.0)
+        await ing.reload_registry()
+        await ing.connect()
+        stop = asyncio.Event()
+        task = asyncio.create_task(ing.run(stop))
+        await asyncio.to_thread(publish_all, mqtt_broker.port, msgs(range(0, 300)))
+        assert await wait_until(lambda: "ingestor" in [d.component for d in DISK.current()], 10)
+        await asyncio.sleep(1.0)
+        assert stored() == ing.stats.accepted < 300 and (not acks or max(acks) < stored())
+        await limit(1073741823)  # space again
+        assert await wait_until(lambda: ing.stats.accepted == 300, 15), ing.stats
+        assert not DISK.current() and stored() == 300
+        # Full again, and stopped while full: the stop takes the grace, not forever.
+        await limit(None)
+        await asyncio.to_thread(publish_all, mqtt_broker.port, msgs(range(300, 400)))
+        assert await wait_until(lambda: bool(DISK.current()), 10)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert ing.stats.unwritten > 0 and ing.stats.accepted + ing.stats.unwritten == 400
+        # Acknowledged: exactly what is stored (seqs 0.. dense), never more.
+        assert await wait_until(lambda: max(acks) == stored() - 1, 5), (max(acks), stored())
+        await asyncio.sleep(0.3)
+        assert max(acks) == stored() - 1 < 399
+        await limit(1073741823)
+        DISK.cleared("ingestor")  # this test's episode; the process-wide record outlives the ingestor
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+        await store.close()

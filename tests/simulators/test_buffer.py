@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from packproof.diskfull import DISK
 from packproof.errors import ConfigError
 from simulators.buffer import SimBuffer
 from simulators.fleet import build_fleet
-from simulators.publisher import FleetPublisher
+from simulators.publisher import FleetPublisher, leftover_note
 
 
 def tick(device: str, seqs: range) -> dict:  # type: ignore[type-arg]
@@ -106,3 +109,61 @@ def test_migrates_the_progress_file_taking_the_max(tmp_path: Path) -> None:
     legacy.write_text("{nope")
     with SimBuffer(tmp_path / "b.db") as b, pytest.raises(ConfigError, match="delete it"):
         b.migrate_progress_file(legacy)
+
+
+# ---- a full disk ----------------------------------------------------------------------
+# `PRAGMA max_page_count` on the buffer's own connection (the limit is per connection): the
+# database may not grow, and SQLite answers SQLITE_FULL exactly as on a full file system.
+
+def fill_up(b: SimBuffer) -> None:
+    b._db.execute(f"PRAGMA max_page_count={b._db.execute('PRAGMA page_count').fetchone()[0]}")
+
+
+def space_again(b: SimBuffer) -> None:
+    b._db.execute("PRAGMA max_page_count=1073741823")
+
+
+def test_a_full_disk_fails_the_commit_cleanly_and_the_same_commit_works_later(tmp_path: Path) -> None:
+    """SQLite rolls back by itself on SQLITE_FULL: the buffer must raise that, not 'cannot rollback'."""
+    with SimBuffer(tmp_path / "b.db") as b:
+        b.commit(**tick("a", range(0, 2)))
+        fill_up(b)
+        big: dict = {"readings": [("a", s, bytes(20_000)) for s in range(2, 6)], "next_seqs": {"a": 6}}  # type: ignore[type-arg]
+        with pytest.raises(sqlite3.OperationalError) as failed:
+            b.commit(**big, acked={"a": 0})
+        assert failed.value.sqlite_errorcode == 13, failed.value  # type: ignore[attr-defined]  # SQLITE_FULL itself
+        assert b.count("a") == 2 and b.next_seqs() == {"a": 2}  # nothing of the failed tick, counts right
+        space_again(b)
+        r = b.commit(**big, acked={"a": 0})
+        assert r.acked == {"a": 1} and b.count("a") == 5 and b.next_seqs() == {"a": 6}
+
+
+def test_the_publisher_keeps_measuring_through_a_full_disk_and_loses_nothing(tmp_path: Path) -> None:
+    fleet = build_fleet(shipments=2, packs=2, seed=5)
+    with SimBuffer(tmp_path / "b.db") as b:
+        p = FleetPublisher(fleet, b, rate=200, backlog_rate=400)
+        fill_up(b)
+        stats = p.run(stop=threading.Event(), count=40)  # not connected: measuring and committing only
+        assert "simulator buffer" in [d.component for d in DISK.current()]
+        assert stats.buffered == 40 * len(fleet)  # the readings a full disk holds back count as buffered
+        assert stats.measured < 40 * len(fleet)
+        space_again(b)
+        p.close()  # commits what waited
+        assert not DISK.current() and p.stats.unkept == 0 and p.stats.measured == 40 * len(fleet)
+        for d in fleet:
+            assert [e.seq for e in b.entries(d.device_id, from_seq=0, limit=100)] == list(range(40))
+        assert b.next_seqs() == {d.device_id: 40 for d in fleet}
+
+
+def test_readings_still_unwritten_at_the_end_are_counted_as_not_kept(tmp_path: Path) -> None:
+    fleet = build_fleet(shipments=1, packs=2, seed=5)
+    with SimBuffer(tmp_path / "b.db") as b:
+        p = FleetPublisher(fleet, b, rate=200, backlog_rate=400)
+        fill_up(b)
+        p.run(stop=threading.Event(), count=60)
+        p.close()
+        space_again(b)
+        DISK.cleared("simulator buffer")  # this test's episode; the process-wide watch outlives it
+        kept = sum(b.count(d.device_id) for d in fleet)
+        assert p.stats.unkept == 60 * len(fleet) - kept > 0 and p.stats.buffered == kept
+        assert "could not be kept" in leftover_note(p.stats, b.path)
