@@ -18,8 +18,10 @@ from packproof.net import free_port
 SERVICES = frozenset({"packproof-ingestor"})
 
 
-def login(port: int, user: str | None, password: str | None, cid: str) -> tuple[mqtt.Client, str]:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid)
+def login(port: int, user: str | None, password: str | None, cid: str,
+          clean: bool = True) -> tuple[mqtt.Client, str]:
+    """A paho client connected (or refused): the client, running, and the CONNACK's reason."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=clean)
     if user:
         c.username_pw_set(user, password)
     result: list[str] = []

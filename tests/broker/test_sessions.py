@@ -46,17 +46,10 @@ class Holder:
 
 
 def refused_login(port: int, user: str, cid: str, clean: bool) -> str:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=clean)
-    c.username_pw_set(user, "not-the-password")
-    result: list[str] = []
-    done = threading.Event()
-    c.on_connect = lambda _c, _u, _f, rc, _p: (result.append(str(rc)), done.set())
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    assert done.wait(10), "no CONNACK"
+    c, rc = login(port, user, "not-the-password", cid, clean)
     c.loop_stop()
     c.disconnect()
-    return result[0]
+    return rc
 
 
 def wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
@@ -87,10 +80,9 @@ def test_a_refused_login_with_a_devices_client_id_leaves_its_session_alone(secur
         acker.loop_stop()
 
 
-@pytest.mark.parametrize("clean", [True, False], ids=["clean-session", "persistent-session"])
-async def test_a_refused_login_with_the_ingestors_client_id_does_not_stop_intake(
-        secured_broker: int, tmp_path: Path, clean: bool) -> None:
-    port = secured_broker
+async def ingesting(port: int, tmp_path: Path) -> tuple[Store, Ingestor, asyncio.Event, asyncio.Task[None],
+                                                        mqtt.Client]:
+    """A store with dev-1 registered, an ingestor ("ing-held") running on it, and dev-1 logged in."""
     store = await Store.open(tmp_path / "p.db")
     await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", public_key_bytes(KEY))])
     ing = Ingestor(store, port=port, client_id="ing-held", username="packproof-ingestor", password="ing")
@@ -100,6 +92,14 @@ async def test_a_refused_login_with_the_ingestors_client_id_does_not_stop_intake
     task = asyncio.create_task(ing.run(stop))
     dev, rc = await asyncio.to_thread(login, port, "dev-1", "p1", "dev-1")
     assert rc == "Success"
+    return store, ing, stop, task, dev
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["clean-session", "persistent-session"])
+async def test_a_refused_login_with_the_ingestors_client_id_does_not_stop_intake(
+        secured_broker: int, tmp_path: Path, clean: bool) -> None:
+    port = secured_broker
+    store, ing, stop, task, dev = await ingesting(port, tmp_path)
     try:
         for seq in range(3):
             rc = await asyncio.to_thread(refused_login, port, "packproof-ingestor", "ing-held", clean)
@@ -124,14 +124,7 @@ async def test_a_session_taken_over_is_noticed_and_intake_resumes(secured_broker
     from packproof.health import problems
 
     port = secured_broker
-    store = await Store.open(tmp_path / "p.db")
-    await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", public_key_bytes(KEY))])
-    ing = Ingestor(store, port=port, client_id="ing-held", username="packproof-ingestor", password="ing")
-    await ing.reload_registry()
-    await ing.connect()
-    stop = asyncio.Event()
-    task = asyncio.create_task(ing.run(stop))
-    dev, rc = await asyncio.to_thread(login, port, "dev-1", "p1", "dev-1")
+    store, ing, stop, task, dev = await ingesting(port, tmp_path)
     try:
         await asyncio.to_thread(dev.publish(topic(), canonical_bytes(reading(0)), qos=1).wait_for_publish, 10)
         thief, rc = await asyncio.to_thread(login, port, "packproof-ingestor", "ing", "ing-held")
