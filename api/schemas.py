@@ -106,9 +106,10 @@ class BlockPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "ledger-broken"]
     readings: int
     blocks: int
+    problem: str | None = None  # what is wrong when the status is not "ok"
 
 
 class QuarantinedOut(BaseModel):

@@ -157,6 +157,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                       f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
                       f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} in "
                       f"{sealer.sealed_blocks:,} blocks", highlight=False)
+            if sealer.halted:
+                out.print(f"  [bold red]SEALING STOPPED[/]: {sealer.halted}", highlight=False)
 
         last = [0.0]
 

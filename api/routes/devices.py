@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import SettingsDep
 from packproof.crypto import key_id, unb64
 from packproof.reading import ID_PATTERN
-from packproof.store import Store
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -46,7 +45,7 @@ async def register_device(body: DeviceIn, settings: SettingsDep, _request: Reque
             key = b""
         if len(key) != 32:
             raise HTTPException(422, "public_key must be the base64 of a 32-byte Ed25519 public key")
-    store = await Store.open(settings.data_dir.store)
+    store = await settings.data_dir.open_writer()  # the registry record it appends carries the intake MAC
     try:
         created = await store.register({body.shipment_id: body.profile}, [(body.device_id, body.shipment_id, key)])
     finally:

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from api.deps import StoreDep
+from anchor.ledger import LedgerFile
+from anchor.sealer import ledger_break
+from api.deps import SettingsDep, StoreDep
 from api.schemas import Health
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=Health)
-async def health(store: StoreDep) -> Health:
+@router.get("/health", response_model=Health, response_model_exclude_none=True)
+async def health(store: StoreDep, settings: SettingsDep) -> Health:
+    """"ok" only while the ledger file continues the chain the store records: a deleted or replaced
+    ledger stops sealing, and an orchestrator watching this must see it (read from the file's tail)."""
     counters = await store.counters()
     head = await store.head_block()
-    return Health(status="ok", readings=counters.get("readings_accepted", 0),
-                  blocks=head.height + 1 if head else 0)
+    ledger = LedgerFile(settings.data_dir.ledger)
+    problem = await asyncio.to_thread(ledger_break, ledger, head, in_flight_ok=True)
+    if problem:  # or blocks were sealed between the two reads: ask once more
+        head = await store.head_block()
+        problem = await asyncio.to_thread(ledger_break, ledger, head, in_flight_ok=True)
+    return Health(status="ledger-broken" if problem else "ok", readings=counters.get("readings_accepted", 0),
+                  blocks=head.height + 1 if head else 0, problem=problem)
 
 
 class _Snapshot(Collector):
