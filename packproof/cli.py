@@ -534,6 +534,7 @@ def audit(
     show: Annotated[int, typer.Option(help="List at most this many problems of each kind.", min=1)] = 20,
 ) -> None:
     """Recompute every leaf and block root from the store, check them against the ledger, then the chain."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from anchor.audit import audit as run_audit
@@ -572,12 +573,12 @@ def audit(
         if items:
             out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)
             for line in items[:show]:
-                out.print(f"  {line}", highlight=False)
+                out.print(f"  {line}", highlight=False, markup=False)  # a problem quotes stored data: never markup
             if len(items) > show:
                 out.print(f"  ... and {len(items) - show:,} more", highlight=False)
     if not report.ok:
         first = next(items[0] for _, items in sections if items)
-        fail(Exit.INVALID, f"audit failed; first problem: {first}")
+        fail(Exit.INVALID, f"audit failed; first problem: {escape(first)}")
     out.print("[green]audit passed[/]: every leaf, root, link and block signature holds; every row's columns match "
               "its bytes; registry and quarantine match their sealed records"
               + ("; every device signature holds" if report.signatures else ""), highlight=False)
