@@ -125,11 +125,14 @@ class DeviceRecord:
 
 @dataclass(frozen=True, slots=True)
 class SealRow:
-    """A stored row as the sealer checks it before sealing: its bytes, its leaf hash and its intake MAC."""
+    """A stored row as the sealer checks it before sealing: its leaf hash and its intake MAC.
+
+    Not its bytes: the block seals the leaf the intake MACed; bytes edited since no longer
+    hash to it, which the audit names.
+    """
 
     id: int
     device_id: str
-    body: bytes
     leaf_hash: bytes
     intake_mac: bytes | None
 
@@ -550,10 +553,8 @@ class Store:
         if b.readings:
             first = await self._next_reading_id()
             key = self.intake_key
-            if key is not None:
-                rows = [(first + i, *r, key.mac(first + i, r[6])) for i, r in enumerate(b.readings)]
-            else:
-                rows = [(first + i, *r, None) for i, r in enumerate(b.readings)]
+            macs = key.macs(first, [r[6] for r in b.readings]) if key is not None else [None] * len(b.readings)
+            rows = [(first + i, *r, mac) for i, (r, mac) in enumerate(zip(b.readings, macs, strict=True))]
             await db.insert_rows("readings", READING_COLUMNS, rows)
         if b.quarantine:
             await self._quarantine(b.quarantine, time.time())
@@ -616,10 +617,9 @@ class Store:
     async def sealable(self, after_id: int, limit: int) -> list[SealRow]:
         """The next rows to seal, in store order, with what the sealer checks before sealing them."""
         rows = await self._fetch(
-            "SELECT id, device_id, body, leaf_hash, intake_mac FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, device_id, leaf_hash, intake_mac FROM readings WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit))
-        return [SealRow(r[0], r[1], bytes(r[2]), bytes(r[3]), bytes(r[4]) if r[4] is not None else None)
-                for r in rows]
+        return [SealRow(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] is not None else None) for r in rows]
 
     async def refuse_unsealed(self, row: SealRow, reason: str) -> None:
         """Move a row the sealer will not seal into the quarantine, its decision sealed as a record leaf.
@@ -629,11 +629,12 @@ class Store:
         """
         now = time.time()
         async with self.transaction(f"quarantining store row {row.id}"):
-            found = await self._db.fetch("SELECT shipment_id FROM readings WHERE id=?", (row.id,))
+            found = await self._db.fetch("SELECT shipment_id, body FROM readings WHERE id=?", (row.id,))
+            if not found:
+                raise StoreError(f"store row {row.id} vanished before the sealer could quarantine it")
             await self._db.execute("DELETE FROM readings WHERE id=?", (row.id,))
-            shipment = found[0][0] if found else None
-            await self._quarantine([(now, f"store:readings/{row.id}", row.body, "not_from_intake", reason,
-                                     row.device_id, shipment)], now)
+            await self._quarantine([(now, f"store:readings/{row.id}", bytes(found[0][1]), "not_from_intake", reason,
+                                     row.device_id, found[0][0])], now)
             await self._db.execute(
                 "INSERT INTO counters(name, value) VALUES ('quarantined:not_from_intake', 1) "
                 "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
