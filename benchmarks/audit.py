@@ -73,12 +73,15 @@ def main() -> None:
         runs: list[list[str]] = [[]] + ([["--no-signatures"]] if a.no_signatures else [])
         for extra in runs:
             t = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             r = subprocess.run([sys.executable, "-m", "packproof", "audit", "--data-dir", tmp, *extra],
                                capture_output=True, text=True, cwd=ROOT)
             elapsed = time.perf_counter() - t
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # the audit and its checkers
             print(f"packproof audit {' '.join(extra)}: {elapsed:.1f} s for {a.readings:,} readings "
-                  f"({a.readings / elapsed:,.0f}/s), exit {r.returncode}, peak RSS {peak:.0f} MiB")
+                  f"({a.readings / elapsed:,.0f}/s), {cpu:.1f} s of CPU, exit {r.returncode}, "
+                  f"peak RSS {after.ru_maxrss / 1024:.0f} MiB")
             print("  " + r.stdout.strip().replace("\n", "\n  "))
 
 

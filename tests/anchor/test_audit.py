@@ -280,3 +280,10 @@ def test_audit_checks_signatures_by_default_and_says_when_told_not_to(data: Path
     assert "device signatures checked" in r.stdout and "every device signature holds" in r.stdout, r.stdout
     r = cli("audit", "--data-dir", str(data), "--no-signatures")
     assert r.returncode == 0 and "device signatures NOT checked" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("column", ["device_id", "seq", "shipment_id", "ts"])
+def test_columns_are_checked_without_signatures_too(data: Path, column: str) -> None:
+    expected = TAMPERING[f"change_the_{column}_column"](data)
+    r = cli("audit", "--data-dir", str(data), "--no-signatures")
+    assert r.returncode == 1 and re.search(expected, r.stdout), r.stdout

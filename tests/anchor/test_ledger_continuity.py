@@ -24,6 +24,7 @@ from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
 from packproof.paths import DataDir
 from packproof.store import IngestBatch, Store
+from tests.conftest import Service, wait_for
 
 KEY = private_key_from_seed(b"continuity")
 INTAKE = IntakeKey(b"k" * 32)
@@ -103,3 +104,32 @@ async def test_health_reports_a_ledger_that_does_not_continue_the_store(tmp_path
         await client.aclose()
     assert broken["status"] == "ledger-broken", broken
     assert "the store records block 1" in broken["problem"] and "missing or empty" in broken["problem"]
+
+
+def test_packproof_seal_stops_loudly_when_its_ledger_is_deleted(tmp_path: Path) -> None:
+    """The command an operator runs: no new ledger, no traceback, exit 1 naming the store's block."""
+    data = tmp_path / "data"
+
+    async def write(start: int) -> None:
+        store = await DataDir(data).open_writer()
+        if start == 0:
+            await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
+        await add(store, start, 4)
+        await store.close()
+
+    asyncio.run(write(0))
+    sealer = Service("seal", "--data-dir", str(data), "--seal-interval", "0.1", log=tmp_path / "seal.log",
+                     env={"COLUMNS": "300"})
+    try:
+        wait_for(lambda: (data / "ledger.jsonl").exists() and (data / "ledger.jsonl").read_text().count("\n") >= 1,
+                 20, "the first block")
+        (data / "ledger.jsonl").unlink()
+        asyncio.run(write(100))
+        wait_for(lambda: sealer.proc.poll() is not None, 20, "the sealer to stop")
+    finally:
+        code = sealer.stop()
+    out = sealer.output()
+    assert code == 1, out
+    assert "SEALING STOPPED" in out
+    assert "error: sealing stopped: refusing to seal block 1: the store records block 0" in out
+    assert "Traceback" not in out and not (data / "ledger.jsonl").exists()
