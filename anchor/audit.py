@@ -210,16 +210,17 @@ def _start_checker(devices: dict[str, SealedDevice]) -> None:
 RowFields = tuple[int, str, int, str, str, bytes, bytes]  # StoredRow's fields, in order
 
 
-def check_rows(rows: list[RowFields], signatures: bool) -> list[tuple[str, str]]:
-    """In a checker process (or this one): (reading id, problem) for each row that fails `row_problem`.
+def check_fields(rows: list[RowFields], signatures: bool) -> list[tuple[str, str]]:
+    """`check_rows` in a checker process. Rows travel as plain tuples: pickle handles those in C,
+    while slots dataclasses took longer to pickle and unpickle than the checks themselves
+    (measured: the pool was no faster than one process)."""
+    return check_rows([StoredRow(*fields) for fields in rows], signatures)
 
-    Rows travel as plain tuples: pickle handles those in C, while a slots dataclass took
-    more time to pickle and unpickle than a signature takes to verify (measured: the pool
-    was no faster than one process).
-    """
+
+def check_rows(rows: list[StoredRow], signatures: bool) -> list[tuple[str, str]]:
+    """(reading id, problem) for each row that fails `row_problem`, with the sealed registry set by `_start_checker`."""
     out = []
-    for fields in rows:
-        row = StoredRow(*fields)
+    for row in rows:
         if not signatures and not row.device_id.startswith("~") and columns_in_canonical_body(row):
             continue
         if (problem := row_problem(row, _DEVICES, signatures)) is not None:
@@ -228,11 +229,15 @@ def check_rows(rows: list[RowFields], signatures: bool) -> list[tuple[str, str]]
 
 
 class _Checker:
-    """Row checks in this process, or spread over a process per core when the store is large."""
+    """Row checks in this process, or, for signatures on a large store, spread over a process per core.
+
+    Without signatures the checks cost about a microsecond a row: handing rows to another
+    process would cost more than checking them here.
+    """
 
     def __init__(self, devices: dict[str, SealedDevice], signatures: bool, rows: int) -> None:
         self.signatures = signatures
-        self.workers = (os.cpu_count() or 1) if rows >= POOL_FROM else 0
+        self.workers = (os.cpu_count() or 1) if signatures and rows >= POOL_FROM else 0
         self.pool: ProcessPoolExecutor | None = None
         if self.workers:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -243,11 +248,11 @@ class _Checker:
         self.found: list[tuple[str, str]] = []
 
     def submit(self, rows: list[StoredRow]) -> None:
-        fields = [(r.id, r.device_id, r.seq, r.shipment_id, r.ts, r.body, r.leaf_hash) for r in rows]
         if self.pool is None:
-            self.found += check_rows(fields, self.signatures)
+            self.found += check_rows(rows, self.signatures)
             return
-        self.pending.append(self.pool.submit(check_rows, fields, self.signatures))
+        fields = [(r.id, r.device_id, r.seq, r.shipment_id, r.ts, r.body, r.leaf_hash) for r in rows]
+        self.pending.append(self.pool.submit(check_fields, fields, self.signatures))
         while len(self.pending) > 2 * self.workers:  # bound what waits in memory
             self.found += self.pending.pop(0).result()
 
