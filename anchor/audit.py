@@ -390,7 +390,7 @@ async def _check_quarantine(store: Store, sealed_ids: set[int], report: AuditRep
     legacy_below = await store.quarantine_sealed_from()
     out: list[str] = []
     after = 0
-    while page := await store.quarantine_page(after, 500):
+    while page := await store.quarantine_page(after, 64):  # payloads may be megabytes until intake bounds them
         out += quarantine_row_problems(page, records, legacy_below)
         report.quarantine_rows += len(page)
         after = page[-1].id
