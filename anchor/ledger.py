@@ -185,6 +185,35 @@ class LedgerFile:
                     raise LedgerIntegrityError(f"{self.path}:{lineno}: not JSON: {exc}") from exc
                 yield Block.from_json(obj, f"{self.path}:{lineno}")
 
+    def tail(self) -> Block | None:
+        """The last complete block of the file, read from its end (a seal asks before every append).
+
+        None when the file is absent or empty. An unparseable last line raises, naming it.
+        """
+        try:
+            f = self.path.open("rb")
+        except FileNotFoundError:
+            return None
+        with f:
+            end = f.seek(0, os.SEEK_END)
+            window = 4096
+            while True:
+                start = max(0, end - window)
+                f.seek(start)
+                data = f.read(end - start)
+                body = data[: data.rfind(b"\n") + 1]  # complete lines only: a torn last line is not the tail
+                cut = body.rfind(b"\n", 0, len(body) - 1)
+                if cut >= 0 or start == 0:
+                    line = body[cut + 1:]
+                    break
+                window *= 4
+        if not line:
+            return None
+        try:
+            return Block.from_json(json.loads(line), f"{self.path} (last line)")
+        except ValueError as exc:
+            raise LedgerIntegrityError(f"{self.path}: the last line is not JSON: {exc}") from exc
+
     def repair_tail(self) -> int:
         """Cut a final line left incomplete by a crash mid-write; returns bytes removed.
 

@@ -28,12 +28,74 @@ from anchor.merkle import root_from_leaf_hashes
 from packproof import failpoints
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK, Backoff, is_disk_full
-from packproof.errors import LedgerIntegrityError, StoreError
-from packproof.store import REGISTRY, BlockRecord, Store
+from packproof.errors import ConfigError, LedgerIntegrityError, StoreError
+from packproof.intake import IntakeKey
+from packproof.store import BlockRecord, SealRow, Store
 from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 SEALER_COMPONENT = "sealer"  # as /health and the progress line name it when its disk is full
+
+
+def ledger_break(ledger: LedgerFile, head: BlockRecord | None, *, in_flight_ok: bool = False) -> str | None:
+    """Why the ledger file does not continue the chain the store records, or None if it does.
+
+    The store records each block after its ledger line is durable, so the file's last block
+    must be the store's head (or, seen from outside a sealer, `in_flight_ok`, the next block
+    whose line is written but not recorded yet). Anything else (a deleted, truncated or
+    replaced file) means an append would start a chain no verifier could link: a sealer
+    must refuse, and /health must say so.
+    """
+    try:
+        tail = ledger.tail()
+    except (OSError, LedgerIntegrityError) as exc:
+        return f"the ledger {ledger.path} cannot be read: {exc}"
+    if head is None:
+        if tail is None or (in_flight_ok and tail.height == 0):
+            return None
+        return (f"the store records no block, but the ledger {ledger.path} ends at block {tail.height}: "
+                "this ledger belongs to another store")
+    if tail is None:
+        return (f"the store records block {head.height} ({head.hash.hex()[:16]}..) but the ledger "
+                f"{ledger.path} is missing or empty: it was deleted or replaced")
+    if tail.height == head.height and tail.hash == head.hash:
+        return None
+    if in_flight_ok and tail.height == head.height + 1 and tail.header.get("prev_hash") == head.hash.hex():
+        return None
+    return (f"the store records block {head.height} ({head.hash.hex()[:16]}..) but the ledger {ledger.path} "
+            f"ends at block {tail.height} ({tail.hash.hex()[:16]}..): it was truncated, replaced or written by "
+            "another sealer")
+
+
+def intake_problem(row: SealRow, key: IntakeKey, legacy_below: int) -> str | None:
+    """Why `row` did not come from packproof's checked write path as it stands, or None if it did.
+
+    The intake MAC over its id and leaf hash must hold, else a writer without the intake
+    key put it there (a row inserted by hand, or moved, or its leaf hash rewritten). Rows
+    stored before MACs existed (ids below `legacy_below`) carry none and are sealed as before.
+    """
+    if row.intake_mac is None:
+        return None if row.id < legacy_below else "it carries no intake MAC: not written by packproof's intake"
+    if not key.holds(row.id, row.leaf_hash, row.intake_mac):
+        return "its intake MAC does not hold: not written by packproof's intake as it stands (inserted or moved)"
+    return None
+
+
+def first_problem(rows: list[SealRow], key: IntakeKey, legacy_below: int) -> tuple[int, str | None]:
+    """The index of the first row the sealer must refuse, and why; (len(rows), None) if none.
+
+    The common case (a dense run of rows, every MAC holding) is checked in one pass over
+    the batch's leaves and MACs; only a row that fails it is examined for its reason.
+    """
+    if not rows:
+        return 0, None
+    expected = key.macs(rows[0].id, [r.leaf_hash for r in rows])
+    for i, (row, mac) in enumerate(zip(rows, expected, strict=True)):
+        if mac != row.intake_mac or row.id != rows[0].id + i:
+            problem = intake_problem(row, key, legacy_below)
+            if problem is not None:
+                return i, problem
+    return len(rows), None
 
 
 def _record(block: Block, first_id: int, last_id: int) -> BlockRecord:
@@ -48,7 +110,14 @@ class Sealer:
                  interval: float = 1.0, max_leaves: int = 8192, key_path: Path | None = None,
                  lock_held: Callable[[], Awaitable[bool]] | None = None) -> None:
         """`key_path`: where `key` lives; a key waiting at `<key_path>.next` is rotated to (see rotate_to).
-        `lock_held`: asked before every ledger append; a sealer that lost its lock must not append."""
+        `lock_held`: asked before every ledger append; a sealer that lost its lock must not append.
+        The store must hold the intake key: the sealer seals only rows whose intake MAC holds."""
+        if store.intake_key is None:
+            raise ConfigError(f"the sealer of {store.label} needs the intake key (DATA_DIR/intake.key) to tell "
+                              "rows packproof's intake wrote from rows put in the database by hand")
+        self.intake_key: IntakeKey = store.intake_key
+        self._legacy_below = 0
+        self.refused = 0  # rows moved to the quarantine instead of being sealed
         self.lock_held = lock_held
         self.store = store
         self.ledger = ledger
@@ -58,6 +127,7 @@ class Sealer:
         self.interval = interval
         self.max_leaves = max_leaves
         self._head: BlockRecord | None = None
+        self.halted: str | None = None  # why this sealer stopped sealing; None while it seals
         self.sealed_blocks = 0
         self.sealed_leaves = 0  # readings and registry records
         self.sealed_readings = 0
@@ -102,13 +172,32 @@ class Sealer:
             completed += 1
             log.warning("completed block %d found in the ledger but not in the store", block.height)
         self._head = await self.store.head_block()
+        self._legacy_below = await self.store.intake_mac_from()
         return completed
 
-    async def seal_once(self) -> BlockRecord | None:
+    async def _next_rows(self) -> list[SealRow]:
+        """The next run of rows to seal, every one checked; a row that fails is quarantined first.
+
+        The run stops before the first failing row; when that row is first, it is moved to the
+        quarantine (logged, counted, its decision sealed) and the next run is read.
+        """
         after = self._head.last_id if self._head else 0
-        rows = await self.store.unsealed(after, self.max_leaves)
-        if not rows:
+        while rows := await self.store.sealable(after, self.max_leaves):
+            good, problem = await asyncio.to_thread(first_problem, rows, self.intake_key, self._legacy_below)
+            if good or problem is None:
+                return rows[:good]
+            bad = rows[0]
+            log.error("refusing to seal store row %d (device %s): %s; moved to the quarantine", bad.id, bad.device_id,
+                      problem)
+            await self.store.refuse_unsealed(bad, problem)
+            self.refused += 1
+        return []
+
+    async def seal_once(self) -> BlockRecord | None:
+        checked = await self._next_rows()
+        if not checked:
             return None
+        rows = [(r.id, r.device_id, r.leaf_hash) for r in checked]
         root = await asyncio.to_thread(root_from_leaf_hashes, [r[2] for r in rows])
         next_public = self._next_public()
         block = make_block(
@@ -118,6 +207,7 @@ class Sealer:
         if self.lock_held is not None and not await self.lock_held():
             raise LedgerIntegrityError(f"this sealer lost its lock before sealing block {block.height}: another "
                                        "sealer may hold it now, so it stops without appending", block.height)
+        await self._check_continues(block.height)
         await asyncio.to_thread(self.ledger.append, block)
         failpoints.hit("seal.after-ledger")
         record = _record(block, rows[0][0], rows[-1][0])
@@ -132,7 +222,23 @@ class Sealer:
         """A block this sealer recorded: sealed, or completed after a full disk interrupted its seal."""
         self.sealed_blocks += 1
         self.sealed_leaves += len(rows)
-        self.sealed_readings += sum(1 for r in rows if r[1] != REGISTRY)
+        self.sealed_readings += sum(1 for r in rows if not r[1].startswith("~"))  # not record leaves
+
+    async def _check_continues(self, height: int) -> None:
+        """Before an append: the store's head is the block this sealer sealed last, and the ledger ends with it.
+
+        `LedgerFile.append` would otherwise create a missing file afresh, and block `height`
+        would start a chain that links to nothing.
+        """
+        head = await self.store.head_block()
+        mine = self._head
+        if (head is None) != (mine is None) or (head and mine and (head.height, head.hash) != (mine.height, mine.hash)):
+            raise LedgerIntegrityError(
+                f"refusing to seal block {height}: the store's last block is "
+                f"{head.height if head else 'none'}, not {mine.height if mine else 'none'} as this sealer "
+                "sealed it (another sealer, or the blocks table changed)", height)
+        if problem := ledger_break(self.ledger, head):
+            raise LedgerIntegrityError(f"refusing to seal block {height}: {problem}", height)
 
     # ---- key rotation: a block signed by the old key names the new one -------------------
 
@@ -160,29 +266,36 @@ class Sealer:
 
         A full disk (the ledger append or the store's record of a block) pauses sealing, retried
         with backoff; it never stops the sealer, nor holds up a stop: what is left unsealed then
-        is sealed by the next start.
+        is sealed by the next start. A ledger that no longer continues the store's chain (or a
+        lost lock) halts sealing: `halted` says why, it is logged, and this returns at once; the
+        ingestor sharing the process keeps storing readings, which a repaired sealer seals later.
         """
         if self._head is None:
             await self.recover()
         backoff = Backoff()
-        while not stop.is_set():
-            started = time.monotonic()
-            record, full = await self._seal_or_disk_full()
-            if full:
-                delay = backoff.delay()
-            elif record is not None and record.leaf_count >= self.max_leaves:
-                continue  # a backlog: keep sealing without waiting
-            else:
-                backoff.reset()
-                delay = max(0.0, self.interval - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-        while True:
-            record, full = await self._seal_or_disk_full()
-            if full:
-                log.warning("stopping with readings unsealed: the disk is full; the next start seals them")
-            if record is None:
-                return
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                record, full = await self._seal_or_disk_full()
+                if full:
+                    delay = backoff.delay()
+                elif record is not None and record.leaf_count >= self.max_leaves:
+                    continue  # a backlog: keep sealing without waiting
+                else:
+                    backoff.reset()
+                    delay = max(0.0, self.interval - (time.monotonic() - started))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+            while True:
+                record, full = await self._seal_or_disk_full()
+                if full:
+                    log.warning("stopping with readings unsealed: the disk is full; the next start seals them")
+                if record is None:
+                    return
+        except LedgerIntegrityError as exc:
+            self.halted = str(exc)
+            log.error("SEALING STOPPED: %s. Readings are still stored; restore the ledger file (or "
+                      "investigate), then restart the sealer", exc)
 
     async def _seal_or_disk_full(self) -> tuple[BlockRecord | None, bool]:
         """One seal; (None, True) if a full disk refused the ledger append or the store's record.

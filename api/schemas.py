@@ -125,12 +125,14 @@ class DiskFullOut(BaseModel):
 
 
 class Health(BaseModel):
-    """`ok`; `disk full` while a writer of this process waits for space (intake paused, reads work,
-    it resumes by itself); `degraded` when a component reports it cannot do its job
-    (packproof.health). `problems` says which and why, in sentences."""
-    status: Literal["ok", "degraded", "disk full"]
+    """`ok`; `ledger-broken` when the ledger file does not continue the chain the store records
+    (sealing stopped; `problem` says how); `disk full` while a writer of this process waits for
+    space (intake paused, reads work, it resumes by itself); `degraded` when a component reports
+    it cannot do its job (packproof.health). `problems` says which and why, in sentences."""
+    status: Literal["ok", "degraded", "disk full", "ledger-broken"]
     readings: int
     blocks: int
+    problem: str | None = None  # the ledger's break, when the status is "ledger-broken"
     problems: list[str] = Field(default_factory=list)
     components: dict[str, dict[str, Any]] = Field(default_factory=dict)
     disk_full: list[DiskFullOut] = Field(default_factory=list)

@@ -40,8 +40,8 @@ from edge.mqttclient import BatchingClient  # noqa: E402
 from edge.thresholds import evaluate  # noqa: E402
 from packproof.canonical import signed_and_full  # noqa: E402
 from packproof.crypto import load_or_create_ledger_key  # noqa: E402
+from packproof.paths import DataDir  # noqa: E402
 from packproof.reading import DeviceTopic, Reading  # noqa: E402
-from packproof.store import Store  # noqa: E402
 from simulators.fleet import build_fleet, shipments_of  # noqa: E402
 from tests.edge.test_mqttclient import publish  # noqa: E402  (the scripted broker's PUBLISH encoder)
 
@@ -68,7 +68,7 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
                          verify: bool) -> dict[str, float]:
     """One pass of all messages through a fresh store: CPU seconds per stage."""
     with tempfile.TemporaryDirectory(prefix="packproof-hotpath-") as tmp:
-        store = await Store.open(Path(tmp) / "packproof.db")
+        store = await DataDir(Path(tmp)).open_writer()  # as the ingestor opens it: rows carry their intake MAC
         await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         ing = Ingestor(store, verify_signatures=verify, batch_max=batch)
         await ing.reload_registry()

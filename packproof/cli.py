@@ -233,6 +233,8 @@ def seal(cfg: Settings) -> None:
             out.print("stopped while another sealer held the lock: sealed nothing")
             return
         out.print(f"sealed {sealer.sealed_readings:,} readings in {sealer.sealed_blocks:,} blocks")
+        if sealer.halted:
+            fail(Exit.INVALID, f"sealing stopped: {sealer.halted}")
 
     asyncio.run(serve())
 
@@ -293,7 +295,6 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
     """
     import signal
 
-    from packproof.store import Store
     from simulators.buffer import SimBuffer
     from simulators.fleet import build_fleet, provision_credentials, shipments_of
     from simulators.publisher import FleetPublisher, PublishStats, leftover_note
@@ -312,7 +313,7 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
         return
     if f.register_devices:
         async def reg() -> None:
-            store = await Store.open(dirs.store)
+            store = await dirs.open_writer()
             try:
                 await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
             finally:
@@ -620,10 +621,12 @@ def ledger_export(
 def audit(
     cfg: Settings,
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
-    signatures: Annotated[bool, typer.Option(help="Also check every device signature (slower).")] = False,
+    signatures: Annotated[bool, typer.Option(help="Check every reading's device signature against the sealed "
+                                                  "registry (the slow part; --no-signatures skips only that).")] = True,
     show: Annotated[int, typer.Option(help="List at most this many problems of each kind.", min=1)] = 20,
 ) -> None:
     """Recompute every leaf and block root from the store, check them against the ledger, then the chain."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from anchor.audit import audit as run_audit
@@ -648,22 +651,29 @@ def audit(
 
     report = asyncio.run(go())
     out.print(f"audited {report.readings:,} sealed readings in {report.blocks:,} blocks"
-              f" ({report.unsealed:,} stored readings not sealed yet)", highlight=False)
+              f" ({report.unsealed:,} stored rows not sealed yet), {report.quarantine_rows:,} quarantined payloads; "
+              + ("device signatures checked" if report.signatures else
+                 "device signatures NOT checked (--no-signatures)"),
+              highlight=False)
     sections = [("ledger chain", report.chain), ("blocks", [f"block {h}: {m}" for h, m in report.blocks_bad]),
                 ("readings", [f"reading {r}: {m}" for r, m in report.readings_bad]),
                 ("readings no block covers (store ids)", [str(i) for i in report.uncovered]),
-                ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice])]
+                ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice]),
+                ("registry (table vs sealed records)", report.registry),
+                ("quarantine (table vs sealed decisions)", report.quarantine)]
     for title, items in sections:
         if items:
             out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)
             for line in items[:show]:
-                out.print(f"  {line}", highlight=False)
+                out.print(f"  {line}", highlight=False, markup=False)  # a problem quotes stored data: never markup
             if len(items) > show:
                 out.print(f"  ... and {len(items) - show:,} more", highlight=False)
     if not report.ok:
         first = next(items[0] for _, items in sections if items)
-        fail(Exit.INVALID, f"audit failed; first problem: {first}")
-    out.print("[green]audit passed[/]: every leaf, root, link and signature holds")
+        fail(Exit.INVALID, f"audit failed; first problem: {escape(first)}")
+    out.print("[green]audit passed[/]: every leaf, root, link and block signature holds; every row's columns match "
+              "its bytes; registry and quarantine match their sealed records"
+              + ("; every device signature holds" if report.signatures else ""), highlight=False)
 
 
 @app.command("condition")
@@ -728,10 +738,9 @@ def condition_report(
 
 def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
     """Run `work(store)` on the configured store (the writer side: registry changes are sealed)."""
-    from packproof.store import Store
 
     async def go():  # type: ignore[no-untyped-def]
-        store = await Store.open(_dirs(cfg).store)
+        store = await _dirs(cfg).open_writer()
         try:
             return await work(store)
         finally:

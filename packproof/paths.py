@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packproof.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +33,20 @@ class DataDir:
         return self.root / "ledger.pub"  # base64 public key, for auditors
 
     @property
+    def intake_key(self) -> Path:
+        return self.root / "intake.key"  # private, 0600: MACs the rows packproof's writers store (packproof/intake.py)
+
+    @property
     def sim_buffer(self) -> Path:
         return self.root / "sim-buffer.db"  # the simulated trackers' store-and-forward buffer
 
     @property
     def sim_progress_legacy(self) -> Path:
         return self.root / "simulator.json"  # next seqs before the buffer; taken over once
+
+    async def open_writer(self) -> Store:
+        """The store, opened to write with this data directory's intake key (created on first use)."""
+        from packproof.intake import load_or_create_intake_key
+        from packproof.store import Store
+
+        return await Store.open(self.store, intake_key=load_or_create_intake_key(self.intake_key))

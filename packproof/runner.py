@@ -169,6 +169,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
             lost = service.ingestor.session.losses if service.ingestor else 0
             return (f" | {full}" if full else "") + (f" | refused by the broker {refused:,}" if refused else "") + \
                 (f" | ingestor's MQTT session lost {lost:,} times" if lost else "")
+            if sealer.halted:
+                out.print(f"  [bold red]SEALING STOPPED[/]: {sealer.halted}", highlight=False)
 
         last = [0.0]
         was_full = [False]

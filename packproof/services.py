@@ -91,7 +91,7 @@ class IngestService:
 
     async def start(self) -> None:
         o = self.opts
-        self.store = await Store.open(self.dirs.store)
+        self.store = await self.dirs.open_writer()
         if o.seal:
             self._lock = await SealerLock.acquire(self.dirs)
             assert self._lock is not None  # no stop event: waits until it holds the lock
@@ -230,7 +230,7 @@ async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, 
     if lock is None:
         return None
     try:
-        store = await Store.open(dirs.store)
+        store = await dirs.open_writer()
         try:
             sealer = await start_sealer(store, dirs, interval, max_block, lock)
             if on_start is not None:

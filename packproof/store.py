@@ -35,13 +35,22 @@ from packproof.crypto import b64, weak_key_problem
 from packproof.db import Driver, engine_of, redact
 from packproof.diskfull import is_disk_full
 from packproof.errors import ConfigError, DiskFullError, RegistryConflict, StoreError
+from packproof.intake import IntakeKey
 from packproof.timefmt import rfc3339
 
-SCHEMA_VERSION = 3
-# Steps from each older version to the next, run in one transaction when a store is opened.
+SCHEMA_VERSION = 4
+# Steps from each older version to the next, run in one transaction when a store is opened
+# (column types in braces as in SCHEMA).
 MIGRATIONS: dict[int, str] = {
     1: "ALTER TABLE device_stats ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';",  # seq ranges not received
     2: "DROP INDEX IF EXISTS excursions_open;",  # now by device, for a batch's devices; gaps: all ranges
+    # Each row's intake MAC (packproof/intake.py). Rows stored before have none: the sealer
+    # seals those below `intake_mac_from` as before, and demands a MAC from every later one.
+    3: "ALTER TABLE readings ADD COLUMN intake_mac {BLOB};"
+       "INSERT INTO meta(key, value) SELECT 'intake_mac_from', CAST(coalesce(max(id), 0) + 1 AS TEXT) FROM readings;"
+       # quarantine rows from before have no sealed record; the audit checks those from this id on
+       "INSERT INTO meta(key, value) SELECT 'quarantine_sealed_from', CAST(coalesce(max(id), 0) + 1 AS TEXT) "
+       "FROM quarantine;",
 }
 
 # Column types in braces are the engine's (packproof/db: BLOB, REAL, INT, ID, AUTO_ID).
@@ -59,7 +68,7 @@ CREATE INDEX IF NOT EXISTS devices_shipment ON devices(shipment_id);
 CREATE TABLE IF NOT EXISTS readings(
     id {ID}, device_id TEXT NOT NULL, seq {INT} NOT NULL,
     shipment_id TEXT NOT NULL, ts TEXT NOT NULL, received_at {REAL} NOT NULL,
-    body {BLOB} NOT NULL, leaf_hash {BLOB} NOT NULL,
+    body {BLOB} NOT NULL, leaf_hash {BLOB} NOT NULL, intake_mac {BLOB},
     UNIQUE(device_id, seq));
 CREATE INDEX IF NOT EXISTS readings_shipment ON readings(shipment_id, id);
 CREATE TABLE IF NOT EXISTS quarantine(
@@ -91,9 +100,10 @@ CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL)
 """
 
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
-                   ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"))
+                   ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"), ("intake_mac", "BLOB"))
 STATUS_PREFIX = "status:"  # meta keys holding a component's own account of itself (Store.set_status)
 REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
+QUARANTINE = "~quarantine"  # device id of the quarantine decisions' record leaves (seq: the quarantine row's id)
 
 EXCURSION_COLUMNS = (
     "id, device_id, shipment_id, test, quantity, severity, start_ts, end_ts, start_seq, "
@@ -136,6 +146,52 @@ class Disputes:
 
     counts: dict[str, int]
     recent: list[Dispute]
+
+
+@dataclass(frozen=True, slots=True)
+class SealRow:
+    """A stored row as the sealer checks it before sealing: its leaf hash and its intake MAC.
+
+    Not its bytes: the block seals the leaf the intake MACed; bytes edited since no longer
+    hash to it, which the audit names.
+    """
+
+    id: int
+    device_id: str
+    leaf_hash: bytes
+    intake_mac: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """A stored row with every column the body vouches for, as the audit compares them."""
+
+    id: int
+    device_id: str
+    seq: int
+    shipment_id: str
+    ts: str
+    body: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    id: int
+    received_at: float
+    topic: str
+    payload: bytes
+    reason_code: str
+    reason: str
+    device_id: str | None
+    shipment_id: str | None
+
+
+def quarantine_record(q: QuarantineRow) -> dict[str, Any]:
+    """The sealed record of a quarantine decision: enough to tell its row deleted or edited, not the payload."""
+    return {"record": "quarantine", "quarantine_id": q.id, "received_at": rfc3339(q.received_at), "topic": q.topic,
+            "device_id": q.device_id, "shipment_id": q.shipment_id, "reason_code": q.reason_code, "reason": q.reason,
+            "payload_sha256": hashlib.sha256(q.payload).hexdigest(), "payload_size": len(q.payload)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +270,11 @@ def store_error(what: str, exc: BaseException) -> StoreError:
 class Store:
     """Async access to the off-chain store; driver errors become StoreError."""
 
-    def __init__(self, db: Driver, url: str) -> None:
+    def __init__(self, db: Driver, url: str, intake_key: IntakeKey | None = None) -> None:
+        """`intake_key`: MACs every row this store writes (packproof/intake.py). Without it rows are
+        written with none, and the sealer quarantines them instead of sealing them."""
         self._db = db
+        self.intake_key = intake_key
         self.url = url
         self.label = redact(url)  # for messages: never the password
         self.engine = db.engine
@@ -235,8 +294,10 @@ class Store:
         return sqlite_path(self.url)
 
     @classmethod
-    async def open(cls, target: str | Path, *, readonly: bool = False) -> Store:
-        """Open the store a URL names: `sqlite:///path` (or a bare path), `postgresql://...`."""
+    async def open(cls, target: str | Path, *, readonly: bool = False, intake_key: IntakeKey | None = None) -> Store:
+        """Open the store a URL names: `sqlite:///path` (or a bare path), `postgresql://...`.
+
+        A writer given `intake_key` checks it is the key the store's other writers use."""
         url = str(target)
         db: Driver
         if engine_of(url) == "postgresql":
@@ -245,12 +306,14 @@ class Store:
         else:
             from packproof.db.sqlite import SqliteDriver
             db = await SqliteDriver.connect(target, readonly=readonly)
-        store = cls(db, url)
+        store = cls(db, url, intake_key)
         try:
             if readonly:
                 await store._check_schema()
             else:
                 await store._migrate()
+                if intake_key is not None:
+                    await store._bind_intake_key(intake_key)
         except BaseException as exc:
             await db.close()  # a driver thread or socket would otherwise keep the process alive
             if isinstance(exc, db.errors):
@@ -272,7 +335,7 @@ class Store:
                 raise StoreError(f"{self.label}: schema version {version} is newer than this packproof "
                                  f"({SCHEMA_VERSION}); upgrade packproof")
             for v in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
-                for statement in MIGRATIONS[v].split(";"):
+                for statement in MIGRATIONS[v].format(**self._db.types).split(";"):
                     if statement.strip():
                         await self._db.execute(statement)
                 await self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(v + 1),))
@@ -283,6 +346,42 @@ class Store:
                                    "ON CONFLICT(key) DO NOTHING", (str(SCHEMA_VERSION),))
             if version is not None and version < 3:
                 await self._rebuild_gaps()
+
+    async def _bind_intake_key(self, key: IntakeKey) -> None:
+        """The first keyed writer records its key's id; one holding another key is refused, before it writes.
+
+        Otherwise a service given the wrong key file would write rows the sealer quarantines,
+        or (a sealer) quarantine every row the ingestors write.
+        """
+        async with self._db.transaction():
+            await self._db.execute("INSERT INTO meta(key, value) VALUES ('intake_key_id', ?) "
+                                   "ON CONFLICT(key) DO NOTHING", (key.key_id,))
+            rows = await self._db.fetch("SELECT value FROM meta WHERE key='intake_key_id'")
+        if rows[0][0] != key.key_id:
+            raise ConfigError(f"{self.label}: its rows are MACed with intake key {rows[0][0]}, but this service holds "
+                              f"key {key.key_id}; give every ingestor, sealer and registry command the same "
+                              "intake.key file (DATA_DIR/intake.key of the first one started)")
+
+    async def intake_mac_from(self) -> int:
+        """Rows with an id below this were stored before intake MACs existed (schema 4) and carry none."""
+        rows = await self._fetch("SELECT value FROM meta WHERE key='intake_mac_from'")
+        return int(rows[0][0]) if rows else 0
+
+    async def quarantine_sealed_from(self) -> int:
+        """Quarantine rows with an id below this were written before their decisions were sealed (schema 4)."""
+        rows = await self._fetch("SELECT value FROM meta WHERE key='quarantine_sealed_from'")
+        return int(rows[0][0]) if rows else 0
+
+    async def records(self, device_id: str) -> list[StoredRow]:
+        """Every record leaf of one kind (REGISTRY, QUARANTINE), sealed or not, in store order."""
+        rows = await self._fetch(
+            "SELECT id, device_id, seq, shipment_id, ts, body, leaf_hash FROM readings WHERE device_id=? ORDER BY seq",
+            (device_id,))
+        return sorted((StoredRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows),
+                      key=lambda r: r.id)
+
+    def _mac(self, row_id: int, leaf: bytes) -> bytes | None:
+        return self.intake_key.mac(row_id, leaf) if self.intake_key is not None else None
 
     async def _rebuild_gaps(self) -> None:
         """Before version 3 `gaps` listed only the first 16 ranges; it must now hold them all."""
@@ -338,16 +437,32 @@ class Store:
     # reading and a key cannot be swapped afterwards without breaking the ledger.
 
     async def _append_record(self, record: dict[str, Any], now: float) -> None:
-        body = canonical_json({**record, "at": rfc3339(now)})
         rows = await self._db.fetch("SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?", (REGISTRY,))
-        next_id = await self._next_reading_id()
-        await self._db.execute(
-            "INSERT INTO readings(id, device_id, seq, shipment_id, ts, received_at, body, leaf_hash) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (next_id, REGISTRY, rows[0][0], REGISTRY, rfc3339(now), now, body, leaf_hash(body)))
+        await self._append_leaf(REGISTRY, rows[0][0], record, now)
         await self._db.execute(
             "INSERT INTO counters(name, value) VALUES ('registry_changes', 1) "
             "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
+
+    async def _append_leaf(self, device_id: str, seq: int, record: dict[str, Any], now: float) -> None:
+        """Inside a write transaction: a record leaf (registry change, quarantine decision), MACed like a reading."""
+        body = canonical_json({**record, "at": rfc3339(now)})
+        next_id = await self._next_reading_id()
+        leaf = leaf_hash(body)
+        await self._db.execute(
+            "INSERT INTO readings(id, device_id, seq, shipment_id, ts, received_at, body, leaf_hash, intake_mac) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (next_id, device_id, seq, device_id, rfc3339(now), now, body, leaf, self._mac(next_id, leaf)))
+
+    async def _quarantine(self, rows: Sequence[Sequence[Any]], now: float) -> None:
+        """Inside a write transaction: quarantine rows (received_at, topic, payload, reason code, reason,
+        device, shipment), each with its decision sealed as a record leaf, so a deleted or edited
+        quarantine row is found by the audit. The rare path: one statement a row."""
+        for r in rows:
+            inserted = await self._db.fetch(
+                "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, device_id, shipment_id) "
+                "VALUES (?,?,?,?,?,?,?) RETURNING id", r)
+            qid = int(inserted[0][0])
+            await self._append_leaf(QUARANTINE, qid, quarantine_record(QuarantineRow(qid, *r)), now)
 
     async def _next_reading_id(self) -> int:
         """Inside a write transaction: ids are dense because writers take turns (packproof/db)."""
@@ -559,11 +674,12 @@ class Store:
         db = self._db
         if b.readings:
             first = await self._next_reading_id()
-            await db.insert_rows("readings", READING_COLUMNS, [(first + i, *r) for i, r in enumerate(b.readings)])
+            key = self.intake_key
+            macs = key.macs(first, [r[6] for r in b.readings]) if key is not None else [None] * len(b.readings)
+            rows = [(first + i, *r, mac) for i, (r, mac) in enumerate(zip(b.readings, macs, strict=True))]
+            await db.insert_rows("readings", READING_COLUMNS, rows)
         if b.quarantine:
-            await db.executemany(
-                "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, "
-                "device_id, shipment_id) VALUES (?,?,?,?,?,?,?)", b.quarantine)
+            await self._quarantine(b.quarantine, time.time())
         if b.stats:
             await db.executemany(
                 "INSERT INTO device_stats AS s(device_id, shipment_id, reading_count, first_seq, "
@@ -620,6 +736,31 @@ class Store:
             "SELECT id, device_id, leaf_hash FROM readings WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
+    async def sealable(self, after_id: int, limit: int) -> list[SealRow]:
+        """The next rows to seal, in store order, with what the sealer checks before sealing them."""
+        rows = await self._fetch(
+            "SELECT id, device_id, leaf_hash, intake_mac FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit))
+        return [SealRow(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] is not None else None) for r in rows]
+
+    async def refuse_unsealed(self, row: SealRow, reason: str) -> None:
+        """Move a row the sealer will not seal into the quarantine, its decision sealed as a record leaf.
+
+        The row leaves `readings` (a block seals a dense id range; its id stays a hole no block
+        covers), its bytes are kept in the quarantine with the reason, and the counters say so.
+        """
+        now = time.time()
+        async with self.transaction(f"quarantining store row {row.id}"):
+            found = await self._db.fetch("SELECT shipment_id, body FROM readings WHERE id=?", (row.id,))
+            if not found:
+                raise StoreError(f"store row {row.id} vanished before the sealer could quarantine it")
+            await self._db.execute("DELETE FROM readings WHERE id=?", (row.id,))
+            await self._quarantine([(now, f"store:readings/{row.id}", bytes(found[0][1]), "not_from_intake", reason,
+                                     row.device_id, found[0][0])], now)
+            await self._db.execute(
+                "INSERT INTO counters(name, value) VALUES ('quarantined:not_from_intake', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
+
     async def record_block(self, block: BlockRecord, rows: Sequence[tuple[int, str, bytes]]) -> None:
         if rows[-1][0] - rows[0][0] + 1 != len(rows) or block.first_id != rows[0][0]:
             raise StoreError(f"block {block.height}: readings {rows[0][0]}..{rows[-1][0]} are not a dense run "
@@ -647,11 +788,22 @@ class Store:
             "SELECT leaf_hash FROM readings WHERE id BETWEEN ? AND ? ORDER BY id", (block.first_id, block.last_id))
         return [r[0] for r in rows]
 
-    async def readings_between(self, first_id: int, last_id: int) -> list[tuple[Any, ...]]:
-        """(id, device_id, seq, body, leaf_hash) for ids first..last, in id order: a block's readings."""
-        return await self._fetch(
-            "SELECT id, device_id, seq, body, leaf_hash FROM readings WHERE id BETWEEN ? AND ? ORDER BY id",
-            (first_id, last_id))
+    async def readings_between(self, first_id: int, last_id: int) -> list[StoredRow]:
+        """A block's rows (ids first..last, in id order) with the columns their bodies vouch for."""
+        rows = await self._fetch(
+            "SELECT id, device_id, seq, shipment_id, ts, body, leaf_hash FROM readings "
+            "WHERE id BETWEEN ? AND ? ORDER BY id", (first_id, last_id))
+        return [StoredRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
+
+    async def quarantine_page(self, after_id: int, limit: int) -> list[QuarantineRow]:
+        """Quarantine rows in id order after `after_id`: the audit reads them all, a page at a time."""
+        rows = await self._fetch(
+            "SELECT id, received_at, topic, payload, reason_code, reason, device_id, shipment_id FROM quarantine "
+            "WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [QuarantineRow(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    async def shipment_profiles(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in await self._fetch("SELECT shipment_id, profile FROM shipments")}
 
     async def ids_between(self, first_id: int, last_id: int) -> list[int]:
         rows = await self._fetch("SELECT id FROM readings WHERE id BETWEEN ? AND ? ORDER BY id", (first_id, last_id))

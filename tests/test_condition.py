@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from packproof.store import Store
+from packproof.paths import DataDir
 from simulators.fleet import build_fleet, shipments_of
 from tests.conftest import Db, Pipeline, cli, get_json, publish_all, wait_for
 
@@ -18,7 +18,7 @@ def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services:
     d = fleet[0]
 
     async def register() -> None:
-        store = await Store.open(pipeline_services.store)
+        store = await DataDir(pipeline_services.data, store_url=pipeline_services.store).open_writer()
         await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key)])
         await store.close()
 

@@ -16,7 +16,6 @@ from edge.thresholds import profile_problem
 from packproof.crypto import key_id, unb64, weak_key_problem
 from packproof.errors import RegistryConflict
 from packproof.reading import ID_PATTERN
-from packproof.store import Store
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -56,7 +55,7 @@ async def register_device(body: DeviceIn, settings: SettingsDep, _request: Reque
             raise HTTPException(422, "public_key must be the base64 of a 32-byte Ed25519 public key")
         if problem := weak_key_problem(key):
             raise HTTPException(422, f"public_key is {problem}")
-    store = await Store.open(settings.data_dir.store)
+    store = await settings.data_dir.open_writer()  # the registry record it appends carries the intake MAC
     try:
         created = await store.register({body.shipment_id: body.profile}, [(body.device_id, body.shipment_id, key)])
     except RegistryConflict as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,7 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from api.deps import StoreDep
+from anchor.ledger import LedgerFile
+from anchor.sealer import ledger_break
+from api.deps import SettingsDep, StoreDep
 from api.schemas import DiskFullOut, Health
 from packproof.diskfull import DISK
 from packproof.health import problems
@@ -19,19 +22,28 @@ router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", response_model=Health)
-async def health(store: StoreDep) -> Health:
+@router.get("/health", response_model=Health, response_model_exclude_none=True)
+async def health(store: StoreDep, settings: SettingsDep) -> Health:
     """200 while the API can read, whatever the writers' state: a full disk pauses intake, not reads,
-    so it is reported in the body (which writer, since when) rather than as an outage."""
+    so it is reported in the body (which writer, since when) rather than as an outage. "ok" only
+    while the ledger file continues the chain the store records (a deleted or replaced ledger stops
+    sealing; read from the file's tail) and no component reports it cannot do its job."""
     counters = await store.counters()
     head = await store.head_block()
+    ledger = LedgerFile(settings.data_dir.ledger)
+    broken = await asyncio.to_thread(ledger_break, ledger, head, in_flight_ok=True)
+    if broken:  # or blocks were sealed between the two reads: ask once more
+        head = await store.head_block()
+        broken = await asyncio.to_thread(ledger_break, ledger, head, in_flight_ok=True)
     statuses = await store.statuses()
     full = DISK.current()
     found = [f"{d.component}: disk full since {d.since_text} ({d.error}); intake is paused, reads work, and it "
              "resumes by itself when space is freed" for d in full] + problems(statuses, time.time())
-    return Health(status="disk full" if full else "degraded" if found else "ok",
-                  readings=counters.get("readings_accepted", 0), blocks=head.height + 1 if head else 0,
-                  problems=found, components=statuses,
+    if broken:
+        found.insert(0, f"ledger: {broken}")
+    status = "ledger-broken" if broken else "disk full" if full else "degraded" if found else "ok"
+    return Health(status=status, readings=counters.get("readings_accepted", 0),
+                  blocks=head.height + 1 if head else 0, problem=broken, problems=found, components=statuses,
                   disk_full=[DiskFullOut(component=d.component, since=d.since_text, error=d.error) for d in full])
 
 

@@ -12,6 +12,7 @@ from anchor.merkle import leaf_hash
 from anchor.sealer import Sealer
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
+from packproof.intake import IntakeKey
 from packproof.store import IngestBatch, Store
 
 KEY = private_key_from_seed(b"ledger")
@@ -73,7 +74,7 @@ def test_an_incomplete_last_line_is_reported_then_cut(tmp_path: Path) -> None:
 
 
 async def _store_with(url: str, n: int) -> Store:
-    store = await Store.open(url)
+    store = await Store.open(url, intake_key=IntakeKey(b"i" * 32))
     await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
     b = IngestBatch()
     for i in range(n):

@@ -9,6 +9,7 @@ the store's own batch writer with real signed readings from the simulated fleet.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import subprocess
@@ -19,7 +20,8 @@ import pytest
 
 from anchor.merkle import leaf_hash
 from packproof.failpoints import EXIT_CODE
-from packproof.store import IngestBatch, Store
+from packproof.paths import DataDir
+from packproof.store import IngestBatch
 from simulators.fleet import build_fleet, shipments_of
 from tests.conftest import Service, cli, packproof_cmd, wait_for
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def fill(data: Path, per_device: int, start: int = 0) -> int:
     """Store `per_device` signed readings from each of 4 devices; returns how many were stored."""
     fleet = build_fleet(shipments=1, packs=4, scenario="nominal-road", seed=3)
-    store = await Store.open(data / "packproof.db")
+    store = await DataDir(data).open_writer()  # as the ingestor writes: with the intake key
     try:
         await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         batch = IngestBatch()
@@ -37,7 +39,7 @@ async def fill(data: Path, per_device: int, start: int = 0) -> int:
             d.next_seq = start
             for _ in range(per_device):
                 body = d.reading(time.time())
-                batch.readings.append((d.device_id, d.next_seq - 1, d.shipment_id, "2026-11-23T00:00:00Z",
+                batch.readings.append((d.device_id, d.next_seq - 1, d.shipment_id, json.loads(body)["ts"],
                                        time.time(), body, leaf_hash(body)))
         await store.write_batch(batch)
         return len(batch.readings)

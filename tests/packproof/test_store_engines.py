@@ -89,9 +89,9 @@ async def test_a_sealer_whose_postgresql_lock_was_cut_stops_before_appending(tmp
     from tests.conftest import PG_URL, pg_schema
 
     with pg_schema() as url:
-        store = await Store.open(url)
-        await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
         dirs = DataDir(tmp_path / "data", store_url=url)
+        store = await dirs.open_writer()
+        await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
         lock = await SealerLock.acquire(dirs)
         assert lock is not None and await lock.held()
         sealer = await start_sealer(store, dirs, 1.0, 64, lock)

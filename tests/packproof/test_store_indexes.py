@@ -15,13 +15,14 @@ from anchor.ledger import LedgerFile
 from anchor.merkle import leaf_hash
 from anchor.sealer import Sealer
 from packproof.crypto import load_or_create_ledger_key
+from packproof.intake import IntakeKey
 from packproof.store import IngestBatch, Store
 
 BIG_TABLES = ("readings", "quarantine", "excursions", "blocks", "device_stats")
 
 
 async def filled(url: str, tmp_path: Path) -> Store:
-    store = await Store.open(url)
+    store = await Store.open(url, intake_key=IntakeKey(b"i" * 32))
     await store.register({"S": "un38.3-cell", "T": "un38.3-cell"}, [("d1", "S", None), ("d2", "T", None)])
     for start in range(0, 600, 200):
         b = IngestBatch()

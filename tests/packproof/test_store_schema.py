@@ -20,6 +20,7 @@ async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) 
     await store.close()
     with sqlite3.connect(path) as db:  # what a store written by packproof before schema 2 looks like
         db.execute("ALTER TABLE device_stats DROP COLUMN gaps")
+        db.execute("ALTER TABLE readings DROP COLUMN intake_mac")
         db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     store = await Store.open(path)
     assert [d.device_id for d in await store.devices()] == ["dev-1"]
@@ -52,9 +53,38 @@ async def test_a_version_2_store_gets_every_gap_back_from_its_readings(tmp_path:
     await store.write_batch(b)
     await store.close()
     with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE readings DROP COLUMN intake_mac")
         db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     store = await Store.open(path)
     (acked, highest, gaps), = (await store.delivery_states(["d"])).values()
     await store.close()
     assert (acked, highest) == (0, 78)
     assert json.loads(gaps) == [[s + 1, s + 1] for s in seqs[:-1]]
+
+
+async def test_a_version_3_store_keeps_sealing_its_rows_stored_before_intake_macs(tmp_path: Path) -> None:
+    """Rows stored before schema 4 carry no intake MAC: sealed as before; rows after it must carry one."""
+    from anchor.ledger import LedgerFile
+    from anchor.sealer import Sealer
+    from packproof.crypto import private_key_from_seed
+    from packproof.intake import IntakeKey
+
+    path = tmp_path / "packproof.db"
+    store = await Store.open(path)
+    await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
+    b = IngestBatch()
+    for s in range(3):
+        body = f'{{"seq":{s}}}'.encode()
+        b.readings.append(("d", s, "S", "t", 0.0, body, leaf_hash(body)))
+    await store.write_batch(b)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE readings DROP COLUMN intake_mac")
+        db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    store = await Store.open(path, intake_key=IntakeKey(b"i" * 32))
+    assert await store.intake_mac_from() == 5  # the registration record and 3 readings: ids 1..4
+    sealer = Sealer(store, LedgerFile(tmp_path / "ledger.jsonl"), private_key_from_seed(b"l"))
+    await sealer.recover()
+    block = await sealer.seal_once()
+    assert block is not None and block.leaf_count == 4 and sealer.refused == 0
+    await store.close()
