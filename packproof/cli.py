@@ -124,7 +124,7 @@ def run(cfg: Settings) -> None:
 
     f = cfg.fleet
     unsigned = 1 if f.unsigned_shipments is None else f.unsigned_shipments
-    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store, mqtt_port=cfg.run.mqtt_port,
+    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, mqtt_port=cfg.run.mqtt_port,
                       api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
                       scenario=f.scenario, rate=f.rate, seed=f.seed,
                       unsigned_shipments=min(unsigned, f.shipments - 1) if f.shipments > 1 else 0,
@@ -191,7 +191,7 @@ def ingest(cfg: Settings) -> None:
                                               client_id=m.client_id, mqtt_username=m.username,
                                               mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
                                               share_group=m.share_group, mqtt_protocol=m.protocol,
-                                              session_expiry=m.session_expiry, store_url=cfg.store,
+                                              session_expiry=m.session_expiry, store_url=cfg.store_url,
                                               verify_workers=cfg.ingest.verify_workers,
                                               limits=Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)))
         await service.start()
@@ -239,7 +239,7 @@ def _dirs(cfg: Settings) -> Any:
     """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
     from packproof.paths import DataDir
 
-    return DataDir(cfg.data_dir, store_url=cfg.store)
+    return DataDir(cfg.data_dir, store_url=cfg.store_url)
 
 
 @app.command()

@@ -1,0 +1,117 @@
+"""The deployment's moving parts that can run without a container engine.
+
+docker-compose.yml is checked statically (tests/test_compose.py); what its services rely on
+is run here for real: the store password kept out of the URL (a PostgreSQL login whose
+password holds `/ @ : %`), the least-privilege role the PostgreSQL init script makes, and
+each service's healthcheck, a `packproof health` command that must pass against a running
+service and fail against a stopped one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import ROOT, _pg_admin, cli
+
+INIT_SCRIPT = ROOT / "deploy" / "postgres-init" / "10-packproof-role.sh"
+PASSWORD = "p/w@h:o%st?#&= '\\x"  # what a generator may produce; each of / @ : % broke the raw URL
+
+
+@pytest.fixture
+def app_role() -> Iterator[tuple[str, str]]:
+    """A throwaway login made by the compose file's PostgreSQL init script: (role, store URL without password)."""
+    role = f"pp_role_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin()
+    info = admin.info
+    env = {**os.environ, "PACKPROOF_DB_ROLE": role, "PACKPROOF_DB_PASSWORD": PASSWORD, "PGHOST": info.host,
+           "PGPORT": str(info.port), "POSTGRES_USER": info.user, "POSTGRES_DB": info.dbname}
+    try:
+        made = subprocess.run(["sh", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
+        assert made.returncode == 0, made.stderr
+        assert PASSWORD not in made.stdout + made.stderr
+        yield role, f"postgresql://{role}@{info.host}:{info.port}/{info.dbname}"
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{role}" CASCADE')
+        admin.execute(f'REVOKE ALL ON DATABASE "{info.dbname}" FROM "{role}"')
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()
+
+
+def test_the_init_script_makes_a_least_privilege_role_owning_one_schema(app_role: tuple[str, str]) -> None:
+    role, _ = app_role
+    with _pg_admin() as admin:
+        flags = admin.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles "
+                              "WHERE rolname = %s", (role,)).fetchone()
+        assert flags == (False, False, False, True)
+        owner = admin.execute("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", (role,)).fetchone()
+        assert owner == (role,)
+        assert admin.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')", (role,)).fetchone() == (False,)
+    assert INIT_SCRIPT.stat().st_mode & 0o111, "the image runs only an executable script as a program"
+
+
+def test_a_store_password_with_url_characters_reaches_libpq_intact(app_role: tuple[str, str]) -> None:
+    from packproof.config import load
+    from packproof.store import Store
+
+    role, url = app_role
+    os.environ["PACKPROOF_STORE"], os.environ["PACKPROOF_STORE_PASSWORD"] = url, PASSWORD
+    try:
+        settings = load()
+    finally:
+        del os.environ["PACKPROOF_STORE"], os.environ["PACKPROOF_STORE_PASSWORD"]
+    assert settings.store_url is not None
+
+    async def open_it() -> tuple[str | None, str, str]:
+        store = await Store.open(settings.store_url)  # type: ignore[arg-type]
+        try:
+            conn = store._db._conn  # type: ignore[attr-defined]
+            schema = await (await conn.execute("SELECT current_user || ' ' || current_schema()")).fetchone()
+            return conn.info.password, schema[0], store.label
+        finally:
+            await store.close()
+
+    password, who, label = asyncio.run(open_it())
+    assert password == PASSWORD  # as given: nothing cut at a '/', '@' or ':', no '%' decoded twice
+    assert who == f"{role} {role}"  # the store's tables went into the role's own schema
+    assert PASSWORD not in label
+
+
+def test_the_cli_takes_the_password_apart_from_the_url_and_never_prints_it(app_role: tuple[str, str]) -> None:
+    _, url = app_role
+    r = cli("devices", "list", env={"PACKPROOF_STORE": url, "PACKPROOF_STORE_PASSWORD": PASSWORD})
+    assert r.returncode == 0, r.stderr
+    shown = cli("config", "seal", env={"PACKPROOF_STORE": url, "PACKPROOF_STORE_PASSWORD": PASSWORD})
+    assert shown.returncode == 0, shown.stderr
+    assert "store_password = ***   (env PACKPROOF_STORE_PASSWORD)" in shown.stdout
+    for out in (r, shown):
+        assert PASSWORD not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("command", [("devices", "list"), ("config", "seal"), ("seal",)])
+def test_a_raw_password_in_the_url_is_refused_in_one_line_without_echoing_it(command: tuple[str, ...]) -> None:
+    raw = f"postgresql://packproof:{PASSWORD}@127.0.0.1:5432/test"
+    r = cli(*command, env={"PACKPROOF_STORE": raw}, timeout=30)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "percent-encoded" in r.stderr and "PACKPROOF_STORE_PASSWORD" in r.stderr
+    for part in ("p/w", "h:o", "o%st"):
+        assert part not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:p/w@h:o%st@db:5432/app", "postgresql://u:***@db:5432/app"),
+    ("postgresql://u:secret@db/app?password=x&sslmode=require", "postgresql://u:***@db/app?password=***&sslmode=require"),
+    ("postgresql://u@db/app?sslmode=require&password=a%2Fb", "postgresql://u@db/app?sslmode=require&password=***"),
+    ("postgresql://db/app", "postgresql://db/app"),
+    ("/var/lib/packproof.db", "/var/lib/packproof.db"),
+])
+def test_redact_masks_a_password_even_when_it_breaks_the_url(url: str, shown: str) -> None:
+    from packproof.db import redact
+
+    assert redact(url) == shown
