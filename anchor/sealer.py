@@ -27,11 +27,13 @@ from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_
 from anchor.merkle import root_from_leaf_hashes
 from packproof import failpoints
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
-from packproof.errors import LedgerIntegrityError
+from packproof.errors import LedgerIntegrityError, StoreError
 from packproof.store import REGISTRY, BlockRecord, Store
 from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
+HEARTBEAT = 5.0  # s between status writes when nothing changed (packproof.healthcheck)
+STATUS_KEY = "sealer"
 
 
 def _record(block: Block, first_id: int, last_id: int) -> BlockRecord:
@@ -59,6 +61,9 @@ class Sealer:
         self.sealed_blocks = 0
         self.sealed_leaves = 0  # readings and registry records
         self.sealed_readings = 0
+        self._reported: str | None = None  # the state last written to the store (report)
+        self._since = 0.0
+        self._next_beat = 0.0
 
     async def recover(self) -> int:
         """Bring store and ledger into agreement; returns how many blocks were completed."""
@@ -143,11 +148,36 @@ class Sealer:
         self.public_key = public_key_bytes(self.key)
         log.warning("ledger key rotated: blocks are now signed by key %s", key_id(self.public_key))
 
+    async def report(self, state: str) -> None:
+        """The sealer's status in the store, for `packproof health seal` in another process: written
+        when the state changes and every HEARTBEAT seconds, so a silent one is a dead one."""
+        now = time.time()
+        if state != self._reported:
+            self._since = now
+        elif time.monotonic() < self._next_beat:
+            return
+        head = self._head.height if self._head else -1
+        try:
+            await self.store.set_status(STATUS_KEY, {"component": "sealer", "state": state, "height": head,
+                                                     "since": rfc3339(self._since), "written_unix": now})
+        except StoreError as exc:  # the seal itself reports a store that is away; try again next pass
+            log.warning("could not record the sealer's status (%s); will retry", exc)
+            return
+        self._reported, self._next_beat = state, time.monotonic() + HEARTBEAT
+
     async def run(self, stop: asyncio.Event) -> None:
         """Seal until `stop` is set, then seal what is left once more and return."""
         if self._head is None:
             await self.recover()
+        try:
+            await self._run(stop)
+        finally:
+            with contextlib.suppress(Exception):  # already failing, or stopped: best effort
+                await self.report("stopped")
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            await self.report("sealing")
             started = time.monotonic()
             record = await self.seal_once()
             if record is not None and record.leaf_count >= self.max_leaves:

@@ -57,6 +57,8 @@ ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the seale
 app.add_typer(ledger_app, name="ledger")
 devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provision, register, list, rotate, revoke.")
 app.add_typer(devices_app, name="devices")
+health_app = typer.Typer(no_args_is_help=True, help="Healthchecks: exit 0 only while the service itself is at work.")
+app.add_typer(health_app, name="health")
 shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 profile their packs are judged by.")
 app.add_typer(shipments_app, name="shipments")
 out = Console(soft_wrap=True)
@@ -207,7 +209,7 @@ def ingest(cfg: Settings) -> None:
 
 
 @app.command()
-@configured("seal", (*COMMON, SEAL_INTERVAL), announce=True)
+@configured("seal", (*COMMON, SEAL_INTERVAL, Flag("seal.key_file")), announce=True)
 def seal(cfg: Settings) -> None:
     """The sealer alone, beside `packproof ingest --no-seal`, until Ctrl-C.
 
@@ -239,7 +241,7 @@ def _dirs(cfg: Settings) -> Any:
     """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
     from packproof.paths import DataDir
 
-    return DataDir(cfg.data_dir, store_url=cfg.store_url)
+    return DataDir(cfg.data_dir, store_url=cfg.store_url, key_file=cfg.seal.key_file)
 
 
 @app.command()
@@ -923,6 +925,36 @@ def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) ->
     except LedgerIntegrityError as exc:
         fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
     return keys
+
+
+MaxAgeOpt = Annotated[float, typer.Option("--max-age", min=1.0,
+                                          help="Seconds since the service's last report after which it counts "
+                                               "as dead (it reports every 5 s).")]
+
+
+@health_app.command("ingest")
+@configured("health ingest", (*COMMON, Flag("mqtt.client_id", ("--client-id",))))
+def health_ingest(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
+    """Exit 0 while the ingestor with this client id runs, connected to its broker (its own
+    status in the store, written every few seconds); non-zero when it is stopped, dead or cut off."""
+    _health("ingest", cfg, max_age)
+
+
+@health_app.command("seal")
+@configured("health seal", COMMON)
+def health_seal(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
+    """Exit 0 while a sealer holds the sealer lock and reports it is sealing; non-zero otherwise
+    (a ledger.pub left by an earlier run proves nothing)."""
+    _health("seal", cfg, max_age)
+
+
+def _health(service: str, cfg: Settings, max_age: float) -> None:
+    from packproof.healthcheck import check
+
+    problem = asyncio.run(check(service, _dirs(cfg), cfg.mqtt.client_id, max_age))
+    if problem:
+        fail(Exit.UNREACHABLE, problem)
+    out.print(f"{service}: ok")
 
 
 def main() -> None:

@@ -102,6 +102,9 @@ class IngestConfig(Section):
 
 class SealConfig(Section):
     interval: float = Field(1.0, ge=0.05, description="Seconds between blocks at most.")
+    key_file: Path | None = Field(None, description="The ledger's private key (unset: DATA_DIR/ledger.key): "
+                                                    "elsewhere, the data dir can be shared read-only (API, "
+                                                    "auditors) without it.")
 
 
 class ApiConfig(Section):

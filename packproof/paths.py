@@ -10,6 +10,7 @@ from pathlib import Path
 class DataDir:
     root: Path
     store_url: str | None = None  # `sqlite:///path` or `postgresql://...`; None: SQLite in the data dir
+    key_file: Path | None = None  # the ledger's private key; None: in the data dir
 
     @property
     def store(self) -> str:
@@ -22,7 +23,7 @@ class DataDir:
 
     @property
     def ledger_key(self) -> Path:
-        return self.root / "ledger.key"  # private, 0600
+        return self.key_file or self.root / "ledger.key"  # private, 0600
 
     @property
     def ledger_pub(self) -> Path:

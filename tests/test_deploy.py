@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, _pg_admin, cli
+from tests.conftest import ROOT, MosquittoBroker, Service, _pg_admin, cli
+from tests.test_compose import COMPOSE
 
 INIT_SCRIPT = ROOT / "deploy" / "postgres-init" / "10-packproof-role.sh"
 PASSWORD = "p/w@h:o%st?#&= '\\x"  # what a generator may produce; each of / @ : % broke the raw URL
@@ -115,3 +120,102 @@ def test_redact_masks_a_password_even_when_it_breaks_the_url(url: str, shown: st
     from packproof.db import redact
 
     assert redact(url) == shown
+
+
+# ---- healthchecks: each passes against its running service and fails against a stopped one ----
+
+def _health(service: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return cli("health", service, *args, env=env, timeout=60)
+
+
+def _until_healthy(service: str, *args: str, svc: Service, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (r := _health(service, *args)).returncode != 0:
+        assert svc.proc.poll() is None and time.monotonic() < deadline, f"{r.stderr}\n{svc.output()}"
+        time.sleep(0.3)
+    assert "Traceback" not in r.stderr
+
+
+def _unhealthy(service: str, *args: str, why: str) -> None:
+    r = _health(service, *args)
+    assert r.returncode != 0, r.stdout
+    assert why in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.e2e
+def test_the_ingest_healthcheck_passes_only_while_that_ingestor_ingests(mosquitto: MosquittoBroker, store_url: str,
+                                                                      tmp_path: Path) -> None:
+    ingest = ("--no-seal", "--store", store_url, "--data-dir", str(tmp_path), "--mqtt-port", str(mosquitto.port),
+              "--mqtt-username", "packproof-ingestor")
+    check = ("--store", store_url, "--data-dir", str(tmp_path), "--client-id")
+    svc = Service("ingest", *ingest, "--client-id", "ing-a", log=tmp_path / "a.log", env=mosquitto.ingestor_env())
+    try:
+        svc.wait_output("ingesting from")
+        _until_healthy("ingest", *check, "ing-a", svc=svc)
+        _unhealthy("ingest", *check, "ing-b", why="no ingestor with client id 'ing-b'")  # another one: not it
+        mosquitto.process.stop()  # the broker goes: the ingestor is up but cannot do its job
+        deadline = time.monotonic() + 20
+        while _health("ingest", *check, "ing-a").returncode == 0:
+            assert time.monotonic() < deadline, svc.output()
+            time.sleep(0.3)
+        _unhealthy("ingest", *check, "ing-a", why="disconnected")
+        mosquitto.process.start()
+        _until_healthy("ingest", *check, "ing-a", svc=svc)
+    finally:
+        assert svc.stop() == 0, svc.output()
+    _unhealthy("ingest", *check, "ing-a", why="is stopped")  # stopped cleanly: it said so
+
+    svc = Service("ingest", *ingest, "--client-id", "ing-a", log=tmp_path / "b.log", env=mosquitto.ingestor_env())
+    svc.wait_output("ingesting from")
+    _until_healthy("ingest", *check, "ing-a", "--max-age", "7", svc=svc)
+    time.sleep(6)  # a running ingestor reports every 5 s: still healthy with --max-age 7
+    _until_healthy("ingest", *check, "ing-a", "--max-age", "7", svc=svc)
+    svc.kill()  # died without a word: its status goes stale
+    time.sleep(8)
+    _unhealthy("ingest", *check, "ing-a", "--max-age", "7", why="last reported")
+
+
+@pytest.mark.e2e
+def test_the_seal_healthcheck_is_not_fooled_by_the_ledger_an_earlier_run_left(store_url: str, tmp_path: Path) -> None:
+    check = ("--store", store_url, "--data-dir", str(tmp_path))
+    seal = ("--store", store_url, "--data-dir", str(tmp_path), "--seal-interval", "0.3")
+    svc = Service("seal", *seal, log=tmp_path / "a.log")
+    try:
+        _until_healthy("seal", *check, svc=svc)
+    finally:
+        assert svc.stop() == 0, svc.output()
+    assert (tmp_path / "ledger.pub").exists()  # what the old healthcheck looked for
+    _unhealthy("seal", *check, why="no sealer holds the sealer lock")  # a second `up`, before the sealer runs
+
+    svc = Service("seal", *seal, log=tmp_path / "b.log")
+    _until_healthy("seal", *check, svc=svc)
+    svc.kill()  # the lock ends with the process
+    _unhealthy("seal", *check, why="no sealer holds the sealer lock")
+
+
+def _mosquitto_healthcheck(port: int) -> str:
+    """The compose file's Mosquitto healthcheck as the container's shell runs it, on this port."""
+    test = COMPOSE["services"]["mosquitto"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and " -p 1883 " in test[1]
+    return test[1].replace("$$", "$").replace(" -p 1883 ", f" -p {port} ")
+
+
+@pytest.mark.e2e
+def test_the_mosquitto_healthcheck_needs_a_publish_the_acl_allows(mosquitto: MosquittoBroker) -> None:
+    if shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto_pub is not installed here (apt-get install mosquitto-clients)")
+    command = _mosquitto_healthcheck(mosquitto.port)
+    env = {**os.environ, "PACKPROOF_MQTT_PASSWORD": mosquitto.ingestor_password}
+
+    def run(cmd: str, **extra: str) -> int:
+        return subprocess.run(["sh", "-c", cmd], env={**env, **extra}, capture_output=True, timeout=30).returncode
+
+    assert run(command) == 0
+    topic = re.search(r"-t (\S+)", command)
+    assert topic is not None
+    denied = command.replace(topic.group(1), "packproof/v1/healthcheck/healthcheck/telemetry")  # ACL: read only
+    assert run(denied) != 0, "a publish the ACL denies must fail the check (MQTT 5 PUBACK reason code)"
+    assert run(command, PACKPROOF_MQTT_PASSWORD="wrong") != 0
+    mosquitto.process.stop()
+    assert run(command) != 0
