@@ -60,6 +60,24 @@ def test_the_init_script_makes_a_least_privilege_role_owning_one_schema(app_role
     assert INIT_SCRIPT.stat().st_mode & 0o111, "the image runs only an executable script as a program"
 
 
+def test_the_postgres_healthcheck_logs_in_as_the_role_the_init_script_made(app_role: tuple[str, str]) -> None:
+    """The compose file's PostgreSQL healthcheck line, run here against the local server and the
+    `test` database: it passes once the role exists and fails for a role that does not."""
+    role, url = app_role
+    line = COMPOSE["services"]["postgres"]["healthcheck"]["test"][1].replace("$$", "$")
+    assert " -U packproof -d packproof " in line
+    with _pg_admin() as admin:
+        dbname, port = admin.info.dbname, admin.info.port
+
+    def run(user: str) -> int:
+        cmd = line.replace(" -U packproof -d packproof ", f" -U {user} -d {dbname} -p {port} ")
+        return subprocess.run(["sh", "-c", cmd], env={**os.environ, "PACKPROOF_DB_PASSWORD": PASSWORD},
+                              capture_output=True, timeout=30).returncode
+
+    assert run(role) == 0
+    assert run(role + "_absent") != 0
+
+
 def test_a_store_password_with_url_characters_reaches_libpq_intact(app_role: tuple[str, str]) -> None:
     from packproof.config import load
     from packproof.store import Store
