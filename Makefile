@@ -4,12 +4,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench soak clean
+.PHONY: install run test lint bench soak clean lock
 
-$(STAMP): pyproject.toml
+# The dependencies come from the lock files (exact versions, hashes checked), never from
+# pyproject.toml's ranges directly: requirements-dev.lock here (the runtime set of
+# requirements.lock plus the test and lint tools, at the same versions), requirements.lock in
+# the image (Dockerfile). pyproject.toml stays the one place versions are chosen from; after
+# changing a range there, `make lock` writes both files again (commit them together).
+$(STAMP): pyproject.toml requirements-dev.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +34,20 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(ARGS)
+
+# uv (PyPI) resolves the ranges for every platform (--universal: the image's Linux and a Mac
+# alike) on Python 3.11, with the hashes of every file of each version. It runs from a
+# throwaway venv, so it is needed only here, never for install.
+UV_VERSION ?= 0.13.9
+LOCK_TOOL := $(VENV)-lock
+lock:
+	python3 -m venv $(LOCK_TOOL)
+	$(LOCK_TOOL)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--upgrade --quiet -o requirements.lock
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --upgrade --quiet -c requirements.lock -o requirements-dev.lock
+	rm -rf $(LOCK_TOOL)
 
 clean:
 	rm -rf $(VENV) data *.egg-info

@@ -35,6 +35,8 @@ from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 SEALER_COMPONENT = "sealer"  # as /health and the progress line name it when its disk is full
+HEARTBEAT = 5.0  # s between status writes when nothing changed (packproof.healthcheck)
+STATUS_KEY = "sealer"
 
 
 def ledger_break(ledger: LedgerFile, head: BlockRecord | None, *, in_flight_ok: bool = False) -> str | None:
@@ -132,6 +134,9 @@ class Sealer:
         self.sealed_leaves = 0  # readings and registry records
         self.sealed_readings = 0
         self._unsettled = False  # a full disk interrupted a seal: `recover` before the next
+        self._reported: str | None = None  # the state last written to the store (report)
+        self._since = 0.0
+        self._next_beat = 0.0
 
     async def recover(self, *, count: bool = False) -> int:
         """Bring store and ledger into agreement; returns how many blocks were completed.
@@ -261,6 +266,23 @@ class Sealer:
         self.public_key = public_key_bytes(self.key)
         log.warning("ledger key rotated: blocks are now signed by key %s", key_id(self.public_key))
 
+    async def report(self, state: str) -> None:
+        """The sealer's status in the store, for `packproof health seal` in another process: written
+        when the state changes and every HEARTBEAT seconds, so a silent one is a dead one."""
+        now = time.time()
+        if state != self._reported:
+            self._since = now
+        elif time.monotonic() < self._next_beat:
+            return
+        head = self._head.height if self._head else -1
+        try:
+            await self.store.set_status(STATUS_KEY, {"component": "sealer", "state": state, "height": head,
+                                                     "since": rfc3339(self._since), "written_unix": now})
+        except StoreError as exc:  # the seal itself reports a store that is away; try again next pass
+            log.warning("could not record the sealer's status (%s); will retry", exc)
+            return
+        self._reported, self._next_beat = state, time.monotonic() + HEARTBEAT
+
     async def run(self, stop: asyncio.Event) -> None:
         """Seal until `stop` is set, then seal what is left once more and return.
 
@@ -272,30 +294,37 @@ class Sealer:
         """
         if self._head is None:
             await self.recover()
-        backoff = Backoff()
         try:
-            while not stop.is_set():
-                started = time.monotonic()
-                record, full = await self._seal_or_disk_full()
-                if full:
-                    delay = backoff.delay()
-                elif record is not None and record.leaf_count >= self.max_leaves:
-                    continue  # a backlog: keep sealing without waiting
-                else:
-                    backoff.reset()
-                    delay = max(0.0, self.interval - (time.monotonic() - started))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-            while True:
-                record, full = await self._seal_or_disk_full()
-                if full:
-                    log.warning("stopping with readings unsealed: the disk is full; the next start seals them")
-                if record is None:
-                    return
+            await self._run(stop)
         except LedgerIntegrityError as exc:
             self.halted = str(exc)
             log.error("SEALING STOPPED: %s. Readings are still stored; restore the ledger file (or "
                       "investigate), then restart the sealer", exc)
+        finally:
+            with contextlib.suppress(Exception):  # already failing, or stopped: best effort
+                await self.report("halted" if self.halted else "stopped")
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            await self.report("sealing")
+            started = time.monotonic()
+            record, full = await self._seal_or_disk_full()
+            if full:
+                delay = backoff.delay()
+            elif record is not None and record.leaf_count >= self.max_leaves:
+                continue  # a backlog: keep sealing without waiting
+            else:
+                backoff.reset()
+                delay = max(0.0, self.interval - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+        while True:
+            record, full = await self._seal_or_disk_full()
+            if full:
+                log.warning("stopping with readings unsealed: the disk is full; the next start seals them")
+            if record is None:
+                return
 
     async def _seal_or_disk_full(self) -> tuple[BlockRecord | None, bool]:
         """One seal; (None, True) if a full disk refused the ledger append or the store's record.

@@ -113,6 +113,7 @@ def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
 MQTT_PROTOCOLS = ("3.1.1", "5")
 INGESTOR_COMPONENT = "ingestor"  # as /health and the progress line name it when its disk is full
 STOP_GRACE = 3.0  # s a stop keeps retrying a store that cannot write
+HEARTBEAT = 5.0  # s between status writes when nothing changed: `packproof health ingest` reads a silent one as dead
 SESSION_EXPIRY = 600  # s the broker keeps an MQTT 5 ingestor's session (and its share) while it is away
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: another client connected with our client id
 
@@ -223,6 +224,7 @@ class Ingestor:
         self._subscribed = threading.Event()
         self._subscribe_error: str | None = None
         self.session = SessionWatch(client_id)
+        self._next_beat = 0.0  # monotonic time the status is written again even if unchanged
         # paho, with buffered reads and one write per batch of PUBACKs. MQTT 5 has no clean_session:
         # the session's persistence is clean_start and the expiry given at connect.
         if self.mqtt5:
@@ -403,6 +405,7 @@ class Ingestor:
                         log.error("%s; retrying in 1 s", exc)
                         await asyncio.sleep(1.0)
                 await self._write_q.put(decoded)
+                await self.publish_status()  # the heartbeat, also when never idle
         finally:
             await self._write_q.put(None)
             await writer
@@ -430,13 +433,16 @@ class Ingestor:
                             st.unwritten)
 
     async def publish_status(self) -> None:
-        """Write the session's status to the store when it changed (for /health, in another process).
+        """Write the session's status to the store when it changed, and every HEARTBEAT seconds anyway
+        (for /health and `packproof health ingest`, in other processes: a status that stops being
+        rewritten is an ingestor that died without saying so).
 
         A store that cannot take it now (down, disk full) gets it on a later pass: the change
         is only cleared once the write succeeded."""
-        if not self.session.changed:
+        if not self.session.changed and time.monotonic() < self._next_beat:
             return
         self.session.changed = False
+        self._next_beat = time.monotonic() + HEARTBEAT
         try:
             await self.store.set_status(f"ingestor:{self.client_id}", self.session.status())
         except StoreError as exc:

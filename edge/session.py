@@ -54,6 +54,6 @@ class SessionWatch:
             state = "stopped" if self.stopped else "connected" if self.connected else "disconnected"
             return {"component": "ingestor", "client_id": self.client_id, "state": state,
                     "since": rfc3339(self.since), "since_unix": self.since, "losses": self.losses,
-                    "takeovers": self.takeovers,
+                    "takeovers": self.takeovers, "written_unix": time.time(),  # the heartbeat
                     "last_loss": None if self.last_loss_at is None else
                     {"at": rfc3339(self.last_loss_at), "at_unix": self.last_loss_at, "reason": self.last_loss}}

@@ -59,6 +59,8 @@ ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the seale
 app.add_typer(ledger_app, name="ledger")
 devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provision, register, list, rotate, revoke.")
 app.add_typer(devices_app, name="devices")
+health_app = typer.Typer(no_args_is_help=True, help="Healthchecks: exit 0 only while the service itself is at work.")
+app.add_typer(health_app, name="health")
 shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 profile their packs are judged by.")
 app.add_typer(shipments_app, name="shipments")
 out = Console(soft_wrap=True)
@@ -126,7 +128,7 @@ def run(cfg: Settings) -> None:
 
     f = cfg.fleet
     unsigned = 1 if f.unsigned_shipments is None else f.unsigned_shipments
-    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store, mqtt_port=cfg.run.mqtt_port,
+    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, mqtt_port=cfg.run.mqtt_port,
                       api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
                       scenario=f.scenario, rate=f.rate, seed=f.seed,
                       unsigned_shipments=min(unsigned, f.shipments - 1) if f.shipments > 1 else 0,
@@ -193,7 +195,7 @@ def ingest(cfg: Settings) -> None:
                                               client_id=m.client_id, mqtt_username=m.username,
                                               mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
                                               share_group=m.share_group, mqtt_protocol=m.protocol,
-                                              session_expiry=m.session_expiry, store_url=cfg.store,
+                                              session_expiry=m.session_expiry, store_url=cfg.store_url,
                                               verify_workers=cfg.ingest.verify_workers,
                                               limits=Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)))
         await service.start()
@@ -209,7 +211,7 @@ def ingest(cfg: Settings) -> None:
 
 
 @app.command()
-@configured("seal", (*COMMON, SEAL_INTERVAL), announce=True)
+@configured("seal", (*COMMON, SEAL_INTERVAL, Flag("seal.key_file")), announce=True)
 def seal(cfg: Settings) -> None:
     """The sealer alone, beside `packproof ingest --no-seal`, until Ctrl-C.
 
@@ -243,7 +245,7 @@ def _dirs(cfg: Settings) -> Any:
     """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
     from packproof.paths import DataDir
 
-    return DataDir(cfg.data_dir, store_url=cfg.store)
+    return DataDir(cfg.data_dir, store_url=cfg.store_url, key_file=cfg.seal.key_file)
 
 
 @app.command()
@@ -935,6 +937,36 @@ def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) ->
     except LedgerIntegrityError as exc:
         fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
     return keys
+
+
+MaxAgeOpt = Annotated[float, typer.Option("--max-age", min=1.0,
+                                          help="Seconds since the service's last report after which it counts "
+                                               "as dead (it reports every 5 s).")]
+
+
+@health_app.command("ingest")
+@configured("health ingest", (*COMMON, Flag("mqtt.client_id", ("--client-id",))))
+def health_ingest(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
+    """Exit 0 while the ingestor with this client id runs, connected to its broker (its own
+    status in the store, written every few seconds); non-zero when it is stopped, dead or cut off."""
+    _health("ingest", cfg, max_age)
+
+
+@health_app.command("seal")
+@configured("health seal", COMMON)
+def health_seal(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
+    """Exit 0 while a sealer holds the sealer lock and reports it is sealing; non-zero otherwise
+    (a ledger.pub left by an earlier run proves nothing)."""
+    _health("seal", cfg, max_age)
+
+
+def _health(service: str, cfg: Settings, max_age: float) -> None:
+    from packproof.healthcheck import check
+
+    problem = asyncio.run(check(service, _dirs(cfg), cfg.mqtt.client_id, max_age))
+    if problem:
+        fail(Exit.UNREACHABLE, problem)
+    out.print(f"{service}: ok")
 
 
 def main() -> None:

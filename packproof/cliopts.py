@@ -93,7 +93,7 @@ CONFIG_OPTION = inspect.Parameter(
     annotation=Annotated[Path | None, typer.Option(
         "--config", help=f"TOML file of settings, below flags and env vars (env {CONFIG_ENV}; none: defaults).")])
 
-COMMON = (Flag("data_dir"), Flag("store"))
+COMMON = (Flag("data_dir"), Flag("store"), Flag("store_password"))
 MQTT_CLIENT = (Flag("mqtt.host"), Flag("mqtt.port"), Flag("mqtt.ca"))
 # The simulated fleet's options, shared by `run` and `simulate`.
 FLEET_FLAGS = (

@@ -28,11 +28,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
-from packproof.db import engine_of, redact
+from packproof.db import engine_of, redact, url_problem, with_password
 from packproof.errors import ConfigError
 from packproof.paths import DataDir
 from packproof.reading import share_group_problem
@@ -93,6 +102,9 @@ class IngestConfig(Section):
 
 class SealConfig(Section):
     interval: float = Field(1.0, ge=0.05, description="Seconds between blocks at most.")
+    key_file: Path | None = Field(None, description="The ledger's private key (unset: DATA_DIR/ledger.key): "
+                                                    "elsewhere, the data dir can be shared read-only (API, "
+                                                    "auditors) without it.")
 
 
 class ApiConfig(Section):
@@ -165,6 +177,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where the ledger, its keys and the SQLite store live.")
     store: str | None = Field(None, description="Store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
                                                 "(unset: sqlite:///DATA_DIR/packproof.db).")
+    store_password: SecretStr | None = Field(None, description="The PostgreSQL store's password, kept out of the "
+                                                               "URL: any characters, none encoded (better from "
+                                                               "the environment than a flag, which `ps` shows).")
     mqtt: MqttConfig = MqttConfig()
     ingest: IngestConfig = IngestConfig()
     seal: SealConfig = SealConfig()
@@ -182,10 +197,28 @@ class Settings(BaseSettings):
         if v is None or "://" not in v:
             return v  # unset, or a bare path: SQLite
         try:
-            engine_of(v)
+            engine = engine_of(v)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
+        if engine == "postgresql" and (problem := url_problem(v)):
+            raise ValueError(f"store URL {redact(v)!r} does not parse ({problem}): a password inside a URL must be "
+                             "percent-encoded; better, leave it out and set PACKPROOF_STORE_PASSWORD")
         return v
+
+    @field_validator("store_password")
+    @classmethod
+    def _password_needs_postgresql(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        store = info.data.get("store")
+        if v is not None and (store is None or "://" not in store or engine_of(store) != "postgresql"):
+            raise ValueError("a store password is for a PostgreSQL store (postgresql://USER@HOST/DB)")
+        return v
+
+    @property
+    def store_url(self) -> str | None:
+        """The store URL to open: `store` with `store_password` passed to libpq unchanged (see with_password)."""
+        if self.store is None or self.store_password is None:
+            return self.store
+        return with_password(self.store, self.store_password.get_secret_value())
 
     def source_of(self, key: str) -> str:
         """Where a dotted key's value came from: 'flag --x', 'env PACKPROOF_X', 'file F' or 'default'."""
@@ -318,7 +351,7 @@ def explain(exc: ValidationError, sources: Mapping[str, str], path: Path | None)
 
 
 def _secret(key: str) -> bool:
-    return key in ("mqtt.password", "store")
+    return key in ("mqtt.password", "store", "store_password")
 
 
 def shown(key: str, value: Any) -> str:

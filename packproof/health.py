@@ -17,6 +17,9 @@ def problems(statuses: dict[str, dict[str, Any]], now: float) -> list[str]:
     for name, st in sorted(statuses.items()):
         if st.get("component") == "ingestor":
             found += _ingestor_problems(name, st, now)
+        elif st.get("component") == "sealer" and st.get("state") == "halted":
+            found.append(f"{name}: sealing stopped since {st.get('since')}: the ledger file does not continue the "
+                         "chain the store records (the sealer's log says how)")
     return found
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 class DataDir:
     root: Path
     store_url: str | None = None  # `sqlite:///path` or `postgresql://...`; None: SQLite in the data dir
+    key_file: Path | None = None  # the ledger's private key; None: in the data dir
 
     @property
     def store(self) -> str:
@@ -26,7 +27,7 @@ class DataDir:
 
     @property
     def ledger_key(self) -> Path:
-        return self.root / "ledger.key"  # private, 0600
+        return self.key_file or self.root / "ledger.key"  # private, 0600
 
     @property
     def ledger_pub(self) -> Path:

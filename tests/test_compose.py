@@ -52,7 +52,6 @@ def test_the_services_of_a_scaled_out_deployment() -> None:
     assert any(m.startswith("./broker/packproof.acl:") for m in mounts)
     for path in ("broker/mosquitto.conf", "broker/packproof.acl", "Dockerfile"):
         assert (ROOT / path).exists(), path
-    assert SERVICES["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
     for name in ("ingest-1", "ingest-2"):
         assert SERVICES[name]["command"] == ["packproof", "ingest", "--no-seal", "--share-group", "ingest",
@@ -83,11 +82,87 @@ def test_start_order_waits_for_health_and_for_the_one_shot_services() -> None:
         assert deps <= set(SERVICES[name]["depends_on"]), name
 
 
+def _mounts(spec: dict) -> dict[str, tuple[str, bool]]:  # type: ignore[type-arg]
+    """A service's mounts: container path -> (source, read-only)."""
+    out = {}
+    for m in spec.get("volumes", []):
+        source, target, *mode = m.split(":")
+        out[target] = (source, mode == ["ro"])
+    return out
+
+
 def test_the_ledger_key_stays_with_the_sealer() -> None:
-    assert "ledger:/data" in SERVICES["sealer"]["volumes"]
-    assert "ledger:/data:ro" in SERVICES["api"]["volumes"]
-    for name in ("ingest-1", "ingest-2", "simulator", "mosquitto"):
-        assert not any(m.startswith("ledger:") for m in SERVICES[name].get("volumes", [])), name
+    """Only the sealer mounts what holds ledger.key, and it runs as a uid no other service has."""
+    sealer = SERVICES["sealer"]
+    key_file = sealer["environment"]["PACKPROOF_SEAL_KEY_FILE"]
+    data_dir = sealer["environment"]["PACKPROOF_DATA_DIR"]
+    mounts = _mounts(sealer)
+    key_mount = max((t for t in mounts if key_file.startswith(t.rstrip("/") + "/")), key=len)
+    key_volume = mounts[key_mount][0]
+    assert not key_file.startswith(data_dir.rstrip("/") + "/"), "the key must not sit in the data dir the API reads"
+    assert mounts[data_dir] == ("ledger", False)
+    assert _mounts(SERVICES["api"])[SERVICES["api"]["environment"]["PACKPROOF_DATA_DIR"]] == ("ledger", True)
+    for name, spec in SERVICES.items():
+        if name != "sealer":
+            assert key_volume not in {s for s, _ in _mounts(spec).values()}, f"{name} mounts the ledger key"
+        if name not in ("sealer", "api"):
+            assert "ledger" not in {s for s, _ in _mounts(spec).values()}, name
+    users = {name: str(spec.get("user", "1000:1000" if name in PACKPROOF else "image")) for name, spec in
+             SERVICES.items()}
+    assert users["sealer"].split(":")[0] not in {u.split(":")[0] for n, u in users.items() if n != "sealer"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    uid = users["sealer"].split(":")[0]
+    assert f"--uid {uid} sealer" in dockerfile and f"chown sealer /ledger {key_mount}" in dockerfile
+    assert f"chmod 0700 {key_mount}" in dockerfile
+
+
+def test_published_ports_bind_this_host_only_and_the_api_needs_a_read_token() -> None:
+    for name, spec in SERVICES.items():
+        for port in spec.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} binds every interface"
+    api = SERVICES["api"]
+    assert api["environment"]["PACKPROOF_API_READ_TOKEN_FILE"] == "/run/secrets/api_read_token"
+    assert "api_read_token" in api["secrets"] and "api_read_token" in COMPOSE["secrets"]
+    assert "POSTGRES_USER" not in SERVICES["postgres"]["environment"], "the image's superuser is not packproof's"
+    init = "./deploy/postgres-init:/docker-entrypoint-initdb.d:ro"
+    assert init in SERVICES["postgres"]["volumes"] and (ROOT / "deploy/postgres-init/10-packproof-role.sh").exists()
+
+
+def test_the_store_password_stays_out_of_the_url() -> None:
+    for name, spec in SERVICES.items():
+        store = str(spec.get("environment", {}).get("PACKPROOF_STORE", ""))
+        assert "${" not in store, f"{name}: a password pasted into the store URL breaks on / @ : %"
+        if store:
+            assert spec["environment"]["PACKPROOF_STORE_PASSWORD"].startswith("${PACKPROOF_DB_PASSWORD"), name
+
+
+def test_every_packproof_healthcheck_is_a_packproof_health_command_of_that_service() -> None:
+    checks = {"sealer": ["packproof", "health", "seal"], "ingest-1": ["packproof", "health", "ingest"],
+              "ingest-2": ["packproof", "health", "ingest"]}
+    for name, want in checks.items():
+        assert SERVICES[name]["healthcheck"]["test"] == ["CMD", *want], name
+    help_text = cli("health", "ingest", "--help")
+    assert help_text.returncode == 0 and "--client-id" in help_text.stdout
+    for name in ("ingest-1", "ingest-2"):  # the check finds its own ingestor by the client id in its environment
+        assert "PACKPROOF_MQTT_CLIENT_ID" in SERVICES[name]["environment"]
+    assert "-V mqttv5 -q 1" in SERVICES["mosquitto"]["healthcheck"]["test"][1]
+
+
+def test_the_build_context_holds_what_the_image_copies_and_no_secrets() -> None:
+    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*", "an allow-list: everything is ignored first"
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    copied = set()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            copied.update(line.split()[1:-1])
+    assert copied <= allowed, copied - allowed
+    assert not allowed & {".env", ".git", ".venv", "data", "mqtt", "tests"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$", dockerfile, re.M)
+    assert "--require-hashes" in dockerfile and "requirements.lock" in dockerfile
+    assert "VOLUME" not in dockerfile
 
 
 @pytest.mark.parametrize("service", PACKPROOF)

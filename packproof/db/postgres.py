@@ -71,7 +71,9 @@ class PostgresDriver:
             conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
             await conn.execute(SESSION + ("; SET default_transaction_read_only = on" if readonly else ""))
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the store {label}: {str(exc).strip()}") from exc
+            secret = psycopg.conninfo.conninfo_to_dict(conninfo).get("password")
+            why = str(exc).strip().replace(str(secret), "***") if secret else str(exc).strip()  # never echo it
+            raise StoreError(f"cannot connect to the store {label}: {why}") from exc
         return conn
 
     async def _live(self) -> psycopg.AsyncConnection[Any]:
