@@ -75,11 +75,11 @@ async def _fill(root: Path) -> None:
     from anchor.sealer import Sealer
     from packproof.crypto import load_or_create_ledger_key, private_key_from_seed, public_key_bytes
     from packproof.paths import DataDir
-    from packproof.store import IngestBatch, Store
+    from packproof.store import IngestBatch
 
     dirs = DataDir(root)
     key = private_key_from_seed(b"dev-a")
-    store = await Store.open(dirs.store)
+    store = await dirs.open_writer()
     try:
         await store.register({"SHP-A": "un38.3-cell"}, [("dev-a", "SHP-A", public_key_bytes(key)),
                                                         ("dev-u", "SHP-A", None)])

@@ -143,7 +143,7 @@ def test_a_record_not_in_the_ledger_proves_nothing(signed: Doc, tmp_path: Path) 
 async def _rotate_from(root: Path, seq: int) -> None:
     """A key rotation recorded after the readings it claims (`--from-seq` below the stored ones), sealed."""
     dirs = DataDir(root)
-    store = await Store.open(dirs.store)
+    store = await dirs.open_writer()
     try:
         await store.rotate_key("dev-a", public_key_bytes(private_key_from_seed(b"dev-a next")), seq)
         sealer = Sealer(store, LedgerFile(dirs.ledger), load_or_create_ledger_key(dirs.ledger_key))
