@@ -66,7 +66,7 @@ _verbose = False
 # Every setting a service reads is a `Flag` over packproof.config: flag > PACKPROOF_* env > --config file > default.
 RUN_FLAGS = (*COMMON, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
              Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
-             bare("fleet.unsigned_shipments", default="1"), *FLEET_FLAGS)
+             bare("fleet.unsigned_shipments"), *FLEET_FLAGS)
 BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
                 Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
                 Flag("broker.certfile", ("--certfile",)), Flag("broker.keyfile", ("--keyfile",)))
@@ -82,7 +82,7 @@ INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
 API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
-SIMULATE_FLAGS = (*COMMON, *MQTT_CLIENT, bare("fleet.unsigned_shipments", default="0"), *FLEET_FLAGS,
+SIMULATE_FLAGS = (*COMMON, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEET_FLAGS,
                   bare("fleet.count"), Flag("fleet.register_devices", ("--register/--no-register",)),
                   Flag("fleet.password_file", ("--password-file",)))
 
@@ -123,11 +123,9 @@ def run(cfg: Settings) -> None:
     from packproof.runner import run as run_all
 
     f = cfg.fleet
-    unsigned = 1 if f.unsigned_shipments is None else f.unsigned_shipments
     opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store, mqtt_port=cfg.run.mqtt_port,
                       api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
-                      scenario=f.scenario, rate=f.rate, seed=f.seed,
-                      unsigned_shipments=min(unsigned, f.shipments - 1) if f.shipments > 1 else 0,
+                      scenario=f.scenario, rate=f.rate, seed=f.seed, unsigned_shipments=f.unsigned_shipments,
                       step_s=f.step_s, verify_signatures=cfg.ingest.verify_signatures, forward=_forward(cfg),
                       console=out)
     result = asyncio.run(run_all(opts))
@@ -293,13 +291,13 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
 
     from packproof.store import Store
     from simulators.buffer import SimBuffer
-    from simulators.fleet import build_fleet, provision_credentials, shipments_of
+    from simulators.fleet import build_fleet, provision_credentials, register_fleet
     from simulators.publisher import FleetPublisher, PublishStats, leftover_note
 
     f, m = cfg.fleet, cfg.mqtt
     fwd = _forward(cfg)
     fleet = build_fleet(shipments=f.shipments, packs=f.packs, scenario=f.scenario, seed=f.seed,
-                        unsigned_shipments=f.unsigned_shipments or 0, step_s=f.step_s)
+                        unsigned_shipments=f.unsigned_shipments, step_s=f.step_s)
     dirs = _dirs(cfg)
     if credentials_only:
         if f.password_file is None:
@@ -312,7 +310,7 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
         async def reg() -> None:
             store = await Store.open(dirs.store)
             try:
-                await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
+                await register_fleet(store, fleet, seed=f.seed, unsigned_shipments=f.unsigned_shipments)
             finally:
                 await store.close()
         asyncio.run(reg())

@@ -124,8 +124,9 @@ class FleetConfig(Section):
     scenario: str = Field("mixed", description="'mixed' (each excursion kind, plus nominal) or a scenario name.")
     rate: float = Field(1.0, ge=0.001, description="Readings per second per pack.")
     seed: int = Field(1, description="Makes the fleet and its signals deterministic.")
-    unsigned_shipments: int | None = Field(None, ge=0, description="Shipments whose trackers cannot sign "
-                                                                   "(unset: 1 for `run`, 0 for `simulate`).")
+    unsigned_shipments: int = Field(1, ge=0, description="Shipments whose trackers cannot sign (the last ones; "
+                                                        "at most all but one). `run` and `simulate` must agree "
+                                                        "on one data directory: the store keeps each device's key.")
     step_s: float = Field(60.0, ge=0.001, description="Simulated seconds of travel per reading.")
     duration: float | None = Field(None, ge=0.1, description="Stop cleanly after this many seconds.")
     count: int | None = Field(None, ge=1, description="Stop after this many readings per pack.")

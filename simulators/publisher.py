@@ -182,7 +182,9 @@ class FleetPublisher:
 
     # ---- connecting -------------------------------------------------------------------
 
-    def connect(self, timeout: float = 10.0) -> None:
+    def connect(self, timeout: float = 10.0, refused_hint: str | None = None) -> None:
+        """Connect every device and wait for its CONNACK. `refused_hint` replaces the advice given when
+        the broker refuses devices: what to do differs between Mosquitto and `run`'s own broker."""
         pending = []
         for d in self.fleet:
             c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{d.device_id}",
@@ -216,10 +218,11 @@ class FleetPublisher:
                 raise BrokerError(f"no CONNACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
         if self._refused:
             self.close()
-            raise BrokerError(f"the MQTT broker refused {len(self._refused)} device(s), e.g. {self._refused[0]}; "
-                              "give each device a login with --password-file (the broker's password file); "
-                              "Mosquitto reads that file only when it starts or gets SIGHUP, so after new logins "
-                              "run `kill -HUP <mosquitto pid>` and start the simulator again")
+            hint = refused_hint or ("give each device a login with --password-file (the broker's password file); "
+                                    "Mosquitto reads that file only when it starts or gets SIGHUP, so after new "
+                                    "logins run `kill -HUP <mosquitto pid>` and start the simulator again")
+            raise BrokerError(f"the MQTT broker at {self.host}:{self.port} refused {len(self._refused)} device(s), "
+                              f"e.g. {self._refused[0]}: {hint}")
 
     def _cut(self, link: _Link) -> None:
         """An outage: the link drops, the device keeps measuring into its buffer."""
