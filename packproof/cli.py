@@ -16,6 +16,7 @@ that tells scripts what happened (sigstore's CLI does the same):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -735,25 +736,47 @@ def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
     return asyncio.run(go())
 
 
-def _new_key(device_id: str, key_out: Path) -> bytes:
-    """A fresh Ed25519 key pair: the private half to KEY_OUT/<device>.key (0600), the public half returned."""
-    import os
+class _NewKey:
+    """A fresh Ed25519 key pair whose private half reaches KEY_OUT/<device>.key (0600) only if the
+    registry takes the public half: `with _NewKey(...) as public:` around the store call.
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    The key is written (to a temporary name) before the registry names it, so a registered key is
+    never one whose private half was lost; a refused registration or rotation removes it again,
+    with the directory if it made it, so a failed command leaves nothing behind.
+    """
 
-    from packproof.crypto import public_key_bytes
+    def __init__(self, device_id: str, key_out: Path) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    key = Ed25519PrivateKey.generate()
-    key_out.mkdir(parents=True, exist_ok=True)
-    path = key_out / f"{device_id}.key"
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    out.print(f"private key written to {path} (install it on the device, then delete it here)")
-    return public_key_bytes(key)
+        self.path = key_out / f"{device_id}.key"
+        self._staged = key_out / f".{device_id}.key.new"
+        self._made_dir = not key_out.exists()
+        self._key = Ed25519PrivateKey.generate()
+
+    def __enter__(self) -> bytes:
+        import os
+
+        from cryptography.hazmat.primitives import serialization
+
+        from packproof.crypto import public_key_bytes
+
+        pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        return public_key_bytes(self._key)
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self._staged.replace(self.path)
+            out.print(f"private key written to {self.path} (install it on the device, then delete it here)")
+            return
+        self._staged.unlink(missing_ok=True)
+        if self._made_dir:
+            with contextlib.suppress(OSError):  # not empty: something else is in it
+                self.path.parent.rmdir()
 
 
 DeviceArg = Annotated[str, typer.Argument(help="The device id (one sensor per pack).")]
@@ -797,8 +820,8 @@ def devices_provision(
 
     _check_device_id(device_id)
     _check_profile(cfg, profile)
-    public = _new_key(device_id, key_out)
-    _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
+    with _NewKey(device_id, key_out) as public:
+        _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
     out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
     if password_file is not None:
         password = secrets.token_urlsafe(18)
@@ -857,22 +880,33 @@ def devices_rotate(
     cfg: Settings, device_id: DeviceArg,
     public_key: Annotated[str | None, typer.Option(help="The new public key (base64); omitted: make a pair.")] = None,
     from_seq: Annotated[int | None, typer.Option(help="First seq the new key signs (default: after the last "
-                                                      "stored reading).", min=0)] = None,
+                                                      "stored reading, and after the seq its current key "
+                                                      "starts at).", min=0)] = None,
     key_out: Annotated[Path, typer.Option(help="Where to write a new private key.")] = Path("device-keys"),
 ) -> None:
     """A new key for a device; readings signed before keep verifying with the key valid at their seq."""
     from packproof.crypto import read_public_key
 
-    key = read_public_key(public_key) if public_key else _new_key(device_id, key_out)
+    def rotate(key: bytes) -> int:
+        async def work(st):  # type: ignore[no-untyped-def]
+            start = from_seq
+            if start is None:
+                # A device with no reading stored yet (just provisioned) has its key from seq 0: the new
+                # one starts after both, as a key must start after the one it replaces.
+                device = await st.device(device_id)
+                current = device.keys[-1][0] if device is not None and device.keys else -1
+                start = max(await st.last_seq(device_id), current) + 1
+            await st.rotate_key(device_id, key, start)
+            return start
 
-    async def work(st):  # type: ignore[no-untyped-def]
-        start = from_seq
-        if start is None:
-            start = await st.last_seq(device_id) + 1
-        await st.rotate_key(device_id, key, start)
-        return start
+        return int(_store_call(cfg, work))
 
-    start = _store_call(cfg, work)
+    if public_key:
+        key = read_public_key(public_key)
+        start = rotate(key)
+    else:
+        with _NewKey(device_id, key_out) as key:
+            start = rotate(key)
     out.print(f"{device_id}: key {key_id_of(key)} signs from seq {start} on", highlight=False)
 
 
