@@ -269,11 +269,13 @@ def passwd(
 @configured("api", API_FLAGS, announce=True)
 def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
+    from api.main import check_startup
     from packproof.services import api_server
 
     a = cfg.api
     server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
                         cfg.ingest.profiles)
+    asyncio.run(check_startup(_dirs(cfg)))
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()
 
