@@ -702,18 +702,30 @@ def condition_report(
     if as_json:
         out.print_json(c.model_dump_json())
         return
-    colour = {"ok": "green", "warning": "yellow", "incomplete": "yellow", "violated": "red", "disputed": "red"}
+    colour = {"ok": "green", "warning": "yellow", "no-data": "yellow", "incomplete": "yellow", "violated": "red",
+              "disputed": "red"}
     out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour[c.status]}]{c.status}[/], "
               f"{len(c.excursions)} excursion(s); {c.readings:,} readings stored, {c.missing:,} missing, "
               f"{c.disputed:,} disputed, {c.unsealed:,} not yet sealed", highlight=False)
-    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "disputed", "unsealed",
-                  "last seen")
+    # Readable at 80 columns: no vertical rules, ids never cut, "disputed" only when a pack has any,
+    # and the last message as an age (the --json document has the timestamps). "to seq": every seq
+    # up to it is stored; "missing" lists the gaps above it.
+    disputes = any(p.disputed for p in c.packs)
+    table = Table(box=None, pad_edge=False, header_style="bold underline")
+    table.add_column("pack", no_wrap=True)
+    for name in ("status", "readings", "to seq", "missing", *(["disputed"] if disputes else []),
+                 "unsealed", "last seen"):
+        wraps = name in ("missing", "last seen")  # the others are short and must not be cut
+        table.add_column(name, justify="right" if name in ("readings", "to seq", "disputed", "unsealed") else "left",
+                         no_wrap=not wraps)
+    now = time.time()
     for p in c.packs:
         gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in p.gaps)
-        table.add_row(p.device_id, p.status + (" (stale)" if p.stale else ""), f"{p.readings:,}",
-                      "-" if p.acked_seq is None else str(p.acked_seq),
-                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.disputed:,}", f"{p.unsealed:,}",
-                      p.last_seen or "never")
+        table.add_row(p.device_id, p.status, f"{p.readings:,}", "-" if p.acked_seq is None else str(p.acked_seq),
+                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""),
+                      *([f"{p.disputed:,}"] if disputes else []), f"{p.unsealed:,}",
+                      ("never" if p.last_seen is None else _age(now - _epoch(p.last_seen)))
+                      + (", stale" if p.stale else ""))
     out.print(table)
     for e in c.excursions:
         out.print(f"  {e.severity} {e.test} on {e.device_id}: {e.quantity} peak {e.peak:g} ({e.limit_crossed}), "
@@ -722,6 +734,20 @@ def condition_report(
         for d in p.disputes:
             out.print(f"  disputed {d.reading_id or p.device_id}: stored version at {d.stored or '(unknown seq)'}, "
                       f"other version quarantined as row {d.quarantine_id} ({d.quarantined})", highlight=False)
+
+
+def _epoch(rfc3339_text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(rfc3339_text.replace("Z", "+00:00")).timestamp()
+
+
+def _age(seconds: float) -> str:
+    """How long ago, in the largest unit that keeps it a small number: "40 s ago", "3 h ago"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
 
 
 def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
