@@ -28,7 +28,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
@@ -64,6 +73,15 @@ class MqttConfig(Section):
                                                       "client id) split the telemetry.")
     protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="The ingestor's MQTT version; 5 (always with a "
                                                                   "share group) keeps a session that expires.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_group_speaks_5(cls, data: Any) -> Any:
+        """A shared subscription is MQTT 5: the ingestor speaks 5 with a share group whatever `protocol`
+        says, so the value shown (the start-up banner, `packproof config`) is 5 too, not 3.1.1."""
+        if isinstance(data, dict) and data.get("share_group"):
+            data = {**data, "protocol": "5"}
+        return data
     session_expiry: int = Field(600, ge=0, description="MQTT 5: seconds the broker keeps the ingestor's session "
                                                        "while it is away (a share group member still gets its "
                                                        "share meanwhile).")
