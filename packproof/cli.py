@@ -229,7 +229,10 @@ def seal(cfg: Settings) -> None:
         if sealer is None:
             out.print("stopped while another sealer held the lock: sealed nothing")
             return
-        out.print(f"sealed {sealer.sealed_readings:,} readings in {sealer.sealed_blocks:,} blocks")
+        records = sealer.sealed_leaves - sealer.sealed_readings  # device registrations and key changes
+        out.print(f"sealed {sealer.sealed_readings:,} readings"
+                  + (f" and {records:,} registry records" if records else "")
+                  + f" in {sealer.sealed_blocks:,} block{'' if sealer.sealed_blocks == 1 else 's'}")
 
     asyncio.run(serve())
 

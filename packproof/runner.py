@@ -144,7 +144,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
             "acked": stats.acked, "buffered": stats.buffered, "dropped": stats.dropped,
             "accepted": ingestor.stats.accepted,
             "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
-            "sealed": sealer.sealed_readings, "records": sealer.sealed_leaves - sealer.sealed_readings,
+            "sealed": sealer.sealed_readings, "registry_records": sealer.sealed_leaves - sealer.sealed_readings,
             "blocks": sealer.sealed_blocks}
 
 
@@ -193,10 +193,21 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
             out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
                       f"--ledger-key {dirs.ledger_pub}")
         st = service.ingestor.stats
+        records = sealer.sealed_leaves - sealer.sealed_readings
         out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s, resent {s.resent:,}) | buffered {s.buffered:,} | "
                   f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
-                  f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} in "
-                  f"{sealer.sealed_blocks:,} blocks{trouble()}", highlight=False)
+                  f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} readings"
+                  + (f" and {records:,} registry records" if records else "")
+                  + f" in {sealer.sealed_blocks:,} block{'' if sealer.sealed_blocks == 1 else 's'}"
+                  + outages(s) + trouble(), highlight=False)
+
+    def outages(s: PublishStats) -> str:
+        """With --outage-every: how many links are down now. Readings measured meanwhile wait in the
+        buffer and are sent once the link is back: a first send, so `resent` does not count them
+        (it counts readings sent again because no acknowledgement came)."""
+        if o.forward.outage_every is None:
+            return ""
+        return f" | outages {s.outages:,}, links down now {publisher.links_down():,}"
 
     def trouble() -> str:
         """What the line shows only when it happens: refusals at the broker, a lost MQTT session."""
