@@ -207,7 +207,10 @@ class Settings(BaseSettings):
         return v
 
     def source_of(self, key: str) -> str:
-        """Where a dotted key's value came from: 'flag --x', 'env PACKPROOF_X', 'file F' or 'default'."""
+        """Where a dotted key's value came from: 'flag --x', 'env PACKPROOF_X', 'file F' or 'default'
+        (mqtt.protocol: 'share group' when a share group made it 5, see `MqttConfig`)."""
+        if key == "mqtt.protocol" and self.mqtt.share_group and self._sources.get(key, DEFAULT) == DEFAULT:
+            return "share group"
         return self._sources.get(key, DEFAULT)
 
     @property
