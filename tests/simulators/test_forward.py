@@ -225,3 +225,21 @@ def test_a_refused_login_on_reconnecting_is_reported_as_a_refusal(tmp_path: Path
     log = sim.output()
     assert log.count("lost the broker") == 1, log  # the restart, and only the restart
     assert log.count("refused its login on reconnecting") == 1, log  # said once, not at every retry
+
+
+def test_a_fleet_refused_at_the_door_leaves_no_traceback_at_the_broker(tmp_path: Path) -> None:
+    """Devices refused at their first login hang up at once: the embedded broker then failed to close
+    each connection and logged a traceback per device ("Unhandled exception in client_connected_cb")."""
+    port, data = free_port(), tmp_path / "d"
+    (tmp_path / "empty.passwd").write_text("")
+    broker = Service("broker", "--port", str(port), "--password-file", str(tmp_path / "empty.passwd"),
+                     log=tmp_path / "broker.log")
+    try:
+        broker.wait_port(port)
+        r = cli("simulate", "--data-dir", str(data), "--mqtt-port", str(port), "--shipments", "8", "--packs", "8",
+                "--password-file", str(tmp_path / "devices.passwd"), "--count", "1", timeout=60)
+        assert r.returncode == 3 and "refused 64 device(s)" in r.stderr, r.stdout + r.stderr
+        time.sleep(1)
+    finally:
+        broker.stop()
+    assert "Traceback" not in broker.output() and "refused" in broker.output(), broker.output()
