@@ -6,7 +6,10 @@ only, `ok` otherwise; packs silent for longer than `stale_after` are listed as s
 itself is not whole: `incomplete`, readings are missing (a gap may hide an excursion, so
 it outranks `warning`), and `disputed`, a reading arrived in two different versions (it
 outranks `violated`: the violation may be the forged version's, and either way a person
-must look). `ok` therefore means: every reading arrived, once, and all were in the envelope.
+must look). `no-data`: a pack (or a shipment with no pack) that has not one reading stored:
+nothing is known of it, which must not read as `ok`; it outranks `warning` (whatever it went
+through is unseen) and ranks below `incomplete`, whose gaps are known readings lost after it
+was heard from. `ok` therefore means: every reading arrived, once, and all were in the envelope.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Stat
 from packproof.store import Dispute, Disputes
 from packproof.timefmt import rfc3339
 
-SEVERITY: tuple[Status, ...] = ("ok", "warning", "incomplete", "violated", "disputed")
+SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
 RECENT_DISPUTES = 100  # disputes listed per shipment, newest first; every one is counted
 
 
-def worst(statuses: Sequence[Status]) -> Status:
-    return max(statuses, key=SEVERITY.index, default="ok")
+def worst(statuses: Sequence[Status], default: Status = "ok") -> Status:
+    return max(statuses, key=SEVERITY.index, default=default)
 
 
 def excursion_out(r: Sequence[Any]) -> ExcursionOut:
@@ -57,6 +60,8 @@ def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
         stale = last_rx is None or now - last_rx > stale_after
         disputed = disputes.counts.get(device_id, 0)
         statuses = per_pack.get(device_id, [])
+        if not count:
+            statuses = [*statuses, "no-data"]
         if missing:
             statuses = [*statuses, "incomplete"]
         if disputed:
@@ -70,7 +75,7 @@ def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
             unsealed=(count or 0) - (sealed or 0), disputed=disputed,
             disputes=[dispute_out(x) for x in disputes.recent if x.device_id == device_id]))
     return Condition(
-        shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs]),
+        shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs], default="no-data"),
         stale_packs=[p.device_id for p in packs if p.stale],
         readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
         missing=sum(p.missing for p in packs), unsealed=sum(p.unsealed for p in packs),

@@ -16,15 +16,30 @@ from api.deps import ApiSettings, require_admin, require_reader
 from api.routes import devices, health, ledger, quarantine, readings, shipments
 from packproof.crypto import key_id, read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
+from packproof.paths import DataDir
 from packproof.store import Store
+
+
+def ledger_public_key(dirs: DataDir) -> bytes:
+    """The ledger's genesis key, which every proof the API serves names."""
+    if not dirs.ledger_pub.exists():
+        raise ConfigError(f"no ledger public key at {dirs.ledger_pub}: start the sealer first "
+                          "(`packproof seal` or `packproof ingest`) on this data directory")
+    return read_public_key(str(dirs.ledger_pub))
+
+
+async def check_startup(dirs: DataDir) -> None:
+    """What the lifespan needs, checked before the server starts: `packproof api` then reports a
+    missing key or an unreachable store in one line instead of uvicorn's lifespan traceback."""
+    ledger_public_key(dirs)
+    store = await Store.open(dirs.store, readonly=True)
+    await store.close()
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.data_dir.ledger_pub.exists():
-            raise ConfigError(f"no ledger public key at {settings.data_dir.ledger_pub}: start the sealer first")
-        app.state.ledger_public_key = read_public_key(str(settings.data_dir.ledger_pub))  # the genesis key
+        app.state.ledger_public_key = ledger_public_key(settings.data_dir)  # the genesis key
         app.state.ledger_keys = {key_id(app.state.ledger_public_key): app.state.ledger_public_key}
         app.state.store = await Store.open(settings.data_dir.store, readonly=True)
         try:

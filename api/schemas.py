@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 # Worst last: a pack's status is the worst that applies (api.condition.worst).
-Status = Literal["ok", "warning", "incomplete", "violated", "disputed"]
+Status = Literal["ok", "warning", "no-data", "incomplete", "violated", "disputed"]
 
 
 class ShipmentSummary(BaseModel):

@@ -11,6 +11,7 @@ reported with the flag that changes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,14 @@ class _BoundedReader(StreamReaderAdapter):
         return await super().read(n)
 
 
+async def _close_quietly(writer: Any) -> None:
+    """Close a connection whose client may have closed it first: a client refused at login (paho, on
+    its CONNACK) hangs up at once, and closing then raised OSError (ENOTCONN) out of amqtt's
+    connection callback, one traceback per refused device in the log."""
+    with contextlib.suppress(OSError):
+        await writer.close()
+
+
 class _LoginRefused(AMQTTError):
     """A CONNECT refused before it could touch any session (see `_Broker`)."""
 
@@ -160,7 +169,7 @@ class _Broker(Broker):
         try:
             handler, session = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
         except (AMQTTError, MQTTError, NoDataError) as exc:
-            await writer.close()
+            await _close_quietly(writer)
             raise AMQTTError(f"{remote_address}:{remote_port} sent no valid CONNECT: {exc}") from exc
         refusal = None
         if not await super()._authenticate(session, None):  # type: ignore[arg-type]  # the listener is unused
@@ -173,9 +182,10 @@ class _Broker(Broker):
             session.parent = 0
             handler.attach(session, reader, writer)
             try:
-                await handler.mqtt_connack_authorize(False)
+                with contextlib.suppress(OSError):  # the client is gone already: nothing to tell it
+                    await handler.mqtt_connack_authorize(False)
             finally:
-                await writer.close()
+                await _close_quietly(writer)
             raise _LoginRefused("login refused")
         session.authenticated_as = (session.username, session.password)  # type: ignore[attr-defined]
         if session.clean_session:

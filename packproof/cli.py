@@ -16,6 +16,7 @@ that tells scripts what happened (sigstore's CLI does the same):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -70,7 +71,7 @@ _verbose = False
 # Every setting a service reads is a `Flag` over packproof.config: flag > PACKPROOF_* env > --config file > default.
 RUN_FLAGS = (*COMMON, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
              Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
-             bare("fleet.unsigned_shipments", default="1"), *FLEET_FLAGS)
+             bare("fleet.unsigned_shipments"), *FLEET_FLAGS)
 BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
                 Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
                 Flag("broker.certfile", ("--certfile",)), Flag("broker.keyfile", ("--keyfile",)))
@@ -86,7 +87,7 @@ INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
 API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
-SIMULATE_FLAGS = (*COMMON, *MQTT_CLIENT, bare("fleet.unsigned_shipments", default="0"), *FLEET_FLAGS,
+SIMULATE_FLAGS = (*COMMON, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEET_FLAGS,
                   bare("fleet.count"), Flag("fleet.register_devices", ("--register/--no-register",)),
                   Flag("fleet.password_file", ("--password-file",)))
 
@@ -127,11 +128,9 @@ def run(cfg: Settings) -> None:
     from packproof.runner import run as run_all
 
     f = cfg.fleet
-    unsigned = 1 if f.unsigned_shipments is None else f.unsigned_shipments
     opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, mqtt_port=cfg.run.mqtt_port,
                       api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
-                      scenario=f.scenario, rate=f.rate, seed=f.seed,
-                      unsigned_shipments=min(unsigned, f.shipments - 1) if f.shipments > 1 else 0,
+                      scenario=f.scenario, rate=f.rate, seed=f.seed, unsigned_shipments=f.unsigned_shipments,
                       step_s=f.step_s, verify_signatures=cfg.ingest.verify_signatures, forward=_forward(cfg),
                       console=out)
     result = asyncio.run(run_all(opts))
@@ -234,7 +233,10 @@ def seal(cfg: Settings) -> None:
         if sealer is None:
             out.print("stopped while another sealer held the lock: sealed nothing")
             return
-        out.print(f"sealed {sealer.sealed_readings:,} readings in {sealer.sealed_blocks:,} blocks")
+        records = sealer.sealed_leaves - sealer.sealed_readings  # device registrations and key changes
+        out.print(f"sealed {sealer.sealed_readings:,} readings"
+                  + (f" and {records:,} registry records" if records else "")
+                  + f" in {sealer.sealed_blocks:,} block{'' if sealer.sealed_blocks == 1 else 's'}")
         if sealer.halted:
             fail(Exit.INVALID, f"sealing stopped: {sealer.halted}")
 
@@ -276,11 +278,13 @@ def passwd(
 @configured("api", API_FLAGS, announce=True)
 def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
+    from api.main import check_startup
     from packproof.services import api_server
 
     a = cfg.api
     server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
                         cfg.ingest.profiles)
+    asyncio.run(check_startup(_dirs(cfg)))
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()
 
@@ -298,13 +302,13 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
     import signal
 
     from simulators.buffer import SimBuffer
-    from simulators.fleet import build_fleet, provision_credentials, shipments_of
+    from simulators.fleet import build_fleet, provision_credentials, register_fleet
     from simulators.publisher import FleetPublisher, PublishStats, leftover_note
 
     f, m = cfg.fleet, cfg.mqtt
     fwd = _forward(cfg)
     fleet = build_fleet(shipments=f.shipments, packs=f.packs, scenario=f.scenario, seed=f.seed,
-                        unsigned_shipments=f.unsigned_shipments or 0, step_s=f.step_s)
+                        unsigned_shipments=f.unsigned_shipments, step_s=f.step_s)
     dirs = _dirs(cfg)
     if credentials_only:
         if f.password_file is None:
@@ -317,7 +321,7 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
         async def reg() -> None:
             store = await dirs.open_writer()
             try:
-                await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
+                await register_fleet(store, fleet, seed=f.seed, unsigned_shipments=f.unsigned_shipments)
             finally:
                 await store.close()
         asyncio.run(reg())
@@ -716,18 +720,30 @@ def condition_report(
     if as_json:
         out.print_json(c.model_dump_json())
         return
-    colour = {"ok": "green", "warning": "yellow", "incomplete": "yellow", "violated": "red", "disputed": "red"}
+    colour = {"ok": "green", "warning": "yellow", "no-data": "yellow", "incomplete": "yellow", "violated": "red",
+              "disputed": "red"}
     out.print(f"shipment {c.shipment_id} ({c.profile}): [{colour[c.status]}]{c.status}[/], "
               f"{len(c.excursions)} excursion(s); {c.readings:,} readings stored, {c.missing:,} missing, "
               f"{c.disputed:,} disputed, {c.unsealed:,} not yet sealed", highlight=False)
-    table = Table("pack", "status", "readings", "stored up to seq", "missing (gaps)", "disputed", "unsealed",
-                  "last seen")
+    # Readable at 80 columns: no vertical rules, ids never cut, "disputed" only when a pack has any,
+    # and the last message as an age (the --json document has the timestamps). "to seq": every seq
+    # up to it is stored; "missing" lists the gaps above it.
+    disputes = any(p.disputed for p in c.packs)
+    table = Table(box=None, pad_edge=False, header_style="bold underline")
+    table.add_column("pack", no_wrap=True)
+    for name in ("status", "readings", "to seq", "missing", *(["disputed"] if disputes else []),
+                 "unsealed", "last seen"):
+        wraps = name in ("missing", "last seen")  # the others are short and must not be cut
+        table.add_column(name, justify="right" if name in ("readings", "to seq", "disputed", "unsealed") else "left",
+                         no_wrap=not wraps)
+    now = time.time()
     for p in c.packs:
         gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in p.gaps)
-        table.add_row(p.device_id, p.status + (" (stale)" if p.stale else ""), f"{p.readings:,}",
-                      "-" if p.acked_seq is None else str(p.acked_seq),
-                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""), f"{p.disputed:,}", f"{p.unsealed:,}",
-                      p.last_seen or "never")
+        table.add_row(p.device_id, p.status, f"{p.readings:,}", "-" if p.acked_seq is None else str(p.acked_seq),
+                      f"{p.missing:,}" + (f" ({gaps})" if gaps else ""),
+                      *([f"{p.disputed:,}"] if disputes else []), f"{p.unsealed:,}",
+                      ("never" if p.last_seen is None else _age(now - _epoch(p.last_seen)))
+                      + (", stale" if p.stale else ""))
     out.print(table)
     for e in c.excursions:
         out.print(f"  {e.severity} {e.test} on {e.device_id}: {e.quantity} peak {e.peak:g} ({e.limit_crossed}), "
@@ -736,6 +752,20 @@ def condition_report(
         for d in p.disputes:
             out.print(f"  disputed {d.reading_id or p.device_id}: stored version at {d.stored or '(unknown seq)'}, "
                       f"other version quarantined as row {d.quarantine_id} ({d.quarantined})", highlight=False)
+
+
+def _epoch(rfc3339_text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(rfc3339_text.replace("Z", "+00:00")).timestamp()
+
+
+def _age(seconds: float) -> str:
+    """How long ago, in the largest unit that keeps it a small number: "40 s ago", "3 h ago"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
 
 
 def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
@@ -751,25 +781,47 @@ def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
     return asyncio.run(go())
 
 
-def _new_key(device_id: str, key_out: Path) -> bytes:
-    """A fresh Ed25519 key pair: the private half to KEY_OUT/<device>.key (0600), the public half returned."""
-    import os
+class _NewKey:
+    """A fresh Ed25519 key pair whose private half reaches KEY_OUT/<device>.key (0600) only if the
+    registry takes the public half: `with _NewKey(...) as public:` around the store call.
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    The key is written (to a temporary name) before the registry names it, so a registered key is
+    never one whose private half was lost; a refused registration or rotation removes it again,
+    with the directory if it made it, so a failed command leaves nothing behind.
+    """
 
-    from packproof.crypto import public_key_bytes
+    def __init__(self, device_id: str, key_out: Path) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    key = Ed25519PrivateKey.generate()
-    key_out.mkdir(parents=True, exist_ok=True)
-    path = key_out / f"{device_id}.key"
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    out.print(f"private key written to {path} (install it on the device, then delete it here)")
-    return public_key_bytes(key)
+        self.path = key_out / f"{device_id}.key"
+        self._staged = key_out / f".{device_id}.key.new"
+        self._made_dir = not key_out.exists()
+        self._key = Ed25519PrivateKey.generate()
+
+    def __enter__(self) -> bytes:
+        import os
+
+        from cryptography.hazmat.primitives import serialization
+
+        from packproof.crypto import public_key_bytes
+
+        pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        return public_key_bytes(self._key)
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self._staged.replace(self.path)
+            out.print(f"private key written to {self.path} (install it on the device, then delete it here)")
+            return
+        self._staged.unlink(missing_ok=True)
+        if self._made_dir:
+            with contextlib.suppress(OSError):  # not empty: something else is in it
+                self.path.parent.rmdir()
 
 
 DeviceArg = Annotated[str, typer.Argument(help="The device id (one sensor per pack).")]
@@ -813,8 +865,8 @@ def devices_provision(
 
     _check_device_id(device_id)
     _check_profile(cfg, profile)
-    public = _new_key(device_id, key_out)
-    _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
+    with _NewKey(device_id, key_out) as public:
+        _store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
     out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
     if password_file is not None:
         password = secrets.token_urlsafe(18)
@@ -873,22 +925,33 @@ def devices_rotate(
     cfg: Settings, device_id: DeviceArg,
     public_key: Annotated[str | None, typer.Option(help="The new public key (base64); omitted: make a pair.")] = None,
     from_seq: Annotated[int | None, typer.Option(help="First seq the new key signs (default: after the last "
-                                                      "stored reading).", min=0)] = None,
+                                                      "stored reading, and after the seq its current key "
+                                                      "starts at).", min=0)] = None,
     key_out: Annotated[Path, typer.Option(help="Where to write a new private key.")] = Path("device-keys"),
 ) -> None:
     """A new key for a device; readings signed before keep verifying with the key valid at their seq."""
     from packproof.crypto import read_public_key
 
-    key = read_public_key(public_key) if public_key else _new_key(device_id, key_out)
+    def rotate(key: bytes) -> int:
+        async def work(st):  # type: ignore[no-untyped-def]
+            start = from_seq
+            if start is None:
+                # A device with no reading stored yet (just provisioned) has its key from seq 0: the new
+                # one starts after both, as a key must start after the one it replaces.
+                device = await st.device(device_id)
+                current = device.keys[-1][0] if device is not None and device.keys else -1
+                start = max(await st.last_seq(device_id), current) + 1
+            await st.rotate_key(device_id, key, start)
+            return start
 
-    async def work(st):  # type: ignore[no-untyped-def]
-        start = from_seq
-        if start is None:
-            start = await st.last_seq(device_id) + 1
-        await st.rotate_key(device_id, key, start)
-        return start
+        return int(_store_call(cfg, work))
 
-    start = _store_call(cfg, work)
+    if public_key:
+        key = read_public_key(public_key)
+        start = rotate(key)
+    else:
+        with _NewKey(device_id, key_out) as key:
+            start = rotate(key)
     out.print(f"{device_id}: key {key_id_of(key)} signs from seq {start} on", highlight=False)
 
 

@@ -63,7 +63,9 @@ class Flag:
         elif field.default is None:
             show = False
         elif base is bool:
-            show = self.names(bool)[0].split("/")[0 if field.default else -1].lstrip("-")
+            decl = self.names(bool)[0]  # --x/--no-x shows the one in force; a lone --x shows on or off
+            show = decl.split("/")[0 if field.default else -1].lstrip("-") if "/" in decl else \
+                ("on" if field.default else "off")
         elif isinstance(field.default, list):
             show = ", ".join(field.default)
         else:

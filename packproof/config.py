@@ -37,6 +37,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.exceptions import SettingsError
@@ -73,6 +74,15 @@ class MqttConfig(Section):
                                                       "client id) split the telemetry.")
     protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="The ingestor's MQTT version; 5 (always with a "
                                                                   "share group) keeps a session that expires.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_group_speaks_5(cls, data: Any) -> Any:
+        """A shared subscription is MQTT 5: the ingestor speaks 5 with a share group whatever `protocol`
+        says, so the value shown (the start-up banner, `packproof config`) is 5 too, not 3.1.1."""
+        if isinstance(data, dict) and data.get("share_group"):
+            data = {**data, "protocol": "5"}
+        return data
     session_expiry: int = Field(600, ge=0, description="MQTT 5: seconds the broker keeps the ingestor's session "
                                                        "while it is away (a share group member still gets its "
                                                        "share meanwhile).")
@@ -136,8 +146,9 @@ class FleetConfig(Section):
     scenario: str = Field("mixed", description="'mixed' (each excursion kind, plus nominal) or a scenario name.")
     rate: float = Field(1.0, ge=0.001, description="Readings per second per pack.")
     seed: int = Field(1, description="Makes the fleet and its signals deterministic.")
-    unsigned_shipments: int | None = Field(None, ge=0, description="Shipments whose trackers cannot sign "
-                                                                   "(unset: 1 for `run`, 0 for `simulate`).")
+    unsigned_shipments: int = Field(1, ge=0, description="Shipments whose trackers cannot sign (the last ones; "
+                                                        "at most all but one). `run` and `simulate` must agree "
+                                                        "on one data directory: the store keeps each device's key.")
     step_s: float = Field(60.0, ge=0.001, description="Simulated seconds of travel per reading.")
     duration: float | None = Field(None, ge=0.1, description="Stop cleanly after this many seconds.")
     count: int | None = Field(None, ge=1, description="Stop after this many readings per pack.")
@@ -221,7 +232,10 @@ class Settings(BaseSettings):
         return with_password(self.store, self.store_password.get_secret_value())
 
     def source_of(self, key: str) -> str:
-        """Where a dotted key's value came from: 'flag --x', 'env PACKPROOF_X', 'file F' or 'default'."""
+        """Where a dotted key's value came from: 'flag --x', 'env PACKPROOF_X', 'file F' or 'default'
+        (mqtt.protocol: 'share group' when a share group made it 5, see `MqttConfig`)."""
+        if key == "mqtt.protocol" and self.mqtt.share_group and self._sources.get(key, DEFAULT) == DEFAULT:
+            return "share group"
         return self._sources.get(key, DEFAULT)
 
     @property

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.services import IngestOptions, IngestService, api_server
 from simulators.buffer import SimBuffer
-from simulators.fleet import MIXED, SimDevice, build_fleet, provision_credentials, shipments_of
+from simulators.fleet import MIXED, SimDevice, build_fleet, provision_credentials, register_fleet
 from simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,6 @@ async def run(o: RunOptions) -> dict[str, int]:
 
 async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int,
                server: uvicorn.Server) -> dict[str, int]:
-    out = o.console
     dirs = DataDir(o.data_dir, o.store_url)
     stop = asyncio.Event()
     abort_drain = threading.Event()
@@ -119,119 +119,151 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                                               store_url=o.store_url))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
-        await service.store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
         pipeline = asyncio.create_task(service.run(ingest_stop, seal_stop))
         refusals_stop = asyncio.Event()
         refusals = asyncio.create_task(forward_refusals(broker.refusals, service.store, refusals_stop))
         api = asyncio.create_task(server.serve())
-        await wait_until(lambda: server.started or api.done(), 10)
-        if api.done():
-            api.result()
-        url = f"http://{o.api_host}:{o.api_port}"
-        out.print(f"[bold]packproof[/] running: MQTT on 127.0.0.1:{mqtt_port}, API at [link]{url}[/] "
-                  f"(docs {url}/docs), data in {o.data_dir}")
-        out.print(f"fleet: {o.shipments} shipments x {o.packs} packs ({o.scenario}), {o.rate:g} reading/s per pack, "
-                  f"{o.forward.describe()}; "
-                  + (f"stopping after {o.duration:g} s" if o.duration else "Ctrl-C stops cleanly"))
-
-        publisher = FleetPublisher(fleet, buffer, port=mqtt_port, rate=o.rate, credentials=credentials,
-                                   backlog_rate=o.forward.backlog_rate, resend_after=o.forward.resend_after,
-                                   outages=o.forward.schedule(fleet, o.seed))
-        if publisher.stats.buffered:
-            out.print(f"{publisher.stats.buffered:,} readings from an earlier run wait in {dirs.sim_buffer}: "
-                      "sent first", highlight=False)
-        await asyncio.to_thread(publisher.connect)
-        sim_stop = threading.Event()
-        hint_shown = False
-        command = "packproof" if shutil.which("packproof") else sys.argv[0]  # what the user can paste
-        first = fleet[0]
-        first_id = f"{first.device_id}:{first.next_seq}"
-
-        def tick(s: PublishStats) -> None:
-            nonlocal hint_shown
-            sealer = service.sealer
-            assert sealer is not None and service.ingestor is not None
-            if not hint_shown and sealer.sealed_readings:
-                hint_shown = True
-                out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
-                          f"--ledger-key {dirs.ledger_pub}")
-            st = service.ingestor.stats
-            out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s, resent {s.resent:,}) | buffered {s.buffered:,} | "
-                      f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
-                      f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} in "
-                      f"{sealer.sealed_blocks:,} blocks{trouble()}", highlight=False)
-
-        def trouble() -> str:
-            """What the line shows only when it happens: a full disk, refusals at the broker, a lost MQTT session."""
-            full = DISK.summary()
-            refused = sum(broker.refusals.snapshot().values())
-            lost = service.ingestor.session.losses if service.ingestor else 0
-            return (f" | {full}" if full else "") + (f" | refused by the broker {refused:,}" if refused else "") + \
-                (f" | ingestor's MQTT session lost {lost:,} times" if lost else "")
-            if sealer.halted:
-                out.print(f"  [bold red]SEALING STOPPED[/]: {sealer.halted}", highlight=False)
-
-        last = [0.0]
-        was_full = [False]
-
-        def throttled(s: PublishStats) -> None:
-            # At once when the disk fills or frees, so the line says what /health says.
-            full = bool(DISK.current())
-            if time.monotonic() - last[0] >= 5.0 or not hint_shown or full != was_full[0]:
-                was_full[0] = full
-                last[0] = time.monotonic()
-                tick(s)
-
-        sim = asyncio.create_task(asyncio.to_thread(
-            publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled))
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait([sim, stopper], return_when=asyncio.FIRST_COMPLETED)
-        out.print("stopping: simulator, then ingestor, then sealer ...")
-        sim_stop.set()
-        stats = await sim
-        stopper.cancel()
-        drained = not stats.buffered
-
-        def disk_full_stops_waiting() -> bool:
-            # Acknowledgements need the ingestor to write: waiting for them on a full disk only delays the stop.
-            full = DISK.summary()
-            if full and not abort_drain.is_set():
-                abort_drain.set()
-                out.print(f"{full}; stopping without waiting for acknowledgements", highlight=False)
-            return full is not None
-
-        if not drained and o.forward.drain_timeout > 0 and not disk_full_stops_waiting():
-            shown = [0.0]
-
-            def draining(s: PublishStats) -> None:
-                if disk_full_stops_waiting():  # the disk filled while draining
-                    return
-                if time.monotonic() - shown[0] >= 2.0:
-                    shown[0] = time.monotonic()
-                    out.print(f"  draining: {s.buffered:,} readings not yet acknowledged", highlight=False)
-
-            drained = await asyncio.to_thread(publisher.drain, timeout=o.forward.drain_timeout, abort=abort_drain,
-                                              on_tick=draining)
-        publisher.close()
-        out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
-        ingestor = service.ingestor
-        if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
-            await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
-        ingest_stop.set()
-        await pipeline
-        refusals_stop.set()
-        await refusals
-        tick(stats)
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await api
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
-    sealer = service.sealer
+        try:
+            stats, final_line = await _serve(o, fleet, buffer, mqtt_port, server, service, broker, api, stop,
+                                             abort_drain, credentials)
+        finally:
+            # Also when something failed (the broker refused the fleet, the store broke): every task and
+            # thread started above ends here, or the process would print the error and then hang.
+            ingest_stop.set()
+            await pipeline
+            refusals_stop.set()
+            await refusals
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await api
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        final_line(stats)  # after the last seal: what was sealed in the end
+    ingestor, sealer = service.ingestor, service.sealer
     return {"measured": stats.measured, "sent": stats.sent, "resent": stats.resent,
             "acked": stats.acked, "buffered": stats.buffered, "dropped": stats.dropped,
             "accepted": ingestor.stats.accepted,
             "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
-            "sealed": sealer.sealed_readings, "records": sealer.sealed_leaves - sealer.sealed_readings,
+            "sealed": sealer.sealed_readings, "registry_records": sealer.sealed_leaves - sealer.sealed_readings,
             "blocks": sealer.sealed_blocks}
+
+
+async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int, server: uvicorn.Server,
+                 service: IngestService, broker: EmbeddedBroker, api: asyncio.Task[None], stop: asyncio.Event,
+                 abort_drain: threading.Event,
+                 credentials: dict[str, str]) -> tuple[PublishStats, Callable[[PublishStats], None]]:
+    """Register the fleet, wait for the API, run the simulator until stopped and drain it; returns its
+    counts and the progress line's printer. `_run` stops the ingestor, sealer and API after it."""
+    out = o.console
+    dirs = DataDir(o.data_dir, o.store_url)
+    assert service.store is not None and service.ingestor is not None
+    await register_fleet(service.store, fleet, seed=o.seed, unsigned_shipments=o.unsigned_shipments)
+    await wait_until(lambda: server.started or api.done(), 10)
+    if api.done():
+        api.result()
+    url = f"http://{o.api_host}:{o.api_port}"
+    out.print(f"[bold]packproof[/] running: MQTT on 127.0.0.1:{mqtt_port}, API at [link]{url}[/] "
+              f"(docs {url}/docs), data in {o.data_dir}")
+    out.print(f"fleet: {o.shipments} shipments x {o.packs} packs ({o.scenario}), {o.rate:g} reading/s per pack, "
+              f"{o.forward.describe()}; "
+              + (f"stopping after {o.duration:g} s" if o.duration else "Ctrl-C stops cleanly"))
+
+    publisher = FleetPublisher(fleet, buffer, port=mqtt_port, rate=o.rate, credentials=credentials,
+                               backlog_rate=o.forward.backlog_rate, resend_after=o.forward.resend_after,
+                               outages=o.forward.schedule(fleet, o.seed))
+    if publisher.stats.buffered:
+        out.print(f"{publisher.stats.buffered:,} readings from an earlier run wait in {dirs.sim_buffer}: "
+                  "sent first", highlight=False)
+    await asyncio.to_thread(publisher.connect, refused_hint=(
+        f"their passwords in {dirs.root / 'sim-credentials.json'} do not match the hashes in "
+        f"{dirs.root / 'mqtt.passwd'}; `run` rewrites a hash that does not match, so this is a bug or a "
+        "file changed while it started: start it again"))
+    sim_stop = threading.Event()
+    hint_shown = False
+    command = "packproof" if shutil.which("packproof") else sys.argv[0]  # what the user can paste
+    first = fleet[0]
+    first_id = f"{first.device_id}:{first.next_seq}"
+
+    def tick(s: PublishStats) -> None:
+        nonlocal hint_shown
+        sealer = service.sealer
+        assert sealer is not None and service.ingestor is not None
+        if not hint_shown and sealer.sealed_readings:
+            hint_shown = True
+            out.print(f"verify a reading:  {command} verify {first_id} --api {url} "
+                      f"--ledger-key {dirs.ledger_pub}")
+        st = service.ingestor.stats
+        records = sealer.sealed_leaves - sealer.sealed_readings
+        out.print(f"  sent {s.sent:,} ({s.rate:,.0f}/s, resent {s.resent:,}) | buffered {s.buffered:,} | "
+                  f"acked end to end {s.acked:,} | dropped by the cap {s.dropped:,} | stored {st.accepted:,} | "
+                  f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} readings"
+                  + (f" and {records:,} registry records" if records else "")
+                  + f" in {sealer.sealed_blocks:,} block{'' if sealer.sealed_blocks == 1 else 's'}"
+                  + outages(s) + trouble(), highlight=False)
+        if sealer.halted:
+            out.print(f"  [bold red]SEALING STOPPED[/]: {sealer.halted}", highlight=False)
+
+    def outages(s: PublishStats) -> str:
+        """With --outage-every: how many links are down now. Readings measured meanwhile wait in the
+        buffer and are sent once the link is back: a first send, so `resent` does not count them
+        (it counts readings sent again because no acknowledgement came)."""
+        if o.forward.outage_every is None:
+            return ""
+        return f" | outages {s.outages:,}, links down now {publisher.links_down():,}"
+
+    def trouble() -> str:
+        """What the line shows only when it happens: a full disk, refusals at the broker, a lost MQTT session."""
+        full = DISK.summary()
+        refused = sum(broker.refusals.snapshot().values())
+        lost = service.ingestor.session.losses if service.ingestor else 0
+        return (f" | {full}" if full else "") + (f" | refused by the broker {refused:,}" if refused else "") + \
+            (f" | ingestor's MQTT session lost {lost:,} times" if lost else "")
+
+    last = [0.0]
+    was_full = [False]
+
+    def throttled(s: PublishStats) -> None:
+        # At once when the disk fills or frees, so the line says what /health says.
+        full = bool(DISK.current())
+        if time.monotonic() - last[0] >= 5.0 or not hint_shown or full != was_full[0]:
+            was_full[0] = full
+            last[0] = time.monotonic()
+            tick(s)
+
+    sim = asyncio.create_task(asyncio.to_thread(
+        publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([sim, stopper], return_when=asyncio.FIRST_COMPLETED)
+    out.print("stopping: simulator, then ingestor, then sealer ...")
+    sim_stop.set()
+    stats = await sim
+    stopper.cancel()
+    drained = not stats.buffered
+
+    def disk_full_stops_waiting() -> bool:
+        # Acknowledgements need the ingestor to write: waiting for them on a full disk only delays the stop.
+        full = DISK.summary()
+        if full and not abort_drain.is_set():
+            abort_drain.set()
+            out.print(f"{full}; stopping without waiting for acknowledgements", highlight=False)
+        return full is not None
+
+    if not drained and o.forward.drain_timeout > 0 and not disk_full_stops_waiting():
+        shown = [0.0]
+
+        def draining(s: PublishStats) -> None:
+            if disk_full_stops_waiting():  # the disk filled while draining
+                return
+            if time.monotonic() - shown[0] >= 2.0:
+                shown[0] = time.monotonic()
+                out.print(f"  draining: {s.buffered:,} readings not yet acknowledged", highlight=False)
+
+        drained = await asyncio.to_thread(publisher.drain, timeout=o.forward.drain_timeout, abort=abort_drain,
+                                          on_tick=draining)
+    publisher.close()
+    out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
+    ingestor = service.ingestor
+    if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
+        await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
+    return stats, tick

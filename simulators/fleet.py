@@ -12,16 +12,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
-from packproof.errors import ConfigError
+from packproof.errors import ConfigError, RegistryConflict
 from packproof.reading import DeviceTopic, Location, Reading, Shock, Vibration
 from packproof.timefmt import rfc3339
 from simulators.scenarios import MIXED_FLEET, SCENARIOS, scenario_profile
 from simulators.signals import DeviceSignal
+
+if TYPE_CHECKING:
+    from packproof.store import Store
 
 MIXED = "mixed"
 
@@ -66,6 +70,8 @@ class SimDevice:
 
 def build_fleet(*, shipments: int, packs: int, scenario: str = MIXED, seed: int = 1,
                 unsigned_shipments: int = 0, step_s: float = 60.0) -> list[SimDevice]:
+    """The fleet; its last `unsigned_shipments` shipments (never all of them: one always signs) have
+    trackers that cannot sign."""
     if shipments < 1 or packs < 1:
         raise ConfigError(f"a fleet needs at least 1 shipment and 1 pack, got {shipments} x {packs}")
     if scenario != MIXED and scenario not in SCENARIOS:
@@ -74,7 +80,7 @@ def build_fleet(*, shipments: int, packs: int, scenario: str = MIXED, seed: int 
     for i in range(shipments):
         name = MIXED_FLEET[i % len(MIXED_FLEET)] if scenario == MIXED else scenario
         shipment_id = f"SHP-{seed:03d}-{i + 1:04d}"
-        signed = i < shipments - unsigned_shipments
+        signed = i < shipments - min(unsigned_shipments, shipments - 1)
         for j in range(packs):
             device_id = f"{shipment_id}-P{j + 1:02d}"
             key = private_key_from_seed(f"packproof-sim/{seed}/{device_id}".encode()) if signed else None
@@ -88,22 +94,46 @@ def shipments_of(fleet: list[SimDevice]) -> dict[str, str]:
     return {d.shipment_id: scenario_profile(d.scenario) for d in fleet}
 
 
+async def register_fleet(store: Store, fleet: list[SimDevice], *, seed: int, unsigned_shipments: int) -> None:
+    """Register the fleet's shipments and device keys (what is registered already stays as it is).
+
+    Each key follows from the seed and whether the shipment signs, so a fleet made with another
+    `--seed` or `--unsigned-shipments` than the one that first registered the same device ids
+    contradicts the registry. The store's own message points to `devices rotate`, which is the
+    answer for a real device, not for a simulated fleet: say what to change instead.
+    """
+    try:
+        await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
+    except RegistryConflict as exc:
+        raise RegistryConflict(
+            f"{exc}. This fleet (--seed {seed}, --unsigned-shipments {unsigned_shipments}) is not the one "
+            "registered in this store: `run` and `simulate` on one data directory need the same --seed, "
+            "--unsigned-shipments and --shipments as the command that registered it first (both default to "
+            "--unsigned-shipments 1), or start with another --data-dir") from exc
+
+
 def provision_credentials(fleet: list[SimDevice], password_file: Path, secrets_file: Path) -> dict[str, str]:
     """MQTT passwords for the simulated devices: reused from `secrets_file` (0600), or made.
 
     The broker's password file gets only hashes; the simulator, standing in for the devices,
     keeps the plain passwords in its own owner-only file, as each real tracker would keep its own.
+    A device whose stored hash does not match its known password gets a new password in both
+    files: one data directory can serve two brokers' password files (the embedded broker's
+    `data/mqtt.passwd` under `run`, Mosquitto's under `simulate --password-file`), and a
+    hash left from the other one would refuse every device. Checking costs one PBKDF2 per
+    device (~10 ms), once per start.
     """
     import os
     import secrets
 
-    from broker.auth import PasswordFile
+    from broker.auth import PasswordFile, verify_password
 
     known: dict[str, str] = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
     registered = PasswordFile(password_file).users() if password_file.exists() else {}
     pf = PasswordFile(password_file)
     for d in fleet:
-        if d.device_id not in known or d.device_id not in registered:
+        password, stored = known.get(d.device_id), registered.get(d.device_id)
+        if password is None or stored is None or not verify_password(password, stored):
             known[d.device_id] = secrets.token_urlsafe(18)
             pf.set(d.device_id, known[d.device_id])
     secrets_file.parent.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,7 @@ class _Link:
     device: SimDevice
     client: mqtt.Client
     connected: bool = False
+    refused: str | None = None  # why the broker refused the last login (paho's thread), until one succeeds
     cut: bool = False  # in a simulated outage
     cursor: int = 0  # the lowest seq this process has not sent yet; below it, every buffered entry was sent
     acked: int = -1  # the highest acked_seq applied
@@ -189,6 +190,10 @@ class FleetPublisher:
             d.next_seq = max(d.next_seq, known.get(d.device_id, 0))
         self.stats.buffered = self.buffered()
 
+    def links_down(self) -> int:
+        """Devices whose link a simulated outage has cut right now."""
+        return sum(link.cut for link in self._links)
+
     def buffered(self) -> int:
         """This fleet's readings not yet acknowledged end to end (the file may hold other devices'),
         with those a full disk keeps in memory until they can be written."""
@@ -198,16 +203,25 @@ class FleetPublisher:
 
     def _on_connect(self, cl: mqtt.Client, link: _Link, ev: threading.Event, rc: mqtt.ReasonCode) -> None:
         if rc.is_failure:
-            self._refused.append(f"{link.device.device_id}: {rc}")
+            if not ev.is_set():
+                self._refused.append(f"{link.device.device_id}: {rc}")  # the first connect: `connect` says why
+            elif link.refused is None:  # a reconnect refused: said once until it logs in again
+                log.warning("%s: the broker refused its login on reconnecting (%s); paho keeps trying, readings "
+                            "wait in the buffer; does the broker's password file still hold its login?",
+                            link.device.device_id, rc)
+            link.refused = str(rc)
         else:
             cl.subscribe(link.ack_topic, qos=1)  # again after every reconnect: the session is clean
             cl.publish(link.device.status_topic, b"online", qos=0, retain=True)
+            link.refused = None
             link.connected = True
         ev.set()
 
     def _on_disconnect(self, link: _Link) -> None:
-        link.connected = False
-        if not link.cut and not self._closing:
+        """A link that was up and dropped; paho also calls this after a refused CONNECT, which
+        `_on_connect` has reported as a refusal: the broker is there, it said no."""
+        was_connected, link.connected = link.connected, False
+        if was_connected and not link.cut and not self._closing:
             log.warning("%s lost the broker; paho reconnects, readings wait in the buffer", link.device.device_id)
 
     def _on_message(self, link: _Link, msg: mqtt.MQTTMessage) -> None:
@@ -221,7 +235,9 @@ class FleetPublisher:
 
     # ---- connecting -------------------------------------------------------------------
 
-    def connect(self, timeout: float = 10.0) -> None:
+    def connect(self, timeout: float = 10.0, refused_hint: str | None = None) -> None:
+        """Connect every device and wait for its CONNACK. `refused_hint` replaces the advice given when
+        the broker refuses devices: what to do differs between Mosquitto and `run`'s own broker."""
         pending = []
         for d in self.fleet:
             c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{d.device_id}",
@@ -255,10 +271,11 @@ class FleetPublisher:
                 raise BrokerError(f"no CONNACK from the MQTT broker at {self.host}:{self.port} in {timeout}s")
         if self._refused:
             self.close()
-            raise BrokerError(f"the MQTT broker refused {len(self._refused)} device(s), e.g. {self._refused[0]}; "
-                              "give each device a login with --password-file (the broker's password file); "
-                              "Mosquitto reads that file only when it starts or gets SIGHUP, so after new logins "
-                              "run `kill -HUP <mosquitto pid>` and start the simulator again")
+            hint = refused_hint or ("give each device a login with --password-file (the broker's password file); "
+                                    "Mosquitto reads that file only when it starts or gets SIGHUP, so after new "
+                                    "logins run `kill -HUP <mosquitto pid>` and start the simulator again")
+            raise BrokerError(f"the MQTT broker at {self.host}:{self.port} refused {len(self._refused)} device(s), "
+                              f"e.g. {self._refused[0]}: {hint}")
 
     def _cut(self, link: _Link) -> None:
         """An outage: the link drops, the device keeps measuring into its buffer."""

@@ -3,7 +3,7 @@
 A scenario is plain data (`simulators.signals.Scenario`): a `Route` of `Leg`s between
 `Waypoint`s, a `Climate`, and `anomalies`. Leg durations come from great-circle
 distance and a typical speed per mode (a detour factor for roads and rails). Nominal
-scenarios stay inside the UN 38.3 envelope and mostly outside the warning bands.
+scenarios stay inside the UN 38.3 envelope and its warning bands: they report `ok`.
 
 Each excursion scenario crosses exactly one UN 38.3 test, early enough for a short demo
 (within the first 20 readings at the default 60 s step) and for several readings:

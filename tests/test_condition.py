@@ -61,3 +61,27 @@ def test_a_status_is_the_worst_that_applies_and_ok_means_whole_and_within_the_en
 def test_an_unknown_shipment_is_bad_input(tmp_path: Path, pipeline_services: Pipeline) -> None:
     r = cli("condition", "SHP-NOPE", "--data-dir", str(pipeline_services.data))
     assert r.returncode == 2 and "shipment 'SHP-NOPE' is not in" in r.stderr
+
+
+def test_a_pack_without_readings_is_no_data_and_the_table_fits_80_columns(tmp_path: Path) -> None:
+    """A shipment whose packs never sent a reading reported `ok`; at 80 columns the table cut every
+    id to `SHP-001…`."""
+    data = str(tmp_path / "d")
+    for device in ("SHP-001-0002-P01", "SHP-001-0002-P02"):
+        r = cli("devices", "register", device, "--shipment", "SHP-001-0002", "--unsigned", "--data-dir", data)
+        assert r.returncode == 0, r.stdout + r.stderr
+    c = json.loads(cli("condition", "SHP-001-0002", "--data-dir", data, "--json").stdout)
+    assert c["status"] == "no-data" and {p["status"] for p in c["packs"]} == {"no-data"}
+    r = cli("condition", "SHP-001-0002", "--data-dir", data, env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("SHP-001-0002-P0")]
+    assert len(rows) == 2 and all(len(line) <= 80 for line in rows), r.stdout
+    assert all(line.split()[1] == "no-data" and line.rstrip().endswith("never, stale") for line in rows), r.stdout
+
+
+def test_no_data_ranks_between_warning_and_incomplete() -> None:
+    from api.condition import worst
+
+    assert worst([], default="no-data") == "no-data"  # a shipment with no pack at all
+    assert worst(["ok", "no-data"]) == "no-data" and worst(["warning", "no-data"]) == "no-data"
+    assert worst(["no-data", "incomplete"]) == "incomplete"

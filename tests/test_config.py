@@ -134,6 +134,8 @@ def test_help_shows_the_real_defaults_and_env_vars() -> None:
         assert shown in text, shown
     r = cli("simulate", "--help")
     assert "unsigned-shipments" in r.stdout and "--outage-random" in r.stdout
+    line = next(line for line in r.stdout.splitlines() if "--outage-random" in line)
+    assert "[default: (off)]" in line, line  # a lone flag showed "(outage-random)", as if it were on
 
 
 def test_store_flag_reaches_the_store(tmp_path: Path) -> None:
@@ -158,3 +160,12 @@ def test_a_port_from_the_environment_is_used(tmp_path: Path) -> None:
     assert r.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in r.stderr
     assert f"port={port}[env]" in r.stderr
     assert free_port()  # the helper still works beside it
+
+
+def test_a_share_group_shows_the_mqtt_version_it_speaks() -> None:
+    """The ingestor speaks MQTT 5 in a share group; its banner said protocol=3.1.1."""
+    r = cli("config", "ingest", "--share-group", "ingest")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"mqtt\.protocol\s+= 5\b", r.stdout), r.stdout
+    r = cli("config", "ingest")
+    assert re.search(r"mqtt\.protocol\s+= 3\.1\.1\b", r.stdout), r.stdout

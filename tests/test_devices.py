@@ -8,6 +8,8 @@ every registry change is sealed in the ledger and the audit holds.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64
 from packproof.reading import Reading
-from tests.conftest import Db, Pipeline, cli, get_json, publish_all, wait_for
+from tests.conftest import Db, Pipeline, cli, get_json, packproof_cmd, publish_all, wait_for
 
 TOPIC = "packproof/v1/SHP-A/{}/telemetry"
 
@@ -101,3 +103,30 @@ def test_device_lifecycle(tmp_path: Path, pipeline_services: Pipeline) -> None:
     assert "revoked" in r.stdout and "5:" in r.stdout and "unsigned" in r.stdout, r.stdout
     r = cli("devices", "register", "dev-a", "--shipment", "SHP-B", "--unsigned", "--data-dir", str(data))
     assert r.returncode == 2 and "already registered with a different shipment or key" in r.stderr
+
+
+def test_rotate_right_after_provision_as_the_readme_prints_it(tmp_path: Path) -> None:
+    """The README's Trust commands in order: `provision`, then `rotate` with its defaults. Rotating a
+    device with no reading stored asked for --from-seq 0, refused it (its key starts at 0), and still
+    wrote a private key, into device-keys/ beside the keys/ of provision."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(packproof_cmd(*args), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+
+    r = run("devices", "provision", "pack-0042", "--shipment", "SHP-7", "--data-dir", "data",
+            "--password-file", "data/mqtt.passwd")
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = (tmp_path / "device-keys" / "pack-0042.key").read_bytes()
+    r = run("devices", "rotate", "pack-0042", "--data-dir", "data")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "signs from seq 1 on" in r.stdout
+    assert (tmp_path / "device-keys" / "pack-0042.key").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "device-keys"]
+
+    # A refused rotation or registration writes no key at all, and leaves no directory made for one.
+    r = run("devices", "rotate", "pack-0042", "--data-dir", "data", "--from-seq", "1", "--key-out", "other")
+    assert r.returncode == 2 and "must start after seq 1" in r.stderr, r.stdout + r.stderr
+    r = run("devices", "provision", "pack-0042", "--shipment", "SHP-8", "--data-dir", "data", "--key-out", "other")
+    assert r.returncode == 2 and "already registered" in r.stderr, r.stdout + r.stderr
+    assert not (tmp_path / "other").exists()
+    assert [p.name for p in (tmp_path / "device-keys").iterdir()] == ["pack-0042.key"]

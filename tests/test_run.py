@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from packproof.net import free_port
-from tests.conftest import Service, cli
+from tests.conftest import BrokerThread, Service, cli
 
 
 def done_counts(output: str) -> dict[str, int]:
@@ -24,6 +24,9 @@ def test_run_for_a_duration_stores_and_seals_everything(tmp_path: Path) -> None:
     counts = done_counts(r.stdout)
     assert counts["measured"] == counts["accepted"] == counts["sealed"] > 0
     assert counts["quarantined"] == 0 and counts["buffered"] == 0 and counts["acked"] == counts["measured"]
+    # What was sealed, by kind: a block of registry records alone read "sealed 0 in 1 blocks".
+    assert counts["registry_records"] == 10  # the fleet's registrations, sealed as record leaves
+    assert re.search(r"sealed [\d,]+ readings and 10 registry records in \d+ blocks?\b", r.stdout), r.stdout
 
 
 def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:
@@ -53,3 +56,48 @@ def test_a_taken_port_is_named_with_its_flag(tmp_path: Path) -> None:
         assert r.returncode == 2 and "--api-port" in r.stderr
         r = cli("broker", "--port", str(port))
         assert r.returncode == 2 and "--port PORT" in r.stderr
+
+
+def test_run_again_after_simulate_gave_the_devices_other_passwords(tmp_path: Path) -> None:
+    """The README's order: `run`, then the Mosquitto section's `simulate --password-file mqtt/mqtt.passwd`
+    on the same data directory (new passwords in sim-credentials.json), then `run` again. The embedded
+    broker's password file still held the old hashes under the same names: every device was refused,
+    amqtt logged a traceback per device, and the process printed the error and hung."""
+    data, port = tmp_path / "data", free_port()
+    args = ("--data-dir", str(data), "--api-port", str(port), "--shipments", "2", "--packs", "2", "--rate", "5")
+    r = cli("run", *args, "--duration", "2", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("simulate", "--data-dir", str(data), "--shipments", "2", "--packs", "2", "--credentials-only",
+            "--password-file", str(tmp_path / "mqtt" / "mqtt.passwd"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("run", *args, "--duration", "2", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    counts = done_counts(r.stdout)
+    assert counts["measured"] == counts["accepted"] == counts["sealed"] > 0
+
+
+def test_a_fatal_error_after_start_ends_the_process(tmp_path: Path) -> None:
+    """An error once the broker, ingestor and API run (here the registry refusing a fleet that gives a
+    registered device another key) ends `run` with its message and exit code, not a hang."""
+    data, port = tmp_path / "data", free_port()
+    args = ("--data-dir", str(data), "--api-port", str(port), "--shipments", "2", "--packs", "1", "--rate", "5")
+    r = cli("run", *args, "--duration", "1", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("run", *args, "--duration", "1", "--seed", "1", "--unsigned-shipments", "0", timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "already registered" in r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert "--unsigned-shipments 0" in r.stderr and "need the same --seed" in r.stderr  # what to change
+
+
+def test_simulate_on_runs_data_dir_makes_the_same_fleet(tmp_path: Path, mqtt_broker: BrokerThread) -> None:
+    """`run` made its last shipment unsigned and `simulate` none, so the Mosquitto section's `simulate`
+    on `run`'s data directory was refused; both default to one unsigned shipment now, and say so."""
+    data = tmp_path / "data"
+    r = cli("run", "--data-dir", str(data), "--api-port", str(free_port()), "--shipments", "2", "--packs", "1",
+            "--duration", "1", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = cli("simulate", "--data-dir", str(data), "--mqtt-port", str(mqtt_broker.port), "--shipments", "2",
+            "--packs", "1", "--count", "1", "--drain-timeout", "0", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "unsigned_shipments=1 " in r.stderr  # the banner shows the value in force, not `-`

@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from packproof.db import query_sync as query
+from packproof.net import free_port
 from packproof.store import Store
 from simulators.buffer import SimBuffer
 from simulators.fleet import SimDevice, build_fleet, shipments_of
@@ -195,3 +197,49 @@ def test_simulator_killed_with_9_resumes_without_reusing_a_seq(tmp_path: Path, p
     seqs = stored(pipeline_services.store)  # no conflicting reading was quarantined: no seq was signed twice
     assert len(seqs) == 2 and all(s == list(range(len(s))) and len(s) >= 60 for s in seqs.values()), seqs
     assert buffered(data) == 0
+
+
+def test_a_refused_login_on_reconnecting_is_reported_as_a_refusal(tmp_path: Path) -> None:
+    """The broker restarts without the devices' logins: they lose it once, and then each refused
+    reconnect was logged as having "lost the broker" again, hiding that the broker said no."""
+    port, data, passwd = free_port(), tmp_path / "d", tmp_path / "mqtt.passwd"
+    r = cli("simulate", "--data-dir", str(data), "--shipments", "1", "--packs", "1", "--credentials-only",
+            "--password-file", str(passwd))
+    assert r.returncode == 0, r.stdout + r.stderr
+    broker = Service("broker", "--port", str(port), "--password-file", str(passwd), log=tmp_path / "b1.log")
+    broker.wait_port(port)
+    sim = Service("simulate", "--data-dir", str(data), "--mqtt-port", str(port), "--shipments", "1", "--packs", "1",
+                  "--password-file", str(passwd), "--no-register", "--drain-timeout", "0", log=tmp_path / "sim.log")
+    try:
+        sim.wait_output("simulating 1 shipments", timeout=30)
+        broker.kill()
+        other = tmp_path / "other.passwd"
+        other.write_text("")
+        broker = Service("broker", "--port", str(port), "--password-file", str(other), log=tmp_path / "b2.log")
+        broker.wait_port(port)
+        sim.wait_output("the broker refused its login on reconnecting", timeout=30)
+        time.sleep(6)  # several refused reconnects (paho retries within 1-5 s)
+    finally:
+        sim.stop()
+        broker.stop()
+    log = sim.output()
+    assert log.count("lost the broker") == 1, log  # the restart, and only the restart
+    assert log.count("refused its login on reconnecting") == 1, log  # said once, not at every retry
+
+
+def test_a_fleet_refused_at_the_door_leaves_no_traceback_at_the_broker(tmp_path: Path) -> None:
+    """Devices refused at their first login hang up at once: the embedded broker then failed to close
+    each connection and logged a traceback per device ("Unhandled exception in client_connected_cb")."""
+    port, data = free_port(), tmp_path / "d"
+    (tmp_path / "empty.passwd").write_text("")
+    broker = Service("broker", "--port", str(port), "--password-file", str(tmp_path / "empty.passwd"),
+                     log=tmp_path / "broker.log")
+    try:
+        broker.wait_port(port)
+        r = cli("simulate", "--data-dir", str(data), "--mqtt-port", str(port), "--shipments", "8", "--packs", "8",
+                "--password-file", str(tmp_path / "devices.passwd"), "--count", "1", timeout=60)
+        assert r.returncode == 3 and "refused 64 device(s)" in r.stderr, r.stdout + r.stderr
+        time.sleep(1)
+    finally:
+        broker.stop()
+    assert "Traceback" not in broker.output() and "refused" in broker.output(), broker.output()

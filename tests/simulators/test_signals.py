@@ -128,12 +128,12 @@ def test_nominal_scenarios_stay_inside_the_envelope(scenario: str, seed: int) ->
     for device in DEVICES[:2]:
         samples = [DeviceSignal(scenario, seed, device).sample(k) for k in range(500)]
         assert [(k, crossed(s)) for k, s in enumerate(samples) if crossed(s)] == []
-        # ... and mostly outside the warning bands.
+        # ... and inside the warning bands: a nominal shipment reports `ok`, not `warning` (issue 13).
         assert max(s.temperature_c for s in samples) < 60.0
         assert min(s.temperature_c for s in samples) > -20.0
         assert min(s.pressure_kpa for s in samples) > 70.0
-        assert sum(s.shock_peak_g > 2.0 for s in samples) <= 10
-        assert sum(s.vib_peak_g > 0.8 * t3_limit_g(s.vib_freq_hz) for s in samples) <= 10
+        assert [s.shock_peak_g for s in samples if s.shock_peak_g > 2.0] == []
+        assert [s.vib_peak_g for s in samples if s.vib_peak_g > 0.8 * t3_limit_g(s.vib_freq_hz)] == []
 
 
 def test_transport_modes_vibrate_as_they_should() -> None:
@@ -163,7 +163,7 @@ def test_shocks_are_rare_handling_bumps() -> None:
     samples = [DeviceSignal(sc, seed, "d").sample(k) for sc in NOMINAL for seed in (1, 2) for k in range(2000)]
     bumps = [s for s in samples if s.shock_peak_g > 0]
     assert 0 < len(bumps) < 0.03 * len(samples)
-    assert all(1.0 <= s.shock_peak_g <= 8.0 and 5.0 <= s.shock_duration_ms <= 20.0 for s in bumps)
+    assert all(0.5 <= s.shock_peak_g <= 1.9 and 5.0 <= s.shock_duration_ms <= 20.0 for s in bumps)
     assert all(s.shock_duration_ms == 0.0 for s in samples if s.shock_peak_g == 0.0)
 
 
