@@ -768,11 +768,16 @@ def _age(seconds: float) -> str:
     return f"{max(seconds, 0):.0f} s ago"
 
 
-def _store_call(cfg: Settings, work):  # type: ignore[no-untyped-def]
-    """Run `work(store)` on the configured store (the writer side: registry changes are sealed)."""
+def _store_call(cfg: Settings, work, *, write: bool = True):  # type: ignore[no-untyped-def]
+    """Run `work(store)` on the configured store: as a writer (with the intake key: registry changes
+    are sealed, so their rows must carry its MAC), or only to read (`write=False`: no key is made
+    or needed, so a listing from another directory does not leave an intake.key behind)."""
 
     async def go():  # type: ignore[no-untyped-def]
-        store = await _dirs(cfg).open_writer()
+        dirs = _dirs(cfg)
+        from packproof.store import Store  # the store pulls in the database drivers: only commands that use it
+
+        store = await dirs.open_writer() if write else await Store.open(dirs.store, readonly=True)
         try:
             return await work(store)
         finally:
@@ -909,7 +914,7 @@ def devices_list(cfg: Settings,
     """Every registered device with its keys and state."""
     from rich.table import Table
 
-    devices = _store_call(cfg, lambda st: st.devices())
+    devices = _store_call(cfg, lambda st: st.devices(), write=False)
     table = Table("device", "shipment", "profile", "keys (from seq: key id)", "state")
     for d in devices:
         if shipment and d.shipment_id != shipment:

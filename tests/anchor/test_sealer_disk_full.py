@@ -16,8 +16,8 @@ from anchor.ledger import LedgerFile, verify_chain
 from anchor.sealer import Sealer
 from packproof.crypto import load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK
+from packproof.paths import DataDir
 from packproof.runner import wait_until
-from packproof.store import Store
 from tests.anchor.test_sealer_crash import fill
 from tests.conftest import fill_up, small_fs
 
@@ -29,7 +29,7 @@ async def test_a_ledger_append_cut_short_by_a_full_disk_leaves_whole_lines_and_s
     with small_fs(tmp_path / "fs", size="64k") as fs:
         ledger = LedgerFile(fs / "ledger.jsonl")
         key = load_or_create_ledger_key(tmp_path / "ledger.key")
-        store = await Store.open(data / "packproof.db")
+        store = await DataDir(data).open_writer()  # as the ingestor writes: with the intake key
         try:
             sealer = Sealer(store, ledger, key, interval=0.05, max_leaves=8)
             await sealer.recover()

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.diskfull import Backoff, DiskWatch, is_disk_full
 from packproof.errors import DiskFullError, StoreError
 from packproof.store import Store
@@ -75,6 +76,11 @@ def test_other_errors_are_not_disk_full(tmp_path: Path) -> None:
     assert not is_disk_full(StoreError("block 3: readings 1..9 are not a dense run"))
 
 
+def real_key(i: int) -> bytes:
+    """A usable Ed25519 public key (the registry refuses random bytes that are not a curve point)."""
+    return public_key_bytes(private_key_from_seed(f"dev-{i}".encode()))
+
+
 async def test_a_store_write_on_a_full_disk_is_a_disk_full_error(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "s.db")
     try:
@@ -82,10 +88,10 @@ async def test_a_store_write_on_a_full_disk_is_a_disk_full_error(tmp_path: Path)
         await store.driver.execute(f"PRAGMA max_page_count={pages}")
         with pytest.raises(DiskFullError, match="registering devices failed: disk full"):
             await store.register({"SHP-1": "un38.3-cell"},
-                                 [(f"dev-{i}", "SHP-1", os.urandom(32)) for i in range(200)])
+                                 [(f"dev-{i}", "SHP-1", real_key(i)) for i in range(200)])
         assert await store.devices() == []  # nothing half-written
         await store.driver.execute("PRAGMA max_page_count=1073741823")  # space again: the same write works
-        assert await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", os.urandom(32))]) == 1
+        assert await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", real_key(1))]) == 1
     finally:
         await store.close()
 
