@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import sqlite3
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from packproof.cliopts import COMMON, FLEET_FLAGS, MQTT_CLIENT, Flag, bare, configured, show_command
+from packproof.cliopts import COMMON, FLEET_FLAGS, MQTT_CLIENT, WRITER, Flag, bare, configured, show_command
 from packproof.config import Settings
 from packproof.diskfull import DISK, is_disk_full
 from packproof.errors import (
@@ -69,14 +70,14 @@ err = Console(stderr=True, soft_wrap=True)
 _verbose = False
 
 # Every setting a service reads is a `Flag` over packproof.config: flag > PACKPROOF_* env > --config file > default.
-RUN_FLAGS = (*COMMON, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
+RUN_FLAGS = (*WRITER, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
              Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
              bare("fleet.unsigned_shipments"), *FLEET_FLAGS)
 BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
                 Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
                 Flag("broker.certfile", ("--certfile",)), Flag("broker.keyfile", ("--keyfile",)))
 SEAL_INTERVAL = Flag("seal.interval", ("--seal-interval",))
-INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"),
+INGEST_FLAGS = (*WRITER, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"),
                 Flag("mqtt.client_id", ("--client-id",)), Flag("mqtt.share_group", ("--share-group",)),
                 Flag("mqtt.protocol"), Flag("mqtt.session_expiry", ("--session-expiry",)),
                 Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL,
@@ -85,9 +86,9 @@ INGEST_FLAGS = (*COMMON, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
                 Flag("ingest.max_clock_ahead", ("--max-clock-ahead",)), Flag("ingest.earliest_ts", ("--earliest-ts",)),
                 Flag("ingest.max_seq_jump", ("--max-seq-jump",)))
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))
-API_FLAGS = (*COMMON, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
+API_FLAGS = (*WRITER, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
-SIMULATE_FLAGS = (*COMMON, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEET_FLAGS,
+SIMULATE_FLAGS = (*WRITER, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEET_FLAGS,
                   bare("fleet.count"), Flag("fleet.register_devices", ("--register/--no-register",)),
                   Flag("fleet.password_file", ("--password-file",)))
 
@@ -128,7 +129,8 @@ def run(cfg: Settings) -> None:
     from packproof.runner import run as run_all
 
     f = cfg.fleet
-    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, mqtt_port=cfg.run.mqtt_port,
+    opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, intake_key_file=cfg.intake_key_file,
+                      mqtt_port=cfg.run.mqtt_port,
                       api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
                       scenario=f.scenario, rate=f.rate, seed=f.seed, unsigned_shipments=f.unsigned_shipments,
                       step_s=f.step_s, verify_signatures=cfg.ingest.verify_signatures, forward=_forward(cfg),
@@ -195,6 +197,7 @@ def ingest(cfg: Settings) -> None:
                                               mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
                                               share_group=m.share_group, mqtt_protocol=m.protocol,
                                               session_expiry=m.session_expiry, store_url=cfg.store_url,
+                                              intake_key_file=cfg.intake_key_file,
                                               verify_workers=cfg.ingest.verify_workers,
                                               limits=Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)))
         await service.start()
@@ -210,7 +213,7 @@ def ingest(cfg: Settings) -> None:
 
 
 @app.command()
-@configured("seal", (*COMMON, SEAL_INTERVAL, Flag("seal.key_file")), announce=True)
+@configured("seal", (*WRITER, SEAL_INTERVAL, Flag("seal.key_file")), announce=True)
 def seal(cfg: Settings) -> None:
     """The sealer alone, beside `packproof ingest --no-seal`, until Ctrl-C.
 
@@ -247,7 +250,8 @@ def _dirs(cfg: Settings) -> Any:
     """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
     from packproof.paths import DataDir
 
-    return DataDir(cfg.data_dir, store_url=cfg.store_url, key_file=cfg.seal.key_file)
+    return DataDir(cfg.data_dir, store_url=cfg.store_url, key_file=cfg.seal.key_file,
+                   intake_key_file=cfg.intake_key_file)
 
 
 @app.command()
@@ -273,6 +277,46 @@ def passwd(
     pf.set(username, password or (password := secrets.token_urlsafe(18)))
     out.print(f"set the password of {username} in {password_file}" + (f": {password}" if made else ""),
               highlight=False)
+
+
+@app.command("intake-key")
+def intake_key(
+    key_file: Annotated[Path, typer.Argument(help="The file to make: what every writer's --intake-key-file "
+                                                  "(PACKPROOF_INTAKE_KEY_FILE) names.")],
+    group: Annotated[str | None, typer.Option(help="Share it with this group (name or gid): mode 0640, for "
+                                                   "services of another uid in the group; without it 0600, "
+                                                   "its owner only.")] = None,
+) -> None:
+    """Make the intake key that writers with their own data directories share (docker compose).
+
+    Run once before they start; a key already there is kept, so running it again is harmless.
+    """
+    from packproof.intake import create_intake_key, read_intake_key
+
+    gid = None if group is None else _group_id(group)
+    try:
+        key = create_intake_key(key_file, gid)
+    except FileExistsError:
+        out.print(f"intake key {read_intake_key(key_file).key_id} already in {key_file}: kept", highlight=False)
+        return
+    except OSError as exc:
+        member = f" (the user making it must belong to group {group})" if exc.errno == errno.EPERM else ""
+        fail(Exit.BAD_INPUT, f"cannot make intake key {key_file}: {exc.strerror or exc}{member}")
+    mode = f"0640, group {group}" if group else "0600"
+    out.print(f"intake key {key.key_id} made in {key_file} ({mode}): give every writer of the store this file "
+              "(--intake-key-file, PACKPROOF_INTAKE_KEY_FILE)", highlight=False)
+
+
+def _group_id(group: str) -> int:
+    import grp
+
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        fail(Exit.BAD_INPUT, f"--group {group}: no such group")
+
 
 @app.command()
 @configured("api", API_FLAGS, announce=True)
@@ -855,7 +899,7 @@ def _check_device_id(device_id: str) -> None:
 
 
 @devices_app.command("provision")
-@configured("devices provision", COMMON)
+@configured("devices provision", WRITER)
 def devices_provision(
     cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
     profile: ProfileOpt = None,
@@ -886,7 +930,7 @@ def key_id_of(public: bytes) -> str:
 
 
 @devices_app.command("register")
-@configured("devices register", COMMON)
+@configured("devices register", WRITER)
 def devices_register(
     cfg: Settings, device_id: DeviceArg, shipment: ShipmentOpt,
     profile: ProfileOpt = None,
@@ -925,7 +969,7 @@ def devices_list(cfg: Settings,
 
 
 @devices_app.command("rotate")
-@configured("devices rotate", COMMON)
+@configured("devices rotate", WRITER)
 def devices_rotate(
     cfg: Settings, device_id: DeviceArg,
     public_key: Annotated[str | None, typer.Option(help="The new public key (base64); omitted: make a pair.")] = None,
@@ -961,7 +1005,7 @@ def devices_rotate(
 
 
 @devices_app.command("revoke")
-@configured("devices revoke", COMMON)
+@configured("devices revoke", WRITER)
 def devices_revoke(cfg: Settings, device_id: DeviceArg,
                    reason: Annotated[str, typer.Option(help="Why, for the record.")]) -> None:
     """Refuse the device's readings from now on (what was stored stays provable)."""
@@ -977,7 +1021,7 @@ for _name in ("run", "broker", "ingest", "seal", "api", "simulate"):
 
 
 @shipments_app.command("set-profile")
-@configured("shipments set-profile", COMMON)
+@configured("shipments set-profile", WRITER)
 def shipments_set_profile(
     cfg: Settings, shipment_id: Annotated[str, typer.Argument(help="The shipment.")],
     profile: Annotated[str, typer.Argument(help="The UN 38.3 profile its packs are judged by from now on.")],

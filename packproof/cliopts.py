@@ -96,6 +96,7 @@ CONFIG_OPTION = inspect.Parameter(
         "--config", help=f"TOML file of settings, below flags and env vars (env {CONFIG_ENV}; none: defaults).")])
 
 COMMON = (Flag("data_dir"), Flag("store"), Flag("store_password"))
+WRITER = (*COMMON, Flag("intake_key_file"))  # commands that write the store: their rows carry the intake MAC
 MQTT_CLIENT = (Flag("mqtt.host"), Flag("mqtt.port"), Flag("mqtt.ca"))
 # The simulated fleet's options, shared by `run` and `simulate`.
 FLEET_FLAGS = (

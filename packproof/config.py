@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     store_password: SecretStr | None = Field(None, description="The PostgreSQL store's password, kept out of the "
                                                                "URL: any characters, none encoded (better from "
                                                                "the environment than a flag, which `ps` shows).")
+    intake_key_file: Path | None = Field(None, description="The intake key every writer of the store shares "
+                                                           "(unset: DATA_DIR/intake.key, made on first use); when "
+                                                           "set it must exist: `packproof intake-key FILE` makes it.")
     mqtt: MqttConfig = MqttConfig()
     ingest: IngestConfig = IngestConfig()
     seal: SealConfig = SealConfig()

@@ -3,8 +3,11 @@
 Anyone who can write to the database can insert a reading row, and a sealer that sealed
 whatever it found would then vouch for it. So every writer packproof runs (the ingestor
 after its checks, the registry commands, the sealer's own record leaves) stores with each
-row a MAC (keyed BLAKE2b-256, RFC 7693's MAC mode), under a key kept in a file (DATA_DIR/intake.key, 0600) and never in
-the database, over the row's store id and leaf hash. The sealer recomputes it and
+row a MAC (keyed BLAKE2b-256, RFC 7693's MAC mode), under a key kept in a file and never in
+the database, over the row's store id and leaf hash. The file is DATA_DIR/intake.key (0600,
+made on first use) unless `intake_key_file` names one: then it must exist already, made once
+by `packproof intake-key` (`create_intake_key`), because writers with separate data
+directories (docker-compose.yml) that each made their own would refuse one another. The sealer recomputes it and
 quarantines a row whose MAC does not hold instead of sealing it. Binding the id stops a
 MAC being moved to another position; binding the leaf hash binds the bytes. Keyed BLAKE2b
 rather than HMAC-SHA256: 0.7 µs a row against 1.7 µs here, on the ingestor's hot path.
@@ -21,7 +24,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packproof.errors import ConfigError
@@ -34,6 +37,7 @@ MAC_BYTES = 16  # a 128-bit tag: forging one is 2^128 work, and it is half the b
 @dataclass(frozen=True, slots=True)
 class IntakeKey:
     secret: bytes
+    source: str = field(default="", compare=False)  # the file it came from, for error messages
 
     @property
     def key_id(self) -> str:
@@ -54,24 +58,54 @@ class IntakeKey:
         return mac is not None and hmac.compare_digest(self.mac(row_id, leaf), bytes(mac))
 
 
-def load_or_create_intake_key(path: Path) -> IntakeKey:
-    """The key in `path` (base64 of 32 bytes), created on first use, readable by its owner only.
+def create_intake_key(path: Path, group: int | None = None) -> IntakeKey:
+    """A new key written to `path`, which must not exist: 0600, or 0640 for `group` to share.
 
-    Created with O_EXCL, so two services starting at once on one data directory agree on one key.
+    Created with O_EXCL, so two services starting at once agree on one key. The group and
+    mode are set before the secret is written, and a file that could not get them is removed:
+    no key is ever readable by more than was asked, nor left half made.
     """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another service made it a moment ago: read theirs
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    key = IntakeKey(secrets.token_bytes(KEY_BYTES), str(path))
+    try:
+        if group is not None:
+            os.fchown(fd, -1, group)
+            os.fchmod(fd, 0o640)
+        os.write(fd, base64.b64encode(key.secret) + b"\n")
+    except OSError:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
+    return key
+
+
+def read_intake_key(path: Path) -> IntakeKey:
+    """The key in `path` (base64 of 32 bytes)."""
     try:
         secret = base64.b64decode(path.read_text().strip(), validate=True)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"intake key {path} cannot be read as base64: {exc}") from exc
     if len(secret) != KEY_BYTES:
         raise ConfigError(f"intake key {path} holds {len(secret)} bytes, expected {KEY_BYTES}")
-    return IntakeKey(secret)
+    return IntakeKey(secret, str(path))
+
+
+def load_or_create_intake_key(path: Path) -> IntakeKey:
+    """The key in `path`, created on first use (one data directory: `packproof run`, tests)."""
+    try:
+        return create_intake_key(path)
+    except FileExistsError:
+        return read_intake_key(path)  # made earlier, or by another service a moment ago
+    except OSError as exc:
+        raise ConfigError(f"cannot create intake key {path}: {exc.strerror or exc}") from exc
+
+
+def shared_intake_key(path: Path) -> IntakeKey:
+    """The key an `intake_key_file` setting names: never created here, so no writer makes its own."""
+    if not path.exists():
+        raise ConfigError(f"intake key file {path} does not exist: make it once with `packproof intake-key {path}` "
+                          "and give every writer of the store that file (--intake-key-file, "
+                          "PACKPROOF_INTAKE_KEY_FILE)")
+    return read_intake_key(path)

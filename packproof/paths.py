@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from packproof.intake import IntakeKey
     from packproof.store import Store
 
 
@@ -15,6 +16,7 @@ class DataDir:
     root: Path
     store_url: str | None = None  # `sqlite:///path` or `postgresql://...`; None: SQLite in the data dir
     key_file: Path | None = None  # the ledger's private key; None: in the data dir
+    intake_key_file: Path | None = None  # the intake key all writers of the store share; None: in the data dir
 
     @property
     def store(self) -> str:
@@ -35,7 +37,8 @@ class DataDir:
 
     @property
     def intake_key(self) -> Path:
-        return self.root / "intake.key"  # private, 0600: MACs the rows packproof's writers store (packproof/intake.py)
+        """The key that MACs the rows packproof's writers store (packproof/intake.py): private."""
+        return self.intake_key_file or self.root / "intake.key"
 
     @property
     def sim_buffer(self) -> Path:
@@ -45,9 +48,18 @@ class DataDir:
     def sim_progress_legacy(self) -> Path:
         return self.root / "simulator.json"  # next seqs before the buffer; taken over once
 
+    def writer_key(self) -> IntakeKey:
+        """The intake key this data directory's writers use: DATA_DIR/intake.key is made on first
+        use; a key file named by the settings must exist (`packproof intake-key` makes it once),
+        since writers that each made their own would refuse one another."""
+        from packproof.intake import load_or_create_intake_key, shared_intake_key
+
+        if self.intake_key_file is not None:
+            return shared_intake_key(self.intake_key_file)
+        return load_or_create_intake_key(self.intake_key)
+
     async def open_writer(self) -> Store:
-        """The store, opened to write with this data directory's intake key (created on first use)."""
-        from packproof.intake import load_or_create_intake_key
+        """The store, opened to write with this data directory's intake key (see `writer_key`)."""
         from packproof.store import Store
 
-        return await Store.open(self.store, intake_key=load_or_create_intake_key(self.intake_key))
+        return await Store.open(self.store, intake_key=self.writer_key())

@@ -45,6 +45,7 @@ INGESTOR = "packproof-ingestor"  # the ingestor's MQTT service account
 class RunOptions:
     data_dir: Path = Path("data")
     store_url: str | None = None  # None: SQLite in data_dir
+    intake_key_file: Path | None = None  # None: DATA_DIR/intake.key, made on first use
     mqtt_port: int = 0  # 0: pick a free port
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -73,7 +74,7 @@ async def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[
 
 async def run(o: RunOptions) -> dict[str, int]:
     """Run until stopped; returns the final counts (sent, accepted, quarantined, sealed)."""
-    dirs = DataDir(o.data_dir, o.store_url)
+    dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     mqtt_port = o.mqtt_port or free_port()
     fleet = build_fleet(shipments=o.shipments, packs=o.packs, scenario=o.scenario, seed=o.seed,
                         unsigned_shipments=o.unsigned_shipments, step_s=o.step_s)
@@ -88,7 +89,7 @@ async def run(o: RunOptions) -> dict[str, int]:
 
 async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int,
                server: uvicorn.Server) -> dict[str, int]:
-    dirs = DataDir(o.data_dir, o.store_url)
+    dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     stop = asyncio.Event()
     abort_drain = threading.Event()
     loop = asyncio.get_running_loop()
@@ -116,7 +117,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
     async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)) as broker:
         service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port, verify_signatures=o.verify_signatures,
                                               mqtt_username=INGESTOR, mqtt_password=ingestor_password,
-                                              store_url=o.store_url))
+                                              store_url=o.store_url, intake_key_file=o.intake_key_file))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()
@@ -156,7 +157,7 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
     """Register the fleet, wait for the API, run the simulator until stopped and drain it; returns its
     counts and the progress line's printer. `_run` stops the ingestor, sealer and API after it."""
     out = o.console
-    dirs = DataDir(o.data_dir, o.store_url)
+    dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     assert service.store is not None and service.ingestor is not None
     await register_fleet(service.store, fleet, seed=o.seed, unsigned_shipments=o.unsigned_shipments)
     await wait_until(lambda: server.started or api.done(), 10)

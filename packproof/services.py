@@ -48,6 +48,7 @@ class IngestOptions:
     mqtt_protocol: str = "3.1.1"  # "5" with a share group whatever this says
     session_expiry: int = 600  # s an MQTT 5 broker keeps the session (and routes the group's share to it)
     store_url: str | None = None  # None: SQLite in data_dir
+    intake_key_file: Path | None = None  # None: DATA_DIR/intake.key, made on first use
     verify_workers: int = 0  # processes that check signatures; 0: the ingestor itself
     limits: Plausibility = PLAUSIBLE  # what a reading's seq and time may be
 
@@ -78,7 +79,7 @@ class IngestService:
 
     def __init__(self, opts: IngestOptions) -> None:
         self.opts = opts
-        self.dirs = DataDir(opts.data_dir, store_url=opts.store_url)
+        self.dirs = DataDir(opts.data_dir, store_url=opts.store_url, intake_key_file=opts.intake_key_file)
         self.store: Store | None = None
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
@@ -259,8 +260,14 @@ def read_token(path: Path | None, flag: str) -> str | None:
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None,
                profiles_file: Path | None = None) -> uvicorn.Server:
-    """`profiles_file`: the ingestor's extra profiles, so a registration may name them."""
+    """`profiles_file`: the ingestor's extra profiles, so a registration may name them.
+
+    With writes on (an admin token), the intake key POST /devices MACs its records with is
+    read now: a missing one stops the API at start, not at its first registration.
+    """
     require_free(host, port, "--api-port", "another web server?")
+    if admin_token_file is not None:
+        dirs.writer_key()
     app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file"),

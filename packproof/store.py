@@ -358,9 +358,10 @@ class Store:
                                    "ON CONFLICT(key) DO NOTHING", (key.key_id,))
             rows = await self._db.fetch("SELECT value FROM meta WHERE key='intake_key_id'")
         if rows[0][0] != key.key_id:
+            held = f"key {key.key_id}" + (f" from {key.source}" if key.source else "")
             raise ConfigError(f"{self.label}: its rows are MACed with intake key {rows[0][0]}, but this service holds "
-                              f"key {key.key_id}; give every ingestor, sealer and registry command the same "
-                              "intake.key file (DATA_DIR/intake.key of the first one started)")
+                              f"{held}; give every ingestor, sealer and registry command the same intake key file "
+                              "(--intake-key-file, PACKPROOF_INTAKE_KEY_FILE; made by `packproof intake-key`)")
 
     async def intake_mac_from(self) -> int:
         """Rows with an id below this were stored before intake MACs existed (schema 4) and carry none."""
