@@ -32,10 +32,16 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
 # Users: packproof (uid 1000) runs every service but the sealer; Mosquitto runs as 1000 too
 # (docker-compose.yml), so the 0600 password file packproof writes in /mqtt is one it can read.
 # The sealer runs as sealer (uid 1001), the only user who can read /ledger-key (0700): the
-# ledger's private key. A named volume first mounted on one of these directories takes its owner.
-RUN useradd --create-home --uid 1000 packproof && useradd --create-home --uid 1001 sealer \
-    && mkdir /data /mqtt /ledger /ledger-key \
-    && chown packproof /data /mqtt && chown sealer /ledger /ledger-key && chmod 0700 /ledger-key
+# ledger's private key. Both belong to the group intake (gid 1002), and only they: the intake key
+# every writer of the store shares (`packproof intake-key --group intake`) is packproof's, mode
+# 0640, in /intake-key (0750). A named volume first mounted on one of these directories takes its
+# owner and mode.
+RUN groupadd --gid 1002 intake \
+    && useradd --create-home --groups intake --uid 1000 packproof \
+    && useradd --create-home --groups intake --uid 1001 sealer \
+    && mkdir /data /mqtt /ledger /ledger-key /intake-key \
+    && chown packproof /data /mqtt && chown sealer /ledger /ledger-key && chmod 0700 /ledger-key \
+    && chown packproof:intake /intake-key && chmod 0750 /intake-key
 USER packproof
 WORKDIR /data
 CMD ["packproof", "--help"]

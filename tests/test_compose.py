@@ -22,7 +22,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SCHEMA = SHARED / "schemas" / "compose-spec.json"
 SERVICES = COMPOSE["services"]
 PACKPROOF = sorted(name for name, spec in SERVICES.items() if spec.get("image") == "packproof:latest")
-ONE_SHOT = {"ingestor-login", "device-logins"}
+ONE_SHOT = {"ingestor-login", "device-logins", "intake-key"}
 SHOWN_BY_CONFIG = {"run", "broker", "ingest", "seal", "api", "simulate"}  # `packproof config` subcommands
 
 
@@ -43,8 +43,8 @@ def test_compose_file_matches_the_compose_schema() -> None:
 
 
 def test_the_services_of_a_scaled_out_deployment() -> None:
-    assert set(SERVICES) == {"ingestor-login", "device-logins", "mosquitto", "postgres", "sealer", "ingest-1",
-                             "ingest-2", "api", "simulator"}
+    assert set(SERVICES) == {"ingestor-login", "device-logins", "intake-key", "mosquitto", "postgres", "sealer",
+                             "ingest-1", "ingest-2", "api", "simulator"}
     assert SERVICES["mosquitto"]["image"] == "eclipse-mosquitto:2"
     assert SERVICES["postgres"]["image"] == "postgres:16"
     mounts = SERVICES["mosquitto"]["volumes"]
@@ -114,6 +114,47 @@ def test_the_ledger_key_stays_with_the_sealer() -> None:
     uid = users["sealer"].split(":")[0]
     assert f"--uid {uid} sealer" in dockerfile and f"chown sealer /ledger {key_mount}" in dockerfile
     assert f"chmod 0700 {key_mount}" in dockerfile
+
+
+def test_every_writer_of_the_store_shares_one_intake_key() -> None:
+    """Each service that writes the store (every one given it: the API on POST /devices) has a data
+    dir and volumes of its own, so each names the same key file, on the `intake-key` volume the
+    one-shot made before it started; it alone mounts that volume writable, and no other service
+    mounts it at all."""
+    maker = SERVICES["intake-key"]
+    assert maker["command"][:2] == ["packproof", "intake-key"]
+    key_file = maker["command"][2]
+    key_dir = max((t for t in _mounts(maker) if key_file.startswith(t.rstrip("/") + "/")), key=len)
+    assert _mounts(maker)[key_dir] == ("intake-key", False)
+    writers = {name for name, spec in SERVICES.items() if "PACKPROOF_STORE" in spec.get("environment", {})}
+    assert writers == {"sealer", "ingest-1", "ingest-2", "api", "simulator"}
+    for name, spec in SERVICES.items():
+        env, mounts = spec.get("environment", {}), _mounts(spec)
+        if name in writers:
+            assert env.get("PACKPROOF_INTAKE_KEY_FILE") == key_file, name
+            assert mounts.get(key_dir) == ("intake-key", True), f"{name} must mount {key_dir} read-only"
+            assert spec["depends_on"]["intake-key"] == {"condition": "service_completed_successfully"}, name
+        elif name != "intake-key":
+            assert "intake-key" not in {s for s, _ in mounts.values()}, f"{name} mounts the intake key"
+            assert "PACKPROOF_INTAKE_KEY_FILE" not in env, name
+
+
+def test_the_intake_key_is_readable_by_both_service_uids_and_no_other() -> None:
+    """The key is packproof's (uid 1000, the one-shot's user), 0640 for a group of the two image
+    users only; the sealer (uid 1001) names its user with a group, which drops the others, so it
+    joins that group itself."""
+    command = SERVICES["intake-key"]["command"]
+    group = command[command.index("--group") + 1]
+    assert "user" not in SERVICES["intake-key"], "the one-shot runs as the image's packproof user"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(rf"groupadd --gid \d+ {group}\b", dockerfile)
+    members = re.findall(rf"useradd [^&]*--groups {group} --uid (\d+) (\w+)", dockerfile)
+    assert sorted(members) == [("1000", "packproof"), ("1001", "sealer")], members
+    assert f"chown packproof:{group} /intake-key && chmod 0750 /intake-key" in dockerfile
+    assert SERVICES["sealer"]["user"] == "1001:1001" and SERVICES["sealer"]["group_add"] == [group]
+    for name, spec in SERVICES.items():
+        if name != "sealer":
+            assert group not in spec.get("group_add", []), name
 
 
 def test_published_ports_bind_this_host_only_and_the_api_needs_a_read_token() -> None:
@@ -186,5 +227,8 @@ def test_every_setting_in_the_environment_is_real_and_valid(service: str) -> Non
     for name in (n for n in env if n.startswith("PACKPROOF_")):  # used, and not overridden by a flag
         assert f"(env {name})" in r.stdout, f"{service}: {name} is not a setting `packproof {command[1]}` takes " \
                                             "from the environment"
+    if "PACKPROOF_INTAKE_KEY_FILE" in env:  # the key file it writes with is the one the one-shot made
+        key_file = SERVICES["intake-key"]["command"][2]
+        assert re.search(rf"intake_key_file += {key_file} +\(env PACKPROOF_INTAKE_KEY_FILE\)", r.stdout), r.stdout
     for secret in ("test-packproof_db_password", "test-packproof_mqtt_password"):
         assert secret not in r.stdout + r.stderr, f"{service}: a secret is printed"
