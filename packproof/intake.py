@@ -4,17 +4,18 @@ Anyone who can write to the database can insert a reading row, and a sealer that
 whatever it found would then vouch for it. So every writer packproof runs (the ingestor
 after its checks, the registry commands, the sealer's own record leaves) stores with each
 row a MAC (keyed BLAKE2b-256, RFC 7693's MAC mode), under a key kept in a file and never in
-the database, over the row's store id and leaf hash. The file is DATA_DIR/intake.key (0600,
-made on first use) unless `intake_key_file` names one: then it must exist already, made once
-by `packproof intake-key` (`create_intake_key`), because writers with separate data
-directories (docker-compose.yml) that each made their own would refuse one another. The sealer recomputes it and
+the database, over the row's store id and leaf hash. The sealer recomputes it and
 quarantines a row whose MAC does not hold instead of sealing it. Binding the id stops a
 MAC being moved to another position; binding the leaf hash binds the bytes. Keyed BLAKE2b
 rather than HMAC-SHA256: 0.7 µs a row against 1.7 µs here, on the ingestor's hot path.
 
 The store records the key's id (`meta.intake_key_id`) the first time a keyed writer opens
 it, so a writer or sealer holding a different key refuses to start instead of having its
-rows (or everyone else's) quarantined.
+rows (or everyone else's) quarantined. The file is DATA_DIR/intake.key (0600, made on first
+use) by default, which serves writers sharing one data directory (`packproof run`); writers with
+directories of their own (docker-compose.yml) name one file (`intake_key_file`), which must
+exist already, made once by `packproof intake-key`: had each made its own on first use, all
+but the first would be refused.
 """
 
 from __future__ import annotations
