@@ -105,14 +105,19 @@ def test_a_store_password_with_url_characters_reaches_libpq_intact(app_role: tup
     assert PASSWORD not in label
 
 
-def test_the_cli_takes_the_password_apart_from_the_url_and_never_prints_it(app_role: tuple[str, str]) -> None:
+def test_the_cli_takes_the_password_apart_from_the_url_and_never_prints_it(app_role: tuple[str, str],
+                                                                          tmp_path: Path) -> None:
     _, url = app_role
-    r = cli("devices", "list", env={"PACKPROOF_STORE": url, "PACKPROOF_STORE_PASSWORD": PASSWORD})
-    assert r.returncode == 0, r.stderr
+    env = {"PACKPROOF_STORE": url, "PACKPROOF_STORE_PASSWORD": PASSWORD}
+    made = cli("devices", "register", "dev-pw", "--shipment", "SHP-PW", "--unsigned", "--data-dir", str(tmp_path),
+               env=env)  # a writer makes the store: `devices list` only reads one
+    assert made.returncode == 0, made.stderr
+    r = cli("devices", "list", env=env)
+    assert r.returncode == 0 and "dev-pw" in r.stdout, r.stderr
     shown = cli("config", "seal", env={"PACKPROOF_STORE": url, "PACKPROOF_STORE_PASSWORD": PASSWORD})
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"store_password += \*\*\*   \(env PACKPROOF_STORE_PASSWORD\)", shown.stdout), shown.stdout
-    for out in (r, shown):
+    for out in (made, r, shown):
         assert PASSWORD not in out.stdout + out.stderr
 
 
