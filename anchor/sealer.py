@@ -279,7 +279,8 @@ class Sealer:
             await self.store.set_status(STATUS_KEY, {"component": "sealer", "state": state, "height": head,
                                                      "since": rfc3339(self._since), "written_unix": now})
         except StoreError as exc:  # the seal itself reports a store that is away; try again next pass
-            log.warning("could not record the sealer's status (%s); will retry", exc)
+            if not is_disk_full(exc):  # a full disk is reported once, by packproof.diskfull
+                log.warning("could not record the sealer's status (%s); will retry", exc)
             return
         self._reported, self._next_beat = state, time.monotonic() + HEARTBEAT
 

@@ -250,7 +250,8 @@ class _Broker(Broker):
 
 
 class _UnackedAtShutdown(logging.Filter):
-    """One line instead of amqtt's traceback for a delivery still unacknowledged when the broker stops.
+    """One line instead of amqtt's traceback for a delivery left unacknowledged (when the broker stops,
+    or past amqtt's PUBACK timeout while it runs).
 
     That is expected, not a fault: the ingestor acknowledges only what it stored, so on a full
     disk it stops with deliveries unacknowledged (the devices still hold them), and amqtt 0.12.1
@@ -258,8 +259,18 @@ class _UnackedAtShutdown(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and str(record.msg).startswith("Task failed during broadcast shutdown"):
+        msg = str(record.msg)
+        if record.exc_info and msg.startswith("Task failed during broadcast shutdown"):
             record.msg, record.args = "at shutdown a delivery was still unacknowledged by its subscriber (%s)", (
+                record.exc_info[1],)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif record.exc_info and msg.startswith("Task failed and will be skipped") \
+                and isinstance(record.exc_info[1], TimeoutError):
+            # The same while running: amqtt gives up on a QoS 1 delivery its subscriber has not
+            # acknowledged in time (the ingestor holds back PUBACKs while it cannot store); the
+            # devices send it again, as the end-to-end acknowledgement has not covered it.
+            record.msg, record.args = "a delivery was not acknowledged by its subscriber in time (%s)", (
                 record.exc_info[1],)
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"

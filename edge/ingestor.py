@@ -225,6 +225,7 @@ class Ingestor:
         self._subscribe_error: str | None = None
         self.session = SessionWatch(client_id)
         self._next_beat = 0.0  # monotonic time the status is written again even if unchanged
+        self._retry_at = 0.0  # after a failed status write: not again before this (monotonic)
         # paho, with buffered reads and one write per batch of PUBACKs. MQTT 5 has no clean_session:
         # the session's persistence is clean_start and the expiry given at connect.
         if self.mqtt5:
@@ -437,17 +438,21 @@ class Ingestor:
         (for /health and `packproof health ingest`, in other processes: a status that stops being
         rewritten is an ingestor that died without saying so).
 
-        A store that cannot take it now (down, disk full) gets it on a later pass: the change
-        is only cleared once the write succeeded."""
-        if not self.session.changed and time.monotonic() < self._next_beat:
+        A store that cannot take it now (down, disk full) gets it again at the next heartbeat, not
+        on every idle pass; a full disk is already reported (packproof.diskfull), so only another
+        failure gets a log line here."""
+        now = time.monotonic()
+        if now < self._next_beat and (not self.session.changed or now < self._retry_at):
             return
         self.session.changed = False
-        self._next_beat = time.monotonic() + HEARTBEAT
+        self._next_beat = now + HEARTBEAT
         try:
             await self.store.set_status(f"ingestor:{self.client_id}", self.session.status())
         except StoreError as exc:
             self.session.changed = True
-            log.warning("could not record the ingestor's status (%s); will retry", exc)
+            self._retry_at = now + HEARTBEAT
+            if not is_disk_full(exc):
+                log.warning("could not record the ingestor's status (%s); will retry in %.0f s", exc, HEARTBEAT)
 
     async def _writer(self, stop: asyncio.Event) -> None:
         while (item := await self._write_q.get()) is not None:
