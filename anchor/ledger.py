@@ -1,6 +1,6 @@
 """The signed, hash-chained ledger: an append-only file of blocks, one JSON line each.
 
-A block seals one batch (DESIGN.md, "Hashing, Merkle trees and the ledger"):
+A block seals one batch (docs/design.md, "Hashing, Merkle trees and the ledger"):
 
     header = {v, height, prev_hash, merkle_root, leaf_count, sealed_at, key_id}
     hash   = SHA-256(RFC 8785 canonical JSON of header)

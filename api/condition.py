@@ -1,6 +1,6 @@
 """A shipment's condition from maintained aggregates: pure, no I/O.
 
-DESIGN.md: `violated` if any pack has an excursion, `warning` for warning-band events
+docs/design.md: `violated` if any pack has an excursion, `warning` for warning-band events
 only, `ok` otherwise; packs silent for longer than `stale_after` are listed as stale
 (not knowing is not the same as nothing having happened). Two statuses say the record
 itself is not whole: `incomplete`, readings are missing (a gap may hide an excursion, so

@@ -5,7 +5,7 @@ Passwords are stored only as hashes, in Mosquitto's own format
 `user:$7$<iterations>$<salt b64>$<PBKDF2-HMAC-SHA512 b64>`, so the file written by
 `packproof passwd` (or by `mosquitto_passwd`) works unchanged on either broker.
 
-Topic rules (DESIGN.md, "MQTT topics"), the same as `broker/packproof.acl` for Mosquitto:
+Topic rules (docs/design.md, "MQTT topics"), the same as `broker/packproof.acl` for Mosquitto:
 
 - a device, whose MQTT username is its device id, may publish only
   `packproof/v1/+/<its id>/telemetry` and `.../status`, and subscribe only to

@@ -1,7 +1,7 @@
 """The embedded MQTT broker (amqtt), for running packproof with no server to install.
 
 amqtt is a pure-Python MQTT 3.1.1 broker: ~4,500 msg/s at QoS 1 on this kind of
-machine (DESIGN.md field notes), plenty for a pilot. At scale the same clients talk to
+machine (docs/benchmarks.md, field notes), plenty for a pilot. At scale the same clients talk to
 Mosquitto instead; nothing in packproof depends on which broker it is.
 
 We never assume a port is free: the port is the caller's choice, and a taken port is

@@ -1,7 +1,7 @@
 """Excursions, maintained incrementally from each reading's findings. Pure.
 
 An excursion is a run of consecutive readings of one device for one test whose finding
-has the same severity (DESIGN.md): start, end, peak (the value farthest beyond the
+has the same severity (docs/design.md): start, end, peak (the value farthest beyond the
 limit) and the limit crossed. A reading with no finding for that test ends the run; a
 change of severity ends it and starts another. The ingestor feeds readings in, drains
 the excursions that changed once per batch, and writes them in the batch's transaction.

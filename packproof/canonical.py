@@ -1,7 +1,7 @@
 """RFC 8785 (JSON Canonicalization Scheme) bytes of a reading, fast.
 
 The general-purpose `rfc8785` package costs ~25 us a reading, most of an unsigned
-pipeline (DESIGN.md field notes). Our schema is fixed, so the key order is known in
+pipeline (docs/benchmarks.md, field notes). Our schema is fixed, so the key order is known in
 advance and every string is pattern-restricted to characters that JSON never escapes
 (see `packproof.reading`); only numbers need RFC 8785 §3.2.2.3 care (ECMAScript
 Number.prototype.toString). `tests/packproof/test_canonical.py` proves the output

@@ -1,4 +1,4 @@
-"""The reading contract (DESIGN.md, "A reading") and its MQTT topics.
+"""The reading contract (docs/design.md, "A reading") and its MQTT topics.
 
 Validation happens when the value is built: strict types, bounds a real sensor can
 produce, unknown fields rejected. Ids are restricted to a plain character set so that

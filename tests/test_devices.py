@@ -106,7 +106,7 @@ def test_device_lifecycle(tmp_path: Path, pipeline_services: Pipeline) -> None:
 
 
 def test_rotate_right_after_provision_as_the_readme_prints_it(tmp_path: Path) -> None:
-    """The README's Trust commands in order: `provision`, then `rotate` with its defaults. Rotating a
+    """docs/trust.md's device commands in order: `provision`, then `rotate` with its defaults. Rotating a
     device with no reading stored asked for --from-seq 0, refused it (its key starts at 0), and still
     wrote a private key, into device-keys/ beside the keys/ of provision."""
     def run(*args: str) -> subprocess.CompletedProcess[str]:

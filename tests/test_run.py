@@ -59,10 +59,11 @@ def test_a_taken_port_is_named_with_its_flag(tmp_path: Path) -> None:
 
 
 def test_run_again_after_simulate_gave_the_devices_other_passwords(tmp_path: Path) -> None:
-    """The README's order: `run`, then the Mosquitto section's `simulate --password-file mqtt/mqtt.passwd`
-    on the same data directory (new passwords in sim-credentials.json), then `run` again. The embedded
-    broker's password file still held the old hashes under the same names: every device was refused,
-    amqtt logged a traceback per device, and the process printed the error and hung."""
+    """The README's quick start (`run`), then docs/operations.md's Mosquitto section's
+    `simulate --password-file mqtt/mqtt.passwd` on the same data directory (new passwords in
+    sim-credentials.json), then `run` again. The embedded broker's password file still held the old
+    hashes under the same names: every device was refused, amqtt logged a traceback per device, and
+    the process printed the error and hung."""
     data, port = tmp_path / "data", free_port()
     args = ("--data-dir", str(data), "--api-port", str(port), "--shipments", "2", "--packs", "2", "--rate", "5")
     r = cli("run", *args, "--duration", "2", timeout=90)

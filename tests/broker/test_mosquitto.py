@@ -172,7 +172,7 @@ def test_a_device_cannot_read_telemetry_through_a_shared_subscription(mosquitto:
     assert spied == [], spied
     # Mosquitto 2.0's acl_file filters deliveries, not subscriptions: the SUBACK grants the filter.
     # So a device login can *join* the ingestors' share group and the broker routes it a share that
-    # the ACL then drops (README, "Running on Mosquitto"): a limit of the ACL file we can only document.
+    # the ACL then drops (docs/operations.md, "Running on Mosquitto"): a limit of the ACL file we can only document.
     assert spy_granted in ("Granted QoS 1", "Not authorized"), spy_granted
 
 

@@ -91,7 +91,8 @@ PROBES: dict[str, tuple[str | None, str | None, str, bool, Callable[[mqtt.Client
 }
 # What each broker does with a device's own valid login under someone else's client id: the
 # embedded broker lets only the login holding a session resume or take it over; Mosquitto 2.0
-# hands it over (README, "Trust"), the ingestor reconnects and /health shows the loss.
+# hands it over (docs/trust.md, "Broker logins, sessions and refusals"), the ingestor reconnects
+# and /health shows the loss.
 ACCEPTED = {"embedded": set(), "mosquitto": {"another device's login with the ingestor's client id",
                                              "another device's login with the device's client id"}}
 

@@ -209,7 +209,7 @@ def test_refusals_at_the_embedded_broker_are_counted_and_logged(passwords: Path,
 def test_mosquitto_logs_failed_logins(passwords: Path) -> None:
     """Mosquitto 2.0 keeps no refusal counter we can read; with the shipped configuration it logs each
     failed login with the client's address (not its username). It logs an ACL-denied publish only at
-    `log_type debug`, which also logs every message: README, "Running on Mosquitto"."""
+    `log_type debug`, which also logs every message: docs/trust.md, "Broker logins, sessions and refusals"."""
     from broker.mosquitto import MosquittoProcess, mosquitto_binary
 
     if mosquitto_binary() is None:

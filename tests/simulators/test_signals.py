@@ -1,7 +1,7 @@
 """Simulated signals: deterministic, inside the reading bounds, and each scenario does what it says.
 
 The UN 38.3 limits are computed here from the numbers of the Manual of Tests and
-Criteria (DESIGN.md), independently of `edge.thresholds`.
+Criteria (docs/design.md), independently of `edge.thresholds`.
 """
 
 from __future__ import annotations
