@@ -12,6 +12,22 @@ from typing import Any
 RECENT = 300.0  # s: a lost broker session is reported this long after it came back
 
 
+def stale_or_idle(what: str, st: dict[str, Any] | None, working: str, max_age: float, now: float) -> str | None:
+    """Why a component's own status does not show it at work, or None: it never reported, it says it
+    is not `working` (stopped, disconnected, halted), or it stopped rewriting its status more than
+    `max_age` s ago (a process killed without a word). The healthchecks' one rule (packproof.healthcheck)."""
+    if st is None:
+        return f"{what} has not reported to this store"
+    if st.get("state") != working:
+        return f"{what} is {st.get('state')} since {st.get('since')}"
+    written = st.get("written_unix")
+    age = None if written is None else now - float(written)
+    if age is None or age > max_age:
+        return (f"{what} last reported {'never' if age is None else f'{age:.0f} s ago'} "
+                f"(it reports every few seconds; more than {max_age:g} s: it is not running)")
+    return None
+
+
 def problems(statuses: dict[str, dict[str, Any]], now: float) -> list[str]:
     found: list[str] = []
     for name, st in sorted(statuses.items()):

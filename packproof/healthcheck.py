@@ -24,42 +24,23 @@ import time
 from typing import Any
 
 from packproof.db import engine_of
+from packproof.health import stale_or_idle
 from packproof.paths import DataDir
 
 MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
-
-
-def _age(status: dict[str, Any], now: float) -> float | None:
-    written = status.get("written_unix")
-    return None if written is None else now - float(written)
 
 
 def ingest_problem(statuses: dict[str, dict[str, Any]], client_id: str, max_age: float, now: float) -> str | None:
     st = statuses.get(f"ingestor:{client_id}")
     if st is None:
         return f"no ingestor with client id {client_id!r} has reported to this store"
-    age = _age(st, now)
-    if st.get("state") != "connected":
-        return f"ingestor {client_id!r} is {st.get('state')} since {st.get('since')}"
-    if age is None or age > max_age:
-        return (f"ingestor {client_id!r} last reported {'never' if age is None else f'{age:.0f} s ago'} "
-                f"(it reports every few seconds; more than {max_age:g} s: it is not running)")
-    return None
+    return stale_or_idle(f"ingestor {client_id!r}", st, "connected", max_age, now)
 
 
 def seal_status_problem(statuses: dict[str, dict[str, Any]], max_age: float, now: float) -> str | None:
-    from anchor.sealer import STATUS_KEY
+    from anchor.sealer import STATUS_KEY  # here, not at the top: only `health seal` needs the sealer's module
 
-    st = statuses.get(STATUS_KEY)
-    if st is None:
-        return "no sealer has reported to this store"
-    age = _age(st, now)
-    if st.get("state") != "sealing":
-        return f"the sealer is {st.get('state')} since {st.get('since')}"
-    if age is None or age > max_age:
-        return (f"the sealer last reported {'never' if age is None else f'{age:.0f} s ago'} "
-                f"(more than {max_age:g} s: it is not running)")
-    return None
+    return stale_or_idle("the sealer", statuses.get(STATUS_KEY), "sealing", max_age, now)
 
 
 def file_lock_held(dirs: DataDir) -> bool:
