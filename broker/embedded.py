@@ -112,6 +112,9 @@ async def _close_quietly(writer: Any) -> None:
         await writer.close()
 
 
+_REFUSED_TEXT = "login refused (counted and logged by packproof's broker refusals)"
+
+
 class _LoginRefused(AMQTTError):
     """A CONNECT refused before it could touch any session (see `_Broker`)."""
 
@@ -122,7 +125,7 @@ class _QuietRefusals(logging.Filter):
     must not write a line each time through amqtt as well."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return _LoginRefused.__name__ not in record.getMessage()
+        return _REFUSED_TEXT not in record.getMessage()  # amqtt logs the exception's text, not its type
 
 
 _QUIET = _QuietRefusals()
@@ -186,7 +189,7 @@ class _Broker(Broker):
                     await handler.mqtt_connack_authorize(False)
             finally:
                 await _close_quietly(writer)
-            raise _LoginRefused("login refused")
+            raise _LoginRefused(_REFUSED_TEXT)
         session.authenticated_as = (session.username, session.password)  # type: ignore[attr-defined]
         if session.clean_session:
             if session.client_id:
@@ -196,6 +199,7 @@ class _Broker(Broker):
                 session.client_id = gen_client_id()
             session.parent = 0
         elif session.client_id in self._sessions:
+            await self._end_connection_of(session.client_id, f"{remote_address}:{remote_port}")
             existing, _ = self._sessions[session.client_id]
             for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username",
                          "password"):
@@ -229,6 +233,13 @@ class _Broker(Broker):
         if old is not None and old[0].transitions.is_connected():
             log.warning("client id %r connected again from %s: closing its previous connection", client_id, by)
             await old[1].stop()
+            # The old connection's own loop then marks the session disconnected. Left to amqtt's
+            # take-over, that came after the new connection had resumed the (persistent) session:
+            # the session read "disconnected" and every message was queued offline for a client
+            # that looked connected. So the resume waits until the old loop is done (or 2 s).
+            deadline = asyncio.get_running_loop().time() + 2.0
+            while old[0].transitions.is_connected() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         """Already decided in `_initialize_client_session`, for exactly these credentials."""

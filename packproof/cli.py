@@ -40,6 +40,7 @@ from packproof.errors import (
     ProofError,
     StoreError,
 )
+from packproof.health import MAX_AGE
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
     from anchor.ledger import Block
@@ -1058,7 +1059,7 @@ MaxAgeOpt = Annotated[float, typer.Option("--max-age", min=1.0,
 
 @health_app.command("ingest")
 @configured("health ingest", (*COMMON, Flag("mqtt.client_id", ("--client-id",))))
-def health_ingest(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
+def health_ingest(cfg: Settings, max_age: MaxAgeOpt = MAX_AGE) -> None:
     """Exit 0 while the ingestor with this client id runs, connected to its broker (its own
     status in the store, written every few seconds); non-zero when it is stopped, dead or cut off."""
     _health("ingest", cfg, max_age)
@@ -1066,7 +1067,7 @@ def health_ingest(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
 
 @health_app.command("seal")
 @configured("health seal", COMMON)
-def health_seal(cfg: Settings, max_age: MaxAgeOpt = 30.0) -> None:
+def health_seal(cfg: Settings, max_age: MaxAgeOpt = MAX_AGE) -> None:
     """Exit 0 while a sealer holds the sealer lock and reports it is sealing; non-zero otherwise
     (a ledger.pub left by an earlier run proves nothing)."""
     _health("seal", cfg, max_age)

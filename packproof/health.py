@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 RECENT = 300.0  # s: a lost broker session is reported this long after it came back
+MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
+WORKING = ("connected", "sealing")  # the states in which a component rewrites its status every few seconds
 
 
 def stale_or_idle(what: str, st: dict[str, Any] | None, working: str, max_age: float, now: float) -> str | None:
@@ -29,14 +31,30 @@ def stale_or_idle(what: str, st: dict[str, Any] | None, working: str, max_age: f
 
 
 def problems(statuses: dict[str, dict[str, Any]], now: float) -> list[str]:
+    """One sentence per problem. A status that claims work (connected, sealing) but was last written
+    more than MAX_AGE s ago is a process that died without saying so; a row that cannot be read is
+    itself a problem, never an error of /health."""
     found: list[str] = []
     for name, st in sorted(statuses.items()):
-        if st.get("component") == "ingestor":
-            found += _ingestor_problems(name, st, now)
-        elif st.get("component") == "sealer" and st.get("state") == "halted":
-            found.append(f"{name}: sealing stopped since {st.get('since')}: the ledger file does not continue the "
-                         "chain the store records (the sealer's log says how)")
+        try:
+            found += _problems_of(name, st, now)
+        except (AttributeError, TypeError, ValueError):
+            found.append(f"{name}: its status in the store is malformed ({str(st)[:120]})")
     return found
+
+
+def _problems_of(name: str, st: dict[str, Any], now: float) -> list[str]:
+    out: list[str] = []
+    if st.get("component") == "ingestor":
+        out += _ingestor_problems(name, st, now)
+    elif st.get("component") == "sealer" and st.get("state") == "halted":
+        out.append(f"{name}: sealing stopped since {st.get('since')} (the sealer's log says why: a ledger file that "
+                   "does not continue the store's chain, or a lost sealer lock)")
+    written = st.get("written_unix")
+    if st.get("state") in WORKING and written is not None and now - float(written) > MAX_AGE:
+        out.append(f"{name}: says {st.get('state')} but last reported {now - float(written):.0f} s ago (it "
+                   f"reports every few seconds; more than {MAX_AGE:g} s: it is not running)")
+    return out
 
 
 def _ingestor_problems(name: str, st: dict[str, Any], now: float) -> list[str]:

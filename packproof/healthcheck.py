@@ -27,8 +27,6 @@ from packproof.db import engine_of
 from packproof.health import stale_or_idle
 from packproof.paths import DataDir
 
-MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
-
 
 def ingest_problem(statuses: dict[str, dict[str, Any]], client_id: str, max_age: float, now: float) -> str | None:
     st = statuses.get(f"ingestor:{client_id}")

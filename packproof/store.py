@@ -102,6 +102,16 @@ CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL)
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
                    ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"), ("intake_mac", "BLOB"))
 STATUS_PREFIX = "status:"  # meta keys holding a component's own account of itself (Store.set_status)
+
+
+def _status_of(text: str) -> dict[str, Any]:
+    """A status row as a dict; one that is not a JSON object (edited by hand, cut short) says so
+    instead of breaking every reader (/health, /metrics, the healthchecks)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"state": "unreadable", "text": text[:200]}
 REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
 QUARANTINE = "~quarantine"  # device id of the quarantine decisions' record leaves (seq: the quarantine row's id)
 
@@ -920,7 +930,7 @@ class Store:
     async def statuses(self) -> dict[str, dict[str, Any]]:
         rows = await self._fetch("SELECT key, value FROM meta WHERE key >= ? AND key < ? ORDER BY key",
                                  (STATUS_PREFIX, STATUS_PREFIX[:-1] + ";"))  # ';' follows ':'
-        return {key[len(STATUS_PREFIX):]: json.loads(value) for key, value in rows}
+        return {key[len(STATUS_PREFIX):]: _status_of(value) for key, value in rows}
 
     async def quarantined(self, *, device_id: str | None, reason_code: str | None, before_id: int | None,
                           limit: int, payload_max: int) -> list[tuple[Any, ...]]:

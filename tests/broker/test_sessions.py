@@ -202,6 +202,8 @@ def test_refusals_at_the_embedded_broker_are_counted_and_logged(passwords: Path,
         t.join(15)
     lines = [r.getMessage() for r in caplog.records if r.name == "packproof.broker"]
     assert sum("broker refused login" in line for line in lines) == 1, lines  # rate-limited
+    amqtt_lines = [r.getMessage() for r in caplog.records if r.name == "amqtt.broker"]
+    assert not [line for line in amqtt_lines if "login refused" in line], amqtt_lines  # not a second time
     assert any("publish to 'packproof/v1/S/dev-2/telemetry' by client id 'dev-1'" in line for line in lines), lines
     assert any("subscribe to 'packproof/v1/+/+/telemetry'" in line for line in lines), lines
 
@@ -217,3 +219,38 @@ def test_mosquitto_logs_failed_logins(passwords: Path) -> None:
     with MosquittoProcess(passwords.parent / "mosquitto", free_port(), password_file=passwords) as m:
         assert refused_login(m.port, "dev-1", "dev-1-probe", True) == "Not authorized"
         assert wait(lambda: "disconnected, not authorised" in m.log()), m.log()
+
+
+def test_a_persistent_session_taken_over_by_its_own_login_keeps_receiving(secured_broker: int) -> None:
+    """The ingestor reconnecting (clean session off, same login) while the broker still holds its old,
+    silent connection: the new connection must get the session's messages. On amqtt the old
+    connection's belated disconnect marked the shared session disconnected, and everything was then
+    queued offline for a client that looked connected (found in review)."""
+    port = secured_broker
+    old, rc = login(port, "packproof-ingestor", "ing", "ing-held", clean=False)
+    assert rc == "Success"
+    subscribed = threading.Event()
+    old.on_subscribe = lambda *_a: subscribed.set()
+    old.subscribe("packproof/v1/+/+/telemetry", qos=1)
+    assert subscribed.wait(10)
+    old.loop_stop()  # silent: its socket stays open, it sends nothing more
+    got: list[bytes] = []
+    new = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ing-held", clean_session=False)
+    new.username_pw_set("packproof-ingestor", "ing")
+    new.on_message = lambda _c, _u, m: got.append(bytes(m.payload))
+    connected = threading.Event()
+    new.on_connect = lambda *_a: connected.set()
+    new.connect("127.0.0.1", port)
+    new.loop_start()
+    dev, rc = login(port, "dev-1", "p1", "dev-1")
+    try:
+        assert connected.wait(10) and rc == "Success"
+        time.sleep(1.0)  # the old connection's end has been handled
+        for i in range(3):
+            dev.publish(topic(), f"m{i}".encode(), qos=1).wait_for_publish(10)
+        assert wait(lambda: len(got) == 3), f"the resumed session received {len(got)} of 3 messages"
+    finally:
+        for c in (new, dev):
+            c.disconnect()
+            c.loop_stop()
+        old.socket().close() if old.socket() else None
