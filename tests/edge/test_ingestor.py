@@ -366,7 +366,9 @@ async def test_a_full_disk_pauses_intake_acknowledges_nothing_unwritten_and_resu
         await asyncio.wait_for(task, 10)
         assert ing.stats.unwritten > 0 and ing.stats.accepted + ing.stats.unwritten == 400
         # Acknowledged: exactly what is stored (seqs 0.. dense), never more.
-        assert await wait_until(lambda: max(acks) == stored() - 1, 5), (max(acks), stored())
+        # 15 s, not 5: on a loaded machine amqtt may still be timing out deliveries the ingestor held back
+        # while the disk was full, and the last ack queues behind them (seen once in a CI-like run).
+        assert await wait_until(lambda: max(acks) == stored() - 1, 15), (max(acks), stored())
         await asyncio.sleep(0.3)
         assert max(acks) == stored() - 1 < 399
         await limit(1073741823)
