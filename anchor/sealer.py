@@ -29,14 +29,13 @@ from packproof import failpoints
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import ConfigError, LedgerIntegrityError, StoreError
+from packproof.health import HEARTBEAT, SEALER_STATUS
 from packproof.intake import IntakeKey
 from packproof.store import BlockRecord, SealRow, Store
 from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 SEALER_COMPONENT = "sealer"  # as /health and the progress line name it when its disk is full
-HEARTBEAT = 5.0  # s between status writes when nothing changed (packproof.healthcheck)
-STATUS_KEY = "sealer"
 
 
 def ledger_break(ledger: LedgerFile, head: BlockRecord | None, *, in_flight_ok: bool = False) -> str | None:
@@ -276,7 +275,7 @@ class Sealer:
             return
         head = self._head.height if self._head else -1
         try:
-            await self.store.set_status(STATUS_KEY, {"component": "sealer", "state": state, "height": head,
+            await self.store.set_status(SEALER_STATUS, {"component": "sealer", "state": state, "height": head,
                                                      "since": rfc3339(self._since), "written_unix": now})
         except StoreError as exc:  # the seal itself reports a store that is away; try again next pass
             if not is_disk_full(exc):  # a full disk is reported once, by packproof.diskfull

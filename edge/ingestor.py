@@ -46,6 +46,7 @@ from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
+from packproof.health import HEARTBEAT
 from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
 from packproof.store import DeviceRecord, IngestBatch, Store, kept_evidence
 
@@ -113,7 +114,6 @@ def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
 MQTT_PROTOCOLS = ("3.1.1", "5")
 INGESTOR_COMPONENT = "ingestor"  # as /health and the progress line name it when its disk is full
 STOP_GRACE = 3.0  # s a stop keeps retrying a store that cannot write
-HEARTBEAT = 5.0  # s between status writes when nothing changed: `packproof health ingest` reads a silent one as dead
 SESSION_EXPIRY = 600  # s the broker keeps an MQTT 5 ingestor's session (and its share) while it is away
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: another client connected with our client id
 

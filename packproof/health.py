@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 RECENT = 300.0  # s: a lost broker session is reported this long after it came back
+HEARTBEAT = 5.0  # s between a long-running component's status writes when nothing changed
 MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
+SEALER_STATUS = "sealer"  # the sealer's status key (Store.set_status); ingestors write `ingestor:<client id>`
 WORKING = ("connected", "sealing")  # the states in which a component rewrites its status every few seconds
 
 

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from packproof.db import engine_of
-from packproof.health import stale_or_idle
+from packproof.health import SEALER_STATUS, stale_or_idle
 from packproof.paths import DataDir
 
 
@@ -36,9 +36,7 @@ def ingest_problem(statuses: dict[str, dict[str, Any]], client_id: str, max_age:
 
 
 def seal_status_problem(statuses: dict[str, dict[str, Any]], max_age: float, now: float) -> str | None:
-    from anchor.sealer import STATUS_KEY  # here, not at the top: only `health seal` needs the sealer's module
-
-    return stale_or_idle("the sealer", statuses.get(STATUS_KEY), "sealing", max_age, now)
+    return stale_or_idle("the sealer", statuses.get(SEALER_STATUS), "sealing", max_age, now)
 
 
 def file_lock_held(dirs: DataDir) -> bool:
