@@ -384,11 +384,11 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
     # Register the fleet first (the simulator's --count 0 path would publish).
     import asyncio
 
-    from packproof.store import Store
+    from packproof.paths import DataDir
     from simulators.fleet import shipments_of
 
     async def reg() -> None:
-        s = await Store.open(url)
+        s = await DataDir(data, store_url=url).open_writer()  # with the intake key, as the ingestors write
         await s.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
         await s.close()
 
