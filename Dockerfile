@@ -20,6 +20,7 @@ COPY broker ./broker
 COPY anchor ./anchor
 COPY api ./api
 COPY simulators ./simulators
+COPY app ./app
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # Stage 2: the locked dependencies, then the wheel; no source tree, no build leftovers.

@@ -34,12 +34,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from anchor.ledger import Block, LedgerFile, walk_chain
-from anchor.merkle import leaf_hash, root_from_leaf_hashes
+from packproof.anchor.ledger import Block, LedgerFile, walk_chain
+from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
 from packproof.errors import LedgerIntegrityError
 from packproof.reading import Reading
+from packproof.rfc6962 import leaf_hash
 from packproof.store import QUARANTINE, REGISTRY, DeviceRecord, QuarantineRow, Store, StoredRow, quarantine_record
 
 POOL_FROM = 50_000  # rows: below this, checking in this process beats starting verifier processes

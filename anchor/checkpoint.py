@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from anchor.ledger import Block
+from packproof.anchor.ledger import Block
 from packproof.canonical import canonical_json
 from packproof.crypto import b64, key_id, public_key_bytes, unb64
 from packproof.errors import ConfigError, LedgerIntegrityError

@@ -1,6 +1,7 @@
-"""RFC 6962 Merkle trees: leaf and node hashes, roots and inclusion proofs. Pure, no I/O.
+"""RFC 6962 Merkle trees: roots and inclusion proofs. Pure, no I/O.
 
-Definitions (RFC 6962 §2.1, restated unchanged in RFC 9162 §2.1.1):
+The hasher (leaf and node hashes) is the kernel's, packproof.rfc6962; its names are handed on
+here so a reader of trees finds them in one place. Definitions (RFC 6962 §2.1, restated unchanged in RFC 9162 §2.1.1):
 
 * leaf hash  ``MTH({d}) = SHA-256(0x00 || d)``
 * node hash  ``SHA-256(0x01 || left || right)``
@@ -27,6 +28,7 @@ import hashlib
 from collections.abc import Sequence
 
 from packproof.errors import ProofError
+from packproof.rfc6962 import EMPTY_ROOT, HASH_LEN, LEAF_PREFIX, NODE_PREFIX, NODE_STATE, leaf_hash, node_hash
 
 __all__ = [
     "EMPTY_ROOT",
@@ -42,34 +44,13 @@ __all__ = [
     "verify_inclusion",
 ]
 
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
-HASH_LEN = 32
-EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-_sha256 = hashlib.sha256
-# A SHA-256 state that has already absorbed the node prefix: copying it and feeding the two
-# children is measurably faster than building a 65-byte string for every inner node.
-_NODE_STATE = hashlib.sha256(NODE_PREFIX)
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """SHA-256(0x00 || data): the hash a leaf enters the tree with (RFC 6962 §2.1)."""
-    return _sha256(LEAF_PREFIX + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """SHA-256(0x01 || left || right): an inner node over two child hashes (RFC 6962 §2.1)."""
-    return _sha256(NODE_PREFIX + left + right).digest()
-
-
 def _next_level(level: Sequence[bytes]) -> list[bytes]:
     """Hash adjacent pairs into the level above; an odd last node goes up unchanged.
 
     Promoting the odd node rather than duplicating it (as Bitcoin does) is what keeps the
     shape identical to RFC 6962's split at the largest power of two.
     """
-    copy = _NODE_STATE.copy
+    copy = NODE_STATE.copy
     up: list[bytes] = []
     append = up.append
     it = iter(level)
@@ -167,7 +148,7 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
     # fire; they stay because they are the RFC's own guard and cost nothing.
     fn, sn = index, size - 1
     r = leaf
-    sha = _sha256
+    sha = hashlib.sha256
     for p in proof:
         if sn == 0:
             raise ProofError(f"audit path is longer than tree size {size} allows for index {index}")

@@ -37,12 +37,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from anchor.ledger import Block, block_hash, next_key_of, verify_chain
-from anchor.merkle import HASH_LEN, leaf_hash, root_from_inclusion_proof
+from packproof.anchor.ledger import Block, block_hash, next_key_of, verify_chain
+from packproof.anchor.merkle import root_from_inclusion_proof
 from packproof.canonical import canonical_bytes, canonical_json, signing_bytes
 from packproof.crypto import b64, key_id, signature_holds, unb64
 from packproof.errors import ConfigError, LedgerIntegrityError, ProofError
 from packproof.reading import MAX_SEQ, TS_PATTERN, Reading
+from packproof.rfc6962 import HASH_LEN, leaf_hash
 
 FORMAT = "packproof-proof/2"
 TRUST_DEVICE = "device-signature"

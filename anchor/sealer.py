@@ -23,9 +23,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_of
-from anchor.merkle import root_from_leaf_hashes
 from packproof import failpoints
+from packproof.anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_of
+from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import ConfigError, LedgerIntegrityError, StoreError

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
+from packproof.api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
 from packproof.store import Dispute, Disputes
 from packproof.timefmt import rfc3339
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from edge.thresholds import BUILTIN_PROFILES
+from packproof.edge.thresholds import BUILTIN_PROFILES
 from packproof.paths import DataDir
 from packproof.store import Store
 

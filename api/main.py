@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ApiSettings, require_admin, require_reader
-from api.routes import devices, health, ledger, quarantine, readings, shipments
+from packproof.api.deps import ApiSettings, require_admin, require_reader
+from packproof.api.routes import devices, health, ledger, quarantine, readings, shipments
 from packproof.crypto import key_id, read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.paths import DataDir

@@ -17,17 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from anchor.ledger import LedgerFile  # noqa: E402
-from anchor.merkle import leaf_hash  # noqa: E402
-from anchor.sealer import Sealer  # noqa: E402
-from packproof.canonical import canonical_bytes, signing_bytes  # noqa: E402
-from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes  # noqa: E402
-from packproof.paths import DataDir  # noqa: E402
-from packproof.reading import Reading, Shock, Vibration  # noqa: E402
-from packproof.store import IngestBatch  # noqa: E402
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.merkle import leaf_hash
+from packproof.anchor.sealer import Sealer
+from packproof.canonical import canonical_bytes, signing_bytes
+from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
+from packproof.paths import DataDir
+from packproof.reading import Reading, Shock, Vibration
+from packproof.store import IngestBatch
 
 
 async def build(dirs: DataDir, n: int, devices: int) -> None:
@@ -75,7 +72,7 @@ def main() -> None:
             t = time.perf_counter()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             r = subprocess.run([sys.executable, "-m", "packproof", "audit", "--data-dir", tmp, *extra],
-                               capture_output=True, text=True, cwd=ROOT)
+                               capture_output=True, text=True)
             elapsed = time.perf_counter() - t
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # the audit and its checkers

@@ -7,11 +7,12 @@ fits its type (deleted, null, another type, empty, one byte short, a character c
 negative, huge, an extra key, ...), and the whole document in ways no field shows (a
 directory, not JSON, not UTF-8, nested 100,000 deep, ...). Each corruption is verified by
 the real command in this process and tabulated by exit code; an exception escaping
-`packproof.cli.main` (a traceback, exit 1 in a shell) is counted on its own.
+`packproof.app.cli.main` (a traceback, exit 1 in a shell) is counted on its own.
 
-    python benchmarks/bundle_corruptions.py [--code DIR] [--list]
+    python benchmarks/bundle_corruptions.py [--list]
 
-`--code DIR` imports packproof from another checkout (e.g. `git archive main`) to compare.
+The code under test is the installed packproof (`make install`: this checkout); to compare
+another revision, install its checkout in a venv of its own and run its copy of this script.
 It reads the bundle through the API of the code under test, so it works whatever the format.
 """
 
@@ -34,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 TRACEBACK = "traceback"
 
 
@@ -70,9 +70,9 @@ def _reading_body(device_id: str, seq: int, key: Any) -> bytes:
 
 async def _fill(root: Path) -> None:
     """Two devices registered and sealed in block 0; four readings each sealed in block 1."""
-    from anchor.ledger import LedgerFile
-    from anchor.merkle import leaf_hash
-    from anchor.sealer import Sealer
+    from packproof.anchor.ledger import LedgerFile
+    from packproof.anchor.merkle import leaf_hash
+    from packproof.anchor.sealer import Sealer
     from packproof.crypto import load_or_create_ledger_key, private_key_from_seed, public_key_bytes
     from packproof.paths import DataDir
     from packproof.store import IngestBatch
@@ -105,8 +105,8 @@ def fetch_bundle(root: Path, reading_id: str = "dev-a:2") -> dict[str, Any]:
     """A bundle exactly as the API of the code under test serves it (in this process, its lifespan run)."""
     import httpx
 
-    from api.deps import ApiSettings
-    from api.main import create_app
+    from packproof.api.deps import ApiSettings
+    from packproof.api.main import create_app
     from packproof.paths import DataDir
 
     async def get() -> dict[str, Any]:
@@ -230,7 +230,7 @@ class Run:
 
 def run_cli(*args: str) -> Run:
     """`packproof ARGS` in this process, as `main()` runs it for a shell."""
-    from packproof.cli import main
+    from packproof.app.cli import main
 
     argv, sys.argv = sys.argv, ["packproof", *args]
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -280,13 +280,11 @@ def table(outcomes: list[Outcome]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose packproof to run")
     parser.add_argument("--list", action="store_true", help="print every corruption and its outcome")
     args = parser.parse_args()
-    sys.path.insert(0, str(args.code.resolve()))
-    import anchor.proof
+    import packproof.anchor.proof  # here, not at the top: the code under test is the installed packproof's
 
-    print(f"code under test: {Path(anchor.proof.__file__).resolve().parents[1]}")
+    print(f"code under test: {Path(packproof.anchor.proof.__file__).resolve().parents[1]}")
     with tempfile.TemporaryDirectory() as tmp:
         fill_store(Path(tmp) / "data")
         doc = fetch_bundle(Path(tmp) / "data")

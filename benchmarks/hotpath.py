@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import collections
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -26,23 +25,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import paho.mqtt.client as mqtt
 
-import paho.mqtt.client as mqtt  # noqa: E402
-
-from anchor.ledger import LedgerFile  # noqa: E402
-from anchor.merkle import leaf_hash  # noqa: E402
-from anchor.sealer import Sealer  # noqa: E402
-from edge.decode import decode  # noqa: E402
-from edge.ingestor import Ingestor, Message  # noqa: E402
-from edge.mqttclient import BatchingClient  # noqa: E402
-from edge.thresholds import evaluate  # noqa: E402
-from packproof.canonical import signed_and_full  # noqa: E402
-from packproof.crypto import load_or_create_ledger_key  # noqa: E402
-from packproof.paths import DataDir  # noqa: E402
-from packproof.reading import DeviceTopic, Reading  # noqa: E402
-from simulators.fleet import build_fleet, shipments_of  # noqa: E402
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.merkle import leaf_hash
+from packproof.anchor.sealer import Sealer
+from packproof.canonical import signed_and_full
+from packproof.crypto import load_or_create_ledger_key
+from packproof.edge.decode import decode
+from packproof.edge.ingestor import Ingestor, Message
+from packproof.edge.mqttclient import BatchingClient
+from packproof.edge.thresholds import evaluate
+from packproof.paths import DataDir
+from packproof.reading import DeviceTopic, Reading
+from packproof.simulators.fleet import build_fleet, shipments_of
 from tests.edge.test_mqttclient import publish  # noqa: E402  (the scripted broker's PUBLISH encoder)
 
 
@@ -178,9 +174,10 @@ def main() -> None:
     topics = [t for t, _ in msgs]
     readings = [Reading.model_validate_json(p) for p in payload_list]
     keys = {d.device_id: d.public_key for d in fleet}
-    from edge.decode import DeviceEntry
-    from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE
     from packproof.crypto import DeviceVerifier
+    from packproof.edge.decode import DeviceEntry
+    from packproof.edge.thresholds import BUILTIN_PROFILES
+    from packproof.reading import DEFAULT_PROFILE
     profile = BUILTIN_PROFILES[DEFAULT_PROFILE]
     registry = {d.device_id: DeviceEntry(d.shipment_id, DeviceVerifier(keys[d.device_id]), profile) for d in fleet}
     unsigned = [signed_and_full(r)[0] for r in readings]

@@ -62,10 +62,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from broker.mosquitto import INGESTOR_USER, SHIPPED_ACL, MosquittoProcess  # noqa: E402
-from packproof.db import in_schema, query_sync  # noqa: E402
+from packproof.broker.mosquitto import INGESTOR_USER, SHIPPED_ACL, MosquittoProcess  # noqa: E402
 from packproof.net import free_port, port_in_use  # noqa: E402
-from simulators.fleet import build_fleet  # noqa: E402
+from packproof.simulators.fleet import build_fleet  # noqa: E402
+from tests.dbutil import in_schema, query_sync  # noqa: E402
 
 
 def make_payloads(n: int, devices: int, seed: int) -> tuple[list[tuple[str, bytes]], list, list]:  # type: ignore[type-arg]
@@ -311,7 +311,7 @@ class BrokerSetup:
 
 def start_mosquitto(work: Path, port: int) -> tuple[MosquittoProcess, BrokerSetup]:
     """Mosquitto from the shipped config, plus one benchmark login allowed to publish any telemetry."""
-    from broker.auth import PasswordFile
+    from packproof.broker.auth import PasswordFile
 
     d = work / "mosquitto"
     d.mkdir()
@@ -385,7 +385,7 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
     import asyncio
 
     from packproof.paths import DataDir
-    from simulators.fleet import shipments_of
+    from packproof.simulators.fleet import shipments_of
 
     async def reg() -> None:
         s = await DataDir(data, store_url=url).open_writer()  # with the intake key, as the ingestors write

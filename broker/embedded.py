@@ -24,8 +24,8 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
-from broker.auth import PasswordFile
-from broker.refusals import Refusals
+from packproof.broker.auth import PasswordFile
+from packproof.broker.refusals import Refusals
 from packproof.errors import BrokerError, ConfigError
 from packproof.net import require_free
 

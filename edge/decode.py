@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from anchor.merkle import leaf_hash
-from edge.thresholds import Profile
 from packproof.canonical import signed_and_full
 from packproof.crypto import DeviceVerifier
+from packproof.edge.thresholds import Profile
 from packproof.errors import InvalidReading
 from packproof.reading import DeviceTopic, Reading
+from packproof.rfc6962 import leaf_hash
 
 MAX_PAYLOAD = 4096  # a reading is ~300 bytes; anything far larger is not one
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edge.thresholds import Check
+from packproof.edge.thresholds import Check
 
 
 @dataclass(slots=True)

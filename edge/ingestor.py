@@ -37,18 +37,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.decode import PLAUSIBLE, Accepted, DeviceEntry, Plausibility, bad_signature, decode
-from edge.excursions import Excursion, ExcursionTracker
-from edge.mqttclient import BatchingClient
-from edge.session import SessionWatch
-from edge.thresholds import BUILTIN_PROFILES, DEFAULT_PROFILE, Check, Profile, evaluate
-from edge.watermark import Watermarks
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.diskfull import DISK, Backoff, is_disk_full
+from packproof.edge.decode import PLAUSIBLE, Accepted, DeviceEntry, Plausibility, bad_signature, decode
+from packproof.edge.excursions import Excursion, ExcursionTracker
+from packproof.edge.mqttclient import BatchingClient
+from packproof.edge.session import SessionWatch
+from packproof.edge.thresholds import BUILTIN_PROFILES, Check, Profile, evaluate
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.health import HEARTBEAT
-from packproof.reading import TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
+from packproof.reading import DEFAULT_PROFILE, TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
 from packproof.store import DeviceRecord, IngestBatch, Store, kept_evidence
+from packproof.watermark import Watermarks
 
 log = logging.getLogger(__name__)
 
@@ -512,7 +512,7 @@ class Ingestor:
 
         Retained on the device's ack topic, at most once a second per device: every message
         costs the broker as much as a reading, and a device only needs the latest mark. The
-        payload (`edge.watermark.Delivery`) also lists the gaps, so a device resends exactly
+        payload (`packproof.watermark.Delivery`) also lists the gaps, so a device resends exactly
         what is missing; duplicates get an ack too, or a device whose ack was lost (a broker
         restart forgets retained messages) would resend forever.
         """

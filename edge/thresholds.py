@@ -36,7 +36,6 @@ from packproof.errors import ConfigError
 from packproof.reading import G_N
 
 Severity = Literal["violation", "warning"]
-DEFAULT_PROFILE = "un38.3-cell"
 
 
 class Profile(BaseModel):

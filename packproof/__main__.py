@@ -1,5 +1,5 @@
 """`python -m packproof` is the `packproof` command."""
 
-from packproof.cli import main
+from packproof.app.cli import main
 
 main()

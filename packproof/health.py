@@ -19,7 +19,7 @@ WORKING = ("connected", "sealing")  # the states in which a component rewrites i
 def stale_or_idle(what: str, st: dict[str, Any] | None, working: str, max_age: float, now: float) -> str | None:
     """Why a component's own status does not show it at work, or None: it never reported, it says it
     is not `working` (stopped, disconnected, halted), or it stopped rewriting its status more than
-    `max_age` s ago (a process killed without a word). The healthchecks' one rule (packproof.healthcheck)."""
+    `max_age` s ago (a process killed without a word). The healthchecks' one rule (packproof.app.healthcheck)."""
     if st is None:
         return f"{what} has not reported to this store"
     if st.get("state") != working:

@@ -28,6 +28,8 @@ Signature = Annotated[str, StringConstraints(pattern=SIG_PATTERN)]
 
 MAX_SEQ = 2**53 - 1  # the JSON-safe integer range (RFC 8785 / I-JSON)
 G_N = 9.80665  # standard gravity, m/s^2: every "g" in packproof is g_n
+# The UN 38.3 profile a shipment registered without one is judged by (edge/thresholds.py defines it).
+DEFAULT_PROFILE = "un38.3-cell"
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 

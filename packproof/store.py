@@ -27,16 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anchor.merkle import leaf_hash
-from edge.thresholds import DEFAULT_PROFILE
-from edge.watermark import Watermarks
 from packproof.canonical import canonical_json
 from packproof.crypto import b64, weak_key_problem
-from packproof.db import Driver, engine_of, redact
+from packproof.db.driver import Driver
+from packproof.db.urls import engine_of, redact
 from packproof.diskfull import is_disk_full
 from packproof.errors import ConfigError, DiskFullError, RegistryConflict, StoreError
 from packproof.intake import IntakeKey
+from packproof.reading import DEFAULT_PROFILE
+from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
+from packproof.watermark import Watermarks
 
 SCHEMA_VERSION = 4
 # Steps from each older version to the next, run in one transaction when a store is opened

@@ -9,9 +9,7 @@ what it has not delivered yet) is kept between runs, in the store-and-forward bu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,9 +18,9 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.errors import ConfigError, RegistryConflict
 from packproof.reading import DeviceTopic, Location, Reading, Shock, Vibration
+from packproof.simulators.scenarios import MIXED_FLEET, SCENARIOS, scenario_profile
+from packproof.simulators.signals import DeviceSignal
 from packproof.timefmt import rfc3339
-from simulators.scenarios import MIXED_FLEET, SCENARIOS, scenario_profile
-from simulators.signals import DeviceSignal
 
 if TYPE_CHECKING:
     from packproof.store import Store
@@ -110,34 +108,3 @@ async def register_fleet(store: Store, fleet: list[SimDevice], *, seed: int, uns
             "registered in this store: `run` and `simulate` on one data directory need the same --seed, "
             "--unsigned-shipments and --shipments as the command that registered it first (both default to "
             "--unsigned-shipments 1), or start with another --data-dir") from exc
-
-
-def provision_credentials(fleet: list[SimDevice], password_file: Path, secrets_file: Path) -> dict[str, str]:
-    """MQTT passwords for the simulated devices: reused from `secrets_file` (0600), or made.
-
-    The broker's password file gets only hashes; the simulator, standing in for the devices,
-    keeps the plain passwords in its own owner-only file, as each real tracker would keep its own.
-    A device whose stored hash does not match its known password gets a new password in both
-    files: one data directory can serve two brokers' password files (the embedded broker's
-    `data/mqtt.passwd` under `run`, Mosquitto's under `simulate --password-file`), and a
-    hash left from the other one would refuse every device. Checking costs one PBKDF2 per
-    device (~10 ms), once per start.
-    """
-    import os
-    import secrets
-
-    from broker.auth import PasswordFile, verify_password
-
-    known: dict[str, str] = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
-    registered = PasswordFile(password_file).users() if password_file.exists() else {}
-    pf = PasswordFile(password_file)
-    for d in fleet:
-        password, stored = known.get(d.device_id), registered.get(d.device_id)
-        if password is None or stored is None or not verify_password(password, stored):
-            known[d.device_id] = secrets.token_urlsafe(18)
-            pf.set(d.device_id, known[d.device_id])
-    secrets_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(known, f, indent=1)
-    return {d.device_id: known[d.device_id] for d in fleet}

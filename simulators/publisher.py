@@ -31,10 +31,10 @@ import paho.mqtt.client as mqtt
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import BrokerError
 from packproof.reading import TOPIC_PREFIX
-from simulators.ack import Ack, parse_ack, resend_ranges
-from simulators.buffer import DEFAULT_MAX_PER_DEVICE, SimBuffer
-from simulators.fleet import SimDevice
-from simulators.outage import OutageSchedule
+from packproof.simulators.ack import Ack, parse_ack, resend_ranges
+from packproof.simulators.buffer import DEFAULT_MAX_PER_DEVICE, SimBuffer
+from packproof.simulators.fleet import SimDevice
+from packproof.simulators.outage import OutageSchedule
 
 log = logging.getLogger(__name__)
 

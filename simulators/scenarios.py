@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from simulators.signals import (
+from packproof.simulators.journey import (
     HOUR,
     Climate,
     Decompression,

@@ -34,11 +34,11 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from broker.embedded import EmbeddedBroker
-from broker.mosquitto import INGESTOR_USER, MosquittoProcess, mosquitto_binary
-from packproof.db import in_schema
-from packproof.db import query_sync as query
+from packproof.broker.embedded import EmbeddedBroker
+from packproof.broker.mosquitto import INGESTOR_USER, MosquittoProcess, mosquitto_binary
 from packproof.net import free_port, port_in_use
+from tests.dbutil import in_schema
+from tests.dbutil import query_sync as query
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -221,7 +221,8 @@ class MosquittoBroker:
 def device_logins(broker: MosquittoBroker, data: Path, shipments: int, packs: int, seed: int = 1) -> dict[str, str]:
     """The simulator's own provisioning (as `simulate --password-file` does), done before it starts,
     then a reload: Mosquitto reads its password file only at start and on SIGHUP."""
-    from simulators.fleet import build_fleet, provision_credentials
+    from packproof.app.credentials import provision_credentials
+    from packproof.simulators.fleet import build_fleet
     fleet = build_fleet(shipments=shipments, packs=packs, scenario="mixed", seed=seed)
     creds = provision_credentials(fleet, broker.password_file, data / "sim-credentials.json")
     broker.reload()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from packproof.paths import DataDir
-from simulators.fleet import build_fleet, shipments_of
+from packproof.simulators.fleet import build_fleet, shipments_of
 from tests.conftest import Db, Pipeline, cli, get_json, publish_all, wait_for
 
 
@@ -50,7 +50,7 @@ def test_a_gap_is_reported_until_it_is_filled(tmp_path: Path, pipeline_services:
 
 
 def test_a_status_is_the_worst_that_applies_and_ok_means_whole_and_within_the_envelope() -> None:
-    from api.condition import worst
+    from packproof.api.condition import worst
 
     assert worst([]) == "ok"
     assert worst(["warning", "incomplete"]) == "incomplete"  # what is missing may be worse than a warning
@@ -80,7 +80,7 @@ def test_a_pack_without_readings_is_no_data_and_the_table_fits_80_columns(tmp_pa
 
 
 def test_no_data_ranks_between_warning_and_incomplete() -> None:
-    from api.condition import worst
+    from packproof.api.condition import worst
 
     assert worst([], default="no-data") == "no-data"  # a shipment with no pack at all
     assert worst(["ok", "no-data"]) == "no-data" and worst(["warning", "no-data"]) == "no-data"

@@ -79,7 +79,7 @@ def test_the_postgres_healthcheck_logs_in_as_the_role_the_init_script_made(app_r
 
 
 def test_a_store_password_with_url_characters_reaches_libpq_intact(app_role: tuple[str, str]) -> None:
-    from packproof.config import load
+    from packproof.app.config import load
     from packproof.store import Store
 
     role, url = app_role
@@ -140,7 +140,7 @@ def test_a_raw_password_in_the_url_is_refused_in_one_line_without_echoing_it(com
     ("/var/lib/packproof.db", "/var/lib/packproof.db"),
 ])
 def test_redact_masks_a_password_even_when_it_breaks_the_url(url: str, shown: str) -> None:
-    from packproof.db import redact
+    from packproof.db.urls import redact
 
     assert redact(url) == shown
 

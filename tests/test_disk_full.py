@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from packproof.db import query_sync
 from packproof.net import free_port
 from tests.conftest import Service, cli, fill_up, small_fs, wait_for
+from tests.dbutil import query_sync
 
 FLEET = ("--shipments", "3", "--packs", "2", "--rate", "5")
 

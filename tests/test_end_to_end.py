@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from packproof.net import free_port
-from simulators.scenarios import MIXED_FLEET
+from packproof.simulators.scenarios import MIXED_FLEET
 from tests.conftest import Db, Service, cli, get_json, pg_schema, publish_all, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from packproof.db import query_sync as query
 from packproof.failpoints import EXIT_CODE
 from packproof.net import free_port
 from tests.conftest import MosquittoBroker, Service, cli, device_logins, wait_for
+from tests.dbutil import query_sync as query
 
 pytestmark = pytest.mark.e2e
 

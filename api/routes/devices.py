@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SettingsDep
-from edge.thresholds import profile_problem
+from packproof.api.deps import SettingsDep
 from packproof.crypto import key_id, unb64, weak_key_problem
+from packproof.edge.thresholds import profile_problem
 from packproof.errors import RegistryConflict
 from packproof.reading import ID_PATTERN
 

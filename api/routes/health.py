@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from anchor.ledger import LedgerFile
-from anchor.sealer import ledger_break
-from api.deps import SettingsDep, StoreDep
-from api.schemas import DiskFullOut, Health
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.sealer import ledger_break
+from packproof.api.deps import SettingsDep, StoreDep
+from packproof.api.schemas import DiskFullOut, Health
 from packproof.diskfull import DISK
 from packproof.health import problems
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from api.deps import MAX_ROW, StoreDep
-from api.schemas import BlockOut, BlockPage, LedgerHead
+from packproof.api.deps import MAX_ROW, StoreDep
+from packproof.api.schemas import BlockOut, BlockPage, LedgerHead
 from packproof.crypto import b64, key_id
 from packproof.store import BlockRecord
 

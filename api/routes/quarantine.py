@@ -14,8 +14,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import MAX_ROW, StoreDep
-from api.schemas import QuarantinedOut, QuarantinePage
+from packproof.api.deps import MAX_ROW, StoreDep
+from packproof.api.schemas import QuarantinedOut, QuarantinePage
 from packproof.store import QUARANTINE_KEEP
 from packproof.timefmt import rfc3339
 

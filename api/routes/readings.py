@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 
-from anchor.ledger import Block
-from anchor.merkle import inclusion_proofs
-from anchor.proof import build_bundle, key_record_in_force, sealed_leaf
-from api.deps import StoreDep
-from api.schemas import ReadingOut
+from packproof.anchor.ledger import Block
+from packproof.anchor.merkle import inclusion_proofs
+from packproof.anchor.proof import build_bundle, key_record_in_force, sealed_leaf
+from packproof.api.deps import StoreDep
+from packproof.api.schemas import ReadingOut
 from packproof.crypto import key_id, unb64
 from packproof.reading import parse_reading_id
 from packproof.timefmt import rfc3339

@@ -8,9 +8,9 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query
 
-from api.condition import RECENT_DISPUTES, condition
-from api.deps import MAX_ROW, SettingsDep, StoreDep
-from api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
+from packproof.api.condition import RECENT_DISPUTES, condition
+from packproof.api.deps import MAX_ROW, SettingsDep, StoreDep
+from packproof.api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
 from packproof.timefmt import rfc3339
 
 router = APIRouter(prefix="/shipments", tags=["shipments"])

@@ -25,7 +25,8 @@ from typing import Any
 
 import psycopg
 
-from packproof.db import Row, redact
+from packproof.db.driver import Row
+from packproof.db.urls import redact
 from packproof.errors import StoreError
 
 WRITE_LOCK = 1  # second half of the advisory lock key; the first is hashtext(current_schema())

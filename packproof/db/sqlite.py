@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from packproof.db import Row
+from packproof.db.driver import Row
 from packproof.errors import ConfigError, StoreError
 
 

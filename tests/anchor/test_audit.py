@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from anchor.merkle import leaf_hash
+from packproof.anchor.merkle import leaf_hash
+from packproof.app.services import seal_until
 from packproof.net import free_port
 from packproof.paths import DataDir
-from packproof.services import seal_until
 from packproof.store import IngestBatch
 from tests.conftest import cli
 
@@ -223,7 +223,7 @@ def test_a_checkpoint_catches_a_ledger_rewritten_with_the_operators_own_key(data
 
     # The operator rewrites history with the ledger key it holds: every block re-hashed,
     # re-linked and re-signed, so the chain alone still verifies.
-    from anchor.ledger import GENESIS_PREV, LedgerFile, make_block
+    from packproof.anchor.ledger import GENESIS_PREV, LedgerFile, make_block
     from packproof.crypto import load_or_create_ledger_key
 
     key = load_or_create_ledger_key(data / "ledger.key")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from anchor.ledger import GENESIS_PREV, LedgerFile, check_block, make_block, verify_chain
-from anchor.merkle import leaf_hash
-from anchor.sealer import Sealer
+from packproof.anchor.ledger import GENESIS_PREV, LedgerFile, check_block, make_block, verify_chain
+from packproof.anchor.merkle import leaf_hash
+from packproof.anchor.sealer import Sealer
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
@@ -95,7 +95,7 @@ async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(
     # Crash between the ledger append and the store transaction: simulate by appending
     # the next block to the ledger only.
     rows = await store.unsealed(4, 4)
-    from anchor.merkle import root_from_leaf_hashes
+    from packproof.anchor.merkle import root_from_leaf_hashes
     head = await store.head_block()
     assert head is not None
     orphan = make_block(height=1, prev_hash=head.hash, merkle_root=root_from_leaf_hashes([r[2] for r in rows]),

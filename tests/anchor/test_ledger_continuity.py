@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from anchor.ledger import LedgerFile
-from anchor.merkle import leaf_hash
-from anchor.sealer import Sealer
-from api.deps import ApiSettings
-from api.main import create_app
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.merkle import leaf_hash
+from packproof.anchor.sealer import Sealer
+from packproof.api.deps import ApiSettings
+from packproof.api.main import create_app
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anchor.merkle import (
+from packproof.anchor.merkle import (
     EMPTY_ROOT,
     HASH_LEN,
     LEAF_PREFIX,

@@ -20,9 +20,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anchor.ledger import LedgerFile
-from anchor.proof import key_record_in_force, parse_bundle, verify_bundle
-from anchor.sealer import Sealer
 from benchmarks.bundle_corruptions import (
     Run,
     corruptions,
@@ -33,6 +30,9 @@ from benchmarks.bundle_corruptions import (
     run_cli,
     value_paths,
 )
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.proof import key_record_in_force, parse_bundle, verify_bundle
+from packproof.anchor.sealer import Sealer
 from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
 from packproof.errors import ConfigError
 from packproof.net import free_port
@@ -309,7 +309,7 @@ def test_an_unexpected_error_is_one_line_and_its_own_exit_code(signed: Doc, tmp_
     def bug(*_: Any, **__: Any) -> Any:
         raise RuntimeError("a bug\nover two lines")
 
-    monkeypatch.setattr("anchor.proof.verify_bundle", bug)
+    monkeypatch.setattr("packproof.anchor.proof.verify_bundle", bug)
     r = verify_doc(signed, tmp_path)
     assert r.code == 5 and r.message.startswith("internal error: RuntimeError: a bug over two lines"), r
 

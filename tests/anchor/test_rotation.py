@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from anchor.ledger import LedgerFile
+from packproof.anchor.ledger import LedgerFile
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes, read_public_key
 from tests.conftest import Db, Pipeline, cli, wait_for
 

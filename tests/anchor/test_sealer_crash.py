@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from anchor.merkle import leaf_hash
+from packproof.anchor.merkle import leaf_hash
 from packproof.failpoints import EXIT_CODE
 from packproof.paths import DataDir
+from packproof.simulators.fleet import build_fleet, shipments_of
 from packproof.store import IngestBatch
-from simulators.fleet import build_fleet, shipments_of
 from tests.conftest import Service, cli, packproof_cmd, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from anchor.ledger import LedgerFile, verify_chain
-from anchor.sealer import Sealer
+from packproof.anchor.ledger import LedgerFile, verify_chain
+from packproof.anchor.sealer import Sealer
+from packproof.app.runner import wait_until
 from packproof.crypto import load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK
 from packproof.paths import DataDir
-from packproof.runner import wait_until
 from tests.anchor.test_sealer_crash import fill
 from tests.conftest import fill_up, small_fs
 

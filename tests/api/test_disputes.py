@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.deps import ApiSettings
-from api.main import create_app
+from packproof.api.deps import ApiSettings
+from packproof.api.main import create_app
 from packproof.canonical import canonical_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir

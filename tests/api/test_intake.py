@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.deps import ApiSettings
-from api.main import create_app
+from packproof.api.deps import ApiSettings
+from packproof.api.main import create_app
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
 from packproof.store import IngestBatch, Store

@@ -10,9 +10,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from broker.auth import PasswordFile
-from broker.embedded import EmbeddedBroker
-from broker.mosquitto import MosquittoProcess, mosquitto_binary
+from packproof.broker.auth import PasswordFile
+from packproof.broker.embedded import EmbeddedBroker
+from packproof.broker.mosquitto import MosquittoProcess, mosquitto_binary
 from packproof.net import free_port
 
 SERVICES = frozenset({"packproof-ingestor"})

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.auth import PasswordFile, hash_password, topic_allowed, verify_password
-from edge.ingestor import Ingestor
+from packproof.broker.auth import PasswordFile, hash_password, topic_allowed, verify_password
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
+from packproof.edge.ingestor import Ingestor
 from packproof.errors import BrokerError
 from packproof.net import free_port
 from packproof.store import Store

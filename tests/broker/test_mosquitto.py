@@ -21,8 +21,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from packproof.db import query_sync as query
 from tests.conftest import MosquittoBroker, Service, cli, device_logins
+from tests.dbutil import query_sync as query
 
 pytestmark = pytest.mark.e2e
 

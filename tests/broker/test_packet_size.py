@@ -11,7 +11,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from broker.embedded import MAX_PACKET_SIZE
+from packproof.broker.embedded import MAX_PACKET_SIZE
 from tests.conftest import BrokerThread
 
 TOPIC = "packproof/v1/S/dev-b/telemetry"

@@ -20,9 +20,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.ingestor import Ingestor
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
+from packproof.edge.ingestor import Ingestor
 from packproof.store import Store
 from tests.edge.test_ingestor import KEY, reading, topic
 

@@ -7,7 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from broker.embedded import _Subscriptions
+from packproof.broker.embedded import _Subscriptions
 from tests.conftest import BrokerThread
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.ingestor import Ingestor
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
+from packproof.edge.ingestor import Ingestor
 from packproof.net import free_port
 from packproof.store import Store
 from tests.broker.conftest import SERVICES, login
@@ -165,7 +165,7 @@ def test_refusals_at_the_embedded_broker_are_counted_and_logged(passwords: Path,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     """A failed login, a publish on another device's topic and a denied subscription each reach a
     counter and a log line, and a client retrying in a loop does not get a line per try."""
-    from broker.embedded import EmbeddedBroker
+    from packproof.broker.embedded import EmbeddedBroker
 
 
     port = free_port()
@@ -212,7 +212,7 @@ def test_mosquitto_logs_failed_logins(passwords: Path) -> None:
     """Mosquitto 2.0 keeps no refusal counter we can read; with the shipped configuration it logs each
     failed login with the client's address (not its username). It logs an ACL-denied publish only at
     `log_type debug`, which also logs every message: docs/trust.md, "Broker logins, sessions and refusals"."""
-    from broker.mosquitto import MosquittoProcess, mosquitto_binary
+    from packproof.broker.mosquitto import MosquittoProcess, mosquitto_binary
 
     if mosquitto_binary() is None:
         pytest.skip("Mosquitto is not installed here")

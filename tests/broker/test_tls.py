@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from broker.embedded import EmbeddedBroker
-from edge.ingestor import Ingestor
+from packproof.broker.embedded import EmbeddedBroker
+from packproof.edge.ingestor import Ingestor
 from packproof.errors import ConfigError
 from packproof.net import free_port
 from packproof.store import Store
@@ -61,7 +61,7 @@ async def test_tls_listener(tmp_path: Path) -> None:
 
 
 def test_missing_tls_files_are_named(tmp_path: Path) -> None:
-    from broker.embedded import broker_config
+    from packproof.broker.embedded import broker_config
 
     with pytest.raises(ConfigError, match=r"TLS file .*nope.crt does not exist"):
         broker_config("127.0.0.1", 1, tls=(tmp_path / "nope.crt", tmp_path / "nope.key"))

@@ -10,7 +10,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from broker.embedded import EmbeddedBroker
+from packproof.broker.embedded import EmbeddedBroker
 from packproof.net import free_port
 
 

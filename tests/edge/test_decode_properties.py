@@ -11,10 +11,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.decode import Accepted, DeviceEntry, decode
-from edge.thresholds import BUILTIN_PROFILES
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import DeviceVerifier, b64, private_key_from_seed, public_key_bytes
+from packproof.edge.decode import Accepted, DeviceEntry, decode
+from packproof.edge.thresholds import BUILTIN_PROFILES
 from packproof.errors import InvalidReading
 from packproof.reading import Reading
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edge.excursions import Excursion, ExcursionTracker
-from edge.thresholds import Check
+from packproof.edge.excursions import Excursion, ExcursionTracker
+from packproof.edge.thresholds import Check
 
 HOT = Check("T.2", "temperature_c", "violation", 75.0, 72.0, "> 72")
 HOTTER = Check("T.2", "temperature_c", "violation", 78.0, 72.0, "> 72")

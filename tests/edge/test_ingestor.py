@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from edge.ingestor import Ingestor
+from packproof.app.runner import wait_until
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
+from packproof.edge.ingestor import Ingestor
 from packproof.errors import ConfigError
 from packproof.reading import Reading
-from packproof.runner import wait_until
 from packproof.store import QUARANTINE_KEEP, Store
 from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
 

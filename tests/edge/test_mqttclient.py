@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from edge.mqttclient import READ_CHUNK, SMALL_READ, BatchingClient
+from packproof.edge.mqttclient import READ_CHUNK, SMALL_READ, BatchingClient
 
 CONNACK = b"\x20\x02\x00\x00"
 

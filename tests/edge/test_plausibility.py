@@ -14,10 +14,10 @@ import json
 
 import pytest
 
-from edge.decode import DeviceEntry, Plausibility, decode, repeated_key
-from edge.thresholds import BUILTIN_PROFILES
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import DeviceVerifier, b64, public_key_bytes
+from packproof.edge.decode import DeviceEntry, Plausibility, decode, repeated_key
+from packproof.edge.thresholds import BUILTIN_PROFILES
 from packproof.errors import InvalidReading
 from packproof.reading import MAX_SEQ, Reading
 from packproof.store import QUARANTINE_KEEP, Store

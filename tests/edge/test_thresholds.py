@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edge.thresholds import BUILTIN_PROFILES, Profile, evaluate, load_profiles, t3_limit_g, t4_peak_limit_g
+from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, evaluate, load_profiles, t3_limit_g, t4_peak_limit_g
 from packproof.errors import ConfigError
 
 G_N = 9.80665

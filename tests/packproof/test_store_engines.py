@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from anchor.merkle import leaf_hash
+from packproof.anchor.merkle import leaf_hash
+from packproof.app.services import SealerLock
 from packproof.crypto import private_key_from_seed, public_key_bytes
-from packproof.db import query_sync as query
 from packproof.errors import StoreError
 from packproof.paths import DataDir
-from packproof.services import SealerLock
 from packproof.store import SCHEMA_VERSION, IngestBatch, Store
+from tests.dbutil import query_sync as query
 
 
 def batch(device: str, seqs: range) -> IngestBatch:
@@ -84,8 +84,8 @@ async def test_a_sealer_whose_postgresql_lock_was_cut_stops_before_appending(tmp
     another sealer may hold the lock now, so this one must not append a block."""
     import psycopg
 
+    from packproof.app.services import start_sealer
     from packproof.errors import LedgerIntegrityError
-    from packproof.services import start_sealer
     from tests.conftest import PG_URL, pg_schema
 
     with pg_schema() as url:

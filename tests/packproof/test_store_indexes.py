@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from anchor.ledger import LedgerFile
-from anchor.merkle import leaf_hash
-from anchor.sealer import Sealer
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.merkle import leaf_hash
+from packproof.anchor.sealer import Sealer
 from packproof.crypto import load_or_create_ledger_key
 from packproof.intake import IntakeKey
 from packproof.store import IngestBatch, Store

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anchor.merkle import leaf_hash
+from packproof.anchor.merkle import leaf_hash
 from packproof.errors import StoreError
 from packproof.store import SCHEMA_VERSION, IngestBatch, Store
 
@@ -64,8 +64,8 @@ async def test_a_version_2_store_gets_every_gap_back_from_its_readings(tmp_path:
 
 async def test_a_version_3_store_keeps_sealing_its_rows_stored_before_intake_macs(tmp_path: Path) -> None:
     """Rows stored before schema 4 carry no intake MAC: sealed as before; rows after it must carry one."""
-    from anchor.ledger import LedgerFile
-    from anchor.sealer import Sealer
+    from packproof.anchor.ledger import LedgerFile
+    from packproof.anchor.sealer import Sealer
     from packproof.crypto import private_key_from_seed
     from packproof.intake import IntakeKey
 

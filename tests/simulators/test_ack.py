@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simulators.ack import Ack, parse_ack, resend_ranges
+from packproof.simulators.ack import Ack, parse_ack, resend_ranges
 
 
 def ack(**doc: object) -> bytes:

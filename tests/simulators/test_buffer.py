@@ -13,9 +13,9 @@ import pytest
 
 from packproof.diskfull import DISK
 from packproof.errors import ConfigError
-from simulators.buffer import SimBuffer
-from simulators.fleet import build_fleet
-from simulators.publisher import FleetPublisher, leftover_note
+from packproof.simulators.buffer import SimBuffer
+from packproof.simulators.fleet import build_fleet
+from packproof.simulators.publisher import FleetPublisher, leftover_note
 
 
 def tick(device: str, seqs: range) -> dict:  # type: ignore[type-arg]

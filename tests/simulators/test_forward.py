@@ -19,13 +19,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from packproof.db import query_sync as query
 from packproof.net import free_port
+from packproof.simulators.buffer import SimBuffer
+from packproof.simulators.fleet import SimDevice, build_fleet, shipments_of
+from packproof.simulators.publisher import FleetPublisher
 from packproof.store import Store
-from simulators.buffer import SimBuffer
-from simulators.fleet import SimDevice, build_fleet, shipments_of
-from simulators.publisher import FleetPublisher
 from tests.conftest import BrokerThread, Pipeline, Service, cli, publish_all, wait_for
+from tests.dbutil import query_sync as query
 
 
 class Listener:

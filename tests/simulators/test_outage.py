@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.outage import OutageSchedule
+from packproof.simulators.outage import OutageSchedule
 
 IDS = [f"dev-{i:02d}" for i in range(40)]
 

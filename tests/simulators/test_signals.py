@@ -13,9 +13,10 @@ import random
 import pytest
 
 from packproof.reading import Location, Reading, Shock, Vibration
-from simulators.fleet import build_fleet
-from simulators.scenarios import MIXED_FLEET, SCENARIOS, scenario_profile
-from simulators.signals import MODES, DeviceSignal, Leg, Route, Sample, Waypoint
+from packproof.simulators.fleet import build_fleet
+from packproof.simulators.journey import MODES, Leg, Route, Waypoint
+from packproof.simulators.scenarios import MIXED_FLEET, SCENARIOS, scenario_profile
+from packproof.simulators.signals import DeviceSignal, Sample
 
 G_N = 9.80665
 T1_MIN_KPA = 11.6  # T.1 altitude
@@ -224,7 +225,7 @@ def test_an_air_leg_moves_only_while_airborne() -> None:
 
 
 def test_longitude_takes_the_short_way_across_the_antimeridian() -> None:
-    from simulators.signals import Scenario
+    from packproof.simulators.journey import Scenario
 
     a, b = Waypoint("Tokyo", 35.5, 139.8), Waypoint("Anchorage", 61.2, -150.0)
     sc = Scenario("pacific", "test", Route((Leg("air", a, b, 8 * 3600.0),)))

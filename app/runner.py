@@ -26,16 +26,17 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 
-from broker.auth import PasswordFile
-from broker.embedded import EmbeddedBroker
-from broker.refusals import forward_refusals
+from packproof.app.credentials import provision_credentials
+from packproof.app.services import IngestOptions, IngestService, api_server
+from packproof.broker.auth import PasswordFile
+from packproof.broker.embedded import EmbeddedBroker
+from packproof.broker.refusals import forward_refusals
 from packproof.diskfull import DISK
 from packproof.net import free_port
 from packproof.paths import DataDir
-from packproof.services import IngestOptions, IngestService, api_server
-from simulators.buffer import SimBuffer
-from simulators.fleet import MIXED, SimDevice, build_fleet, provision_credentials, register_fleet
-from simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
+from packproof.simulators.buffer import SimBuffer
+from packproof.simulators.fleet import MIXED, SimDevice, build_fleet, register_fleet
+from packproof.simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
 
 log = logging.getLogger(__name__)
 INGESTOR = "packproof-ingestor"  # the ingestor's MQTT service account

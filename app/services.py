@@ -13,15 +13,15 @@ from pathlib import Path
 
 import uvicorn
 
-from anchor.ledger import LedgerFile
-from anchor.sealer import Sealer
-from api.deps import ApiSettings
-from api.main import create_app
-from edge.decode import PLAUSIBLE, Plausibility
-from edge.ingestor import Ingestor
-from edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.sealer import Sealer
+from packproof.api.deps import ApiSettings
+from packproof.api.main import create_app
 from packproof.crypto import load_or_create_ledger_key
-from packproof.db import engine_of, redact
+from packproof.db.urls import engine_of, redact
+from packproof.edge.decode import PLAUSIBLE, Plausibility
+from packproof.edge.ingestor import Ingestor
+from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.errors import ConfigError, StoreError
 from packproof.net import require_free
 from packproof.paths import DataDir

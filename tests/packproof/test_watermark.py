@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.watermark import MAX_GAPS, Delivery, Watermarks
+from packproof.watermark import MAX_GAPS, Delivery, Watermarks
 
 
 @pytest.mark.parametrize(("seqs", "acked", "missing", "highest", "gaps"), [

@@ -1,7 +1,7 @@
 """Typer flags made from the settings models, so each option is written once.
 
 A command lists the settings it takes as `Flag`s; `configured` turns them into typer
-options (help, default shown, env var named, all from `packproof.config`), defaulting to
+options (help, default shown, env var named, all from `packproof.app.config`), defaulting to
 None so that a flag given on the command line can be told from one left out, then loads
 the settings (flag > env > file > default) and hands the command one `Settings`.
 `run` and `simulate` share `FLEET_FLAGS` instead of two copies of twenty options.
@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import SecretStr
 
-from packproof.config import CONFIG_ENV, Settings, describe, env_name, field_of, load
+from packproof.app.config import CONFIG_ENV, Settings, describe, env_name, field_of, load
 
 F = TypeVar("F", bound=Callable[..., Any])
 COMMANDS: dict[str, tuple[Flag, ...]] = {}  # command path -> its flags, for `packproof config COMMAND`

@@ -42,7 +42,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
-from packproof.db import engine_of, redact, url_problem, with_password
+from packproof.db.urls import engine_of, redact, url_problem, with_password
 from packproof.errors import ConfigError
 from packproof.paths import DataDir
 from packproof.reading import share_group_problem

@@ -23,7 +23,7 @@ import os
 import time
 from typing import Any
 
-from packproof.db import engine_of
+from packproof.db.urls import engine_of
 from packproof.health import SEALER_STATUS, stale_or_idle
 from packproof.paths import DataDir
 

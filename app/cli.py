@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from packproof.cliopts import COMMON, FLEET_FLAGS, MQTT_CLIENT, WRITER, Flag, bare, configured, show_command
-from packproof.config import Settings
+from packproof.app.config import Settings
+from packproof.app.options import COMMON, FLEET_FLAGS, MQTT_CLIENT, WRITER, Flag, bare, configured, show_command
 from packproof.diskfull import DISK, is_disk_full
 from packproof.errors import (
     BrokerError,
@@ -43,8 +43,8 @@ from packproof.errors import (
 from packproof.health import MAX_AGE
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
-    from anchor.ledger import Block
-    from anchor.proof import LedgerView, ProofBundle
+    from packproof.anchor.ledger import Block
+    from packproof.anchor.proof import LedgerView, ProofBundle
 
 
 class Exit(IntEnum):
@@ -70,7 +70,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _verbose = False
 
-# Every setting a service reads is a `Flag` over packproof.config: flag > PACKPROOF_* env > --config file > default.
+# Every setting a service reads is a `Flag` over packproof.app.config: flag > PACKPROOF_* env > --config file > default.
 RUN_FLAGS = (*WRITER, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
              Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
              bare("fleet.unsigned_shipments"), *FLEET_FLAGS)
@@ -126,8 +126,8 @@ def _code_for(exc: PackproofError) -> Exit:
 @configured("run", RUN_FLAGS, announce=True)
 def run(cfg: Settings) -> None:
     """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
-    from packproof.runner import RunOptions
-    from packproof.runner import run as run_all
+    from packproof.app.runner import RunOptions
+    from packproof.app.runner import run as run_all
 
     f = cfg.fleet
     opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, intake_key_file=cfg.intake_key_file,
@@ -141,7 +141,7 @@ def run(cfg: Settings) -> None:
 
 
 def _forward(cfg: Settings) -> Any:
-    from simulators.publisher import ForwardOptions
+    from packproof.simulators.publisher import ForwardOptions
 
     f = cfg.fleet
     return ForwardOptions(f.buffer_max, f.backlog_rate, f.resend_after, f.drain_timeout, f.outage_every,
@@ -156,7 +156,7 @@ def _secret(value: Any) -> str | None:
 @configured("broker", BROKER_FLAGS, announce=True)
 def broker(cfg: Settings) -> None:
     """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
-    from broker.embedded import EmbeddedBroker
+    from packproof.broker.embedded import EmbeddedBroker
 
     b = cfg.broker
 
@@ -186,8 +186,8 @@ async def _until_signal() -> None:
 @configured("ingest", INGEST_FLAGS, announce=True)
 def ingest(cfg: Settings) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
-    from edge.decode import Plausibility
-    from packproof.services import IngestOptions, IngestService
+    from packproof.app.services import IngestOptions, IngestService
+    from packproof.edge.decode import Plausibility
 
     m, i = cfg.mqtt, cfg.ingest
 
@@ -220,7 +220,7 @@ def seal(cfg: Settings) -> None:
 
     One sealer per ledger: a second one waits and takes over when the first stops or dies.
     """
-    from packproof.services import seal_until
+    from packproof.app.services import seal_until
 
     interval = cfg.seal.interval
 
@@ -266,7 +266,7 @@ def passwd(
     """Add, change or remove an MQTT login (hashes only, Mosquitto's format: works with both brokers)."""
     import secrets
 
-    from broker.auth import PasswordFile
+    from packproof.broker.auth import PasswordFile
 
     pf = PasswordFile(password_file)
     if delete:
@@ -323,8 +323,8 @@ def _group_id(group: str) -> int:
 @configured("api", API_FLAGS, announce=True)
 def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
-    from api.main import check_startup
-    from packproof.services import api_server
+    from packproof.api.main import check_startup
+    from packproof.app.services import api_server
 
     a = cfg.api
     server = api_server(_dirs(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
@@ -346,9 +346,10 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
     """
     import signal
 
-    from simulators.buffer import SimBuffer
-    from simulators.fleet import build_fleet, provision_credentials, register_fleet
-    from simulators.publisher import FleetPublisher, PublishStats, leftover_note
+    from packproof.app.credentials import provision_credentials
+    from packproof.simulators.buffer import SimBuffer
+    from packproof.simulators.fleet import build_fleet, register_fleet
+    from packproof.simulators.publisher import FleetPublisher, PublishStats, leftover_note
 
     f, m = cfg.fleet, cfg.mqtt
     fwd = _forward(cfg)
@@ -412,7 +413,7 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
 @app.command()
 def scenarios() -> None:
     """List the simulator's named scenarios."""
-    from simulators.scenarios import MIXED_FLEET, SCENARIOS
+    from packproof.simulators.scenarios import MIXED_FLEET, SCENARIOS
 
     for name, sc in sorted(SCENARIOS.items()):
         doc = (getattr(sc, "description", None) or "").strip()
@@ -428,7 +429,7 @@ def _http_json(client: Any, url: str) -> Any:
     (no packproof API answered); 404/422 with the API's own `detail` is bad input (exit 2)."""
     import httpx
 
-    from anchor.proof import strict_json
+    from packproof.anchor.proof import strict_json
 
     try:
         r = client.get(url)
@@ -449,7 +450,7 @@ def _http_json(client: Any, url: str) -> Any:
 
 def _api_chain(client: Any, base: str, start: int) -> list[Block]:
     """The ledger's blocks from `start` to the head, page by page, from GET /ledger/blocks."""
-    from anchor.proof import typed_block
+    from packproof.anchor.proof import typed_block
 
     chain: list[Block] = []
     at: int | None = start
@@ -467,7 +468,7 @@ def _api_chain(client: Any, base: str, start: int) -> list[Block]:
 
 def _read_bundle(path: Path) -> bytes:
     """The bundle file's bytes, read no further than a bundle can be long."""
-    from anchor.proof import MAX_BUNDLE_BYTES
+    from packproof.anchor.proof import MAX_BUNDLE_BYTES
 
     try:
         with path.open("rb") as f:
@@ -477,8 +478,8 @@ def _read_bundle(path: Path) -> bytes:
 
 
 def _read_ledger(path: Path) -> list[Block]:
-    from anchor.ledger import LedgerFile
-    from anchor.proof import typed_block
+    from packproof.anchor.ledger import LedgerFile
+    from packproof.anchor.proof import typed_block
 
     if not path.is_file():
         fail(Exit.BAD_INPUT, f"no ledger file at {path}")
@@ -492,7 +493,7 @@ def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | 
     """What the verifier knows besides the bundle: the trusted key at each of the bundle's block
     heights (a pinned genesis key followed through the rotations a chain from block 0 announces),
     and the chain from the lowest of those heights to the head."""
-    from anchor.proof import LedgerView
+    from packproof.anchor.proof import LedgerView
 
     from_genesis = bool(chain) and chain is not None and chain[0].height == 0
     keys: dict[int, bytes] = {}
@@ -509,7 +510,7 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
     chain from the bundle's lowest block (from block 0 when a pinned key must follow rotations)."""
     import httpx
 
-    from anchor.proof import bundle_of
+    from packproof.anchor.proof import bundle_of
     from packproof.reading import parse_reading_id
 
     try:
@@ -544,7 +545,7 @@ def verify(
     Every claim printed is derived from proven bytes: the reading id from the reading, the
     device's key and trust level from its sealed registry record.
     """
-    from anchor.proof import parse_bundle, verify_bundle
+    from packproof.anchor.proof import parse_bundle, verify_bundle
     from packproof.crypto import read_public_key
 
     trusted = read_public_key(ledger_key) if ledger_key else None
@@ -585,8 +586,8 @@ def ledger_verify(
         help="A checkpoint saved earlier (`ledger export`): pin its key and check its block is still there.")] = None,
 ) -> None:
     """Re-check the whole chain: heights, links, block hashes, signatures."""
-    from anchor.checkpoint import check_against, checkpoint_key
-    from anchor.ledger import LedgerFile, verify_chain
+    from packproof.anchor.checkpoint import check_against, checkpoint_key
+    from packproof.anchor.ledger import LedgerFile, verify_chain
     from packproof.crypto import read_public_key
 
     dirs = _dirs(cfg)
@@ -651,8 +652,8 @@ def ledger_export(
         "checkpoint.json"),
 ) -> None:
     """Write a signed checkpoint (head height, hash, ledger public key) for auditors to keep."""
-    from anchor.checkpoint import make_checkpoint
-    from anchor.ledger import LedgerFile
+    from packproof.anchor.checkpoint import make_checkpoint
+    from packproof.anchor.ledger import LedgerFile
     from packproof.crypto import load_or_create_ledger_key
 
     dirs = _dirs(cfg)
@@ -680,8 +681,8 @@ def audit(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from anchor.audit import audit as run_audit
-    from anchor.ledger import LedgerFile
+    from packproof.anchor.audit import audit as run_audit
+    from packproof.anchor.ledger import LedgerFile
     from packproof.crypto import read_public_key
     from packproof.store import Store
 
@@ -744,7 +745,7 @@ def condition_report(
 
     from rich.table import Table
 
-    from api.condition import RECENT_DISPUTES, condition
+    from packproof.api.condition import RECENT_DISPUTES, condition
     from packproof.store import Store
 
     data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
@@ -883,8 +884,8 @@ ProfileOpt = Annotated[str | None, typer.Option(
 
 def _check_profile(cfg: Settings, profile: str | None) -> None:
     """A profile the ingestor cannot evaluate would silently judge the packs by the default envelope."""
-    from edge.thresholds import profile_problem
-    from packproof.services import profiles_from
+    from packproof.app.services import profiles_from
+    from packproof.edge.thresholds import profile_problem
 
     if profile is not None and (problem := profile_problem(profile, profiles_from(cfg.ingest.profiles))):
         fail(Exit.BAD_INPUT, problem)
@@ -911,7 +912,7 @@ def devices_provision(
     """Make a key pair (and an MQTT login) for a device, and register its public key."""
     import secrets
 
-    from broker.auth import PasswordFile
+    from packproof.broker.auth import PasswordFile
 
     _check_device_id(device_id)
     _check_profile(cfg, profile)
@@ -1040,7 +1041,7 @@ def shipments_set_profile(
 def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) -> dict[int, bytes]:
     """The ledger key in force at each of `heights` (ascending), following the rotations announced
     in `chain` (blocks 0..) from the genesis key; a chain that does not hold up to there is exit 1."""
-    from anchor.ledger import verify_chain
+    from packproof.anchor.ledger import verify_chain
 
     keys, key, done = {}, genesis_key, 0
     try:
@@ -1074,7 +1075,7 @@ def health_seal(cfg: Settings, max_age: MaxAgeOpt = MAX_AGE) -> None:
 
 
 def _health(service: str, cfg: Settings, max_age: float) -> None:
-    from packproof.healthcheck import check
+    from packproof.app.healthcheck import check
 
     problem = asyncio.run(check(service, _dirs(cfg), cfg.mqtt.client_id, max_age))
     if problem:
