@@ -40,8 +40,9 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
 from packproof.errors import LedgerIntegrityError
 from packproof.reading import Reading
+from packproof.records import DeviceRecord, QuarantineRow, StoredRow
 from packproof.rfc6962 import leaf_hash
-from packproof.store import QUARANTINE, REGISTRY, DeviceRecord, QuarantineRow, Store, StoredRow, quarantine_record
+from packproof.store import QUARANTINE, REGISTRY, Store, quarantine_record
 
 POOL_FROM = 50_000  # rows: below this, checking in this process beats starting verifier processes
 

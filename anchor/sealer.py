@@ -31,7 +31,8 @@ from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.errors import ConfigError, LedgerIntegrityError, StoreError
 from packproof.health import HEARTBEAT, SEALER_STATUS
 from packproof.intake import IntakeKey
-from packproof.store import BlockRecord, SealRow, Store
+from packproof.records import BlockRecord, SealRow
+from packproof.store import Store
 from packproof.timefmt import rfc3339
 
 log = logging.getLogger(__name__)

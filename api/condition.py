@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from packproof.api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
-from packproof.store import Dispute, Disputes
+from packproof.records import Dispute, Disputes, Excursion
 from packproof.timefmt import rfc3339
 
 SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
@@ -30,10 +30,10 @@ def worst(statuses: Sequence[Status], default: Status = "ok") -> Status:
     return max(statuses, key=SEVERITY.index, default=default)
 
 
-def excursion_out(r: Sequence[Any]) -> ExcursionOut:
-    return ExcursionOut(id=r[0], device_id=r[1], test=r[3], quantity=r[4], severity=r[5],
-                        start=r[6], end=r[7], start_seq=r[8], end_seq=r[9], peak=r[10],
-                        limit=r[11], limit_crossed=r[12], readings=r[13], open=bool(r[14]))
+def excursion_out(e: Excursion) -> ExcursionOut:
+    return ExcursionOut(id=e.id, device_id=e.device_id, test=e.test, quantity=e.quantity, severity=e.severity,
+                        start=e.start, end=e.end, start_seq=e.start_seq, end_seq=e.end_seq, peak=e.peak,
+                        limit=e.limit, limit_crossed=e.limit_crossed, readings=e.readings, open=e.open)
 
 
 def dispute_out(d: Dispute) -> DisputeOut:
@@ -46,7 +46,7 @@ def dispute_out(d: Dispute) -> DisputeOut:
 
 
 def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
-              excursions: Sequence[Sequence[Any]], now: float, stale_after: float,
+              excursions: Sequence[Excursion], now: float, stale_after: float,
               disputes: Disputes) -> Condition:
     """`devices` rows as `Store.shipment_devices` returns them; excursions as stored; disputes
     as `Store.shipment_disputes` returns them."""

@@ -24,7 +24,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
 from packproof.reading import Reading, Shock, Vibration
-from packproof.store import IngestBatch
+from packproof.records import IngestBatch
 
 
 async def build(dirs: DataDir, n: int, devices: int) -> None:

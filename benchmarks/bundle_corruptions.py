@@ -75,7 +75,7 @@ async def _fill(root: Path) -> None:
     from packproof.anchor.sealer import Sealer
     from packproof.crypto import load_or_create_ledger_key, private_key_from_seed, public_key_bytes
     from packproof.paths import DataDir
-    from packproof.store import IngestBatch
+    from packproof.records import IngestBatch
 
     dirs = DataDir(root)
     key = private_key_from_seed(b"dev-a")

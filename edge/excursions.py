@@ -10,32 +10,9 @@ the excursions that changed once per batch, and writes them in the batch's trans
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from packproof.edge.thresholds import Check
-
-
-@dataclass(slots=True)
-class Excursion:
-    id: int
-    device_id: str
-    shipment_id: str
-    test: str
-    quantity: str
-    severity: str
-    start_ts: str
-    end_ts: str
-    start_seq: int
-    end_seq: int
-    peak: float
-    limit: float
-    limit_desc: str
-    reading_count: int
-    open: bool
-
-    def worse(self, value: float) -> bool:
-        """Farther beyond the limit than the peak so far? Below-limit findings grow downwards."""
-        return value < self.peak if self.peak < self.limit else value > self.peak
+from packproof.records import Excursion
 
 
 class ExcursionTracker:
@@ -60,16 +37,16 @@ class ExcursionTracker:
             seen.add(c.test)
             e = opened.get(c.test)
             if e is not None and e.severity == c.severity:
-                e.end_ts, e.end_seq = ts, seq
-                e.reading_count += 1
+                e.end, e.end_seq = ts, seq
+                e.readings += 1
                 if e.worse(c.value):
-                    e.peak, e.limit, e.limit_desc = c.value, c.limit, c.limit_desc
+                    e.peak, e.limit, e.limit_crossed = c.value, c.limit, c.limit_crossed
                 self._changed[e.id] = e
                 continue
             if e is not None:
                 self._close(opened, e)
             e = Excursion(self._next_id, device_id, shipment_id, c.test, c.quantity, c.severity, ts, ts,
-                          seq, seq, c.value, c.limit, c.limit_desc, 1, True)
+                          seq, seq, c.value, c.limit, c.limit_crossed, 1, True)
             self._next_id += 1
             opened[c.test] = e
             self._changed[e.id] = e
@@ -90,13 +67,13 @@ class ExcursionTracker:
         for c in checks:
             e = opened.get(c.test)
             if e is not None and e.severity == c.severity and e.start_seq <= seq <= e.end_seq:
-                e.reading_count += 1
+                e.readings += 1
                 if e.worse(c.value):
-                    e.peak, e.limit, e.limit_desc = c.value, c.limit, c.limit_desc
+                    e.peak, e.limit, e.limit_crossed = c.value, c.limit, c.limit_crossed
                 self._changed[e.id] = e
                 continue
             e = Excursion(self._next_id, device_id, shipment_id, c.test, c.quantity, c.severity, ts, ts,
-                          seq, seq, c.value, c.limit, c.limit_desc, 1, False)
+                          seq, seq, c.value, c.limit, c.limit_crossed, 1, False)
             self._next_id += 1
             self._changed[e.id] = e
 

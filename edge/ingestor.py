@@ -40,14 +40,15 @@ from paho.mqtt.properties import Properties
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.edge.decode import PLAUSIBLE, Accepted, DeviceEntry, Plausibility, bad_signature, decode
-from packproof.edge.excursions import Excursion, ExcursionTracker
+from packproof.edge.excursions import ExcursionTracker
 from packproof.edge.mqttclient import BatchingClient
 from packproof.edge.session import SessionWatch
 from packproof.edge.thresholds import BUILTIN_PROFILES, Check, Profile, evaluate
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.health import HEARTBEAT
 from packproof.reading import DEFAULT_PROFILE, TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
-from packproof.store import DeviceRecord, IngestBatch, Store, kept_evidence
+from packproof.records import DeviceRecord, IngestBatch
+from packproof.store import Store, kept_evidence
 from packproof.watermark import Watermarks
 
 log = logging.getLogger(__name__)
@@ -96,19 +97,6 @@ class IngestStats:
     @property
     def processed(self) -> int:
         return self.accepted + self.duplicates + self.quarantined
-
-
-def excursion_row(e: Excursion) -> tuple[Any, ...]:
-    return (e.id, e.device_id, e.shipment_id, e.test, e.quantity, e.severity, e.start_ts,
-            e.end_ts, e.start_seq, e.end_seq, e.peak, e.limit, e.limit_desc, e.reading_count,
-            1 if e.open else 0)
-
-
-def excursion_from_row(r: tuple[Any, ...]) -> Excursion:
-    return Excursion(id=r[0], device_id=r[1], shipment_id=r[2], test=r[3], quantity=r[4],
-                     severity=r[5], start_ts=r[6], end_ts=r[7], start_seq=r[8], end_seq=r[9],
-                     peak=r[10], limit=r[11], limit_desc=r[12], reading_count=r[13],
-                     open=bool(r[14]))
 
 
 MQTT_PROTOCOLS = ("3.1.1", "5")
@@ -667,8 +655,8 @@ class Ingestor:
         maybe = [(a.reading.device_id, a.reading.seq) for a, _, _ in d.readings
                  if wm.holds(a.reading.device_id, a.reading.seq)]
         stored = await store.existing(maybe) if maybe else {}
-        opened = [excursion_from_row(r) for r in await store.open_excursions(devices)]
-        tracker = ExcursionTracker(next_id=await store.next_excursion_id(), open_excursions=opened)
+        tracker = ExcursionTracker(next_id=await store.next_excursion_id(),
+                                   open_excursions=await store.open_excursions(devices))
         touched: dict[str, str] = {}
         per_device: dict[str, list[Any]] = {}
         for a, m, checks in d.readings:
@@ -706,7 +694,7 @@ class Ingestor:
         for s in per_device.values():
             st = states[s[0]]
             batch.stats.append((*s, st.acked_seq, st.missing, wm.stored_gaps_json(s[0])))
-        batch.excursions = [excursion_row(e) for e in tracker.drain_changed()]
+        batch.excursions = tracker.drain_changed()
         out.accepted = len(batch.readings)
         if out.accepted:
             batch.count("readings_accepted", out.accepted)

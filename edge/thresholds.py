@@ -144,7 +144,7 @@ class Check:
     severity: Severity
     value: float
     limit: float
-    limit_desc: str
+    limit_crossed: str
 
 
 class _Vib(Protocol):

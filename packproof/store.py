@@ -23,7 +23,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,17 @@ from packproof.diskfull import is_disk_full
 from packproof.errors import ConfigError, DiskFullError, RegistryConflict, StoreError
 from packproof.intake import IntakeKey
 from packproof.reading import DEFAULT_PROFILE
+from packproof.records import (
+    BlockRecord,
+    DeviceRecord,
+    Dispute,
+    Disputes,
+    Excursion,
+    IngestBatch,
+    QuarantineRow,
+    SealRow,
+    StoredRow,
+)
 from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
 from packproof.watermark import Watermarks
@@ -122,80 +132,22 @@ EXCURSION_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRecord:
-    device_id: str
-    shipment_id: str
-    public_key: bytes | None  # the current key; None: a tracker that cannot sign (trust begins at the ingestor)
-    profile: str
-    keys: tuple[tuple[int, bytes | None], ...] = ()  # (valid from seq, key), oldest first
-    revoked: bool = False
-
-    def key_at(self, seq: int) -> bytes | None:
-        """The key valid for reading `seq`: readings from before a rotation keep their old key."""
-        valid = [k for start, k in self.keys if start <= seq]
-        return valid[-1] if valid else self.public_key
+def _excursion_of(r: Sequence[Any]) -> Excursion:
+    """An `excursions` row (EXCURSION_COLUMNS) as the record: the one place column names meet field names."""
+    return Excursion(id=r[0], device_id=r[1], shipment_id=r[2], test=r[3], quantity=r[4], severity=r[5],
+                     start=r[6], end=r[7], start_seq=r[8], end_seq=r[9], peak=r[10], limit=r[11],
+                     limit_crossed=r[12], readings=r[13], open=bool(r[14]))
 
 
-@dataclass(frozen=True, slots=True)
-class Dispute:
-    """A second, different version of a stored reading, kept in quarantine as `conflicting_reading`.
-
-    Which version is true the store cannot say (for an unsigned tracker, anyone with its MQTT
-    login could have sent the first): both stay reachable, the stored one by its reading id,
-    the other by its quarantine row.
-    """
-
-    quarantine_id: int
-    device_id: str
-    seq: int | None  # read from the quarantined body; None if it cannot be
+def _excursion_columns(e: Excursion) -> tuple[Any, ...]:
+    return (e.id, e.device_id, e.shipment_id, e.test, e.quantity, e.severity, e.start, e.end, e.start_seq,
+            e.end_seq, e.peak, e.limit, e.limit_crossed, e.readings, 1 if e.open else 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Disputes:
-    """A shipment's disputes: how many per device, and the newest of them."""
-
-    counts: dict[str, int]
-    recent: list[Dispute]
 
 
-@dataclass(frozen=True, slots=True)
-class SealRow:
-    """A stored row as the sealer checks it before sealing: its leaf hash and its intake MAC.
-
-    Not its bytes: the block seals the leaf the intake MACed; bytes edited since no longer
-    hash to it, which the audit names.
-    """
-
-    id: int
-    device_id: str
-    leaf_hash: bytes
-    intake_mac: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    """A stored row with every column the body vouches for, as the audit compares them."""
-
-    id: int
-    device_id: str
-    seq: int
-    shipment_id: str
-    ts: str
-    body: bytes
-    leaf_hash: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineRow:
-    id: int
-    received_at: float
-    topic: str
-    payload: bytes
-    reason_code: str
-    reason: str
-    device_id: str | None
-    shipment_id: str | None
 
 
 def quarantine_record(q: QuarantineRow) -> dict[str, Any]:
@@ -205,29 +157,6 @@ def quarantine_record(q: QuarantineRow) -> dict[str, Any]:
             "payload_sha256": hashlib.sha256(q.payload).hexdigest(), "payload_size": len(q.payload)}
 
 
-@dataclass(frozen=True, slots=True)
-class BlockRecord:
-    height: int
-    hash: bytes
-    first_id: int
-    last_id: int
-    leaf_count: int
-    header: str  # canonical JSON text of the header, exactly as hashed
-    signature: str
-
-
-@dataclass(slots=True)
-class IngestBatch:
-    """Everything one ingest transaction writes; built by the ingestor, written at once."""
-
-    readings: list[tuple[Any, ...]] = field(default_factory=list)
-    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
-    stats: list[tuple[Any, ...]] = field(default_factory=list)
-    excursions: list[tuple[Any, ...]] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def count(self, name: str, n: int = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + n
 
 
 QUARANTINE_KEEP = 4096  # bytes of a payload kept as evidence; beyond it, its size and SHA-256
@@ -651,11 +580,11 @@ class Store:
                 out[r[0]] = (r[1], r[2], r[3])
         return out
 
-    async def open_excursions(self, device_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    async def open_excursions(self, device_ids: Sequence[str]) -> list[Excursion]:
         out = []
         for chunk in _chunks(device_ids):
-            out += await self._db.fetch(
-                f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1 AND device_id IN ({_in(chunk)})", chunk)
+            out += [_excursion_of(r) for r in await self._db.fetch(
+                f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE open = 1 AND device_id IN ({_in(chunk)})", chunk)]
         return out
 
     async def next_excursion_id(self) -> int:
@@ -711,7 +640,7 @@ class Store:
             cols = EXCURSION_COLUMNS.split(", ")
             await db.executemany(
                 f"INSERT INTO excursions({EXCURSION_COLUMNS}) VALUES ({_in(cols)}) ON CONFLICT(id) DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]), b.excursions)
+                + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]), [_excursion_columns(e) for e in b.excursions])
         if b.counters:
             await db.executemany(
                 "INSERT INTO counters(name, value) VALUES (?,?) "
@@ -868,10 +797,9 @@ class Store:
             "FROM devices d LEFT JOIN device_stats s USING(device_id) "
             "WHERE d.shipment_id=? ORDER BY d.device_id", (shipment_id,))
 
-    async def shipment_excursions(self, shipment_id: str) -> list[tuple[Any, ...]]:
-        return await self._fetch(
-            f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE shipment_id=? ORDER BY id",
-            (shipment_id,))
+    async def shipment_excursions(self, shipment_id: str) -> list[Excursion]:
+        return [_excursion_of(r) for r in await self._fetch(
+            f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE shipment_id=? ORDER BY id", (shipment_id,))]
 
     async def shipment_readings(self, shipment_id: str, after_id: int, limit: int) -> list[tuple[Any, ...]]:
         """(id, body, received_at, block height or None, leaf index or None) in store order."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from packproof.api.deps import MAX_ROW, StoreDep
 from packproof.api.schemas import BlockOut, BlockPage, LedgerHead
 from packproof.crypto import b64, key_id
-from packproof.store import BlockRecord
+from packproof.records import BlockRecord
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
 

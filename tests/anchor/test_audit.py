@@ -21,7 +21,7 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.app.services import seal_until
 from packproof.net import free_port
 from packproof.paths import DataDir
-from packproof.store import IngestBatch
+from packproof.records import IngestBatch
 from tests.conftest import cli
 
 

@@ -13,7 +13,8 @@ from packproof.anchor.sealer import Sealer
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
-from packproof.store import IngestBatch, Store
+from packproof.records import IngestBatch
+from packproof.store import Store
 
 KEY = private_key_from_seed(b"ledger")
 PUB = public_key_bytes(KEY)

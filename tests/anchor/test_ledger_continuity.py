@@ -23,7 +23,8 @@ from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
 from packproof.paths import DataDir
-from packproof.store import IngestBatch, Store
+from packproof.records import IngestBatch
+from packproof.store import Store
 from tests.conftest import Service, wait_for
 
 KEY = private_key_from_seed(b"continuity")

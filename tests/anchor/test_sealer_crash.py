@@ -21,8 +21,8 @@ import pytest
 from packproof.anchor.merkle import leaf_hash
 from packproof.failpoints import EXIT_CODE
 from packproof.paths import DataDir
+from packproof.records import IngestBatch
 from packproof.simulators.fleet import build_fleet, shipments_of
-from packproof.store import IngestBatch
 from tests.conftest import Service, cli, packproof_cmd, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
-from packproof.store import IngestBatch, Store
+from packproof.records import IngestBatch
+from packproof.store import Store
 
 ADMIN = {"authorization": "Bearer admin-token-0123456789"}
 KEY = b64(public_key_bytes(private_key_from_seed(b"api-intake")))

@@ -21,8 +21,8 @@ def test_a_run_of_violations_is_one_excursion_with_its_peak() -> None:
     t = ExcursionTracker()
     feed(t, (), (HOT,), (HOTTER,), (HOT,), ())
     (e,) = t.drain_changed()
-    assert (e.start_seq, e.end_seq, e.reading_count, e.peak, e.open) == (1, 3, 3, 78.0, False)
-    assert (e.start_ts, e.end_ts) == ("ts1", "ts3")
+    assert (e.start_seq, e.end_seq, e.readings, e.peak, e.open) == (1, 3, 3, 78.0, False)
+    assert (e.start, e.end) == ("ts1", "ts3")
 
 
 def test_low_side_peak_is_the_minimum() -> None:
@@ -55,7 +55,7 @@ def test_devices_do_not_share_runs() -> None:
     t.observe("b", "S", 0, "t", ())
     t.observe("a", "S", 1, "t", (HOT,))
     (e,) = t.drain_changed()
-    assert e.device_id == "a" and e.reading_count == 2
+    assert e.device_id == "a" and e.readings == 2
 
 
 def test_drain_reports_each_change_once() -> None:
@@ -76,7 +76,7 @@ def test_open_excursions_reload_after_a_restart() -> None:
     t = ExcursionTracker(next_id=1, open_excursions=[stored])
     feed(t, (HOTTER,), (), start=4)
     (e,) = t.drain_changed()
-    assert (e.id, e.reading_count, e.end_seq, e.peak, e.open) == (7, 5, 4, 78.0, False)
+    assert (e.id, e.readings, e.end_seq, e.peak, e.open) == (7, 5, 4, 78.0, False)
     feed(t, (HOT,), start=6)
     assert t.drain_changed()[0].id == 8  # new ids continue after the reloaded ones
 
@@ -88,7 +88,7 @@ def test_a_late_reading_inside_an_open_run_joins_it_without_moving_its_end() -> 
     t.drain_changed()
     t.observe_late("d", "S", 2, "ts2", (HOTTER,))
     (e,) = t.drain_changed()
-    assert (e.start_seq, e.end_seq, e.reading_count, e.peak, e.open) == (0, 3, 4, 78.0, True)
+    assert (e.start_seq, e.end_seq, e.readings, e.peak, e.open) == (0, 3, 4, 78.0, True)
 
 
 def test_a_late_violation_outside_any_run_is_kept_as_its_own_closed_excursion() -> None:

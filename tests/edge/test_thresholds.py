@@ -113,7 +113,7 @@ def test_t4_mass_formula_lowers_the_peak_for_heavy_batteries() -> None:
 def test_findings_say_what_was_crossed() -> None:
     (c,) = evaluate(CELL, reading(t=80.0))
     assert (c.test, c.quantity, c.value, c.limit) == ("T.2", "temperature_c", 80.0, 72.0)
-    assert "72" in c.limit_desc and "T.2" in c.limit_desc
+    assert "72" in c.limit_crossed and "T.2" in c.limit_crossed
 
 
 def test_user_profiles_load_and_bad_ones_are_named(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from packproof.app.services import SealerLock
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.errors import StoreError
 from packproof.paths import DataDir
-from packproof.store import SCHEMA_VERSION, IngestBatch, Store
+from packproof.records import IngestBatch
+from packproof.store import SCHEMA_VERSION, Store
 from tests.dbutil import query_sync as query
 
 

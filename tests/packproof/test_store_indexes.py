@@ -16,7 +16,8 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.anchor.sealer import Sealer
 from packproof.crypto import load_or_create_ledger_key
 from packproof.intake import IntakeKey
-from packproof.store import IngestBatch, Store
+from packproof.records import IngestBatch
+from packproof.store import Store
 
 BIG_TABLES = ("readings", "quarantine", "excursions", "blocks", "device_stats")
 

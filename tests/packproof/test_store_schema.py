@@ -10,7 +10,8 @@ import pytest
 
 from packproof.anchor.merkle import leaf_hash
 from packproof.errors import StoreError
-from packproof.store import SCHEMA_VERSION, IngestBatch, Store
+from packproof.records import IngestBatch
+from packproof.store import SCHEMA_VERSION, Store
 
 
 async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:

@@ -1,0 +1,143 @@
+"""The typed records that cross the store boundary: what `packproof.store.Store` returns and takes.
+
+Named fields, never positions (`row.leaf_hash`, not `r[2]`): a reader of the sealer, the
+ingestor or an API route sees what each value is, and a column added to a query cannot shift
+another one's meaning. Records are frozen where nothing changes them after they are read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    device_id: str
+    shipment_id: str
+    public_key: bytes | None  # the current key; None: a tracker that cannot sign (trust begins at the ingestor)
+    profile: str
+    keys: tuple[tuple[int, bytes | None], ...] = ()  # (valid from seq, key), oldest first
+    revoked: bool = False
+
+    def key_at(self, seq: int) -> bytes | None:
+        """The key valid for reading `seq`: readings from before a rotation keep their old key."""
+        valid = [k for start, k in self.keys if start <= seq]
+        return valid[-1] if valid else self.public_key
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A second, different version of a stored reading, kept in quarantine as `conflicting_reading`.
+
+    Which version is true the store cannot say (for an unsigned tracker, anyone with its MQTT
+    login could have sent the first): both stay reachable, the stored one by its reading id,
+    the other by its quarantine row.
+    """
+
+    quarantine_id: int
+    device_id: str
+    seq: int | None  # read from the quarantined body; None if it cannot be
+
+
+@dataclass(frozen=True, slots=True)
+class Disputes:
+    """A shipment's disputes: how many per device, and the newest of them."""
+
+    counts: dict[str, int]
+    recent: list[Dispute]
+
+
+@dataclass(frozen=True, slots=True)
+class SealRow:
+    """A stored row as the sealer checks it before sealing: its leaf hash and its intake MAC.
+
+    Not its bytes: the block seals the leaf the intake MACed; bytes edited since no longer
+    hash to it, which the audit names.
+    """
+
+    id: int
+    device_id: str
+    leaf_hash: bytes
+    intake_mac: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """A stored row with every column the body vouches for, as the audit compares them."""
+
+    id: int
+    device_id: str
+    seq: int
+    shipment_id: str
+    ts: str
+    body: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    id: int
+    received_at: float
+    topic: str
+    payload: bytes
+    reason_code: str
+    reason: str
+    device_id: str | None
+    shipment_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    height: int
+    hash: bytes
+    first_id: int
+    last_id: int
+    leaf_count: int
+    header: str  # canonical JSON text of the header, exactly as hashed
+    signature: str
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    """Everything one ingest transaction writes; built by the ingestor, written at once."""
+
+    readings: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+    stats: list[tuple[Any, ...]] = field(default_factory=list)
+    excursions: list[Excursion] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+@dataclass(slots=True)
+class Excursion:
+    """A run of consecutive readings of one device for one test with the same finding (docs/design.md).
+
+    One vocabulary from the tracker (edge/excursions.py) through the store to the API and the CLI:
+    `start`/`end` are the first and last readings' timestamps, `limit_crossed` names the limit in
+    words, `readings` counts the run. The store's columns keep their older names (start_ts,
+    limit_desc, ...); `Store` translates, in one place.
+    """
+
+    id: int
+    device_id: str
+    shipment_id: str
+    test: str
+    quantity: str
+    severity: str
+    start: str
+    end: str
+    start_seq: int
+    end_seq: int
+    peak: float
+    limit: float
+    limit_crossed: str
+    readings: int
+    open: bool
+
+    def worse(self, value: float) -> bool:
+        """Farther beyond the limit than the peak so far? Below-limit findings grow downwards."""
+        return value < self.peak if self.peak < self.limit else value > self.peak
