@@ -5,7 +5,6 @@ sealed records."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import secrets
 from pathlib import Path
@@ -33,24 +32,18 @@ class _NewKey:
     """
 
     def __init__(self, device_id: str, key_out: Path) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # not at start-up: cryptography
+        from packproof.crypto import new_private_key  # not at start-up: cryptography
 
         self.path = key_out / f"{device_id}.key"
         self._staged = key_out / f".{device_id}.key.new"
         self._made_dir = not key_out.exists()
-        self._key = Ed25519PrivateKey.generate()
+        self._key = new_private_key()
 
     def __enter__(self) -> bytes:
-        from cryptography.hazmat.primitives import serialization  # not at start-up: cryptography
+        from packproof.crypto import public_key_bytes, write_private_key  # not at start-up: cryptography
 
-        from packproof.crypto import public_key_bytes  # not at start-up: cryptography
-
-        pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+        write_private_key(self._staged, self._key, overwrite=True)
         return public_key_bytes(self._key)
 
     def __exit__(self, exc_type: object, *_: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,10 +65,8 @@ def _read_json(path: Path) -> Any:
 @configured("ledger rotate-key", DATA_DIR)
 def ledger_rotate_key(cfg: Settings) -> None:
     """Make a new ledger key; the next block, signed by the current key, names it, and later blocks use it."""
-    from cryptography.hazmat.primitives import serialization  # not at start-up: cryptography
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # not at start-up: cryptography
-
-    from packproof.crypto import public_key_bytes  # not at start-up: cryptography
+    # not at start-up: cryptography
+    from packproof.crypto import new_private_key, public_key_bytes, write_private_key
 
     dirs = data_dir_of(cfg)
     if not dirs.ledger_key.exists():
@@ -77,11 +74,8 @@ def ledger_rotate_key(cfg: Settings) -> None:
     nxt = dirs.ledger_key.with_name(dirs.ledger_key.name + ".next")
     if nxt.exists():
         fail(Exit.BAD_INPUT, f"a rotation is already waiting ({nxt}); the sealer applies it with its next block")
-    key = Ed25519PrivateKey.generate()
-    fd = os.open(nxt, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+    key = new_private_key()
+    write_private_key(nxt, key)
     out.print(f"new ledger key {key_id_of(public_key_bytes(key))} waits in {nxt}: the sealer's next block, signed "
               "by the current key, announces it; auditors keep trusting the genesis key in ledger.pub", highlight=False)
 
