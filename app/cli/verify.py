@@ -90,12 +90,18 @@ def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | 
     """What the verifier knows besides the bundle: the trusted key at each of the bundle's block
     heights (a pinned genesis key followed through the rotations a chain from block 0 announces),
     and the chain from the lowest of those heights to the head."""
+    from packproof.anchor.ledger import keys_in_force  # not at start-up: cryptography
     from packproof.anchor.proof import LedgerView  # not at start-up: cryptography
 
     from_genesis = bool(chain) and chain is not None and chain[0].height == 0
     keys: dict[int, bytes] = {}
-    if pinned is not None:
-        keys = keys_in_force(chain, pinned, heights) if chain and from_genesis else dict.fromkeys(heights, pinned)
+    if pinned is not None and chain and from_genesis:
+        try:
+            keys = keys_in_force(chain, pinned, heights)
+        except LedgerIntegrityError as exc:
+            fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
+    elif pinned is not None:
+        keys = dict.fromkeys(heights, pinned)
     if chain and from_genesis:
         chain = chain[heights[0]:]
     return LedgerView(keys, chain)
@@ -167,17 +173,3 @@ def verify(
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
     out.print("[green]proof holds[/]")
 
-
-def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) -> dict[int, bytes]:
-    """The ledger key in force at each of `heights` (ascending), following the rotations announced
-    in `chain` (blocks 0..) from the genesis key; a chain that does not hold up to there is exit 1."""
-    from packproof.anchor.ledger import verify_chain  # not at start-up: cryptography
-
-    keys, key, done = {}, genesis_key, 0
-    try:
-        for h in heights:
-            key = verify_chain(chain[done:h], key, start_prev=chain[done - 1] if done else None)
-            keys[h], done = key, h
-    except LedgerIntegrityError as exc:
-        fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
-    return keys
