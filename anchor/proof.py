@@ -271,7 +271,6 @@ def bundle_of(doc: Any) -> ProofBundle:
                           + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
 
 
-
 def key_record_in_force(records: Sequence[bytes], device_id: str, seq: int) -> int | None:
     """Which of the registry's record leaves (in store order) gives `device_id` its key at `seq`.
 
