@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,16 +123,47 @@ def check_block(block: Block, prev: Block | None, public_key: bytes) -> None:
 
 def next_key_of(block: Block) -> bytes | None:
     """The key a rotation block hands over to (its own signature, by the old key, vouches for it)."""
-    announced = block.header.get("next_key")
+    return _announced(block.header)
+
+
+def _announced(header: Mapping[str, Any]) -> bytes | None:
+    announced = header.get("next_key")
     if announced is None:
         return None
+    height = int(header["height"])
     try:
         key = unb64(announced)
     except ValueError as exc:
-        raise LedgerIntegrityError(f"block {block.height}: next_key is not base64", block.height) from exc
+        raise LedgerIntegrityError(f"block {height}: next_key is not base64", height) from exc
     if len(key) != 32:
-        raise LedgerIntegrityError(f"block {block.height}: next_key is not a 32-byte Ed25519 key", block.height)
+        raise LedgerIntegrityError(f"block {height}: next_key is not a 32-byte Ed25519 key", height)
     return key
+
+
+def key_in_force(start_key: bytes, headers: Iterable[Mapping[str, Any]], height: int) -> bytes:
+    """The ledger key that signs block `height`: `start_key` (the genesis key, or the key in force
+    at the first of `headers`) followed through the rotations the block `headers` below `height`
+    announce, in ascending height (headers at or above `height` are not read; blocks that rotate
+    nothing may be left out).
+
+    The one rule of ledger-key rotation, written once: a key a block announces signs from the
+    next block on. Walking the chain, the verifier's trusted keys and the API's proofs ask here.
+    It checks no signature: `verify_chain` does, asking this for the key of each block.
+    """
+    key = start_key
+    for header in headers:
+        if int(header["height"]) >= height:
+            break
+        key = _announced(header) or key
+    return key
+
+
+def keys_in_force(chain: Sequence[Block], genesis_key: bytes, heights: Sequence[int]) -> dict[int, bytes]:
+    """The ledger key in force at each of `heights` (ascending), following the rotations announced
+    in `chain` (blocks 0..) from the genesis key, once the chain below the highest of them holds
+    (LedgerIntegrityError names the first broken block otherwise)."""
+    verify_chain(chain[:heights[-1]], genesis_key)
+    return {h: key_in_force(genesis_key, (b.header for b in chain), h) for h in heights}
 
 
 def walk_chain(blocks: Sequence[Block], public_key: bytes, start_prev: Block | None = None,
@@ -148,7 +179,7 @@ def walk_chain(blocks: Sequence[Block], public_key: bytes, start_prev: Block | N
         try:
             check_block(block, prev, used)
             problem = None
-            key = next_key_of(block) or key
+            key = key_in_force(used, (block.header,), block.height + 1)
         except LedgerIntegrityError as exc:
             problem = exc
         yield block, used, problem
@@ -161,7 +192,7 @@ def verify_chain(blocks: Sequence[Block], public_key: bytes, start_prev: Block |
     for block, used, problem in walk_chain(blocks, public_key, start_prev):
         if problem is not None:
             raise problem
-        key = next_key_of(block) or used
+        key = key_in_force(used, (block.header,), block.height + 1)
     return key
 
 

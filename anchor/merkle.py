@@ -41,7 +41,6 @@ __all__ = [
     "node_hash",
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
-    "verify_inclusion",
 ]
 
 def _next_level(level: Sequence[bytes]) -> list[bytes]:
@@ -131,7 +130,7 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
 
     Raises ProofError, before any hashing, if the claim cannot be well formed: the index
     out of range, a hash that is not 32 bytes, or an audit path of the wrong length. The
-    caller compares the result with a root it trusts (see `verify_inclusion`).
+    caller compares the result with a root it trusts (`packproof.anchor.proof` does).
     """
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} out of range for tree size {size}")
@@ -167,19 +166,3 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
         raise ProofError(f"audit path is shorter than tree size {size} requires for index {index}")
     return r
 
-
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
-    """Return if `proof` shows leaf hash `leaf` at `index` in the tree of `size` with `root`.
-
-    Raises ProofError otherwise; on a root mismatch it carries both roots in hex
-    (`expected` = the trusted root, `got` = the one the proof implies) so a report can
-    show them side by side.
-    """
-    got = root_from_inclusion_proof(index, size, leaf, proof)
-    if got != root:
-        raise ProofError(
-            f"computed root {got.hex()} does not match expected root {root.hex()} "
-            f"for leaf index {index} in tree size {size}",
-            expected=root.hex(),
-            got=got.hex(),
-        )

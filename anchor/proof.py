@@ -35,12 +35,21 @@ from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
-from packproof.anchor.ledger import Block, block_hash, next_key_of, verify_chain
+from packproof.anchor.ledger import Block, block_hash, key_in_force, verify_chain
 from packproof.anchor.merkle import root_from_inclusion_proof
 from packproof.canonical import canonical_bytes, canonical_json, signing_bytes
-from packproof.crypto import b64, key_id, signature_holds, unb64
+from packproof.crypto import key_id, signature_holds, unb64
 from packproof.errors import ConfigError, LedgerIntegrityError, ProofError
 from packproof.reading import MAX_SEQ, TS_PATTERN, Reading
 from packproof.rfc6962 import HASH_LEN, leaf_hash
@@ -107,6 +116,11 @@ class HeaderDoc(BaseModel):
     key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     next_key: PublicKey | None = None
 
+    @model_serializer(mode="wrap")
+    def _canonical_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The keys in RFC 8785 order (sorted: they are ASCII), the order of the header's signed text."""
+        return dict(sorted(handler(self).items()))
+
 
 class BlockDoc(BaseModel):
     model_config = _STRICT
@@ -151,10 +165,17 @@ class SealedLeaf(BaseModel):
 
 
 class ProofBundle(BaseModel):
+    """The bundle as the verifier parses it and as packproof.anchor.bundle builds it."""
+
     model_config = _STRICT
     format: Literal["packproof-proof/2"]
     reading: SealedLeaf
     registry: SealedLeaf
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document: the fields as given (a header's absent next_key stays absent), each
+        block header in its canonical key order, as the ledger and the store hold it."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class KeyRecord(BaseModel):
@@ -248,21 +269,6 @@ def bundle_of(doc: Any) -> ProofBundle:
         e = exc.errors()[0]
         raise ConfigError(f"proof bundle: field {_where(e['loc'])}: {e['msg']}"
                           + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
-
-
-# ---- building (the API) -----------------------------------------------------------------
-
-
-def sealed_leaf(leaf: bytes, leaf_index: int, audit_path: Sequence[bytes], tree_size: int, block: Block,
-                ledger_public_key: bytes) -> dict[str, Any]:
-    """The SEALED part of a bundle: `leaf` at `leaf_index` of `block`, with its audit path."""
-    return {"leaf": leaf.decode(), "leaf_index": leaf_index, "tree_size": tree_size,
-            "audit_path": [h.hex() for h in audit_path], "block": block.to_json(),
-            "ledger_public_key": b64(ledger_public_key)}
-
-
-def build_bundle(reading: dict[str, Any], registry: dict[str, Any]) -> dict[str, Any]:
-    return {"format": FORMAT, "reading": reading, "registry": registry}
 
 
 def key_record_in_force(records: Sequence[bytes], device_id: str, seq: int) -> int | None:
@@ -436,7 +442,7 @@ def _chain_check(blocks: Mapping[int, tuple[Block, bytes]], chain: Sequence[Bloc
                                                   f"from this bundle's block {block.hash.hex()}")
     first, key = blocks[low]
     try:
-        verify_chain(chain[1:], next_key_of(first) or key, start_prev=first)
+        verify_chain(chain[1:], key_in_force(key, (first.header,), first.height + 1), start_prev=first)
     except LedgerIntegrityError as exc:
         return Check("block in chain", False, str(exc))
     names = f"block {low} links" if len(blocks) == 1 else f"blocks {' and '.join(map(str, sorted(blocks)))} link"

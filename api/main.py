@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from packproof.anchor.bundle import LedgerKeys
 from packproof.api.deps import ApiSettings, require_admin, require_reader
 from packproof.api.routes import devices, health, ledger, quarantine, readings, shipments
-from packproof.crypto import key_id, read_public_key
+from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -40,7 +41,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger_public_key = ledger_public_key(settings.data_dir)  # the genesis key
-        app.state.ledger_keys = {key_id(app.state.ledger_public_key): app.state.ledger_public_key}
+        app.state.ledger_keys = LedgerKeys(app.state.ledger_public_key)  # and the keys rotated to
         app.state.store = await Store.open(settings.data_dir.store, readonly=True)
         try:
             yield

@@ -57,7 +57,7 @@ def file_lock_held(dirs: DataDir) -> bool:
 
 async def pg_lock_held(url: str) -> bool:
     """Whether some session holds the sealer's advisory lock of this schema (it ends with its session)."""
-    from packproof.db.postgres import SEALER_LOCK, PostgresDriver
+    from packproof.db.postgres import SEALER_LOCK, PostgresDriver  # psycopg only for a PostgreSQL store
 
     conn = await PostgresDriver.connect(url, readonly=True)
     try:
@@ -69,7 +69,7 @@ async def pg_lock_held(url: str) -> bool:
 
 
 async def check(service: str, dirs: DataDir, client_id: str, max_age: float) -> str | None:
-    from packproof.store import Store
+    from packproof.store import Store  # not at start-up: db drivers (every CLI run imports this module)
 
     if service == "seal":
         held = await pg_lock_held(dirs.store) if engine_of(dirs.store) == "postgresql" else file_lock_held(dirs)

@@ -191,7 +191,7 @@ async def _file_lock(dirs: DataDir) -> LockCalls:
 
 
 async def _pg_lock(url: str) -> LockCalls:
-    from packproof.db.postgres import SEALER_LOCK, PostgresDriver
+    from packproof.db.postgres import SEALER_LOCK, PostgresDriver  # psycopg only for a PostgreSQL store
     conn = await PostgresDriver.connect(url, readonly=False)  # held for as long as this sealer seals
 
     async def take() -> bool:

@@ -35,6 +35,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+import packproof.anchor.proof
+from packproof.anchor.ledger import LedgerFile
+from packproof.anchor.merkle import leaf_hash
+from packproof.anchor.sealer import Sealer
+from packproof.api.deps import ApiSettings
+from packproof.api.main import create_app
+from packproof.app.cli import main as cli_main
+from packproof.canonical import canonical_bytes, signing_bytes
+from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
+from packproof.paths import DataDir
+from packproof.reading import Reading
+from packproof.records import IngestBatch
+
 TRACEBACK = "traceback"
 
 
@@ -55,10 +70,6 @@ class Outcome:
 
 
 def _reading_body(device_id: str, seq: int, key: Any) -> bytes:
-    from packproof.canonical import canonical_bytes, signing_bytes
-    from packproof.crypto import b64
-    from packproof.reading import Reading
-
     r = Reading.model_validate({
         "v": 1, "device_id": device_id, "shipment_id": "SHP-A", "seq": seq, "ts": "2026-01-02T03:04:05Z",
         "temperature_c": 21.5 + seq, "vibration": {"peak_g": 0.3, "freq_hz": 20.0},
@@ -70,13 +81,6 @@ def _reading_body(device_id: str, seq: int, key: Any) -> bytes:
 
 async def _fill(root: Path) -> None:
     """Two devices registered and sealed in block 0; four readings each sealed in block 1."""
-    from packproof.anchor.ledger import LedgerFile
-    from packproof.anchor.merkle import leaf_hash
-    from packproof.anchor.sealer import Sealer
-    from packproof.crypto import load_or_create_ledger_key, private_key_from_seed, public_key_bytes
-    from packproof.paths import DataDir
-    from packproof.records import IngestBatch
-
     dirs = DataDir(root)
     key = private_key_from_seed(b"dev-a")
     store = await dirs.open_writer()
@@ -103,12 +107,6 @@ def fill_store(root: Path) -> None:
 
 def fetch_bundle(root: Path, reading_id: str = "dev-a:2") -> dict[str, Any]:
     """A bundle exactly as the API of the code under test serves it (in this process, its lifespan run)."""
-    import httpx
-
-    from packproof.api.deps import ApiSettings
-    from packproof.api.main import create_app
-    from packproof.paths import DataDir
-
     async def get() -> dict[str, Any]:
         app = create_app(ApiSettings(DataDir(root)))
         async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -230,14 +228,12 @@ class Run:
 
 def run_cli(*args: str) -> Run:
     """`packproof ARGS` in this process, as `main()` runs it for a shell."""
-    from packproof.app.cli import main
-
     argv, sys.argv = sys.argv, ["packproof", *args]
     stdout, stderr = io.StringIO(), io.StringIO()
     code: int | str
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            main()
+            cli_main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -282,8 +278,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true", help="print every corruption and its outcome")
     args = parser.parse_args()
-    import packproof.anchor.proof  # here, not at the top: the code under test is the installed packproof's
-
     print(f"code under test: {Path(packproof.anchor.proof.__file__).resolve().parents[1]}")
     with tempfile.TemporaryDirectory() as tmp:
         fill_store(Path(tmp) / "data")

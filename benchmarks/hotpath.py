@@ -31,13 +31,13 @@ from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.merkle import leaf_hash
 from packproof.anchor.sealer import Sealer
 from packproof.canonical import signed_and_full
-from packproof.crypto import load_or_create_ledger_key
-from packproof.edge.decode import decode
+from packproof.crypto import DeviceVerifier, load_or_create_ledger_key
+from packproof.edge.decode import DeviceEntry, decode
 from packproof.edge.ingestor import Ingestor, Message
 from packproof.edge.mqttclient import BatchingClient
-from packproof.edge.thresholds import evaluate
+from packproof.edge.thresholds import BUILTIN_PROFILES, evaluate
 from packproof.paths import DataDir
-from packproof.reading import DeviceTopic, Reading
+from packproof.reading import DEFAULT_PROFILE, DeviceTopic, Reading
 from packproof.simulators.fleet import build_fleet, shipments_of
 from tests.edge.test_mqttclient import publish  # noqa: E402  (the scripted broker's PUBLISH encoder)
 
@@ -174,10 +174,6 @@ def main() -> None:
     topics = [t for t, _ in msgs]
     readings = [Reading.model_validate_json(p) for p in payload_list]
     keys = {d.device_id: d.public_key for d in fleet}
-    from packproof.crypto import DeviceVerifier
-    from packproof.edge.decode import DeviceEntry
-    from packproof.edge.thresholds import BUILTIN_PROFILES
-    from packproof.reading import DEFAULT_PROFILE
     profile = BUILTIN_PROFILES[DEFAULT_PROFILE]
     registry = {d.device_id: DeviceEntry(d.shipment_id, DeviceVerifier(keys[d.device_id]), profile) for d in fleet}
     unsigned = [signed_and_full(r)[0] for r in readings]

@@ -37,6 +37,7 @@ an MQTT 5 broker) runs N ingest processes on one store in a share group.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
 import hashlib
 import json
@@ -58,13 +59,20 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 import psutil
+import psycopg
+from nacl.bindings import crypto_sign_open
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from packproof.broker.auth import PasswordFile  # noqa: E402
 from packproof.broker.mosquitto import INGESTOR_USER, SHIPPED_ACL, MosquittoProcess  # noqa: E402
+from packproof.canonical import signing_bytes  # noqa: E402
+from packproof.crypto import unb64  # noqa: E402
 from packproof.net import free_port, port_in_use  # noqa: E402
-from packproof.simulators.fleet import build_fleet  # noqa: E402
+from packproof.paths import DataDir  # noqa: E402
+from packproof.reading import Reading  # noqa: E402
+from packproof.simulators.fleet import build_fleet, shipments_of  # noqa: E402
 from tests.dbutil import in_schema, query_sync  # noqa: E402
 
 
@@ -246,7 +254,6 @@ class StoreSetup:
     def new(self, data: Path, label: str) -> str:
         if self.kind == "sqlite":
             return f"sqlite:///{data / 'packproof.db'}"
-        import psycopg
         schema = self.schema(label)
         with psycopg.connect(self.pg_url, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -261,14 +268,12 @@ class StoreSetup:
         """A run's schema, once measured: later runs should not share the server with every earlier one."""
         if self.kind != "postgresql":
             return
-        import psycopg
         with psycopg.connect(self.pg_url, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {self.schema(label)} CASCADE")
 
     def drop_all(self) -> None:
         if self.kind != "postgresql":
             return
-        import psycopg
         with psycopg.connect(self.pg_url, autocommit=True) as c:
             for (schema,) in c.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
                                        (f"bench\\_%\\_{os.getpid()}",)).fetchall():
@@ -311,8 +316,6 @@ class BrokerSetup:
 
 def start_mosquitto(work: Path, port: int) -> tuple[MosquittoProcess, BrokerSetup]:
     """Mosquitto from the shipped config, plus one benchmark login allowed to publish any telemetry."""
-    from packproof.broker.auth import PasswordFile
-
     d = work / "mosquitto"
     d.mkdir()
     ingestor, pub = (INGESTOR_USER, "bench-" + os.urandom(8).hex()), (PUBLISHER_USER, "bench-" + os.urandom(8).hex())
@@ -382,11 +385,6 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
         args += ["--share-group", f"bench-{label}"]
     client_ids = [f"bench-{label}-{i}" if ingestors > 1 else f"bench-{label}" for i in range(ingestors)]
     # Register the fleet first (the simulator's --count 0 path would publish).
-    import asyncio
-
-    from packproof.paths import DataDir
-    from packproof.simulators.fleet import shipments_of
-
     async def reg() -> None:
         s = await DataDir(data, store_url=url).open_writer()  # with the intake key, as the ingestors write
         await s.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
@@ -456,12 +454,6 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
 
 def unavoidable(msgs: list[tuple[str, bytes]], fleet: list) -> dict[str, float]:  # type: ignore[type-arg]
     """Same-run cost of the steps any honest ingestor must take, per reading (µs)."""
-    from nacl.bindings import crypto_sign_open
-
-    from packproof.canonical import signing_bytes
-    from packproof.crypto import unb64
-    from packproof.reading import Reading
-
     sample = [p for _, p in msgs[:5000]]
     keys = {d.device_id: d.public_key for d in fleet}
     t = time.perf_counter()

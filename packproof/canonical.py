@@ -14,6 +14,7 @@ vibration.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from packproof.reading import Reading
@@ -120,7 +121,6 @@ def canonical_json(obj: Any) -> bytes:
     Not on the per-reading hot path, so it favours plain correctness: sorted keys,
     ECMAScript numbers, minimal string escapes.
     """
-    import json
 
     def enc(v: Any) -> str:
         if v is None or isinstance(v, bool):

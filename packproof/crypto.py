@@ -26,11 +26,13 @@ __all__ = [
     "b64",
     "key_id",
     "load_or_create_ledger_key",
+    "new_private_key",
     "private_key_from_seed",
     "public_key_bytes",
     "read_public_key",
     "unb64",
     "weak_key_problem",
+    "write_private_key",
 ]
 
 
@@ -98,6 +100,25 @@ def verify_many(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     return [signature_holds(*c) for c in checks]
 
 
+def new_private_key() -> Ed25519PrivateKey:
+    """A fresh random Ed25519 key (a device's, or the ledger's)."""
+    return Ed25519PrivateKey.generate()
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey, *, overwrite: bool = False) -> None:
+    """Write `key` as an unencrypted PKCS8 PEM file that only its owner can read: mode 0600 is
+    given as the file is made, so the key is never readable by others, not even for a moment.
+
+    A file already at `path` is FileExistsError (O_EXCL): a key is never overwritten by mistake.
+    `overwrite` is for a staging file of the caller's own (a device key written before the
+    registry names it), which a failed earlier attempt may have left behind.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL), 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+
 def load_or_create_ledger_key(path: Path) -> Ed25519PrivateKey:
     """The sealer's signing key, created on first use, readable by its owner only."""
     if path.exists():
@@ -108,14 +129,9 @@ def load_or_create_ledger_key(path: Path) -> Ed25519PrivateKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise ConfigError(f"ledger key {path} is not an Ed25519 key")
         return key
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    key = new_private_key()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_private_key(path, key)
     path.with_suffix(".pub").write_text(b64(public_key_bytes(key)) + "\n")
     return key
 

@@ -52,7 +52,7 @@ class DataDir:
         """The intake key this data directory's writers use: DATA_DIR/intake.key is made on first
         use; a key file named by the settings must exist (`packproof intake-key` makes it once),
         since writers that each made their own would refuse one another."""
-        from packproof.intake import load_or_create_intake_key, shared_intake_key
+        from packproof.intake import load_or_create_intake_key, shared_intake_key  # writers only: not at start-up
 
         if self.intake_key_file is not None:
             return shared_intake_key(self.intake_key_file)
@@ -60,6 +60,7 @@ class DataDir:
 
     async def open_writer(self) -> Store:
         """The store, opened to write with this data directory's intake key (see `writer_key`)."""
+        # The store pulls in cryptography and a database driver: every command reads paths, `--help` too.
         from packproof.store import Store
 
         return await Store.open(self.store, intake_key=self.writer_key())

@@ -228,7 +228,7 @@ class Store:
     @property
     def path(self) -> Path:
         """The SQLite file, for tools that open it directly; a PostgreSQL store has none."""
-        from packproof.db.sqlite import sqlite_path
+        from packproof.db.sqlite import sqlite_path  # only the engine in use: aiosqlite for SQLite
         if self.engine != "sqlite":
             raise StoreError(f"{self.label} is not a SQLite store")
         return sqlite_path(self.url)
@@ -241,10 +241,10 @@ class Store:
         url = str(target)
         db: Driver
         if engine_of(url) == "postgresql":
-            from packproof.db.postgres import PostgresDriver
+            from packproof.db.postgres import PostgresDriver  # only the engine in use: psycopg for PostgreSQL
             db = await PostgresDriver.connect(url, readonly=readonly)
         else:
-            from packproof.db.sqlite import SqliteDriver
+            from packproof.db.sqlite import SqliteDriver  # only the engine in use: aiosqlite for SQLite
             db = await SqliteDriver.connect(target, readonly=readonly)
         store = cls(db, url, intake_key)
         try:

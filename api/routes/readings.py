@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 
-from packproof.anchor.ledger import Block
-from packproof.anchor.merkle import inclusion_proofs
-from packproof.anchor.proof import build_bundle, key_record_in_force, sealed_leaf
+from packproof.anchor.bundle import NotAReadingId, NotSealed, NotStored, StoredReading, proof_bundle, stored_reading
 from packproof.api.deps import StoreDep
 from packproof.api.schemas import ReadingOut
-from packproof.crypto import key_id, unb64
-from packproof.reading import parse_reading_id
 from packproof.timefmt import rfc3339
 
 router = APIRouter(prefix="/readings", tags=["readings"])
+STATUS = {NotAReadingId: 422, NotStored: 404, NotSealed: 409}
 
 
-async def _reading(store: StoreDep, reading_id: str) -> tuple[str, int, tuple[Any, ...]]:
+async def _reading(store: StoreDep, reading_id: str) -> StoredReading:
     try:
-        device_id, seq = parse_reading_id(reading_id)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    row = await store.reading(device_id, seq)
-    if row is None:
-        raise HTTPException(404, f"reading {reading_id!r} is not stored")
-    return device_id, seq, row
+        return await stored_reading(store, reading_id)
+    except (NotAReadingId, NotStored) as exc:
+        raise HTTPException(STATUS[type(exc)], str(exc)) from None
 
 
 @router.get("/{reading_id}", response_model=ReadingOut)
 async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
-    _, _, (_id, body, rx, height, index) = await _reading(store, reading_id)
-    return ReadingOut(reading_id=reading_id, reading=orjson.loads(body), received_at=rfc3339(rx),
-                      block_height=height, leaf_index=index)
+    r = await _reading(store, reading_id)
+    return ReadingOut(reading_id=reading_id, reading=orjson.loads(r.body), received_at=rfc3339(r.received_at),
+                      block_height=r.height, leaf_index=r.index)
 
 
 @router.get("/{reading_id}/proof")
@@ -45,56 +37,8 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
     Beside the reading it carries the sealed registry record that gives the device its key at
     the reading's seq (or says it has none), chosen from the sealed record leaves themselves.
     """
-    device_id, seq, (store_id, body, _rx, height, index) = await _reading(store, reading_id)
-    if height is None:
-        raise HTTPException(409, f"reading {reading_id!r} is stored but not sealed yet; "
-                                 "blocks close at least every second, try again shortly")
-    records = await store.registry_records(device_id)
-    chosen = key_record_in_force([text for _, text in records], device_id, seq)
-    if chosen is None:
-        raise HTTPException(409, f"reading {reading_id!r}: the registry holds no key record for device {device_id}")
-    record_id, record_body = records[chosen]
-    where = (await store.locate([record_id])).get(record_id)
-    if where is None:
-        raise HTTPException(409, f"reading {reading_id!r}: the registry record of device {device_id} is not "
-                                 "sealed yet; try again shortly")
-    reading, registry = await _sealed(request, store, [LeafAt(body, height, index), LeafAt(record_body, *where)])
-    return build_bundle(reading, registry)
-
-
-@dataclass(frozen=True, slots=True)
-class LeafAt:
-    text: bytes
-    height: int
-    index: int
-
-
-async def _sealed(request: Request, store: StoreDep, leaves: list[LeafAt]) -> list[dict[str, Any]]:
-    """Each leaf with its audit path and signed block; a block shared by several leaves (a registry
-    record often shares the reading's) is read and its tree levels built once."""
-    out: dict[LeafAt, dict[str, Any]] = {}
-    for height in {leaf.height for leaf in leaves}:
-        record = await store.block(height)
-        if record is None:
-            raise HTTPException(409, f"block {height} is not in the store")
-        block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
-                                 "signature": record.signature}, f"block {height}")
-        key = await signing_key(request, store, block)
-        hashes = await store.block_leaf_hashes(record)
-        here = [leaf for leaf in leaves if leaf.height == height]
-        for leaf, path in zip(here, inclusion_proofs([leaf.index for leaf in here], hashes), strict=True):
-            out[leaf] = sealed_leaf(leaf.text, leaf.index, path, len(hashes), block, key)
-    return [out[leaf] for leaf in leaves]
-
-
-async def signing_key(request: Request, store: StoreDep, block: Block) -> bytes:
-    """The ledger key that signed `block`: the genesis key, or one a rotation block announced."""
-    keys: dict[str, bytes] = request.app.state.ledger_keys
-    wanted = block.header["key_id"]
-    if wanted not in keys:
-        for header in await store.rotation_headers():
-            announced = unb64(header["next_key"])
-            keys[key_id(announced)] = announced
-    if wanted not in keys:
-        raise HTTPException(409, f"block {block.height} is signed by key {wanted}, which no rotation announced")
-    return keys[wanted]
+    try:
+        bundle = await proof_bundle(store, request.app.state.ledger_keys, reading_id)
+    except (NotAReadingId, NotStored, NotSealed) as exc:
+        raise HTTPException(STATUS[type(exc)], str(exc)) from None
+    return bundle.document()

@@ -14,7 +14,9 @@ that tells scripts what happened (sigstore's CLI does the same):
 
 The commands live by group in the modules of this package (serve, verify, ledger, condition,
 devices, health, config; common holds what they share); here they are assembled into one typer
-app, in the order `packproof --help` lists them.
+app, in the order `packproof --help` lists them. A command imports what only it uses (a stage,
+cryptography, httpx, the database drivers) inside its function, marked `# not at start-up`:
+`packproof --help` and every service start without what they do not run.
 """
 
 from __future__ import annotations

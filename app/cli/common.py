@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from enum import IntEnum
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +19,7 @@ from packproof.errors import (
     ProofError,
     StoreError,
 )
+from packproof.paths import DataDir
 
 
 class Exit(IntEnum):
@@ -51,10 +52,8 @@ def code_for(exc: PackproofError) -> Exit:
     return Exit.BAD_INPUT
 
 
-def data_dir_of(cfg: Settings) -> Any:
+def data_dir_of(cfg: Settings) -> DataDir:
     """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
-    from packproof.paths import DataDir
-
     return DataDir(cfg.data_dir, store_url=cfg.store_url, key_file=cfg.seal.key_file,
                    intake_key_file=cfg.intake_key_file)
 
@@ -78,6 +77,6 @@ def store_call(cfg: Settings, work, *, write: bool = True):  # type: ignore[no-u
 
 
 def key_id_of(public: bytes) -> str:
-    from packproof.crypto import key_id
+    from packproof.crypto import key_id  # not at start-up: cryptography
 
     return key_id(public)

@@ -4,9 +4,12 @@ or as the very document GET /shipments/{id}/condition serves."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from packproof.app.cli.common import STALE_AFTER, Exit, data_dir_of, fail, out
 from packproof.app.config import Settings
@@ -25,12 +28,8 @@ def condition_report(
     `missing` seqs never arrived (a gap the device is asked to fill); `unsealed` readings are
     stored but not in a block yet; a `stale` pack has gone silent: "we don't know", not "ok".
     """
-    import time
-
-    from rich.table import Table
-
-    from packproof.api.condition import RECENT_DISPUTES, condition
-    from packproof.store import Store
+    from packproof.api.condition import RECENT_DISPUTES, condition  # not at start-up: the API's models
+    from packproof.store import Store  # not at start-up: db drivers
 
     data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
 
@@ -85,8 +84,6 @@ def condition_report(
 
 
 def _epoch(rfc3339_text: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(rfc3339_text.replace("Z", "+00:00")).timestamp()
 
 

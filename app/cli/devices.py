@@ -5,14 +5,18 @@ sealed records."""
 from __future__ import annotations
 
 import contextlib
+import re
+import secrets
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from packproof.app.cli.common import Exit, fail, key_id_of, out, store_call
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, WRITER, configured
+from packproof.reading import ID_PATTERN
 
 devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provision, register, list, rotate, revoke.")
 shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 profile their packs are judged by.")
@@ -28,26 +32,18 @@ class _NewKey:
     """
 
     def __init__(self, device_id: str, key_out: Path) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from packproof.crypto import new_private_key  # not at start-up: cryptography
 
         self.path = key_out / f"{device_id}.key"
         self._staged = key_out / f".{device_id}.key.new"
         self._made_dir = not key_out.exists()
-        self._key = Ed25519PrivateKey.generate()
+        self._key = new_private_key()
 
     def __enter__(self) -> bytes:
-        import os
+        from packproof.crypto import public_key_bytes, write_private_key  # not at start-up: cryptography
 
-        from cryptography.hazmat.primitives import serialization
-
-        from packproof.crypto import public_key_bytes
-
-        pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+        write_private_key(self._staged, self._key, overwrite=True)
         return public_key_bytes(self._key)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
@@ -70,18 +66,14 @@ ProfileOpt = Annotated[str | None, typer.Option(
 
 def _check_profile(cfg: Settings, profile: str | None) -> None:
     """A profile the ingestor cannot evaluate would silently judge the packs by the default envelope."""
-    from packproof.app.services import profiles_from
-    from packproof.edge.thresholds import profile_problem
+    from packproof.app.services import profiles_from  # not at start-up: every stage
+    from packproof.edge.thresholds import profile_problem  # not at start-up: the ingestor
 
     if profile is not None and (problem := profile_problem(profile, profiles_from(cfg.ingest.profiles))):
         fail(Exit.BAD_INPUT, problem)
 
 
 def _check_device_id(device_id: str) -> None:
-    import re
-
-    from packproof.reading import ID_PATTERN
-
     if not re.match(ID_PATTERN, device_id):
         fail(Exit.BAD_INPUT, f"device id {device_id!r} must match {ID_PATTERN}")
 
@@ -96,9 +88,7 @@ def devices_provision(
         help="Also give the device an MQTT login in this broker password file (printed once).")] = None,
 ) -> None:
     """Make a key pair (and an MQTT login) for a device, and register its public key."""
-    import secrets
-
-    from packproof.broker.auth import PasswordFile
+    from packproof.broker.auth import PasswordFile  # not at start-up: password hashing
 
     _check_device_id(device_id)
     _check_profile(cfg, profile)
@@ -121,7 +111,7 @@ def devices_register(
     unsigned: Annotated[bool, typer.Option("--unsigned", help="A tracker that cannot sign.")] = False,
 ) -> None:
     """Register a device whose key was generated on the device (or that cannot sign)."""
-    from packproof.crypto import read_public_key
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
 
     _check_device_id(device_id)
     _check_profile(cfg, profile)
@@ -138,8 +128,6 @@ def devices_register(
 def devices_list(cfg: Settings,
                  shipment: Annotated[str | None, typer.Option(help="Only this shipment.")] = None) -> None:
     """Every registered device with its keys and state."""
-    from rich.table import Table
-
     devices = store_call(cfg, lambda st: st.devices(), write=False)
     table = Table("device", "shipment", "profile", "keys (from seq: key id)", "state")
     for d in devices:
@@ -161,7 +149,7 @@ def devices_rotate(
     key_out: Annotated[Path, typer.Option(help="Where to write a new private key.")] = Path("device-keys"),
 ) -> None:
     """A new key for a device; readings signed before keep verifying with the key valid at their seq."""
-    from packproof.crypto import read_public_key
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
 
     def rotate(key: bytes) -> int:
         async def work(st):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import typer
 
 from packproof.app.cli.common import Exit, data_dir_of, fail, out
 from packproof.app.config import Settings
+from packproof.app.healthcheck import check
 from packproof.app.options import COMMON, Flag, configured
 from packproof.health import MAX_AGE
 
@@ -38,8 +39,6 @@ def health_seal(cfg: Settings, max_age: MaxAgeOpt = MAX_AGE) -> None:
 
 
 def _health(service: str, cfg: Settings, max_age: float) -> None:
-    from packproof.app.healthcheck import check
-
     problem = asyncio.run(check(service, data_dir_of(cfg), cfg.mqtt.client_id, max_age))
     if problem:
         fail(Exit.UNREACHABLE, problem)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from packproof.app.cli.common import Exit, data_dir_of, err, fail, key_id_of, out
 from packproof.app.config import Settings
@@ -28,9 +29,9 @@ def ledger_verify(
         help="A checkpoint saved earlier (`ledger export`): pin its key and check its block is still there.")] = None,
 ) -> None:
     """Re-check the whole chain: heights, links, block hashes, signatures."""
-    from packproof.anchor.checkpoint import check_against, checkpoint_key
-    from packproof.anchor.ledger import LedgerFile, verify_chain
-    from packproof.crypto import read_public_key
+    from packproof.anchor.checkpoint import check_against, checkpoint_key  # not at start-up: cryptography
+    from packproof.anchor.ledger import LedgerFile, verify_chain  # not at start-up: cryptography
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
 
     dirs = data_dir_of(cfg)
     path = ledger or dirs.ledger
@@ -64,12 +65,8 @@ def _read_json(path: Path) -> Any:
 @configured("ledger rotate-key", DATA_DIR)
 def ledger_rotate_key(cfg: Settings) -> None:
     """Make a new ledger key; the next block, signed by the current key, names it, and later blocks use it."""
-    import os
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from packproof.crypto import public_key_bytes
+    # not at start-up: cryptography
+    from packproof.crypto import new_private_key, public_key_bytes, write_private_key
 
     dirs = data_dir_of(cfg)
     if not dirs.ledger_key.exists():
@@ -77,11 +74,8 @@ def ledger_rotate_key(cfg: Settings) -> None:
     nxt = dirs.ledger_key.with_name(dirs.ledger_key.name + ".next")
     if nxt.exists():
         fail(Exit.BAD_INPUT, f"a rotation is already waiting ({nxt}); the sealer applies it with its next block")
-    key = Ed25519PrivateKey.generate()
-    fd = os.open(nxt, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+    key = new_private_key()
+    write_private_key(nxt, key)
     out.print(f"new ledger key {key_id_of(public_key_bytes(key))} waits in {nxt}: the sealer's next block, signed "
               "by the current key, announces it; auditors keep trusting the genesis key in ledger.pub", highlight=False)
 
@@ -94,9 +88,9 @@ def ledger_export(
         "checkpoint.json"),
 ) -> None:
     """Write a signed checkpoint (head height, hash, ledger public key) for auditors to keep."""
-    from packproof.anchor.checkpoint import make_checkpoint
-    from packproof.anchor.ledger import LedgerFile
-    from packproof.crypto import load_or_create_ledger_key
+    from packproof.anchor.checkpoint import make_checkpoint  # not at start-up: cryptography
+    from packproof.anchor.ledger import LedgerFile  # not at start-up: cryptography
+    from packproof.crypto import load_or_create_ledger_key  # not at start-up: cryptography
 
     dirs = data_dir_of(cfg)
     blocks = list(LedgerFile(dirs.ledger).read())
@@ -119,13 +113,13 @@ def audit(
     show: Annotated[int, typer.Option(help="List at most this many problems of each kind.", min=1)] = 20,
 ) -> None:
     """Recompute every leaf and block root from the store, check them against the ledger, then the chain."""
-    from rich.markup import escape
+    # not at start-up: only audit draws a progress bar
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from packproof.anchor.audit import audit as run_audit
-    from packproof.anchor.ledger import LedgerFile
-    from packproof.crypto import read_public_key
-    from packproof.store import Store
+    from packproof.anchor.audit import audit as run_audit  # not at start-up: cryptography
+    from packproof.anchor.ledger import LedgerFile  # not at start-up: cryptography
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
+    from packproof.store import Store  # not at start-up: db drivers
 
     dirs = data_dir_of(cfg)
     key = read_public_key(ledger_key or str(dirs.ledger_pub))

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import grp
+import secrets
+import signal
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,8 +49,8 @@ SIMULATE_FLAGS = (*WRITER, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEE
 @configured("run", RUN_FLAGS, announce=True)
 def run(cfg: Settings) -> None:
     """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
-    from packproof.app.runner import RunOptions
-    from packproof.app.runner import run as run_all
+    from packproof.app.runner import RunOptions  # not at start-up: every stage
+    from packproof.app.runner import run as run_all  # not at start-up: every stage
 
     f = cfg.fleet
     opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, intake_key_file=cfg.intake_key_file,
@@ -61,7 +64,7 @@ def run(cfg: Settings) -> None:
 
 
 def _forward(cfg: Settings) -> Any:
-    from packproof.simulators.publisher import ForwardOptions
+    from packproof.simulators.publisher import ForwardOptions  # not at start-up: simulator
 
     f = cfg.fleet
     return ForwardOptions(f.buffer_max, f.backlog_rate, f.resend_after, f.drain_timeout, f.outage_every,
@@ -75,7 +78,7 @@ def _secret(value: Any) -> str | None:
 @configured("broker", BROKER_FLAGS, announce=True)
 def broker(cfg: Settings) -> None:
     """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
-    from packproof.broker.embedded import EmbeddedBroker
+    from packproof.broker.embedded import EmbeddedBroker  # not at start-up: amqtt
 
     b = cfg.broker
 
@@ -92,8 +95,6 @@ def broker(cfg: Settings) -> None:
 
 
 async def _until_signal() -> None:
-    import signal
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,8 +105,8 @@ async def _until_signal() -> None:
 @configured("ingest", INGEST_FLAGS, announce=True)
 def ingest(cfg: Settings) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
-    from packproof.app.services import IngestOptions, IngestService
-    from packproof.edge.decode import Plausibility
+    from packproof.app.services import IngestOptions, IngestService  # not at start-up: every stage
+    from packproof.edge.decode import Plausibility  # not at start-up: the ingestor
 
     m, i = cfg.mqtt, cfg.ingest
 
@@ -137,7 +138,7 @@ def seal(cfg: Settings) -> None:
 
     One sealer per ledger: a second one waits and takes over when the first stops or dies.
     """
-    from packproof.app.services import seal_until
+    from packproof.app.services import seal_until  # not at start-up: every stage
 
     interval = cfg.seal.interval
 
@@ -172,9 +173,7 @@ def passwd(
     delete: Annotated[bool, typer.Option("--delete", help="Remove the user instead.")] = False,
 ) -> None:
     """Add, change or remove an MQTT login (hashes only, Mosquitto's format: works with both brokers)."""
-    import secrets
-
-    from packproof.broker.auth import PasswordFile
+    from packproof.broker.auth import PasswordFile  # not at start-up: password hashing
 
     pf = PasswordFile(password_file)
     if delete:
@@ -199,7 +198,7 @@ def intake_key(
 
     Run once before they start; a key already there is kept, so running it again is harmless.
     """
-    from packproof.intake import create_intake_key, read_intake_key
+    from packproof.intake import create_intake_key, read_intake_key  # not at start-up: writers only
 
     gid = None if group is None else _group_id(group)
     try:
@@ -216,8 +215,6 @@ def intake_key(
 
 
 def _group_id(group: str) -> int:
-    import grp
-
     if group.isdigit():
         return int(group)
     try:
@@ -229,8 +226,8 @@ def _group_id(group: str) -> int:
 @configured("api", API_FLAGS, announce=True)
 def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
-    from packproof.api.main import check_startup
-    from packproof.app.services import api_server
+    from packproof.api.main import check_startup  # not at start-up: FastAPI
+    from packproof.app.services import api_server  # not at start-up: every stage
 
     a = cfg.api
     server = api_server(data_dir_of(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
@@ -249,12 +246,10 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
     Every reading is kept in DATA_DIR/sim-buffer.db until the ingestor acknowledges it end to end;
     what a link outage, a broker restart or a crash kept from arriving is sent again, oldest first.
     """
-    import signal
-
-    from packproof.app.credentials import provision_credentials
-    from packproof.simulators.buffer import SimBuffer
-    from packproof.simulators.fleet import build_fleet, register_fleet
-    from packproof.simulators.publisher import FleetPublisher, PublishStats, leftover_note
+    from packproof.app.credentials import provision_credentials  # not at start-up: simulator
+    from packproof.simulators.buffer import SimBuffer  # not at start-up: simulator
+    from packproof.simulators.fleet import build_fleet, register_fleet  # not at start-up: simulator
+    from packproof.simulators.publisher import FleetPublisher, PublishStats, leftover_note  # not at start-up: simulator
 
     f, m = cfg.fleet, cfg.mqtt
     fwd = _forward(cfg)
@@ -317,7 +312,7 @@ def simulate(cfg: Settings, credentials_only: Annotated[bool, typer.Option(
 
 def scenarios() -> None:
     """List the simulator's named scenarios."""
-    from packproof.simulators.scenarios import MIXED_FLEET, SCENARIOS
+    from packproof.simulators.scenarios import MIXED_FLEET, SCENARIOS  # not at start-up: simulator
 
     for name, sc in sorted(SCENARIOS.items()):
         doc = (getattr(sc, "description", None) or "").strip()

@@ -14,6 +14,7 @@ import typer
 
 from packproof.app.cli.common import Exit, fail, out
 from packproof.errors import LedgerIntegrityError
+from packproof.reading import parse_reading_id
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
     from packproof.anchor.ledger import Block
@@ -23,9 +24,9 @@ if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
 def _http_json(client: Any, url: str) -> Any:
     """GET `url` as JSON. Unreachable, an error status or an answer that is not JSON is exit 3
     (no packproof API answered); 404/422 with the API's own `detail` is bad input (exit 2)."""
-    import httpx
+    import httpx  # not at start-up: httpx
 
-    from packproof.anchor.proof import strict_json
+    from packproof.anchor.proof import strict_json  # not at start-up: cryptography
 
     try:
         r = client.get(url)
@@ -46,7 +47,7 @@ def _http_json(client: Any, url: str) -> Any:
 
 def _api_chain(client: Any, base: str, start: int) -> list[Block]:
     """The ledger's blocks from `start` to the head, page by page, from GET /ledger/blocks."""
-    from packproof.anchor.proof import typed_block
+    from packproof.anchor.proof import typed_block  # not at start-up: cryptography
 
     chain: list[Block] = []
     at: int | None = start
@@ -64,7 +65,7 @@ def _api_chain(client: Any, base: str, start: int) -> list[Block]:
 
 def _read_bundle(path: Path) -> bytes:
     """The bundle file's bytes, read no further than a bundle can be long."""
-    from packproof.anchor.proof import MAX_BUNDLE_BYTES
+    from packproof.anchor.proof import MAX_BUNDLE_BYTES  # not at start-up: cryptography
 
     try:
         with path.open("rb") as f:
@@ -74,8 +75,8 @@ def _read_bundle(path: Path) -> bytes:
 
 
 def _read_ledger(path: Path) -> list[Block]:
-    from packproof.anchor.ledger import LedgerFile
-    from packproof.anchor.proof import typed_block
+    from packproof.anchor.ledger import LedgerFile  # not at start-up: cryptography
+    from packproof.anchor.proof import typed_block  # not at start-up: cryptography
 
     if not path.is_file():
         fail(Exit.BAD_INPUT, f"no ledger file at {path}")
@@ -89,12 +90,18 @@ def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | 
     """What the verifier knows besides the bundle: the trusted key at each of the bundle's block
     heights (a pinned genesis key followed through the rotations a chain from block 0 announces),
     and the chain from the lowest of those heights to the head."""
-    from packproof.anchor.proof import LedgerView
+    from packproof.anchor.ledger import keys_in_force  # not at start-up: cryptography
+    from packproof.anchor.proof import LedgerView  # not at start-up: cryptography
 
     from_genesis = bool(chain) and chain is not None and chain[0].height == 0
     keys: dict[int, bytes] = {}
-    if pinned is not None:
-        keys = keys_in_force(chain, pinned, heights) if chain and from_genesis else dict.fromkeys(heights, pinned)
+    if pinned is not None and chain and from_genesis:
+        try:
+            keys = keys_in_force(chain, pinned, heights)
+        except LedgerIntegrityError as exc:
+            fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
+    elif pinned is not None:
+        keys = dict.fromkeys(heights, pinned)
     if chain and from_genesis:
         chain = chain[heights[0]:]
     return LedgerView(keys, chain)
@@ -104,10 +111,9 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
                  ) -> tuple[str, ProofBundle, list[Block]]:
     """The reading id as its body spells it ("P01:007" is P01:7), its bundle from the API, and the
     chain from the bundle's lowest block (from block 0 when a pinned key must follow rotations)."""
-    import httpx
+    import httpx  # not at start-up: httpx
 
-    from packproof.anchor.proof import bundle_of
-    from packproof.reading import parse_reading_id
+    from packproof.anchor.proof import bundle_of  # not at start-up: cryptography
 
     try:
         device_id, seq = parse_reading_id(reading_id)
@@ -140,8 +146,8 @@ def verify(
     Every claim printed is derived from proven bytes: the reading id from the reading, the
     device's key and trust level from its sealed registry record.
     """
-    from packproof.anchor.proof import parse_bundle, verify_bundle
-    from packproof.crypto import read_public_key
+    from packproof.anchor.proof import parse_bundle, verify_bundle  # not at start-up: cryptography
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     chain: list[Block] | None = None
@@ -167,17 +173,3 @@ def verify(
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
     out.print("[green]proof holds[/]")
 
-
-def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) -> dict[int, bytes]:
-    """The ledger key in force at each of `heights` (ascending), following the rotations announced
-    in `chain` (blocks 0..) from the genesis key; a chain that does not hold up to there is exit 1."""
-    from packproof.anchor.ledger import verify_chain
-
-    keys, key, done = {}, genesis_key, 0
-    try:
-        for h in heights:
-            key = verify_chain(chain[done:h], key, start_prev=chain[done - 1] if done else None)
-            keys[h], done = key, h
-    except LedgerIntegrityError as exc:
-        fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
-    return keys

@@ -28,9 +28,9 @@ from packproof.anchor.merkle import (
     node_hash,
     root_from_inclusion_proof,
     root_from_leaf_hashes,
-    verify_inclusion,
 )
 from packproof.errors import ProofError
+from tests.anchor.merkle_check import verify_inclusion
 
 LEAF_INPUTS = [
     "",

@@ -1,0 +1,140 @@
+"""A reading's proof bundle, assembled from the store: the one place a bundle is built.
+
+The API's proof route is one call to `proof_bundle`, which answers the typed `ProofBundle`
+that `packproof verify` parses a bundle into; `ProofBundle.document()` is the JSON served.
+What cannot be proven yet (the reading or its registry record not sealed, a block missing)
+is `NotSealed`, with the message a client acts on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from packproof.anchor.ledger import Block, key_in_force
+from packproof.anchor.merkle import inclusion_proofs
+from packproof.anchor.proof import FORMAT, ProofBundle, SealedLeaf, key_record_in_force
+from packproof.crypto import b64, key_id
+from packproof.errors import LedgerIntegrityError, PackproofError
+from packproof.reading import parse_reading_id
+from packproof.store import Store
+
+
+class NotAReadingId(PackproofError):
+    """The text is not `device_id:seq` (HTTP 422)."""
+
+
+class NotStored(PackproofError):
+    """No reading with that id is stored (HTTP 404)."""
+
+
+class NotSealed(PackproofError):
+    """The reading is stored, but part of its proof is not sealed (or not found) yet (HTTP 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    device_id: str
+    seq: int
+    store_id: int
+    body: bytes
+    received_at: float
+    height: int | None  # None until sealed
+    index: int | None
+
+
+async def stored_reading(store: Store, reading_id: str) -> StoredReading:
+    """The stored reading `reading_id` ("device:seq", as a client spells it) names."""
+    try:
+        device_id, seq = parse_reading_id(reading_id)
+    except ValueError as exc:
+        raise NotAReadingId(str(exc)) from None
+    row = await store.reading(device_id, seq)
+    if row is None:
+        raise NotStored(f"reading {reading_id!r} is not stored")
+    return StoredReading(device_id, seq, *row)
+
+
+class LedgerKeys:
+    """The ledger keys that sign the store's blocks: the genesis key, followed through the
+    rotations the store's blocks announce (`ledger.key_in_force`). The rotation headers are read
+    again only when a block above those already covered is asked for: rotations are rare."""
+
+    def __init__(self, genesis_key: bytes) -> None:
+        self.genesis_key = genesis_key
+        self._rotations: list[dict[str, Any]] = []
+        self._covered = 0  # every rotation below this height is in _rotations
+
+    async def signing_key(self, store: Store, block: Block) -> bytes:
+        """The key in force at `block`'s height, which must be the key that signed it."""
+        if block.height > self._covered:
+            # Block `height` is stored, so every block below it is: one read covers them all.
+            self._rotations, self._covered = await store.rotation_headers(), block.height
+        key = key_in_force(self.genesis_key, self._rotations, block.height)
+        wanted = block.header["key_id"]
+        if wanted != key_id(key):
+            raise NotSealed(f"block {block.height} is signed by key {wanted}, which no rotation announced")
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class _LeafAt:
+    text: bytes
+    height: int
+    index: int
+
+
+async def proof_bundle(store: Store, keys: LedgerKeys, reading_id: str) -> ProofBundle:
+    """The proof bundle of `reading_id`: beside the reading it carries the sealed registry record
+    that gives the device its key at the reading's seq (or says it has none), chosen from the
+    sealed record leaves themselves."""
+    reading = await stored_reading(store, reading_id)
+    if reading.height is None or reading.index is None:
+        raise NotSealed(f"reading {reading_id!r} is stored but not sealed yet; "
+                        "blocks close at least every second, try again shortly")
+    device_id = reading.device_id
+    records = await store.registry_records(device_id)
+    chosen = key_record_in_force([text for _, text in records], device_id, reading.seq)
+    if chosen is None:
+        raise NotSealed(f"reading {reading_id!r}: the registry holds no key record for device {device_id}")
+    record_id, record_body = records[chosen]
+    where = (await store.locate([record_id])).get(record_id)
+    if where is None:
+        raise NotSealed(f"reading {reading_id!r}: the registry record of device {device_id} is not "
+                        "sealed yet; try again shortly")
+    proven, registry = await _sealed(store, keys, [_LeafAt(reading.body, reading.height, reading.index),
+                                                   _LeafAt(record_body, *where)])
+    return ProofBundle(format=FORMAT, reading=proven, registry=registry)
+
+
+async def _sealed(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -> list[SealedLeaf]:
+    """Each leaf with its audit path and signed block; a block shared by several leaves (a registry
+    record often shares the reading's) is read and its tree levels built once."""
+    out: dict[_LeafAt, SealedLeaf] = {}
+    for height in {leaf.height for leaf in leaves}:
+        record = await store.block(height)
+        if record is None:
+            raise NotSealed(f"block {height} is not in the store")
+        block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
+                                 "signature": record.signature}, f"block {height}")
+        key = await keys.signing_key(store, block)
+        hashes = await store.block_leaf_hashes(record)
+        here = [leaf for leaf in leaves if leaf.height == height]
+        for leaf, path in zip(here, inclusion_proofs([leaf.index for leaf in here], hashes), strict=True):
+            out[leaf] = _sealed_leaf(leaf, path, len(hashes), block, key)
+    return [out[leaf] for leaf in leaves]
+
+
+def _sealed_leaf(leaf: _LeafAt, audit_path: list[bytes], tree_size: int, block: Block, key: bytes) -> SealedLeaf:
+    """The SEALED part of a bundle, typed as the verifier types it; stored data that does not
+    type-check (a block altered in the database) is a broken ledger, named by the field."""
+    try:
+        return SealedLeaf.model_validate({
+            "leaf": leaf.text.decode(), "leaf_index": leaf.index, "tree_size": tree_size,
+            "audit_path": [h.hex() for h in audit_path], "block": block.to_json(), "ledger_public_key": b64(key)})
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise LedgerIntegrityError(f"block {block.height}, leaf {leaf.index}: the stored proof does not "
+                                   f"type-check: {exc}", block.height) from None
