@@ -222,10 +222,6 @@ class Store:
         self._tx_owner: asyncio.Task[Any] | None = None
 
     @property
-    def driver(self) -> Driver:
-        return self._db
-
-    @property
     def path(self) -> Path:
         """The SQLite file, for tools that open it directly; a PostgreSQL store has none."""
         from packproof.db.sqlite import sqlite_path
@@ -604,11 +600,6 @@ class Store:
                 f"(VALUES {','.join(['(?,?)'] * len(chunk))})", [x for k in chunk for x in k])
             found.update({(r[0], r[1]): bytes(r[2]) for r in rows})
         return found
-
-    async def write_batch(self, b: IngestBatch) -> None:
-        """One transaction for a batch whose readings are known to be new."""
-        async with self.transaction("writing an ingest batch"):
-            await self.write_rows(b)
 
     async def write_rows(self, b: IngestBatch) -> None:
         """Inside a write transaction: readings (given the next dense ids), quarantine, aggregates."""

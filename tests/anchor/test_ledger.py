@@ -15,6 +15,7 @@ from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
 from packproof.records import IngestBatch
 from packproof.store import Store
+from tests.storeutil import write_batch
 
 KEY = private_key_from_seed(b"ledger")
 PUB = public_key_bytes(KEY)
@@ -82,7 +83,7 @@ async def _store_with(url: str, n: int) -> Store:
         body = json.dumps({"seq": i}).encode()
         b.readings.append(("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
     b.stats.append(("d", "S", n, 0, n - 1, "t0", "t1", 0.0, n - 1, 0, "[]"))
-    await store.write_batch(b)
+    await write_batch(store, b)
     return store
 
 
