@@ -98,6 +98,103 @@ class BlockRecord:
     signature: str
 
 
+@dataclass(frozen=True, slots=True)
+class LeafPlace:
+    """Where a sealed leaf is: its block's height and its index in that block's tree (id - first_id).
+
+    What a proof needs to find the leaf's audit path; `Store.locate` answers it per store id.
+    """
+
+    height: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLeaf:
+    """A registry record leaf as stored: its store id (to locate its block) and its canonical JSON.
+
+    A proof bundle carries the one that gives a device its key at a reading's seq, so it is read
+    by the bytes that were sealed, not rebuilt from the registry tables.
+    """
+
+    id: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRecord:
+    """A registered shipment: the profile its packs are judged by (UN 38.3 envelope), since when."""
+
+    shipment_id: str
+    profile: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentListing:
+    """A shipment as `/shipments` lists it: the registry's row and how many devices travel with it."""
+
+    shipment_id: str
+    profile: str
+    created_at: float
+    device_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStats:
+    """A registered device of a shipment with its delivery aggregates (`device_stats`), as a condition reads them.
+
+    Every aggregate is None until the device's first reading is stored: "nothing heard" must
+    stay distinguishable from "heard, all fine" (the `no-data` status).
+    """
+
+    device_id: str
+    signed: bool  # registered with a public key: its readings are device-signed, not trusted from the ingestor
+    readings: int | None
+    sealed: int | None
+    first_seq: int | None
+    last_seq: int | None
+    first_ts: str | None
+    last_ts: str | None
+    last_received_at: float | None
+    acked_seq: int | None  # every seq up to it is stored
+    missing: int | None
+    gaps_json: str | None  # the seq ranges not received above acked_seq, JSON [[from, to], ...] as stored
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRecord:
+    """A stored reading as the API serves it: the body as received, when, and where it is sealed."""
+
+    id: int
+    body: bytes
+    received_at: float
+    place: LeafPlace | None  # None until a block seals it
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinePreview:
+    """A quarantine row as a page of `/quarantine` shows it: the payload cut to the page's bound.
+
+    Rows written before payloads were bounded can be megabytes; only the prefix is read, and
+    `payload_size` says how long the whole one is.
+    """
+
+    id: int
+    received_at: float
+    topic: str
+    payload: bytes  # the payload's first `payload_max` bytes
+    reason_code: str
+    reason: str
+    device_id: str | None
+    shipment_id: str | None
+    payload_size: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.payload_size > len(self.payload)
+
+
 @dataclass(slots=True)
 class IngestBatch:
     """Everything one ingest transaction writes; built by the ingestor, written at once."""

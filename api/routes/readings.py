@@ -15,12 +15,13 @@ from packproof.api.deps import StoreDep
 from packproof.api.schemas import ReadingOut
 from packproof.crypto import key_id, unb64
 from packproof.reading import parse_reading_id
+from packproof.records import ReadingRecord
 from packproof.timefmt import rfc3339
 
 router = APIRouter(prefix="/readings", tags=["readings"])
 
 
-async def _reading(store: StoreDep, reading_id: str) -> tuple[str, int, tuple[Any, ...]]:
+async def _reading(store: StoreDep, reading_id: str) -> tuple[str, int, ReadingRecord]:
     try:
         device_id, seq = parse_reading_id(reading_id)
     except ValueError as exc:
@@ -33,9 +34,10 @@ async def _reading(store: StoreDep, reading_id: str) -> tuple[str, int, tuple[An
 
 @router.get("/{reading_id}", response_model=ReadingOut)
 async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
-    _, _, (_id, body, rx, height, index) = await _reading(store, reading_id)
-    return ReadingOut(reading_id=reading_id, reading=orjson.loads(body), received_at=rfc3339(rx),
-                      block_height=height, leaf_index=index)
+    _, _, row = await _reading(store, reading_id)
+    return ReadingOut(reading_id=reading_id, reading=orjson.loads(row.body), received_at=rfc3339(row.received_at),
+                      block_height=row.place.height if row.place else None,
+                      leaf_index=row.place.index if row.place else None)
 
 
 @router.get("/{reading_id}/proof")
@@ -45,20 +47,21 @@ async def get_proof(request: Request, store: StoreDep, reading_id: str) -> dict[
     Beside the reading it carries the sealed registry record that gives the device its key at
     the reading's seq (or says it has none), chosen from the sealed record leaves themselves.
     """
-    device_id, seq, (store_id, body, _rx, height, index) = await _reading(store, reading_id)
-    if height is None:
+    device_id, seq, row = await _reading(store, reading_id)
+    if row.place is None:
         raise HTTPException(409, f"reading {reading_id!r} is stored but not sealed yet; "
                                  "blocks close at least every second, try again shortly")
     records = await store.registry_records(device_id)
-    chosen = key_record_in_force([text for _, text in records], device_id, seq)
+    chosen = key_record_in_force([r.body for r in records], device_id, seq)
     if chosen is None:
         raise HTTPException(409, f"reading {reading_id!r}: the registry holds no key record for device {device_id}")
-    record_id, record_body = records[chosen]
-    where = (await store.locate([record_id])).get(record_id)
+    record = records[chosen]
+    where = (await store.locate([record.id])).get(record.id)
     if where is None:
         raise HTTPException(409, f"reading {reading_id!r}: the registry record of device {device_id} is not "
                                  "sealed yet; try again shortly")
-    reading, registry = await _sealed(request, store, [LeafAt(body, height, index), LeafAt(record_body, *where)])
+    reading, registry = await _sealed(request, store, [LeafAt(row.body, row.place.height, row.place.index),
+                                                       LeafAt(record.body, where.height, where.index)])
     return build_bundle(reading, registry)
 
 
