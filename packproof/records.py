@@ -8,7 +8,18 @@ another one's meaning. Records are frozen where nothing changes them after they 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class DeviceKey(NamedTuple):
+    """One step of a device's key history: the key its readings from `valid_from_seq` on are signed with.
+
+    Read by name; a NamedTuple rather than a dataclass so that a history still unpacks as
+    `(start, key)` pairs where the ingestor builds its verifiers, and compares equal to them.
+    """
+
+    valid_from_seq: int
+    public_key: bytes | None  # None: the device signs nothing from this seq on
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +28,12 @@ class DeviceRecord:
     shipment_id: str
     public_key: bytes | None  # the current key; None: a tracker that cannot sign (trust begins at the ingestor)
     profile: str
-    keys: tuple[tuple[int, bytes | None], ...] = ()  # (valid from seq, key), oldest first
+    keys: tuple[DeviceKey, ...] = ()  # oldest first
     revoked: bool = False
 
     def key_at(self, seq: int) -> bytes | None:
         """The key valid for reading `seq`: readings from before a rotation keep their old key."""
-        valid = [k for start, k in self.keys if start <= seq]
+        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
         return valid[-1] if valid else self.public_key
 
 

@@ -36,6 +36,7 @@ from packproof.intake import IntakeKey
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
+    DeviceKey,
     DeviceRecord,
     DeviceStats,
     Dispute,
@@ -511,8 +512,8 @@ class Store:
             d = await self.device(device_id)
             if d is None:
                 raise ConfigError(f"device {device_id} is not registered")
-            if d.keys and from_seq <= d.keys[-1][0]:
-                raise ConfigError(f"device {device_id}: the new key must start after seq {d.keys[-1][0]}, "
+            if d.keys and from_seq <= d.keys[-1].valid_from_seq:
+                raise ConfigError(f"device {device_id}: the new key must start after seq {d.keys[-1].valid_from_seq}, "
                                   f"where its current key starts; got --from-seq {from_seq}")
             await self._db.execute(
                 "INSERT INTO device_keys(device_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
@@ -556,11 +557,11 @@ class Store:
         rows = await self._fetch(
             "SELECT d.device_id, d.shipment_id, d.public_key, s.profile, d.revoked_at "
             f"FROM devices d JOIN shipments s USING(shipment_id) {where} ORDER BY d.device_id", params)
-        keys: dict[str, list[tuple[int, bytes | None]]] = {}
+        keys: dict[str, list[DeviceKey]] = {}
         for d, start, key in await self._fetch(
                 f"SELECT device_id, valid_from_seq, public_key FROM device_keys d {where} "
                 "ORDER BY device_id, valid_from_seq", params):
-            keys.setdefault(d, []).append((int(start), bytes(key) if key is not None else None))
+            keys.setdefault(d, []).append(DeviceKey(int(start), bytes(key) if key is not None else None))
         return [DeviceRecord(r[0], r[1], bytes(r[2]) if r[2] is not None else None, r[3],
                              tuple(keys.get(r[0], ())), r[4] is not None) for r in rows]
 
