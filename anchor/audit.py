@@ -40,7 +40,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
 from packproof.errors import LedgerIntegrityError
 from packproof.reading import Reading
-from packproof.records import DeviceRecord, QuarantineRow, StoredRow
+from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow
 from packproof.rfc6962 import leaf_hash
 from packproof.store import QUARANTINE, REGISTRY, Store, quarantine_record
 
@@ -74,11 +74,11 @@ class SealedDevice:
 
     device_id: str
     shipment_id: str
-    keys: tuple[tuple[int, bytes | None], ...]  # (valid from seq, key), oldest first
+    keys: tuple[DeviceKey, ...]  # oldest first
     revoked: bool = False
 
     def key_at(self, seq: int) -> bytes | None:
-        valid = [k for start, k in self.keys if start <= seq]
+        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
         return valid[-1] if valid else None
 
 
@@ -90,19 +90,20 @@ def sealed_registry(records: Iterable[StoredRow]) -> dict[str, SealedDevice]:
         kind, device_id = rec.get("record"), rec.get("device_id")
         key = unb64(rec["public_key"]) if rec.get("public_key") else None
         if kind == "device-registered":
-            devices[device_id] = SealedDevice(device_id, rec["shipment_id"], ((0, key),))
+            devices[device_id] = SealedDevice(device_id, rec["shipment_id"], (DeviceKey(0, key),))
         elif kind == "device-key-rotated" and device_id in devices:
             d = devices[device_id]
-            devices[device_id] = SealedDevice(d.device_id, d.shipment_id, (*d.keys, (rec["valid_from_seq"], key)),
-                                              d.revoked)
+            rotated = DeviceKey(rec["valid_from_seq"], key)
+            devices[device_id] = SealedDevice(d.device_id, d.shipment_id, (*d.keys, rotated), d.revoked)
         elif kind == "device-revoked" and device_id in devices:
             d = devices[device_id]
             devices[device_id] = SealedDevice(d.device_id, d.shipment_id, d.keys, True)
     return devices
 
 
-def _keys_text(keys: Iterable[tuple[int, bytes | None]]) -> str:
-    return ", ".join(f"from seq {s}: {k.hex()[:16] + '..' if k else 'unsigned'}" for s, k in keys)
+def _keys_text(keys: Iterable[DeviceKey]) -> str:
+    return ", ".join(f"from seq {k.valid_from_seq}: {k.public_key.hex()[:16] + '..' if k.public_key else 'unsigned'}"
+                     for k in keys)
 
 
 def registry_problems(table: list[DeviceRecord], sealed: dict[str, SealedDevice]) -> list[str]:
@@ -113,11 +114,11 @@ def registry_problems(table: list[DeviceRecord], sealed: dict[str, SealedDevice]
         if s is None:
             out.append(f"device {d.device_id} is in the registry table but no sealed record registered it")
             continue
-        keys = d.keys or ((0, d.public_key),)
+        keys = d.keys or (DeviceKey(0, d.public_key),)
         if tuple(keys) != s.keys:
             out.append(f"device {d.device_id}: the registry table holds keys [{_keys_text(keys)}], its sealed "
                        f"records [{_keys_text(s.keys)}] (a key swapped in the table)")
-        elif d.public_key != s.keys[-1][1]:
+        elif d.public_key != s.keys[-1].public_key:
             out.append(f"device {d.device_id}: its current key in the registry table is not the last sealed one")
         if d.shipment_id != s.shipment_id:
             out.append(f"device {d.device_id}: the registry table puts it in shipment {d.shipment_id}, its sealed "

@@ -20,6 +20,7 @@ from packproof.anchor.proof import FORMAT, ProofBundle, SealedLeaf, key_record_i
 from packproof.crypto import b64, key_id
 from packproof.errors import LedgerIntegrityError, PackproofError
 from packproof.reading import parse_reading_id
+from packproof.records import LeafPlace, ReadingRecord
 from packproof.store import Store
 
 
@@ -37,13 +38,24 @@ class NotSealed(PackproofError):
 
 @dataclass(frozen=True, slots=True)
 class StoredReading:
+    """A stored reading with the id it was asked by: the store's record and where it is sealed."""
+
     device_id: str
     seq: int
-    store_id: int
-    body: bytes
-    received_at: float
-    height: int | None  # None until sealed
-    index: int | None
+    record: ReadingRecord
+
+    @property
+    def body(self) -> bytes:
+        return self.record.body
+
+    @property
+    def received_at(self) -> float:
+        return self.record.received_at
+
+    @property
+    def place(self) -> LeafPlace | None:
+        """None until a block seals it."""
+        return self.record.place
 
 
 async def stored_reading(store: Store, reading_id: str) -> StoredReading:
@@ -55,7 +67,7 @@ async def stored_reading(store: Store, reading_id: str) -> StoredReading:
     row = await store.reading(device_id, seq)
     if row is None:
         raise NotStored(f"reading {reading_id!r} is not stored")
-    return StoredReading(device_id, seq, *row)
+    return StoredReading(device_id, seq, row)
 
 
 class LedgerKeys:
@@ -92,21 +104,21 @@ async def proof_bundle(store: Store, keys: LedgerKeys, reading_id: str) -> Proof
     that gives the device its key at the reading's seq (or says it has none), chosen from the
     sealed record leaves themselves."""
     reading = await stored_reading(store, reading_id)
-    if reading.height is None or reading.index is None:
+    if reading.place is None:
         raise NotSealed(f"reading {reading_id!r} is stored but not sealed yet; "
                         "blocks close at least every second, try again shortly")
     device_id = reading.device_id
     records = await store.registry_records(device_id)
-    chosen = key_record_in_force([text for _, text in records], device_id, reading.seq)
+    chosen = key_record_in_force([r.body for r in records], device_id, reading.seq)
     if chosen is None:
         raise NotSealed(f"reading {reading_id!r}: the registry holds no key record for device {device_id}")
-    record_id, record_body = records[chosen]
-    where = (await store.locate([record_id])).get(record_id)
+    record = records[chosen]
+    where = (await store.locate([record.id])).get(record.id)
     if where is None:
         raise NotSealed(f"reading {reading_id!r}: the registry record of device {device_id} is not "
                         "sealed yet; try again shortly")
-    proven, registry = await _sealed(store, keys, [_LeafAt(reading.body, reading.height, reading.index),
-                                                   _LeafAt(record_body, *where)])
+    proven, registry = await _sealed(store, keys, [_LeafAt(reading.body, reading.place.height, reading.place.index),
+                                                   _LeafAt(record.body, where.height, where.index)])
     return ProofBundle(format=FORMAT, reading=proven, registry=registry)
 
 

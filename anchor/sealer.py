@@ -163,17 +163,17 @@ class Sealer:
         completed = 0
         after = head.last_id if head else 0
         for block in blocks[store_height + 1:]:
-            rows = await self.store.unsealed(after, block.header["leaf_count"])
-            root = root_from_leaf_hashes([r[2] for r in rows])
+            rows = await self.store.sealable(after, block.header["leaf_count"])
+            root = root_from_leaf_hashes([r.leaf_hash for r in rows])
             if len(rows) != block.header["leaf_count"] or root.hex() != block.header["merkle_root"]:
                 raise LedgerIntegrityError(
                     f"block {block.height} is in the ledger but not in the store, and the next "
                     f"{len(rows)} stored readings hash to root {root.hex()}, not "
                     f"{block.header['merkle_root']}", block.height)
-            await self.store.record_block(_record(block, rows[0][0], rows[-1][0]), rows)
+            await self.store.record_block(_record(block, rows[0].id, rows[-1].id), rows)
             if count:
                 self._count(rows)
-            after = rows[-1][0]
+            after = rows[-1].id
             completed += 1
             log.warning("completed block %d found in the ledger but not in the store", block.height)
         self._head = await self.store.head_block()
@@ -199,11 +199,10 @@ class Sealer:
         return []
 
     async def seal_once(self) -> BlockRecord | None:
-        checked = await self._next_rows()
-        if not checked:
+        rows = await self._next_rows()
+        if not rows:
             return None
-        rows = [(r.id, r.device_id, r.leaf_hash) for r in checked]
-        root = await asyncio.to_thread(root_from_leaf_hashes, [r[2] for r in rows])
+        root = await asyncio.to_thread(root_from_leaf_hashes, [r.leaf_hash for r in rows])
         next_public = self._next_public()
         block = make_block(
             height=self._head.height + 1 if self._head else 0,
@@ -215,7 +214,7 @@ class Sealer:
         await self._check_continues(block.height)
         await asyncio.to_thread(self.ledger.append, block)
         failpoints.hit("seal.after-ledger")
-        record = _record(block, rows[0][0], rows[-1][0])
+        record = _record(block, rows[0].id, rows[-1].id)
         await self.store.record_block(record, rows)
         self._head = record
         if next_public is not None:
@@ -223,11 +222,11 @@ class Sealer:
         self._count(rows)
         return record
 
-    def _count(self, rows: list[tuple[int, str, bytes]]) -> None:
+    def _count(self, rows: list[SealRow]) -> None:
         """A block this sealer recorded: sealed, or completed after a full disk interrupted its seal."""
         self.sealed_blocks += 1
         self.sealed_leaves += len(rows)
-        self.sealed_readings += sum(1 for r in rows if not r[1].startswith("~"))  # not record leaves
+        self.sealed_readings += sum(1 for r in rows if not r.device_id.startswith("~"))  # not record leaves
 
     async def _check_continues(self, height: int) -> None:
         """Before an append: the store's head is the block this sealer sealed last, and the ledger ends with it.

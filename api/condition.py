@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from packproof.api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
-from packproof.records import Dispute, Disputes, Excursion
+from packproof.records import DeviceStats, Dispute, Disputes, Excursion
 from packproof.timefmt import rfc3339
 
 SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
@@ -45,10 +44,10 @@ def dispute_out(d: Dispute) -> DisputeOut:
                                   f"&before={d.quarantine_id + 1}&limit=1")
 
 
-def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
+def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
               excursions: Sequence[Excursion], now: float, stale_after: float,
               disputes: Disputes) -> Condition:
-    """`devices` rows as `Store.shipment_devices` returns them; excursions as stored; disputes
+    """`devices` as `Store.shipment_devices` returns them; excursions as stored; disputes
     as `Store.shipment_disputes` returns them."""
     exc = [excursion_out(r) for r in excursions]
     per_pack: dict[str, list[Status]] = {}
@@ -56,24 +55,24 @@ def condition(shipment_id: str, profile: str, devices: Sequence[Sequence[Any]],
         per_pack.setdefault(e.device_id, []).append("violated" if e.severity == "violation" else "warning")
     packs = []
     for d in devices:
-        device_id, signed, count, sealed, first_seq, last_seq, _first_ts, last_ts, last_rx, acked, missing, gaps = d
+        last_rx = d.last_received_at
         stale = last_rx is None or now - last_rx > stale_after
-        disputed = disputes.counts.get(device_id, 0)
-        statuses = per_pack.get(device_id, [])
-        if not count:
+        disputed = disputes.counts.get(d.device_id, 0)
+        statuses = per_pack.get(d.device_id, [])
+        if not d.readings:
             statuses = [*statuses, "no-data"]
-        if missing:
+        if d.missing:
             statuses = [*statuses, "incomplete"]
         if disputed:
             statuses = [*statuses, "disputed"]
         packs.append(PackCondition(
-            device_id=device_id, status=worst(statuses), stale=stale,
-            trust="device-signature" if signed else "ingestor",
-            readings=count or 0, sealed=sealed or 0, first_seq=first_seq, last_seq=last_seq,
-            last_reading_ts=last_ts, last_seen=rfc3339(last_rx) if last_rx else None,
-            acked_seq=acked, missing=missing or 0, gaps=json.loads(gaps) if gaps else [],
-            unsealed=(count or 0) - (sealed or 0), disputed=disputed,
-            disputes=[dispute_out(x) for x in disputes.recent if x.device_id == device_id]))
+            device_id=d.device_id, status=worst(statuses), stale=stale,
+            trust="device-signature" if d.signed else "ingestor",
+            readings=d.readings or 0, sealed=d.sealed or 0, first_seq=d.first_seq, last_seq=d.last_seq,
+            last_reading_ts=d.last_ts, last_seen=rfc3339(last_rx) if last_rx else None,
+            acked_seq=d.acked_seq, missing=d.missing or 0, gaps=json.loads(d.gaps_json) if d.gaps_json else [],
+            unsealed=(d.readings or 0) - (d.sealed or 0), disputed=disputed,
+            disputes=[dispute_out(x) for x in disputes.recent if x.device_id == d.device_id]))
     return Condition(
         shipment_id=shipment_id, profile=profile, status=worst([p.status for p in packs], default="no-data"),
         stale_packs=[p.device_id for p in packs if p.stale],

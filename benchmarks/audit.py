@@ -1,6 +1,6 @@
 """How long `packproof audit` takes over a large store (issue target: 1,000,000 readings < 1 min).
 
-Builds a store through the real write path (Store.write_batch) and seals it with the
+Builds a store through the real write path (Store.write_rows in a store transaction) and seals it with the
 real Sealer, then times the real `packproof audit` command and reports its peak memory.
 
     python benchmarks/audit.py [--readings 1000000] [--no-signatures]
@@ -25,6 +25,13 @@ from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_se
 from packproof.paths import DataDir
 from packproof.reading import Reading, Shock, Vibration
 from packproof.records import IngestBatch
+from packproof.store import Store
+
+
+async def store_batch(store: Store, batch: IngestBatch) -> None:
+    """One write transaction of new readings, as the ingestor writes them."""
+    async with store.transaction("storing a batch"):
+        await store.write_rows(batch)
 
 
 async def build(dirs: DataDir, n: int, devices: int) -> None:
@@ -44,10 +51,10 @@ async def build(dirs: DataDir, n: int, devices: int) -> None:
         body = canonical_bytes(r)
         batch.readings.append((device, r.seq, "SHP-AUDIT", r.ts, 0.0, body, leaf_hash(body)))
         if len(batch.readings) == 20000:
-            await store.write_batch(batch)
+            await store_batch(store, batch)
             batch = IngestBatch()
             print(f"\r  stored {i + 1:,} readings ({(i + 1) / (time.perf_counter() - t):,.0f}/s)", end="", flush=True)
-    await store.write_batch(batch)
+    await store_batch(store, batch)
     print()
     sealer = Sealer(store, LedgerFile(dirs.ledger), load_or_create_ledger_key(dirs.ledger_key), max_leaves=8192)
     await sealer.recover()

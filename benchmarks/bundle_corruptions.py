@@ -95,7 +95,8 @@ async def _fill(root: Path) -> None:
             for device_id, k in (("dev-a", key), ("dev-u", None)):
                 body = _reading_body(device_id, seq, k)
                 rows.append((device_id, seq, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body, leaf_hash(body)))
-        await store.write_batch(IngestBatch(readings=rows))
+        async with store.transaction("storing the readings"):  # as the ingestor writes
+            await store.write_rows(IngestBatch(readings=rows))
         await sealer.seal_once()
     finally:
         await store.close()

@@ -8,7 +8,18 @@ another one's meaning. Records are frozen where nothing changes them after they 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class DeviceKey(NamedTuple):
+    """One step of a device's key history: the key its readings from `valid_from_seq` on are signed with.
+
+    Read by name; a NamedTuple rather than a dataclass so that a history still unpacks as
+    `(start, key)` pairs where the ingestor builds its verifiers, and compares equal to them.
+    """
+
+    valid_from_seq: int
+    public_key: bytes | None  # None: the device signs nothing from this seq on
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +28,12 @@ class DeviceRecord:
     shipment_id: str
     public_key: bytes | None  # the current key; None: a tracker that cannot sign (trust begins at the ingestor)
     profile: str
-    keys: tuple[tuple[int, bytes | None], ...] = ()  # (valid from seq, key), oldest first
+    keys: tuple[DeviceKey, ...] = ()  # oldest first
     revoked: bool = False
 
     def key_at(self, seq: int) -> bytes | None:
         """The key valid for reading `seq`: readings from before a rotation keep their old key."""
-        valid = [k for start, k in self.keys if start <= seq]
+        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
         return valid[-1] if valid else self.public_key
 
 
@@ -96,6 +107,103 @@ class BlockRecord:
     leaf_count: int
     header: str  # canonical JSON text of the header, exactly as hashed
     signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeafPlace:
+    """Where a sealed leaf is: its block's height and its index in that block's tree (id - first_id).
+
+    What a proof needs to find the leaf's audit path; `Store.locate` answers it per store id.
+    """
+
+    height: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLeaf:
+    """A registry record leaf as stored: its store id (to locate its block) and its canonical JSON.
+
+    A proof bundle carries the one that gives a device its key at a reading's seq, so it is read
+    by the bytes that were sealed, not rebuilt from the registry tables.
+    """
+
+    id: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRecord:
+    """A registered shipment: the profile its packs are judged by (UN 38.3 envelope), since when."""
+
+    shipment_id: str
+    profile: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentListing:
+    """A shipment as `/shipments` lists it: the registry's row and how many devices travel with it."""
+
+    shipment_id: str
+    profile: str
+    created_at: float
+    device_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStats:
+    """A registered device of a shipment with its delivery aggregates (`device_stats`), as a condition reads them.
+
+    Every aggregate is None until the device's first reading is stored: "nothing heard" must
+    stay distinguishable from "heard, all fine" (the `no-data` status).
+    """
+
+    device_id: str
+    signed: bool  # registered with a public key: its readings are device-signed, not trusted from the ingestor
+    readings: int | None
+    sealed: int | None
+    first_seq: int | None
+    last_seq: int | None
+    first_ts: str | None
+    last_ts: str | None
+    last_received_at: float | None
+    acked_seq: int | None  # every seq up to it is stored
+    missing: int | None
+    gaps_json: str | None  # the seq ranges not received above acked_seq, JSON [[from, to], ...] as stored
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRecord:
+    """A stored reading as the API serves it: the body as received, when, and where it is sealed."""
+
+    id: int
+    body: bytes
+    received_at: float
+    place: LeafPlace | None  # None until a block seals it
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinePreview:
+    """A quarantine row as a page of `/quarantine` shows it: the payload cut to the page's bound.
+
+    Rows written before payloads were bounded can be megabytes; only the prefix is read, and
+    `payload_size` says how long the whole one is.
+    """
+
+    id: int
+    received_at: float
+    topic: str
+    payload: bytes  # the payload's first `payload_max` bytes
+    reason_code: str
+    reason: str
+    device_id: str | None
+    shipment_id: str | None
+    payload_size: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.payload_size > len(self.payload)
 
 
 @dataclass(slots=True)

@@ -36,13 +36,21 @@ from packproof.intake import IntakeKey
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
+    DeviceKey,
     DeviceRecord,
+    DeviceStats,
     Dispute,
     Disputes,
     Excursion,
     IngestBatch,
+    LeafPlace,
+    QuarantinePreview,
     QuarantineRow,
+    ReadingRecord,
+    RegistryLeaf,
     SealRow,
+    ShipmentListing,
+    ShipmentRecord,
     StoredRow,
 )
 from packproof.rfc6962 import leaf_hash
@@ -220,10 +228,6 @@ class Store:
         self.engine = db.engine
         self._lock = asyncio.Lock()
         self._tx_owner: asyncio.Task[Any] | None = None
-
-    @property
-    def driver(self) -> Driver:
-        return self._db
 
     @property
     def path(self) -> Path:
@@ -508,8 +512,8 @@ class Store:
             d = await self.device(device_id)
             if d is None:
                 raise ConfigError(f"device {device_id} is not registered")
-            if d.keys and from_seq <= d.keys[-1][0]:
-                raise ConfigError(f"device {device_id}: the new key must start after seq {d.keys[-1][0]}, "
+            if d.keys and from_seq <= d.keys[-1].valid_from_seq:
+                raise ConfigError(f"device {device_id}: the new key must start after seq {d.keys[-1].valid_from_seq}, "
                                   f"where its current key starts; got --from-seq {from_seq}")
             await self._db.execute(
                 "INSERT INTO device_keys(device_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
@@ -531,8 +535,8 @@ class Store:
 
         await self._registry_tx(f"revoking {device_id}", work)
 
-    async def registry_records(self, device_id: str) -> list[tuple[int, bytes]]:
-        """The registry record leaves naming `device_id`, (store id, canonical JSON), in store order.
+    async def registry_records(self, device_id: str) -> list[RegistryLeaf]:
+        """The registry record leaves naming `device_id`, in store order.
 
         Found by the bytes each of them holds in canonical form, `"device_id":"<id>"`, so a proof
         does not carry the whole registry over; the caller still parses each record. (Each
@@ -541,7 +545,7 @@ class Store:
         found = "instr(body, ?) > 0" if self.engine == "sqlite" else "position(? in body) > 0"
         rows = await self._fetch(f"SELECT id, body FROM readings WHERE device_id=? AND {found} ORDER BY seq",
                                  (REGISTRY, f'"device_id":"{device_id}"'.encode()))
-        return [(r[0], bytes(r[1])) for r in rows]
+        return [RegistryLeaf(r[0], bytes(r[1])) for r in rows]
 
     async def registry_changes(self) -> int:
         rows = await self._fetch("SELECT value FROM counters WHERE name='registry_changes'")
@@ -553,11 +557,11 @@ class Store:
         rows = await self._fetch(
             "SELECT d.device_id, d.shipment_id, d.public_key, s.profile, d.revoked_at "
             f"FROM devices d JOIN shipments s USING(shipment_id) {where} ORDER BY d.device_id", params)
-        keys: dict[str, list[tuple[int, bytes | None]]] = {}
+        keys: dict[str, list[DeviceKey]] = {}
         for d, start, key in await self._fetch(
                 f"SELECT device_id, valid_from_seq, public_key FROM device_keys d {where} "
                 "ORDER BY device_id, valid_from_seq", params):
-            keys.setdefault(d, []).append((int(start), bytes(key) if key is not None else None))
+            keys.setdefault(d, []).append(DeviceKey(int(start), bytes(key) if key is not None else None))
         return [DeviceRecord(r[0], r[1], bytes(r[2]) if r[2] is not None else None, r[3],
                              tuple(keys.get(r[0], ())), r[4] is not None) for r in rows]
 
@@ -604,11 +608,6 @@ class Store:
                 f"(VALUES {','.join(['(?,?)'] * len(chunk))})", [x for k in chunk for x in k])
             found.update({(r[0], r[1]): bytes(r[2]) for r in rows})
         return found
-
-    async def write_batch(self, b: IngestBatch) -> None:
-        """One transaction for a batch whose readings are known to be new."""
-        async with self.transaction("writing an ingest batch"):
-            await self.write_rows(b)
 
     async def write_rows(self, b: IngestBatch) -> None:
         """Inside a write transaction: readings (given the next dense ids), quarantine, aggregates."""
@@ -667,18 +666,12 @@ class Store:
             "WHERE height >= ? ORDER BY height LIMIT ?", (start, limit))
         return [BlockRecord(*r) for r in rows]
 
-    async def unsealed(self, after_id: int, limit: int) -> list[tuple[int, str, bytes]]:
-        """The next readings to seal, in store order: (id, device_id, leaf_hash).
+    async def sealable(self, after_id: int, limit: int) -> list[SealRow]:
+        """The next rows to seal, in store order, with what the sealer checks before sealing them.
 
         Store order is deterministic, so a block whose ledger line was written before a
-        crash can be matched to the same readings again on restart.
+        crash can be matched to the same rows again on restart.
         """
-        rows = await self._fetch(
-            "SELECT id, device_id, leaf_hash FROM readings WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [(r[0], r[1], bytes(r[2])) for r in rows]
-
-    async def sealable(self, after_id: int, limit: int) -> list[SealRow]:
-        """The next rows to seal, in store order, with what the sealer checks before sealing them."""
         rows = await self._fetch(
             "SELECT id, device_id, leaf_hash, intake_mac FROM readings WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit))
@@ -702,13 +695,15 @@ class Store:
                 "INSERT INTO counters(name, value) VALUES ('quarantined:not_from_intake', 1) "
                 "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
 
-    async def record_block(self, block: BlockRecord, rows: Sequence[tuple[int, str, bytes]]) -> None:
-        if rows[-1][0] - rows[0][0] + 1 != len(rows) or block.first_id != rows[0][0]:
-            raise StoreError(f"block {block.height}: readings {rows[0][0]}..{rows[-1][0]} are not a dense run "
+    async def record_block(self, block: BlockRecord, rows: Sequence[SealRow]) -> None:
+        """Record a sealed block, and count its rows as sealed per device."""
+        first, last = rows[0].id, rows[-1].id
+        if last - first + 1 != len(rows) or block.first_id != first:
+            raise StoreError(f"block {block.height}: readings {first}..{last} are not a dense run "
                              f"of {len(rows)} ids; rows were deleted from the store")
         per_device: dict[str, int] = {}
-        for _, device_id, _ in rows:
-            per_device[device_id] = per_device.get(device_id, 0) + 1
+        for row in rows:
+            per_device[row.device_id] = per_device.get(row.device_id, 0) + 1
         async with self.transaction(f"recording block {block.height}"):
             await self._db.execute(
                 "INSERT INTO blocks(height, hash, first_id, last_id, leaf_count, header, signature) "
@@ -759,8 +754,8 @@ class Store:
         rows = await self._fetch("SELECT coalesce(max(id), 0) FROM readings")
         return int(rows[0][0])
 
-    async def locate(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """Reading id -> (block height, leaf index), for the ids already sealed."""
+    async def locate(self, ids: Sequence[int]) -> dict[int, LeafPlace]:
+        """Store id -> where it is sealed, for the ids already sealed."""
         if not ids:
             return {}
         # At most len(ids) blocks can hold these ids: an index range scan with a limit.
@@ -771,52 +766,53 @@ class Store:
         for i in ids:
             for height, first, last in rows:
                 if first <= i <= last:
-                    out[i] = (height, i - first)
+                    out[i] = LeafPlace(height, i - first)
                     break
         return out
 
     # ---- queries for the API and the CLI ----------------------------------------------
 
-    async def shipments(self, limit: int, offset: int) -> list[tuple[Any, ...]]:
-        return await self._fetch(
+    async def shipments(self, limit: int, offset: int) -> list[ShipmentListing]:
+        rows = await self._fetch(
             "SELECT s.shipment_id, s.profile, s.created_at, count(d.device_id) FROM shipments s "
             "LEFT JOIN devices d USING(shipment_id) GROUP BY s.shipment_id "
             "ORDER BY s.shipment_id LIMIT ? OFFSET ?", (limit, offset))
+        return [ShipmentListing(r[0], r[1], r[2], int(r[3])) for r in rows]
 
-    async def shipment(self, shipment_id: str) -> tuple[Any, ...] | None:
+    async def shipment(self, shipment_id: str) -> ShipmentRecord | None:
         rows = await self._fetch(
             "SELECT shipment_id, profile, created_at FROM shipments WHERE shipment_id=?",
             (shipment_id,))
-        return rows[0] if rows else None
+        return ShipmentRecord(*rows[0]) if rows else None
 
-    async def shipment_devices(self, shipment_id: str) -> list[tuple[Any, ...]]:
-        """Registered devices with their maintained stats (NULLs before the first reading)."""
-        return await self._fetch(
+    async def shipment_devices(self, shipment_id: str) -> list[DeviceStats]:
+        """Registered devices with their maintained stats (None before the first reading)."""
+        rows = await self._fetch(
             "SELECT d.device_id, d.public_key IS NOT NULL, s.reading_count, s.sealed_count, "
             "s.first_seq, s.last_seq, s.first_ts, s.last_ts, s.last_received_at, s.acked_seq, s.missing, s.gaps "
             "FROM devices d LEFT JOIN device_stats s USING(device_id) "
             "WHERE d.shipment_id=? ORDER BY d.device_id", (shipment_id,))
+        return [DeviceStats(r[0], bool(r[1]), *r[2:]) for r in rows]
 
     async def shipment_excursions(self, shipment_id: str) -> list[Excursion]:
         return [_excursion_of(r) for r in await self._fetch(
             f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE shipment_id=? ORDER BY id", (shipment_id,))]
 
-    async def shipment_readings(self, shipment_id: str, after_id: int, limit: int) -> list[tuple[Any, ...]]:
-        """(id, body, received_at, block height or None, leaf index or None) in store order."""
+    async def shipment_readings(self, shipment_id: str, after_id: int, limit: int) -> list[ReadingRecord]:
+        """A page of the shipment's readings in store order, each with where it is sealed."""
         rows = await self._fetch(
             "SELECT id, body, received_at FROM readings WHERE shipment_id=? AND id > ? ORDER BY id LIMIT ?",
             (shipment_id, after_id, limit))
         where = await self.locate([r[0] for r in rows])
-        return [(*r, *where.get(r[0], (None, None))) for r in rows]
+        return [ReadingRecord(r[0], bytes(r[1]), r[2], where.get(r[0])) for r in rows]
 
-    async def reading(self, device_id: str, seq: int) -> tuple[Any, ...] | None:
-        """(id, body, received_at, block height or None, leaf index or None)."""
+    async def reading(self, device_id: str, seq: int) -> ReadingRecord | None:
         rows = await self._fetch(
             "SELECT id, body, received_at FROM readings WHERE device_id=? AND seq=?", (device_id, seq))
         if not rows:
             return None
-        where = await self.locate([rows[0][0]])
-        return (*rows[0], *where.get(rows[0][0], (None, None)))
+        row_id = rows[0][0]
+        return ReadingRecord(row_id, bytes(rows[0][1]), rows[0][2], (await self.locate([row_id])).get(row_id))
 
     async def shipment_disputes(self, shipment_id: str, limit: int) -> Disputes:
         """Conflicting versions of the shipment's readings, from the quarantine's reason index.
@@ -862,12 +858,11 @@ class Store:
         return {key[len(STATUS_PREFIX):]: _status_of(value) for key, value in rows}
 
     async def quarantined(self, *, device_id: str | None, reason_code: str | None, before_id: int | None,
-                          limit: int, payload_max: int) -> list[tuple[Any, ...]]:
+                          limit: int, payload_max: int) -> list[QuarantinePreview]:
         """Newest first, optionally for one device and/or reason; `before_id` is the page cursor.
 
-        Rows are (id, received_at, topic, payload's first `payload_max` bytes, reason code, reason,
-        device id, shipment id, payload size): rows written before payloads were bounded can be
-        megabytes, and only the prefix is read.
+        Each payload is read only up to `payload_max` bytes: rows written before payloads were
+        bounded can be megabytes.
         """
         where: list[str] = ["id < ?"]
         params: list[Any] = [before_id if before_id is not None else 2**63 - 1]
@@ -877,7 +872,8 @@ class Store:
         if reason_code is not None:
             where.append("reason_code = ?")
             params.append(reason_code)
-        return await self._fetch(
+        rows = await self._fetch(
             "SELECT id, received_at, topic, substr(payload, 1, ?), reason_code, reason, device_id, shipment_id, "
             f"length(payload) FROM quarantine WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
             (payload_max, *params, limit))
+        return [QuarantinePreview(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], int(r[8])) for r in rows]

@@ -42,8 +42,8 @@ async def list_quarantine(
 ) -> QuarantinePage:
     rows = await store.quarantined(device_id=device_id, reason_code=reason, before_id=before, limit=limit,
                                    payload_max=PAYLOAD_MAX)
-    items = [QuarantinedOut(id=r[0], received_at=rfc3339(r[1]), topic=r[2], reason_code=r[4], reason=r[5],
-                            device_id=r[6], shipment_id=r[7], payload_text=_text(bytes(r[3])),
-                            payload_b64=base64.b64encode(r[3]).decode(), payload_size=r[8],
-                            payload_truncated=r[8] > len(r[3])) for r in rows]
-    return QuarantinePage(items=items, next_before=rows[-1][0] if len(rows) == limit else None)
+    items = [QuarantinedOut(id=r.id, received_at=rfc3339(r.received_at), topic=r.topic, reason_code=r.reason_code,
+                            reason=r.reason, device_id=r.device_id, shipment_id=r.shipment_id,
+                            payload_text=_text(r.payload), payload_b64=base64.b64encode(r.payload).decode(),
+                            payload_size=r.payload_size, payload_truncated=r.truncated) for r in rows]
+    return QuarantinePage(items=items, next_before=rows[-1].id if len(rows) == limit else None)

@@ -27,7 +27,8 @@ async def _reading(store: StoreDep, reading_id: str) -> StoredReading:
 async def get_reading(store: StoreDep, reading_id: str) -> ReadingOut:
     r = await _reading(store, reading_id)
     return ReadingOut(reading_id=reading_id, reading=orjson.loads(r.body), received_at=rfc3339(r.received_at),
-                      block_height=r.height, leaf_index=r.index)
+                      block_height=r.place.height if r.place else None,
+                      leaf_index=r.place.index if r.place else None)
 
 
 @router.get("/{reading_id}/proof")

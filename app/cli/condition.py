@@ -36,12 +36,13 @@ def condition_report(
     async def go():  # type: ignore[no-untyped-def]
         store = await Store.open(data_dir_of(cfg).store, readonly=True)
         try:
-            row = await store.shipment(shipment_id)
-            if row is None:
+            shipment = await store.shipment(shipment_id)
+            if shipment is None:
                 fail(Exit.BAD_INPUT, f"shipment {shipment_id!r} is not in {data_dir}")
-            return condition(row[0], row[1], await store.shipment_devices(row[0]),
-                             await store.shipment_excursions(row[0]), time.time(), stale_after,
-                             await store.shipment_disputes(row[0], RECENT_DISPUTES))
+            sid = shipment.shipment_id
+            return condition(sid, shipment.profile, await store.shipment_devices(sid),
+                             await store.shipment_excursions(sid), time.time(), stale_after,
+                             await store.shipment_disputes(sid, RECENT_DISPUTES))
         finally:
             await store.close()
 

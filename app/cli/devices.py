@@ -133,7 +133,8 @@ def devices_list(cfg: Settings,
     for d in devices:
         if shipment and d.shipment_id != shipment:
             continue
-        keys = ", ".join(f"{start}: {key_id_of(k) if k else 'unsigned'}" for start, k in d.keys)
+        keys = ", ".join(f"{k.valid_from_seq}: {key_id_of(k.public_key) if k.public_key else 'unsigned'}"
+                         for k in d.keys)
         table.add_row(d.device_id, d.shipment_id, d.profile, keys, "revoked" if d.revoked else "active")
     out.print(table)
 
@@ -158,7 +159,7 @@ def devices_rotate(
                 # A device with no reading stored yet (just provisioned) has its key from seq 0: the new
                 # one starts after both, as a key must start after the one it replaces.
                 device = await st.device(device_id)
-                current = device.keys[-1][0] if device is not None and device.keys else -1
+                current = device.keys[-1].valid_from_seq if device is not None and device.keys else -1
                 start = max(await st.last_seq(device_id), current) + 1
             await st.rotate_key(device_id, key, start)
             return start

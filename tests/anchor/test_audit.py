@@ -23,6 +23,7 @@ from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.records import IngestBatch
 from tests.conftest import cli
+from tests.storeutil import write_batch
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ async def quarantine_two_payloads(data: Path) -> None:
     b.quarantine += [(1.7e9, topic, b"{not json", "malformed_json", "not JSON", "SHP-001-0001-P01", "SHP-001-0001"),
                      (1.7e9 + 1, topic, b'{"v":1}', "invalid_reading", "fields missing", "SHP-001-0001-P01",
                       "SHP-001-0001")]
-    await store.write_batch(b)
+    await write_batch(store, b)
     await store.close()
     await seal(data)
 

@@ -15,6 +15,7 @@ from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
 from packproof.records import IngestBatch
 from packproof.store import Store
+from tests.storeutil import write_batch
 
 KEY = private_key_from_seed(b"ledger")
 PUB = public_key_bytes(KEY)
@@ -82,7 +83,7 @@ async def _store_with(url: str, n: int) -> Store:
         body = json.dumps({"seq": i}).encode()
         b.readings.append(("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
     b.stats.append(("d", "S", n, 0, n - 1, "t0", "t1", 0.0, n - 1, 0, "[]"))
-    await store.write_batch(b)
+    await write_batch(store, b)
     return store
 
 
@@ -95,11 +96,11 @@ async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(
     assert (await sealer.seal_once()).leaf_count == 4  # type: ignore[union-attr]
     # Crash between the ledger append and the store transaction: simulate by appending
     # the next block to the ledger only.
-    rows = await store.unsealed(4, 4)
+    rows = await store.sealable(4, 4)
     from packproof.anchor.merkle import root_from_leaf_hashes
     head = await store.head_block()
     assert head is not None
-    orphan = make_block(height=1, prev_hash=head.hash, merkle_root=root_from_leaf_hashes([r[2] for r in rows]),
+    orphan = make_block(height=1, prev_hash=head.hash, merkle_root=root_from_leaf_hashes([r.leaf_hash for r in rows]),
                         leaf_count=4, sealed_at="2026-11-22T08:00:01.000Z", key=KEY)
     ledger.append(orphan)
     restarted = Sealer(store, ledger, KEY, max_leaves=4)

@@ -26,6 +26,7 @@ from packproof.paths import DataDir
 from packproof.records import IngestBatch
 from packproof.store import Store
 from tests.conftest import Service, wait_for
+from tests.storeutil import write_batch
 
 KEY = private_key_from_seed(b"continuity")
 INTAKE = IntakeKey(b"k" * 32)
@@ -36,7 +37,7 @@ async def add(store: Store, start: int, n: int) -> None:
     for i in range(start, start + n):
         body = json.dumps({"seq": i}).encode()
         b.readings.append(("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
-    await store.write_batch(b)
+    await write_batch(store, b)
 
 
 async def sealed_store(url: str, ledger: LedgerFile, blocks: int) -> tuple[Store, Sealer]:

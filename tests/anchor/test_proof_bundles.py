@@ -322,13 +322,13 @@ async def test_the_api_finds_the_record_in_force_on_both_engines(store_url: str)
         await store.register({"SHP-A": "un38.3-cell"}, [("dev_a", "SHP-A", keys[0]), ("devXa", "SHP-A", keys[1]),
                                                         ("DEV_A", "SHP-A", keys[2]), ("dev_a2", "SHP-A", None)])
         await store.rotate_key("dev_a", keys[3], 5)
-        records = [text for _, text in await store.registry_records("dev_a")]
+        records = [r.body for r in await store.registry_records("dev_a")]
         for seq, kind, key in ((0, "device-registered", keys[0]), (4, "device-registered", keys[0]),
                                (5, "device-key-rotated", keys[3]), (9, "device-key-rotated", keys[3])):
             chosen = key_record_in_force(records, "dev_a", seq)
             assert chosen is not None
             record = json.loads(records[chosen])
             assert (record["record"], record["device_id"], record["public_key"]) == (kind, "dev_a", b64(key))
-        assert key_record_in_force([text for _, text in await store.registry_records("ghost")], "ghost", 0) is None
+        assert key_record_in_force([r.body for r in await store.registry_records("ghost")], "ghost", 0) is None
     finally:
         await store.close()

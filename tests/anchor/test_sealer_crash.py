@@ -24,6 +24,7 @@ from packproof.paths import DataDir
 from packproof.records import IngestBatch
 from packproof.simulators.fleet import build_fleet, shipments_of
 from tests.conftest import Service, cli, packproof_cmd, wait_for
+from tests.storeutil import write_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,7 @@ async def fill(data: Path, per_device: int, start: int = 0) -> int:
                 body = d.reading(time.time())
                 batch.readings.append((d.device_id, d.next_seq - 1, d.shipment_id, json.loads(body)["ts"],
                                        time.time(), body, leaf_hash(body)))
-        await store.write_batch(batch)
+        await write_batch(store, batch)
         return len(batch.readings)
     finally:
         await store.close()

@@ -21,6 +21,7 @@ from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
 from packproof.records import IngestBatch
 from packproof.store import Store
+from tests.storeutil import write_batch
 
 ADMIN = {"authorization": "Bearer admin-token-0123456789"}
 KEY = b64(public_key_bytes(private_key_from_seed(b"api-intake")))
@@ -49,7 +50,7 @@ async def test_a_quarantine_page_is_bounded_whatever_rows_hold(api: tuple[httpx.
     legacy = b"{" + b"x" * 1_000_000  # kept whole before the ingestor cut payloads at 4 KiB
     rows = [(1.0, "packproof/v1/S/d/telemetry", legacy, "too_large", "payload is 1000001 bytes", "d", "S")] + [
         (2.0, "packproof/v1/S/d/telemetry", b"bad", "malformed_json", "not JSON", "d", "S")] * 3
-    await in_store(url, lambda st: st.write_batch(IngestBatch(quarantine=rows)))
+    await in_store(url, lambda st: write_batch(st, IngestBatch(quarantine=rows)))
     r = await client.get("/quarantine")
     assert r.status_code == 200 and len(r.content) < 20_000, len(r.content)
     item = r.json()["items"][-1]

@@ -22,6 +22,7 @@ from packproof.errors import ConfigError
 from packproof.reading import Reading
 from packproof.store import QUARANTINE_KEEP, Store
 from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
+from tests.storeutil import driver_of
 from tests.waiting import wait_until
 
 KEY = private_key_from_seed(b"test-device")
@@ -334,8 +335,8 @@ async def test_a_full_disk_pauses_intake_acknowledges_nothing_unwritten_and_resu
 
     async def limit(pages: int | None) -> None:
         if pages is None:
-            pages = (await store.driver.fetch("PRAGMA page_count"))[0][0]
-        await store.driver.execute(f"PRAGMA max_page_count={pages}")
+            pages = (await driver_of(store).fetch("PRAGMA page_count"))[0][0]
+        await driver_of(store).execute(f"PRAGMA max_page_count={pages}")
 
     def msgs(seqs: range) -> list[tuple[str, bytes]]:
         return [(topic("dev-df", "SHP-DF"), canonical_bytes(reading(s, "dev-df", "SHP-DF", temperature_c=20 + s % 7)))

@@ -20,6 +20,7 @@ from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.diskfull import Backoff, DiskWatch, is_disk_full
 from packproof.errors import DiskFullError, StoreError
 from packproof.store import Store
+from tests.storeutil import driver_of
 
 
 def sqlite_full(path: Path) -> sqlite3.Error:
@@ -84,13 +85,13 @@ def real_key(i: int) -> bytes:
 async def test_a_store_write_on_a_full_disk_is_a_disk_full_error(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "s.db")
     try:
-        pages = (await store.driver.fetch("PRAGMA page_count"))[0][0]
-        await store.driver.execute(f"PRAGMA max_page_count={pages}")
+        pages = (await driver_of(store).fetch("PRAGMA page_count"))[0][0]
+        await driver_of(store).execute(f"PRAGMA max_page_count={pages}")
         with pytest.raises(DiskFullError, match="registering devices failed: disk full"):
             await store.register({"SHP-1": "un38.3-cell"},
                                  [(f"dev-{i}", "SHP-1", real_key(i)) for i in range(200)])
         assert await store.devices() == []  # nothing half-written
-        await store.driver.execute("PRAGMA max_page_count=1073741823")  # space again: the same write works
+        await driver_of(store).execute("PRAGMA max_page_count=1073741823")  # space again: the same write works
         assert await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", real_key(1))]) == 1
     finally:
         await store.close()

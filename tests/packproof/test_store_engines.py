@@ -19,6 +19,7 @@ from packproof.paths import DataDir
 from packproof.records import IngestBatch
 from packproof.store import SCHEMA_VERSION, Store
 from tests.dbutil import query_sync as query
+from tests.storeutil import driver_of, write_batch
 
 
 def batch(device: str, seqs: range) -> IngestBatch:
@@ -59,7 +60,7 @@ async def test_concurrent_writers_keep_ids_dense_in_commit_order(store_url: str)
 
     async def write(w: Store, device: str) -> None:
         for start in range(0, 200, 20):
-            await w.write_batch(batch(device, range(start, start + 20)))
+            await write_batch(w, batch(device, range(start, start + 20)))
 
     await asyncio.gather(*(write(w, f"d{i}") for i, w in enumerate(writers)))
     for w in writers:
@@ -97,7 +98,7 @@ async def test_a_sealer_whose_postgresql_lock_was_cut_stops_before_appending(tmp
         assert lock is not None and await lock.held()
         sealer = await start_sealer(store, dirs, 1.0, 64, lock)
         assert (await sealer.seal_once()) is not None  # held: seals the registration record
-        await store.write_batch(batch("d", range(3)))
+        await write_batch(store, batch("d", range(3)))
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
                           "AND objid = 2 AND classid = (SELECT hashtext(%s)::oid)", (url.rsplit("%3D", 1)[1],))
@@ -119,11 +120,11 @@ async def test_a_postgresql_store_reconnects_after_its_connection_is_cut() -> No
     with pg_schema() as url:
         store = await Store.open(url)
         await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
-        ((pid,),) = await store.driver.fetch("SELECT pg_backend_pid()")
+        ((pid,),) = await driver_of(store).fetch("SELECT pg_backend_pid()")
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StoreError):
-            await store.write_batch(batch("d", range(3)))
-        await store.write_batch(batch("d", range(3)))  # the same batch again, on a new connection
+            await write_batch(store, batch("d", range(3)))
+        await write_batch(store, batch("d", range(3)))  # the same batch again, on a new connection
         assert query(url, "SELECT count(*) FROM readings WHERE device_id = 'd'") == [(3,)]
         await store.close()

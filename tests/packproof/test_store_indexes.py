@@ -16,8 +16,9 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.anchor.sealer import Sealer
 from packproof.crypto import load_or_create_ledger_key
 from packproof.intake import IntakeKey
-from packproof.records import IngestBatch
+from packproof.records import Excursion, IngestBatch
 from packproof.store import Store
+from tests.storeutil import driver_of, write_batch
 
 BIG_TABLES = ("readings", "quarantine", "excursions", "blocks", "device_stats")
 
@@ -33,9 +34,9 @@ async def filled(url: str, tmp_path: Path) -> Store:
                 b.readings.append((device, seq, sid, "2026-11-23T00:00:00Z", 1.0, body, leaf_hash(body)))
             b.stats.append((device, sid, 200, start, start + 199, "t", "t", 1.0, start + 199, 0, "[]"))
         b.quarantine.append((1.0, "packproof/v1/S/d1/telemetry", b"{", "malformed_json", "bad", "d1", "S"))
-        b.excursions.append((start + 1, "d1", "S", "T.2", "temperature_c", "violation", "t", "t", start, start,
-                             80.0, 72.0, "limit", 1, 0))
-        await store.write_batch(b)
+        b.excursions.append(Excursion(start + 1, "d1", "S", "T.2", "temperature_c", "violation", "t", "t", start,
+                                      start, 80.0, 72.0, "limit", 1, False))
+        await write_batch(store, b)
     sealer = Sealer(store, LedgerFile(tmp_path / "ledger.jsonl"), load_or_create_ledger_key(tmp_path / "k"),
                     max_leaves=100)
     await sealer.recover()
@@ -47,7 +48,7 @@ async def filled(url: str, tmp_path: Path) -> Store:
 async def api_statements(store: Store) -> list[tuple[str, tuple[Any, ...]]]:
     """What the API's store calls send to the database."""
     seen: list[tuple[str, tuple[Any, ...]]] = []
-    driver = store.driver
+    driver = driver_of(store)
     fetch = driver.fetch
 
     async def recording(sql: str, params: Any = ()) -> Any:
@@ -96,7 +97,7 @@ async def test_no_api_query_scans_a_whole_table(store_url: str, tmp_path: Path) 
     try:
         statements = await api_statements(store)
         assert len(statements) >= 14
-        db = store.driver
+        db = driver_of(store)
         if store.engine == "postgresql":
             await db.execute("SET enable_seqscan = off")
         for sql, params in statements:

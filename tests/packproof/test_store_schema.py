@@ -12,6 +12,7 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.errors import StoreError
 from packproof.records import IngestBatch
 from packproof.store import SCHEMA_VERSION, Store
+from tests.storeutil import write_batch
 
 
 async def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
@@ -51,7 +52,7 @@ async def test_a_version_2_store_gets_every_gap_back_from_its_readings(tmp_path:
         body = f'{{"seq":{s}}}'.encode()
         b.readings.append(("d", s, "S", "t", 0.0, body, leaf_hash(body)))
     b.stats.append(("d", "S", len(seqs), 0, 78, "t", "t", 0.0, 0, 39, "[[1,1]]"))
-    await store.write_batch(b)
+    await write_batch(store, b)
     await store.close()
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE readings DROP COLUMN intake_mac")
@@ -77,7 +78,7 @@ async def test_a_version_3_store_keeps_sealing_its_rows_stored_before_intake_mac
     for s in range(3):
         body = f'{{"seq":{s}}}'.encode()
         b.readings.append(("d", s, "S", "t", 0.0, body, leaf_hash(body)))
-    await store.write_batch(b)
+    await write_batch(store, b)
     await store.close()
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE readings DROP COLUMN intake_mac")
