@@ -16,6 +16,7 @@ from packproof.anchor.proof import ProofBundle, verify_bundle
 from packproof.crypto import read_public_key
 from packproof.paths import DataDir
 from packproof.records import IngestBatch
+from tests.storeutil import write_batch
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store = await DataDir(root).open_writer()
         try:
             body = _reading_body("dev-u", 7, None)
-            await store.write_batch(IngestBatch(readings=[
+            await write_batch(store, IngestBatch(readings=[
                 ("dev-u", 7, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body, leaf_hash(body))]))
         finally:
             await store.close()
