@@ -75,7 +75,7 @@ async def _fill(root: Path) -> None:
     from packproof.anchor.sealer import Sealer
     from packproof.crypto import load_or_create_ledger_key, private_key_from_seed, public_key_bytes
     from packproof.paths import DataDir
-    from packproof.records import IngestBatch
+    from packproof.records import IngestBatch, ReadingRow
 
     dirs = DataDir(root)
     key = private_key_from_seed(b"dev-a")
@@ -90,7 +90,8 @@ async def _fill(root: Path) -> None:
         for seq in range(4):
             for device_id, k in (("dev-a", key), ("dev-u", None)):
                 body = _reading_body(device_id, seq, k)
-                rows.append((device_id, seq, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body, leaf_hash(body)))
+                rows.append(ReadingRow(device_id, seq, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body,
+                                       leaf_hash(body)))
         await store.write_batch(IngestBatch(readings=rows))
         await sealer.seal_once()
     finally:

@@ -33,7 +33,8 @@ from packproof.anchor.sealer import Sealer
 from packproof.canonical import signed_and_full
 from packproof.crypto import load_or_create_ledger_key
 from packproof.edge.decode import decode
-from packproof.edge.ingestor import Ingestor, Message
+from packproof.edge.ingestor import Ingestor
+from packproof.edge.message import Message
 from packproof.edge.mqttclient import BatchingClient
 from packproof.edge.thresholds import evaluate
 from packproof.paths import DataDir
@@ -72,7 +73,7 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
                         load_or_create_ledger_key(Path(tmp) / "ledger.key"), max_leaves=8192)
         await sealer.recover()
         now = time.time()
-        inbox: list[Message] = [(t, p, i + 1, 1, now) for i, (t, p) in enumerate(msgs)]
+        inbox: list[Message] = [Message(t, p, i + 1, 1, now) for i, (t, p) in enumerate(msgs)]
         cpu = {"process": 0.0, "write": 0.0, "seal": 0.0}
         for i in range(0, len(inbox), batch):
             t0 = time.process_time()

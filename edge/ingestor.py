@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import multiprocessing
 import os
@@ -40,23 +39,21 @@ from paho.mqtt.properties import Properties
 from packproof.crypto import DeviceVerifier, verify_many
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.edge.decode import PLAUSIBLE, Accepted, DeviceEntry, Plausibility, bad_signature, decode
-from packproof.edge.excursions import ExcursionTracker
+from packproof.edge.message import Message, quarantine
 from packproof.edge.mqttclient import BatchingClient
 from packproof.edge.session import SessionWatch
-from packproof.edge.thresholds import BUILTIN_PROFILES, Check, Profile, evaluate
+from packproof.edge.settle import Checked, DeviceAck, Settled, settle, to_look_up
+from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, evaluate
 from packproof.errors import BrokerError, ConfigError, InvalidReading, StoreError
 from packproof.health import HEARTBEAT
-from packproof.reading import DEFAULT_PROFILE, TELEMETRY_FILTER, TOPIC_PREFIX, share_group_problem
+from packproof.reading import DEFAULT_PROFILE, TELEMETRY_FILTER, share_group_problem
 from packproof.records import DeviceRecord, IngestBatch
-from packproof.store import Store, kept_evidence
-from packproof.watermark import Watermarks
+from packproof.store import Store
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, bytes, int, int, float]  # topic, payload, mid, qos, received_at
-Chunk = tuple["Future[list[bool]] | None", list[tuple[Accepted, "Message"]]]
+Chunk = tuple["Future[list[bool]] | None", list[tuple[Accepted, Message]]]
 VERIFY_CHUNK = 250  # readings per hand-off to a verifier process: small enough to overlap with decoding
-AckMessages = dict[str, tuple[str, str]]  # device id -> (ack topic, payload) to publish once the batch commits
 
 
 @dataclass(slots=True)
@@ -70,19 +67,8 @@ class Decoded:
     pending: list[Chunk]  # decoded readings with their verifier's answer to come (or None: nothing to ask)
     rejected: IngestBatch  # quarantined payloads and their counters
     acks: list[tuple[int, int]]  # (mid, qos) to PUBACK once the batch commits
-    readings: list[tuple[Accepted, Message, tuple[Check, ...]]] = field(default_factory=list)  # valid, distinct
-    duplicates: int = 0  # repeats inside the batch itself
+    readings: list[Checked] = field(default_factory=list)  # decoded, signatures verified, in arrival order
     finished: bool = False
-
-
-@dataclass(slots=True)
-class Settled:
-    batch: IngestBatch
-    delivered: AckMessages
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    implausible: int = 0  # seq jumps quarantined in the transaction
 
 
 @dataclass(slots=True)
@@ -195,7 +181,7 @@ class Ingestor:
         self._registry_version = -1
         self._missing: dict[str, float] = {}  # unknown device id -> when we last asked the store
         self._ack_infos: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
-        self._pending_acks: dict[str, tuple[str, str]] = {}
+        self._pending_acks: dict[str, DeviceAck] = {}
         self._acked_at: dict[str, float] = {}
         self.ack_interval = ack_interval
         self._inbox: collections.deque[Message] = collections.deque()
@@ -273,7 +259,7 @@ class Ingestor:
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         while len(self._inbox) >= self.inbox_max and not self._closing:
             time.sleep(0.002)  # backpressure: stop reading the socket until we catch up
-        self._inbox.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+        self._inbox.append(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
         if self._idle and self._loop is not None:
             self._idle = False
             self._loop.call_soon_threadsafe(self._wake.set)
@@ -447,7 +433,7 @@ class Ingestor:
             done = await self._commit_retrying(item, stop)
             if done is not None:
                 self.client.ack_many(item.acks)
-                self._pending_acks.update(done.delivered)
+                self._pending_acks.update(done.acks)
                 self._send_acks()
             self._write_q.task_done()
         self._write_q.task_done()
@@ -485,12 +471,20 @@ class Ingestor:
     async def commit(self, d: Decoded) -> Settled:
         """One transaction: settle a decoded batch against the store and write it; then count it."""
         await self.finish(d)
-        async with self.store.transaction("writing an ingest batch"):
-            done = await self._settle(d)
-            await self.store.write_rows(done.batch)
+        store = self.store
+        async with store.transaction("writing an ingest batch"):
+            # The store, not this process's memory, knows each device's delivery state and open
+            # excursions, so several ingestors can share one stream: read them in the transaction.
+            devices = sorted({c.accepted.reading.device_id for c in d.readings})
+            states = await store.delivery_states(devices)
+            maybe = to_look_up(d.readings, states)
+            stored = await store.existing(maybe) if maybe else {}
+            done = settle(d.readings, d.rejected, states, stored, await store.open_excursions(devices),
+                          await store.next_excursion_id(), self.limits)
+            await store.write_rows(done.batch)
         st = self.stats
         st.accepted += done.accepted
-        st.duplicates += done.duplicates + d.duplicates
+        st.duplicates += done.duplicates
         st.quarantined += len(d.rejected.quarantine) + done.conflicts + done.implausible
         st.batches += 1
         return done
@@ -507,8 +501,8 @@ class Ingestor:
         now = time.monotonic()
         for device_id in list(self._pending_acks):
             if everything or now - self._acked_at.get(device_id, 0.0) >= self.ack_interval:
-                topic, payload = self._pending_acks.pop(device_id)
-                self._ack_infos.append(self.client.publish(topic, payload, qos=1, retain=True))
+                ack = self._pending_acks.pop(device_id)
+                self._ack_infos.append(self.client.publish(ack.topic, ack.payload, qos=1, retain=True))
                 self._acked_at[device_id] = now
         while self._ack_infos and settled(self._ack_infos[0]):
             self._ack_infos.popleft()
@@ -527,30 +521,22 @@ class Ingestor:
         rejected = IngestBatch()
         pending, unknown = await asyncio.to_thread(self._decode_all, msgs, rejected)
         if unknown:
-            await self._look_up([m[0].split("/")[3] for m in unknown])
+            await self._look_up([m.topic.split("/")[3] for m in unknown])
             more, _ = self._decode_all(unknown, rejected, retry=True)
             pending += more
-        return Decoded(pending, rejected, [(m[2], m[3]) for m in msgs])
+        return Decoded(pending, rejected, [(m.mid, m.qos) for m in msgs])
 
     async def finish(self, d: Decoded) -> None:
-        """The verifiers' answers (a bad signature is quarantined), repeats within the batch, thresholds."""
+        """The verifiers' answers (a bad signature is quarantined), and each reading's threshold findings."""
         if d.finished:
             return
-        seen: dict[tuple[str, int], bytes] = {}
         for future, chunk in d.pending:
             results = iter(await self._answers(future, chunk) if future is not None else ())
             for a, m in chunk:
                 if a.check is not None and not next(results):
-                    self._quarantine(d.rejected, m, bad_signature(a.reading))
+                    quarantine(d.rejected, m, bad_signature(a.reading))
                     continue
-                key = (a.reading.device_id, a.reading.seq)
-                first = seen.get(key)
-                if first is not None:  # the same reading twice in one batch (a redelivery racing its original)
-                    if self._duplicate_or_conflict(d.rejected, a, m, first):
-                        d.duplicates += 1
-                    continue
-                seen[key] = a.leaf_hash
-                d.readings.append((a, m, evaluate(a.entry.profile, a.reading)))
+                d.readings.append(Checked(a, m, evaluate(a.entry.profile, a.reading)))
         d.pending, d.finished = [], True
 
     def _decode_all(self, msgs: list[Message], rejected: IngestBatch,
@@ -567,12 +553,13 @@ class Ingestor:
             chunk: list[tuple[Accepted, Message]] = []
             for m in msgs[start:start + VERIFY_CHUNK]:
                 try:
-                    chunk.append((decode(m[0], m[1], registry, verify, m[4], pool is not None, limits), m))
+                    chunk.append((decode(m.topic, m.payload, registry, verify, m.received_at, pool is not None,
+                                         limits), m))
                 except InvalidReading as exc:
                     if exc.code == "unknown_device" and not retry:
                         unknown.append(m)
                     else:
-                        self._quarantine(rejected, m, exc)
+                        quarantine(rejected, m, exc)
             checks = [a.check for a, _ in chunk if a.check is not None]
             pending.append((self._submit(checks) if checks else None, chunk))
         return pending, unknown
@@ -622,108 +609,3 @@ class Ingestor:
         log.error("a signature verifier process died; checking its readings here and starting another")
         self._verifiers.shutdown(wait=False)
         self._verifiers = verifier_pool(self.verify_workers)
-
-    def _quarantine(self, batch: IngestBatch, m: Message, exc: InvalidReading) -> None:
-        topic = m[0]
-        parts = topic.split("/")
-        device = parts[3] if len(parts) == 5 else None
-        shipment = parts[2] if len(parts) == 5 else None
-        payload, reason = kept_evidence(m[1], exc.message)
-        batch.quarantine.append((m[4], topic, payload, exc.code, reason, device, shipment))
-        batch.count(f"quarantined:{exc.code}")
-
-    async def _settle(self, d: Decoded) -> Settled:
-        """Inside the write transaction: which readings are new, given what the store holds now.
-
-        The store, not this process's memory, knows each device's delivery state (watermark,
-        highest seq, every gap) and its open excursions, so several ingestors can share one
-        stream: a reading in a gap or above the highest stored seq is new; one the state
-        counts as stored (a redelivery, a resend, a replay) is looked up. The same (device, seq)
-        with the same bytes is a duplicate: stored once, counted. With *different* bytes it
-        is a conflict: the device's key signed two readings under one seq (or, for an
-        unsigned tracker, someone sent a second version): quarantined, the first one stands.
-        """
-        store = self.store
-        batch = IngestBatch(quarantine=list(d.rejected.quarantine), counters=dict(d.rejected.counters))
-        out = Settled(batch, {})
-        devices = sorted({a.reading.device_id for a, _, _ in d.readings})
-        wm = Watermarks()
-        for device_id, (acked, high, gaps) in (await store.delivery_states(devices)).items():
-            wm.restore(device_id, acked, high, json.loads(gaps))
-        # Only a seq the delivery state counts as stored can be a repeat; its leaf tells a
-        # duplicate from a conflict. A resend filling a gap is new without asking.
-        maybe = [(a.reading.device_id, a.reading.seq) for a, _, _ in d.readings
-                 if wm.holds(a.reading.device_id, a.reading.seq)]
-        stored = await store.existing(maybe) if maybe else {}
-        tracker = ExcursionTracker(next_id=await store.next_excursion_id(),
-                                   open_excursions=await store.open_excursions(devices))
-        touched: dict[str, str] = {}
-        per_device: dict[str, list[Any]] = {}
-        for a, m, checks in d.readings:
-            r = a.reading
-            touched[r.device_id] = r.shipment_id
-            leaf = stored.get((r.device_id, r.seq))
-            if leaf is not None:
-                if self._duplicate_or_conflict(batch, a, m, leaf):
-                    out.duplicates += 1
-                else:
-                    out.conflicts += 1
-                continue
-            if jump := self._seq_jump(a, wm.highest(r.device_id)):
-                self._quarantine(batch, m, jump)
-                out.implausible += 1
-                continue
-            at = m[4]
-            batch.readings.append((r.device_id, r.seq, r.shipment_id, r.ts, at, a.body, a.leaf_hash))
-            if r.seq > wm.highest(r.device_id):
-                tracker.observe(r.device_id, r.shipment_id, r.seq, r.ts, checks)
-            else:
-                tracker.observe_late(r.device_id, r.shipment_id, r.seq, r.ts, checks)
-            wm.add(r.device_id, r.seq, a.entry.first_seq)
-            s = per_device.get(r.device_id)
-            if s is None:
-                per_device[r.device_id] = [r.device_id, r.shipment_id, 1, r.seq, r.seq, r.ts, r.ts, at]
-            else:
-                s[2] += 1
-                if r.seq < s[3]:
-                    s[3], s[5] = r.seq, r.ts
-                if r.seq > s[4]:
-                    s[4], s[6] = r.seq, r.ts
-                s[7] = max(s[7], at)
-        states = {device_id: wm.state(device_id) for device_id in touched if wm.known(device_id)}
-        for s in per_device.values():
-            st = states[s[0]]
-            batch.stats.append((*s, st.acked_seq, st.missing, wm.stored_gaps_json(s[0])))
-        batch.excursions = tracker.drain_changed()
-        out.accepted = len(batch.readings)
-        if out.accepted:
-            batch.count("readings_accepted", out.accepted)
-        out.delivered = {device_id: (f"{TOPIC_PREFIX}/{touched[device_id]}/{device_id}/ack", st.payload())
-                         for device_id, st in states.items()}
-        return out
-
-    def _seq_jump(self, a: Accepted, highest: int) -> InvalidReading | None:
-        """Why `a`'s seq is too far above its device's highest stored seq to be believed, or None.
-
-        One signed reading at seq 2^53-1 made its device's `missing` ~9e15 and its simulator
-        ignore every ack after; a seq is dense, so a jump that large is a fault or an attack.
-        """
-        r = a.reading
-        base = max(highest, a.entry.first_seq - 1)
-        if r.seq - base <= self.limits.max_seq_jump:
-            return None
-        return InvalidReading(
-            "seq_jump",
-            f"reading {r.reading_id} jumps {r.seq - base:,} seqs above the highest stored for device "
-            f"{r.device_id} ({base}), more than {self.limits.max_seq_jump:,}: refused as implausible")
-
-    def _duplicate_or_conflict(self, batch: IngestBatch, a: Accepted, m: Message, first_leaf: bytes) -> bool:
-        """Count a repeat of a stored reading (True), or quarantine a second version of it (False)."""
-        if a.leaf_hash == first_leaf:
-            batch.count("readings_duplicate")
-            return True
-        self._quarantine(batch, m, InvalidReading(
-            "conflicting_reading",
-            f"reading {a.reading.reading_id} was already stored with different content (leaf "
-            f"{first_leaf.hex()[:16]}..); a seq is never reused, so this second version is refused"))
-        return False
