@@ -21,7 +21,7 @@ after the commit. Without I/O it can be tested on its own (tests/edge/test_settl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packproof.edge.decode import PLAUSIBLE, Accepted, Plausibility
 from packproof.edge.excursions import ExcursionTracker
@@ -100,7 +100,7 @@ def settle(readings: Sequence[Checked], rejected: IngestBatch, states: Mapping[s
     batch = IngestBatch(quarantine=list(rejected.quarantine), counters=dict(rejected.counters))
     out = Settled(batch)
     wm = watermarks(states)
-    tracker = ExcursionTracker(next_id=next_excursion_id, open_excursions=open_excursions)
+    tracker = ExcursionTracker(next_id=next_excursion_id, open_excursions=[replace(e) for e in open_excursions])
     seen: dict[str, dict[int, bytes]] = {}  # device -> seq -> leaf of the first in this batch
     touched: dict[str, str] = {}  # device -> shipment
     per_device: dict[str, DeviceStats] = {}
