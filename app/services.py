@@ -21,6 +21,7 @@ from packproof.crypto import load_or_create_ledger_key
 from packproof.db.urls import engine_of, redact
 from packproof.edge.decode import PLAUSIBLE, Plausibility
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.errors import ConfigError, StoreError
 from packproof.net import require_free
@@ -97,12 +98,10 @@ class IngestService:
             self._lock = await SealerLock.acquire(self.dirs)
             assert self._lock is not None  # no stop event: waits until it holds the lock
             self.sealer = await start_sealer(self.store, self.dirs, o.seal_interval, o.max_block, self._lock)
-        self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
-                                 client_id=o.client_id, verify_signatures=o.verify_signatures,
-                                 username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
-                                 profiles=profiles_from(o.profiles_file), share_group=o.share_group,
-                                 mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry,
-                                 verify_workers=o.verify_workers, limits=o.limits)
+        self.ingestor = Ingestor(self.store, MqttOptions(
+            o.mqtt_host, o.mqtt_port, o.client_id, username=o.mqtt_username, password=o.mqtt_password,
+            tls_ca=o.mqtt_tls_ca, share_group=o.share_group, protocol=o.mqtt_protocol, session_expiry=o.session_expiry),
+            IngestorOptions(o.verify_signatures, o.verify_workers, profiles_from(o.profiles_file), o.limits))
         await self.ingestor.reload_registry()
         await self.ingestor.connect()
         settle_heap()

@@ -116,9 +116,11 @@ def settle(readings: Sequence[Checked], rejected: IngestBatch, states: Mapping[s
             mine = seen[device_id] = {}
         first = mine.get(seq)
         if first is None:
-            mine[seq] = a.leaf_hash
             old = stored.get(device_id)
             first = old.get(seq) if old else None
+            # The version that stands: the stored one, else this first one in the batch. A repeat
+            # is judged against it, so a redelivery after a second version is still a duplicate.
+            mine[seq] = a.leaf_hash if first is None else first
         if first is not None:  # a redelivery, a resend, a replay, or a second version
             if repeat(batch, c, first):
                 out.duplicates += 1

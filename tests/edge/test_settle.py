@@ -122,6 +122,15 @@ def test_repeats_within_one_batch_are_stored_once() -> None:
     assert [q.reason_code for q in done.batch.quarantine] == ["conflicting_reading"]
 
 
+def test_a_redelivery_after_a_second_version_in_the_same_batch_is_still_a_duplicate() -> None:
+    """Judged against the version that stands (the stored one), not against the batch's first copy."""
+    held = Held()
+    held.settle([checked(0)])
+    done = held.settle([checked(0, temperature=HOT), checked(0)])
+    assert (done.accepted, done.duplicates, done.conflicts) == (0, 1, 1)
+    assert [q.reason_code for q in done.batch.quarantine] == ["conflicting_reading"]
+
+
 def test_a_gap_holds_the_watermark_until_it_fills() -> None:
     held = Held()
     done = held.settle([checked(0), checked(1), checked(4), checked(5)])
