@@ -63,8 +63,9 @@ class RunOptions:
     console: Console = field(default_factory=Console)
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll `predicate` on the event loop until it holds (True) or `timeout` passes (False)."""
+async def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll `predicate` on the event loop until it holds (True) or `timeout` passes (False): for what
+    the runner cannot await (uvicorn's `started` flag, the ingestor's counters)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -161,7 +162,7 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
     dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     assert service.store is not None and service.ingestor is not None
     await register_fleet(service.store, fleet, seed=o.seed, unsigned_shipments=o.unsigned_shipments)
-    await wait_until(lambda: server.started or api.done(), 10)
+    await _wait_until(lambda: server.started or api.done(), 10)
     if api.done():
         api.result()
     url = f"http://{o.api_host}:{o.api_port}"
@@ -267,5 +268,5 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
     out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
     ingestor = service.ingestor
     if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
-        await wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
+        await _wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
     return stats, tick

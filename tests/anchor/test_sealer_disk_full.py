@@ -14,12 +14,12 @@ from pathlib import Path
 
 from packproof.anchor.ledger import LedgerFile, verify_chain
 from packproof.anchor.sealer import Sealer
-from packproof.app.runner import wait_until
 from packproof.crypto import load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK
 from packproof.paths import DataDir
 from tests.anchor.test_sealer_crash import fill
 from tests.conftest import fill_up, small_fs
+from tests.waiting import wait_until
 
 
 async def test_a_ledger_append_cut_short_by_a_full_disk_leaves_whole_lines_and_sealing_resumes(

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from packproof.app.runner import wait_until
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.edge.ingestor import Ingestor
@@ -24,6 +23,7 @@ from packproof.errors import ConfigError
 from packproof.reading import Reading
 from packproof.store import QUARANTINE_KEEP, Store
 from tests.conftest import BrokerThread, Db, publish_all, writes_blocked
+from tests.waiting import wait_until
 
 KEY = private_key_from_seed(b"test-device")
 FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))

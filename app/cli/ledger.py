@@ -1,0 +1,169 @@
+"""`packproof ledger` (verify, rotate-key, export) and `packproof audit`: the sealed ledger on
+its own, and the store recomputed against it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from packproof.app.cli.common import Exit, data_dir_of, err, fail, key_id_of, out
+from packproof.app.config import Settings
+from packproof.app.options import COMMON, Flag, configured
+
+ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the sealed ledger.")
+DATA_DIR = (Flag("data_dir"),)
+
+
+@ledger_app.command("verify")
+@configured("ledger verify", DATA_DIR)
+def ledger_verify(
+    cfg: Settings,
+    ledger: Annotated[Path | None, typer.Option(help="Ledger file (default: DATA_DIR/ledger.jsonl).")] = None,
+    ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A checkpoint saved earlier (`ledger export`): pin its key and check its block is still there.")] = None,
+) -> None:
+    """Re-check the whole chain: heights, links, block hashes, signatures."""
+    from packproof.anchor.checkpoint import check_against, checkpoint_key
+    from packproof.anchor.ledger import LedgerFile, verify_chain
+    from packproof.crypto import read_public_key
+
+    dirs = data_dir_of(cfg)
+    path = ledger or dirs.ledger
+    if not path.exists():
+        fail(Exit.BAD_INPUT, f"no ledger at {path}")
+    cp = _read_json(checkpoint) if checkpoint else None
+    key = checkpoint_key(cp) if cp else read_public_key(ledger_key or str(dirs.ledger_pub))
+    blocks = list(LedgerFile(path).read())
+    current = verify_chain(blocks, key)
+    prev = blocks[-1] if blocks else None
+    if current != key:
+        out.print(f"key rotations followed: blocks are now signed by key {key_id_of(current)}", highlight=False)
+    if cp:
+        check_against(cp, blocks)
+        out.print(f"checkpoint holds: block {cp['height']} is still {cp['hash']}", highlight=False)
+    leaves = sum(b.header["leaf_count"] for b in blocks)
+    out.print(f"[green]ledger holds[/]: {len(blocks):,} blocks, {leaves:,} leaves, head "
+              f"{prev.hash.hex() if prev else '-'}", highlight=False)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        fail(Exit.BAD_INPUT, f"cannot read {path}: {exc}")
+    except ValueError as exc:
+        fail(Exit.BAD_INPUT, f"{path} is not JSON: {exc}")
+
+
+@ledger_app.command("rotate-key")
+@configured("ledger rotate-key", DATA_DIR)
+def ledger_rotate_key(cfg: Settings) -> None:
+    """Make a new ledger key; the next block, signed by the current key, names it, and later blocks use it."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from packproof.crypto import public_key_bytes
+
+    dirs = data_dir_of(cfg)
+    if not dirs.ledger_key.exists():
+        fail(Exit.BAD_INPUT, f"no ledger key at {dirs.ledger_key}: nothing to rotate")
+    nxt = dirs.ledger_key.with_name(dirs.ledger_key.name + ".next")
+    if nxt.exists():
+        fail(Exit.BAD_INPUT, f"a rotation is already waiting ({nxt}); the sealer applies it with its next block")
+    key = Ed25519PrivateKey.generate()
+    fd = os.open(nxt, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    out.print(f"new ledger key {key_id_of(public_key_bytes(key))} waits in {nxt}: the sealer's next block, signed "
+              "by the current key, announces it; auditors keep trusting the genesis key in ledger.pub", highlight=False)
+
+
+@ledger_app.command("export")
+@configured("ledger export", DATA_DIR)
+def ledger_export(
+    cfg: Settings,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the signed checkpoint.")] = Path(
+        "checkpoint.json"),
+) -> None:
+    """Write a signed checkpoint (head height, hash, ledger public key) for auditors to keep."""
+    from packproof.anchor.checkpoint import make_checkpoint
+    from packproof.anchor.ledger import LedgerFile
+    from packproof.crypto import load_or_create_ledger_key
+
+    dirs = data_dir_of(cfg)
+    blocks = list(LedgerFile(dirs.ledger).read())
+    if not blocks:
+        fail(Exit.BAD_INPUT, f"no sealed block in {dirs.ledger} yet")
+    if not dirs.ledger_key.exists():
+        fail(Exit.BAD_INPUT, f"no ledger key at {dirs.ledger_key}")
+    cp = make_checkpoint(blocks[-1], load_or_create_ledger_key(dirs.ledger_key))
+    out_file.write_text(json.dumps(cp, indent=1) + "\n")
+    out.print(f"checkpoint of block {cp['height']} ({cp['hash']}), key {cp['key_id']}, written to {out_file}",
+              highlight=False)
+
+
+@configured("audit", COMMON)
+def audit(
+    cfg: Settings,
+    ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger key (default DATA_DIR/ledger.pub).")] = None,
+    signatures: Annotated[bool, typer.Option(help="Check every reading's device signature against the sealed "
+                                                  "registry (the slow part; --no-signatures skips only that).")] = True,
+    show: Annotated[int, typer.Option(help="List at most this many problems of each kind.", min=1)] = 20,
+) -> None:
+    """Recompute every leaf and block root from the store, check them against the ledger, then the chain."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from packproof.anchor.audit import audit as run_audit
+    from packproof.anchor.ledger import LedgerFile
+    from packproof.crypto import read_public_key
+    from packproof.store import Store
+
+    dirs = data_dir_of(cfg)
+    key = read_public_key(ledger_key or str(dirs.ledger_pub))
+
+    async def go():  # type: ignore[no-untyped-def]
+        store = await Store.open(dirs.store, readonly=True)
+        try:
+            total = await store.max_id()
+            with Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("readings", total=total)
+                return await run_audit(store, LedgerFile(dirs.ledger), key, signatures=signatures,
+                                       progress=lambda n: bar.advance(task, n))
+        finally:
+            await store.close()
+
+    report = asyncio.run(go())
+    out.print(f"audited {report.readings:,} sealed readings in {report.blocks:,} blocks"
+              f" ({report.unsealed:,} stored rows not sealed yet), {report.quarantine_rows:,} quarantined payloads; "
+              + ("device signatures checked" if report.signatures else
+                 "device signatures NOT checked (--no-signatures)"),
+              highlight=False)
+    sections = [("ledger chain", report.chain), ("blocks", [f"block {h}: {m}" for h, m in report.blocks_bad]),
+                ("readings", [f"reading {r}: {m}" for r, m in report.readings_bad]),
+                ("readings no block covers (store ids)", [str(i) for i in report.uncovered]),
+                ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice]),
+                ("registry (table vs sealed records)", report.registry),
+                ("quarantine (table vs sealed decisions)", report.quarantine)]
+    for title, items in sections:
+        if items:
+            out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)
+            for line in items[:show]:
+                out.print(f"  {line}", highlight=False, markup=False)  # a problem quotes stored data: never markup
+            if len(items) > show:
+                out.print(f"  ... and {len(items) - show:,} more", highlight=False)
+    if not report.ok:
+        first = next(items[0] for _, items in sections if items)
+        fail(Exit.INVALID, f"audit failed; first problem: {escape(first)}")
+    out.print("[green]audit passed[/]: every leaf, root, link and block signature holds; every row's columns match "
+              "its bytes; registry and quarantine match their sealed records"
+              + ("; every device signature holds" if report.signatures else ""), highlight=False)

@@ -1,0 +1,183 @@
+"""`packproof verify`: one reading's proof, from the API or a saved bundle, checked here.
+
+The verifier trusts nothing the API says about the proof: it fetches the bundle and the chain,
+and `packproof.anchor.proof` checks every claim against the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from packproof.app.cli.common import Exit, fail, out
+from packproof.errors import LedgerIntegrityError
+
+if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
+    from packproof.anchor.ledger import Block
+    from packproof.anchor.proof import LedgerView, ProofBundle
+
+
+def _http_json(client: Any, url: str) -> Any:
+    """GET `url` as JSON. Unreachable, an error status or an answer that is not JSON is exit 3
+    (no packproof API answered); 404/422 with the API's own `detail` is bad input (exit 2)."""
+    import httpx
+
+    from packproof.anchor.proof import strict_json
+
+    try:
+        r = client.get(url)
+    except httpx.HTTPError as exc:
+        fail(Exit.UNREACHABLE, f"cannot reach the API at {url}: {exc}")
+    try:
+        doc = strict_json(r.content)
+    except ValueError as exc:
+        fail(Exit.UNREACHABLE, f"{url} answered {r.status_code} with something that is not JSON ({exc}): "
+                               f"{r.text[:80]!r}")
+    detail = doc.get("detail") if isinstance(doc, dict) else None
+    if r.status_code in (404, 422) and isinstance(detail, str):
+        fail(Exit.BAD_INPUT, f"{url}: {detail}")
+    if r.status_code != 200:
+        fail(Exit.UNREACHABLE, f"{url} answered {r.status_code}: {r.text[:200]}")
+    return doc
+
+
+def _api_chain(client: Any, base: str, start: int) -> list[Block]:
+    """The ledger's blocks from `start` to the head, page by page, from GET /ledger/blocks."""
+    from packproof.anchor.proof import typed_block
+
+    chain: list[Block] = []
+    at: int | None = start
+    while at is not None:
+        url = f"{base}/ledger/blocks?start={at}&limit=1000"
+        page = _http_json(client, url)
+        blocks, nxt = (page.get("blocks"), page.get("next_start")) if isinstance(page, dict) else (None, None)
+        if not isinstance(blocks, list) or not (nxt is None or (type(nxt) is int and nxt > at)):
+            fail(Exit.UNREACHABLE, f"{url} did not answer a page of blocks (a list `blocks` and a rising "
+                                   "`next_start`)")
+        chain += [typed_block(b, f"API block {at + i}") for i, b in enumerate(blocks)]
+        at = nxt
+    return chain
+
+
+def _read_bundle(path: Path) -> bytes:
+    """The bundle file's bytes, read no further than a bundle can be long."""
+    from packproof.anchor.proof import MAX_BUNDLE_BYTES
+
+    try:
+        with path.open("rb") as f:
+            return f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        fail(Exit.BAD_INPUT, f"cannot read bundle {path}: {exc.strerror or exc}")
+
+
+def _read_ledger(path: Path) -> list[Block]:
+    from packproof.anchor.ledger import LedgerFile
+    from packproof.anchor.proof import typed_block
+
+    if not path.is_file():
+        fail(Exit.BAD_INPUT, f"no ledger file at {path}")
+    try:
+        return [typed_block(b.to_json(), f"{path} block {i}") for i, b in enumerate(LedgerFile(path).read())]
+    except OSError as exc:
+        fail(Exit.BAD_INPUT, f"cannot read ledger {path}: {exc.strerror or exc}")
+
+
+def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | None) -> LedgerView:
+    """What the verifier knows besides the bundle: the trusted key at each of the bundle's block
+    heights (a pinned genesis key followed through the rotations a chain from block 0 announces),
+    and the chain from the lowest of those heights to the head."""
+    from packproof.anchor.proof import LedgerView
+
+    from_genesis = bool(chain) and chain is not None and chain[0].height == 0
+    keys: dict[int, bytes] = {}
+    if pinned is not None:
+        keys = keys_in_force(chain, pinned, heights) if chain and from_genesis else dict.fromkeys(heights, pinned)
+    if chain and from_genesis:
+        chain = chain[heights[0]:]
+    return LedgerView(keys, chain)
+
+
+def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | None,
+                 ) -> tuple[str, ProofBundle, list[Block]]:
+    """The reading id as its body spells it ("P01:007" is P01:7), its bundle from the API, and the
+    chain from the bundle's lowest block (from block 0 when a pinned key must follow rotations)."""
+    import httpx
+
+    from packproof.anchor.proof import bundle_of
+    from packproof.reading import parse_reading_id
+
+    try:
+        device_id, seq = parse_reading_id(reading_id)
+    except ValueError as exc:
+        fail(Exit.BAD_INPUT, str(exc))
+    reading_id = f"{device_id}:{seq}"
+    with httpx.Client(timeout=10) as client:
+        raw = _http_json(client, f"{base}/readings/{reading_id}/proof")
+        doc = bundle_of(raw)
+        chain = _api_chain(client, base, 0 if from_genesis else min(doc.reading.height, doc.registry.height))
+    if save:
+        try:
+            save.write_text(json.dumps(raw, indent=1))
+        except OSError as exc:
+            fail(Exit.BAD_INPUT, f"cannot write {save}: {exc.strerror or exc}")
+    return reading_id, doc, chain
+
+
+def verify(
+    reading_id: Annotated[str | None, typer.Argument(help="device_id:seq, fetched from --api.")] = None,
+    api_url: Annotated[str | None, typer.Option("--api", help="Base URL of the packproof API.")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="A saved proof bundle (JSON), checked offline.")] = None,
+    ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger public key (base64 or a file).")] = None,
+    ledger: Annotated[Path | None, typer.Option(help="A ledger file to show the block is in the chain.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Also write the fetched bundle to this file.")] = None,
+) -> None:
+    """Check one reading's proof: the reading, the device's sealed registry record and signature,
+    both Merkle paths, the block hashes and signatures, the chain.
+
+    Every claim printed is derived from proven bytes: the reading id from the reading, the
+    device's key and trust level from its sealed registry record.
+    """
+    from packproof.anchor.proof import parse_bundle, verify_bundle
+    from packproof.crypto import read_public_key
+
+    trusted = read_public_key(ledger_key) if ledger_key else None
+    chain: list[Block] | None = None
+    if bundle is not None and reading_id is None:
+        doc = parse_bundle(_read_bundle(bundle))
+    elif reading_id is not None and bundle is None:
+        if api_url is None:
+            fail(Exit.BAD_INPUT, "READING_ID needs --api URL (or use --bundle FILE)")
+        reading_id, doc, chain = _fetch_proof(api_url.rstrip("/"), reading_id, trusted is not None, save)
+    else:
+        fail(Exit.BAD_INPUT, "give either READING_ID with --api URL, or --bundle FILE")
+    if ledger is not None:
+        chain = _read_ledger(ledger)
+    heights = sorted({doc.reading.height, doc.registry.height})
+    verdict = verify_bundle(doc, _ledger_view(heights, trusted, chain), asked_id=reading_id)
+    out.print(f"reading {verdict.reading_id or '(not a valid reading)'} (device trust: {verdict.trust})",
+              highlight=False)
+    for c in verdict.checks:
+        mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+        out.print(f"  {mark} {c.name:24} {c.detail}", highlight=False)
+    broken = [c.name for c in verdict.checks if c.ok is False]
+    if broken:
+        fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
+    out.print("[green]proof holds[/]")
+
+
+def keys_in_force(chain: list[Block], genesis_key: bytes, heights: list[int]) -> dict[int, bytes]:
+    """The ledger key in force at each of `heights` (ascending), following the rotations announced
+    in `chain` (blocks 0..) from the genesis key; a chain that does not hold up to there is exit 1."""
+    from packproof.anchor.ledger import verify_chain
+
+    keys, key, done = {}, genesis_key, 0
+    try:
+        for h in heights:
+            key = verify_chain(chain[done:h], key, start_prev=chain[done - 1] if done else None)
+            keys[h], done = key, h
+    except LedgerIntegrityError as exc:
+        fail(Exit.INVALID, f"the chain before this block does not hold: {exc}")
+    return keys
