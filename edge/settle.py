@@ -128,7 +128,8 @@ def settle(readings: Sequence[Checked], rejected: IngestBatch, states: Mapping[s
                 out.conflicts += 1
             continue
         highest = wm.highest(device_id)
-        if seq - max(highest, a.entry.first_seq - 1) > max_jump:
+        first_seq = a.entry.first_seq
+        if seq - (highest if highest >= first_seq else first_seq - 1) > max_jump:
             quarantine(batch, c.message, seq_jump(a, highest, max_jump))
             out.implausible += 1
             continue
@@ -138,7 +139,7 @@ def settle(readings: Sequence[Checked], rejected: IngestBatch, states: Mapping[s
             tracker.observe(device_id, r.shipment_id, seq, r.ts, c.checks)
         else:
             tracker.observe_late(device_id, r.shipment_id, seq, r.ts, c.checks)
-        wm.add(device_id, seq, a.entry.first_seq)
+        wm.add(device_id, seq, first_seq)
         s = per_device.get(device_id)
         if s is None:
             per_device[device_id] = DeviceStats(device_id, r.shipment_id, 1, seq, seq, r.ts, r.ts, at)
