@@ -32,6 +32,7 @@ from packproof.broker.auth import PasswordFile
 from packproof.broker.embedded import EmbeddedBroker
 from packproof.broker.refusals import forward_refusals
 from packproof.diskfull import DISK
+from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.simulators.buffer import SimBuffer
@@ -117,9 +118,10 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
     ingestor_password = secrets.token_urlsafe(18)
     PasswordFile(password_file).set(INGESTOR, ingestor_password)
     async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)) as broker:
-        service = IngestService(IngestOptions(o.data_dir, mqtt_port=mqtt_port, verify_signatures=o.verify_signatures,
-                                              mqtt_username=INGESTOR, mqtt_password=ingestor_password,
-                                              store_url=o.store_url, intake_key_file=o.intake_key_file))
+        service = IngestService(IngestOptions(
+            o.data_dir, MqttOptions(port=mqtt_port, username=INGESTOR, password=ingestor_password),
+            IngestorOptions(verify_signatures=o.verify_signatures), store_url=o.store_url,
+            intake_key_file=o.intake_key_file))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()

@@ -17,10 +17,12 @@ from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
+from packproof.app.config import Settings
 from packproof.crypto import load_or_create_ledger_key
 from packproof.db.urls import engine_of, redact
-from packproof.edge.decode import PLAUSIBLE, Plausibility
+from packproof.edge.decode import Plausibility
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
 from packproof.errors import ConfigError, StoreError
 from packproof.net import require_free
@@ -30,27 +32,31 @@ from packproof.store import Store
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class IngestOptions:
+    """The ingest service: where its store and ledger are, whether it also seals, and its ingestor's
+    two option records (packproof.edge.options), passed to the ingestor whole."""
+
     data_dir: Path
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
-    verify_signatures: bool = True
+    mqtt: MqttOptions = MqttOptions()
+    ingestor: IngestorOptions = IngestorOptions()
     seal: bool = True
     seal_interval: float = 1.0
     max_block: int = 8192
-    profiles_file: Path | None = None
-    client_id: str = "packproof-ingestor"
-    mqtt_username: str | None = None
-    mqtt_password: str | None = None
-    mqtt_tls_ca: str | None = None
-    share_group: str | None = None  # MQTT 5 shared subscription: several ingestors split the telemetry
-    mqtt_protocol: str = "3.1.1"  # "5" with a share group whatever this says
-    session_expiry: int = 600  # s an MQTT 5 broker keeps the session (and routes the group's share to it)
     store_url: str | None = None  # None: SQLite in data_dir
     intake_key_file: Path | None = None  # None: DATA_DIR/intake.key, made on first use
-    verify_workers: int = 0  # processes that check signatures; 0: the ingestor itself
-    limits: Plausibility = PLAUSIBLE  # what a reading's seq and time may be
+
+    @classmethod
+    def from_settings(cls, cfg: Settings) -> IngestOptions:
+        """`packproof ingest`'s options: the one place its settings become the ingestor's records."""
+        m, i = cfg.mqtt, cfg.ingest
+        password = None if m.password is None else m.password.get_secret_value()
+        mqtt = MqttOptions(m.host, m.port, m.client_id, username=m.username, password=password, tls_ca=m.ca,
+                           share_group=m.share_group, protocol=m.protocol, session_expiry=m.session_expiry)
+        ingestor = IngestorOptions(i.verify_signatures, i.verify_workers, profiles_from(i.profiles),
+                                   Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump))
+        return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
+                   intake_key_file=cfg.intake_key_file)
 
 
 def settle_heap() -> None:
@@ -97,12 +103,7 @@ class IngestService:
             self._lock = await SealerLock.acquire(self.dirs)
             assert self._lock is not None  # no stop event: waits until it holds the lock
             self.sealer = await start_sealer(self.store, self.dirs, o.seal_interval, o.max_block, self._lock)
-        self.ingestor = Ingestor(self.store, host=o.mqtt_host, port=o.mqtt_port,
-                                 client_id=o.client_id, verify_signatures=o.verify_signatures,
-                                 username=o.mqtt_username, password=o.mqtt_password, tls_ca=o.mqtt_tls_ca,
-                                 profiles=profiles_from(o.profiles_file), share_group=o.share_group,
-                                 mqtt_protocol=o.mqtt_protocol, session_expiry=o.session_expiry,
-                                 verify_workers=o.verify_workers, limits=o.limits)
+        self.ingestor = Ingestor(self.store, o.mqtt, o.ingestor)
         await self.ingestor.reload_registry()
         await self.ingestor.connect()
         settle_heap()

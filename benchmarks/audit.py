@@ -24,7 +24,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
 from packproof.reading import Reading, Shock, Vibration
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, ReadingRow
 from packproof.store import Store
 
 
@@ -49,7 +49,7 @@ async def build(dirs: DataDir, n: int, devices: int) -> None:
             shock=Shock.model_construct(peak_g=0.0, duration_ms=0.0), pressure_kpa=101.3, location=None, sig=None)
         r = r.model_copy(update={"sig": b64(keys[device].sign(signing_bytes(r)))})
         body = canonical_bytes(r)
-        batch.readings.append((device, r.seq, "SHP-AUDIT", r.ts, 0.0, body, leaf_hash(body)))
+        batch.readings.append(ReadingRow(device, r.seq, "SHP-AUDIT", r.ts, 0.0, body, leaf_hash(body)))
         if len(batch.readings) == 20000:
             await store_batch(store, batch)
             batch = IngestBatch()

@@ -48,7 +48,7 @@ from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, load_or_create_ledger_key, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
 from packproof.reading import Reading
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, ReadingRow
 
 TRACEBACK = "traceback"
 
@@ -94,7 +94,8 @@ async def _fill(root: Path) -> None:
         for seq in range(4):
             for device_id, k in (("dev-a", key), ("dev-u", None)):
                 body = _reading_body(device_id, seq, k)
-                rows.append((device_id, seq, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body, leaf_hash(body)))
+                rows.append(ReadingRow(device_id, seq, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body,
+                                       leaf_hash(body)))
         async with store.transaction("storing the readings"):  # as the ingestor writes
             await store.write_rows(IngestBatch(readings=rows))
         await sealer.seal_once()

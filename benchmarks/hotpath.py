@@ -3,7 +3,7 @@
 `make bench` measures the pipeline through a real broker, where the broker, the
 publisher and the ingestor share two cores and the figures drift with the machine's
 load. This script feeds pre-signed payloads straight into the same code the ingestor
-runs per batch (`Ingestor._process`, then `Ingestor.commit`, then `Sealer.seal_once`)
+runs per batch (`DecodeStage.process`, then `Ingestor.commit`, then `Sealer.seal_once`)
 and prints µs per reading for each stage, so a change to the hot path can be judged on
 its own. Each figure is the best of several rounds (the least disturbed by other
 processes); the decode sub-steps are timed in isolation on the same payloads.
@@ -33,8 +33,10 @@ from packproof.anchor.sealer import Sealer
 from packproof.canonical import signed_and_full
 from packproof.crypto import DeviceVerifier, load_or_create_ledger_key
 from packproof.edge.decode import DeviceEntry, decode
-from packproof.edge.ingestor import Ingestor, Message
+from packproof.edge.ingestor import Ingestor
+from packproof.edge.message import Message
 from packproof.edge.mqttclient import BatchingClient
+from packproof.edge.options import IngestorOptions
 from packproof.edge.thresholds import BUILTIN_PROFILES, evaluate
 from packproof.paths import DataDir
 from packproof.reading import DEFAULT_PROFILE, DeviceTopic, Reading
@@ -66,17 +68,17 @@ async def pipeline_round(msgs: list[tuple[str, bytes]], fleet: list[Any], batch:
     with tempfile.TemporaryDirectory(prefix="packproof-hotpath-") as tmp:
         store = await DataDir(Path(tmp)).open_writer()  # as the ingestor opens it: rows carry their intake MAC
         await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
-        ing = Ingestor(store, verify_signatures=verify, batch_max=batch)
+        ing = Ingestor(store, options=IngestorOptions(verify_signatures=verify, batch_max=batch))
         await ing.reload_registry()
         sealer = Sealer(store, LedgerFile(Path(tmp) / "ledger.jsonl"),
                         load_or_create_ledger_key(Path(tmp) / "ledger.key"), max_leaves=8192)
         await sealer.recover()
         now = time.time()
-        inbox: list[Message] = [(t, p, i + 1, 1, now) for i, (t, p) in enumerate(msgs)]
+        inbox: list[Message] = [Message(t, p, i + 1, 1, now) for i, (t, p) in enumerate(msgs)]
         cpu = {"process": 0.0, "write": 0.0, "seal": 0.0}
         for i in range(0, len(inbox), batch):
             t0 = time.process_time()
-            decoded = await ing._process(inbox[i:i + batch])
+            decoded = await ing.decoder.process(inbox[i:i + batch])
             t1 = time.process_time()
             await ing.commit(decoded)
             t2 = time.process_time()
@@ -214,7 +216,7 @@ def main() -> None:
         classify = us["process"] - full_decode if verify else None
         label = "signatures on" if verify else "signatures off"
         print(f"pipeline without the broker, {label}:")
-        print(f"  {'_process (decode+classify)':<28} {us['process']:7.2f}"
+        print(f"  {'decode (decode+classify)':<28} {us['process']:7.2f}"
               + (f"  (classify and bookkeeping ≈ {classify:.2f})" if classify is not None else ""))
         print(f"  {'commit (settle + write)':<28} {us['write']:7.2f}")
         print(f"  {'seal':<28} {us['seal']:7.2f}")

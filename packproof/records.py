@@ -8,7 +8,7 @@ another one's meaning. Records are frozen where nothing changes them after they 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 
 class DeviceKey(NamedTuple):
@@ -207,12 +207,74 @@ class QuarantinePreview:
 
 
 @dataclass(slots=True)
+class ReadingRow:
+    """A checked reading to store: the `readings` row without the id and MAC the store gives it.
+
+    Not frozen: one is built for every reading on the ingest hot path, and a frozen dataclass's
+    __init__ costs about twice as much (object.__setattr__ per field).
+    """
+
+    device_id: str
+    seq: int
+    shipment_id: str
+    ts: str
+    received_at: float
+    body: bytes  # the canonical bytes: the Merkle leaf's content
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A payload to quarantine: the `quarantine` row before the store numbers it (`QuarantineRow` after)."""
+
+    received_at: float
+    topic: str
+    payload: bytes  # all of it, or what `packproof.store.kept_evidence` keeps of a large one
+    reason_code: str
+    reason: str
+    device_id: str | None  # from the topic; None if the topic names none
+    shipment_id: str | None
+
+
+@dataclass(slots=True)
+class DeviceBatchStats:
+    """One device's share of an ingest batch, merged into its `device_stats` row by the store.
+
+    Counts and seq/ts bounds are the batch's own (the store keeps the wider of old and new);
+    `acked_seq`, `missing` and `gaps` are the delivery state after the batch and replace the
+    stored ones. Mutable: the ingestor widens it reading by reading.
+    """
+
+    device_id: str
+    shipment_id: str
+    reading_count: int
+    first_seq: int
+    last_seq: int
+    first_ts: str
+    last_ts: str
+    last_received_at: float
+    acked_seq: int = -1
+    missing: int = 0
+    gaps: str = "[]"  # every missing [lo, hi] below last_seq, as JSON (packproof.watermark.gaps_json)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """A device's delivery state as stored: every seq up to `acked_seq` is stored, none above `highest`;
+    `gaps` lists every missing inclusive range between (packproof.watermark restores from it)."""
+
+    acked_seq: int
+    highest: int
+    gaps: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(slots=True)
 class IngestBatch:
     """Everything one ingest transaction writes; built by the ingestor, written at once."""
 
-    readings: list[tuple[Any, ...]] = field(default_factory=list)
-    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
-    stats: list[tuple[Any, ...]] = field(default_factory=list)
+    readings: list[ReadingRow] = field(default_factory=list)
+    quarantine: list[Refusal] = field(default_factory=list)
+    stats: list[DeviceBatchStats] = field(default_factory=list)
     excursions: list[Excursion] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
 

@@ -36,6 +36,8 @@ from packproof.intake import IntakeKey
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
+    DeliveryState,
+    DeviceBatchStats,
     DeviceKey,
     DeviceRecord,
     DeviceStats,
@@ -47,6 +49,8 @@ from packproof.records import (
     QuarantinePreview,
     QuarantineRow,
     ReadingRecord,
+    ReadingRow,
+    Refusal,
     RegistryLeaf,
     SealRow,
     ShipmentListing,
@@ -145,6 +149,17 @@ def _excursion_of(r: Sequence[Any]) -> Excursion:
     return Excursion(id=r[0], device_id=r[1], shipment_id=r[2], test=r[3], quantity=r[4], severity=r[5],
                      start=r[6], end=r[7], start_seq=r[8], end_seq=r[9], peak=r[10], limit=r[11],
                      limit_crossed=r[12], readings=r[13], open=bool(r[14]))
+
+
+def _reading_columns(row_id: int, r: ReadingRow, mac: bytes | None) -> tuple[Any, ...]:
+    """A reading's `readings` row in READING_COLUMNS order: the one place the write path names them."""
+    return (row_id, r.device_id, r.seq, r.shipment_id, r.ts, r.received_at, r.body, r.leaf_hash, mac)
+
+
+def _stats_columns(s: DeviceBatchStats) -> tuple[Any, ...]:
+    """A device's batch stats in the order `Store.write_rows` inserts them into device_stats."""
+    return (s.device_id, s.shipment_id, s.reading_count, s.first_seq, s.last_seq, s.first_ts, s.last_ts,
+            s.last_received_at, s.acked_seq, s.missing, s.gaps)
 
 
 def _excursion_columns(e: Excursion) -> tuple[Any, ...]:
@@ -398,16 +413,18 @@ class Store:
             "VALUES (?,?,?,?,?,?,?,?,?)",
             (next_id, device_id, seq, device_id, rfc3339(now), now, body, leaf, self._mac(next_id, leaf)))
 
-    async def _quarantine(self, rows: Sequence[Sequence[Any]], now: float) -> None:
-        """Inside a write transaction: quarantine rows (received_at, topic, payload, reason code, reason,
-        device, shipment), each with its decision sealed as a record leaf, so a deleted or edited
-        quarantine row is found by the audit. The rare path: one statement a row."""
-        for r in rows:
+    async def _quarantine(self, refusals: Sequence[Refusal], now: float) -> None:
+        """Inside a write transaction: quarantine rows, each with its decision sealed as a record leaf,
+        so a deleted or edited quarantine row is found by the audit. The rare path: one statement a row."""
+        for r in refusals:
             inserted = await self._db.fetch(
                 "INSERT INTO quarantine(received_at, topic, payload, reason_code, reason, device_id, shipment_id) "
-                "VALUES (?,?,?,?,?,?,?) RETURNING id", r)
+                "VALUES (?,?,?,?,?,?,?) RETURNING id",
+                (r.received_at, r.topic, r.payload, r.reason_code, r.reason, r.device_id, r.shipment_id))
             qid = int(inserted[0][0])
-            await self._append_leaf(QUARANTINE, qid, quarantine_record(QuarantineRow(qid, *r)), now)
+            row = QuarantineRow(qid, r.received_at, r.topic, r.payload, r.reason_code, r.reason, r.device_id,
+                                r.shipment_id)
+            await self._append_leaf(QUARANTINE, qid, quarantine_record(row), now)
 
     async def _next_reading_id(self) -> int:
         """Inside a write transaction: ids are dense because writers take turns (packproof/db)."""
@@ -574,14 +591,14 @@ class Store:
     # devices in its batch, settles the batch against them and writes it: the store, not
     # one ingestor's memory, is the truth, so several ingestors can share a stream.
 
-    async def delivery_states(self, device_ids: Sequence[str]) -> dict[str, tuple[int, int, str]]:
-        """device -> (acked seq, highest seq, gaps JSON), for devices with stored readings."""
+    async def delivery_states(self, device_ids: Sequence[str]) -> dict[str, DeliveryState]:
+        """Each device's delivery state, for the devices with stored readings."""
         out = {}
         for chunk in _chunks(device_ids):
             for r in await self._db.fetch(
                     f"SELECT device_id, acked_seq, last_seq, gaps FROM device_stats WHERE device_id IN ({_in(chunk)})",
                     chunk):
-                out[r[0]] = (r[1], r[2], r[3])
+                out[r[0]] = DeliveryState(int(r[1]), int(r[2]), tuple((lo, hi) for lo, hi in json.loads(r[3])))
         return out
 
     async def open_excursions(self, device_ids: Sequence[str]) -> list[Excursion]:
@@ -599,14 +616,16 @@ class Store:
         rows = await self._fetch("SELECT last_seq FROM device_stats WHERE device_id=?", (device_id,))
         return int(rows[0][0]) if rows else -1
 
-    async def existing(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
-        """Which of these (device, seq) are already stored, with their leaf hashes: the rare path."""
-        found: dict[tuple[str, int], bytes] = {}
-        for chunk in _chunks(keys):
+    async def existing(self, seqs: Mapping[str, Iterable[int]]) -> dict[str, dict[int, bytes]]:
+        """Which of these seqs (per device) are already stored: device -> seq -> leaf hash. The rare path."""
+        pairs = [(device_id, seq) for device_id, some in seqs.items() for seq in some]
+        found: dict[str, dict[int, bytes]] = {}
+        for chunk in _chunks(pairs):
             rows = await self._db.fetch(
                 "SELECT device_id, seq, leaf_hash FROM readings WHERE (device_id, seq) IN "
                 f"(VALUES {','.join(['(?,?)'] * len(chunk))})", [x for k in chunk for x in k])
-            found.update({(r[0], r[1]): bytes(r[2]) for r in rows})
+            for r in rows:
+                found.setdefault(r[0], {})[int(r[1])] = bytes(r[2])
         return found
 
     async def write_rows(self, b: IngestBatch) -> None:
@@ -615,9 +634,9 @@ class Store:
         if b.readings:
             first = await self._next_reading_id()
             key = self.intake_key
-            macs = key.macs(first, [r[6] for r in b.readings]) if key is not None else [None] * len(b.readings)
-            rows = [(first + i, *r, mac) for i, (r, mac) in enumerate(zip(b.readings, macs, strict=True))]
-            await db.insert_rows("readings", READING_COLUMNS, rows)
+            macs = key.macs(first, [r.leaf_hash for r in b.readings]) if key is not None else [None] * len(b.readings)
+            await db.insert_rows("readings", READING_COLUMNS, [_reading_columns(first + i, r, mac) for i, (r, mac)
+                                                               in enumerate(zip(b.readings, macs, strict=True))])
         if b.quarantine:
             await self._quarantine(b.quarantine, time.time())
         if b.stats:
@@ -634,7 +653,7 @@ class Store:
                 "last_received_at = CASE WHEN excluded.last_received_at > s.last_received_at "
                 "THEN excluded.last_received_at ELSE s.last_received_at END, "
                 "acked_seq = excluded.acked_seq, missing = excluded.missing, gaps = excluded.gaps",
-                b.stats)
+                [_stats_columns(s) for s in b.stats])
         if b.excursions:
             cols = EXCURSION_COLUMNS.split(", ")
             await db.executemany(
@@ -689,8 +708,8 @@ class Store:
             if not found:
                 raise StoreError(f"store row {row.id} vanished before the sealer could quarantine it")
             await self._db.execute("DELETE FROM readings WHERE id=?", (row.id,))
-            await self._quarantine([(now, f"store:readings/{row.id}", bytes(found[0][1]), "not_from_intake", reason,
-                                     row.device_id, found[0][0])], now)
+            await self._quarantine([Refusal(now, f"store:readings/{row.id}", bytes(found[0][1]), "not_from_intake",
+                                            reason, row.device_id, found[0][0])], now)
             await self._db.execute(
                 "INSERT INTO counters(name, value) VALUES ('quarantined:not_from_intake', 1) "
                 "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")

@@ -71,10 +71,6 @@ def _forward(cfg: Settings) -> Any:
                           f.outage_for, f.outage_devices, f.outage_random)
 
 
-def _secret(value: Any) -> str | None:
-    return None if value is None else str(value.get_secret_value())
-
-
 @configured("broker", BROKER_FLAGS, announce=True)
 def broker(cfg: Settings) -> None:
     """The embedded MQTT broker (amqtt) alone, until Ctrl-C."""
@@ -106,20 +102,11 @@ async def _until_signal() -> None:
 def ingest(cfg: Settings) -> None:
     """The ingestor (and sealer): MQTT in, store and ledger out, until Ctrl-C."""
     from packproof.app.services import IngestOptions, IngestService  # not at start-up: every stage
-    from packproof.edge.decode import Plausibility  # not at start-up: the ingestor
 
-    m, i = cfg.mqtt, cfg.ingest
+    m = cfg.mqtt
 
     async def serve() -> None:
-        service = IngestService(IngestOptions(cfg.data_dir, m.host, m.port, cfg.ingest.verify_signatures,
-                                              cfg.ingest.seal, cfg.seal.interval, profiles_file=cfg.ingest.profiles,
-                                              client_id=m.client_id, mqtt_username=m.username,
-                                              mqtt_password=_secret(m.password), mqtt_tls_ca=m.ca,
-                                              share_group=m.share_group, mqtt_protocol=m.protocol,
-                                              session_expiry=m.session_expiry, store_url=cfg.store_url,
-                                              intake_key_file=cfg.intake_key_file,
-                                              verify_workers=cfg.ingest.verify_workers,
-                                              limits=Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)))
+        service = IngestService(IngestOptions.from_settings(cfg))
         await service.start()
         group = f" as a member of share group {m.share_group}" if m.share_group else ""
         out.print(f"ingesting from {m.host}:{m.port}{group} into {service.store_label} (Ctrl-C stops cleanly)")

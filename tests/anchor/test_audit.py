@@ -21,7 +21,7 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.app.services import seal_until
 from packproof.net import free_port
 from packproof.paths import DataDir
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, Refusal
 from tests.conftest import cli
 from tests.storeutil import write_batch
 
@@ -41,9 +41,10 @@ async def quarantine_two_payloads(data: Path) -> None:
     store = await DataDir(data).open_writer()
     b = IngestBatch()
     topic = "packproof/v1/SHP-001-0001/SHP-001-0001-P01/telemetry"
-    b.quarantine += [(1.7e9, topic, b"{not json", "malformed_json", "not JSON", "SHP-001-0001-P01", "SHP-001-0001"),
-                     (1.7e9 + 1, topic, b'{"v":1}', "invalid_reading", "fields missing", "SHP-001-0001-P01",
-                      "SHP-001-0001")]
+    b.quarantine += [Refusal(1.7e9, topic, b"{not json", "malformed_json", "not JSON", "SHP-001-0001-P01",
+                             "SHP-001-0001"),
+                     Refusal(1.7e9 + 1, topic, b'{"v":1}', "invalid_reading", "fields missing", "SHP-001-0001-P01",
+                             "SHP-001-0001")]
     await write_batch(store, b)
     await store.close()
     await seal(data)

@@ -15,7 +15,7 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.anchor.proof import ProofBundle, verify_bundle
 from packproof.crypto import read_public_key
 from packproof.paths import DataDir
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, ReadingRow
 from tests.storeutil import write_batch
 
 
@@ -30,7 +30,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         try:
             body = _reading_body("dev-u", 7, None)
             await write_batch(store, IngestBatch(readings=[
-                ("dev-u", 7, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body, leaf_hash(body))]))
+                ReadingRow("dev-u", 7, "SHP-A", "2026-01-02T03:04:05Z", time.time(), body, leaf_hash(body))]))
         finally:
             await store.close()
 

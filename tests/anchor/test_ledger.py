@@ -13,7 +13,7 @@ from packproof.anchor.sealer import Sealer
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
-from packproof.records import IngestBatch
+from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow
 from packproof.store import Store
 from tests.storeutil import write_batch
 
@@ -81,8 +81,8 @@ async def _store_with(url: str, n: int) -> Store:
     b = IngestBatch()
     for i in range(n):
         body = json.dumps({"seq": i}).encode()
-        b.readings.append(("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
-    b.stats.append(("d", "S", n, 0, n - 1, "t0", "t1", 0.0, n - 1, 0, "[]"))
+        b.readings.append(ReadingRow("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
+    b.stats.append(DeviceBatchStats("d", "S", n, 0, n - 1, "t0", "t1", 0.0, n - 1, 0, "[]"))
     await write_batch(store, b)
     return store
 

@@ -23,7 +23,7 @@ from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError
 from packproof.intake import IntakeKey
 from packproof.paths import DataDir
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, ReadingRow
 from packproof.store import Store
 from tests.conftest import Service, wait_for
 from tests.storeutil import write_batch
@@ -36,7 +36,7 @@ async def add(store: Store, start: int, n: int) -> None:
     b = IngestBatch()
     for i in range(start, start + n):
         body = json.dumps({"seq": i}).encode()
-        b.readings.append(("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
+        b.readings.append(ReadingRow("d", i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
     await write_batch(store, b)
 
 

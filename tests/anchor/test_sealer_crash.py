@@ -21,7 +21,7 @@ import pytest
 from packproof.anchor.merkle import leaf_hash
 from packproof.failpoints import EXIT_CODE
 from packproof.paths import DataDir
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, ReadingRow
 from packproof.simulators.fleet import build_fleet, shipments_of
 from tests.conftest import Service, cli, packproof_cmd, wait_for
 from tests.storeutil import write_batch
@@ -40,7 +40,7 @@ async def fill(data: Path, per_device: int, start: int = 0) -> int:
             d.next_seq = start
             for _ in range(per_device):
                 body = d.reading(time.time())
-                batch.readings.append((d.device_id, d.next_seq - 1, d.shipment_id, json.loads(body)["ts"],
+                batch.readings.append(ReadingRow(d.device_id, d.next_seq - 1, d.shipment_id, json.loads(body)["ts"],
                                        time.time(), body, leaf_hash(body)))
         await write_batch(store, batch)
         return len(batch.readings)

@@ -19,7 +19,7 @@ from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.paths import DataDir
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, Refusal
 from packproof.store import Store
 from tests.storeutil import write_batch
 
@@ -48,8 +48,8 @@ async def api(tmp_path: Path, store_url: str) -> AsyncIterator[tuple[httpx.Async
 async def test_a_quarantine_page_is_bounded_whatever_rows_hold(api: tuple[httpx.AsyncClient, str]) -> None:
     client, url = api
     legacy = b"{" + b"x" * 1_000_000  # kept whole before the ingestor cut payloads at 4 KiB
-    rows = [(1.0, "packproof/v1/S/d/telemetry", legacy, "too_large", "payload is 1000001 bytes", "d", "S")] + [
-        (2.0, "packproof/v1/S/d/telemetry", b"bad", "malformed_json", "not JSON", "d", "S")] * 3
+    rows = [Refusal(1.0, "packproof/v1/S/d/telemetry", legacy, "too_large", "payload is 1000001 bytes", "d", "S")] + [
+        Refusal(2.0, "packproof/v1/S/d/telemetry", b"bad", "malformed_json", "not JSON", "d", "S")] * 3
     await in_store(url, lambda st: write_batch(st, IngestBatch(quarantine=rows)))
     r = await client.get("/quarantine")
     assert r.status_code == 200 and len(r.content) < 20_000, len(r.content)

@@ -18,6 +18,7 @@ from packproof.broker.auth import PasswordFile, hash_password, topic_allowed, ve
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import MqttOptions
 from packproof.errors import BrokerError
 from packproof.net import free_port
 from packproof.store import Store
@@ -72,10 +73,11 @@ def test_anonymous_and_wrong_passwords_are_refused(secured_broker: int) -> None:
 
 async def test_wrong_ingestor_password_is_a_clear_error(secured_broker: int, tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "p.db")
-    ing = Ingestor(store, port=secured_broker, client_id="ing-wrong", username="packproof-ingestor", password="no")
+    ing = Ingestor(store, MqttOptions(port=secured_broker, client_id="ing-wrong", username="packproof-ingestor",
+                                      password="no"))
     with pytest.raises(BrokerError, match="the MQTT broker refused the ingestor: Not authorized"):
         await ing.connect()
-    ing.client.loop_stop()
+    ing.subscriber.client.loop_stop()
     await store.close()
 
 
@@ -86,13 +88,13 @@ async def test_an_ingestor_whose_subscription_is_refused_fails_at_start(password
     gen = run_embedded(port, passwords)
     next(gen)
     store = await Store.open(tmp_path / "p.db")
-    ing = Ingestor(store, port=port, client_id="not-an-ingestor", username="dev-1", password="p1")
+    ing = Ingestor(store, MqttOptions(port=port, client_id="not-an-ingestor", username="dev-1", password="p1"))
     try:
         with pytest.raises(BrokerError, match=r"refused the subscription to packproof/v1/\+/\+/telemetry"):
             await ing.connect()
     finally:
-        ing.client.disconnect()
-        ing.client.loop_stop()
+        ing.subscriber.client.disconnect()
+        ing.subscriber.client.loop_stop()
         await store.close()
         next(gen, None)
 
@@ -101,7 +103,8 @@ async def test_a_device_cannot_publish_as_another(secured_broker: int, store_url
     store = await Store.open(store_url)
     await store.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
                          [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-2", "SHP-2", public_key_bytes(KEY))])
-    ing = Ingestor(store, port=secured_broker, client_id="ing-acl", username="packproof-ingestor", password="ing")
+    ing = Ingestor(store, MqttOptions(port=secured_broker, client_id="ing-acl", username="packproof-ingestor",
+                                      password="ing"))
     await ing.reload_registry()
     await ing.connect()
     stop = asyncio.Event()

@@ -23,6 +23,7 @@ import pytest
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import MqttOptions
 from packproof.store import Store
 from tests.edge.test_ingestor import KEY, reading, topic
 
@@ -104,7 +105,7 @@ async def test_no_probe_stops_honest_intake(secured_broker: int, tmp_path: Path,
     store = await Store.open(tmp_path / "p.db")
     await store.register({"SHP-1": "un38.3-cell", "SHP-2": "un38.3-cell"},
                          [("dev-1", "SHP-1", public_key_bytes(KEY)), ("dev-2", "SHP-2", public_key_bytes(KEY))])
-    ing = Ingestor(store, port=port, client_id=INGESTOR_CID, username="packproof-ingestor", password="ing")
+    ing = Ingestor(store, MqttOptions(port=port, client_id=INGESTOR_CID, username="packproof-ingestor", password="ing"))
     await ing.reload_registry()
     await ing.connect()
     stop = asyncio.Event()

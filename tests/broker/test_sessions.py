@@ -19,6 +19,7 @@ import pytest
 from packproof.canonical import canonical_bytes
 from packproof.crypto import public_key_bytes
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import MqttOptions
 from packproof.net import free_port
 from packproof.store import Store
 from tests.broker.conftest import SERVICES, login
@@ -85,7 +86,7 @@ async def ingesting(port: int, tmp_path: Path) -> tuple[Store, Ingestor, asyncio
     """A store with dev-1 registered, an ingestor ("ing-held") running on it, and dev-1 logged in."""
     store = await Store.open(tmp_path / "p.db")
     await store.register({"SHP-1": "un38.3-cell"}, [("dev-1", "SHP-1", public_key_bytes(KEY))])
-    ing = Ingestor(store, port=port, client_id="ing-held", username="packproof-ingestor", password="ing")
+    ing = Ingestor(store, MqttOptions(port=port, client_id="ing-held", username="packproof-ingestor", password="ing"))
     await ing.reload_registry()
     await ing.connect()
     stop = asyncio.Event()

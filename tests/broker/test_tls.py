@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from packproof.broker.embedded import EmbeddedBroker
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import MqttOptions
 from packproof.errors import ConfigError
 from packproof.net import free_port
 from packproof.store import Store
@@ -45,10 +46,10 @@ async def test_tls_listener(tmp_path: Path) -> None:
     port = free_port()
     async with EmbeddedBroker(port=port, tls=(cert, key)):
         store = await Store.open(tmp_path / "p.db")
-        ing = Ingestor(store, port=port, client_id="ing-tls", tls_ca=str(cert))
+        ing = Ingestor(store, MqttOptions(port=port, client_id="ing-tls", tls_ca=str(cert)))
         await ing.connect()  # the TLS handshake and CONNACK succeed
-        ing.client.disconnect()
-        ing.client.loop_stop()
+        ing.subscriber.client.disconnect()
+        ing.subscriber.client.loop_stop()
         await store.close()
 
         plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plain")

@@ -18,6 +18,7 @@ import pytest
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import b64, private_key_from_seed, public_key_bytes
 from packproof.edge.ingestor import Ingestor
+from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.errors import ConfigError
 from packproof.reading import Reading
 from packproof.store import QUARANTINE_KEEP, Store
@@ -50,7 +51,7 @@ async def start_ingestor(store: Store, port: int, client_id: str, until,  # type
     next is kept for it. A fixed sleep was too short on a busy machine once verifiers started
     in connect().
     """
-    ing = Ingestor(store, port=port, client_id=client_id, verify_workers=verify_workers)
+    ing = Ingestor(store, MqttOptions(port=port, client_id=client_id), IngestorOptions(verify_workers=verify_workers))
     await ing.reload_registry()
     await ing.connect()
 
@@ -223,7 +224,8 @@ async def test_the_ack_watermark_holds_at_a_gap_and_moves_when_it_fills(
 async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
         tmp_path: Path, store: Store, mqtt_broker: BrokerThread) -> None:
     """Another connection holds the database's write lock: intake stops at the bounds, nothing is lost."""
-    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-backpressure", inbox_max=200, batch_max=50)
+    ing = Ingestor(store, MqttOptions(port=mqtt_broker.port, client_id="ing-backpressure"),
+                   IngestorOptions(inbox_max=200, batch_max=50))
     await ing.reload_registry()
     await ing.connect()
     stop = asyncio.Event()
@@ -235,7 +237,7 @@ async def test_a_stalled_store_slows_intake_instead_of_growing_memory(
                                                                     for s in range(n)])
             peak = 0
             for _ in range(40):  # two seconds of stall
-                peak = max(peak, len(ing._inbox))
+                peak = max(peak, len(ing.subscriber.inbox))
                 await asyncio.sleep(0.05)
             # Taken in: the inbox, plus the batches in the write queue (2) and the one being written.
             assert ing.stats.accepted <= 4 * 50 and peak <= 200, (ing.stats.accepted, peak)
@@ -302,13 +304,14 @@ async def test_verifiers_that_cannot_start_stop_the_ingestor_with_a_clear_error(
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-verifiers-broken", verify_workers=1)
-    assert ing._verifiers is not None
-    ing._verifiers.shutdown()
-    ing._verifiers = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_failing_start)
+    ing = Ingestor(store, MqttOptions(port=mqtt_broker.port, client_id="ing-verifiers-broken"),
+                   IngestorOptions(verify_workers=1))
+    assert ing.verifiers.pool is not None
+    ing.verifiers.pool.shutdown()
+    ing.verifiers.pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_failing_start)
     with pytest.raises(ConfigError, match="verifier processes .* did not start.*--verify-workers 0"):
         await ing.connect()
-    ing._verifiers.shutdown()
+    ing.verifiers.pool.shutdown()
 
 
 async def test_a_full_disk_pauses_intake_acknowledges_nothing_unwritten_and_resumes(
@@ -347,7 +350,8 @@ async def test_a_full_disk_pauses_intake_acknowledges_nothing_unwritten_and_resu
 
     try:
         await limit(None)
-        ing = Ingestor(store, port=mqtt_broker.port, client_id="ing-disk-full", stop_grace=1.0)
+        ing = Ingestor(store, MqttOptions(port=mqtt_broker.port, client_id="ing-disk-full"),
+                       IngestorOptions(stop_grace=1.0))
         await ing.reload_registry()
         await ing.connect()
         stop = asyncio.Event()

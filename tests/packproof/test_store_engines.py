@@ -16,7 +16,7 @@ from packproof.app.services import SealerLock
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.errors import StoreError
 from packproof.paths import DataDir
-from packproof.records import IngestBatch
+from packproof.records import IngestBatch, ReadingRow
 from packproof.store import SCHEMA_VERSION, Store
 from tests.dbutil import query_sync as query
 from tests.storeutil import driver_of, write_batch
@@ -26,7 +26,7 @@ def batch(device: str, seqs: range) -> IngestBatch:
     b = IngestBatch()
     for s in seqs:
         body = f'{{"d":"{device}","seq":{s}}}'.encode()
-        b.readings.append((device, s, "S", "2026-11-23T00:00:00Z", 0.0, body, leaf_hash(body)))
+        b.readings.append(ReadingRow(device, s, "S", "2026-11-23T00:00:00Z", 0.0, body, leaf_hash(body)))
     return b
 
 

@@ -16,7 +16,7 @@ from packproof.anchor.merkle import leaf_hash
 from packproof.anchor.sealer import Sealer
 from packproof.crypto import load_or_create_ledger_key
 from packproof.intake import IntakeKey
-from packproof.records import Excursion, IngestBatch
+from packproof.records import DeviceBatchStats, Excursion, IngestBatch, ReadingRow, Refusal
 from packproof.store import Store
 from tests.storeutil import driver_of, write_batch
 
@@ -31,9 +31,9 @@ async def filled(url: str, tmp_path: Path) -> Store:
         for device, sid in (("d1", "S"), ("d2", "T")):
             for seq in range(start, start + 200):
                 body = f'{{"d":"{device}","seq":{seq}}}'.encode()
-                b.readings.append((device, seq, sid, "2026-11-23T00:00:00Z", 1.0, body, leaf_hash(body)))
-            b.stats.append((device, sid, 200, start, start + 199, "t", "t", 1.0, start + 199, 0, "[]"))
-        b.quarantine.append((1.0, "packproof/v1/S/d1/telemetry", b"{", "malformed_json", "bad", "d1", "S"))
+                b.readings.append(ReadingRow(device, seq, sid, "2026-11-23T00:00:00Z", 1.0, body, leaf_hash(body)))
+            b.stats.append(DeviceBatchStats(device, sid, 200, start, start + 199, "t", "t", 1.0, start + 199, 0, "[]"))
+        b.quarantine.append(Refusal(1.0, "packproof/v1/S/d1/telemetry", b"{", "malformed_json", "bad", "d1", "S"))
         b.excursions.append(Excursion(start + 1, "d1", "S", "T.2", "temperature_c", "violation", "t", "t", start,
                                       start, 80.0, 72.0, "limit", 1, False))
         await write_batch(store, b)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 
 from packproof.anchor.merkle import leaf_hash
 from packproof.errors import StoreError
-from packproof.records import IngestBatch
+from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow
 from packproof.store import SCHEMA_VERSION, Store
 from tests.storeutil import write_batch
 
@@ -50,18 +49,18 @@ async def test_a_version_2_store_gets_every_gap_back_from_its_readings(tmp_path:
     seqs = list(range(0, 80, 2))  # 39 gaps
     for s in seqs:
         body = f'{{"seq":{s}}}'.encode()
-        b.readings.append(("d", s, "S", "t", 0.0, body, leaf_hash(body)))
-    b.stats.append(("d", "S", len(seqs), 0, 78, "t", "t", 0.0, 0, 39, "[[1,1]]"))
+        b.readings.append(ReadingRow("d", s, "S", "t", 0.0, body, leaf_hash(body)))
+    b.stats.append(DeviceBatchStats("d", "S", len(seqs), 0, 78, "t", "t", 0.0, 0, 39, "[[1,1]]"))
     await write_batch(store, b)
     await store.close()
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE readings DROP COLUMN intake_mac")
         db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     store = await Store.open(path)
-    (acked, highest, gaps), = (await store.delivery_states(["d"])).values()
+    state, = (await store.delivery_states(["d"])).values()
     await store.close()
-    assert (acked, highest) == (0, 78)
-    assert json.loads(gaps) == [[s + 1, s + 1] for s in seqs[:-1]]
+    assert (state.acked_seq, state.highest) == (0, 78)
+    assert [list(g) for g in state.gaps] == [[s + 1, s + 1] for s in seqs[:-1]]
 
 
 async def test_a_version_3_store_keeps_sealing_its_rows_stored_before_intake_macs(tmp_path: Path) -> None:
@@ -77,7 +76,7 @@ async def test_a_version_3_store_keeps_sealing_its_rows_stored_before_intake_mac
     b = IngestBatch()
     for s in range(3):
         body = f'{{"seq":{s}}}'.encode()
-        b.readings.append(("d", s, "S", "t", 0.0, body, leaf_hash(body)))
+        b.readings.append(ReadingRow("d", s, "S", "t", 0.0, body, leaf_hash(body)))
     await write_batch(store, b)
     await store.close()
     with sqlite3.connect(path) as db:
