@@ -3,7 +3,7 @@
 `make bench` measures the pipeline through a real broker, where the broker, the
 publisher and the ingestor share two cores and the figures drift with the machine's
 load. This script feeds pre-signed payloads straight into the same code the ingestor
-runs per batch (`DecodeStage.process`, then `Ingestor.commit`, then `Sealer.seal_once`)
+runs per batch (`CheckStage.process`, then `Ingestor.commit`, then `Sealer.seal_once`)
 and prints µs per reading for each stage, so a change to the hot path can be judged on
 its own. Each figure is the best of several rounds (the least disturbed by other
 processes); the decode sub-steps are timed in isolation on the same payloads.

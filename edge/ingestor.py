@@ -3,7 +3,7 @@
 Shape of the flow (one process; paho's thread, the event loop, a decode thread):
 
     paho network thread --on_message--> inbox (bounded deque)          edge/subscriber.py
-        --> decode stage (worker thread): validate, verify, thresholds  edge/decoding.py, edge/verifiers.py
+        --> check stage (worker thread): validate, verify, thresholds  edge/checks.py, edge/verifiers.py
         --> write queue (2 batches) --> writer (event loop): one store transaction per batch,
             which reads the batch's devices' state, settles the batch against it (new or
             duplicate, delivery marks, excursions: edge/settle.py) and writes the result
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from packproof.diskfull import DISK, Backoff, is_disk_full
-from packproof.edge.decoding import Decoded, DecodeStage
+from packproof.edge.checks import CheckStage, Decoded
 from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.edge.registry import RegistryCache
 from packproof.edge.settle import Settled, settle, to_look_up
@@ -59,7 +59,7 @@ class IngestStats:
 
 
 class Ingestor:
-    """The pipeline: batches from the subscriber through the decode stage into store transactions.
+    """The pipeline: batches from the subscriber through the check stage into store transactions.
 
     It owns the loop that cuts the inbox into batches, the writer that commits them (retrying
     while the store cannot write), and the order of acknowledgement; what each stage does is in
@@ -73,7 +73,7 @@ class Ingestor:
         self.session = self.subscriber.session
         self.registry = RegistryCache(store, o.profile_table)
         self.verifiers = VerifierPool(o.verify_workers)
-        self.decoder = DecodeStage(self.registry, self.verifiers, o.verify_signatures, o.limits)
+        self.decoder = CheckStage(self.registry, self.verifiers, o.verify_signatures, o.limits)
         self.stats = IngestStats()
         self._write_q: asyncio.Queue[Decoded | None] = asyncio.Queue(2)
         self._give_up_at: float | None = None

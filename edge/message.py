@@ -1,6 +1,6 @@
 """One MQTT message as the ingestor keeps it from arrival to acknowledgement, and its refusal.
 
-The paho thread makes a `Message` for every PUBLISH it hands over; the decode stage and
+The paho thread makes a `Message` for every PUBLISH it hands over; the check stage and
 settlement refer to it for what they store or quarantine, and the writer acknowledges its
 `mid` once the transaction holding it has committed.
 """

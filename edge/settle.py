@@ -92,7 +92,7 @@ def settle(readings: Sequence[Checked], rejected: IngestBatch, states: Mapping[s
            next_excursion_id: int, limits: Plausibility = PLAUSIBLE) -> Settled:
     """Settle `readings` (in arrival order) against the store's state; nothing passed in is changed.
 
-    `rejected`: what the decode stage already quarantined (kept, first, in the batch to write).
+    `rejected`: what the check stage already quarantined (kept, first, in the batch to write).
     `states`: the delivery state of the batch's devices that have stored readings.
     `stored`: the stored leaf hash of each seq `to_look_up` named (device -> seq -> leaf).
     `open_excursions`, `next_excursion_id`: the batch's devices' open excursions, and the next free id.

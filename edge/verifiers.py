@@ -24,7 +24,9 @@ from packproof.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-Check = tuple[bytes, bytes, bytes]  # (public key, signature, signed bytes), as packproof.crypto.verify_many takes them
+# (public key, signature, signed bytes), as packproof.crypto.verify_many takes them: a plain tuple, since
+# thousands a second are pickled to the verifier processes.
+SignatureCheck = tuple[bytes, bytes, bytes]
 
 
 def verifier_pool(workers: int) -> ProcessPoolExecutor | None:
@@ -84,7 +86,7 @@ class VerifierPool:
             raise ConfigError(f"the signature verifier processes (--verify-workers {self.workers}) did not "
                               f"start: {exc}; run with --verify-workers 0 to check signatures in the ingestor") from exc
 
-    def submit(self, checks: list[Check]) -> Future[list[bool]]:
+    def submit(self, checks: list[SignatureCheck]) -> Future[list[bool]]:
         """Hand `checks` to a verifier; called from the decode thread."""
         assert self.pool is not None
         try:
@@ -95,7 +97,7 @@ class VerifierPool:
             done.set_result(verify_many(checks))
             return done
 
-    async def answers(self, future: Future[list[bool]], checks: Callable[[], list[Check]]) -> list[bool]:
+    async def answers(self, future: Future[list[bool]], checks: Callable[[], list[SignatureCheck]]) -> list[bool]:
         """The verifier's answers; if it died with the chunk, this process checks `checks()` itself."""
         try:
             return await asyncio.wrap_future(future)

@@ -1,4 +1,4 @@
-"""The ingestor's decode stage: a batch of messages in, checked readings and refusals out.
+"""The ingestor's check stage: a batch of messages in, checked readings and refusals out.
 
 Decoding, signature checks and thresholds are the CPU-heavy part of ingestion and need no
 transaction: they run here, before the writer settles the batch against the store
@@ -17,7 +17,7 @@ from packproof.edge.message import Message, quarantine
 from packproof.edge.registry import RegistryCache
 from packproof.edge.settle import Checked
 from packproof.edge.thresholds import evaluate
-from packproof.edge.verifiers import Check, VerifierPool
+from packproof.edge.verifiers import SignatureCheck, VerifierPool
 from packproof.errors import InvalidReading
 from packproof.records import IngestBatch
 
@@ -31,17 +31,17 @@ class Chunk:
     answer: Future[list[bool]] | None
     decoded: list[tuple[Accepted, Message]]
 
-    def checks(self) -> list[Check]:
+    def checks(self) -> list[SignatureCheck]:
         """What was handed to the verifier, to check here if it died with the chunk."""
         return [a.check for a, _ in self.decoded if a.check is not None]
 
 
 @dataclass(slots=True)
 class Decoded:
-    """A batch after the decode stage: what failed is quarantined; the rest is settled against the store.
+    """A batch after the check stage: what failed is quarantined; the rest is settled against the store.
 
-    Signatures left to verifier processes are still `pending` when the decode stage hands the
-    batch on, so the next batch decodes while they are checked; `DecodeStage.finish` collects them.
+    Signatures left to verifier processes are still `pending` when the check stage hands the
+    batch on, so the next batch decodes while they are checked; `CheckStage.finish` collects them.
     """
 
     pending: list[Chunk]
@@ -51,7 +51,7 @@ class Decoded:
     finished: bool = False
 
 
-class DecodeStage:
+class CheckStage:
     """Decode, verify and judge a batch against the registry, outside any transaction."""
 
     def __init__(self, registry: RegistryCache, verifiers: VerifierPool, verify_signatures: bool,
