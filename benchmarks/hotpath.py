@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import collections
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -27,20 +28,24 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from packproof.anchor.ledger import LedgerFile
-from packproof.anchor.merkle import leaf_hash
-from packproof.anchor.sealer import Sealer
-from packproof.canonical import signed_and_full
-from packproof.crypto import DeviceVerifier, load_or_create_ledger_key
-from packproof.edge.decode import DeviceEntry, decode
-from packproof.edge.ingestor import Ingestor
-from packproof.edge.message import Message
-from packproof.edge.mqttclient import BatchingClient
-from packproof.edge.options import IngestorOptions
-from packproof.edge.thresholds import BUILTIN_PROFILES, evaluate
-from packproof.paths import DataDir
-from packproof.reading import DEFAULT_PROFILE, DeviceTopic, Reading
-from packproof.simulators.fleet import build_fleet, shipments_of
+# The repository root, for the tests' scripted-broker PUBLISH encoder (a script run as
+# `python benchmarks/hotpath.py` has only benchmarks/ on its path).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from packproof.anchor.ledger import LedgerFile  # noqa: E402
+from packproof.anchor.merkle import leaf_hash  # noqa: E402
+from packproof.anchor.sealer import Sealer  # noqa: E402
+from packproof.canonical import signed_and_full  # noqa: E402
+from packproof.crypto import DeviceVerifier, load_or_create_ledger_key  # noqa: E402
+from packproof.edge.decode import DeviceEntry, decode  # noqa: E402
+from packproof.edge.ingestor import Ingestor  # noqa: E402
+from packproof.edge.message import Message  # noqa: E402
+from packproof.edge.mqttclient import BatchingClient  # noqa: E402
+from packproof.edge.options import IngestorOptions  # noqa: E402
+from packproof.edge.thresholds import BUILTIN_PROFILES, evaluate  # noqa: E402
+from packproof.paths import DataDir  # noqa: E402
+from packproof.reading import DEFAULT_PROFILE, DeviceTopic, Reading  # noqa: E402
+from packproof.simulators.fleet import build_fleet, shipments_of  # noqa: E402
 from tests.edge.test_mqttclient import publish  # noqa: E402  (the scripted broker's PUBLISH encoder)
 
 
