@@ -24,7 +24,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
-from packproof.broker.auth import PasswordFile
+from packproof.broker.auth import DeviceTopicACL, PasswordFile, PasswordFileAuth
 from packproof.broker.refusals import Refusals
 from packproof.errors import BrokerError, ConfigError
 from packproof.net import require_free
@@ -38,19 +38,25 @@ log = logging.getLogger(__name__)
 MAX_PACKET_SIZE = 8192
 
 
+def _import_path(plugin: type) -> str:
+    """The dotted path amqtt imports a plugin by, from the class itself: a hand-written string
+    (it once said `broker.auth...`) goes stale when the package moves, and fails only at start."""
+    return f"{plugin.__module__}.{plugin.__qualname__}"
+
+
 def broker_config(host: str, port: int, password_file: Path | None = None,
                   services: tuple[str, ...] = (), tls: tuple[Path, Path] | None = None,
                   refusals: Refusals | None = None) -> dict[str, Any]:
     """Only the plugins we need: amqtt's default set logs every packet and publishes $SYS,
     which cost time on every message. With a password file, clients must authenticate and
-    the topic rules of `broker.auth` apply; without one, the broker is open (a local demo)."""
+    the topic rules of `packproof.broker.auth` apply; without one, the broker is open (a local demo)."""
     plugins: dict[str, Any]
     if password_file is None:
         plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
     else:
         PasswordFile(password_file).users()  # fail now, with a clear message, if it is missing or malformed
-        plugins = {"broker.auth.PasswordFileAuth": {"password_file": str(password_file)},
-                   "broker.auth.DeviceTopicACL": {"services": list(services), "refusals": refusals}}
+        plugins = {_import_path(PasswordFileAuth): {"password_file": str(password_file)},
+                   _import_path(DeviceTopicACL): {"services": list(services), "refusals": refusals}}
     listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 10000}
     if tls is not None:
         for f in tls:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from packproof.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = ("simulators", "broker", "edge", "anchor", "api", "app")
 
@@ -55,3 +57,15 @@ def test_no_stage_is_importable_by_its_folder_name(tmp_path: Path) -> None:
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_run_works_from_outside_the_checkout(tmp_path: Path) -> None:
+    """The whole flow, started where a user starts it: not in the checkout, so nothing is found by
+    a folder's name. The suite's own commands run in the checkout, where `broker` and `edge` are on
+    the path and a stale module path (amqtt's plugins are named by strings) would go unnoticed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-m", "packproof", "run", "--duration", "3", "--data-dir", str(tmp_path / "d"),
+                        "--api-port", str(free_port())], cwd=tmp_path, capture_output=True, text=True, env=env,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "done:" in r.stdout and "sealed" in r.stdout, r.stdout[-2000:]
