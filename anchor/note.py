@@ -84,8 +84,14 @@ _SPACES: Final = frozenset(
 
 
 def valid_key_name(name: str) -> bool:
-    """Non-empty, with no Unicode space and no "+" (signed-note "Format"; Go's isValidName)."""
-    return bool(name) and "+" not in name and not any(ch in _SPACES for ch in name)
+    """Non-empty UTF-8, with no Unicode space and no "+" (signed-note "Format"; Go's isValidName)."""
+    if not name or "+" in name or any(ch in _SPACES for ch in name):
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which no UTF-8 note can hold
+        return False
+    return True
 
 
 def _check_name(name: str, what: str) -> None:
@@ -180,6 +186,10 @@ class NoteSignature:
     name: str
     key_id: int
     signature: bytes
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.key_id < 2**32:
+            raise NoteError("bad-key-id", f"key id {self.key_id} of {self.name} is not a 32-bit number")
 
     def line(self) -> str:
         """``— <name> <base64(4-byte id || signature)>`` and its newline."""

@@ -332,7 +332,7 @@ def test_key_names_follow_gos_rule() -> None:
     for ok in ("PeterNeumann", "example.com/log42", "sum.golang.org", "a", "zero\u200bwidth", "caf\u00e9"):
         assert valid_key_name(ok), ok
     spaces = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
-    for bad in ["", "a+b", "+", *(f"a{s}b" for s in spaces)]:
+    for bad in ["", "a+b", "+", "lone\ud800surrogate", *(f"a{s}b" for s in spaces)]:
         assert not valid_key_name(bad), repr(bad)
         with pytest.raises(NoteError, match=r"is not a key name") as err:
             SignerKey(bad, bytes(32))
@@ -368,6 +368,13 @@ def test_a_text_that_could_not_open_again_is_not_signed(text: str, reason: str) 
     with pytest.raises(NoteError) as err:
         sign_note(text, [SignerKey.parse(PETER_SKEY)])
     assert err.value.reason == reason
+
+
+def test_a_key_id_is_32_bits() -> None:
+    for bad in (-1, 2**32):
+        with pytest.raises(NoteError, match=r"is not a 32-bit number$") as err:
+            NoteSignature("PeterNeumann", bad, b"sig")
+        assert err.value.reason == "bad-key-id"
 
 
 def test_a_kept_signature_with_a_bad_name_is_refused() -> None:
