@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle trees: roots and inclusion proofs. Pure, no I/O.
+"""RFC 6962 Merkle trees: roots and inclusion proofs (consistency proofs: anchor/consistency.py). Pure.
 
 The hasher (leaf and node hashes) is the kernel's, packproof.rfc6962; its names are handed on
 here so a reader of trees finds them in one place. Definitions (RFC 6962 §2.1, restated unchanged in RFC 9162 §2.1.1):
@@ -36,6 +36,7 @@ __all__ = [
     "LEAF_PREFIX",
     "NODE_PREFIX",
     "inclusion_proof",
+    "inclusion_proof_length",
     "inclusion_proofs",
     "leaf_hash",
     "node_hash",
@@ -113,12 +114,13 @@ def inclusion_proofs(indices: Sequence[int], hashes: Sequence[bytes]) -> list[li
     return paths
 
 
-def _proof_length(index: int, size: int) -> int:
+def inclusion_proof_length(index: int, size: int) -> int:
     """How many hashes the audit path of `index` in a tree of `size` has (0 <= index < size).
 
     Below the highest bit where `index` and `size - 1` differ the leaf sits in a complete
     subtree, one sibling per level ("inner"); above it each 1 bit of the index is a left
-    subtree the path must cross ("border"). This is the length RFC 9162 §2.1.3.2 consumes.
+    subtree the path must cross ("border"). This is the length RFC 9162 §2.1.3.2 consumes;
+    anchor/consistency.py derives the length of a consistency proof from it.
     """
     inner = (index ^ (size - 1)).bit_length()
     border = (index >> inner).bit_count()
@@ -139,7 +141,7 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
     for k, p in enumerate(proof):
         if len(p) != HASH_LEN:
             raise ProofError(f"audit path hash {k} has {len(p)} bytes, expected {HASH_LEN}")
-    want = _proof_length(index, size)
+    want = inclusion_proof_length(index, size)
     if len(proof) != want:
         raise ProofError(f"audit path has {len(proof)} hashes, expected {want} for index {index} in tree size {size}")
 

@@ -9,7 +9,8 @@ Tree::
     ├── StoreError            the off-chain store failed or holds something impossible
     │   └── DiskFullError     ... because its disk (or quota) is full: retried, never fatal to a service
     ├── LedgerIntegrityError  the ledger file, its chain or its signatures do not hold
-    ├── ProofError            a Merkle inclusion proof does not check (expected vs got)
+    ├── ProofError            a Merkle inclusion or consistency proof does not check (expected vs got)
+    ├── NoteError             a C2SP signed note, key or checkpoint is malformed or unsigned (carries a reason code)
     └── BrokerError           the embedded broker could not start or serve
 
 A threshold breach is data (an excursion), never an exception.
@@ -62,6 +63,19 @@ class ProofError(PackproofError):
         super().__init__(message)
         self.expected = expected
         self.got = got
+
+
+class NoteError(PackproofError):
+    """A signed note (c2sp.org/signed-note), a note key or a checkpoint body that cannot be accepted.
+
+    `reason` is a stable key naming what is wrong ("bad-base64", "unknown-key", ...), for tests
+    and for a witness choosing its HTTP status; the message says it for people.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 class BrokerError(PackproofError):
