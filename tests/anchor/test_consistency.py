@@ -18,7 +18,6 @@ and the empty tree's root), where transparency-dev/merkle refuses size 0 outrigh
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 from packproof.anchor.consistency import consistency_proof, consistency_proof_length, verify_consistency
 from packproof.anchor.merkle import EMPTY_ROOT, leaf_hash, root_from_leaf_hashes
 from packproof.errors import ProofError
+from tests.anchor.merkle_check import reference_root
 from tests.anchor.test_merkle import LEAVES, ROOTS
 
 VECTORS = Path(__file__).parent / "vectors" / "transparency-dev-merkle-consistency.json"
@@ -76,30 +76,18 @@ CONSISTENCY_PROOFS: list[tuple[int, int, list[str]]] = [
 ]
 
 
-def _reference_root(hashes: list[bytes]) -> bytes:
-    """MTH exactly as RFC 6962 §2.1 writes it: recurse on a split at k, the largest power of two < n."""
-    n = len(hashes)
-    if n == 0:
-        return hashlib.sha256(b"").digest()
-    if n == 1:
-        return hashes[0]
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return hashlib.sha256(b"\x01" + _reference_root(hashes[:k]) + _reference_root(hashes[k:])).digest()
-
 
 def _reference_subproof(m: int, hashes: list[bytes], b: bool) -> list[bytes]:
     """SUBPROOF(m, D[n], b) exactly as RFC 6962 §2.1.2 writes it."""
     n = len(hashes)
     if m == n:
-        return [] if b else [_reference_root(hashes)]
+        return [] if b else [reference_root(hashes)]
     k = 1
     while k * 2 < n:
         k *= 2
     if m <= k:
-        return [*_reference_subproof(m, hashes[:k], b), _reference_root(hashes[k:])]
-    return [*_reference_subproof(m - k, hashes[k:], False), _reference_root(hashes[:k])]
+        return [*_reference_subproof(m, hashes[:k], b), reference_root(hashes[k:])]
+    return [*_reference_subproof(m - k, hashes[k:], False), reference_root(hashes[:k])]
 
 
 def _reference_proof(m: int, hashes: list[bytes]) -> list[bytes]:
@@ -197,7 +185,7 @@ def test_size_zero_probes_are_refused_for_their_own_faults() -> None:
 def test_fast_proofs_match_the_reference_and_verify(n: int) -> None:
     hashes = _tree(n)
     roots = [root_from_leaf_hashes(hashes[:m]) for m in range(n + 1)]
-    assert roots[n] == _reference_root(hashes)
+    assert roots[n] == reference_root(hashes)
     for m in range(0, n + 1):
         proof = consistency_proof(m, hashes)
         if 0 < m < n:

@@ -30,7 +30,7 @@ from packproof.anchor.merkle import (
     root_from_leaf_hashes,
 )
 from packproof.errors import ProofError
-from tests.anchor.merkle_check import verify_inclusion
+from tests.anchor.merkle_check import reference_root, verify_inclusion
 
 LEAF_INPUTS = [
     "",
@@ -124,18 +124,6 @@ INCLUSION_PROOFS: list[tuple[int, int, list[str]]] = [
 ]
 
 
-def _reference_root(hashes: list[bytes]) -> bytes:
-    """MTH exactly as RFC 6962 §2.1 writes it: recurse on a split at k, the largest power of two < n."""
-    n = len(hashes)
-    if n == 0:
-        return hashlib.sha256(b"").digest()
-    if n == 1:
-        return hashes[0]
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return hashlib.sha256(b"\x01" + _reference_root(hashes[:k]) + _reference_root(hashes[k:])).digest()
-
 
 def _reference_path(index: int, hashes: list[bytes]) -> list[bytes]:
     """PATH(m, D[n]) exactly as RFC 6962 §2.1.1 writes it."""
@@ -146,8 +134,8 @@ def _reference_path(index: int, hashes: list[bytes]) -> list[bytes]:
     while k * 2 < n:
         k *= 2
     if index < k:
-        return [*_reference_path(index, hashes[:k]), _reference_root(hashes[k:])]
-    return [*_reference_path(index - k, hashes[k:]), _reference_root(hashes[:k])]
+        return [*_reference_path(index, hashes[:k]), reference_root(hashes[k:])]
+    return [*_reference_path(index - k, hashes[k:]), reference_root(hashes[:k])]
 
 
 # ---- constants and primitive hashes -------------------------------------------------
@@ -173,7 +161,7 @@ def test_leaf_and_node_hashes_match_the_vectors() -> None:
 def test_known_answer_roots(size: int) -> None:
     hashes = [leaf_hash(x) for x in LEAVES[:size]]
     assert root_from_leaf_hashes(hashes).hex() == ROOTS[size]
-    assert _reference_root(hashes).hex() == ROOTS[size]
+    assert reference_root(hashes).hex() == ROOTS[size]
 
 
 @pytest.mark.parametrize(
@@ -195,7 +183,7 @@ def test_known_answer_inclusion_proofs(index: int, size: int, path: list[str]) -
 def test_fast_tree_matches_the_reference_and_every_proof_verifies(size: int) -> None:
     hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
     root = root_from_leaf_hashes(hashes)
-    assert root == _reference_root(hashes)
+    assert root == reference_root(hashes)
     for i in range(size):
         proof = inclusion_proof(i, hashes)
         assert proof == _reference_path(i, hashes), f"path of leaf {i} in tree size {size}"
