@@ -46,7 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -118,6 +118,21 @@ def _unb64(text: str) -> bytes | None:
     return data if _b64(data) == text else None
 
 
+
+def _key_text_parts(text: str, kind: str, label: Callable[[str], str]) -> tuple[str, str, bytes]:
+    """Name, hex key id and type-tagged key of ``<name>+<hex8 key id>+<base64(type || key)>``, the
+    shape of both key texts. As Go's note package: the base64 part may itself hold "+", so only
+    the first two "+" split. `label(name)` names the key in errors (a signer key's text is secret)."""
+    name, _, rest = text.partition("+")
+    id_hex, _, key64 = rest.partition("+")
+    if len(id_hex) != 8 or any(c not in "0123456789abcdefABCDEF" for c in id_hex):
+        raise NoteError(f"bad-{kind}-key", f"{label(name)}: the key id is not 8 hex digits")
+    _check_name(name, f"{kind} key name")
+    raw = _unb64(key64)
+    if not raw:
+        raise NoteError("bad-base64", f"{label(name)}: the key is not canonical base64")
+    return name, id_hex, raw
+
 @dataclass(frozen=True)
 class VerifierKey:
     """A note verifier key: a name and a 32-byte Ed25519 public key; its key id follows from both."""
@@ -142,14 +157,7 @@ class VerifierKey:
         As Go's NewVerifier: the base64 part may itself hold "+", so only the first two "+"
         split; the key id must be the one the name and key give.
         """
-        name, _, rest = vkey.partition("+")
-        id_hex, _, key64 = rest.partition("+")
-        if len(id_hex) != 8 or any(c not in "0123456789abcdefABCDEF" for c in id_hex):
-            raise NoteError("bad-verifier-key", f"verifier key {vkey!r}: the key id is not 8 hex digits")
-        _check_name(name, "verifier key name")
-        raw = _unb64(key64)
-        if not raw:
-            raise NoteError("bad-base64", f"verifier key {vkey!r}: the key is not canonical base64")
+        name, id_hex, raw = _key_text_parts(vkey, "verifier", lambda _: f"verifier key {vkey!r}")
         if int(id_hex, 16) != key_id(name, raw[0], raw[1:]):
             raise NoteError(
                 "key-id-mismatch",
@@ -226,14 +234,8 @@ class SignerKey:
         """
         if not skey.startswith(_PRIVATE_PREFIX):
             raise NoteError("bad-signer-key", "a signer key starts with PRIVATE+KEY+")
-        name, _, rest = skey.removeprefix(_PRIVATE_PREFIX).partition("+")
-        id_hex, _, key64 = rest.partition("+")
-        if len(id_hex) != 8 or any(c not in "0123456789abcdefABCDEF" for c in id_hex):
-            raise NoteError("bad-signer-key", f"signer key for {name!r}: the key id is not 8 hex digits")
-        _check_name(name, "signer key name")
-        raw = _unb64(key64)
-        if not raw:
-            raise NoteError("bad-base64", f"signer key for {name!r}: the key is not canonical base64")
+        name, id_hex, raw = _key_text_parts(skey.removeprefix(_PRIVATE_PREFIX), "signer",
+                                            lambda n: f"signer key for {n!r}")  # never echo the secret
         if raw[0] != ED25519:
             raise NoteError(
                 "unknown-algorithm", f"signer key for {name!r}: signature type {raw[0]:#04x} is not Ed25519"
