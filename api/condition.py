@@ -15,10 +15,20 @@ was heard from. `ok` therefore means: every reading arrived, once, and all were 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from packproof.api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
-from packproof.records import DeviceStats, Dispute, Disputes, Excursion
+from packproof.api.schemas import (
+    Condition,
+    CustodyChange,
+    DisputeOut,
+    ExcursionCustody,
+    ExcursionOut,
+    HandoverOut,
+    PackCondition,
+    Status,
+)
+from packproof.records import CustodyStep, DeviceStats, Dispute, Disputes, Excursion
 from packproof.timefmt import rfc3339
 
 SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
@@ -29,10 +39,51 @@ def worst(statuses: Sequence[Status], default: Status = "ok") -> Status:
     return max(statuses, key=SEVERITY.index, default=default)
 
 
-def excursion_out(e: Excursion) -> ExcursionOut:
+def excursion_out(e: Excursion, custody: ExcursionCustody | None = None) -> ExcursionOut:
     return ExcursionOut(id=e.id, device_id=e.device_id, test=e.test, quantity=e.quantity, severity=e.severity,
                         start=e.start, end=e.end, start_seq=e.start_seq, end_seq=e.end_seq, peak=e.peak,
-                        limit=e.limit, limit_crossed=e.limit_crossed, readings=e.readings, open=e.open)
+                        limit=e.limit, limit_crossed=e.limit_crossed, readings=e.readings, open=e.open,
+                        custody=custody)
+
+
+# ---- custody: who was responsible when it happened (issue 15) ------------------------------
+
+# A handover is signed at one instant, but the pallet is unloaded, moved and scanned around it: an
+# excursion this close to a `handed-over` event happened "during the handover", and both sides
+# are named (the forklift at the cargo terminal: the shock is minutes from the signature).
+HANDOVER_WINDOW = 300.0  # seconds
+
+
+def _epoch(ts: str) -> float:
+    """An RFC 3339 UTC time (a reading's or an event's `ts`) as seconds; fractions beyond µs are cut."""
+    head, dot, frac = ts.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}{dot}{frac[:6]}+00:00").timestamp()
+
+
+def attribute(e: Excursion, serial: str, steps: Sequence[CustodyStep]) -> ExcursionCustody:
+    """Who owned and who carried pack `serial` at `e`'s start, each custody change until its end,
+    and the handovers around it: a pure function of the pack's accepted events, oldest first.
+
+    An event counts from its own `ts` (when the party signed that it happened), not from when
+    the API accepted it: a handover posted late still covers the minutes it was signed for.
+    """
+    start, end = _epoch(e.start), _epoch(e.end)
+    owner = transporter = None
+    changes: list[CustodyChange] = []
+    handovers: list[HandoverOut] = []
+    for s in steps:
+        at = _epoch(s.ts)
+        if at <= start:
+            owner, transporter = s.owner, s.transporter
+        elif at <= end and (s.owner, s.transporter) != ((changes[-1].owner, changes[-1].transporter) if changes
+                                                          else (owner, transporter)):
+            changes.append(CustodyChange(event_id=s.event_id, kind=s.kind, ts=s.ts, owner=s.owner,
+                                         transporter=s.transporter))
+        if s.kind == "handed-over" and start - HANDOVER_WINDOW <= at <= end + HANDOVER_WINDOW:
+            handovers.append(HandoverOut(event_id=s.event_id, ts=s.ts, from_transporter=s.actor,
+                                         to_transporter=s.counterpart or ""))
+    return ExcursionCustody(pack=serial, owner=owner, transporter=transporter, changes=changes,
+                            handovers=handovers)
 
 
 def dispute_out(d: Dispute) -> DisputeOut:
@@ -46,10 +97,14 @@ def dispute_out(d: Dispute) -> DisputeOut:
 
 def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
               excursions: Sequence[Excursion], now: float, stale_after: float,
-              disputes: Disputes) -> Condition:
+              disputes: Disputes, custody: Mapping[str, tuple[str, Sequence[CustodyStep]]] | None = None,
+              ) -> Condition:
     """`devices` as `Store.shipment_devices` returns them; excursions as stored; disputes
-    as `Store.shipment_disputes` returns them."""
-    exc = [excursion_out(r) for r in excursions]
+    as `Store.shipment_disputes` returns them; `custody`: device id -> (the pack it tracks, that
+    pack's custody steps), as `Store.custody_of_trackers` returns them."""
+    custody = custody or {}
+    exc = [excursion_out(r, attribute(r, *custody[r.device_id]) if r.device_id in custody else None)
+           for r in excursions]
     per_pack: dict[str, list[Status]] = {}
     for e in exc:
         per_pack.setdefault(e.device_id, []).append("violated" if e.severity == "violation" else "warning")

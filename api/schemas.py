@@ -21,6 +21,35 @@ class ShipmentList(BaseModel):
     next_offset: int | None
 
 
+class CustodyChange(BaseModel):
+    """An accepted custody event that changed who owned or carried the pack (GET /packs/{serial}/custody)."""
+
+    event_id: str
+    kind: str
+    ts: str
+    owner: str | None  # after the event
+    transporter: str | None  # after the event
+
+
+class HandoverOut(BaseModel):
+    """A `handed-over` event close to an excursion: both transporters are named (docs/design.md, custody)."""
+
+    event_id: str
+    ts: str
+    from_transporter: str
+    to_transporter: str
+
+
+class ExcursionCustody(BaseModel):
+    """Who was responsible for the pack when an excursion happened, from its accepted custody events."""
+
+    pack: str  # the serial whose `pack-registered` names the excursion's device as its tracker
+    owner: str | None  # at the excursion's start
+    transporter: str | None  # at the excursion's start; None: no carrier held it (at the owner's)
+    changes: list[CustodyChange]  # custody changes between its start and its end
+    handovers: list[HandoverOut]  # handed-over events within HANDOVER_WINDOW of it
+
+
 class ExcursionOut(BaseModel):
     id: int
     device_id: str
@@ -36,6 +65,7 @@ class ExcursionOut(BaseModel):
     limit_crossed: str
     readings: int
     open: bool
+    custody: ExcursionCustody | None = None  # None: no registered pack names this device as its tracker
 
 
 class DisputeOut(BaseModel):
