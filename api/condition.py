@@ -24,11 +24,13 @@ from packproof.api.schemas import (
     DisputeOut,
     ExcursionCustody,
     ExcursionOut,
-    HandoverOut,
     PackCondition,
     Status,
 )
-from packproof.records import CustodyStep, DeviceStats, Dispute, Disputes, Excursion
+from packproof.custody import CustodyEvent, parse_event
+from packproof.edge.custody import CustodyIntervals, custody_intervals
+from packproof.records import DeviceStats, Dispute, Disputes, Excursion
+from packproof.store import Store
 from packproof.timefmt import rfc3339
 
 SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
@@ -48,9 +50,9 @@ def excursion_out(e: Excursion, custody: ExcursionCustody | None = None) -> Excu
 
 # ---- custody: who was responsible when it happened (issue 15) ------------------------------
 
-# A handover is signed at one instant, but the pallet is unloaded, moved and scanned around it: an
-# excursion this close to a `handed-over` event happened "during the handover", and both sides
-# are named (the forklift at the cargo terminal: the shock is minutes from the signature).
+# A handover is signed at one instant, but a pallet is unloaded, moved and scanned around it: an
+# excursion this close to a change of hands happened "during the handover", and both sides are
+# named (the forklift at the cargo terminal: the shock is minutes from the signatures).
 HANDOVER_WINDOW = 300.0  # seconds
 
 
@@ -60,50 +62,27 @@ def _epoch(ts: str) -> float:
     return datetime.fromisoformat(f"{head}{dot}{frac[:6]}+00:00").timestamp()
 
 
-def attribute(e: Excursion, serial: str, steps: Sequence[CustodyStep]) -> ExcursionCustody:
-    """Who owned and who carried pack `serial` at `e`'s start, each custody change until its end,
-    and the handovers around it: a pure function of the pack's accepted events, oldest first.
-
-    An event counts from its own `ts` (when the party signed that it happened), not from when
-    the API accepted it: a handover posted late still covers the minutes it was signed for.
-    """
+def attribute(e: Excursion, custody: CustodyIntervals) -> ExcursionCustody:
+    """Who owned and who carried the pack at `e`'s start (both sides near a change of hands), and each
+    change of hands until its end: read off the pack's intervals (`packproof.edge.custody`, the one
+    home of who held it when). An event counts from its own `ts`, when its party signed it happened."""
     start, end = _epoch(e.start), _epoch(e.end)
-    owner = transporter = None
-    changes: list[CustodyChange] = []
-    handovers: list[HandoverOut] = []
-    for s in steps:
-        at = _epoch(s.ts)
-        if at <= start:
-            owner, transporter = s.owner, s.transporter
-        elif at <= end and (s.owner, s.transporter) != ((changes[-1].owner, changes[-1].transporter) if changes
-                                                          else (owner, transporter)):
-            changes.append(CustodyChange(event_id=s.event_id, kind=s.kind, ts=s.ts, owner=s.owner,
-                                         transporter=s.transporter))
-        if s.kind == "handed-over" and start - HANDOVER_WINDOW <= at <= end + HANDOVER_WINDOW:
-            handovers.append(HandoverOut(event_id=s.event_id, ts=s.ts, from_transporter=s.actor,
-                                         to_transporter=s.counterpart or ""))
-    return ExcursionCustody(pack=serial, owner=owner, transporter=transporter, changes=changes,
-                            handovers=handovers)
-
-
-def dispute_out(d: Dispute) -> DisputeOut:
-    """Where each version is: the stored one by its reading id, the other by its quarantine row."""
-    reading_id = f"{d.device_id}:{d.seq}" if d.seq is not None else None
-    return DisputeOut(reading_id=reading_id, stored=f"/readings/{reading_id}" if reading_id else None,
-                      quarantine_id=d.quarantine_id,
-                      quarantined=f"/quarantine?device_id={d.device_id}&reason=conflicting_reading"
-                                  f"&before={d.quarantine_id + 1}&limit=1")
+    at = custody.at(start, HANDOVER_WINDOW)
+    changes = [CustodyChange(role=role, party=i.party, event_id=i.start_event, ts=i.start)
+               for role, spans in (("owner", custody.owners), ("carrier", custody.carriers))
+               for i in spans if start < _epoch(i.start) <= end]
+    return ExcursionCustody(pack=custody.serial, owners=list(at.owners), carriers=list(at.carriers),
+                            changes=sorted(changes, key=lambda c: (_epoch(c.ts), c.role)))
 
 
 def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
               excursions: Sequence[Excursion], now: float, stale_after: float,
-              disputes: Disputes, custody: Mapping[str, tuple[str, Sequence[CustodyStep]]] | None = None,
-              ) -> Condition:
+              disputes: Disputes, custody: Mapping[str, CustodyIntervals] | None = None) -> Condition:
     """`devices` as `Store.shipment_devices` returns them; excursions as stored; disputes
-    as `Store.shipment_disputes` returns them; `custody`: device id -> (the pack it tracks, that
-    pack's custody steps), as `Store.custody_of_trackers` returns them."""
+    as `Store.shipment_disputes` returns them; `custody`: device id -> the custody intervals of
+    the pack it tracks (`tracked_custody`)."""
     custody = custody or {}
-    exc = [excursion_out(r, attribute(r, *custody[r.device_id]) if r.device_id in custody else None)
+    exc = [excursion_out(r, attribute(r, custody[r.device_id]) if r.device_id in custody else None)
            for r in excursions]
     per_pack: dict[str, list[Status]] = {}
     for e in exc:
@@ -134,3 +113,17 @@ def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
         readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
         missing=sum(p.missing for p in packs), unsealed=sum(p.unsealed for p in packs),
         disputed=sum(p.disputed for p in packs), packs=packs, excursions=exc, as_of=rfc3339(now))
+
+
+async def tracked_custody(store: Store, excursions: Sequence[Excursion]) -> dict[str, CustodyIntervals]:
+    """The custody intervals of the packs the excursions' devices track (two indexed reads a pack).
+
+    Each accepted event is parsed once however many packs it touches: a pallet's events name
+    all its packs."""
+    tracked = await store.custody_of_trackers(sorted({e.device_id for e in excursions}))
+    parsed: dict[bytes, CustodyEvent] = {}
+    out = {}
+    for device_id, (serial, bodies) in tracked.items():
+        events = [parsed.setdefault(b, parse_event(b)) if b not in parsed else parsed[b] for b in bodies]
+        out[device_id] = custody_intervals(serial, events)
+    return out

@@ -22,32 +22,25 @@ class ShipmentList(BaseModel):
 
 
 class CustodyChange(BaseModel):
-    """An accepted custody event that changed who owned or carried the pack (GET /packs/{serial}/custody)."""
+    """Custody of a pack changing hands: a new owner or a new carrier, from this event on."""
 
-    event_id: str
-    kind: str
-    ts: str
-    owner: str | None  # after the event
-    transporter: str | None  # after the event
-
-
-class HandoverOut(BaseModel):
-    """A `handed-over` event close to an excursion: both transporters are named (docs/design.md, custody)."""
-
+    role: Literal["owner", "carrier"]
+    party: str
     event_id: str
     ts: str
-    from_transporter: str
-    to_transporter: str
 
 
 class ExcursionCustody(BaseModel):
-    """Who was responsible for the pack when an excursion happened, from its accepted custody events."""
+    """Who was responsible for the pack when an excursion happened, from its accepted custody events.
+
+    A carrier is the party physically carrying the pack (from its pick-up or the handover to it);
+    an excursion within HANDOVER_WINDOW of a change of hands names both sides, earlier first.
+    """
 
     pack: str  # the serial whose `pack-registered` names the excursion's device as its tracker
-    owner: str | None  # at the excursion's start
-    transporter: str | None  # at the excursion's start; None: no carrier held it (at the owner's)
-    changes: list[CustodyChange]  # custody changes between its start and its end
-    handovers: list[HandoverOut]  # handed-over events within HANDOVER_WINDOW of it
+    owners: list[str]  # at its start
+    carriers: list[str]  # at its start; empty: at a site, no carrier had it
+    changes: list[CustodyChange]  # changes of hands after its start, up to its end
 
 
 class ExcursionOut(BaseModel):

@@ -330,9 +330,9 @@ class CustodyStep:
     kind: str
     ts: str  # the event's own `ts` (RFC 3339 UTC)
     actor: str
-    counterpart: str | None  # the event's `to` (offer, handover, delivery) or transporter assigned
     owner: str | None  # after the event
-    transporter: str | None  # after the event
+    transporter: str | None  # the carrier the owner assigned, after the event
+    holder: str | None  # who physically has it after the event (a site's party, a carrier, the receiver)
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,11 +130,12 @@ CREATE TABLE IF NOT EXISTS custody_events(
 CREATE INDEX IF NOT EXISTS custody_events_shipment ON custody_events(shipment_id, leaf_id);
 CREATE TABLE IF NOT EXISTS custody_event_packs(
     serial TEXT NOT NULL, position {INT} NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
-    actor TEXT NOT NULL, counterpart TEXT, owner TEXT, transporter TEXT, PRIMARY KEY(serial, position));
+    actor TEXT NOT NULL, owner TEXT, transporter TEXT, holder TEXT, PRIMARY KEY(serial, position));
 CREATE TABLE IF NOT EXISTS custody_packs(
-    serial TEXT PRIMARY KEY, tracker TEXT, position {INT} NOT NULL, head {BLOB} NOT NULL,
-    owner TEXT, transporter TEXT, state TEXT NOT NULL);
+    serial TEXT PRIMARY KEY, tracker TEXT, registration {BLOB} NOT NULL, position {INT} NOT NULL,
+    head {BLOB} NOT NULL, owner TEXT, transporter TEXT, holder TEXT, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS custody_packs_tracker ON custody_packs(tracker);
+CREATE INDEX IF NOT EXISTS custody_packs_registration ON custody_packs(registration);
 CREATE TABLE IF NOT EXISTS custody_refused(
     id {AUTO_ID}, received_at {REAL} NOT NULL, body {BLOB} NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
     actor TEXT, event_id TEXT);
@@ -591,31 +592,45 @@ class Store:
     # ---- custody ----------------------------------------------------------------------
     # Custody events (issue 15, docs/design.md "Custody"): who owned and who carried each pack.
     # The rules are a pure state machine above the store (edge/custody.py); a caller accepts an
-    # event in one write transaction: `custody_pack_states` + `custody_last_seq` (inside it),
+    # event in one write transaction: `custody_items`, `custody_lots`, `custody_seqs` (inside it),
     # the machine, then `record_custody_event` or `refuse_custody`. Writers take turns
     # (packproof/db), so of two racing events for one pack the second sees the first's state.
     # Each accepted event is also a record leaf (device id CUSTODY) sealed like a reading.
 
-    async def custody_pack_states(self, serials: Sequence[str]) -> dict[str, str]:
-        """Inside a write transaction: each known pack's current state, as the machine serialised it."""
+    async def custody_items(self, serials: Sequence[str]) -> dict[str, str]:
+        """Each known item's (pack's, cell lot's) current state, as the machine's state serialised."""
         out: dict[str, str] = {}
         for chunk in _chunks(list(serials)):
-            for serial, state in await self._db.fetch(
+            for serial, state in await self._fetch(
                     f"SELECT serial, state FROM custody_packs WHERE serial IN ({_in(chunk)})", chunk):
                 out[serial] = state
         return out
 
-    async def custody_last_seq(self, actor: str) -> int:
-        """The highest seq accepted from `actor` (0: none yet; seqs are dense from 1)."""
-        rows = await self._fetch("SELECT max(seq) FROM custody_events WHERE actor=?", (actor,))
-        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    async def custody_lots(self, registrations: Sequence[bytes]) -> dict[bytes, str]:
+        """Registration hash -> serial, for the items registered by these events (a pack names its lots so)."""
+        out: dict[bytes, str] = {}
+        for chunk in _chunks(list(registrations)):
+            for digest, serial in await self._fetch(
+                    f"SELECT registration, serial FROM custody_packs WHERE registration IN ({_in(chunk)})", chunk):
+                out[bytes(digest)] = serial
+        return out
+
+    async def custody_seqs(self, parties: Sequence[str]) -> dict[str, int]:
+        """The highest seq accepted from each party that has one (seqs are dense from 1)."""
+        out: dict[str, int] = {}
+        for party in parties:
+            rows = await self._fetch("SELECT max(seq) FROM custody_events WHERE actor=?", (party,))
+            if rows and rows[0][0] is not None:
+                out[party] = int(rows[0][0])
+        return out
 
     async def record_custody_event(self, event: CustodyEventRecord, steps: Sequence[CustodyStep],
-                                   states: Mapping[str, str], trackers: Mapping[str, str | None],
-                                   record: dict[str, Any], now: float) -> CustodyEventRecord:
-        """Inside a write transaction: an accepted event, its per-pack steps, the packs' new states
-        (`trackers`: serial -> its sensor's device id, for the packs registered by this event) and
-        its record leaf. Returns the event with the store id of its leaf."""
+                                   states: Mapping[str, str], registrations: Mapping[str, bytes],
+                                   trackers: Mapping[str, str | None], record: dict[str, Any],
+                                   now: float) -> CustodyEventRecord:
+        """Inside a write transaction: an accepted event, a step per item it changed (`states`: each
+        item's new state; `registrations`/`trackers`: the registration hash and sensor of items new
+        with this event), and its record leaf. Returns the event with the store id of its leaf."""
         seq = (await self._db.fetch("SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?",
                                     (CUSTODY,)))[0][0]
         leaf_id = await self._next_reading_id()
@@ -626,21 +641,35 @@ class Store:
             (event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash, event.body, leaf_id,
              event.shipment_id))
         await self._db.executemany(
-            "INSERT INTO custody_event_packs(serial, position, event_id, kind, ts, actor, counterpart, owner, "
-            "transporter) VALUES (?,?,?,?,?,?,?,?,?)",
-            [(s.serial, s.position, s.event_id, s.kind, s.ts, s.actor, s.counterpart, s.owner, s.transporter)
+            "INSERT INTO custody_event_packs(serial, position, event_id, kind, ts, actor, owner, transporter, holder) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(s.serial, s.position, s.event_id, s.kind, s.ts, s.actor, s.owner, s.transporter, s.holder)
              for s in steps])
-        await self._db.executemany(
-            "INSERT INTO custody_packs(serial, tracker, position, head, owner, transporter, state) "
-            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(serial) DO UPDATE SET position = excluded.position, "
-            "head = excluded.head, owner = excluded.owner, transporter = excluded.transporter, "
-            "state = excluded.state",
-            [(s.serial, trackers.get(s.serial), s.position, event.hash, s.owner, s.transporter, states[s.serial])
-             for s in steps])
+        for s in steps:
+            if s.serial in registrations:
+                await self._db.execute(
+                    "INSERT INTO custody_packs(serial, tracker, registration, position, head, owner, transporter, "
+                    "holder, state) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (s.serial, trackers.get(s.serial), registrations[s.serial], s.position, event.hash, s.owner,
+                     s.transporter, s.holder, states[s.serial]))
+            else:
+                await self._db.execute(
+                    "UPDATE custody_packs SET position=?, head=?, owner=?, transporter=?, holder=?, state=? "
+                    "WHERE serial=?", (s.position, event.hash, s.owner, s.transporter, s.holder, states[s.serial],
+                                       s.serial))
         await self._db.execute("INSERT INTO counters(name, value) VALUES ('custody_events', 1) "
                                "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
         return CustodyEventRecord(event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash,
                                   event.body, leaf_id, event.shipment_id)
+
+    async def custody_positions(self, serials: Sequence[str]) -> dict[str, int]:
+        """Each known item's count of accepted events: the next step's position is one more."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(serials)):
+            for serial, position in await self._fetch(
+                    f"SELECT serial, position FROM custody_packs WHERE serial IN ({_in(chunk)})", chunk):
+                out[serial] = int(position)
+        return out
 
     async def refuse_custody(self, received_at: float, body: bytes, code: str, reason: str,
                              actor: str | None, event_id: str | None) -> int:
@@ -702,32 +731,37 @@ class Store:
         out: dict[str, list[CustodyStep]] = {}
         for serial in serials:
             rows = await self._fetch(
-                "SELECT serial, position, event_id, kind, ts, actor, counterpart, owner, transporter "
+                "SELECT serial, position, event_id, kind, ts, actor, owner, transporter, holder "
                 "FROM custody_event_packs WHERE serial = ? ORDER BY position", (serial,))
             if rows:
                 out[serial] = [CustodyStep(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
         return out
 
-    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, tuple[str, list[CustodyStep]]]:
-        """Device id -> (the pack whose registration names it as tracker, that pack's steps)."""
+    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, tuple[str, list[bytes]]]:
+        """Device id -> (the pack whose registration names it as tracker, that pack's accepted events'
+        bodies in chain order): what the condition report attributes excursions from."""
         serials: dict[str, str] = {}
         for chunk in _chunks(list(device_ids)):
             for serial, tracker in await self._fetch(
                     f"SELECT serial, tracker FROM custody_packs WHERE tracker IN ({_in(chunk)})", chunk):
                 serials[tracker] = serial
-        steps = await self.custody_steps(sorted(set(serials.values())))
-        return {d: (serial, steps[serial]) for d, serial in serials.items() if serial in steps}
+        out: dict[str, tuple[str, list[bytes]]] = {}
+        for device_id, serial in serials.items():
+            rows = await self._fetch(
+                "SELECT e.body FROM custody_event_packs p JOIN custody_events e ON e.event_id = p.event_id "
+                "WHERE p.serial = ? ORDER BY p.position", (serial,))
+            out[device_id] = (serial, [bytes(r[0]) for r in rows])
+        return out
 
     async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
         """A page of the events naming `shipment_id`, in accept order (`after_leaf`: the cursor)."""
         return await self._custody_events("shipment_id = ? AND leaf_id > ?", (shipment_id, after_leaf),
                                           "ORDER BY leaf_id LIMIT " + str(int(limit)))
 
-    async def custody_packs_table(self) -> list[tuple[str, str | None, int, bytes, str | None, str | None, str]]:
-        """Every pack's current row (serial, tracker, position, head, owner, transporter, state): for the audit."""
-        rows = await self._fetch(
-            "SELECT serial, tracker, position, head, owner, transporter, state FROM custody_packs ORDER BY serial")
-        return [(r[0], r[1], int(r[2]), bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+    async def custody_packs_table(self) -> dict[str, tuple[int, bytes, str]]:
+        """Every item's current (position, head hash, state): for the audit, which replays the sealed events."""
+        rows = await self._fetch("SELECT serial, position, head, state FROM custody_packs")
+        return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
     async def custody_events_table(self) -> list[CustodyEventRecord]:
         """Every accepted event in accept order: for the audit, which replays them against their leaves."""
