@@ -104,6 +104,9 @@ def sealed_parties(records: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Part
             problems.append(f"record {n} is not a JSON object")
             continue
         kind, pid = rec.get("record"), rec.get("party_id")
+        if not isinstance(pid, str):
+            problems.append(f"record {n} ({kind}) names no party")
+            continue
         try:
             if kind == ADDED:
                 if pid in parties:
