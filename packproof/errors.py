@@ -4,6 +4,7 @@ Tree::
 
     PackproofError
     ├── InvalidReading        a device payload that cannot be accepted (carries a reason code)
+    ├── InvalidCustodyEvent   a custody event body that is not a valid event (names the field)
     ├── ConfigError           bad user input to a command: flags, files, profiles
     │   └── RegistryConflict  a registration contradicts what the registry holds
     ├── StoreError            the off-chain store failed or holds something impossible
@@ -29,6 +30,21 @@ class InvalidReading(PackproofError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.message = message
+
+
+class InvalidCustodyEvent(PackproofError):
+    """A custody event that is not a valid event (packproof/custody.py); `field` names the part at fault
+    as a dotted path ("location.lat", "un38_3.results.T4"), "" for the body as a whole.
+
+    Always a `malformed` refusal (HTTP 422): a body nobody could have meant, whoever sent it.
+    """
+
+    code = "malformed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
         self.message = message
 
 
