@@ -1,7 +1,8 @@
 """The custody parties' contract (issue 15): ids, roles, and the sealed records of every registry change.
 
-A party is an organisation that signs custody events (packproof/custody.py): a pack maker,
-a carrier, a receiving plant, an inspector. Its id is a slug, its roles a subset of ROLES,
+A party is an organisation that signs custody events (packproof/custody.py, which fixes the
+id pattern and the roles): a pack maker, a carrier, a receiving plant, an inspector. Its id is
+a slug, its roles a subset of ROLES,
 its key an Ed25519 key that a rotation replaces from a given event seq of that party on.
 Like the device registry, every change is a record leaf sealed in the ledger (reserved device
 id `~parties`), and each record names everything a verifier needs to rebuild the party
@@ -19,24 +20,25 @@ from datetime import datetime
 from typing import Any
 
 from packproof.crypto import b64, unb64, weak_key_problem
+from packproof.custody import PARTY_PATTERN
+from packproof.custody import ROLES as ROLE_NAMES
 from packproof.records import PartyKey, PartyRecord
 
 PARTIES = "~parties"  # device id of the parties' record leaves; no real device id can start with "~"
-PARTY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-ROLES = frozenset({"manufacturer", "carrier", "receiver", "inspector"})
+ROLES = frozenset(ROLE_NAMES)  # the custody contract's roles (packproof/custody.py), as a set
 FIRST_SEQ = 1  # a party's events are numbered from 1: its first key is valid from there
 NAME_MAX = 200  # characters of a party's display name
 
 ADDED, KEY_ROTATED, REVOKED = "party-added", "party-key-rotated", "party-revoked"
 KINDS = frozenset({ADDED, KEY_ROTATED, REVOKED})
 
-_PARTY_ID = re.compile(PARTY_ID_PATTERN)
+_PARTY_ID = re.compile(PARTY_PATTERN)
 
 
 def party_id_problem(party_id: str) -> str | None:
     if not _PARTY_ID.match(party_id):
         return (f"party id {party_id!r} must be a slug of lowercase letters, digits and '-' "
-                f"(1 to 63 characters, not starting with '-'): {PARTY_ID_PATTERN}")
+                f"(1 to 63 characters, not starting with '-'): {PARTY_PATTERN}")
     return None
 
 
