@@ -19,6 +19,7 @@ record. So, beyond the roots:
 - the registry table is compared with the sealed registry records: a swapped key is named;
 - the quarantine table is compared with the sealed quarantine decisions: a deleted or
   edited quarantine row is named.
+- the custody parties' tables are compared with their sealed `~parties` records (issue 15).
 
 A row's `received_at` is the ingestor's clock and nothing seals it; it is not checked.
 """
@@ -39,6 +40,8 @@ from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
 from packproof.errors import LedgerIntegrityError
+from packproof.parties import KINDS as PARTY_KINDS
+from packproof.parties import PARTIES, party_problems, sealed_parties
 from packproof.reading import Reading
 from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow
 from packproof.rfc6962 import leaf_hash
@@ -61,11 +64,12 @@ class AuditReport:
     covered_twice: list[int] = field(default_factory=list)
     registry: list[str] = field(default_factory=list)  # registry table vs sealed registry records
     quarantine: list[str] = field(default_factory=list)  # quarantine table vs sealed quarantine decisions
+    parties: list[str] = field(default_factory=list)  # custody parties' tables vs their sealed records
 
     @property
     def ok(self) -> bool:
         return not (self.chain or self.blocks_bad or self.readings_bad or self.uncovered or self.covered_twice
-                    or self.registry or self.quarantine)
+                    or self.registry or self.quarantine or self.parties)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +196,9 @@ def _record_problem(row: StoredRow) -> str | None:
     if not isinstance(rec, dict) or "record" not in rec:
         return f"its device_id column says {row.device_id!r} (a record leaf) but the body is not a record"
     want = "quarantine" if row.device_id == QUARANTINE else None
-    if row.device_id not in (REGISTRY, QUARANTINE) or (want is not None) != (rec["record"] == "quarantine"):
+    if (row.device_id == PARTIES) != (rec["record"] in PARTY_KINDS) or (
+            row.device_id != PARTIES
+            and (row.device_id not in (REGISTRY, QUARANTINE) or (want is not None) != (rec["record"] == "quarantine"))):
         return f"its device_id column {row.device_id!r} does not match its record kind {rec['record']!r}"
     if row.shipment_id != row.device_id or row.ts != rec.get("at"):
         return (f"its columns (shipment_id {row.shipment_id!r}, ts {row.ts!r}) differ from the record's "
@@ -332,7 +338,21 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
     head_last = expected_first - 1 if expected_first is not None else 0
     report.unsealed = await store.count_after(head_last)
     report.quarantine = await _check_quarantine(store, sealed_ids, report)
+    report.parties = await _check_parties(store)
     return report
+
+
+async def _check_parties(store: Store) -> list[str]:
+    """The custody parties' tables against their sealed `~parties` records (issue 15): a key swapped,
+    a party added or un-revoked by hand is named. The records' own bytes are checked with every leaf."""
+    bodies = []
+    for row in await store.records(PARTIES):
+        try:
+            bodies.append(json.loads(row.body))
+        except ValueError:
+            bodies.append({"record": None, "party_id": f"<unreadable row {row.id}>"})
+    sealed, problems = sealed_parties(bodies)
+    return [f"{PARTIES} {p}" for p in problems] + party_problems(await store.parties(), sealed)
 
 
 async def _walk_blocks(store: Store, by_height: dict[int, Block], report: AuditReport, checker: _Checker,

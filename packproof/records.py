@@ -38,6 +38,44 @@ class DeviceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PartyKey:
+    """One step of a party's key history: the key its custody events from `valid_from_seq` on are signed with.
+
+    A party's events are numbered per party, densely from 1 (`{party}:{seq}`, packproof/custody.py),
+    so a rotation names the first event seq the new key signs and older events keep their key.
+    """
+
+    valid_from_seq: int
+    public_key: bytes  # raw Ed25519, 32 bytes; a party always signs
+
+
+@dataclass(frozen=True, slots=True)
+class PartyRecord:
+    """A custody party (issue 15): an organisation with roles and an Ed25519 key history.
+
+    The registry's `parties` and `party_keys` rows as the store returns them, and (replayed from
+    the sealed `~parties` leaves by `packproof.parties.sealed_parties`) as an auditor rebuilds them.
+    """
+
+    party_id: str
+    name: str
+    roles: frozenset[str]
+    keys: tuple[PartyKey, ...]  # oldest first
+    added_at: float
+    revoked_at: float | None = None
+    revoked_reason: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def key_at(self, seq: int) -> bytes | None:
+        """The key valid for the party's event `seq`: the latest one valid from a seq at or below it."""
+        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
+        return valid[-1] if valid else None
+
+
+@dataclass(frozen=True, slots=True)
 class Dispute:
     """A second, different version of a stored reading, kept in quarantine as `conflicting_reading`.
 

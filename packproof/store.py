@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from packproof.db.urls import engine_of, redact
 from packproof.diskfull import is_disk_full
 from packproof.errors import ConfigError, DiskFullError, RegistryConflict, StoreError
 from packproof.intake import IntakeKey
+from packproof.parties import PARTIES, added_record, key_problem, key_rotated_record, party_problem, revoked_record
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
@@ -49,6 +50,8 @@ from packproof.records import (
     Excursion,
     IngestBatch,
     LeafPlace,
+    PartyKey,
+    PartyRecord,
     QuarantinePreview,
     QuarantineRow,
     ReadingRecord,
@@ -123,6 +126,12 @@ CREATE TABLE IF NOT EXISTS blocks(
     last_id {INT} NOT NULL UNIQUE, leaf_count {INT} NOT NULL, header TEXT NOT NULL,
     signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL);
+CREATE TABLE IF NOT EXISTS parties(
+    party_id TEXT PRIMARY KEY, name TEXT NOT NULL, roles TEXT NOT NULL, added_at {REAL} NOT NULL,
+    revoked_at {REAL}, revoked_reason TEXT);
+CREATE TABLE IF NOT EXISTS party_keys(
+    party_id TEXT NOT NULL REFERENCES parties(party_id), valid_from_seq {INT} NOT NULL,
+    public_key {BLOB} NOT NULL, added_at {REAL} NOT NULL, PRIMARY KEY(party_id, valid_from_seq));
 CREATE TABLE IF NOT EXISTS custody_events(
     event_id TEXT PRIMARY KEY, actor TEXT NOT NULL, seq {INT} NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
     hash {BLOB} NOT NULL UNIQUE, body {BLOB} NOT NULL, leaf_id {INT} NOT NULL UNIQUE, shipment_id TEXT,
@@ -572,6 +581,124 @@ class Store:
             await self._append_record({"record": "device-revoked", "device_id": device_id, "reason": reason}, now)
 
         await self._registry_tx(f"revoking {device_id}", work)
+
+    # ---- parties ----------------------------------------------------------------------
+    # The custody parties (issue 15; contract in packproof/parties.py): `parties` and
+    # `party_keys` are what the custody rules trust, and every change is also a record leaf
+    # (device id PARTIES: `party-added`, `party-key-rotated`, `party-revoked`) sealed like a
+    # device registration, each naming everything a verifier needs to rebuild the party, so a
+    # key swapped in the table afterwards is found by `packproof audit`.
+
+    async def _append_party_record(self, record: dict[str, Any], now: float) -> None:
+        rows = await self._db.fetch("SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?", (PARTIES,))
+        await self._append_leaf(PARTIES, rows[0][0], record, now)
+        await self._db.execute(
+            "INSERT INTO counters(name, value) VALUES ('party_changes', 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
+
+    async def add_party(self, party_id: str, name: str, roles: Iterable[str], public_key: bytes) -> bool:
+        """Add a party whose first key signs its events from seq 1 on; returns whether it was new.
+
+        Adding a party exactly as the registry holds it (same name, roles and current key) changes
+        nothing and returns False, so a start-up that registers its parties can run again. Anything
+        else about an existing party is a RegistryConflict: a key changes only by
+        `rotate_party_key`, and a party is never renamed or given other roles silently. A bad id,
+        an unknown role or a weak key is a ConfigError (`packproof.parties.party_problem`).
+        """
+        roles = frozenset(roles)
+        if problem := party_problem(party_id, name, roles, public_key):
+            raise ConfigError(problem)
+        created = False
+
+        async def work(now: float) -> None:
+            nonlocal created
+            held = await self._party(party_id)
+            if held is not None:
+                if (held.name, held.roles, held.keys[-1].public_key) != (name, roles, public_key):
+                    raise RegistryConflict(
+                        f"party {party_id} is already registered as {held.name!r} with roles "
+                        f"{','.join(sorted(held.roles))} and key {b64(held.keys[-1].public_key)}; a key changes "
+                        "only with `packproof parties rotate`, and a party keeps its name and roles")
+                return
+            record = added_record(party_id, name, roles, public_key)
+            await self._db.execute("INSERT INTO parties(party_id, name, roles, added_at) VALUES (?,?,?,?)",
+                                   (party_id, name, ",".join(record["roles"]), now))
+            await self._db.execute(
+                "INSERT INTO party_keys(party_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
+                (party_id, record["valid_from_seq"], public_key, now))
+            await self._append_party_record(record, now)
+            created = True
+
+        await self._registry_tx(f"adding party {party_id}", work)
+        return created
+
+    async def rotate_party_key(self, party_id: str, public_key: bytes, from_seq: int) -> None:
+        """A new key for the party's events from `from_seq` on; earlier events keep verifying with theirs."""
+        if problem := key_problem(public_key):
+            raise ConfigError(f"party {party_id}: {problem}")
+
+        async def work(now: float) -> None:
+            held = await self._party(party_id)
+            if held is None:
+                raise ConfigError(f"party {party_id} is not registered")
+            if held.revoked:
+                raise ConfigError(f"party {party_id} is revoked ({held.revoked_reason}); a revoked party "
+                                  "gets no new key")
+            if from_seq <= held.keys[-1].valid_from_seq:
+                raise ConfigError(f"party {party_id}: the new key must start after event seq "
+                                  f"{held.keys[-1].valid_from_seq}, where its current key starts; got {from_seq}")
+            if any(k.public_key == public_key for k in held.keys):
+                raise RegistryConflict(f"party {party_id} has held key {b64(public_key)} before; "
+                                       "a rotation needs a new key")
+            await self._db.execute(
+                "INSERT INTO party_keys(party_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
+                (party_id, from_seq, public_key, now))
+            await self._append_party_record(key_rotated_record(party_id, public_key, from_seq), now)
+
+        await self._registry_tx(f"rotating the key of party {party_id}", work)
+
+    async def revoke_party(self, party_id: str, reason: str) -> None:
+        """From now on the party's events are refused; what it signed before stays provable."""
+        async def work(now: float) -> None:
+            changed = await self._db.execute(
+                "UPDATE parties SET revoked_at=?, revoked_reason=? WHERE party_id=? AND revoked_at IS NULL",
+                (now, reason, party_id))
+            if changed == 0:
+                raise ConfigError(f"party {party_id} is not registered, or is revoked already")
+            await self._append_party_record(revoked_record(party_id, reason), now)
+
+        await self._registry_tx(f"revoking party {party_id}", work)
+
+    async def parties(self, party_id: str | None = None) -> list[PartyRecord]:
+        """Every party (or the one named), by id, with its key history oldest first."""
+        return await self._parties_via(self._fetch, party_id)
+
+    async def party(self, party_id: str) -> PartyRecord | None:
+        found = await self.parties(party_id)
+        return found[0] if found else None
+
+    async def _party(self, party_id: str) -> PartyRecord | None:
+        """Inside a write transaction: the party as this transaction sees it."""
+        found = await self._parties_via(self._db.fetch, party_id)
+        return found[0] if found else None
+
+    @staticmethod
+    async def _parties_via(fetch: Callable[..., Awaitable[list[Any]]], party_id: str | None) -> list[PartyRecord]:
+        """The parties' rows as records, read by `fetch` (between transactions, or inside the caller's)."""
+        where = "WHERE party_id=?" if party_id is not None else ""
+        params = (party_id,) if party_id is not None else ()
+        rows = await fetch("SELECT party_id, name, roles, added_at, revoked_at, revoked_reason FROM parties "
+                           f"{where} ORDER BY party_id", params)
+        keys: dict[str, list[PartyKey]] = {}
+        for pid, start, key in await fetch(f"SELECT party_id, valid_from_seq, public_key FROM party_keys {where} "
+                                           "ORDER BY party_id, valid_from_seq", params):
+            keys.setdefault(pid, []).append(PartyKey(int(start), bytes(key)))
+        return [PartyRecord(r[0], r[1], frozenset(r[2].split(",")), tuple(keys.get(r[0], ())), r[3], r[4], r[5])
+                for r in rows]
+
+    async def party_next_seq(self, party_id: str) -> int | None:
+        """The seq the party's next custody event must carry: one above its last accepted (`custody_seqs`)."""
+        return (await self.custody_seqs([party_id])).get(party_id, 0) + 1
 
     async def registry_records(self, device_id: str) -> list[RegistryLeaf]:
         """The registry record leaves naming `device_id`, in store order.

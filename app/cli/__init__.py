@@ -34,6 +34,7 @@ from packproof.app.cli.config import config_app
 from packproof.app.cli.custody import custody_app
 from packproof.app.cli.devices import devices_app, shipments_app
 from packproof.app.cli.health import health_app
+from packproof.app.cli.parties import parties_app
 from packproof.diskfull import is_disk_full
 from packproof.errors import PackproofError
 
@@ -53,6 +54,7 @@ app.command()(ledger.audit)
 app.command("condition")(condition.condition_report)
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(devices_app, name="devices")
+app.add_typer(parties_app, name="parties")
 app.add_typer(health_app, name="health")
 app.add_typer(shipments_app, name="shipments")
 app.add_typer(config_app, name="config")

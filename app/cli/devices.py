@@ -23,20 +23,22 @@ shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 p
 
 
 class _NewKey:
-    """A fresh Ed25519 key pair whose private half reaches KEY_OUT/<device>.key (0600) only if the
-    registry takes the public half: `with _NewKey(...) as public:` around the store call.
+    """A fresh Ed25519 key pair whose private half reaches KEY_OUT/<id>.key (0600) only if the
+    registry takes the public half: `with _NewKey(...) as public:` around the store call (a device's
+    key, or a custody party's: app/cli/parties.py).
 
     The key is written (to a temporary name) before the registry names it, so a registered key is
     never one whose private half was lost; a refused registration or rotation removes it again,
     with the directory if it made it, so a failed command leaves nothing behind.
     """
 
-    def __init__(self, device_id: str, key_out: Path) -> None:
+    def __init__(self, device_id: str, key_out: Path, holder: str = "the device") -> None:
         from packproof.crypto import new_private_key  # not at start-up: cryptography
 
         self.path = key_out / f"{device_id}.key"
         self._staged = key_out / f".{device_id}.key.new"
         self._made_dir = not key_out.exists()
+        self._holder = holder
         self._key = new_private_key()
 
     def __enter__(self) -> bytes:
@@ -49,7 +51,7 @@ class _NewKey:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is None:
             self._staged.replace(self.path)
-            out.print(f"private key written to {self.path} (install it on the device, then delete it here)")
+            out.print(f"private key written to {self.path} (install it on {self._holder}, then delete it here)")
             return
         self._staged.unlink(missing_ok=True)
         if self._made_dir:

@@ -147,7 +147,8 @@ def audit(
                 ("readings no block covers (store ids)", [str(i) for i in report.uncovered]),
                 ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice]),
                 ("registry (table vs sealed records)", report.registry),
-                ("quarantine (table vs sealed decisions)", report.quarantine)]
+                ("quarantine (table vs sealed decisions)", report.quarantine),
+                ("parties (table vs sealed records)", report.parties)]
     for title, items in sections:
         if items:
             out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)
