@@ -21,7 +21,6 @@ import base64
 import dataclasses
 import hashlib
 import json
-import re
 import time
 from typing import Annotated, Any
 
@@ -37,7 +36,6 @@ from packproof.api.notify import CustodyNotifier
 from packproof.custody import (
     HTTP_STATUS,
     MAX_EVENT_BYTES,
-    PARTY_PATTERN,
     CustodyEvent,
     PackRegistered,
     RefusalCode,
@@ -252,15 +250,6 @@ async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> d
     except ProofNotSealed as exc:
         raise HTTPException(409, str(exc)) from None
     return bundle.document()
-
-
-@router.get("/custody/parties/{party_id}")
-async def get_party_seq(store: StoreDep, party_id: str) -> dict[str, Any]:
-    """The party's next event seq (its event ids are `party:seq`, dense from 1): what a signer names next."""
-    if not re.match(PARTY_PATTERN, party_id):
-        raise HTTPException(422, f"party id {party_id!r} must match {PARTY_PATTERN}")
-    last = (await store.custody_seqs([party_id])).get(party_id, 0)
-    return {"party_id": party_id, "next_seq": last + 1, "last_event_id": f"{party_id}:{last}" if last else None}
 
 
 @router.get("/packs/{serial}/custody")

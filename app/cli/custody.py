@@ -2,7 +2,7 @@
 
 Every command builds the event from its flags, reads what the event must name from the API
 (`prev`: the hash of each pack's latest accepted event, from GET /packs/{serial}/custody; the
-party's next seq, from GET /custody/parties/{id}), signs it (packproof.custody, RFC 8785 bytes,
+party's next seq, from GET /parties/{id}), signs it (packproof.custody, RFC 8785 bytes,
 Ed25519) and POSTs it to /custody/events. The signed body is the authentication: no token.
 
 A handover needs two signatures: `handover` signs as the carrier handing over and writes the
@@ -95,10 +95,10 @@ def _heads(client: httpx.Client, base: str, packs: list[str], *, new: bool = Fal
 
 
 def _next_seq(client: httpx.Client, base: str, party: str) -> int:
-    doc = _get(client, f"{base}/custody/parties/{party}")
+    doc = _get(client, f"{base}/parties/{party}")
     seq = doc.get("next_seq") if isinstance(doc, dict) else None
     if type(seq) is not int:
-        fail(Exit.UNREACHABLE, f"{base}/custody/parties/{party} did not answer a next_seq")
+        fail(Exit.UNREACHABLE, f"{base}/parties/{party} did not answer a next_seq")
     return seq
 
 
