@@ -47,14 +47,13 @@ from packproof.custody import (
 from packproof.edge.custody import (
     Accepted,
     CustodyState,
-    ItemState,
     PartyView,
-    PendingOffer,
     Refused,
     apply,
     custody_intervals,
     state_keys,
 )
+from packproof.edge.custody_codec import item_json, item_of
 from packproof.errors import InvalidCustodyEvent
 from packproof.records import CustodyEventRecord, CustodyStep
 from packproof.store import QUARANTINE_KEEP, Store
@@ -64,21 +63,6 @@ router = APIRouter(tags=["custody"])  # reads: the reader token, if the API has 
 intake = APIRouter(tags=["custody"])  # POST /custody/events: no token, the signature is the authentication
 
 PAGE_MAX = 500
-
-
-# ---- the machine's item state, as the store keeps it ---------------------------------------
-
-
-def item_json(item: ItemState) -> str:
-    """An item's state as the `custody_packs.state` column holds it: JSON of the dataclass's fields."""
-    return json.dumps(dataclasses.asdict(item), sort_keys=True, separators=(",", ":"))
-
-
-def item_of(text: str) -> ItemState:
-    d = json.loads(text)
-    offer = d.pop("offer")
-    return ItemState(**{**d, "offer": PendingOffer(**offer) if offer else None,
-                        "un38_3_failed": tuple(d["un38_3_failed"])})
 
 
 # ---- accepting an event ---------------------------------------------------------------------
