@@ -388,6 +388,11 @@ def test_notifications_follow_accepted_events(tmp_path: Path, pipeline_services:
     r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "transporter-released", ["P-9"], ts(4)),
                                                     key_of(keys, "maker")))
     assert r.status_code == 409 and r.json()["code"] == "conflict", r.text  # refused by the rules, not by the broker
+    register(f"http://127.0.0.1:{port}", keys, "P-10")  # accepted (201) with no broker to tell
+    wait_for(lambda: "custody notification for maker:1 not published" in dark.output(), what="the dropped notice")
     r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "ownership-offered", ["P-9"], ts(5),
-                                                          to="maker"), key_of(keys, "maker")))
-    assert r.status_code == 422, r.text  # an offer to oneself is malformed
+                                                          to="plant-x"), key_of(keys, "maker")))
+    assert r.status_code == 403 and r.json()["code"] == "unknown-party", r.text
+    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "location", ["P-9"], ts(6)),
+                                                    key_of(keys, "maker")))
+    assert r.status_code == 403 and "role carrier" in r.json()["detail"], r.text
