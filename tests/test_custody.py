@@ -389,7 +389,7 @@ def test_notifications_follow_accepted_events(tmp_path: Path, pipeline_services:
                                                     key_of(keys, "maker")))
     assert r.status_code == 409 and r.json()["code"] == "conflict", r.text  # refused by the rules, not by the broker
     register(f"http://127.0.0.1:{port}", keys, "P-10")  # accepted (201) with no broker to tell
-    wait_for(lambda: "custody notification for maker:1 not published" in dark.output(), what="the dropped notice")
+    wait_for(lambda: "custody notification for maker:2 not published" in dark.output(), what="the dropped notice")
     r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "ownership-offered", ["P-9"], ts(5),
                                                           to="plant-x"), key_of(keys, "maker")))
     assert r.status_code == 403 and r.json()["code"] == "unknown-party", r.text
