@@ -428,12 +428,12 @@ async def check_custody(store: Store) -> list[str]:
             steps.append((len(steps) + 1, event.event_id, item.owner, item.transporter, item.holder))
     held = await store.custody_packs_table()
     for serial, item in sorted(state.items.items()):
-        row = held.get(serial)
-        if row is None:
+        kept = held.get(serial)
+        if kept is None:
             out.append(f"pack {serial} is gone from the custody_packs table; its sealed events give it state "
                        f"{item.status}, owner {item.owner}")
             continue
-        position, head, text = row
+        position, head, text = kept
         if text != item_json(item):
             out.append(f"pack {serial}: custody_packs holds a state its sealed events do not give (owner "
                        f"{json.loads(text).get('owner')!r} held, {item.owner!r} sealed; holder "
@@ -441,8 +441,8 @@ async def check_custody(store: Store) -> list[str]:
         if head.hex() != item.last_event or position != len(history[serial]):
             out.append(f"pack {serial}: custody_packs says {position} events up to {head.hex()[:16]}.., its sealed "
                        f"events {len(history[serial])} up to {item.last_event[:16]}..")
-    out += [f"pack {s} is in the custody_packs table but no sealed event registered it" for s in sorted(set(held)
-                                                                                                      - set(state.items))]
+    out += [f"pack {s} is in the custody_packs table but no sealed event registered it"
+            for s in sorted(set(held) - set(state.items))]
     steps_held = await store.custody_steps(sorted(history))
     for serial, steps in sorted(history.items()):
         got = [(s.position, s.event_id, s.owner, s.transporter, s.holder) for s in steps_held.get(serial, [])]

@@ -181,7 +181,7 @@ def _key_checks(bundle: CustodyProofBundle, event: CustodyEvent | None) -> tuple
     """The key records: each for the right party, valid at the right seq, sealed before the event."""
     if event is None:
         return [], [Check("party key record", None, "not checked: no proven event")]
-    wanted = [(event.actor, event.seq, "actor")]
+    wanted: list[tuple[str, int | None, str]] = [(event.actor, event.seq, "actor")]
     if isinstance(event, HandedOver):
         wanted.append((event.to, None, "next carrier"))
     if len(bundle.keys) != len(wanted):

@@ -48,6 +48,15 @@ def excursion_out(e: Excursion, custody: ExcursionCustody | None = None) -> Excu
                         custody=custody)
 
 
+def dispute_out(d: Dispute) -> DisputeOut:
+    """Where each version is: the stored one by its reading id, the other by its quarantine row."""
+    reading_id = f"{d.device_id}:{d.seq}" if d.seq is not None else None
+    return DisputeOut(reading_id=reading_id, stored=f"/readings/{reading_id}" if reading_id else None,
+                      quarantine_id=d.quarantine_id,
+                      quarantined=f"/quarantine?device_id={d.device_id}&reason=conflicting_reading"
+                                  f"&before={d.quarantine_id + 1}&limit=1")
+
+
 # ---- custody: who was responsible when it happened (issue 15) ------------------------------
 
 # A handover is signed at one instant, but a pallet is unloaded, moved and scanned around it: an

@@ -831,7 +831,8 @@ class Store:
     async def custody_refused(self, *, actor: str | None, before_id: int | None, limit: int,
                               body_max: int) -> list[CustodyRefusedRow]:
         """Refused events newest first, optionally of one party; `before_id` is the page cursor."""
-        where, params = "id < ?", [before_id if before_id is not None else 2**63 - 1]
+        where = "id < ?"
+        params: list[Any] = [before_id if before_id is not None else 2**63 - 1]
         if actor is not None:
             where += " AND actor = ?"
             params.append(actor)

@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packproof.custody import countersign, sign_event
-from packproof.records import Excursion, IngestBatch
 from packproof.paths import DataDir
+from packproof.records import Excursion, IngestBatch
 from tests.conftest import Db, Pipeline, cli, get_json, wait_for
 from tests.storeutil import write_batch
 
