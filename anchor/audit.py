@@ -47,6 +47,9 @@ from packproof.anchor.ledger import Block, LedgerFile, walk_chain
 from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
+from packproof.custody import canonical_event_bytes, event_from_object
+from packproof.edge.custody import Accepted, CustodyState, PartyView, apply
+from packproof.edge.custody_codec import item_json
 from packproof.errors import LedgerIntegrityError, PackproofError
 from packproof.parties import KINDS as PARTY_KINDS
 from packproof.parties import PARTIES, party_problems, sealed_parties
@@ -377,11 +380,6 @@ async def check_custody(store: Store) -> list[str]:
     with the state, position and head `custody_packs` holds, and the history `custody_event_packs`
     holds. Revocations are not replayed: they come after the events they stop, and stop only later ones.
     """
-    # not at start-up: the rules and their models are needed only where custody events exist
-    from packproof.custody import canonical_event_bytes, event_from_object
-    from packproof.edge.custody import Accepted, CustodyState, PartyView, apply
-    from packproof.edge.custody_codec import item_json
-
     out: list[str] = []
     sealed: dict[str, tuple[int, bytes]] = {}  # event id -> (leaf id, the event's canonical bytes)
     events = []

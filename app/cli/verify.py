@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from packproof.app.cli.common import Exit, fail, out
-from packproof.errors import LedgerIntegrityError
+from packproof.errors import ConfigError, LedgerIntegrityError
 from packproof.reading import parse_reading_id
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
@@ -134,16 +134,14 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
 
 def _custody(event_id: str | None, api_url: str | None, bundle: Path | None, trusted: bytes | None,
              ledger: Path | None, save: Path | None) -> bool:
-    """A custody event's proof (issue 15) is checked by `custody.verify_event`: a saved bundle of its
-    format, or an id the API knows as an accepted custody event. False: a reading's, checked here."""
-    from packproof.app.cli import custody  # not at start-up: the custody models
-
+    """A custody event's proof (issue 15): a saved bundle of its format, or an id the API knows as an
+    accepted custody event (a reading id has the same shape). False: a reading's, checked by `verify`."""
     raw = _read_bundle(bundle) if bundle is not None and event_id is None else None
-    if raw is not None and not custody.is_custody_bundle(raw):
+    if raw is not None and not _is_custody_bundle(raw):
         return False
-    if raw is None and (event_id is None or api_url is None or not custody.is_custody_event(api_url, event_id)):
+    if raw is None and (event_id is None or api_url is None or not _is_custody_event(api_url, event_id)):
         return False
-    custody.verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save)
+    _verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save)
     return True
 
 
@@ -191,3 +189,74 @@ def verify(
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
     out.print("[green]proof holds[/]")
 
+
+# ---- custody events (issue 15): `verify PARTY:SEQ` and custody bundles -----------------------
+
+
+def _is_custody_bundle(raw: bytes) -> bool:
+    """Whether a saved bundle is a custody event's (its format), so `verify --bundle` checks it as one."""
+    from packproof.anchor.custody_proof import FORMAT  # not at start-up: cryptography
+
+    return f'"format": "{FORMAT}"'.encode() in raw or f'"format":"{FORMAT}"'.encode() in raw
+
+
+def _is_custody_event(api: str, event_id: str) -> bool:
+    """Whether `event_id` names a custody event the API accepted (a reading id has the same shape)."""
+    import httpx  # not at start-up: httpx
+
+    from packproof.custody import parse_event_id  # not at start-up: pydantic models
+
+    try:
+        parse_event_id(event_id)
+    except ValueError:
+        return False
+    try:
+        return httpx.get(f"{api.rstrip('/')}/custody/events/{event_id}", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False  # the reading path reports the unreachable API
+
+
+def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trusted: bytes | None,
+                  ledger_chain: Any, save: Path | None) -> None:
+    """Check a custody event's proof: from the API (`event_id`, `api`) or a saved bundle (`raw`)."""
+    # not at start-up: cryptography
+    from packproof.anchor.custody_proof import heights, parse_custody_bundle, verify_custody_bundle
+    from packproof.anchor.proof import strict_json  # not at start-up: cryptography
+
+    chain = None
+    if raw is not None:
+        try:
+            doc = strict_json(raw, name_constants=True)
+        except ValueError as exc:
+            fail(Exit.BAD_INPUT, f"custody proof bundle is not JSON: {exc}")
+    else:
+        import httpx  # not at start-up: httpx
+
+        base = (api or "").rstrip("/")
+        with httpx.Client(timeout=10) as client:
+            doc = _http_json(client, f"{base}/custody/events/{event_id}/proof")
+            try:
+                bundle = parse_custody_bundle(doc)
+            except ConfigError as exc:
+                fail(Exit.BAD_INPUT, str(exc))
+            chain = _api_chain(client, base, 0 if trusted is not None else heights(bundle)[0])
+        if save:
+            try:
+                save.write_text(json.dumps(doc, indent=1))
+            except OSError as exc:
+                fail(Exit.BAD_INPUT, f"cannot write {save}: {exc.strerror or exc}")
+    try:
+        bundle = parse_custody_bundle(doc)
+    except ConfigError as exc:
+        fail(Exit.BAD_INPUT, str(exc))
+    if ledger_chain is not None:
+        chain = ledger_chain
+    verdict = verify_custody_bundle(bundle, _ledger_view(heights(bundle), trusted, chain), asked_id=event_id)
+    out.print(f"custody event {verdict.event_id or '(not a valid event)'}", highlight=False)
+    for c in verdict.checks:
+        mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+        out.print(f"  {mark} {c.name:28} {c.detail}", highlight=False)
+    broken = [c.name for c in verdict.checks if c.ok is False]
+    if broken:
+        fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
+    out.print("[green]proof holds[/]")
