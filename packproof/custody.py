@@ -8,8 +8,8 @@ the canonical bytes of the whole event including `sig` (and `countersig`).
 
 Validation happens when the value is built, as for `packproof.reading`: strict types, bounded
 lengths, unknown fields rejected, ids restricted to characters JSON never escapes. Free text
-(names, remarks, findings) is any Unicode except control characters and lone surrogates, so
-its UTF-8 and its RFC 8785 form always exist. The cross-field rules that need no state
+(names, remarks, findings) is any Unicode except control characters and lone surrogates (which
+have no UTF-8 form), so its RFC 8785 form is exact and a person reading it sees all of it. The cross-field rules that need no state
 (`event_id` is `{actor}:{seq}`, `packs` sorted and unique, one `prev` entry per pack, a
 registration names one serial) are checked here too; who may do what in which state is
 `packproof.edge.custody`.
@@ -106,20 +106,12 @@ HTTP_STATUS: dict[RefusalCode, int] = {
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-def _text_problem(text: str) -> str | None:
+def _checked_text(text: str) -> str:
+    """Free text without control characters (a lone surrogate pydantic's str already refuses)."""
     for ch in text:
         o = ord(ch)
         if o < 0x20 or o == 0x7F:
-            return f"control character U+{o:04X} is not allowed in text"
-        if 0xD800 <= o <= 0xDFFF:
-            return f"lone surrogate U+{o:04X} has no UTF-8 form"
-    return None
-
-
-def _checked_text(text: str) -> str:
-    problem = _text_problem(text)
-    if problem is not None:
-        raise ValueError(problem)
+            raise ValueError(f"control character U+{o:04X} is not allowed in text")
     return text
 
 
@@ -206,6 +198,13 @@ class _Event(BaseModel):
     location: Place
     prev: dict[Serial, HexHash | None]
     sig: Signature
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _not_bool(cls, v: object) -> object:
+        if isinstance(v, bool):  # True == 1 in Python, but `true` is not the version 1
+            raise ValueError("Input should be 1")
+        return v
 
     @field_validator("ts")
     @classmethod
