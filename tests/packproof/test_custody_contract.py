@@ -42,6 +42,7 @@ from packproof.custody import (
     signature_problem,
     signing_bytes,
 )
+from packproof.edge.custody import CustodyState  # the writer of test events reads a state, as parties do
 from packproof.errors import InvalidCustodyEvent, PackproofError
 from tests.custodyutil import Cast, key_of
 
@@ -158,8 +159,6 @@ def valid_bodies(draw: st.DrawFn) -> dict[str, Any]:
             for p in packs}
     if kind in ("pack-registered", "lot-registered"):
         prev = {p: None for p in packs}
-    from packproof.edge.custody import CustodyState  # not at start-up: only the generator needs a state to write against
-
     return Cast().body(CustodyState(), kind, draw(st.sampled_from(["maker-a", "road-co", "depot"])), packs,
                        seq=draw(st.integers(1, 2**53 - 1)), prev=prev, **overrides)
 
@@ -188,9 +187,7 @@ def test_a_null_given_stays_in_the_signed_bytes() -> None:
     assert signature_problem(event, public_key_bytes(key_of("road-co"))) is None
 
 
-def _empty() -> Any:
-    from packproof.edge.custody import CustodyState  # not at start-up: the kernel's tests need the state only here
-
+def _empty() -> CustodyState:
     return CustodyState()
 
 
