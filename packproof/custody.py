@@ -9,9 +9,9 @@ the canonical bytes of the whole event including `sig` (and `countersig`).
 Validation happens when the value is built, as for `packproof.reading`: strict types, bounded
 lengths, unknown fields rejected, ids restricted to characters JSON never escapes. Free text
 (names, remarks, findings) is any Unicode except control characters and lone surrogates (which
-have no UTF-8 form), so its RFC 8785 form is exact and a person reading it sees all of it. The cross-field rules that need no state
-(`event_id` is `{actor}:{seq}`, `packs` sorted and unique, one `prev` entry per pack, a
-registration names one serial) are checked here too; who may do what in which state is
+have no UTF-8 form), so its RFC 8785 form is exact and a person reading it sees all of it.
+The cross-field rules that need no state (`event_id` is `{actor}:{seq}`, `packs` sorted and
+unique, one `prev` entry per pack, a registration names one serial) are checked here too; who may do what in which state is
 `packproof.edge.custody`.
 
 This module is kernel: simulators and the CLI sign with it, the edge checks with it, the
