@@ -11,8 +11,8 @@ lengths, unknown fields rejected, ids restricted to characters JSON never escape
 (names, remarks, findings) is any Unicode except control characters and lone surrogates (which
 have no UTF-8 form), so its RFC 8785 form is exact and a person reading it sees all of it.
 The cross-field rules that need no state (`event_id` is `{actor}:{seq}`, `packs` sorted and
-unique, one `prev` entry per pack, a registration names one serial) are checked here too; who may do what in which state is
-`packproof.edge.custody`.
+unique, one `prev` entry per pack, a registration names one serial) are checked here too;
+who may do what in which state is `packproof.edge.custody`.
 
 This module is kernel: simulators and the CLI sign with it, the edge checks with it, the
 API parses with it.
