@@ -655,27 +655,34 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    """Who owned and who carried an item at an instant; two names each side of a change at that instant."""
+    """Who owned, who carried and who physically had an item at an instant; both sides of a change at it."""
 
     owners: tuple[str, ...]
     carriers: tuple[str, ...]
+    holders: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class CustodyIntervals:
-    """An item's owners and carriers over time (a carrier: the party physically carrying it in transit)."""
+    """An item's owners, carriers and holders over time.
+
+    A carrier is the party carrying it in transit (none while it rests at a site); a holder is
+    whoever physically has it, a site included: its maker's, or the receiver's after delivery.
+    """
 
     serial: str
     owners: tuple[Interval, ...]
     carriers: tuple[Interval, ...]
+    holders: tuple[Interval, ...]
 
     def at(self, epoch: float, margin_s: float = 0.0) -> Attribution:
         """Who was responsible at `epoch`. An instant within `margin_s` of a change (a handover at a
         cargo terminal) names both sides, the earlier first."""
-        return Attribution(
-            tuple(i.party for i in self.owners if i.covers(epoch, margin_s)),
-            tuple(i.party for i in self.carriers if i.covers(epoch, margin_s)),
-        )
+
+        def who(spans: tuple[Interval, ...]) -> tuple[str, ...]:
+            return tuple(i.party for i in spans if i.covers(epoch, margin_s))
+
+        return Attribution(who(self.owners), who(self.carriers), who(self.holders))
 
 
 def _epoch(ts: str) -> float:
@@ -683,15 +690,18 @@ def _epoch(ts: str) -> float:
 
 
 def custody_intervals(serial: str, events: Sequence[CustodyEvent]) -> CustodyIntervals:
-    """The owner and carrier intervals of item `serial` from its accepted events, in accept order.
+    """The owner, carrier and holder intervals of item `serial` from its accepted events, in accept order.
 
     Pure and total over an accepted history (the rules already held when each was accepted):
     ownership begins at registration and moves at each `ownership-accepted`; a carrier's interval
-    runs from its `picked-up` (or the `handed-over` to it) to its `handed-over` or `delivered`. A
-    pack registration naming this item as a consumed lot ends its intervals.
+    runs from its `picked-up` (or the `handed-over` to it) to its `handed-over` or `delivered`;
+    the holder is the maker from registration, each carrier in turn, then the receiver from
+    delivery. A pack registration naming this item as a consumed lot ends its intervals.
+    Times are the events' own `ts` (the parties' clocks), as the readings' are the devices'.
     """
     owners: list[Interval] = []
     carriers: list[Interval] = []
+    holders: list[Interval] = []
 
     def close(spans: list[Interval], event: CustodyEvent) -> None:
         if spans and spans[-1].end is None:
@@ -705,15 +715,19 @@ def custody_intervals(serial: str, events: Sequence[CustodyEvent]) -> CustodyInt
         if isinstance(event, PackRegistered | LotRegistered):
             if event.serial == serial:
                 open_(owners, event.actor, event)
+                open_(holders, event.actor, event)
             else:  # this item is a lot consumed by the pack registered here
-                close(owners, event)
-                close(carriers, event)
+                for spans in (owners, carriers, holders):
+                    close(spans, event)
         elif isinstance(event, OwnershipAccepted):
             open_(owners, event.actor, event)
         elif isinstance(event, PickedUp):
             open_(carriers, event.actor, event)
+            open_(holders, event.actor, event)
         elif isinstance(event, HandedOver):
             open_(carriers, event.to, event)
+            open_(holders, event.to, event)
         elif isinstance(event, Delivered):
             close(carriers, event)
-    return CustodyIntervals(serial, tuple(owners), tuple(carriers))
+            open_(holders, event.to, event)
+    return CustodyIntervals(serial, tuple(owners), tuple(carriers), tuple(holders))

@@ -456,6 +456,8 @@ def parse_event(data: bytes) -> CustodyEvent:
         obj = json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidCustodyEvent("", f"event is not UTF-8 JSON: {exc}") from None
+    except RecursionError:  # the decoder recurses per level: 64 KiB of "[" is deeper than the stack
+        raise InvalidCustodyEvent("", "event is nested too deeply to be a custody event") from None
     return event_from_object(obj)
 
 

@@ -768,6 +768,9 @@ def test_intervals_of_a_journey() -> None:
     assert [(i.party, i.start_event, i.end_event) for i in iv.carriers] == [
         ("road-co", "road-co:1", "road-co:3"), ("air-co", "road-co:3", "air-co:2"),
         ("last-mile", "air-co:2", "last-mile:1")]
+    assert [(i.party, i.start_event) for i in iv.holders] == [
+        ("maker-a", "maker-a:2"), ("road-co", "road-co:1"), ("air-co", "road-co:3"), ("last-mile", "air-co:2"),
+        ("plant", "last-mile:1")]
     handover = by_kind["handed-over>air-co"]
     # at the handover's instant both carriers answer; a minute after, the new one alone, unless the margin covers it
     assert iv.at(_t(handover)).carriers == ("road-co", "air-co")
@@ -775,8 +778,8 @@ def test_intervals_of_a_journey() -> None:
     assert iv.at(_t(handover) + 30, margin_s=60).carriers == ("road-co", "air-co")
     assert iv.at(_t(handover) + 30).owners == ("plant",)
     # before the pick-up and after the delivery nobody carries it
-    assert iv.at(_t(history[0])).carriers == ()
-    assert iv.at(_t(history[-1])).carriers == ()
+    assert iv.at(_t(history[0])).carriers == () and iv.at(_t(history[0])).holders == ("maker-a",)
+    assert iv.at(_t(history[-1])).carriers == () and iv.at(_t(history[-1])).holders == ("plant",)
     assert iv.at(T0 - 1).owners == ()
 
 

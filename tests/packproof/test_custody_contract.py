@@ -285,6 +285,8 @@ def test_malformed_is_refused_naming_its_field(kind: str, path: str, value: Any,
     (b'{"v": NaN}', "NaN is not JSON"),
     (b'{"kind": "location", "kind": "location"}', "field 'kind' appears twice"),
     (b" " * (MAX_EVENT_BYTES + 1), f"more than the {MAX_EVENT_BYTES} allowed"),
+    (b"[" * 60_000, "nested too deeply"),
+    (b'{"kind": "location", "packs": ' + b'{"a": ' * 10_000, "nested too deeply"),
 ])
 def test_malformed_bytes(data: bytes, words: str) -> None:
     with pytest.raises(InvalidCustodyEvent, match=words):
