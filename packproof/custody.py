@@ -106,6 +106,17 @@ HTTP_STATUS: dict[RefusalCode, int] = {
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+def _canonical_base64(sig: str) -> str:
+    """A signature in the one base64 spelling of its bytes (RFC 4648 §3.5: the pad bits are zero).
+
+    `sig` is outside the signed bytes but inside the hashed ones: a second spelling of the same
+    signature bytes would verify and give the event another hash, so another `prev` to chain to.
+    """
+    if b64(unb64(sig)) != sig:
+        raise ValueError("not the canonical base64 of its bytes (the bits before '==' must be zero)")
+    return sig
+
+
 def _checked_text(text: str) -> str:
     """Free text without control characters (a lone surrogate pydantic's str already refuses)."""
     for ch in text:
@@ -205,6 +216,11 @@ class _Event(BaseModel):
         if isinstance(v, bool):  # True == 1 in Python, but `true` is not the version 1
             raise ValueError("Input should be 1")
         return v
+
+    @field_validator("sig")
+    @classmethod
+    def _one_spelling(cls, sig: str) -> str:
+        return _canonical_base64(sig)
 
     @field_validator("ts")
     @classmethod
@@ -346,6 +362,11 @@ class HandedOver(_Event):
     kind: Literal["handed-over"]
     to: PartyId
     countersig: Signature
+
+    @field_validator("countersig")
+    @classmethod
+    def _one_spelling(cls, sig: str) -> str:
+        return _canonical_base64(sig)
 
     def _check(self) -> None:
         if self.to == self.actor:
@@ -517,6 +538,9 @@ def signature_problem(event: CustodyEvent, actor_key: bytes, countersigner_key: 
     `actor_key` is the actor's key at the event's seq; for `handed-over`, `countersigner_key`
     is the receiving carrier's (`to`) key, and its `countersig` must verify over the same bytes.
     """
+    for whose, key in (("actor", actor_key), ("countersigner", countersigner_key)):
+        if key is not None and len(key) != 32:
+            return f"{whose} key of {event.event_id} is {len(key)} bytes, not the 32 of an Ed25519 key"
     message = signing_bytes(event)
     if not signature_holds(actor_key, unb64(event.sig), message):
         return f"sig of {event.event_id} does not verify with {event.actor}'s key {key_id(actor_key)}"

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packproof.crypto import public_key_bytes
-from packproof.custody import KINDS, event_from_object, sign_event
+from packproof.custody import KINDS, event_from_object, event_object, sign_event
 from packproof.edge.custody import (
     REQUIRED_ROLE,
     Accepted,
@@ -322,6 +322,18 @@ def test_forged_signature() -> None:
     cast, state = build("in-transit")
     out = refused(cast, state, "location", "road-co", signer="air-co")
     assert out.code == "bad-signature" and out.reason.startswith("sig of road-co:2 does not verify with road-co's key")
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("location.lat", 45.0), ("ts", "2026-11-18T11:00:00.000Z"), ("to", "last-mile"), ("shipment_id", "SHP-2"),
+])
+def test_a_field_changed_after_signing_is_refused(path: str, value: Any) -> None:
+    cast, state = build("next-assigned")
+    obj = event_object(cast.event(state, "handed-over", "road-co", (PK,), to="air-co"))
+    head, _, leaf = path.rpartition(".")
+    (obj[head] if head else obj)[leaf] = value
+    out = apply(state, event_from_object(obj), cast.parties)
+    assert isinstance(out, Refused) and out.code == "bad-signature", out
 
 
 def test_handover_needs_the_next_carriers_own_countersignature() -> None:

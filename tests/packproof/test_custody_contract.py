@@ -115,6 +115,11 @@ def test_signatures_each_checked_against_its_own_key() -> None:
     assert signature_problem(event, k1, None) == "countersig of road-co:7: no key of air-co to check it with"
 
 
+def test_a_key_of_the_wrong_length_is_a_problem_not_a_crash() -> None:
+    event = event_from_object(kat_event())
+    assert signature_problem(event, b"k" * 31) == "actor key of road-co:7 is 31 bytes, not the 32 of an Ed25519 key"
+
+
 def _kid(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:16]
 
@@ -252,6 +257,8 @@ MALFORMED: list[tuple[str, str, Any, str, str]] = [
     ("pack-registered", "un38_3.results.T8", _DELETE, "un38_3.results.T8", "needs this field"),
     ("pack-registered", "cell_lots", ["b" * 64, "a" * 64], "cell_lots", "sorted and unique"),
     ("pack-registered", "sig", "c2ln", "sig", "should match pattern"),
+    ("pack-registered", "sig", "A" * 85 + "B==", "sig", "not the canonical base64"),
+    ("handed-over", "countersig", "A" * 85 + "B==", "countersig", "not the canonical base64"),
     ("handed-over", "packs", ["PK-2", "PK-1"], "packs", "sorted and unique"),
     ("handed-over", "packs", ["PK-1", "PK-1"], "packs", "sorted and unique"),
     ("handed-over", "prev.PK-3", None, "prev", "not in packs ['PK-3']"),
