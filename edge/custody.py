@@ -292,15 +292,12 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
     key = actor.key_at(seq)
     if key is None:
         raise _refuse("bad-signature", f"{actor.party_id} has no key valid at seq {seq}")
-    counter_key = None
+    counter_keys: list[bytes | None] = [None]
     if isinstance(event, HandedOver):
-        nxt = _party(parties, event.to, "next carrier")
-        counter_key = nxt.key_at(state.last_seq(nxt.party_id) + 1)
-        if counter_key is None:
-            raise _refuse("bad-signature", f"next carrier {nxt.party_id} has no key to check its countersig with")
-    problem = signature_problem(event, key, counter_key)
-    if problem is not None:
-        raise _refuse("bad-signature", problem)
+        counter_keys = _countersigner_keys(state, _party(parties, event.to, "next carrier"))
+    problems = [signature_problem(event, key, k) for k in counter_keys]
+    if None not in problems:
+        raise _refuse("bad-signature", str(problems[0]))
 
     last = state.last_seq(actor.party_id)
     if seq <= last:
@@ -326,6 +323,18 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
         touched = rule(state, event, actor, digest, items)
 
     return _accepted(state, event, digest, touched)
+
+
+def _countersigner_keys(state: CustodyState, party: PartyView) -> list[bytes | None]:
+    """The keys a handover's countersig may verify with: the next carrier's key at its last own
+    event, or the one valid for its next. A countersignature uses up no seq of its own, so the
+    rotation a party registers from its next seq on may come just before or just after it: either
+    way it verifies, live and when the history is replayed under the later registry."""
+    last = state.last_seq(party.party_id)
+    keys = [k for k in dict.fromkeys((party.key_at(last), party.key_at(last + 1))) if k is not None]
+    if not keys:
+        raise _refuse("bad-signature", f"next carrier {party.party_id} has no key to check its countersig with")
+    return list(keys)
 
 
 def _check_named_parties(event: CustodyEvent, parties: Mapping[str, PartyView]) -> None:

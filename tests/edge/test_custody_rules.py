@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packproof.crypto import public_key_bytes
-from packproof.custody import KINDS, event_from_object, event_object, sign_event
+from packproof.custody import KINDS, countersign, event_from_object, event_object, sign_event
 from packproof.edge.custody import (
     REQUIRED_ROLE,
     Accepted,
@@ -358,6 +358,29 @@ def test_rotated_key() -> None:
     assert isinstance(apply(state, with_new, parties), Accepted)
     # and an event from before the rotation still verifies with the old key (history replays)
     assert old.key_at(2) == parties["maker-a"].key_at(2) != parties["maker-a"].key_at(3)
+
+
+def test_countersig_across_the_next_carriers_rotation() -> None:
+    """air-co has signed seq 1 with its first key and registers a new one from seq 2: a handover it
+    countersigns with either is accepted (the old one before it has used the new one), a third key is not,
+    and a handover countersigned before the rotation replays under the registry that holds it."""
+    cast, state = build("next-assigned")
+    state = accepted(cast, state, "inspected", "inspect-co")
+    cast.roles = {**cast.roles, "air-co": frozenset({"carrier", "inspector"})}
+    state = accepted(cast, state, "inspected", "air-co")  # air-co:1, with its first key
+    before = cast.event(state, "handed-over", "road-co", (PK,), to="air-co")
+    new_key = key_of("air-co new")
+    rotated = cast.parties
+    rotated["air-co"] = dataclasses.replace(rotated["air-co"],
+                                            keys=(*rotated["air-co"].keys, KeyStep(2, public_key_bytes(new_key))))
+    outcome = apply(state, before, cast.parties)
+    assert isinstance(outcome, Accepted) and apply(state, before, rotated) == outcome
+    body = cast.body(state, "handed-over", "road-co", [PK], to="air-co")
+    with_new = event_from_object(countersign(sign_event(body, key_of("road-co")), new_key))
+    assert isinstance(apply(state, with_new, rotated), Accepted)
+    stranger = event_from_object(countersign(sign_event(body, key_of("road-co")), key_of("someone")))
+    out = apply(state, stranger, rotated)
+    assert out.code == "bad-signature" and out.reason.startswith("countersig of road-co:2")  # type: ignore[union-attr]
 
 
 def test_no_key_at_that_seq() -> None:
