@@ -239,7 +239,11 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The event is refused; `code` maps to an HTTP status (`packproof.custody.HTTP_STATUS`)."""
+    """The event is refused; `code` maps to an HTTP status (`packproof.custody.HTTP_STATUS`).
+
+    `apply` never answers `malformed`: a body that is no event never gets here, its
+    `InvalidCustodyEvent` (from `packproof.custody.parse_event`) carries that code.
+    """
 
     code: RefusalCode
     reason: str
