@@ -475,8 +475,8 @@ def parse_event(data: bytes) -> CustodyEvent:
         raise InvalidCustodyEvent("", f"event is {len(data)} bytes, more than the {MAX_EVENT_BYTES} allowed")
     try:
         obj = json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidCustodyEvent("", f"event is not UTF-8 JSON: {exc}") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer beyond Python's 4300 digits
+        raise InvalidCustodyEvent("", f"event is not UTF-8 JSON: {str(exc)[:200]}") from None
     except RecursionError:  # the decoder recurses per level: 64 KiB of "[" is deeper than the stack
         raise InvalidCustodyEvent("", "event is nested too deeply to be a custody event") from None
     return event_from_object(obj)
@@ -487,7 +487,7 @@ def event_from_object(obj: object) -> CustodyEvent:
     if not isinstance(obj, dict):
         raise InvalidCustodyEvent("", f"an event is a JSON object, got {type(obj).__name__}")
     kind = obj.get("kind")
-    if kind not in EVENT_MODELS:
+    if not isinstance(kind, str) or kind not in EVENT_MODELS:  # a list or an object is unhashable
         raise InvalidCustodyEvent("kind", f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     try:
         return _ADAPTER.validate_python(obj)

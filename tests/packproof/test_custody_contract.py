@@ -297,11 +297,34 @@ def test_malformed_is_refused_naming_its_field(kind: str, path: str, value: Any,
     (b'{"kind": "location", "kind": "location"}', "field 'kind' appears twice"),
     (b" " * (MAX_EVENT_BYTES + 1), f"more than the {MAX_EVENT_BYTES} allowed"),
     (b"[" * 60_000, "nested too deeply"),
+    (b'{"v": 1' + b"0" * 5000 + b"}", "Exceeds the limit"),
     (b'{"kind": "location", "packs": ' + b'{"a": ' * 10_000, "nested too deeply"),
 ])
 def test_malformed_bytes(data: bytes, words: str) -> None:
     with pytest.raises(InvalidCustodyEvent, match=words):
         parse_event(data)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(KINDS), st.data())
+def test_any_json_in_any_field_is_malformed_or_an_event(kind: str, data: st.DataObject) -> None:
+    """A good event with any JSON value put at any of its paths, or in place of the whole: never another exception."""
+    obj = good(kind)
+    paths = _leaves(obj) + ["", "location", "prev", "packs"] + [f"new{i}" for i in range(2)]
+    path = data.draw(st.sampled_from(paths))
+    value = data.draw(json_values)
+    body = value if path == "" else _put(obj, path, value) if not path.startswith("new") else {**obj, path: value}
+    try:
+        parse_event(json.dumps(body).encode())
+    except InvalidCustodyEvent as exc:
+        assert exc.code == "malformed" and str(exc)
 
 
 def test_a_good_body_parses_from_its_bytes() -> None:
