@@ -22,7 +22,8 @@ holes closed (README.md, "Custody rules", maps each function and modifier to its
   each pack (`prev`), so a missing, reordered or racing event is refused, not merged.
 
 Checks run in a fixed order, so each refusal has one code: the actor (unknown-party,
-revoked), its signatures (bad-signature), its sequence (replay, out-of-order), its role and
+revoked), its signatures (bad-signature; a handover's next carrier is looked up here to check
+its countersig), its sequence (replay, out-of-order), its role and
 the parties it names (forbidden, unknown-party, revoked), the items' existence (conflict),
 their hash chains (wrong-prev), then the kind's rule in the items' state (forbidden: this
 party may not; conflict: nobody may, in this state).
