@@ -22,7 +22,8 @@ holes closed (README.md, "Custody rules", maps each function and modifier to its
   each pack (`prev`), so a missing, reordered or racing event is refused, not merged.
 
 Checks run in a fixed order, so each refusal has one code: the actor (unknown-party,
-revoked), its signatures (bad-signature), its sequence (replay, out-of-order), its role and
+revoked), its signatures (bad-signature; a handover's next carrier is looked up here to check
+its countersig), its sequence (replay, out-of-order), its role and
 the parties it names (forbidden, unknown-party, revoked), the items' existence (conflict),
 their hash chains (wrong-prev), then the kind's rule in the items' state (forbidden: this
 party may not; conflict: nobody may, in this state).
@@ -31,7 +32,6 @@ party may not; conflict: nobody may, in this state).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,7 +55,7 @@ from packproof.custody import (
     Role,
     TransporterAssigned,
     TransporterReleased,
-    canonical_event_bytes,
+    event_hash,
     signature_problem,
 )
 
@@ -239,7 +239,11 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The event is refused; `code` maps to an HTTP status (`packproof.custody.HTTP_STATUS`)."""
+    """The event is refused; `code` maps to an HTTP status (`packproof.custody.HTTP_STATUS`).
+
+    `apply` never answers `malformed`: a body that is no event never gets here, its
+    `InvalidCustodyEvent` (from `packproof.custody.parse_event`) carries that code.
+    """
 
     code: RefusalCode
     reason: str
@@ -259,10 +263,6 @@ class _Refusal(Exception):
         self.refused = Refused(code, reason)
 
 
-def _refuse(code: RefusalCode, reason: str) -> _Refusal:
-    return _Refusal(code, reason)
-
-
 def apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, PartyView]) -> Outcome:
     """The outcome of `event` in `state`, given the parties it names (`state_keys(event).parties`)."""
     try:
@@ -274,16 +274,16 @@ def apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, PartyV
 def _party(parties: Mapping[str, PartyView], party_id: str, what: str) -> PartyView:
     party = parties.get(party_id)
     if party is None:
-        raise _refuse("unknown-party", f"{what} {party_id!r} is not a registered party")
+        raise _Refusal("unknown-party", f"{what} {party_id!r} is not a registered party")
     if party.revoked:
-        raise _refuse("revoked", f"{what} {party_id!r} is revoked: it can take part in no new event")
+        raise _Refusal("revoked", f"{what} {party_id!r} is revoked: it can take part in no new event")
     return party
 
 
 def _needs_role(party: PartyView, role: Role, what: str) -> None:
     if role not in party.roles:
         held = ", ".join(sorted(party.roles)) or "none"
-        raise _refuse("forbidden", f"{what} {party.party_id} does not hold role {role} (roles: {held})")
+        raise _Refusal("forbidden", f"{what} {party.party_id} does not hold role {role} (roles: {held})")
 
 
 def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, PartyView]) -> Accepted:
@@ -291,22 +291,19 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
     seq = event.seq
     key = actor.key_at(seq)
     if key is None:
-        raise _refuse("bad-signature", f"{actor.party_id} has no key valid at seq {seq}")
-    counter_key = None
+        raise _Refusal("bad-signature", f"{actor.party_id} has no key valid at seq {seq}")
+    counter_keys: list[bytes | None] = [None]
     if isinstance(event, HandedOver):
-        nxt = _party(parties, event.to, "next carrier")
-        counter_key = nxt.key_at(state.last_seq(nxt.party_id) + 1)
-        if counter_key is None:
-            raise _refuse("bad-signature", f"next carrier {nxt.party_id} has no key to check its countersig with")
-    problem = signature_problem(event, key, counter_key)
-    if problem is not None:
-        raise _refuse("bad-signature", problem)
+        counter_keys = _countersigner_keys(state, _party(parties, event.to, "next carrier"))
+    problems = [signature_problem(event, key, k) for k in counter_keys]
+    if None not in problems:
+        raise _Refusal("bad-signature", str(problems[0]))
 
     last = state.last_seq(actor.party_id)
     if seq <= last:
-        raise _refuse("replay", f"{event.event_id} is already used: {actor.party_id}'s last accepted seq is {last}")
+        raise _Refusal("replay", f"{event.event_id} is already used: {actor.party_id}'s last accepted seq is {last}")
     if seq > last + 1:
-        raise _refuse(
+        raise _Refusal(
             "out-of-order",
             f"{event.event_id} skips seq {last + 1}: {actor.party_id}'s next event must be {actor.party_id}:{last + 1}",
         )
@@ -316,7 +313,7 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
         _needs_role(actor, role, "actor")
     _check_named_parties(event, parties)
 
-    digest = hashlib.sha256(canonical_event_bytes(event)).hexdigest()
+    digest = event_hash(event)
     rule = _RULES[event.kind]
     if isinstance(event, PackRegistered | LotRegistered):
         _check_new(state, event)
@@ -326,6 +323,18 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
         touched = rule(state, event, actor, digest, items)
 
     return _accepted(state, event, digest, touched)
+
+
+def _countersigner_keys(state: CustodyState, party: PartyView) -> list[bytes | None]:
+    """The keys a handover's countersig may verify with: the next carrier's key at its last own
+    event, or the one valid for its next. A countersignature uses up no seq of its own, so the
+    rotation a party registers from its next seq on may come just before or just after it: either
+    way it verifies, live and when the history is replayed under the later registry."""
+    last = state.last_seq(party.party_id)
+    keys = [k for k in dict.fromkeys((party.key_at(last), party.key_at(last + 1))) if k is not None]
+    if not keys:
+        raise _Refusal("bad-signature", f"next carrier {party.party_id} has no key to check its countersig with")
+    return list(keys)
 
 
 def _check_named_parties(event: CustodyEvent, parties: Mapping[str, PartyView]) -> None:
@@ -343,10 +352,10 @@ def _check_new(state: CustodyState, event: PackRegistered | LotRegistered) -> No
     serial = event.serial
     existing = state.items.get(serial)
     if existing is not None:
-        raise _refuse("conflict", f"{serial} is already registered ({existing.item}, by {existing.maker}): "
+        raise _Refusal("conflict", f"{serial} is already registered ({existing.item}, by {existing.maker}): "
                       "a serial is registered once")
     if event.prev[serial] is not None:
-        raise _refuse("wrong-prev", f"prev of {serial} must be null: a registration starts its chain")
+        raise _Refusal("wrong-prev", f"prev of {serial} must be null: a registration starts its chain")
 
 
 def _existing(state: CustodyState, event: CustodyEvent) -> list[ItemState]:
@@ -354,19 +363,19 @@ def _existing(state: CustodyState, event: CustodyEvent) -> list[ItemState]:
     for serial in event.packs:
         item = state.items.get(serial)
         if item is None:
-            raise _refuse("conflict", f"{serial} is not registered: register it before any other event")
+            raise _Refusal("conflict", f"{serial} is not registered: register it before any other event")
         items.append(item)
     for item in items:
         prev = event.prev[item.serial]
         if prev != item.last_event:
-            raise _refuse(
+            raise _Refusal(
                 "wrong-prev",
                 f"prev of {item.serial} is {prev}, but its last accepted event is {item.last_event_id}"
                 f" ({item.last_event}): read its custody again",
             )
     for item in items:
         if item.status == "consumed" and not isinstance(event, Inspected):
-            raise _refuse("conflict", f"lot {item.serial} was consumed by pack {item.consumed_by}: "
+            raise _Refusal("conflict", f"lot {item.serial} was consumed by pack {item.consumed_by}: "
                           "it can no longer move")
     return items
 
@@ -411,7 +420,7 @@ def _diff(old: ItemState | None, new: ItemState) -> list[Change]:
 
 
 def _not_owner(item: ItemState, actor: PartyView) -> _Refusal:
-    return _refuse("forbidden",
+    return _Refusal("forbidden",
                    f"{actor.party_id} is not the current owner of {item.item} {item.serial} (owner: {item.owner})")
 
 
@@ -422,15 +431,16 @@ def _register_pack(state: CustodyState, event: PackRegistered, actor: PartyView,
         serial = state.lots.get(lot_hash)
         lot = state.items.get(serial) if serial is not None else None
         if lot is None:
-            raise _refuse("conflict", f"no cell lot is registered by event {lot_hash}")
+            raise _Refusal("conflict", f"no cell lot is registered by event {lot_hash}")
         if lot.status == "consumed":
-            raise _refuse("conflict", f"lot {lot.serial} was already consumed by pack {lot.consumed_by}")
+            raise _Refusal("conflict", f"lot {lot.serial} was already consumed by pack {lot.consumed_by}")
         if lot.owner != actor.party_id:
             raise _not_owner(lot, actor)
         if lot.offer is not None:
-            raise _refuse("conflict", f"lot {lot.serial} has a pending offer ({lot.offer.event_id}): withdraw it first")
+            raise _Refusal("conflict",
+                           f"lot {lot.serial} has a pending offer ({lot.offer.event_id}): withdraw it first")
         if lot.status not in ("registered", "received") or lot.transporter is not None:
-            raise _refuse("conflict", f"lot {lot.serial} is {lot.status} with transporter {lot.transporter}: it "
+            raise _Refusal("conflict", f"lot {lot.serial} is {lot.status} with transporter {lot.transporter}: it "
                           "must be at its owner's site with no transporter assigned to be built into a pack")
         consumed.append(dataclasses.replace(lot, status="consumed", consumed_by=event.serial, holder=actor.party_id))
     pack = ItemState(
@@ -458,10 +468,14 @@ def _offer(state: CustodyState, event: OwnershipOffered, actor: PartyView, diges
             raise _not_owner(item, actor)
     for item in items:
         if item.offer is not None:
-            raise _refuse("conflict", f"{item.serial} already has a pending offer to {item.offer.to} "
+            raise _Refusal("conflict", f"{item.serial} already has a pending offer to {item.offer.to} "
                           f"({item.offer.event_id}): it must be accepted or withdrawn first")
     offer = PendingOffer(event.event_id, event.to)
     return [dataclasses.replace(i, offer=offer) for i in items]
+
+
+def _other_offer(serial: str, pending: PendingOffer, named: str) -> _Refusal:
+    return _Refusal("conflict", f"the pending offer of {serial} is {pending.event_id}, not {named}")
 
 
 def _accept(state: CustodyState, event: OwnershipAccepted, actor: PartyView, digest: str,
@@ -469,12 +483,12 @@ def _accept(state: CustodyState, event: OwnershipAccepted, actor: PartyView, dig
     """transferOwnership's second half: the offered party accepts, and ownership moves."""
     for item in items:
         if item.offer is None:
-            raise _refuse("conflict", f"{item.serial} has no pending offer to accept")
+            raise _Refusal("conflict", f"{item.serial} has no pending offer to accept")
         if item.offer.to != actor.party_id:
-            raise _refuse("forbidden", f"the pending offer of {item.serial} ({item.offer.event_id}) is to "
+            raise _Refusal("forbidden", f"the pending offer of {item.serial} ({item.offer.event_id}) is to "
                           f"{item.offer.to}, not to {actor.party_id}")
         if item.offer.event_id != event.offer:
-            raise _refuse("conflict", f"the pending offer of {item.serial} is {item.offer.event_id}, not {event.offer}")
+            raise _other_offer(item.serial, item.offer, event.offer)
     return [dataclasses.replace(i, owner=actor.party_id, offer=None) for i in items]
 
 
@@ -485,9 +499,9 @@ def _withdraw(state: CustodyState, event: OwnershipWithdrawn, actor: PartyView, 
         if item.owner != actor.party_id:
             raise _not_owner(item, actor)
         if item.offer is None:
-            raise _refuse("conflict", f"{item.serial} has no pending offer to withdraw")
+            raise _Refusal("conflict", f"{item.serial} has no pending offer to withdraw")
         if item.offer.event_id != event.offer:
-            raise _refuse("conflict", f"the pending offer of {item.serial} is {item.offer.event_id}, not {event.offer}")
+            raise _other_offer(item.serial, item.offer, event.offer)
     return [dataclasses.replace(i, offer=None) for i in items]
 
 
@@ -499,12 +513,12 @@ def _assign(state: CustodyState, event: TransporterAssigned, actor: PartyView, d
             raise _not_owner(item, actor)
     for item in items:
         if item.un38_3_failed:
-            raise _refuse("forbidden", f"pack {item.serial} failed UN 38.3 {', '.join(item.un38_3_failed)}: a battery "
+            raise _Refusal("forbidden", f"pack {item.serial} failed UN 38.3 {', '.join(item.un38_3_failed)}: a battery "
                           "that failed its type tests may not be transported (UN Manual of Tests and Criteria, 38.3)")
         if item.status == "delivered":
-            raise _refuse("conflict", f"{item.serial} is delivered to {item.delivered_to} and awaits its receipt")
+            raise _Refusal("conflict", f"{item.serial} is delivered to {item.delivered_to} and awaits its receipt")
         if item.transporter == event.transporter:
-            raise _refuse("conflict", f"{event.transporter} is already the assigned transporter of {item.serial}")
+            raise _Refusal("conflict", f"{event.transporter} is already the assigned transporter of {item.serial}")
     return [dataclasses.replace(i, transporter=event.transporter) for i in items]
 
 
@@ -516,19 +530,19 @@ def _release(state: CustodyState, event: TransporterReleased, actor: PartyView, 
             raise _not_owner(item, actor)
     for item in items:
         if item.transporter is None:
-            raise _refuse("conflict", f"{item.serial} has no assigned transporter to release")
+            raise _Refusal("conflict", f"{item.serial} has no assigned transporter to release")
         if item.status == "in-transit":
-            raise _refuse("conflict", f"{item.serial} is in transit with {item.holder}: it must be delivered first")
+            raise _Refusal("conflict", f"{item.serial} is in transit with {item.holder}: it must be delivered first")
     return [dataclasses.replace(i, transporter=None) for i in items]
 
 
 def _not_holder(item: ItemState, actor: PartyView) -> _Refusal:
-    return _refuse("forbidden", f"{actor.party_id} is not the carrier holding {item.serial} (holder: {item.holder})")
+    return _Refusal("forbidden", f"{actor.party_id} is not the carrier holding {item.serial} (holder: {item.holder})")
 
 
 def _in_transit(item: ItemState) -> None:
     if item.status != "in-transit":
-        raise _refuse("conflict", f"{item.serial} is not in transit (status: {item.status})")
+        raise _Refusal("conflict", f"{item.serial} is not in transit (status: {item.status})")
 
 
 def _pick_up(state: CustodyState, event: PickedUp, actor: PartyView, digest: str,
@@ -536,11 +550,11 @@ def _pick_up(state: CustodyState, event: PickedUp, actor: PartyView, digest: str
     """The assigned transporter takes the item from the site where it is."""
     for item in items:
         if item.transporter != actor.party_id:
-            raise _refuse("forbidden", f"{actor.party_id} is not the assigned transporter of {item.serial} "
+            raise _Refusal("forbidden", f"{actor.party_id} is not the assigned transporter of {item.serial} "
                           f"(assigned: {item.transporter or 'none'})")
     for item in items:
         if item.status not in ("registered", "received"):
-            raise _refuse("conflict", f"{item.serial} cannot be picked up: it is {item.status}"
+            raise _Refusal("conflict", f"{item.serial} cannot be picked up: it is {item.status}"
                           + (f" with {item.holder}" if item.status == "in-transit" else ""))
     return [dataclasses.replace(i, status="in-transit", holder=actor.party_id) for i in items]
 
@@ -554,7 +568,7 @@ def _hand_over(state: CustodyState, event: HandedOver, actor: PartyView, digest:
         if item.holder != actor.party_id:
             raise _not_holder(item, actor)
         if item.transporter != event.to:
-            raise _refuse("forbidden", f"{event.to} is not the assigned transporter of {item.serial} (assigned: "
+            raise _Refusal("forbidden", f"{event.to} is not the assigned transporter of {item.serial} (assigned: "
                           f"{item.transporter or 'none'}): its owner assigns the next carrier first")
     return [dataclasses.replace(i, holder=event.to) for i in items]
 
@@ -579,7 +593,7 @@ def _deliver(state: CustodyState, event: Delivered, actor: PartyView, digest: st
         if item.holder != actor.party_id:
             raise _not_holder(item, actor)
         if item.transporter != actor.party_id:
-            raise _refuse("forbidden", f"the owner of {item.serial} has assigned {item.transporter or 'no carrier'} "
+            raise _Refusal("forbidden", f"the owner of {item.serial} has assigned {item.transporter or 'no carrier'} "
                           f"as its transporter: {actor.party_id} hands it over instead of delivering it")
     return [dataclasses.replace(i, status="delivered", delivered_to=event.to, holder=event.to, transporter=None)
             for i in items]
@@ -590,10 +604,10 @@ def _receive(state: CustodyState, event: Received, actor: PartyView, digest: str
     """The receiver the item was delivered to takes it in, with its inspection result."""
     for item in items:
         if item.status != "delivered":
-            raise _refuse("conflict", f"{item.serial} is not awaiting receipt (status: {item.status})")
+            raise _Refusal("conflict", f"{item.serial} is not awaiting receipt (status: {item.status})")
     for item in items:
         if item.delivered_to != actor.party_id:
-            raise _refuse("forbidden", f"{item.serial} was delivered to {item.delivered_to}, not to {actor.party_id}")
+            raise _Refusal("forbidden", f"{item.serial} was delivered to {item.delivered_to}, not to {actor.party_id}")
     return [dataclasses.replace(i, status="received", receipt=event.result) for i in items]
 
 
@@ -655,27 +669,34 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    """Who owned and who carried an item at an instant; two names each side of a change at that instant."""
+    """Who owned, who carried and who physically had an item at an instant; both sides of a change at it."""
 
     owners: tuple[str, ...]
     carriers: tuple[str, ...]
+    holders: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class CustodyIntervals:
-    """An item's owners and carriers over time (a carrier: the party physically carrying it in transit)."""
+    """An item's owners, carriers and holders over time.
+
+    A carrier is the party carrying it in transit (none while it rests at a site); a holder is
+    whoever physically has it, a site included: its maker's, or the receiver's after delivery.
+    """
 
     serial: str
     owners: tuple[Interval, ...]
     carriers: tuple[Interval, ...]
+    holders: tuple[Interval, ...]
 
     def at(self, epoch: float, margin_s: float = 0.0) -> Attribution:
         """Who was responsible at `epoch`. An instant within `margin_s` of a change (a handover at a
         cargo terminal) names both sides, the earlier first."""
-        return Attribution(
-            tuple(i.party for i in self.owners if i.covers(epoch, margin_s)),
-            tuple(i.party for i in self.carriers if i.covers(epoch, margin_s)),
-        )
+
+        def who(spans: tuple[Interval, ...]) -> tuple[str, ...]:
+            return tuple(i.party for i in spans if i.covers(epoch, margin_s))
+
+        return Attribution(who(self.owners), who(self.carriers), who(self.holders))
 
 
 def _epoch(ts: str) -> float:
@@ -683,15 +704,18 @@ def _epoch(ts: str) -> float:
 
 
 def custody_intervals(serial: str, events: Sequence[CustodyEvent]) -> CustodyIntervals:
-    """The owner and carrier intervals of item `serial` from its accepted events, in accept order.
+    """The owner, carrier and holder intervals of item `serial` from its accepted events, in accept order.
 
     Pure and total over an accepted history (the rules already held when each was accepted):
     ownership begins at registration and moves at each `ownership-accepted`; a carrier's interval
-    runs from its `picked-up` (or the `handed-over` to it) to its `handed-over` or `delivered`. A
-    pack registration naming this item as a consumed lot ends its intervals.
+    runs from its `picked-up` (or the `handed-over` to it) to its `handed-over` or `delivered`;
+    the holder is the maker from registration, each carrier in turn, then the receiver from
+    delivery. A pack registration naming this item as a consumed lot ends its intervals.
+    Times are the events' own `ts` (the parties' clocks), as the readings' are the devices'.
     """
     owners: list[Interval] = []
     carriers: list[Interval] = []
+    holders: list[Interval] = []
 
     def close(spans: list[Interval], event: CustodyEvent) -> None:
         if spans and spans[-1].end is None:
@@ -705,15 +729,19 @@ def custody_intervals(serial: str, events: Sequence[CustodyEvent]) -> CustodyInt
         if isinstance(event, PackRegistered | LotRegistered):
             if event.serial == serial:
                 open_(owners, event.actor, event)
+                open_(holders, event.actor, event)
             else:  # this item is a lot consumed by the pack registered here
-                close(owners, event)
-                close(carriers, event)
+                for spans in (owners, carriers, holders):
+                    close(spans, event)
         elif isinstance(event, OwnershipAccepted):
             open_(owners, event.actor, event)
         elif isinstance(event, PickedUp):
             open_(carriers, event.actor, event)
+            open_(holders, event.actor, event)
         elif isinstance(event, HandedOver):
             open_(carriers, event.to, event)
+            open_(holders, event.to, event)
         elif isinstance(event, Delivered):
             close(carriers, event)
-    return CustodyIntervals(serial, tuple(owners), tuple(carriers))
+            open_(holders, event.to, event)
+    return CustodyIntervals(serial, tuple(owners), tuple(carriers), tuple(holders))

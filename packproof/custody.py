@@ -8,11 +8,11 @@ the canonical bytes of the whole event including `sig` (and `countersig`).
 
 Validation happens when the value is built, as for `packproof.reading`: strict types, bounded
 lengths, unknown fields rejected, ids restricted to characters JSON never escapes. Free text
-(names, remarks, findings) is any Unicode except control characters and lone surrogates, so
-its UTF-8 and its RFC 8785 form always exist. The cross-field rules that need no state
-(`event_id` is `{actor}:{seq}`, `packs` sorted and unique, one `prev` entry per pack, a
-registration names one serial) are checked here too; who may do what in which state is
-`packproof.edge.custody`.
+(names, remarks, findings) is any Unicode except control characters and lone surrogates (which
+have no UTF-8 form), so its RFC 8785 form is exact and a person reading it sees all of it.
+The cross-field rules that need no state (`event_id` is `{actor}:{seq}`, `packs` sorted and
+unique, one `prev` entry per pack, a registration names one serial) are checked here too;
+who may do what in which state is `packproof.edge.custody`.
 
 This module is kernel: simulators and the CLI sign with it, the edge checks with it, the
 API parses with it.
@@ -106,20 +106,23 @@ HTTP_STATUS: dict[RefusalCode, int] = {
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-def _text_problem(text: str) -> str | None:
-    for ch in text:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F:
-            return f"control character U+{o:04X} is not allowed in text"
-        if 0xD800 <= o <= 0xDFFF:
-            return f"lone surrogate U+{o:04X} has no UTF-8 form"
-    return None
+def _canonical_base64(sig: str) -> str:
+    """A signature in the one base64 spelling of its bytes (RFC 4648 §3.5: the pad bits are zero).
+
+    `sig` is outside the signed bytes but inside the hashed ones: a second spelling of the same
+    signature bytes would verify and give the event another hash, so another `prev` to chain to.
+    """
+    if b64(unb64(sig)) != sig:
+        raise ValueError("not the canonical base64 of its bytes (the bits before '==' must be zero)")
+    return sig
 
 
 def _checked_text(text: str) -> str:
-    problem = _text_problem(text)
-    if problem is not None:
-        raise ValueError(problem)
+    """Free text without control characters (a lone surrogate pydantic's str already refuses)."""
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or o == 0x7F:
+            raise ValueError(f"control character U+{o:04X} is not allowed in text")
     return text
 
 
@@ -206,6 +209,18 @@ class _Event(BaseModel):
     location: Place
     prev: dict[Serial, HexHash | None]
     sig: Signature
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _not_bool(cls, v: object) -> object:
+        if isinstance(v, bool):  # True == 1 in Python, but `true` is not the version 1
+            raise ValueError("Input should be 1")
+        return v
+
+    @field_validator("sig")
+    @classmethod
+    def _one_spelling(cls, sig: str) -> str:
+        return _canonical_base64(sig)
 
     @field_validator("ts")
     @classmethod
@@ -348,6 +363,11 @@ class HandedOver(_Event):
     to: PartyId
     countersig: Signature
 
+    @field_validator("countersig")
+    @classmethod
+    def _one_spelling(cls, sig: str) -> str:
+        return _canonical_base64(sig)
+
     def _check(self) -> None:
         if self.to == self.actor:
             raise InvalidCustodyEvent("to", f"a handover goes to another carrier, not to its actor {self.actor!r}")
@@ -455,8 +475,10 @@ def parse_event(data: bytes) -> CustodyEvent:
         raise InvalidCustodyEvent("", f"event is {len(data)} bytes, more than the {MAX_EVENT_BYTES} allowed")
     try:
         obj = json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidCustodyEvent("", f"event is not UTF-8 JSON: {exc}") from None
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer beyond Python's 4300 digits
+        raise InvalidCustodyEvent("", f"event is not UTF-8 JSON: {str(exc)[:200]}") from None
+    except RecursionError:  # the decoder recurses per level: 64 KiB of "[" is deeper than the stack
+        raise InvalidCustodyEvent("", "event is nested too deeply to be a custody event") from None
     return event_from_object(obj)
 
 
@@ -465,7 +487,7 @@ def event_from_object(obj: object) -> CustodyEvent:
     if not isinstance(obj, dict):
         raise InvalidCustodyEvent("", f"an event is a JSON object, got {type(obj).__name__}")
     kind = obj.get("kind")
-    if kind not in EVENT_MODELS:
+    if not isinstance(kind, str) or kind not in EVENT_MODELS:  # a list or an object is unhashable
         raise InvalidCustodyEvent("kind", f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     try:
         return _ADAPTER.validate_python(obj)
@@ -516,6 +538,9 @@ def signature_problem(event: CustodyEvent, actor_key: bytes, countersigner_key: 
     `actor_key` is the actor's key at the event's seq; for `handed-over`, `countersigner_key`
     is the receiving carrier's (`to`) key, and its `countersig` must verify over the same bytes.
     """
+    for whose, key in (("actor", actor_key), ("countersigner", countersigner_key)):
+        if key is not None and len(key) != 32:
+            return f"{whose} key of {event.event_id} is {len(key)} bytes, not the 32 of an Ed25519 key"
     message = signing_bytes(event)
     if not signature_holds(actor_key, unb64(event.sig), message):
         return f"sig of {event.event_id} does not verify with {event.actor}'s key {key_id(actor_key)}"
