@@ -15,10 +15,22 @@ was heard from. `ok` therefore means: every reading arrived, once, and all were 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from packproof.api.schemas import Condition, DisputeOut, ExcursionOut, PackCondition, Status
+from packproof.api.schemas import (
+    Condition,
+    CustodyChange,
+    DisputeOut,
+    ExcursionCustody,
+    ExcursionOut,
+    PackCondition,
+    Status,
+)
+from packproof.custody import CustodyEvent, parse_event
+from packproof.edge.custody import CustodyIntervals, custody_intervals
 from packproof.records import DeviceStats, Dispute, Disputes, Excursion
+from packproof.store import Store
 from packproof.timefmt import rfc3339
 
 SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
@@ -29,27 +41,49 @@ def worst(statuses: Sequence[Status], default: Status = "ok") -> Status:
     return max(statuses, key=SEVERITY.index, default=default)
 
 
-def excursion_out(e: Excursion) -> ExcursionOut:
+def excursion_out(e: Excursion, custody: ExcursionCustody | None = None) -> ExcursionOut:
     return ExcursionOut(id=e.id, device_id=e.device_id, test=e.test, quantity=e.quantity, severity=e.severity,
                         start=e.start, end=e.end, start_seq=e.start_seq, end_seq=e.end_seq, peak=e.peak,
-                        limit=e.limit, limit_crossed=e.limit_crossed, readings=e.readings, open=e.open)
+                        limit=e.limit, limit_crossed=e.limit_crossed, readings=e.readings, open=e.open,
+                        custody=custody)
 
 
-def dispute_out(d: Dispute) -> DisputeOut:
-    """Where each version is: the stored one by its reading id, the other by its quarantine row."""
-    reading_id = f"{d.device_id}:{d.seq}" if d.seq is not None else None
-    return DisputeOut(reading_id=reading_id, stored=f"/readings/{reading_id}" if reading_id else None,
-                      quarantine_id=d.quarantine_id,
-                      quarantined=f"/quarantine?device_id={d.device_id}&reason=conflicting_reading"
-                                  f"&before={d.quarantine_id + 1}&limit=1")
+# ---- custody: who was responsible when it happened (issue 15) ------------------------------
+
+# A handover is signed at one instant, but a pallet is unloaded, moved and scanned around it: an
+# excursion this close to a change of hands happened "during the handover", and both sides are
+# named (the forklift at the cargo terminal: the shock is minutes from the signatures).
+HANDOVER_WINDOW = 300.0  # seconds
+
+
+def _epoch(ts: str) -> float:
+    """An RFC 3339 UTC time (a reading's or an event's `ts`) as seconds; fractions beyond µs are cut."""
+    head, dot, frac = ts.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}{dot}{frac[:6]}+00:00").timestamp()
+
+
+def attribute(e: Excursion, custody: CustodyIntervals) -> ExcursionCustody:
+    """Who owned and who carried the pack at `e`'s start (both sides near a change of hands), and each
+    change of hands until its end: read off the pack's intervals (`packproof.edge.custody`, the one
+    home of who held it when). An event counts from its own `ts`, when its party signed it happened."""
+    start, end = _epoch(e.start), _epoch(e.end)
+    at = custody.at(start, HANDOVER_WINDOW)
+    changes = [CustodyChange(role=role, party=i.party, event_id=i.start_event, ts=i.start)
+               for role, spans in (("owner", custody.owners), ("carrier", custody.carriers))
+               for i in spans if start < _epoch(i.start) <= end]
+    return ExcursionCustody(pack=custody.serial, owners=list(at.owners), carriers=list(at.carriers),
+                            changes=sorted(changes, key=lambda c: (_epoch(c.ts), c.role)))
 
 
 def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
               excursions: Sequence[Excursion], now: float, stale_after: float,
-              disputes: Disputes) -> Condition:
+              disputes: Disputes, custody: Mapping[str, CustodyIntervals] | None = None) -> Condition:
     """`devices` as `Store.shipment_devices` returns them; excursions as stored; disputes
-    as `Store.shipment_disputes` returns them."""
-    exc = [excursion_out(r) for r in excursions]
+    as `Store.shipment_disputes` returns them; `custody`: device id -> the custody intervals of
+    the pack it tracks (`tracked_custody`)."""
+    custody = custody or {}
+    exc = [excursion_out(r, attribute(r, custody[r.device_id]) if r.device_id in custody else None)
+           for r in excursions]
     per_pack: dict[str, list[Status]] = {}
     for e in exc:
         per_pack.setdefault(e.device_id, []).append("violated" if e.severity == "violation" else "warning")
@@ -79,3 +113,17 @@ def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
         readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
         missing=sum(p.missing for p in packs), unsealed=sum(p.unsealed for p in packs),
         disputed=sum(p.disputed for p in packs), packs=packs, excursions=exc, as_of=rfc3339(now))
+
+
+async def tracked_custody(store: Store, excursions: Sequence[Excursion]) -> dict[str, CustodyIntervals]:
+    """The custody intervals of the packs the excursions' devices track (two indexed reads a pack).
+
+    Each accepted event is parsed once however many packs it touches: a pallet's events name
+    all its packs."""
+    tracked = await store.custody_of_trackers(sorted({e.device_id for e in excursions}))
+    parsed: dict[bytes, CustodyEvent] = {}
+    out = {}
+    for device_id, (serial, bodies) in tracked.items():
+        events = [parsed.setdefault(b, parse_event(b)) if b not in parsed else parsed[b] for b in bodies]
+        out[device_id] = custody_intervals(serial, events)
+    return out

@@ -21,6 +21,28 @@ class ShipmentList(BaseModel):
     next_offset: int | None
 
 
+class CustodyChange(BaseModel):
+    """Custody of a pack changing hands: a new owner or a new carrier, from this event on."""
+
+    role: Literal["owner", "carrier"]
+    party: str
+    event_id: str
+    ts: str
+
+
+class ExcursionCustody(BaseModel):
+    """Who was responsible for the pack when an excursion happened, from its accepted custody events.
+
+    A carrier is the party physically carrying the pack (from its pick-up or the handover to it);
+    an excursion within HANDOVER_WINDOW of a change of hands names both sides, earlier first.
+    """
+
+    pack: str  # the serial whose `pack-registered` names the excursion's device as its tracker
+    owners: list[str]  # at its start
+    carriers: list[str]  # at its start; empty: at a site, no carrier had it
+    changes: list[CustodyChange]  # changes of hands after its start, up to its end
+
+
 class ExcursionOut(BaseModel):
     id: int
     device_id: str
@@ -36,6 +58,7 @@ class ExcursionOut(BaseModel):
     limit_crossed: str
     readings: int
     open: bool
+    custody: ExcursionCustody | None = None  # None: no registered pack names this device as its tracker
 
 
 class DisputeOut(BaseModel):

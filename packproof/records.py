@@ -349,3 +349,54 @@ class Excursion:
     def worse(self, value: float) -> bool:
         """Farther beyond the limit than the peak so far? Below-limit findings grow downwards."""
         return value < self.peak if self.peak < self.limit else value > self.peak
+
+
+# ---- custody ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyStep:
+    """One accepted custody event as it changed one pack: who owned and who carried the pack after it.
+
+    A row of `custody_event_packs` joined to its event: the per-pack history the condition
+    report attributes excursions from, without parsing event bodies.
+    """
+
+    serial: str
+    position: int  # 1, 2, ... in the pack's hash chain
+    event_id: str
+    kind: str
+    ts: str  # the event's own `ts` (RFC 3339 UTC)
+    actor: str
+    owner: str | None  # after the event
+    transporter: str | None  # the carrier the owner assigned, after the event
+    holder: str | None  # who physically has it after the event (a site's party, a carrier, the receiver)
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyEventRecord:
+    """An accepted custody event as stored: its canonical bytes, hash, and where its record leaf is."""
+
+    event_id: str
+    actor: str
+    seq: int
+    kind: str
+    ts: str
+    hash: bytes
+    body: bytes  # the signed event, canonical JSON
+    leaf_id: int  # the store id of its `~custody` record leaf
+    shipment_id: str | None
+    place: LeafPlace | None = None  # where the leaf is sealed; None until a block seals it
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyRefusedRow:
+    """A refused custody event, kept with its reason like a quarantined reading."""
+
+    id: int
+    received_at: float
+    body: bytes  # what was posted (at most packproof.store.QUARANTINE_KEEP bytes of it)
+    code: str
+    reason: str
+    actor: str | None
+    event_id: str | None

@@ -37,6 +37,9 @@ from packproof.parties import PARTIES, added_record, key_problem, key_rotated_re
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
+    CustodyEventRecord,
+    CustodyRefusedRow,
+    CustodyStep,
     DeliveryState,
     DeviceBatchStats,
     DeviceKey,
@@ -129,6 +132,23 @@ CREATE TABLE IF NOT EXISTS parties(
 CREATE TABLE IF NOT EXISTS party_keys(
     party_id TEXT NOT NULL REFERENCES parties(party_id), valid_from_seq {INT} NOT NULL,
     public_key {BLOB} NOT NULL, added_at {REAL} NOT NULL, PRIMARY KEY(party_id, valid_from_seq));
+CREATE TABLE IF NOT EXISTS custody_events(
+    event_id TEXT PRIMARY KEY, actor TEXT NOT NULL, seq {INT} NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
+    hash {BLOB} NOT NULL UNIQUE, body {BLOB} NOT NULL, leaf_id {INT} NOT NULL UNIQUE, shipment_id TEXT,
+    UNIQUE(actor, seq));
+CREATE INDEX IF NOT EXISTS custody_events_shipment ON custody_events(shipment_id, leaf_id);
+CREATE TABLE IF NOT EXISTS custody_event_packs(
+    serial TEXT NOT NULL, position {INT} NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
+    actor TEXT NOT NULL, owner TEXT, transporter TEXT, holder TEXT, PRIMARY KEY(serial, position));
+CREATE TABLE IF NOT EXISTS custody_packs(
+    serial TEXT PRIMARY KEY, tracker TEXT, registration {BLOB} NOT NULL, position {INT} NOT NULL,
+    head {BLOB} NOT NULL, owner TEXT, transporter TEXT, holder TEXT, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS custody_packs_tracker ON custody_packs(tracker);
+CREATE INDEX IF NOT EXISTS custody_packs_registration ON custody_packs(registration);
+CREATE TABLE IF NOT EXISTS custody_refused(
+    id {AUTO_ID}, received_at {REAL} NOT NULL, body {BLOB} NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
+    actor TEXT, event_id TEXT);
+CREATE INDEX IF NOT EXISTS custody_refused_actor ON custody_refused(actor, id);
 """
 
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
@@ -146,6 +166,7 @@ def _status_of(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"state": "unreadable", "text": text[:200]}
 REGISTRY = "~registry"  # device id of the registry's record leaves; no real device id can start with "~"
 QUARANTINE = "~quarantine"  # device id of the quarantine decisions' record leaves (seq: the quarantine row's id)
+CUSTODY = "~custody"  # device id of accepted custody events' record leaves (seq: the global accept order, from 0)
 
 EXCURSION_COLUMNS = (
     "id, device_id, shipment_id, test, quantity, severity, start_ts, end_ts, start_seq, "
@@ -676,13 +697,8 @@ class Store:
                 for r in rows]
 
     async def party_next_seq(self, party_id: str) -> int | None:
-        """The seq the party's next custody event must carry, or None where the store does not know it.
-
-        Hook for the custody section (issue 15, `custody` branch): it answers from its
-        `custody_events`; until then `GET /parties/{id}` shows `next_seq: null` and
-        `packproof parties rotate` needs `--from-seq`.
-        """
-        return None
+        """The seq the party's next custody event must carry: one above its last accepted (`custody_seqs`)."""
+        return (await self.custody_seqs([party_id])).get(party_id, 0) + 1
 
     async def registry_records(self, device_id: str) -> list[RegistryLeaf]:
         """The registry record leaves naming `device_id`, in store order.
@@ -699,6 +715,184 @@ class Store:
     async def registry_changes(self) -> int:
         rows = await self._fetch("SELECT value FROM counters WHERE name='registry_changes'")
         return int(rows[0][0]) if rows else 0
+
+    # ---- custody ----------------------------------------------------------------------
+    # Custody events (issue 15, docs/design.md "Custody"): who owned and who carried each pack.
+    # The rules are a pure state machine above the store (edge/custody.py); a caller accepts an
+    # event in one write transaction: `custody_items`, `custody_lots`, `custody_seqs` (inside it),
+    # the machine, then `record_custody_event` or `refuse_custody`. Writers take turns
+    # (packproof/db), so of two racing events for one pack the second sees the first's state.
+    # Each accepted event is also a record leaf (device id CUSTODY) sealed like a reading.
+
+    async def custody_items(self, serials: Sequence[str]) -> dict[str, str]:
+        """Each known item's (pack's, cell lot's) current state, as the machine's state serialised."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(serials)):
+            for serial, state in await self._fetch(
+                    f"SELECT serial, state FROM custody_packs WHERE serial IN ({_in(chunk)})", chunk):
+                out[serial] = state
+        return out
+
+    async def custody_lots(self, registrations: Sequence[bytes]) -> dict[bytes, str]:
+        """Registration hash -> serial, for the items registered by these events (a pack names its lots so)."""
+        out: dict[bytes, str] = {}
+        for chunk in _chunks(list(registrations)):
+            for digest, serial in await self._fetch(
+                    f"SELECT registration, serial FROM custody_packs WHERE registration IN ({_in(chunk)})", chunk):
+                out[bytes(digest)] = serial
+        return out
+
+    async def custody_seqs(self, parties: Sequence[str]) -> dict[str, int]:
+        """The highest seq accepted from each party that has one (seqs are dense from 1)."""
+        out: dict[str, int] = {}
+        for party in parties:
+            rows = await self._fetch("SELECT max(seq) FROM custody_events WHERE actor=?", (party,))
+            if rows and rows[0][0] is not None:
+                out[party] = int(rows[0][0])
+        return out
+
+    async def record_custody_event(self, event: CustodyEventRecord, steps: Sequence[CustodyStep],
+                                   states: Mapping[str, str], registrations: Mapping[str, bytes],
+                                   trackers: Mapping[str, str | None], record: dict[str, Any],
+                                   now: float) -> CustodyEventRecord:
+        """Inside a write transaction: an accepted event, a step per item it changed (`states`: each
+        item's new state; `registrations`/`trackers`: the registration hash and sensor of items new
+        with this event), and its record leaf. Returns the event with the store id of its leaf."""
+        seq = (await self._db.fetch("SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?",
+                                    (CUSTODY,)))[0][0]
+        leaf_id = await self._next_reading_id()
+        await self._append_leaf(CUSTODY, int(seq), record, now)
+        await self._db.execute(
+            "INSERT INTO custody_events(event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash, event.body, leaf_id,
+             event.shipment_id))
+        await self._db.executemany(
+            "INSERT INTO custody_event_packs(serial, position, event_id, kind, ts, actor, owner, transporter, holder) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(s.serial, s.position, s.event_id, s.kind, s.ts, s.actor, s.owner, s.transporter, s.holder)
+             for s in steps])
+        for s in steps:
+            if s.serial in registrations:
+                await self._db.execute(
+                    "INSERT INTO custody_packs(serial, tracker, registration, position, head, owner, transporter, "
+                    "holder, state) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (s.serial, trackers.get(s.serial), registrations[s.serial], s.position, event.hash, s.owner,
+                     s.transporter, s.holder, states[s.serial]))
+            else:
+                await self._db.execute(
+                    "UPDATE custody_packs SET position=?, head=?, owner=?, transporter=?, holder=?, state=? "
+                    "WHERE serial=?", (s.position, event.hash, s.owner, s.transporter, s.holder, states[s.serial],
+                                       s.serial))
+        await self._db.execute("INSERT INTO counters(name, value) VALUES ('custody_events', 1) "
+                               "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
+        return CustodyEventRecord(event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash,
+                                  event.body, leaf_id, event.shipment_id)
+
+    async def custody_positions(self, serials: Sequence[str]) -> dict[str, int]:
+        """Each known item's count of accepted events: the next step's position is one more."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(serials)):
+            for serial, position in await self._fetch(
+                    f"SELECT serial, position FROM custody_packs WHERE serial IN ({_in(chunk)})", chunk):
+                out[serial] = int(position)
+        return out
+
+    async def refuse_custody(self, received_at: float, body: bytes, code: str, reason: str,
+                             actor: str | None, event_id: str | None) -> int:
+        """Keep a refused event with its reason (its own transaction, or the caller's); returns its row id."""
+        kept, why = kept_evidence(body, reason)
+
+        async def write() -> int:
+            rows = await self._db.fetch(
+                "INSERT INTO custody_refused(received_at, body, code, reason, actor, event_id) "
+                "VALUES (?,?,?,?,?,?) RETURNING id", (received_at, kept, code, why, actor, event_id))
+            await self._db.execute("INSERT INTO counters(name, value) VALUES (?, 1) "
+                                   "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
+                                   (f"custody_refused:{code}",))
+            return int(rows[0][0])
+
+        if self._tx_owner is not None and self._tx_owner is asyncio.current_task():
+            return await write()
+        async with self.transaction("keeping a refused custody event"):
+            return await write()
+
+    async def custody_refused(self, *, actor: str | None, before_id: int | None, limit: int,
+                              body_max: int) -> list[CustodyRefusedRow]:
+        """Refused events newest first, optionally of one party; `before_id` is the page cursor."""
+        where, params = "id < ?", [before_id if before_id is not None else 2**63 - 1]
+        if actor is not None:
+            where += " AND actor = ?"
+            params.append(actor)
+        rows = await self._fetch(
+            "SELECT id, received_at, substr(body, 1, ?), code, reason, actor, event_id FROM custody_refused "
+            f"WHERE {where} ORDER BY id DESC LIMIT ?", (body_max, *params, limit))
+        return [CustodyRefusedRow(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+    async def custody_event(self, event_id: str) -> CustodyEventRecord | None:
+        """One accepted event by its id (`party:seq`), with where its leaf is sealed."""
+        found = await self._custody_events("event_id = ?", (event_id,))
+        return found[0] if found else None
+
+    async def _custody_events(self, where: str, params: Sequence[Any], tail: str = "") -> list[CustodyEventRecord]:
+        rows = await self._fetch(
+            "SELECT event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id FROM custody_events "
+            f"WHERE {where} {tail}", params)
+        places = await self.locate([r[7] for r in rows])
+        return [CustodyEventRecord(r[0], r[1], int(r[2]), r[3], r[4], bytes(r[5]), bytes(r[6]), int(r[7]), r[8],
+                                   places.get(r[7])) for r in rows]
+
+    async def pack_custody(self, serial: str) -> tuple[list[CustodyStep], list[CustodyEventRecord]]:
+        """A pack's history: its steps (owner and transporter after each event) and the events, oldest first."""
+        steps = (await self.custody_steps([serial])).get(serial, [])
+        if not steps:
+            return [], []
+        ids = [s.event_id for s in steps]
+        events: dict[str, CustodyEventRecord] = {}
+        for chunk in _chunks(ids):
+            events.update((e.event_id, e) for e in await self._custody_events(f"event_id IN ({_in(chunk)})", chunk))
+        return steps, [events[i] for i in ids]
+
+    async def custody_steps(self, serials: Sequence[str]) -> dict[str, list[CustodyStep]]:
+        """Each pack's custody steps in chain order, from the per-pack index."""
+        out: dict[str, list[CustodyStep]] = {}
+        for serial in serials:
+            rows = await self._fetch(
+                "SELECT serial, position, event_id, kind, ts, actor, owner, transporter, holder "
+                "FROM custody_event_packs WHERE serial = ? ORDER BY position", (serial,))
+            if rows:
+                out[serial] = [CustodyStep(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return out
+
+    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, tuple[str, list[bytes]]]:
+        """Device id -> (the pack whose registration names it as tracker, that pack's accepted events'
+        bodies in chain order): what the condition report attributes excursions from."""
+        serials: dict[str, str] = {}
+        for chunk in _chunks(list(device_ids)):
+            for serial, tracker in await self._fetch(
+                    f"SELECT serial, tracker FROM custody_packs WHERE tracker IN ({_in(chunk)})", chunk):
+                serials[tracker] = serial
+        out: dict[str, tuple[str, list[bytes]]] = {}
+        for device_id, serial in serials.items():
+            rows = await self._fetch(
+                "SELECT e.body FROM custody_event_packs p JOIN custody_events e ON e.event_id = p.event_id "
+                "WHERE p.serial = ? ORDER BY p.position", (serial,))
+            out[device_id] = (serial, [bytes(r[0]) for r in rows])
+        return out
+
+    async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
+        """A page of the events naming `shipment_id`, in accept order (`after_leaf`: the cursor)."""
+        return await self._custody_events("shipment_id = ? AND leaf_id > ?", (shipment_id, after_leaf),
+                                          "ORDER BY leaf_id LIMIT " + str(int(limit)))
+
+    async def custody_packs_table(self) -> dict[str, tuple[int, bytes, str]]:
+        """Every item's current (position, head hash, state): for the audit, which replays the sealed events."""
+        rows = await self._fetch("SELECT serial, position, head, state FROM custody_packs")
+        return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
+
+    async def custody_events_table(self) -> list[CustodyEventRecord]:
+        """Every accepted event in accept order: for the audit, which replays them against their leaves."""
+        return await self._custody_events("1 = 1", (), "ORDER BY leaf_id")
 
     async def devices(self, device_id: str | None = None) -> list[DeviceRecord]:
         where = "WHERE d.device_id=?" if device_id else ""

@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query
 
-from packproof.api.condition import RECENT_DISPUTES, condition
+from packproof.api.condition import RECENT_DISPUTES, condition, tracked_custody
 from packproof.api.deps import MAX_ROW, SettingsDep, StoreDep
 from packproof.api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
 from packproof.records import ShipmentRecord
@@ -44,11 +44,14 @@ async def get_shipment(store: StoreDep, shipment_id: str) -> ShipmentDetail:
 
 @router.get("/{shipment_id}/condition", response_model=Condition)
 async def get_condition(store: StoreDep, settings: SettingsDep, shipment_id: str) -> Condition:
-    """Overall and per-pack status from maintained aggregates, excursions and disputes (no scan of readings)."""
+    """Overall and per-pack status from maintained aggregates, excursions and disputes (no scan of readings);
+    each excursion names who owned and who carried its pack then (its custody events)."""
     shipment = await _shipment_or_404(store, shipment_id)
     sid = shipment.shipment_id
-    return condition(sid, shipment.profile, await store.shipment_devices(sid), await store.shipment_excursions(sid),
-                     time.time(), settings.stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES))
+    excursions = await store.shipment_excursions(sid)
+    return condition(sid, shipment.profile, await store.shipment_devices(sid), excursions,
+                     time.time(), settings.stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES),
+                     await tracked_custody(store, excursions))
 
 
 @router.get("/{shipment_id}/readings", response_model=ReadingPage)

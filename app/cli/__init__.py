@@ -31,6 +31,7 @@ import typer
 from packproof.app.cli import condition, ledger, serve, verify
 from packproof.app.cli.common import Exit, code_for, err
 from packproof.app.cli.config import config_app
+from packproof.app.cli.custody import custody_app
 from packproof.app.cli.devices import devices_app, shipments_app
 from packproof.app.cli.health import health_app
 from packproof.app.cli.parties import parties_app
@@ -57,6 +58,7 @@ app.add_typer(parties_app, name="parties")
 app.add_typer(health_app, name="health")
 app.add_typer(shipments_app, name="shipments")
 app.add_typer(config_app, name="config")
+app.add_typer(custody_app, name="custody")
 _verbose = False
 
 

@@ -28,7 +28,7 @@ def condition_report(
     `missing` seqs never arrived (a gap the device is asked to fill); `unsealed` readings are
     stored but not in a block yet; a `stale` pack has gone silent: "we don't know", not "ok".
     """
-    from packproof.api.condition import RECENT_DISPUTES, condition  # not at start-up: the API's models
+    from packproof.api.condition import RECENT_DISPUTES, condition, tracked_custody  # not at start-up: the API's models
     from packproof.store import Store  # not at start-up: db drivers
 
     data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
@@ -40,9 +40,10 @@ def condition_report(
             if shipment is None:
                 fail(Exit.BAD_INPUT, f"shipment {shipment_id!r} is not in {data_dir}")
             sid = shipment.shipment_id
-            return condition(sid, shipment.profile, await store.shipment_devices(sid),
-                             await store.shipment_excursions(sid), time.time(), stale_after,
-                             await store.shipment_disputes(sid, RECENT_DISPUTES))
+            excursions = await store.shipment_excursions(sid)
+            return condition(sid, shipment.profile, await store.shipment_devices(sid), excursions, time.time(),
+                             stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES),
+                             await tracked_custody(store, excursions))
         finally:
             await store.close()
 
@@ -78,6 +79,13 @@ def condition_report(
     for e in c.excursions:
         out.print(f"  {e.severity} {e.test} on {e.device_id}: {e.quantity} peak {e.peak:g} ({e.limit_crossed}), "
                   f"seq {e.start_seq}..{e.end_seq}", highlight=False)
+        if e.custody is not None:
+            out.print(f"    pack {e.custody.pack}: owner {' / '.join(e.custody.owners) or '-'}, carrier "
+                      f"{' / '.join(e.custody.carriers) or 'none (at a site)'}"
+                      + ("  (during a handover: both sides named)" if len(e.custody.carriers) > 1 else ""),
+                      highlight=False)
+            for ch in e.custody.changes:
+                out.print(f"    then {ch.role} {ch.party} from {ch.ts} ({ch.event_id})", highlight=False)
     for p in c.packs:
         for d in p.disputes:
             out.print(f"  disputed {d.reading_id or p.device_id}: stored version at {d.stored or '(unknown seq)'}, "

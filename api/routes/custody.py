@@ -1,0 +1,331 @@
+"""`/custody/...`, `/packs/{serial}/custody`, `/shipments/{id}/custody`: custody events in and out (issue 15).
+
+`POST /custody/events` takes a signed custody event (packproof/custody.py). The signed body is
+the authentication: no bearer token; who may do what is the state machine's
+(packproof/edge/custody.py). Accepting is one write transaction: the state of the items the
+event touches and of the parties it names is read, `apply` decides, and the new state, the
+event, a per-item step and the event's record leaf (device id `~custody`, sealed like a
+reading) are written; writers take turns (packproof/db), so of two racing events for one pack
+exactly one is accepted and the other is refused against the state the first left. A refused
+event is kept with its reason (`GET /custody/refused`). Answers: 201 `{"event_id", "hash"}`;
+403/409/422 `{"detail", "code"}` (codes and statuses: `packproof.custody.HTTP_STATUS`).
+
+After the commit, one MQTT notification per accepted event (api/notify.py); a broker that is
+down never fails the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from packproof.anchor.custody_proof import NotSealed as ProofNotSealed
+from packproof.anchor.custody_proof import custody_proof_bundle
+from packproof.api.deps import MAX_ROW, StoreDep
+from packproof.api.notify import CustodyNotifier
+from packproof.custody import (
+    HTTP_STATUS,
+    MAX_EVENT_BYTES,
+    PARTY_PATTERN,
+    CustodyEvent,
+    PackRegistered,
+    RefusalCode,
+    canonical_event_bytes,
+    event_object,
+    parse_event,
+    parse_event_id,
+)
+from packproof.edge.custody import (
+    Accepted,
+    CustodyState,
+    ItemState,
+    PartyView,
+    PendingOffer,
+    Refused,
+    apply,
+    custody_intervals,
+    state_keys,
+)
+from packproof.errors import InvalidCustodyEvent
+from packproof.records import CustodyEventRecord, CustodyStep
+from packproof.store import QUARANTINE_KEEP, Store
+from packproof.timefmt import rfc3339
+
+router = APIRouter(tags=["custody"])  # reads: the reader token, if the API has one
+intake = APIRouter(tags=["custody"])  # POST /custody/events: no token, the signature is the authentication
+
+PAGE_MAX = 500
+
+
+# ---- the machine's item state, as the store keeps it ---------------------------------------
+
+
+def item_json(item: ItemState) -> str:
+    """An item's state as the `custody_packs.state` column holds it: JSON of the dataclass's fields."""
+    return json.dumps(dataclasses.asdict(item), sort_keys=True, separators=(",", ":"))
+
+
+def item_of(text: str) -> ItemState:
+    d = json.loads(text)
+    offer = d.pop("offer")
+    return ItemState(**{**d, "offer": PendingOffer(**offer) if offer else None,
+                        "un38_3_failed": tuple(d["un38_3_failed"])})
+
+
+# ---- accepting an event ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    """What became of a posted body: the accepted event, or the refusal with its code."""
+
+    event: CustodyEventRecord | None
+    code: RefusalCode | None = None
+    reason: str = ""
+    parsed: CustodyEvent | None = None
+
+
+def _claimed(body: bytes) -> tuple[str | None, str | None]:
+    """The actor and event id a body that did not parse claims, for the refusal's row (never trusted)."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    actor, event_id = obj.get("actor"), obj.get("event_id")
+    return (actor[:64] if isinstance(actor, str) else None, event_id[:80] if isinstance(event_id, str) else None)
+
+
+async def accept_event(store: Store, body: bytes, now: float | None = None) -> Decision:
+    """Parse, decide and record one posted body (the whole of POST /custody/events but the HTTP)."""
+    now = time.time() if now is None else now
+    try:
+        event = parse_event(body)
+    except InvalidCustodyEvent as exc:
+        actor, event_id = _claimed(body)
+        await store.refuse_custody(now, body, "malformed", str(exc), actor, event_id)
+        return Decision(None, "malformed", str(exc))
+    except (ValueError, RecursionError) as exc:  # nested past what the JSON decoder follows
+        await store.refuse_custody(now, body, "malformed", f"event is not JSON an event can be: {exc}", None, None)
+        return Decision(None, "malformed", f"event is not JSON an event can be: {exc}")
+    async with store.transaction(f"accepting custody event {event.event_id}"):
+        outcome = apply(await _state(store, event), event, await _parties(store, event))
+        if isinstance(outcome, Refused):
+            await store.refuse_custody(now, body, outcome.code, outcome.reason, event.actor, event.event_id)
+            return Decision(None, outcome.code, outcome.reason, event)
+        record = await _record(store, event, outcome, now)
+    return Decision(record, parsed=event)
+
+
+async def _parties(store: Store, event: CustodyEvent) -> dict[str, PartyView]:
+    out = {}
+    for party_id in sorted(state_keys(event).parties):
+        record = await store.party(party_id)
+        if record is not None:
+            out[party_id] = PartyView.of(record)
+    return out
+
+
+async def _state(store: Store, event: CustodyEvent) -> CustodyState:
+    """The part of the custody state `event` reads (`state_keys`): its items, its lots, its parties' seqs."""
+    keys = state_keys(event)
+    lots = {h.hex(): serial for h, serial in
+            (await store.custody_lots([bytes.fromhex(h) for h in sorted(keys.lot_hashes)])).items()}
+    items = await store.custody_items(sorted(keys.items | set(lots.values())))
+    return CustodyState({serial: item_of(text) for serial, text in items.items()},
+                        await store.custody_seqs(sorted(keys.parties)), lots)
+
+
+async def _record(store: Store, event: CustodyEvent, outcome: Accepted, now: float) -> CustodyEventRecord:
+    canonical = canonical_event_bytes(event)
+    digest = bytes.fromhex(outcome.event_hash)
+    positions = await store.custody_positions([i.serial for i in outcome.items])
+    steps = [CustodyStep(i.serial, positions.get(i.serial, 0) + 1, event.event_id, event.kind, event.ts, event.actor,
+                         i.owner, i.transporter, i.holder) for i in outcome.items]
+    new = {i.serial: bytes.fromhex(i.registration) for i in outcome.items if i.serial not in positions}
+    trackers = {event.serial: event.tracker} if isinstance(event, PackRegistered) else {}
+    return await store.record_custody_event(
+        CustodyEventRecord(event.event_id, event.actor, event.seq, event.kind, event.ts, digest, canonical, 0,
+                           event.shipment_id),
+        steps, {i.serial: item_json(i) for i in outcome.items}, new, trackers,
+        {"record": "custody-event", "event": event_object(event)}, now)
+
+
+# ---- HTTP -----------------------------------------------------------------------------------
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    hash: str
+
+
+def _problem(status: int, detail: str, code: str) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status)
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, read no further than an event can be long (None: longer)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_EVENT_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _writer(request: Request) -> Store:
+    """The API's one writer connection, opened at the first event (the API otherwise only reads)."""
+    state = request.app.state
+    async with state.custody_open_lock:
+        if state.custody_store is None:
+            state.custody_store = await state.settings.data_dir.open_writer()  # its rows carry the intake MAC
+    store: Store = state.custody_store
+    return store
+
+
+@intake.post("/custody/events", status_code=201, response_model=EventAccepted,
+             responses={403: {"description": "a rule broken"}, 409: {"description": "conflict, wrong prev, replay"},
+                        422: {"description": "malformed"}})
+async def post_event(request: Request) -> Any:
+    """Accept a signed custody event; the body is the event itself (packproof/custody.py)."""
+    body = await _body(request)
+    store = await _writer(request)
+    if body is None:
+        reason = f"event is more than the {MAX_EVENT_BYTES} bytes an event can be"
+        await store.refuse_custody(time.time(), b"", "malformed", reason, None, None)
+        return _problem(422, reason, "malformed")
+    decision = await accept_event(store, body)
+    if decision.event is None:
+        code = decision.code or "malformed"
+        return _problem(HTTP_STATUS[code], decision.reason, code)
+    e = decision.event
+    notifier: CustodyNotifier | None = request.app.state.custody_notifier
+    if notifier is not None and decision.parsed is not None:
+        notifier.notify(e.shipment_id, e.event_id, e.hash.hex(), event_object(decision.parsed))
+    return JSONResponse({"event_id": e.event_id, "hash": e.hash.hex()}, status_code=201)
+
+
+def _event_doc(e: CustodyEventRecord) -> dict[str, Any]:
+    return {"event_id": e.event_id, "kind": e.kind, "actor": e.actor, "ts": e.ts, "hash": e.hash.hex(),
+            "shipment_id": e.shipment_id, "block_height": e.place.height if e.place else None,
+            "leaf_index": e.place.index if e.place else None, "event": orjson.loads(e.body)}
+
+
+@router.get("/custody/events/{event_id}")
+async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
+    """One accepted event, and where it is sealed (`/proof` for its proof bundle)."""
+    try:
+        parse_event_id(event_id)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    e = await store.custody_event(event_id)
+    if e is None:
+        raise HTTPException(404, f"custody event {event_id!r} is not accepted here")
+    return _event_doc(e)
+
+
+@router.get("/custody/events/{event_id}/proof")
+async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> dict[str, Any]:
+    """The proof bundle of an accepted event: `packproof verify EVENT_ID` (or `--bundle FILE`) checks it."""
+    try:
+        parse_event_id(event_id)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    e = await store.custody_event(event_id)
+    if e is None:
+        raise HTTPException(404, f"custody event {event_id!r} is not accepted here")
+    try:
+        bundle = await custody_proof_bundle(store, request.app.state.ledger_keys, e)
+    except ProofNotSealed as exc:
+        raise HTTPException(409, str(exc)) from None
+    return bundle.document()
+
+
+@router.get("/custody/parties/{party_id}")
+async def get_party_seq(store: StoreDep, party_id: str) -> dict[str, Any]:
+    """The party's next event seq (its event ids are `party:seq`, dense from 1): what a signer names next."""
+    if not re.match(PARTY_PATTERN, party_id):
+        raise HTTPException(422, f"party id {party_id!r} must match {PARTY_PATTERN}")
+    last = (await store.custody_seqs([party_id])).get(party_id, 0)
+    return {"party_id": party_id, "next_seq": last + 1, "last_event_id": f"{party_id}:{last}" if last else None}
+
+
+@router.get("/packs/{serial}/custody")
+async def get_pack_custody(store: StoreDep, serial: str) -> dict[str, Any]:
+    """A pack's custody: its accepted events (chain order, the state after each), who owned it and who
+    carried it over time, and `head`: the hash its next event's `prev` must name."""
+    steps, events = await store.pack_custody(serial)
+    if not steps:
+        raise HTTPException(404, f"pack {serial!r} has no accepted custody event (register it first)")
+    spans = custody_intervals(serial, [parse_event(e.body) for e in events])
+    last = steps[-1]
+    return {
+        "serial": serial, "owner": last.owner, "transporter": last.transporter, "holder": last.holder,
+        "head": events[-1].hash.hex(),
+        "events": [{**_event_doc(e), "owner": s.owner, "transporter": s.transporter, "holder": s.holder}
+                   for s, e in zip(steps, events, strict=True)],
+        "owners": [_interval(i) for i in spans.owners], "carriers": [_interval(i) for i in spans.carriers]}
+
+
+def _interval(i: Any) -> dict[str, Any]:
+    return {"party": i.party, "from": i.start, "from_event": i.start_event, "to": i.end, "to_event": i.end_event}
+
+
+@router.get("/shipments/{shipment_id}/custody")
+async def get_shipment_custody(
+    store: StoreDep, shipment_id: str,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW, description="cursor: next_after of the last page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+) -> dict[str, Any]:
+    """The events naming the shipment, in the order they were accepted."""
+    events = await store.shipment_custody(shipment_id, after, limit)
+    return {"shipment_id": shipment_id, "events": [_event_doc(e) for e in events],
+            "next_after": events[-1].leaf_id if len(events) == limit else None}
+
+
+@router.get("/custody/refused")
+async def get_refused(
+    store: StoreDep,
+    actor: Annotated[str | None, Query(description="Only events claiming this actor.")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ROW, description="Cursor: next_before of the last page.")]
+    = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+) -> dict[str, Any]:
+    """Refused events, newest first, with the rule each broke; the body as posted (its first 4 KiB)."""
+    rows = await store.custody_refused(actor=actor, before_id=before, limit=limit, body_max=QUARANTINE_KEEP)
+    items = []
+    for r in rows:
+        try:
+            text: str | None = r.body.decode()
+        except UnicodeDecodeError:
+            text = None
+        items.append({"id": r.id, "received_at": rfc3339(r.received_at), "code": r.code, "reason": r.reason,
+                      "actor": r.actor, "event_id": r.event_id, "body_text": text,
+                      "body_b64": base64.b64encode(r.body).decode(), "body_sha256": hashlib.sha256(r.body).hexdigest()})
+    return {"items": items, "next_before": rows[-1].id if len(rows) == limit else None}
+
+
+async def close_writer(state: Any) -> None:
+    """At the API's shutdown: the writer connection, if an event opened it."""
+    if state.custody_store is not None:
+        await state.custody_store.close()
+        state.custody_store = None
+
+
+def init_state(state: Any, notifier: CustodyNotifier | None) -> None:
+    state.custody_store = None
+    state.custody_open_lock = asyncio.Lock()
+    state.custody_notifier = notifier
