@@ -20,12 +20,20 @@ record. So, beyond the roots:
 - the quarantine table is compared with the sealed quarantine decisions: a deleted or
   edited quarantine row is named.
 - the custody parties' tables are compared with their sealed `~parties` records (issue 15).
+- the custody tables are compared with the sealed custody events (issue 15): each accepted
+  event must be a sealed `~custody` leaf, byte for byte, and replaying the sealed events through
+  the rules (packproof/edge/custody.py, with the sealed parties' keys) must give each pack the
+  state, head and history the tables hold: an edited, added or deleted event, or a pack's state
+  changed by hand, is named.
 
 A row's `received_at` is the ingestor's clock and nothing seals it; it is not checked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -39,13 +47,13 @@ from packproof.anchor.ledger import Block, LedgerFile, walk_chain
 from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
-from packproof.errors import LedgerIntegrityError
+from packproof.errors import LedgerIntegrityError, PackproofError
 from packproof.parties import KINDS as PARTY_KINDS
 from packproof.parties import PARTIES, party_problems, sealed_parties
 from packproof.reading import Reading
 from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow
 from packproof.rfc6962 import leaf_hash
-from packproof.store import QUARANTINE, REGISTRY, Store, quarantine_record
+from packproof.store import CUSTODY, QUARANTINE, REGISTRY, Store, quarantine_record
 
 POOL_FROM = 50_000  # rows: below this, checking in this process beats starting verifier processes
 
@@ -65,11 +73,12 @@ class AuditReport:
     registry: list[str] = field(default_factory=list)  # registry table vs sealed registry records
     quarantine: list[str] = field(default_factory=list)  # quarantine table vs sealed quarantine decisions
     parties: list[str] = field(default_factory=list)  # custody parties' tables vs their sealed records
+    custody: list[str] = field(default_factory=list)  # custody tables vs the sealed custody events
 
     @property
     def ok(self) -> bool:
         return not (self.chain or self.blocks_bad or self.readings_bad or self.uncovered or self.covered_twice
-                    or self.registry or self.quarantine or self.parties)
+                    or self.registry or self.quarantine or self.parties or self.custody)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +205,10 @@ def _record_problem(row: StoredRow) -> str | None:
     if not isinstance(rec, dict) or "record" not in rec:
         return f"its device_id column says {row.device_id!r} (a record leaf) but the body is not a record"
     want = "quarantine" if row.device_id == QUARANTINE else None
-    if (row.device_id == PARTIES) != (rec["record"] in PARTY_KINDS) or (
+    if row.device_id == CUSTODY or rec["record"] == "custody-event":
+        if row.device_id != CUSTODY or rec["record"] != "custody-event":
+            return f"its device_id column {row.device_id!r} does not match its record kind {rec['record']!r}"
+    elif (row.device_id == PARTIES) != (rec["record"] in PARTY_KINDS) or (
             row.device_id != PARTIES
             and (row.device_id not in (REGISTRY, QUARANTINE) or (want is not None) != (rec["record"] == "quarantine"))):
         return f"its device_id column {row.device_id!r} does not match its record kind {rec['record']!r}"
@@ -339,6 +351,7 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
     report.unsealed = await store.count_after(head_last)
     report.quarantine = await _check_quarantine(store, sealed_ids, report)
     report.parties = await _check_parties(store)
+    report.custody = await check_custody(store)
     return report
 
 
@@ -353,6 +366,92 @@ async def _check_parties(store: Store) -> list[str]:
             bodies.append({"record": None, "party_id": f"<unreadable row {row.id}>"})
     sealed, problems = sealed_parties(bodies)
     return [f"{PARTIES} {p}" for p in problems] + party_problems(await store.parties(), sealed)
+
+
+async def check_custody(store: Store) -> list[str]:
+    """The custody tables against the sealed `~custody` leaves, and the packs' states against a replay of them.
+
+    Each table row must be a sealed event byte for byte (its hash included); a leaf without its
+    row is an event deleted from the table. The sealed events, replayed in accept order through
+    the rules with the sealed parties' keys, must each be accepted again and must leave every pack
+    with the state, position and head `custody_packs` holds, and the history `custody_event_packs`
+    holds. Revocations are not replayed: they come after the events they stop, and stop only later ones.
+    """
+    # not at start-up: the rules and their models are needed only where custody events exist
+    from packproof.custody import canonical_event_bytes, event_from_object
+    from packproof.edge.custody import Accepted, CustodyState, PartyView, apply
+    from packproof.edge.custody_codec import item_json
+
+    out: list[str] = []
+    sealed: dict[str, tuple[int, bytes]] = {}  # event id -> (leaf id, the event's canonical bytes)
+    events = []
+    for row in await store.records(CUSTODY):
+        try:
+            event = event_from_object(json.loads(row.body)["event"])
+        except (ValueError, KeyError, TypeError, PackproofError) as exc:
+            out.append(f"custody leaf {row.id} holds no valid custody event: {exc}")
+            continue
+        sealed[event.event_id] = (row.id, canonical_event_bytes(event))
+        events.append(event)
+    table = {e.event_id: e for e in await store.custody_events_table()}
+    for event_id, e in table.items():
+        if event_id not in sealed:
+            out.append(f"custody event {event_id} is in the custody_events table but no sealed leaf holds it "
+                       "(added by hand)")
+            continue
+        leaf_id, body = sealed[event_id]
+        if e.body != body:
+            out.append(f"custody event {event_id}: its stored body differs from its sealed leaf {leaf_id} (edited)")
+        if e.hash != hashlib.sha256(body).digest():
+            out.append(f"custody event {event_id}: its stored hash {e.hash.hex()} is not the sealed event's "
+                       f"{hashlib.sha256(body).hexdigest()}")
+        if e.leaf_id != leaf_id:
+            out.append(f"custody event {event_id}: the table points to leaf {e.leaf_id}, it is sealed in {leaf_id}")
+    out += [f"custody event {i} is sealed (leaf {sealed[i][0]}) but gone from the custody_events table (deleted)"
+            for i in sorted(set(sealed) - set(table))]
+
+    bodies = []
+    for row in await store.records(PARTIES):
+        with contextlib.suppress(ValueError):
+            bodies.append(json.loads(row.body))
+    parties = {pid: dataclasses.replace(PartyView.of(p), revoked=False) for pid, p in sealed_parties(bodies)[0].items()}
+    state = CustodyState()
+    history: dict[str, list[tuple[int, str, str | None, str | None, str | None]]] = {}
+    for event in events:
+        outcome = apply(state, event, parties)
+        if not isinstance(outcome, Accepted):
+            out.append(f"sealed custody event {event.event_id} does not replay: {outcome.code}: {outcome.reason}")
+            continue
+        state = outcome.state
+        for item in outcome.items:
+            steps = history.setdefault(item.serial, [])
+            steps.append((len(steps) + 1, event.event_id, item.owner, item.transporter, item.holder))
+    held = await store.custody_packs_table()
+    for serial, item in sorted(state.items.items()):
+        row = held.get(serial)
+        if row is None:
+            out.append(f"pack {serial} is gone from the custody_packs table; its sealed events give it state "
+                       f"{item.status}, owner {item.owner}")
+            continue
+        position, head, text = row
+        if text != item_json(item):
+            out.append(f"pack {serial}: custody_packs holds a state its sealed events do not give (owner "
+                       f"{json.loads(text).get('owner')!r} held, {item.owner!r} sealed; holder "
+                       f"{json.loads(text).get('holder')!r} held, {item.holder!r} sealed)")
+        if head.hex() != item.last_event or position != len(history[serial]):
+            out.append(f"pack {serial}: custody_packs says {position} events up to {head.hex()[:16]}.., its sealed "
+                       f"events {len(history[serial])} up to {item.last_event[:16]}..")
+    out += [f"pack {s} is in the custody_packs table but no sealed event registered it" for s in sorted(set(held)
+                                                                                                      - set(state.items))]
+    steps_held = await store.custody_steps(sorted(history))
+    for serial, steps in sorted(history.items()):
+        got = [(s.position, s.event_id, s.owner, s.transporter, s.holder) for s in steps_held.get(serial, [])]
+        if got != steps:
+            first = next((i for i, (a, b) in enumerate(zip(got, steps, strict=False)) if a != b), min(len(got),
+                                                                                                       len(steps)))
+            out.append(f"pack {serial}: its custody history in custody_event_packs differs from its sealed events "
+                       f"from step {first + 1} on")
+    return out
 
 
 async def _walk_blocks(store: Store, by_height: dict[int, Block], report: AuditReport, checker: _Checker,

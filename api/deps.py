@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from packproof.api.notify import MqttTarget
 from packproof.edge.thresholds import BUILTIN_PROFILES
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -22,6 +23,7 @@ class ApiSettings:
     admin_token: str | None = None  # required by every endpoint that changes state; None: writes disabled
     read_token: str | None = None  # None: reads are open; else reads need it (or the admin token)
     profiles: frozenset[str] = frozenset(BUILTIN_PROFILES)  # what POST /devices may name (and the ingestor knows)
+    notify: MqttTarget | None = None  # where accepted custody events are announced (api/notify.py); None: nowhere
 
 
 def _bearer(request: Request) -> str | None:

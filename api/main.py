@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse
 
 from packproof.anchor.bundle import LedgerKeys
 from packproof.api.deps import ApiSettings, require_admin, require_reader
+from packproof.api.notify import CustodyNotifier
 from packproof.api.routes import devices, health, ledger, quarantine, readings, shipments
+from packproof.api.routes import custody as custody_routes
 from packproof.api.routes import parties as parties_routes
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
@@ -44,9 +46,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.ledger_public_key = ledger_public_key(settings.data_dir)  # the genesis key
         app.state.ledger_keys = LedgerKeys(app.state.ledger_public_key)  # and the keys rotated to
         app.state.store = await Store.open(settings.data_dir.store, readonly=True)
+        notifier = CustodyNotifier(settings.notify) if settings.notify is not None else None
+        custody_routes.init_state(app.state, notifier)
+        if notifier is not None:
+            notifier.start()
         try:
             yield
         finally:
+            if notifier is not None:
+                notifier.stop()
+            await custody_routes.close_writer(app.state)
             await app.state.store.close()
 
     app = FastAPI(title="packproof", version="1", lifespan=lifespan,
@@ -56,6 +65,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for module in (shipments, readings, ledger, quarantine):
         app.include_router(module.router, dependencies=readers)
     app.include_router(parties_routes.router, dependencies=readers)
+    app.include_router(custody_routes.router, dependencies=readers)
+    app.include_router(custody_routes.intake)  # the signed event is its own authentication
     app.include_router(health.router)  # /health stays open for orchestrators; /metrics follows reads
     app.include_router(health.metrics_router, dependencies=readers)
     app.include_router(devices.router, dependencies=[Depends(require_admin)])

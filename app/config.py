@@ -125,6 +125,9 @@ class ApiConfig(Section):
                                                             "changing state require; without it they are off.")
     read_token_file: Path | None = Field(None, description="File holding a bearer token that reads require; "
                                                            "without it reads are open.")
+    notify: bool = Field(False, description="Announce each accepted custody event on the [mqtt] broker "
+                                            "(packproof/v1/{shipment}/custody, retained), logged in as [mqtt] "
+                                            "username; a broker that is down never fails an event.")
 
 
 class BrokerConfig(Section):

@@ -17,6 +17,7 @@ from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
+from packproof.api.notify import MqttTarget
 from packproof.app.config import Settings
 from packproof.crypto import load_or_create_ledger_key
 from packproof.db.urls import engine_of, redact
@@ -260,7 +261,7 @@ def read_token(path: Path | None, flag: str) -> str | None:
 
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None,
-               profiles_file: Path | None = None) -> uvicorn.Server:
+               profiles_file: Path | None = None, notify: MqttTarget | None = None) -> uvicorn.Server:
     """`profiles_file`: the ingestor's extra profiles, so a registration may name them.
 
     With writes on (an admin token), the intake key POST /devices MACs its records with is
@@ -272,6 +273,6 @@ def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
     app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file"),
-                                 profiles=frozenset(profiles_from(profiles_file))))
+                                 profiles=frozenset(profiles_from(profiles_file)), notify=notify))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

@@ -11,7 +11,8 @@ Topic rules (docs/design.md, "MQTT topics"), the same as `broker/packproof.acl` 
   `packproof/v1/+/<its id>/telemetry` and `.../status`, and subscribe only to
   `packproof/v1/+/<its id>/ack` (its acknowledgements);
 - a service account (the ingestor) may subscribe to every device's telemetry (also as an
-  MQTT 5 shared subscription) and publish acknowledgements;
+  MQTT 5 shared subscription) and publish acknowledgements; the API, logged in as a service
+  account, publishes and reads custody notifications `packproof/v1/+/custody` (issue 15);
 - nobody connects without a username and password.
 """
 
@@ -121,10 +122,11 @@ def topic_allowed(username: str | None, services: frozenset[str], topic: str, ac
         return False
     if topic.startswith("$share/"):  # $share/<group>/<filter>: judge the filter
         topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""
-    if username in services:
+    if username in services:  # the ingestor (acks) and the API (custody notifications, issue 15)
         if action == "publish":
-            return _matches(topic, "packproof/v1/+/+/ack")
-        return _matches(topic, "packproof/v1/+/+/telemetry") or _matches(topic, "packproof/v1/+/+/status")
+            return _matches(topic, "packproof/v1/+/+/ack") or _matches(topic, "packproof/v1/+/custody")
+        return (_matches(topic, "packproof/v1/+/+/telemetry") or _matches(topic, "packproof/v1/+/+/status")
+                or _matches(topic, "packproof/v1/+/custody"))
     if "/" in username or "+" in username or "#" in username:
         return False
     if action == "publish":

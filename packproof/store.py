@@ -751,6 +751,11 @@ class Store:
                 out[party] = int(rows[0][0])
         return out
 
+    async def custody_seq_before(self, party: str, leaf_id: int) -> int:
+        """The highest seq accepted from `party` before the event whose leaf is `leaf_id` (0: none)."""
+        rows = await self._fetch("SELECT max(seq) FROM custody_events WHERE actor=? AND leaf_id < ?", (party, leaf_id))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
     async def record_custody_event(self, event: CustodyEventRecord, steps: Sequence[CustodyStep],
                                    states: Mapping[str, str], registrations: Mapping[str, bytes],
                                    trackers: Mapping[str, str | None], record: dict[str, Any],

@@ -21,7 +21,6 @@ import base64
 import dataclasses
 import hashlib
 import json
-import re
 import time
 from typing import Annotated, Any
 
@@ -37,7 +36,6 @@ from packproof.api.notify import CustodyNotifier
 from packproof.custody import (
     HTTP_STATUS,
     MAX_EVENT_BYTES,
-    PARTY_PATTERN,
     CustodyEvent,
     PackRegistered,
     RefusalCode,
@@ -49,14 +47,13 @@ from packproof.custody import (
 from packproof.edge.custody import (
     Accepted,
     CustodyState,
-    ItemState,
     PartyView,
-    PendingOffer,
     Refused,
     apply,
     custody_intervals,
     state_keys,
 )
+from packproof.edge.custody_codec import item_json, item_of
 from packproof.errors import InvalidCustodyEvent
 from packproof.records import CustodyEventRecord, CustodyStep
 from packproof.store import QUARANTINE_KEEP, Store
@@ -66,21 +63,6 @@ router = APIRouter(tags=["custody"])  # reads: the reader token, if the API has 
 intake = APIRouter(tags=["custody"])  # POST /custody/events: no token, the signature is the authentication
 
 PAGE_MAX = 500
-
-
-# ---- the machine's item state, as the store keeps it ---------------------------------------
-
-
-def item_json(item: ItemState) -> str:
-    """An item's state as the `custody_packs.state` column holds it: JSON of the dataclass's fields."""
-    return json.dumps(dataclasses.asdict(item), sort_keys=True, separators=(",", ":"))
-
-
-def item_of(text: str) -> ItemState:
-    d = json.loads(text)
-    offer = d.pop("offer")
-    return ItemState(**{**d, "offer": PendingOffer(**offer) if offer else None,
-                        "un38_3_failed": tuple(d["un38_3_failed"])})
 
 
 # ---- accepting an event ---------------------------------------------------------------------
@@ -252,15 +234,6 @@ async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> d
     except ProofNotSealed as exc:
         raise HTTPException(409, str(exc)) from None
     return bundle.document()
-
-
-@router.get("/custody/parties/{party_id}")
-async def get_party_seq(store: StoreDep, party_id: str) -> dict[str, Any]:
-    """The party's next event seq (its event ids are `party:seq`, dense from 1): what a signer names next."""
-    if not re.match(PARTY_PATTERN, party_id):
-        raise HTTPException(422, f"party id {party_id!r} must match {PARTY_PATTERN}")
-    last = (await store.custody_seqs([party_id])).get(party_id, 0)
-    return {"party_id": party_id, "next_seq": last + 1, "last_event_id": f"{party_id}:{last}" if last else None}
 
 
 @router.get("/packs/{serial}/custody")

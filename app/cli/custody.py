@@ -2,7 +2,7 @@
 
 Every command builds the event from its flags, reads what the event must name from the API
 (`prev`: the hash of each pack's latest accepted event, from GET /packs/{serial}/custody; the
-party's next seq, from GET /custody/parties/{id}), signs it (packproof.custody, RFC 8785 bytes,
+party's next seq, from GET /parties/{id}), signs it (packproof.custody, RFC 8785 bytes,
 Ed25519) and POSTs it to /custody/events. The signed body is the authentication: no token.
 
 A handover needs two signatures: `handover` signs as the carrier handing over and writes the
@@ -95,10 +95,10 @@ def _heads(client: httpx.Client, base: str, packs: list[str], *, new: bool = Fal
 
 
 def _next_seq(client: httpx.Client, base: str, party: str) -> int:
-    doc = _get(client, f"{base}/custody/parties/{party}")
+    doc = _get(client, f"{base}/parties/{party}")
     seq = doc.get("next_seq") if isinstance(doc, dict) else None
     if type(seq) is not int:
-        fail(Exit.UNREACHABLE, f"{base}/custody/parties/{party} did not answer a next_seq")
+        fail(Exit.UNREACHABLE, f"{base}/parties/{party} did not answer a next_seq")
     return seq
 
 
@@ -330,3 +330,76 @@ def show(serial: Annotated[str, typer.Argument(help="The pack serial.")], api: A
     for name in ("owners", "transporters"):
         for i in doc.get(name, []):
             out.print(f"  {name[:-1]} {i['party']}: {i['from']} .. {i.get('to') or 'now'}", highlight=False)
+
+
+# ---- `packproof verify` for a custody event (app/cli/verify.py hands over here) ---------------
+
+
+def is_custody_bundle(raw: bytes) -> bool:
+    """Whether a saved bundle is a custody event's (its format), so `verify --bundle` checks it as one."""
+    from packproof.anchor.custody_proof import FORMAT  # not at start-up: cryptography
+
+    return f'"format": "{FORMAT}"'.encode() in raw or f'"format":"{FORMAT}"'.encode() in raw
+
+
+def is_custody_event(api: str, event_id: str) -> bool:
+    """Whether `event_id` names a custody event the API accepted (a reading id has the same shape)."""
+    import httpx  # not at start-up: httpx
+
+    from packproof.custody import parse_event_id  # not at start-up: pydantic models
+
+    try:
+        parse_event_id(event_id)
+    except ValueError:
+        return False
+    try:
+        return httpx.get(f"{api.rstrip('/')}/custody/events/{event_id}", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False  # the reading path reports the unreachable API
+
+
+def verify_event(event_id: str | None, api: str | None, raw: bytes | None, trusted: bytes | None,
+                 ledger_chain: Any, save: Path | None) -> None:
+    """Check a custody event's proof: from the API (`event_id`, `api`) or a saved bundle (`raw`)."""
+    from packproof.anchor.custody_proof import heights, parse_custody_bundle, verify_custody_bundle
+    from packproof.anchor.proof import strict_json  # not at start-up: cryptography
+    from packproof.app.cli.verify import _api_chain, _http_json, _ledger_view
+    from packproof.errors import ConfigError
+
+    chain = None
+    if raw is not None:
+        try:
+            doc = strict_json(raw, name_constants=True)
+        except ValueError as exc:
+            fail(Exit.BAD_INPUT, f"custody proof bundle is not JSON: {exc}")
+    else:
+        import httpx  # not at start-up: httpx
+
+        base = (api or "").rstrip("/")
+        with httpx.Client(timeout=10) as client:
+            doc = _http_json(client, f"{base}/custody/events/{event_id}/proof")
+            try:
+                bundle = parse_custody_bundle(doc)
+            except ConfigError as exc:
+                fail(Exit.BAD_INPUT, str(exc))
+            chain = _api_chain(client, base, 0 if trusted is not None else heights(bundle)[0])
+        if save:
+            try:
+                save.write_text(json.dumps(doc, indent=1))
+            except OSError as exc:
+                fail(Exit.BAD_INPUT, f"cannot write {save}: {exc.strerror or exc}")
+    try:
+        bundle = parse_custody_bundle(doc)
+    except ConfigError as exc:
+        fail(Exit.BAD_INPUT, str(exc))
+    if ledger_chain is not None:
+        chain = ledger_chain
+    verdict = verify_custody_bundle(bundle, _ledger_view(heights(bundle), trusted, chain), asked_id=event_id)
+    out.print(f"custody event {verdict.event_id or '(not a valid event)'}", highlight=False)
+    for c in verdict.checks:
+        mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+        out.print(f"  {mark} {c.name:28} {c.detail}", highlight=False)
+    broken = [c.name for c in verdict.checks if c.ok is False]
+    if broken:
+        fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
+    out.print("[green]proof holds[/]")

@@ -148,7 +148,8 @@ def audit(
                 ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice]),
                 ("registry (table vs sealed records)", report.registry),
                 ("quarantine (table vs sealed decisions)", report.quarantine),
-                ("parties (table vs sealed records)", report.parties)]
+                ("parties (table vs sealed records)", report.parties),
+                ("custody (tables vs sealed events)", report.custody)]
     for title, items in sections:
         if items:
             out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)

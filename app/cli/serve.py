@@ -40,7 +40,8 @@ INGEST_FLAGS = (*WRITER, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
                 Flag("ingest.max_clock_ahead", ("--max-clock-ahead",)), Flag("ingest.earliest_ts", ("--earliest-ts",)),
                 Flag("ingest.max_seq_jump", ("--max-seq-jump",)))
 API_FLAGS = (*WRITER, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
-             Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)))
+             Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)),
+             Flag("api.notify", ("--notify/--no-notify",)), *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"))
 SIMULATE_FLAGS = (*WRITER, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEET_FLAGS,
                   bare("fleet.count"), Flag("fleet.register_devices", ("--register/--no-register",)),
                   Flag("fleet.password_file", ("--password-file",)))
@@ -214,11 +215,15 @@ def _group_id(group: str) -> int:
 def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
     from packproof.api.main import check_startup  # not at start-up: FastAPI
+    from packproof.api.notify import MqttTarget  # not at start-up: paho
     from packproof.app.services import api_server  # not at start-up: every stage
 
     a = cfg.api
+    m = cfg.mqtt
+    notify = MqttTarget(m.host, m.port, m.username, m.password.get_secret_value() if m.password else None,
+                        m.ca) if a.notify else None
     server = api_server(data_dir_of(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
-                        cfg.ingest.profiles)
+                        cfg.ingest.profiles, notify)
     asyncio.run(check_startup(data_dir_of(cfg)))
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()

@@ -132,8 +132,24 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
     return reading_id, doc, chain
 
 
+def _custody(event_id: str | None, api_url: str | None, bundle: Path | None, trusted: bytes | None,
+             ledger: Path | None, save: Path | None) -> bool:
+    """A custody event's proof (issue 15) is checked by `custody.verify_event`: a saved bundle of its
+    format, or an id the API knows as an accepted custody event. False: a reading's, checked here."""
+    from packproof.app.cli import custody  # not at start-up: the custody models
+
+    raw = _read_bundle(bundle) if bundle is not None and event_id is None else None
+    if raw is not None and not custody.is_custody_bundle(raw):
+        return False
+    if raw is None and (event_id is None or api_url is None or not custody.is_custody_event(api_url, event_id)):
+        return False
+    custody.verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save)
+    return True
+
+
 def verify(
-    reading_id: Annotated[str | None, typer.Argument(help="device_id:seq, fetched from --api.")] = None,
+    reading_id: Annotated[str | None, typer.Argument(help="device_id:seq (a reading) or party:seq (a custody "
+                                                          "event), fetched from --api.")] = None,
     api_url: Annotated[str | None, typer.Option("--api", help="Base URL of the packproof API.")] = None,
     bundle: Annotated[Path | None, typer.Option(help="A saved proof bundle (JSON), checked offline.")] = None,
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger public key (base64 or a file).")] = None,
@@ -151,6 +167,8 @@ def verify(
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     chain: list[Block] | None = None
+    if _custody(reading_id, api_url, bundle, trusted, ledger, save):
+        return
     if bundle is not None and reading_id is None:
         doc = parse_bundle(_read_bundle(bundle))
     elif reading_id is not None and bundle is None:
