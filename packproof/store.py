@@ -237,6 +237,12 @@ def _seq_of(body: bytes) -> int | None:
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
+def _blob(value: Any) -> bytes:
+    """A BLOB column's value; SQLite hands back TEXT where a row was edited with a text function
+    (`replace(body, ...)`), which the audit must still read to name the edit."""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
 def _ddl(driver: Driver) -> str:
     return SCHEMA.format(**driver.types)
 
@@ -844,7 +850,7 @@ class Store:
             "SELECT event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id FROM custody_events "
             f"WHERE {where} {tail}", params)
         places = await self.locate([r[7] for r in rows])
-        return [CustodyEventRecord(r[0], r[1], int(r[2]), r[3], r[4], bytes(r[5]), bytes(r[6]), int(r[7]), r[8],
+        return [CustodyEventRecord(r[0], r[1], int(r[2]), r[3], r[4], _blob(r[5]), _blob(r[6]), int(r[7]), r[8],
                                    places.get(r[7])) for r in rows]
 
     async def pack_custody(self, serial: str) -> tuple[list[CustodyStep], list[CustodyEventRecord]]:

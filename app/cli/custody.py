@@ -321,13 +321,14 @@ def show(serial: Annotated[str, typer.Argument(help="The pack serial.")], api: A
         return
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         fail(Exit.UNREACHABLE, "the API did not answer a pack's custody document")
-    out.print(f"pack {serial}: owner {doc.get('owner') or '-'}, transporter {doc.get('transporter') or '-'}, "
-              f"{len(doc['events'])} event(s), head {doc.get('head')}", highlight=False)
+    out.print(f"pack {serial}: owner {doc.get('owner') or '-'}, held by {doc.get('holder') or '-'}, transporter "
+              f"{doc.get('transporter') or '-'}, {len(doc['events'])} event(s), head {doc.get('head')}",
+              highlight=False)
     for e in doc["events"]:
         sealed = f"block {e['block_height']}" if e.get("block_height") is not None else "not sealed yet"
-        out.print(f"  {e['ts']}  {e['event_id']:24} {e['kind']:22} owner {e.get('owner') or '-'}, transporter "
-                  f"{e.get('transporter') or '-'} ({sealed})", highlight=False)
-    for name in ("owners", "transporters"):
+        out.print(f"  {e['ts']}  {e['event_id']:24} {e['kind']:22} owner {e.get('owner') or '-'}, held by "
+                  f"{e.get('holder') or '-'} ({sealed})", highlight=False)
+    for name in ("owners", "carriers"):
         for i in doc.get(name, []):
             out.print(f"  {name[:-1]} {i['party']}: {i['from']} .. {i.get('to') or 'now'}", highlight=False)
 
