@@ -36,6 +36,14 @@ from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.net import free_port
 from packproof.paths import DataDir
 from packproof.simulators.buffer import SimBuffer
+from packproof.simulators.custody_poster import (
+    CustodyPoster,
+    PosterStats,
+    journey_clock,
+    party_keys,
+    register_parties,
+    script_runs,
+)
 from packproof.simulators.fleet import MIXED, SimDevice, build_fleet, register_fleet
 from packproof.simulators.publisher import FleetPublisher, ForwardOptions, PublishStats, leftover_note
 
@@ -59,6 +67,7 @@ class RunOptions:
     seed: int = 1
     unsigned_shipments: int = 1
     step_s: float = 60.0
+    custody: bool = True  # the simulated parties sign and post each shipment's custody script (issue 15)
     verify_signatures: bool = True
     forward: ForwardOptions = field(default_factory=ForwardOptions)
     console: Console = field(default_factory=Console)
@@ -130,8 +139,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         refusals = asyncio.create_task(forward_refusals(broker.refusals, service.store, refusals_stop))
         api = asyncio.create_task(server.serve())
         try:
-            stats, final_line = await _serve(o, fleet, buffer, mqtt_port, server, service, broker, api, stop,
-                                             abort_drain, credentials)
+            stats, final_line, custody = await _serve(o, fleet, buffer, mqtt_port, server, service, broker, api,
+                                                      stop, abort_drain, credentials)
         finally:
             # Also when something failed (the broker refused the fleet, the store broke): every task and
             # thread started above ends here, or the process would print the error and then hang.
@@ -146,24 +155,31 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                 loop.remove_signal_handler(sig)
         final_line(stats)  # after the last seal: what was sealed in the end
     ingestor, sealer = service.ingestor, service.sealer
-    return {"measured": stats.measured, "sent": stats.sent, "resent": stats.resent,
-            "acked": stats.acked, "buffered": stats.buffered, "dropped": stats.dropped,
-            "accepted": ingestor.stats.accepted,
-            "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
-            "sealed": sealer.sealed_readings, "registry_records": sealer.sealed_leaves - sealer.sealed_readings,
-            "blocks": sealer.sealed_blocks}
+    counts = {"measured": stats.measured, "sent": stats.sent, "resent": stats.resent,
+              "acked": stats.acked, "buffered": stats.buffered, "dropped": stats.dropped,
+              "accepted": ingestor.stats.accepted,
+              "duplicates": ingestor.stats.duplicates, "quarantined": ingestor.stats.quarantined,
+              "sealed": sealer.sealed_readings, "registry_records": sealer.sealed_leaves - sealer.sealed_readings,
+              "blocks": sealer.sealed_blocks}
+    if custody is not None:
+        counts |= {"custody_events": custody.accepted, "custody_refused": custody.refused}
+    return counts
 
 
 async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int, server: uvicorn.Server,
                  service: IngestService, broker: EmbeddedBroker, api: asyncio.Task[None], stop: asyncio.Event,
                  abort_drain: threading.Event,
-                 credentials: dict[str, str]) -> tuple[PublishStats, Callable[[PublishStats], None]]:
-    """Register the fleet, wait for the API, run the simulator until stopped and drain it; returns its
-    counts and the progress line's printer. `_run` stops the ingestor, sealer and API after it."""
+                 credentials: dict[str, str],
+                 ) -> tuple[PublishStats, Callable[[PublishStats], None], PosterStats | None]:
+    """Register the fleet and the simulated parties, wait for the API, run the simulator and the parties'
+    custody scripts until stopped and drain it; returns its counts, the progress line's printer and the
+    custody counts. `_run` stops the ingestor, sealer and API after it."""
     out = o.console
     dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     assert service.store is not None and service.ingestor is not None
     await register_fleet(service.store, fleet, seed=o.seed, unsigned_shipments=o.unsigned_shipments)
+    if o.custody:
+        await register_parties(service.store, o.seed)
     await _wait_until(lambda: server.started or api.done(), 10)
     if api.done():
         api.result()
@@ -205,7 +221,7 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
                   f"quarantined {st.quarantined:,} | sealed {sealer.sealed_readings:,} readings"
                   + (f" and {records:,} registry records" if records else "")
                   + f" in {sealer.sealed_blocks:,} block{'' if sealer.sealed_blocks == 1 else 's'}"
-                  + outages(s) + trouble(), highlight=False)
+                  + outages(s) + custody_line() + trouble(), highlight=False)
         if sealer.halted:
             out.print(f"  [bold red]SEALING STOPPED[/]: {sealer.halted}", highlight=False)
 
@@ -216,6 +232,12 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
         if o.forward.outage_every is None:
             return ""
         return f" | outages {s.outages:,}, links down now {publisher.links_down():,}"
+
+    def custody_line() -> str:
+        if poster is None:
+            return ""
+        c = poster.stats
+        return f" | custody events {c.accepted:,}" + (f" (refused {c.refused:,})" if c.refused else "")
 
     def trouble() -> str:
         """What the line shows only when it happens: a full disk, refusals at the broker, a lost MQTT session."""
@@ -236,13 +258,20 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
             last[0] = time.monotonic()
             tick(s)
 
+    poster = None
+    if o.custody:  # its clock starts with the publisher's: reading k of this run is measured k / rate s in
+        clock = journey_clock(fleet, started=time.time(), rate=o.rate, step_s=o.step_s)
+        poster = CustodyPoster(url, script_runs(fleet), party_keys(o.seed), clock)
     sim = asyncio.create_task(asyncio.to_thread(
         publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled))
+    custody = asyncio.create_task(asyncio.to_thread(poster.run, stop=sim_stop)) if poster else None
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([sim, stopper], return_when=asyncio.FIRST_COMPLETED)
     out.print("stopping: simulator, then ingestor, then sealer ...")
     sim_stop.set()
     stats = await sim
+    if custody is not None:
+        await custody
     stopper.cancel()
     drained = not stats.buffered
 
@@ -271,4 +300,7 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
     ingestor = service.ingestor
     if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
         await _wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
-    return stats, tick
+    if poster is not None and poster.stats.last_refusal:
+        out.print(f"custody: {poster.stats.refused:,} event(s) refused, the last: {poster.stats.last_refusal}",
+                  highlight=False)
+    return stats, tick, poster.stats if poster is not None else None

@@ -52,10 +52,12 @@ def test_party_lifecycle_is_sealed_served_and_audited(tmp_path: Path, pipeline_s
         assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, (args, r.stdout + r.stderr)
     assert not (tmp_path / "other").exists()
 
-    r = cli("parties", "rotate", "hamburg-air-cargo", "--key-out", str(keys / "new"), *d)
-    assert r.returncode == 2 and "give --from-seq N" in r.stderr, r.stdout + r.stderr
+    r = cli("parties", "rotate", "hamburg-air-cargo", "--key-out", str(keys / "new"), "--from-seq", "1", *d)
+    assert r.returncode == 2 and "must start after event seq 1" in r.stderr, r.stdout + r.stderr
     assert not (keys / "new").exists()
-    r = cli("parties", "rotate", "hamburg-air-cargo", "--key-out", str(keys / "new"), "--from-seq", "12", *d)
+    r = cli("parties", "rotate", "hamburg-air-cargo", "--key-out", str(keys / "new"), *d)  # no event yet: seq 2
+    assert r.returncode == 0 and "signs its events from seq 2 on" in r.stdout, r.stdout + r.stderr
+    r = cli("parties", "rotate", "hamburg-air-cargo", "--key-out", str(keys / "newer"), "--from-seq", "12", *d)
     assert r.returncode == 0 and "signs its events from seq 12 on" in r.stdout, r.stdout + r.stderr
     r = cli("parties", "revoke", "plant-1", "--reason", "key leaked", *d)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -63,13 +65,13 @@ def test_party_lifecycle_is_sealed_served_and_audited(tmp_path: Path, pipeline_s
     assert r.returncode == 2 and "revoked already" in r.stderr
     r = cli("parties", "list", *d)
     assert r.returncode == 0 and "hamburg-air-cargo" in r.stdout and "revoked: key leaked" in r.stdout, r.stdout
-    assert "1: " in r.stdout and "12: " in r.stdout
+    assert "1: " in r.stdout and "2: " in r.stdout and "12: " in r.stdout
 
     records = [json.loads(b[0]) for b in db.execute(
         "SELECT body FROM readings WHERE device_id='~parties' ORDER BY seq").fetchall()]
     assert [(x["record"], x["party_id"]) for x in records] == [
         ("party-added", "hamburg-air-cargo"), ("party-added", "plant-1"), ("party-key-rotated", "hamburg-air-cargo"),
-        ("party-revoked", "plant-1")]
+        ("party-key-rotated", "hamburg-air-cargo"), ("party-revoked", "plant-1")]
     wait_for(lambda: db.execute("SELECT max(last_id) FROM blocks").fetchone()[0]
              == db.execute("SELECT max(id) FROM readings").fetchone()[0], 10, "the party records sealed")
 
@@ -80,7 +82,8 @@ def test_party_lifecycle_is_sealed_served_and_audited(tmp_path: Path, pipeline_s
     assert plant["roles"] == ["inspector", "receiver"] and plant["revoked_reason"] == "key leaked"
     assert plant["keys"] == [{"valid_from_seq": 1, "public_key": KEY, "key_id": plant["keys"][0]["key_id"]}]
     air = get_json(f"{url}/parties/hamburg-air-cargo")
-    assert [k["valid_from_seq"] for k in air["keys"]] == [1, 12] and air["revoked_at"] is None
+    assert [k["valid_from_seq"] for k in air["keys"]] == [1, 2, 12] and air["revoked_at"] is None
+    assert air["next_seq"] == 1  # no custody event signed yet
     assert air["keys"][0]["public_key"] == b64(public_key_bytes(made))
     missing = httpx.get(f"{url}/parties/nobody", timeout=10)
     assert missing.status_code == 404 and missing.json() == {"detail": "party 'nobody' is not registered"}

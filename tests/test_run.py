@@ -24,9 +24,12 @@ def test_run_for_a_duration_stores_and_seals_everything(tmp_path: Path) -> None:
     counts = done_counts(r.stdout)
     assert counts["measured"] == counts["accepted"] == counts["sealed"] > 0
     assert counts["quarantined"] == 0 and counts["buffered"] == 0 and counts["acked"] == counts["measured"]
-    # What was sealed, by kind: a block of registry records alone read "sealed 0 in 1 blocks".
-    assert counts["registry_records"] == 10  # the fleet's registrations, sealed as record leaves
-    assert re.search(r"sealed [\d,]+ readings and 10 registry records in \d+ blocks?\b", r.stdout), r.stdout
+    # What was sealed, by kind: a block of registry records alone read "sealed 0 in 1 blocks". Records: the
+    # fleet's 10 registrations, the 8 simulated custody parties and the custody events they signed.
+    records = 10 + 8 + counts["custody_events"]
+    assert counts["custody_events"] > 0 and counts["custody_refused"] == 0
+    assert counts["registry_records"] == records
+    assert re.search(rf"sealed [\d,]+ readings and {records} registry records in \d+ blocks?\b", r.stdout), r.stdout
 
 
 def test_ctrl_c_stops_cleanly_with_nothing_lost(tmp_path: Path) -> None:

@@ -86,18 +86,22 @@ def parties_rotate(
     public_key: PublicKeyOpt = None,
     key_out: KeyOutOpt = None,
     from_seq: Annotated[int | None, typer.Option(
-        help="First event seq of the party the new key signs (default: its next event, where the store "
-             "keeps custody events).", min=1)] = None,
+        help="First event seq of the party the new key signs (default: its next event, and after the "
+             "seq its current key starts at).", min=1)] = None,
 ) -> None:
     """A new key for a party; the events it signed before keep verifying with the key valid at their seq."""
     key = _public_key(public_key, key_out)
 
     def rotate(new: bytes) -> int:
         async def work(st):  # type: ignore[no-untyped-def]
-            start = from_seq if from_seq is not None else await st.party_next_seq(party_id)
+            start = from_seq
             if start is None:
-                fail(Exit.BAD_INPUT, f"this store does not say which event seq party {party_id} signs next: "
-                                     "give --from-seq N")
+                # Its next event, and after the seq its current key starts at (a party with no event
+                # yet has its key from seq 1: the new one starts at 2).
+                party = await st.party(party_id)
+                if party is None:
+                    fail(Exit.BAD_INPUT, f"party {party_id} is not registered")
+                start = max(await st.party_next_seq(party_id) or 1, party.keys[-1].valid_from_seq + 1)
             await st.rotate_party_key(party_id, new, start)
             return start
 
