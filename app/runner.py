@@ -26,6 +26,7 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 
+from packproof.api.notify import MqttTarget
 from packproof.app.credentials import provision_credentials
 from packproof.app.services import IngestOptions, IngestService, api_server
 from packproof.broker.auth import PasswordFile
@@ -90,17 +91,19 @@ async def run(o: RunOptions) -> dict[str, int]:
     mqtt_port = o.mqtt_port or free_port()
     fleet = build_fleet(shipments=o.shipments, packs=o.packs, scenario=o.scenario, seed=o.seed,
                         unsigned_shipments=o.unsigned_shipments, step_s=o.step_s)
-    server = api_server(dirs, o.api_host, o.api_port)  # fails early if the port is taken
+    ingestor_password = secrets.token_urlsafe(18)  # the service account, also the API's for custody notifications
+    server = api_server(dirs, o.api_host, o.api_port,  # fails early if the port is taken
+                        notify=MqttTarget("127.0.0.1", mqtt_port, INGESTOR, ingestor_password))
     buffer = SimBuffer(dirs.sim_buffer, max_per_device=o.forward.buffer_max)
     try:
         buffer.migrate_progress_file(dirs.sim_progress_legacy)
-        return await _run(o, fleet, buffer, mqtt_port, server)
+        return await _run(o, fleet, buffer, mqtt_port, server, ingestor_password)
     finally:
         buffer.close()
 
 
 async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int,
-               server: uvicorn.Server) -> dict[str, int]:
+               server: uvicorn.Server, ingestor_password: str) -> dict[str, int]:
     dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     stop = asyncio.Event()
     abort_drain = threading.Event()
@@ -124,7 +127,6 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
     password_file = dirs.root / "mqtt.passwd"
     credentials = await asyncio.to_thread(provision_credentials, fleet, password_file,
                                           dirs.root / "sim-credentials.json")
-    ingestor_password = secrets.token_urlsafe(18)
     PasswordFile(password_file).set(INGESTOR, ingestor_password)
     async with EmbeddedBroker(port=mqtt_port, password_file=password_file, services=(INGESTOR,)) as broker:
         service = IngestService(IngestOptions(
