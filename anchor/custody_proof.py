@@ -109,6 +109,12 @@ def key_record_in_force(records: Sequence[bytes], party_id: str, seq: int) -> in
 # ---- assembling (from the store) --------------------------------------------------------------
 
 
+def _key(body: bytes) -> bytes:
+    """The key of a record `key_record_in_force` chose (so one that parses)."""
+    record = parse_party_key_record(body)
+    return record.public_key if record is not None else b""
+
+
 async def custody_proof_bundle(store: Store, keys: LedgerKeys, e: CustodyEventRecord) -> CustodyProofBundle:
     """The proof of accepted event `e`: its sealed leaf and the sealed key records it was checked with."""
     if e.place is None:
@@ -118,16 +124,22 @@ async def custody_proof_bundle(store: Store, keys: LedgerKeys, e: CustodyEventRe
     if leaf is None:
         raise NotSealed(f"custody event {e.event_id}: its record leaf (store id {e.leaf_id}) is missing")
     event = event_from_object(orjson.loads(e.body))
-    wanted = [(event.actor, event.seq)]
-    if isinstance(event, HandedOver):  # the rules check the countersig with the key of `to`'s next seq then
-        wanted.append((event.to, await store.custody_seq_before(event.to, e.leaf_id) + 1))
     records = await store.records(PARTIES)
-    chosen = []
-    for party, seq in wanted:
-        i = key_record_in_force([r.body for r in records], party, seq)
-        if i is None:
-            raise NotSealed(f"custody event {e.event_id}: no sealed key record of party {party} at seq {seq}")
-        chosen.append(records[i])
+    bodies = [r.body for r in records]
+    i = key_record_in_force(bodies, event.actor, event.seq)
+    if i is None:
+        raise NotSealed(f"custody event {e.event_id}: no sealed key record of party {event.actor} at seq {event.seq}")
+    chosen = [records[i]]
+    if isinstance(event, HandedOver):
+        # The rules take the countersig by the next carrier's key at its last own event or at its next
+        # (edge/custody.py, _countersigner_keys): the record of whichever key it verifies with.
+        last = await store.custody_seq_before(event.to, e.leaf_id)
+        actor_key = _key(records[i].body)
+        found = [j for j in dict.fromkeys(key_record_in_force(bodies, event.to, s) for s in (last, last + 1))
+                 if j is not None and signature_problem(event, actor_key, _key(bodies[j])) is None]
+        if not found:
+            raise NotSealed(f"custody event {e.event_id}: no sealed key record of {event.to} verifies its countersig")
+        chosen.append(records[found[0]])
     where = await store.locate([r.id for r in chosen])
     if any(r.id not in where for r in chosen):
         raise NotSealed(f"custody event {e.event_id}: a key record of its parties is not sealed yet")
@@ -182,8 +194,8 @@ def _key_checks(bundle: CustodyProofBundle, event: CustodyEvent | None) -> tuple
     if event is None:
         return [], [Check("party key record", None, "not checked: no proven event")]
     wanted: list[tuple[str, int | None, str]] = [(event.actor, event.seq, "actor")]
-    if isinstance(event, HandedOver):
-        wanted.append((event.to, None, "next carrier"))
+    if isinstance(event, HandedOver):  # the next carrier's seq then is not in the bundle: any key of
+        wanted.append((event.to, None, "next carrier"))  # its sealed before the event; the audit replays the rule
     if len(bundle.keys) != len(wanted):
         return [], [Check("party key record", False, f"the bundle gives {len(bundle.keys)} key record(s), the "
                           f"{event.kind} needs {len(wanted)}")]
