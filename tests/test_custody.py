@@ -396,3 +396,38 @@ def test_notifications_follow_accepted_events(tmp_path: Path, pipeline_services:
     r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "location", ["P-9"], ts(6)),
                                                     key_of(keys, "maker")))
     assert r.status_code == 403 and "role carrier" in r.json()["detail"], r.text
+
+
+def test_cli_errors_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
+    """Unreachable API 3; bad input 2 (a place that is no place, a file that is no handover, a key that is
+    no key, a custody bundle missing a field); never a traceback."""
+    from packproof.crypto import new_private_key, write_private_key
+    from packproof.net import free_port
+
+    key = tmp_path / "k.key"
+    write_private_key(key, new_private_key())
+    (tmp_path / "not-a-key").write_text("hello")
+    (tmp_path / "h.json").write_text(json.dumps({"kind": "location"}))
+    (tmp_path / "b.json").write_text(json.dumps({"format": "packproof-custody-proof/1", "event": {}}))
+    dead = f"http://127.0.0.1:{free_port()}"
+    cases = [
+        (("custody", "pickup", "P", "--party", "road", "--party-key", str(key), "--api", dead, "--at", "1,2"), 3,
+         "cannot reach the API"),
+        (("custody", "pickup", "P", "--party", "road", "--party-key", str(key), "--api", dead, "--at", "north"), 2,
+         "--at 'north': expected LAT,LON"),  # bad input is named before the API is asked
+        (("custody", "countersign", str(tmp_path / "h.json"), "--party-key", str(key), "--api", dead), 2,
+         "is not a handed-over event"),
+        (("custody", "countersign", str(tmp_path / "nope.json"), "--party-key", str(key), "--api", dead), 2,
+         "cannot read the handover"),
+        (("custody", "show", "P", "--api", dead), 3, "cannot reach the API"),
+        (("verify", "--bundle", str(tmp_path / "b.json")), 2, "custody proof bundle: field"),
+    ]
+    for args, code, said in cases:
+        r = cli(*args)
+        assert r.returncode == code and said in r.stderr and "Traceback" not in r.stderr, (args, r.stdout + r.stderr)
+    body = {"v": 1, "kind": "location", "event_id": "road:1", "actor": "road", "ts": ts(1), "packs": ["P"],
+            "location": {"lat": 1.5, "lon": 2.5}, "prev": {"P": None}}
+    half = tmp_path / "ho.json"
+    half.write_text(json.dumps({**body, "kind": "handed-over", "to": "air"}))
+    r = cli("custody", "countersign", str(half), "--party-key", str(tmp_path / "not-a-key"), "--api", dead)
+    assert r.returncode == 2 and "is not an unencrypted PEM private key" in r.stderr, r.stderr

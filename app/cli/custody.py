@@ -116,11 +116,12 @@ def _build(api: str, party: str, kind: str, packs: list[str], at: str, shipment:
 
     base = api.rstrip("/")
     serials = sorted(set(packs))
+    place = _place(at)  # bad input is named before the API is asked anything
     with httpx.Client(timeout=10) as client:
         heads = _heads(client, base, serials, new=new)
         seq = _next_seq(client, base, party)
     body: dict[str, Any] = {"v": 1, "kind": kind, "event_id": f"{party}:{seq}", "actor": party, "ts": ts or _now(),
-                            "packs": serials, "location": _place(at), "prev": heads, **fields}
+                            "packs": serials, "location": place, "prev": heads, **fields}
     if shipment is not None:
         body["shipment_id"] = shipment
     return base, body
