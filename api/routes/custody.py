@@ -183,7 +183,10 @@ async def _writer(request: Request) -> Store:
 
 @intake.post("/custody/events", status_code=201, response_model=EventAccepted,
              responses={403: {"description": "a rule broken"}, 409: {"description": "conflict, wrong prev, replay"},
-                        422: {"description": "malformed"}})
+                        422: {"description": "malformed"}},
+             openapi_extra={"requestBody": {"required": True, "description": "the signed custody event "
+                                            "(docs/design.md, \"A custody event\")",
+                                            "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def post_event(request: Request) -> Any:
     """Accept a signed custody event; the body is the event itself (packproof/custody.py)."""
     body = await _body(request)
