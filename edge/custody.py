@@ -25,8 +25,10 @@ Checks run in a fixed order, so each refusal has one code: the actor (unknown-pa
 revoked), its signatures (bad-signature; a handover's next carrier is looked up here to check
 its countersig), its sequence (replay, out-of-order), its role and
 the parties it names (forbidden, unknown-party, revoked), the items' existence (conflict),
-their hash chains (wrong-prev), then the kind's rule in the items' state (forbidden: this
-party may not; conflict: nobody may, in this state).
+their hash chains (wrong-prev), their time order (out-of-order: an event dated before the
+last accepted event of an item it touches), the shipment it claims (conflict: not the items'
+shipment), then the kind's rule in the items' state (forbidden: this party may not; conflict:
+nobody may, in this state).
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from packproof.custody import (
     CustodyEvent,
@@ -58,6 +59,8 @@ from packproof.custody import (
     event_hash,
     signature_problem,
 )
+from packproof.records import PartyKey, PartyRecord, key_index_at
+from packproof.timefmt import epoch
 
 Status = Literal["registered", "in-transit", "delivered", "received", "consumed"]
 ItemKind = Literal["pack", "lot"]
@@ -83,34 +86,6 @@ REQUIRED_ROLE: dict[str, Role | None] = {
 # ---- parties ----
 
 
-class _KeyLike(Protocol):
-    @property
-    def valid_from_seq(self) -> int: ...
-    @property
-    def public_key(self) -> bytes: ...
-
-
-class PartyRecordLike(Protocol):
-    """What `PartyView.of` reads: the fields of `packproof.records.PartyRecord`."""
-
-    @property
-    def party_id(self) -> str: ...
-    @property
-    def roles(self) -> frozenset[str]: ...
-    @property
-    def keys(self) -> Sequence[_KeyLike]: ...
-    @property
-    def revoked_at(self) -> float | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class KeyStep:
-    """One step of a party's key history: its events from `valid_from_seq` on are signed with this key."""
-
-    valid_from_seq: int
-    public_key: bytes
-
-
 @dataclass(frozen=True, slots=True)
 class PartyView:
     """A party as the rules see it: the store's `PartyRecord` without its names and times.
@@ -121,19 +96,18 @@ class PartyView:
 
     party_id: str
     roles: frozenset[str]
-    keys: tuple[KeyStep, ...] = ()  # oldest first
+    keys: tuple[PartyKey, ...] = ()  # in the order they were registered
     revoked: bool = False
 
     def key_at(self, seq: int) -> bytes | None:
-        """The key the party's event `seq` is signed with: the newest one valid from that seq or before."""
-        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
-        return valid[-1] if valid else None
+        """The key the party's event `seq` is signed with (`packproof.records.key_index_at`, the rule's one home)."""
+        i = key_index_at(self.keys, seq)
+        return self.keys[i].public_key if i is not None else None
 
     @classmethod
-    def of(cls, record: PartyRecordLike) -> PartyView:
-        """The view of a store record (`packproof.records.PartyRecord`)."""
-        keys = sorted((KeyStep(k.valid_from_seq, k.public_key) for k in record.keys), key=lambda k: k.valid_from_seq)
-        return cls(record.party_id, frozenset(record.roles), tuple(keys), record.revoked_at is not None)
+    def of(cls, record: PartyRecord) -> PartyView:
+        """The view of a store record, or of one the audit rebuilt from the sealed `~parties` leaves."""
+        return cls(record.party_id, frozenset(record.roles), tuple(record.keys), record.revoked)
 
 
 # ---- state ----
@@ -141,10 +115,12 @@ class PartyView:
 
 @dataclass(frozen=True, slots=True)
 class PendingOffer:
-    """An offer of ownership waiting for its party's acceptance."""
+    """An offer of ownership waiting for its party's acceptance; `packs` are all the packs it offers,
+    which its acceptance (or withdrawal) must name exactly."""
 
     event_id: str
     to: str
+    packs: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +130,13 @@ class ItemState:
     `owner` is who owns it (the maker until an offer is accepted); `transporter` the carrier the
     owner assigned (None: none); `holder` who physically has it: the maker's or owner's site
     (that party's id) until picked up, then the carrier carrying it, then the receiver it was
-    delivered to. `last_event` is the hash the next event's `prev` must name.
+    delivered to. `last_event` is the hash the next event's `prev` must name, `last_ts` the
+    `ts` of that event: a later event may not be dated before it (review 15, 1.3).
+
+    `shipment` is the shipment the item travels in: the one its registration names, changed
+    only by its owner on `transporter-assigned`; an event claiming another shipment for it is
+    refused (1.4). `consignee` is the party the owner named on `transporter-assigned` as the
+    one a carrier may deliver it to besides the owner itself (1.8); a new owner names its own.
     """
 
     serial: str
@@ -172,6 +154,9 @@ class ItemState:
     receipt: ReceiptResult | None = None
     consumed_by: str | None = None  # a lot: the serial of the pack built from it
     un38_3_failed: tuple[str, ...] = ()  # tests its UN 38.3 summary records as failed ("T.4")
+    last_ts: str | None = None  # RFC 3339 `ts` of `last_event`
+    shipment: str | None = None
+    consignee: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +187,7 @@ class StateKeys:
 def state_keys(event: CustodyEvent) -> StateKeys:
     """What to load before `apply(state, event, parties)`: items, lots by hash, parties (and their seqs)."""
     parties = {event.actor}
-    for name in ("to", "transporter"):
+    for name in ("to", "transporter", "consignee"):
         other = getattr(event, name, None)
         if isinstance(other, str):
             parties.add(other)
@@ -213,7 +198,8 @@ def state_keys(event: CustodyEvent) -> StateKeys:
 # ---- outcomes ----
 
 ChangeField = Literal[
-    "registered", "owner", "offer", "transporter", "holder", "status", "delivered_to", "receipt", "consumed_by"
+    "registered", "owner", "offer", "transporter", "holder", "status", "delivered_to", "receipt", "consumed_by",
+    "shipment", "consignee",
 ]
 
 
@@ -292,12 +278,12 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
     key = actor.key_at(seq)
     if key is None:
         raise _Refusal("bad-signature", f"{actor.party_id} has no key valid at seq {seq}")
-    counter_keys: list[bytes | None] = [None]
+    counter_key = None
     if isinstance(event, HandedOver):
-        counter_keys = _countersigner_keys(state, _party(parties, event.to, "next carrier"))
-    problems = [signature_problem(event, key, k) for k in counter_keys]
-    if None not in problems:
-        raise _Refusal("bad-signature", str(problems[0]))
+        counter_key = _countersigner_key(state, _party(parties, event.to, "next carrier"))
+    problem = signature_problem(event, key, counter_key)
+    if problem is not None:
+        raise _Refusal("bad-signature", problem)
 
     last = state.last_seq(actor.party_id)
     if seq <= last:
@@ -325,16 +311,17 @@ def _apply(state: CustodyState, event: CustodyEvent, parties: Mapping[str, Party
     return _accepted(state, event, digest, touched)
 
 
-def _countersigner_keys(state: CustodyState, party: PartyView) -> list[bytes | None]:
-    """The keys a handover's countersig may verify with: the next carrier's key at its last own
-    event, or the one valid for its next. A countersignature uses up no seq of its own, so the
-    rotation a party registers from its next seq on may come just before or just after it: either
-    way it verifies, live and when the history is replayed under the later registry."""
+def _countersigner_key(state: CustodyState, party: PartyView) -> bytes:
+    """The key a handover's countersig must verify with: the next carrier's key in force now, the
+    one its next own event (last accepted seq + 1) would be signed with. A key rotated out before
+    the handover cannot countersign it (review 15, 1.6). The audit replays the parties' records and
+    the events in the order they were sealed, so it checks against the same key."""
     last = state.last_seq(party.party_id)
-    keys = [k for k in dict.fromkeys((party.key_at(last), party.key_at(last + 1))) if k is not None]
-    if not keys:
-        raise _Refusal("bad-signature", f"next carrier {party.party_id} has no key to check its countersig with")
-    return list(keys)
+    key = party.key_at(last + 1)
+    if key is None:
+        raise _Refusal("bad-signature", f"next carrier {party.party_id} has no key valid at its seq {last + 1} "
+                       "to check its countersig with")
+    return key
 
 
 def _check_named_parties(event: CustodyEvent, parties: Mapping[str, PartyView]) -> None:
@@ -342,6 +329,8 @@ def _check_named_parties(event: CustodyEvent, parties: Mapping[str, PartyView]) 
         _party(parties, event.to, "offered party")
     elif isinstance(event, TransporterAssigned):
         _needs_role(_party(parties, event.transporter, "transporter"), "carrier", "transporter")
+        if event.consignee is not None:
+            _needs_role(_party(parties, event.consignee, "consignee"), "receiver", "consignee")
     elif isinstance(event, HandedOver):
         _needs_role(_party(parties, event.to, "next carrier"), "carrier", "next carrier")
     elif isinstance(event, Delivered):
@@ -374,17 +363,37 @@ def _existing(state: CustodyState, event: CustodyEvent) -> list[ItemState]:
                 f" ({item.last_event}): read its custody again",
             )
     for item in items:
+        _check_time(item, event)
+    if event.shipment_id is not None and not isinstance(event, TransporterAssigned):  # its owner may change it
+        for item in items:
+            if item.shipment != event.shipment_id:
+                raise _Refusal("conflict", f"{event.event_id} claims shipment {event.shipment_id}, but {item.serial} "
+                               f"travels in {_shipment_text(item.shipment)}: only its owner changes that, on "
+                               "transporter-assigned")
+    for item in items:
         if item.status == "consumed" and not isinstance(event, Inspected):
             raise _Refusal("conflict", f"lot {item.serial} was consumed by pack {item.consumed_by}: "
                           "it can no longer move")
     return items
 
 
+def _check_time(item: ItemState, event: CustodyEvent) -> None:
+    """An item's events are dated in the order they are accepted: none before the one it follows."""
+    if item.last_ts is not None and event.epoch < epoch(item.last_ts):
+        raise _Refusal("out-of-order", f"{event.event_id} is dated {event.ts}, before {item.last_ts} of "
+                       f"{item.serial}'s last accepted event {item.last_event_id}: an item's events are dated in "
+                       "the order they happen")
+
+
+def _shipment_text(shipment: str | None) -> str:
+    return f"shipment {shipment}" if shipment is not None else "no shipment"
+
+
 def _accepted(state: CustodyState, event: CustodyEvent, digest: str, touched: list[ItemState]) -> Accepted:
     items = dict(state.items)
     effects: list[Change] = []
     for new in touched:
-        new = dataclasses.replace(new, last_event=digest, last_event_id=event.event_id)
+        new = dataclasses.replace(new, last_event=digest, last_event_id=event.event_id, last_ts=event.ts)
         effects.extend(_diff(items.get(new.serial), new))
         items[new.serial] = new
     seqs = dict(state.seqs)
@@ -397,7 +406,8 @@ def _accepted(state: CustodyState, event: CustodyEvent, digest: str, touched: li
 
 
 _DIFFED: tuple[ChangeField, ...] = (
-    "owner", "offer", "transporter", "holder", "status", "delivered_to", "receipt", "consumed_by"
+    "owner", "offer", "transporter", "holder", "status", "delivered_to", "receipt", "consumed_by", "shipment",
+    "consignee",
 )
 
 
@@ -436,6 +446,7 @@ def _register_pack(state: CustodyState, event: PackRegistered, actor: PartyView,
             raise _Refusal("conflict", f"lot {lot.serial} was already consumed by pack {lot.consumed_by}")
         if lot.owner != actor.party_id:
             raise _not_owner(lot, actor)
+        _check_time(lot, event)
         if lot.offer is not None:
             raise _Refusal("conflict",
                            f"lot {lot.serial} has a pending offer ({lot.offer.event_id}): withdraw it first")
@@ -446,7 +457,7 @@ def _register_pack(state: CustodyState, event: PackRegistered, actor: PartyView,
     pack = ItemState(
         serial=event.serial, item="pack", maker=actor.party_id, owner=actor.party_id, holder=actor.party_id,
         status="registered", registration=digest, last_event=digest, last_event_id=event.event_id,
-        un38_3_failed=event.un38_3.results.failed(),
+        un38_3_failed=event.un38_3.results.failed(), last_ts=event.ts, shipment=event.shipment_id,
     )
     return [pack, *consumed]
 
@@ -456,6 +467,7 @@ def _register_lot(state: CustodyState, event: LotRegistered, actor: PartyView, d
     lot = ItemState(
         serial=event.serial, item="lot", maker=actor.party_id, owner=actor.party_id, holder=actor.party_id,
         status="registered", registration=digest, last_event=digest, last_event_id=event.event_id,
+        last_ts=event.ts, shipment=event.shipment_id,
     )
     return [lot]
 
@@ -470,12 +482,19 @@ def _offer(state: CustodyState, event: OwnershipOffered, actor: PartyView, diges
         if item.offer is not None:
             raise _Refusal("conflict", f"{item.serial} already has a pending offer to {item.offer.to} "
                           f"({item.offer.event_id}): it must be accepted or withdrawn first")
-    offer = PendingOffer(event.event_id, event.to)
+    offer = PendingOffer(event.event_id, event.to, tuple(event.packs))
     return [dataclasses.replace(i, offer=offer) for i in items]
 
 
 def _other_offer(serial: str, pending: PendingOffer, named: str) -> _Refusal:
     return _Refusal("conflict", f"the pending offer of {serial} is {pending.event_id}, not {named}")
+
+
+def _whole_offer(event: OwnershipAccepted | OwnershipWithdrawn, offer: PendingOffer) -> None:
+    """An offer is accepted or withdrawn as a whole: the event names exactly the packs it offered."""
+    if tuple(event.packs) != offer.packs:
+        raise _Refusal("conflict", f"offer {offer.event_id} is of packs {', '.join(offer.packs)}: "
+                       f"{event.kind} names exactly those, not {', '.join(event.packs)}")
 
 
 def _accept(state: CustodyState, event: OwnershipAccepted, actor: PartyView, digest: str,
@@ -489,7 +508,9 @@ def _accept(state: CustodyState, event: OwnershipAccepted, actor: PartyView, dig
                           f"{item.offer.to}, not to {actor.party_id}")
         if item.offer.event_id != event.offer:
             raise _other_offer(item.serial, item.offer, event.offer)
-    return [dataclasses.replace(i, owner=actor.party_id, offer=None) for i in items]
+        _whole_offer(event, item.offer)
+    # the consignee was the former owner's choice: the new owner names its own
+    return [dataclasses.replace(i, owner=actor.party_id, offer=None, consignee=None) for i in items]
 
 
 def _withdraw(state: CustodyState, event: OwnershipWithdrawn, actor: PartyView, digest: str,
@@ -502,12 +523,16 @@ def _withdraw(state: CustodyState, event: OwnershipWithdrawn, actor: PartyView, 
             raise _Refusal("conflict", f"{item.serial} has no pending offer to withdraw")
         if item.offer.event_id != event.offer:
             raise _other_offer(item.serial, item.offer, event.offer)
+        _whole_offer(event, item.offer)
     return [dataclasses.replace(i, offer=None) for i in items]
 
 
 def _assign(state: CustodyState, event: TransporterAssigned, actor: PartyView, digest: str,
             items: list[ItemState]) -> list[ItemState]:
-    """assignTransporter / changeTransporter (onlyOwner). While a carrier holds the item, this names the next one."""
+    """assignTransporter / changeTransporter (onlyOwner). While a carrier holds the item, this names the next one.
+
+    The owner's event also sets the item's shipment (when it names one) and its consignee (when
+    it names one; otherwise the one named before stays)."""
     for item in items:
         if item.owner != actor.party_id:
             raise _not_owner(item, actor)
@@ -519,7 +544,10 @@ def _assign(state: CustodyState, event: TransporterAssigned, actor: PartyView, d
             raise _Refusal("conflict", f"{item.serial} is delivered to {item.delivered_to} and awaits its receipt")
         if item.transporter == event.transporter:
             raise _Refusal("conflict", f"{event.transporter} is already the assigned transporter of {item.serial}")
-    return [dataclasses.replace(i, transporter=event.transporter) for i in items]
+    return [dataclasses.replace(i, transporter=event.transporter,
+                                shipment=event.shipment_id if event.shipment_id is not None else i.shipment,
+                                consignee=event.consignee if event.consignee is not None else i.consignee)
+            for i in items]
 
 
 def _release(state: CustodyState, event: TransporterReleased, actor: PartyView, digest: str,
@@ -586,7 +614,8 @@ def _locate(state: CustodyState, event: LocationUpdated, actor: PartyView, diges
 
 def _deliver(state: CustodyState, event: Delivered, actor: PartyView, digest: str,
              items: list[ItemState]) -> list[ItemState]:
-    """The carrier holding the item, still its assigned transporter, delivers it to a receiver."""
+    """The carrier holding the item, still its assigned transporter, delivers it to its owner or to the
+    consignee its owner named (never to a receiver of the carrier's choosing)."""
     for item in items:
         _in_transit(item)
     for item in items:
@@ -595,8 +624,12 @@ def _deliver(state: CustodyState, event: Delivered, actor: PartyView, digest: st
         if item.transporter != actor.party_id:
             raise _Refusal("forbidden", f"the owner of {item.serial} has assigned {item.transporter or 'no carrier'} "
                           f"as its transporter: {actor.party_id} hands it over instead of delivering it")
-    return [dataclasses.replace(i, status="delivered", delivered_to=event.to, holder=event.to, transporter=None)
-            for i in items]
+        if event.to not in (item.owner, item.consignee):
+            raise _Refusal("forbidden", f"{event.to} is neither the owner of {item.serial} ({item.owner}) nor the "
+                           f"consignee its owner named ({item.consignee or 'none'}): the owner names it on "
+                           "transporter-assigned")
+    return [dataclasses.replace(i, status="delivered", delivered_to=event.to, holder=event.to, transporter=None,
+                                consignee=None) for i in items]
 
 
 def _receive(state: CustodyState, event: Received, actor: PartyView, digest: str,
@@ -634,9 +667,17 @@ _RULES: dict[str, Callable[..., list[ItemState]]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What `replay` gives: the state after the accepted events, and each event's outcome in order."""
+
+    state: CustodyState
+    outcomes: tuple[Outcome, ...]
+
+
 def replay(events: Iterable[CustodyEvent], parties: Mapping[str, PartyView],
-           state: CustodyState | None = None) -> tuple[CustodyState, tuple[Outcome, ...]]:
-    """Apply events in order from `state` (empty by default): the final state and each event's outcome."""
+           state: CustodyState | None = None) -> Replay:
+    """Apply events in order from `state` (empty by default) with the same parties for all of them."""
     current = state if state is not None else CustodyState()
     outcomes = []
     for event in events:
@@ -644,7 +685,7 @@ def replay(events: Iterable[CustodyEvent], parties: Mapping[str, PartyView],
         if isinstance(outcome, Accepted):
             current = outcome.state
         outcomes.append(outcome)
-    return current, tuple(outcomes)
+    return Replay(current, tuple(outcomes))
 
 
 # ---- intervals: who held a pack when ----
@@ -660,11 +701,11 @@ class Interval:
     end: str | None = None
     end_event: str | None = None
 
-    def covers(self, epoch: float, margin_s: float = 0.0) -> bool:
-        """Whether the instant `epoch` falls in [start - margin, end + margin]; both ends included."""
-        if epoch < _epoch(self.start) - margin_s:
+    def covers(self, at: float, margin_s: float = 0.0) -> bool:
+        """Whether the instant `at` (POSIX seconds) falls in [start - margin, end + margin]; both ends included."""
+        if at < epoch(self.start) - margin_s:
             return False
-        return self.end is None or epoch <= _epoch(self.end) + margin_s
+        return self.end is None or at <= epoch(self.end) + margin_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,10 +738,6 @@ class CustodyIntervals:
             return tuple(i.party for i in spans if i.covers(epoch, margin_s))
 
         return Attribution(who(self.owners), who(self.carriers), who(self.holders))
-
-
-def _epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts).timestamp()
 
 
 def custody_intervals(serial: str, events: Sequence[CustodyEvent]) -> CustodyIntervals:

@@ -20,5 +20,5 @@ def item_json(item: ItemState) -> str:
 def item_of(text: str) -> ItemState:
     d = json.loads(text)
     offer = d.pop("offer")
-    return ItemState(**{**d, "offer": PendingOffer(**offer) if offer else None,
+    return ItemState(**{**d, "offer": PendingOffer(**{**offer, "packs": tuple(offer["packs"])}) if offer else None,
                         "un38_3_failed": tuple(d["un38_3_failed"])})

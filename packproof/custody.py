@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal, get_args
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,6 +34,7 @@ from packproof.canonical import canonical_json
 from packproof.crypto import b64, key_id, signature_holds, unb64
 from packproof.errors import InvalidCustodyEvent
 from packproof.reading import ID_PATTERN, MAX_SEQ, SIG_PATTERN
+from packproof.timefmt import epoch
 
 # ---- vocabulary ----
 
@@ -226,7 +227,7 @@ class _Event(BaseModel):
     @classmethod
     def _real_instant(cls, ts: str) -> str:
         try:
-            datetime.fromisoformat(ts)
+            epoch(ts)
         except ValueError:
             raise ValueError(f"{ts!r} is not a real instant") from None
         return ts
@@ -258,7 +259,8 @@ class _Event(BaseModel):
 
     @property
     def epoch(self) -> float:
-        return datetime.fromisoformat(self.ts).timestamp()
+        """`ts` as a POSIX time (packproof.timefmt.epoch, the one reader of RFC 3339)."""
+        return epoch(self.ts)
 
 
 class _Registration(_Event):
@@ -338,10 +340,16 @@ class OwnershipWithdrawn(_Event):
 
 
 class TransporterAssigned(_Event):
-    """The owner names the carrier responsible for the packs (MovementManager.assignTransporter/changeTransporter)."""
+    """The owner names the carrier responsible for the packs (MovementManager.assignTransporter/changeTransporter).
+
+    `consignee`, optional, is the party (role receiver) the owner names as the one the packs may
+    be delivered to besides itself: a carrier delivers only to the owner or to the consignee its
+    owner named, never to a receiver of its own choosing (review 15, 1.8).
+    """
 
     kind: Literal["transporter-assigned"]
     transporter: PartyId
+    consignee: PartyId | None = None
 
 
 class TransporterReleased(_Event):

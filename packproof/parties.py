@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from packproof.crypto import b64, unb64, weak_key_problem
 from packproof.custody import PARTY_PATTERN
 from packproof.custody import ROLES as ROLE_NAMES
 from packproof.records import PartyKey, PartyRecord
+from packproof.timefmt import epoch
 
 PARTIES = "~parties"  # device id of the parties' record leaves; no real device id can start with "~"
 ROLES = frozenset(ROLE_NAMES)  # the custody contract's roles (packproof/custody.py), as a set
@@ -89,7 +89,7 @@ def revoked_record(party_id: str, reason: str) -> dict[str, Any]:
 def _epoch(at: Any) -> float:
     if not isinstance(at, str):
         raise ValueError(f"`at` must be an RFC 3339 time, got {at!r}")
-    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+    return epoch(at)
 
 
 def sealed_parties(records: Iterable[Mapping[str, Any]]) -> tuple[dict[str, PartyRecord], list[str]]:

@@ -7,8 +7,28 @@ another one's meaning. Records are frozen where nothing changes them after they 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
+
+
+class _ValidFrom(Protocol):
+    @property
+    def valid_from_seq(self) -> int: ...
+
+
+def key_index_at(keys: Sequence[_ValidFrom], seq: int) -> int | None:
+    """Which of `keys` (a device's or a party's key history, in the order it was written) signs `seq`.
+
+    The one home of the rule: the key valid from the highest seq at or below `seq` (of two valid
+    from the same seq, the later written). Older events keep the key they were signed with.
+    None: no key was valid yet.
+    """
+    found: int | None = None
+    for i, k in enumerate(keys):
+        if k.valid_from_seq <= seq and (found is None or k.valid_from_seq >= keys[found].valid_from_seq):
+            found = i
+    return found
 
 
 class DeviceKey(NamedTuple):
@@ -33,8 +53,8 @@ class DeviceRecord:
 
     def key_at(self, seq: int) -> bytes | None:
         """The key valid for reading `seq`: readings from before a rotation keep their old key."""
-        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
-        return valid[-1] if valid else self.public_key
+        i = key_index_at(self.keys, seq)
+        return self.keys[i].public_key if i is not None else self.public_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +91,8 @@ class PartyRecord:
 
     def key_at(self, seq: int) -> bytes | None:
         """The key valid for the party's event `seq`: the latest one valid from a seq at or below it."""
-        valid = [k.public_key for k in self.keys if k.valid_from_seq <= seq]
-        return valid[-1] if valid else None
+        i = key_index_at(self.keys, seq)
+        return self.keys[i].public_key if i is not None else None
 
 
 @dataclass(frozen=True, slots=True)

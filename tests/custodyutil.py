@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.custody import CustodyEvent, countersign, event_from_object, sign_event
-from packproof.edge.custody import CustodyState, KeyStep, PartyView
+from packproof.edge.custody import CustodyState, PartyView
+from packproof.records import PartyKey
 from packproof.timefmt import rfc3339
 
 T0 = 1_795_000_000.0  # 2026-11-18, the instant a cast's first event carries
@@ -59,7 +60,7 @@ class Cast:
 
     @property
     def parties(self) -> dict[str, PartyView]:
-        return {p: PartyView(p, r, (KeyStep(1, public_key_bytes(key_of(p))),), p in self.revoked)
+        return {p: PartyView(p, r, (PartyKey(1, public_key_bytes(key_of(p))),), p in self.revoked)
                 for p, r in self.roles.items()}
 
     def body(self, state: CustodyState, kind: str, actor: str, packs: Iterable[str], *,

@@ -16,7 +16,8 @@ import pytest
 
 from packproof.crypto import public_key_bytes
 from packproof.custody import event_from_object
-from packproof.edge.custody import Accepted, CustodyState, KeyStep, PartyView, apply, custody_intervals
+from packproof.edge.custody import Accepted, CustodyState, PartyView, apply, custody_intervals
+from packproof.records import PartyKey
 from packproof.simulators.custody_script import (
     AIR,
     PLANT,
@@ -36,7 +37,7 @@ from packproof.timefmt import rfc3339
 T0 = 1_800_000_000.0
 STEP_S, RATE = 60.0, 1.0  # `packproof run`'s defaults: 60 journey seconds a reading, a reading a second
 KEYS = {p.party_id: party_key(1, p.party_id) for p in SIM_PARTIES}
-VIEWS = {p.party_id: PartyView(p.party_id, frozenset(p.roles), (KeyStep(1, public_key_bytes(KEYS[p.party_id])),))
+VIEWS = {p.party_id: PartyView(p.party_id, frozenset(p.roles), (PartyKey(1, public_key_bytes(KEYS[p.party_id])),))
          for p in SIM_PARTIES}
 
 
