@@ -606,6 +606,106 @@ def test_handover_and_delivery_racing() -> None:
     assert apply(first.state, reassign, cast.parties).code == "wrong-prev"  # type: ignore[union-attr]
 
 
+# ---- time order, shipment, consignee, whole offers (review 15: 1.3, 1.4, 1.8) ----
+
+
+def test_an_event_dated_before_an_items_last_is_out_of_order() -> None:
+    """A carrier may not date its event before the pack's last accepted one (its delivery before its own
+    shock, an interval inverted); the same instant is fine: two events can be signed in one second."""
+    cast, state = build("in-transit")
+    last = state.items[PK]
+    assert last.last_ts is not None and last.last_event_id == "road-co:1"
+    early = rfc3339(T0 - 86_400)
+    out = refused(cast, state, "delivered", "road-co", to="plant", ts=early)
+    assert out == Refused("out-of-order", f"road-co:2 is dated {early}, before {last.last_ts} of PK-1's last "
+                                          "accepted event road-co:1: an item's events are dated in the order they happen")
+    same = accepted(cast, state, "location", "road-co", ts=last.last_ts)
+    assert same.items[PK].last_ts == last.last_ts
+
+
+def test_a_pack_is_not_dated_before_the_lots_it_consumes() -> None:
+    cast, state, lot_hash = lots_journey()
+    before = rfc3339(T0 - 60)
+    out = refused(cast, state, "pack-registered", "maker-a", (PK,), cell_lots=[lot_hash], ts=before)
+    assert out.code == "out-of-order" and "LOT-A's last accepted event maker-a:1" in out.reason
+
+
+def test_an_item_travels_in_the_shipment_its_owner_names() -> None:
+    """Registration names the shipment; an event claiming another is refused; only the owner moves it to
+    another, on transporter-assigned; an event claiming none claims nothing."""
+    cast, state = Cast(), CustodyState()
+    state = accepted(cast, state, "pack-registered", "maker-a", shipment_id="SHP-1")
+    state = accepted(cast, state, "transporter-assigned", "maker-a", **ASSIGN)
+    assert state.items[PK].shipment == "SHP-1"
+    state = accepted(cast, state, "picked-up", "road-co", shipment_id="SHP-1")
+    out = refused(cast, state, "location", "road-co", shipment_id="SHP-2")
+    assert out == Refused("conflict", "road-co:2 claims shipment SHP-2, but PK-1 travels in shipment SHP-1: only "
+                                      "its owner changes that, on transporter-assigned")
+    state = accepted(cast, state, "location", "road-co")  # no claim
+    assert refused(cast, state, "transporter-assigned", "plant", transporter="air-co",
+                   shipment_id="SHP-2").code == "forbidden"
+    moved = apply(state, cast.event(state, "transporter-assigned", "maker-a", (PK,), transporter="air-co",
+                                    shipment_id="SHP-2"), cast.parties)
+    assert isinstance(moved, Accepted) and moved.state.items[PK].shipment == "SHP-2"
+    assert ("shipment", "SHP-1", "SHP-2") in [(c.field, c.before, c.after) for c in moved.effects]
+    assert refused(cast, moved.state, "location", "road-co", shipment_id="SHP-1").code == "conflict"
+
+
+def test_an_item_in_no_shipment_is_claimed_by_none() -> None:
+    cast, state = build("in-transit")
+    assert state.items[PK].shipment is None
+    out = refused(cast, state, "location", "road-co", shipment_id="SHP-1")
+    assert out.code == "conflict" and "PK-1 travels in no shipment" in out.reason
+
+
+def test_delivery_only_to_the_owner_or_the_consignee_it_named() -> None:
+    """The carrier does not choose the consignee: delivery goes to the owner or to the party the owner
+    named on transporter-assigned; a new owner names its own."""
+    cast, state = Cast(), CustodyState()
+    state = accepted(cast, state, "pack-registered", "maker-a")
+    state = accepted(cast, state, "transporter-assigned", "maker-a", transporter="road-co")  # no consignee
+    state = accepted(cast, state, "picked-up", "road-co")
+    out = refused(cast, state, "delivered", "road-co", to="plant")
+    assert out == Refused("forbidden", "plant is neither the owner of PK-1 (maker-a) nor the consignee its owner "
+                                       "named (none): the owner names it on transporter-assigned")
+    named = accepted(cast, state, "transporter-assigned", "maker-a", transporter="air-co", consignee="depot")
+    named = accepted(cast, named, "handed-over", "road-co", to="air-co")
+    assert refused(cast, named, "delivered", "air-co", to="plant").code == "forbidden"
+    done = accepted(cast, named, "delivered", "air-co", to="depot")
+    assert done.items[PK].delivered_to == "depot" and done.items[PK].consignee is None
+    # sold to plant in transit: plant, the owner now, may be delivered to; depot, named by maker-a, no more
+    sold = accepted(cast, named, "ownership-offered", "maker-a", to="plant")
+    sold = accepted(cast, sold, "ownership-accepted", "plant", offer="maker-a:4")
+    assert sold.items[PK].consignee is None
+    assert refused(cast, sold, "delivered", "air-co", to="depot").code == "forbidden"
+    assert accepted(cast, sold, "delivered", "air-co", to="plant").items[PK].delivered_to == "plant"
+
+
+@pytest.mark.parametrize(("consignee", "code", "reason"), [
+    ("road-co", "forbidden", "consignee road-co does not hold role receiver (roles: carrier)"),
+    ("nobody", "unknown-party", "consignee 'nobody' is not a registered party"),
+    ("gone", "revoked", "consignee 'gone' is revoked: it can take part in no new event"),
+])
+def test_the_consignee_is_a_receiver_in_good_standing(consignee: str, code: str, reason: str) -> None:
+    cast, state = build("registered")
+    out = refused(cast, state, "transporter-assigned", "maker-a", transporter="road-co", consignee=consignee)
+    assert out == Refused(code, reason)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["ownership-accepted", "ownership-withdrawn"])
+def test_an_offer_is_accepted_or_withdrawn_whole(kind: str) -> None:
+    cast, state = Cast(), CustodyState()
+    for serial in ("PK-1", "PK-2"):
+        state = accepted(cast, state, "pack-registered", "maker-a", (serial,))
+    state = accepted(cast, state, "ownership-offered", "maker-a", ("PK-1", "PK-2"), to="plant")
+    actor = "plant" if kind == "ownership-accepted" else "maker-a"
+    out = refused(cast, state, kind, actor, ("PK-1",), offer="maker-a:3")
+    assert out == Refused("conflict", f"offer maker-a:3 is of packs PK-1, PK-2: {kind} names exactly those, "
+                                      "not PK-1")
+    whole = accepted(cast, state, kind, actor, ("PK-1", "PK-2"), offer="maker-a:3")
+    assert all(whole.items[s].offer is None for s in ("PK-1", "PK-2"))
+
+
 # ---- what a store loads ----
 
 
