@@ -22,18 +22,16 @@ record. So, beyond the roots:
 - the custody parties' tables are compared with their sealed `~parties` records (issue 15).
 - the custody tables are compared with the sealed custody events (issue 15): each accepted
   event must be a sealed `~custody` leaf, byte for byte, and replaying the sealed events through
-  the rules (packproof/edge/custody.py, with the sealed parties' keys) must give each pack the
-  state, head and history the tables hold: an edited, added or deleted event, or a pack's state
-  changed by hand, is named.
+  the rules (packproof/edge/custody.py), interleaved with the sealed `~parties` records in the
+  order both were sealed (anchor/custody_audit.py), must give each pack the state, head and
+  history the tables hold: an edited, added or deleted event, an event sealed after its party's
+  revocation or under a key not in force, or a pack's state changed by hand, is named.
 
 A row's `received_at` is the ingestor's clock and nothing seals it; it is not checked.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
 import json
 import multiprocessing
 import os
@@ -43,16 +41,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from packproof.anchor.custody_audit import check_custody
 from packproof.anchor.ledger import Block, LedgerFile, walk_chain
 from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
-from packproof.custody import canonical_event_bytes, event_from_object
-from packproof.edge.custody import Accepted, CustodyState, PartyView, apply
-from packproof.edge.custody_codec import item_json
-from packproof.errors import LedgerIntegrityError, PackproofError
+from packproof.errors import LedgerIntegrityError
 from packproof.parties import KINDS as PARTY_KINDS
-from packproof.parties import PARTIES, party_problems, sealed_parties
+from packproof.parties import PARTIES, PartyReplay, party_problems
 from packproof.reading import Reading
 from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow
 from packproof.rfc6962 import leaf_hash
@@ -353,103 +349,23 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
     head_last = expected_first - 1 if expected_first is not None else 0
     report.unsealed = await store.count_after(head_last)
     report.quarantine = await _check_quarantine(store, sealed_ids, report)
-    report.parties = await _check_parties(store)
-    report.custody = await check_custody(store)
+    party_rows = await store.records(PARTIES)  # read once: the parties' check and the custody replay use them
+    report.parties = await _check_parties(store, party_rows)
+    report.custody = await check_custody(store, party_rows)
     return report
 
 
-async def _check_parties(store: Store) -> list[str]:
+async def _check_parties(store: Store, party_rows: list[StoredRow]) -> list[str]:
     """The custody parties' tables against their sealed `~parties` records (issue 15): a key swapped,
     a party added or un-revoked by hand is named. The records' own bytes are checked with every leaf."""
-    bodies = []
-    for row in await store.records(PARTIES):
+    replayed = PartyReplay()
+    for row in party_rows:
         try:
-            bodies.append(json.loads(row.body))
+            body: object = json.loads(row.body)
         except ValueError:
-            bodies.append({"record": None, "party_id": f"<unreadable row {row.id}>"})
-    sealed, problems = sealed_parties(bodies)
-    return [f"{PARTIES} {p}" for p in problems] + party_problems(await store.parties(), sealed)
-
-
-async def check_custody(store: Store) -> list[str]:
-    """The custody tables against the sealed `~custody` leaves, and the packs' states against a replay of them.
-
-    Each table row must be a sealed event byte for byte (its hash included); a leaf without its
-    row is an event deleted from the table. The sealed events, replayed in accept order through
-    the rules with the sealed parties' keys, must each be accepted again and must leave every pack
-    with the state, position and head `custody_packs` holds, and the history `custody_event_packs`
-    holds. Revocations are not replayed: they come after the events they stop, and stop only later ones.
-    """
-    out: list[str] = []
-    sealed: dict[str, tuple[int, bytes]] = {}  # event id -> (leaf id, the event's canonical bytes)
-    events = []
-    for row in await store.records(CUSTODY):
-        try:
-            event = event_from_object(json.loads(row.body)["event"])
-        except (ValueError, KeyError, TypeError, PackproofError) as exc:
-            out.append(f"custody leaf {row.id} holds no valid custody event: {exc}")
-            continue
-        sealed[event.event_id] = (row.id, canonical_event_bytes(event))
-        events.append(event)
-    table = {e.event_id: e for e in await store.custody_events_table()}
-    for event_id, e in table.items():
-        if event_id not in sealed:
-            out.append(f"custody event {event_id} is in the custody_events table but no sealed leaf holds it "
-                       "(added by hand)")
-            continue
-        leaf_id, body = sealed[event_id]
-        if e.body != body:
-            out.append(f"custody event {event_id}: its stored body differs from its sealed leaf {leaf_id} (edited)")
-        if e.hash != hashlib.sha256(body).digest():
-            out.append(f"custody event {event_id}: its stored hash {e.hash.hex()} is not the sealed event's "
-                       f"{hashlib.sha256(body).hexdigest()}")
-        if e.leaf_id != leaf_id:
-            out.append(f"custody event {event_id}: the table points to leaf {e.leaf_id}, it is sealed in {leaf_id}")
-    out += [f"custody event {i} is sealed (leaf {sealed[i][0]}) but gone from the custody_events table (deleted)"
-            for i in sorted(set(sealed) - set(table))]
-
-    bodies = []
-    for row in await store.records(PARTIES):
-        with contextlib.suppress(ValueError):
-            bodies.append(json.loads(row.body))
-    parties = {pid: dataclasses.replace(PartyView.of(p), revoked=False) for pid, p in sealed_parties(bodies)[0].items()}
-    state = CustodyState()
-    history: dict[str, list[tuple[int, str, str | None, str | None, str | None]]] = {}
-    for event in events:
-        outcome = apply(state, event, parties)
-        if not isinstance(outcome, Accepted):
-            out.append(f"sealed custody event {event.event_id} does not replay: {outcome.code}: {outcome.reason}")
-            continue
-        state = outcome.state
-        for item in outcome.items:
-            steps = history.setdefault(item.serial, [])
-            steps.append((len(steps) + 1, event.event_id, item.owner, item.transporter, item.holder))
-    held = await store.custody_packs_table()
-    for serial, item in sorted(state.items.items()):
-        kept = held.get(serial)
-        if kept is None:
-            out.append(f"pack {serial} is gone from the custody_packs table; its sealed events give it state "
-                       f"{item.status}, owner {item.owner}")
-            continue
-        position, head, text = kept
-        if text != item_json(item):
-            out.append(f"pack {serial}: custody_packs holds a state its sealed events do not give (owner "
-                       f"{json.loads(text).get('owner')!r} held, {item.owner!r} sealed; holder "
-                       f"{json.loads(text).get('holder')!r} held, {item.holder!r} sealed)")
-        if head.hex() != item.last_event or position != len(history[serial]):
-            out.append(f"pack {serial}: custody_packs says {position} events up to {head.hex()[:16]}.., its sealed "
-                       f"events {len(history[serial])} up to {item.last_event[:16]}..")
-    out += [f"pack {s} is in the custody_packs table but no sealed event registered it"
-            for s in sorted(set(held) - set(state.items))]
-    steps_held = await store.custody_steps(sorted(history))
-    for serial, steps in sorted(history.items()):
-        got = [(s.position, s.event_id, s.owner, s.transporter, s.holder) for s in steps_held.get(serial, [])]
-        if got != steps:
-            first = next((i for i, (a, b) in enumerate(zip(got, steps, strict=False)) if a != b), min(len(got),
-                                                                                                       len(steps)))
-            out.append(f"pack {serial}: its custody history in custody_event_packs differs from its sealed events "
-                       f"from step {first + 1} on")
-    return out
+            body = None
+        replayed.add(body, f"leaf {row.id}")
+    return [f"{PARTIES} {p}" for p in replayed.problems] + party_problems(await store.parties(), replayed.parties)
 
 
 async def _walk_blocks(store: Store, by_height: dict[int, Block], report: AuditReport, checker: _Checker,

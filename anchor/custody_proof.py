@@ -47,7 +47,7 @@ from packproof.crypto import key_id, unb64
 from packproof.custody import CustodyEvent, HandedOver, event_from_object, signature_problem
 from packproof.errors import ConfigError, InvalidCustodyEvent, PackproofError
 from packproof.parties import ADDED, KEY_ROTATED, PARTIES
-from packproof.records import CustodyEventRecord
+from packproof.records import CustodyEventRecord, key_index_at
 from packproof.store import Store
 
 FORMAT = "packproof-custody-proof/1"
@@ -96,23 +96,15 @@ def parse_party_key_record(text: str | bytes) -> PartyKeyRecord | None:
 
 
 def key_record_in_force(records: Sequence[bytes], party_id: str, seq: int) -> int | None:
-    """Which of the parties' record leaves (store order) gives `party_id` its key at event `seq`."""
-    found: tuple[int, int] | None = None
-    for i, text in enumerate(records):
-        r = parse_party_key_record(text)
-        if r is not None and r.party_id == party_id and r.valid_from_seq <= seq \
-                and (found is None or r.valid_from_seq >= found[0]):
-            found = (r.valid_from_seq, i)
-    return None if found is None else found[1]
+    """Which of the parties' record leaves (store order) gives `party_id` its key at event `seq`: the
+    rule of `packproof.records.key_index_at` (its one home) over that party's key records."""
+    mine = [(i, r) for i, text in enumerate(records)
+            if (r := parse_party_key_record(text)) is not None and r.party_id == party_id]
+    k = key_index_at([r for _, r in mine], seq)
+    return None if k is None else mine[k][0]
 
 
 # ---- assembling (from the store) --------------------------------------------------------------
-
-
-def _key(body: bytes) -> bytes:
-    """The key of a record `key_record_in_force` chose (so one that parses)."""
-    record = parse_party_key_record(body)
-    return record.public_key if record is not None else b""
 
 
 async def custody_proof_bundle(store: Store, keys: LedgerKeys, e: CustodyEventRecord) -> CustodyProofBundle:
@@ -124,22 +116,21 @@ async def custody_proof_bundle(store: Store, keys: LedgerKeys, e: CustodyEventRe
     if leaf is None:
         raise NotSealed(f"custody event {e.event_id}: its record leaf (store id {e.leaf_id}) is missing")
     event = event_from_object(orjson.loads(e.body))
-    records = await store.records(PARTIES)
+    # the parties as the event was accepted under them: records written after its leaf do not count
+    records = [r for r in await store.records(PARTIES) if r.id < e.leaf_id]
     bodies = [r.body for r in records]
     i = key_record_in_force(bodies, event.actor, event.seq)
     if i is None:
         raise NotSealed(f"custody event {e.event_id}: no sealed key record of party {event.actor} at seq {event.seq}")
     chosen = [records[i]]
     if isinstance(event, HandedOver):
-        # The rules take the countersig by the next carrier's key at its last own event or at its next
-        # (edge/custody.py, _countersigner_keys): the record of whichever key it verifies with.
+        # The rules take the countersig by the next carrier's key in force at its next own seq (its last
+        # accepted one before this event + 1; edge/custody.py, _countersigner_key), and no other.
         last = await store.custody_seq_before(event.to, e.leaf_id)
-        actor_key = _key(records[i].body)
-        found = [j for j in dict.fromkeys(key_record_in_force(bodies, event.to, s) for s in (last, last + 1))
-                 if j is not None and signature_problem(event, actor_key, _key(bodies[j])) is None]
-        if not found:
-            raise NotSealed(f"custody event {e.event_id}: no sealed key record of {event.to} verifies its countersig")
-        chosen.append(records[found[0]])
+        j = key_record_in_force(bodies, event.to, last + 1)
+        if j is None:
+            raise NotSealed(f"custody event {e.event_id}: no sealed key record of {event.to} at seq {last + 1}")
+        chosen.append(records[j])
     where = await store.locate([r.id for r in chosen])
     if any(r.id not in where for r in chosen):
         raise NotSealed(f"custody event {e.event_id}: a key record of its parties is not sealed yet")

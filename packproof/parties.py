@@ -14,8 +14,10 @@ Pure: no I/O. One home for the party rules, used by the store, the CLI, the API 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from packproof.crypto import b64, unb64, weak_key_problem
@@ -92,47 +94,63 @@ def _epoch(at: Any) -> float:
     return epoch(at)
 
 
-def sealed_parties(records: Iterable[Mapping[str, Any]]) -> tuple[dict[str, PartyRecord], list[str]]:
-    """Replay the parties' record leaves (parsed bodies, in store order) into each party as sealed.
+@dataclass(slots=True)
+class PartyReplay:
+    """The parties as their sealed records built them so far, record by record.
 
-    Returns the parties and the problems met: a record that cannot be read, one for a party
-    never added, a second `party-added`. The store never writes those; finding one means the
-    records were tampered with, or written by something other than the store, and the audit says so.
+    The audit feeds it the `~parties` leaves interleaved with the `~custody` leaves in the order
+    they were sealed, so each custody event is checked against the parties as they stood when it
+    was accepted: a key rotated or a party revoked later does not apply to it, one sealed earlier
+    does (review 15, 1.5). `problems` names the records the store never writes (one that cannot be
+    read, one for a party never added, a second `party-added`): finding one means the records were
+    tampered with, or written by something other than the store.
     """
-    parties: dict[str, PartyRecord] = {}
-    problems: list[str] = []
-    for n, rec in enumerate(records):
+
+    parties: dict[str, PartyRecord] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, rec: object, where: str) -> str | None:
+        """Apply one record (a parsed leaf body; `where` names it in problems); the party it changed, if any."""
         if not isinstance(rec, Mapping):
-            problems.append(f"record {n} is not a JSON object")
-            continue
+            self.problems.append(f"{where} is not a JSON object")
+            return None
         kind, pid = rec.get("record"), rec.get("party_id")
         if not isinstance(pid, str):
-            problems.append(f"record {n} ({kind}) names no party")
-            continue
+            self.problems.append(f"{where} ({kind}) names no party")
+            return None
+        held = self.parties.get(pid)
         try:
             if kind == ADDED:
-                if pid in parties:
-                    problems.append(f"record {n}: party {pid} added a second time")
-                    continue
-                parties[pid] = PartyRecord(pid, rec["name"], frozenset(rec["roles"]),
-                                           (PartyKey(int(rec["valid_from_seq"]), unb64(rec["public_key"])),),
-                                           _epoch(rec["at"]))
-            elif pid not in parties:
-                problems.append(f"record {n}: {kind} for party {pid!r}, which no earlier record added")
+                if held is not None:
+                    self.problems.append(f"{where}: party {pid} added a second time")
+                    return None
+                self.parties[pid] = PartyRecord(
+                    pid, rec["name"], frozenset(rec["roles"]),
+                    (PartyKey(int(rec["valid_from_seq"]), unb64(rec["public_key"])),), _epoch(rec["at"]))
+            elif held is None:
+                self.problems.append(f"{where}: {kind} for party {pid!r}, which no earlier record added")
+                return None
             elif kind == KEY_ROTATED:
-                p = parties[pid]
                 key = PartyKey(int(rec["valid_from_seq"]), unb64(rec["public_key"]))
-                parties[pid] = PartyRecord(p.party_id, p.name, p.roles, (*p.keys, key), p.added_at, p.revoked_at,
-                                           p.revoked_reason)
+                self.parties[pid] = dataclasses.replace(held, keys=(*held.keys, key))
             elif kind == REVOKED:
-                p = parties[pid]
-                parties[pid] = PartyRecord(p.party_id, p.name, p.roles, p.keys, p.added_at, _epoch(rec["at"]),
-                                           rec["reason"])
+                self.parties[pid] = dataclasses.replace(held, revoked_at=_epoch(rec["at"]),
+                                                        revoked_reason=rec["reason"])
             else:
-                problems.append(f"record {n}: unknown kind {kind!r}")
+                self.problems.append(f"{where}: unknown kind {kind!r}")
+                return None
         except (KeyError, TypeError, ValueError) as exc:
-            problems.append(f"record {n} ({kind} of {pid!r}) is malformed: {exc!r}")
-    return parties, problems
+            self.problems.append(f"{where} ({kind} of {pid!r}) is malformed: {exc!r}")
+            return None
+        return pid
+
+
+def sealed_parties(records: Iterable[object]) -> PartyReplay:
+    """Replay the parties' record leaves (parsed bodies, in store order) into each party as sealed."""
+    replay = PartyReplay()
+    for n, rec in enumerate(records):
+        replay.add(rec, f"record {n}")
+    return replay
 
 
 def _keys_text(keys: Iterable[PartyKey]) -> str:

@@ -57,8 +57,9 @@ async def test_add_rotate_revoke_are_sealed_records_that_rebuild_the_tables(stor
         assert {k: v for k, v in records[2].items() if k != "at"} == {
             "record": "party-key-rotated", "party_id": "hamburg-air", "public_key": b64(key("a2")),
             "valid_from_seq": 7}
-        sealed, problems = sealed_parties(records)
-        assert problems == []
+        replayed = sealed_parties(records)
+        sealed = replayed.parties
+        assert replayed.problems == []
         table = await store.parties()
         assert party_problems(table, sealed) == []
         assert {p.party_id: (p.name, p.roles, p.keys, p.revoked_reason) for p in table} == {
@@ -126,9 +127,10 @@ def test_replaying_records_that_the_store_never_writes_reports_them() -> None:
     at = "2026-12-01T00:00:00.000Z"
     added = {"record": "party-added", "party_id": "a", "name": "A", "roles": ["carrier"],
              "public_key": b64(key("a")), "valid_from_seq": 1, "at": at}
-    parties, problems = sealed_parties([
+    replayed = sealed_parties([
         added, added, {"record": "party-revoked", "party_id": "z", "reason": "r", "at": at},
         {"record": "party-key-rotated", "party_id": "a", "at": at}, {"record": "party-renamed", "party_id": "a"}])
+    parties, problems = replayed.parties, replayed.problems
     assert list(parties) == ["a"]
     assert [p.split()[:2] for p in problems] == [["record", "1:"], ["record", "2:"], ["record", "3"], ["record", "4:"]]
     assert "added a second time" in problems[0] and "which no earlier record added" in problems[1]
