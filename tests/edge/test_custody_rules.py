@@ -617,8 +617,8 @@ def test_an_event_dated_before_an_items_last_is_out_of_order() -> None:
     assert last.last_ts is not None and last.last_event_id == "road-co:1"
     early = rfc3339(T0 - 86_400)
     out = refused(cast, state, "delivered", "road-co", to="plant", ts=early)
-    assert out == Refused("out-of-order", f"road-co:2 is dated {early}, before {last.last_ts} of PK-1's last "
-                                          "accepted event road-co:1: an item's events are dated in the order they happen")
+    assert out == Refused("out-of-order", f"road-co:2 is dated {early}, before {last.last_ts} of PK-1's last accepted "
+                                          "event road-co:1: an item's events are dated in the order they happen")
     same = accepted(cast, state, "location", "road-co", ts=last.last_ts)
     assert same.items[PK].last_ts == last.last_ts
 
