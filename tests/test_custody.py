@@ -183,6 +183,9 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
             "--ts", ts(12))
     out = run("custody", "countersign", str(half), "--party-key", str(keys / "air.key"), "--api", api)
     assert "accepted road:2" in out
+    # Sold on the way: a carrier delivers only to the owner (or a consignee the owner named, review 15 1.8).
+    custody(api, keys, "maker", "offer", "P-1", "--to", "plant", "--shipment", SHIPMENT, "--ts", ts(13, 20))
+    custody(api, keys, "plant", "accept", "P-1", "--offer", "maker:4", "--shipment", SHIPMENT, "--ts", ts(13, 30))
     custody(api, keys, "air", "deliver", "P-1", "--to", "plant", "--shipment", SHIPMENT, "--ts", ts(14))
     custody(api, keys, "plant", "receive", "P-1", "--result", "accepted-with-remarks", "--remarks", "dented corner",
             "--shipment", SHIPMENT, "--ts", ts(14, 30))
@@ -191,9 +194,9 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
 
     doc = get_json(f"{api}/packs/P-1/custody")
     assert [e["kind"] for e in doc["events"]] == ["pack-registered", "transporter-assigned", "picked-up",
-                                                  "transporter-assigned", "handed-over", "delivered", "received",
-                                                  "inspected"]
-    assert (doc["owner"], doc["holder"]) == ("maker", "plant")
+                                                  "transporter-assigned", "handed-over", "ownership-offered",
+                                                  "ownership-accepted", "delivered", "received", "inspected"]
+    assert (doc["owner"], doc["holder"]) == ("plant", "plant")
     assert [(c["party"], c["from"], c["to"]) for c in doc["carriers"]] == [("road", ts(10, 10), ts(12)),
                                                                            ("air", ts(12), ts(14))]
     shown = run("custody", "show", "P-1", "--api", api)
@@ -232,15 +235,15 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     r = cli("audit", "--data-dir", str(data))
     assert r.returncode == 0, r.stdout + r.stderr
     db = Db(pipeline.store)
-    db.execute("UPDATE custody_packs SET state = replace(state, '\"owner\":\"maker\"', '\"owner\":\"road\"') "
+    db.execute("UPDATE custody_packs SET state = replace(state, '\"owner\":\"plant\"', '\"owner\":\"road\"') "
                "WHERE serial = 'P-1'")
     edited = ("convert_to(replace(convert_from(body, 'UTF8'), 'dented corner', 'no damage'), 'UTF8')"
               if pipeline.store.startswith("postgresql") else "replace(body, 'dented corner', 'no damage')")
-    db.execute(f"UPDATE custody_events SET body = {edited} WHERE event_id = 'plant:1'")
+    db.execute(f"UPDATE custody_events SET body = {edited} WHERE event_id = 'plant:2'")
     r = cli("audit", "--data-dir", str(data))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "pack P-1: custody_packs holds a state its sealed events do not give (owner 'road' held" in r.stdout
-    assert "custody event plant:1: its stored body differs from its sealed leaf" in r.stdout
+    assert "custody event plant:2: its stored body differs from its sealed leaf" in r.stdout
 
 
 async def _excursions(dirs: DataDir) -> None:
