@@ -52,6 +52,7 @@ from packproof.canonical import canonical_bytes, canonical_json, signing_bytes
 from packproof.crypto import key_id, signature_holds, unb64
 from packproof.errors import ConfigError, LedgerIntegrityError, ProofError
 from packproof.reading import MAX_SEQ, TS_PATTERN, Reading
+from packproof.records import key_index_at
 from packproof.rfc6962 import HASH_LEN, leaf_hash
 
 FORMAT = "packproof-proof/2"
@@ -277,13 +278,10 @@ def key_record_in_force(records: Sequence[bytes], device_id: str, seq: int) -> i
     The latest key record of the device valid from a seq at or below `seq`: what
     `DeviceRecord.key_at` answers from the registry tables, here from the sealed leaves.
     """
-    found: tuple[int, int] | None = None  # (valid from seq, index)
-    for i, text in enumerate(records):
-        record = parse_key_record(text)
-        if record is not None and record.device_id == device_id and record.valid_from_seq <= seq \
-                and (found is None or record.valid_from_seq >= found[0]):
-            found = (record.valid_from_seq, i)
-    return None if found is None else found[1]
+    mine = [(i, r) for i, text in enumerate(records)
+            if (r := parse_key_record(text)) is not None and r.device_id == device_id]
+    k = key_index_at([r for _, r in mine], seq)  # the rule's one home (packproof/records.py)
+    return None if k is None else mine[k][0]
 
 
 def parse_key_record(text: str | bytes) -> KeyRecord | None:

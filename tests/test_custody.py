@@ -371,9 +371,10 @@ def test_notifications_follow_accepted_events(tmp_path: Path, pipeline_services:
     try:
         wait_for(lambda: bool(got), what="the retained notification")
         assert got[0]["retain"] and got[0]["event_id"] == "maker:1" and got[0]["event"]["serial"] == "P-9"
-        r = post(api, sign_event(event(api, "maker", "inspected", ["P-9"], ts(2), finding="x"), key_of(keys, "maker")))
+        r = post(api, sign_event(event(api, "maker", "inspected", ["P-9"], ts(10, 2), finding="x"),
+                                 key_of(keys, "maker")))
         assert r.status_code == 403  # maker is no inspector: refused, and nothing is announced
-        r = post(api, sign_event(event(api, "maker", "ownership-offered", ["P-9"], ts(3), to="maker-2"),
+        r = post(api, sign_event(event(api, "maker", "ownership-offered", ["P-9"], ts(10, 3), to="maker-2"),
                                  key_of(keys, "maker")))
         assert r.status_code == 403 and r.json()["code"] == "unknown-party"
         time.sleep(0.5)
@@ -388,15 +389,15 @@ def test_notifications_follow_accepted_events(tmp_path: Path, pipeline_services:
                    "--mqtt-port", str(free_port()), log=tmp_path / "api-dark.log")
     pipeline_services.services.append(dark)
     dark.wait_port(port)
-    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "transporter-released", ["P-9"], ts(4)),
+    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "transporter-released", ["P-9"], ts(10, 4)),
                                                     key_of(keys, "maker")))
     assert r.status_code == 409 and r.json()["code"] == "conflict", r.text  # refused by the rules, not by the broker
     register(f"http://127.0.0.1:{port}", keys, "P-10")  # accepted (201) with no broker to tell
     wait_for(lambda: "custody notification for maker:2 not published" in dark.output(), what="the dropped notice")
-    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "ownership-offered", ["P-9"], ts(5),
+    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "ownership-offered", ["P-9"], ts(10, 5),
                                                           to="plant-x"), key_of(keys, "maker")))
     assert r.status_code == 403 and r.json()["code"] == "unknown-party", r.text
-    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "location", ["P-9"], ts(6)),
+    r = post(f"http://127.0.0.1:{port}", sign_event(event(api, "maker", "location", ["P-9"], ts(10, 6)),
                                                     key_of(keys, "maker")))
     assert r.status_code == 403 and "role carrier" in r.json()["detail"], r.text
 

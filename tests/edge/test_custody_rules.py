@@ -40,7 +40,7 @@ from packproof.edge.custody import (
     state_keys,
 )
 from packproof.records import PartyKey, PartyRecord
-from packproof.timefmt import rfc3339
+from packproof.timefmt import epoch, rfc3339
 from tests.custodyutil import ROLES, T0, Cast, key_of
 
 PK = "PK-1"
@@ -799,11 +799,17 @@ def moves(draw: st.DrawFn, state: CustodyState, cast: Cast) -> Any:
         fields["offer"] = own if own and draw(st.integers(0, 3)) else draw(st.sampled_from(offers))
     elif kind == "pack-registered":
         fields["cell_lots"] = sorted(draw(st.sets(st.sampled_from([*state.lots, "d" * 64]), max_size=1)))
+    if kind == "transporter-assigned" and draw(st.integers(0, 2)):
+        fields["consignee"] = draw(st.sampled_from(["plant", "depot", other]))
     if fields.get("to") == actor:
         fields["to"] = "plant" if actor != "plant" else "maker-a"
+    shipment = draw(st.sampled_from([None, None, None, "SHP-1", "SHP-2"]))
+    if shipment is not None:
+        fields["shipment_id"] = shipment
+    ts = None if draw(st.integers(0, 19)) else rfc3339(cast.clock - 3600)  # sometimes dated in the past
     signer = actor if draw(st.integers(0, 19)) else other
     countersigner = fields.get("to") if draw(st.integers(0, 19)) else actor
-    return cast.event(state, kind, actor, packs, seq=seq, prev=prev, signer=signer,
+    return cast.event(state, kind, actor, packs, seq=seq, prev=prev, signer=signer, ts=ts,
                       countersigner=countersigner if kind == "handed-over" else None, **fields)
 
 
@@ -831,6 +837,7 @@ def test_random_histories(data: st.DataObject) -> None:
         out = apply(state, event, parties)
         assert out == apply(state, event, parties)  # deterministic
         if isinstance(out, Accepted):
+            _holds_across(state, event, out)
             history.append(event)
             state = out.state
             _invariants(state)
@@ -842,11 +849,24 @@ def test_random_histories(data: st.DataObject) -> None:
     assert again.state == state
 
 
+def _holds_across(before: CustodyState, event: Any, out: Accepted) -> None:
+    """What an accepted event keeps true of the items it touched (review 15: 1.3, 1.4, 1.8)."""
+    for item in out.items:
+        old = before.items.get(item.serial)
+        assert item.last_ts == event.ts
+        if old is not None and old.last_ts is not None:
+            assert epoch(item.last_ts) >= epoch(old.last_ts)  # an item's events keep their time order
+        if event.shipment_id is not None and old is not None and event.kind != "transporter-assigned":
+            assert old.shipment == event.shipment_id == item.shipment  # a claim holds only if it is the item's
+        if event.kind == "delivered":
+            assert old is not None and item.delivered_to in (old.owner, old.consignee)
+
+
 def _invariants(state: CustodyState) -> None:
     for item in state.items.values():
         assert item.owner in ROLES and item.holder in ROLES
-        assert (item.status == "in-transit") == ("carrier" in ROLES[item.holder] and item.holder != item.owner
-                                                 and item.status == "in-transit")
+        if item.status == "in-transit":  # a carrier has it (an owner that is a carrier may carry its own)
+            assert "carrier" in ROLES[item.holder]
         if item.status == "in-transit":
             assert item.holder != item.maker or "carrier" in ROLES[item.holder]
         assert (item.status == "consumed") == (item.consumed_by is not None)
