@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from packproof.anchor.custody_audit import SealedStep, replay_sealed
+from packproof.anchor.custody_proof import key_record_in_force, parse_party_key_record
 from packproof.canonical import canonical_json
 from packproof.crypto import public_key_bytes
 from packproof.custody import CustodyEvent, event_object
@@ -137,3 +138,21 @@ def test_unreadable_leaves_are_named_and_other_rows_ignored() -> None:
     assert len(out.problems) == 1 and out.problems[0].startswith(f"custody leaf {bad.id} holds no valid custody event")
     assert out.parties.problems == [f"leaf {junk.id} is not a JSON object"]
     assert len(out.history[PK]) == 3
+
+
+def test_a_proofs_key_record_is_the_key_the_rules_use() -> None:
+    """`key_record_in_force` (the record a custody proof bundle carries) picks, for every seq, the key
+    `PartyRecord.key_at` gives from the same records: one rule (packproof.records.key_index_at)."""
+    records = [added_record("air-co", "Air", ROLES["air-co"], public_key_bytes(key_of("air-co"))),
+               added_record("road-co", "Road", ROLES["road-co"], public_key_bytes(key_of("road-co"))),
+               key_rotated_record("air-co", public_key_bytes(key_of("air-co 2")), 3),
+               key_rotated_record("air-co", public_key_bytes(key_of("air-co 3")), 7)]
+    bodies = [canonical_json({**r, "at": AT}) for r in records]
+    party = replay_sealed([StoredRow(i + 1, PARTIES, i, "", AT, b, b"") for i, b in enumerate(bodies)])
+    air = party.parties.parties["air-co"]
+    for seq in range(10):
+        i = key_record_in_force(bodies, "air-co", seq)
+        record = parse_party_key_record(bodies[i]) if i is not None else None
+        assert (record.public_key if record is not None else None) == air.key_at(seq), seq
+    assert key_record_in_force(bodies, "air-co", 0) is None and key_record_in_force(bodies, "sea-co", 5) is None
+    assert key_record_in_force(bodies[:3], "air-co", 9) == 2  # a record sealed later is not offered
