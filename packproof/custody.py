@@ -206,7 +206,7 @@ class _Event(BaseModel):
     actor: PartyId
     ts: Timestamp
     packs: list[Serial] = Field(min_length=1, max_length=MAX_PACKS)
-    shipment_id: Serial | None = None
+    shipment_id: Serial | None = None  # a claim the rules check: the items' shipment (edge/custody.py)
     location: Place
     prev: dict[Serial, HexHash | None]
     sig: Signature
