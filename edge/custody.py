@@ -18,8 +18,10 @@ holes closed (README.md, "Custody rules", maps each function and modifier to its
 - MovementManager: `assignTransporter` / `changeTransporter` (`onlyOwner`), `updateLocation`
   (`onlyTransporter`), an event for every change. Holes closed: a carrier could hand a
   shipment to anyone; here a handover goes only to the carrier the owner assigned next and
-  carries that carrier's countersignature. Every event names the previous accepted event of
-  each pack (`prev`), so a missing, reordered or racing event is refused, not merged.
+  carries that carrier's countersignature, and a delivery goes only to the owner or to the
+  consignee the owner named. Every event names the previous accepted event of each pack
+  (`prev`) and may not be dated before it, so a missing, reordered or racing event is refused,
+  not merged, and a pack's intervals never come out inverted.
 
 Checks run in a fixed order, so each refusal has one code: the actor (unknown-party,
 revoked), its signatures (bad-signature; a handover's next carrier is looked up here to check
