@@ -93,10 +93,7 @@ class LedgerKeys:
 
 
 @dataclass(frozen=True, slots=True)
-class LeafAt:
-    """A sealed leaf's bytes and where it is sealed: what `with_paths` turns into a bundle's SEALED part
-    (public: the custody proof bundle, anchor/custody_proof.py, is assembled with it too)."""
-
+class _LeafAt:
     text: bytes
     height: int
     index: int
@@ -120,15 +117,15 @@ async def proof_bundle(store: Store, keys: LedgerKeys, reading_id: str) -> Proof
     if where is None:
         raise NotSealed(f"reading {reading_id!r}: the registry record of device {device_id} is not "
                         "sealed yet; try again shortly")
-    proven, registry = await with_paths(store, keys, [LeafAt(reading.body, reading.place.height, reading.place.index),
-                                                      LeafAt(record.body, where.height, where.index)])
+    proven, registry = await _sealed(store, keys, [_LeafAt(reading.body, reading.place.height, reading.place.index),
+                                                   _LeafAt(record.body, where.height, where.index)])
     return ProofBundle(format=FORMAT, reading=proven, registry=registry)
 
 
-async def with_paths(store: Store, keys: LedgerKeys, leaves: list[LeafAt]) -> list[SealedLeaf]:
+async def _sealed(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -> list[SealedLeaf]:
     """Each leaf with its audit path and signed block; a block shared by several leaves (a registry
     record often shares the reading's) is read and its tree levels built once."""
-    out: dict[LeafAt, SealedLeaf] = {}
+    out: dict[_LeafAt, SealedLeaf] = {}
     for height in {leaf.height for leaf in leaves}:
         record = await store.block(height)
         if record is None:
@@ -143,7 +140,7 @@ async def with_paths(store: Store, keys: LedgerKeys, leaves: list[LeafAt]) -> li
     return [out[leaf] for leaf in leaves]
 
 
-def _sealed_leaf(leaf: LeafAt, audit_path: list[bytes], tree_size: int, block: Block, key: bytes) -> SealedLeaf:
+def _sealed_leaf(leaf: _LeafAt, audit_path: list[bytes], tree_size: int, block: Block, key: bytes) -> SealedLeaf:
     """The SEALED part of a bundle, typed as the verifier types it; stored data that does not
     type-check (a block altered in the database) is a broken ledger, named by the field."""
     try:

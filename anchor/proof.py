@@ -101,13 +101,13 @@ Signature = Annotated[str, _base64_of(64, "an Ed25519 signature")]
 LeafText = Annotated[str, Field(min_length=1, max_length=MAX_LEAF_CHARS), AfterValidator(_utf8)]
 Count = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
-STRICT_CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class HeaderDoc(BaseModel):
     """A block header (anchor.ledger) with every field typed, so hashing it cannot fail."""
 
-    model_config = STRICT_CONFIG
+    model_config = _STRICT
     v: Annotated[int, Field(ge=1, le=1)]  # not Literal[1]: that would take `true` and hash 1
     height: Count
     prev_hash: HexHash
@@ -124,7 +124,7 @@ class HeaderDoc(BaseModel):
 
 
 class BlockDoc(BaseModel):
-    model_config = STRICT_CONFIG
+    model_config = _STRICT
     header: HeaderDoc
     hash: HexHash
     signature: Signature
@@ -141,13 +141,13 @@ def typed_block(obj: Any, where: str) -> Block:
         return BlockDoc.model_validate(obj).block()
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise LedgerIntegrityError(f"{where}: field {field_path(e['loc'])}: {e['msg']}") from None
+        raise LedgerIntegrityError(f"{where}: field {_where(e['loc'])}: {e['msg']}") from None
 
 
 class SealedLeaf(BaseModel):
     """One ledger leaf and what shows it is in a signed block: its Merkle path and the block."""
 
-    model_config = STRICT_CONFIG
+    model_config = _STRICT
     leaf: LeafText
     leaf_index: Count
     tree_size: Annotated[int, Field(ge=1, le=MAX_SEQ)]
@@ -168,7 +168,7 @@ class SealedLeaf(BaseModel):
 class ProofBundle(BaseModel):
     """The bundle as the verifier parses it and as packproof.anchor.bundle builds it."""
 
-    model_config = STRICT_CONFIG
+    model_config = _STRICT
     format: Literal["packproof-proof/2"]
     reading: SealedLeaf
     registry: SealedLeaf
@@ -235,7 +235,7 @@ def strict_json(text: str | bytes, *, name_constants: bool = False) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def field_path(loc: Sequence[int | str]) -> str:
+def _where(loc: Sequence[int | str]) -> str:
     out = ""
     for p in loc:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -268,7 +268,7 @@ def bundle_of(doc: Any) -> ProofBundle:
         return ProofBundle.model_validate(doc)
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise ConfigError(f"proof bundle: field {field_path(e['loc'])}: {e['msg']}"
+        raise ConfigError(f"proof bundle: field {_where(e['loc'])}: {e['msg']}"
                           + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")) from None
 
 
@@ -337,7 +337,7 @@ def _reading_checks(text: str, asked_id: str | None) -> tuple[Reading | None, li
     except ValidationError as exc:
         e = exc.errors()[0]
         return None, [Check("reading", False, f"the reading in the bundle is not a valid reading: "
-                                              f"{field_path(e['loc'])} {e['msg']}".replace(" :", ":"))]
+                                              f"{_where(e['loc'])} {e['msg']}".replace(" :", ":"))]
     checks = [Check("reading", canonical_bytes(reading) == body,
                     f"{reading.reading_id} in RFC 8785 canonical form" if canonical_bytes(reading) == body
                     else "the reading text is not in RFC 8785 canonical form")]
@@ -388,7 +388,7 @@ def _signature_check(reading: Reading | None, record: KeyRecord | None) -> Check
                  + ("" if ok else ": signature does not verify"))
 
 
-def path_check(name: str, sealed: SealedLeaf) -> Check:
+def _path_check(name: str, sealed: SealedLeaf) -> Check:
     """The leaf's Merkle path to the root of the block it names (RFC 9162 §2.1.3.2)."""
     header = sealed.block.header
     leaf = leaf_hash(sealed.leaf.encode())
@@ -406,7 +406,7 @@ def path_check(name: str, sealed: SealedLeaf) -> Check:
                                                                 f"{header.merkle_root}"))
 
 
-def block_checks(prefix: str, block: Block, bundle_key: bytes, trusted: bytes | None) -> list[Check]:
+def _block_checks(prefix: str, block: Block, bundle_key: bytes, trusted: bytes | None) -> list[Check]:
     """The block's hash, and its signature with the key the user trusts at its height."""
     computed = block_hash(block.header)
     ok = computed == block.hash
@@ -427,7 +427,7 @@ def block_checks(prefix: str, block: Block, bundle_key: bytes, trusted: bytes | 
                            + ("" if ok else f", but the header names key {block.header['key_id']}"))]
 
 
-def chain_check(blocks: Mapping[int, tuple[Block, bytes]], chain: Sequence[Block] | None) -> Check:
+def _chain_check(blocks: Mapping[int, tuple[Block, bytes]], chain: Sequence[Block] | None) -> Check:
     """Each of the bundle's blocks is the ledger's block at its height, and the chain links them to the head."""
     if chain is None:
         return Check("block in chain", None, "no chain given (use --api or --ledger to check)")
@@ -457,7 +457,7 @@ def verify_bundle(bundle: ProofBundle, view: LedgerView | None = None, asked_id:
     reading, checks = _reading_checks(bundle.reading.leaf, asked_id)
     record, record_check = _record_check(bundle, reading)
     checks += [record_check, _signature_check(reading, record),
-               path_check("merkle path", bundle.reading), path_check("registry merkle path", bundle.registry)]
+               _path_check("merkle path", bundle.reading), _path_check("registry merkle path", bundle.registry)]
 
     blocks: dict[int, tuple[Block, bytes]] = {}
     for prefix, sealed in (("", bundle.reading), ("registry ", bundle.registry)):
@@ -468,8 +468,8 @@ def verify_bundle(bundle: ProofBundle, view: LedgerView | None = None, asked_id:
                                                              f"{sealed.height}"))
             continue
         blocks[sealed.height] = (block, view.trusted_keys.get(sealed.height) or bundle_key)
-        checks += block_checks(prefix, block, bundle_key, view.trusted_keys.get(sealed.height))
-    checks.append(chain_check(blocks, view.chain))
+        checks += _block_checks(prefix, block, bundle_key, view.trusted_keys.get(sealed.height))
+    checks.append(_chain_check(blocks, view.chain))
 
     holds = all(c.ok is not False for c in checks)
     trust = TRUST_UNPROVEN
