@@ -62,7 +62,7 @@ from packproof.custody import (
     signature_problem,
 )
 from packproof.records import PartyKey, PartyRecord, key_index_at
-from packproof.timefmt import epoch
+from packproof.timefmt import epoch_of
 
 Status = Literal["registered", "in-transit", "delivered", "received", "consumed"]
 ItemKind = Literal["pack", "lot"]
@@ -381,7 +381,7 @@ def _existing(state: CustodyState, event: CustodyEvent) -> list[ItemState]:
 
 def _check_time(item: ItemState, event: CustodyEvent) -> None:
     """An item's events are dated in the order they are accepted: none before the one it follows."""
-    if item.last_ts is not None and event.epoch < epoch(item.last_ts):
+    if item.last_ts is not None and event.epoch < epoch_of(item.last_ts):
         raise _Refusal("out-of-order", f"{event.event_id} is dated {event.ts}, before {item.last_ts} of "
                        f"{item.serial}'s last accepted event {item.last_event_id}: an item's events are dated in "
                        "the order they happen")
@@ -705,9 +705,9 @@ class Interval:
 
     def covers(self, at: float, margin_s: float = 0.0) -> bool:
         """Whether the instant `at` (POSIX seconds) falls in [start - margin, end + margin]; both ends included."""
-        if at < epoch(self.start) - margin_s:
+        if at < epoch_of(self.start) - margin_s:
             return False
-        return self.end is None or at <= epoch(self.end) + margin_s
+        return self.end is None or at <= epoch_of(self.end) + margin_s
 
 
 @dataclass(frozen=True, slots=True)

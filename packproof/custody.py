@@ -34,7 +34,7 @@ from packproof.canonical import canonical_json
 from packproof.crypto import b64, key_id, signature_holds, unb64
 from packproof.errors import InvalidCustodyEvent
 from packproof.reading import ID_PATTERN, MAX_SEQ, SIG_PATTERN
-from packproof.timefmt import epoch
+from packproof.timefmt import epoch_of
 
 # ---- vocabulary ----
 
@@ -227,7 +227,7 @@ class _Event(BaseModel):
     @classmethod
     def _real_instant(cls, ts: str) -> str:
         try:
-            epoch(ts)
+            epoch_of(ts)
         except ValueError:
             raise ValueError(f"{ts!r} is not a real instant") from None
         return ts
@@ -259,8 +259,8 @@ class _Event(BaseModel):
 
     @property
     def epoch(self) -> float:
-        """`ts` as a POSIX time (packproof.timefmt.epoch, the one reader of RFC 3339)."""
-        return epoch(self.ts)
+        """`ts` as a POSIX time (packproof.timefmt.epoch_of, the one reader of RFC 3339)."""
+        return epoch_of(self.ts)
 
 
 class _Registration(_Event):

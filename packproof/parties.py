@@ -24,7 +24,7 @@ from packproof.crypto import b64, unb64, weak_key_problem
 from packproof.custody import PARTY_PATTERN
 from packproof.custody import ROLES as ROLE_NAMES
 from packproof.records import PartyKey, PartyRecord
-from packproof.timefmt import epoch
+from packproof.timefmt import epoch_of
 
 PARTIES = "~parties"  # device id of the parties' record leaves; no real device id can start with "~"
 ROLES = frozenset(ROLE_NAMES)  # the custody contract's roles (packproof/custody.py), as a set
@@ -91,7 +91,7 @@ def revoked_record(party_id: str, reason: str) -> dict[str, Any]:
 def _epoch(at: Any) -> float:
     if not isinstance(at, str):
         raise ValueError(f"`at` must be an RFC 3339 time, got {at!r}")
-    return epoch(at)
+    return epoch_of(at)
 
 
 @dataclass(slots=True)

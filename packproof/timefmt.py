@@ -1,5 +1,5 @@
 """RFC 3339 UTC timestamps with millisecond precision and a Z, as readings carry them: the one home
-for writing them (`rfc3339`) and for reading one back as a POSIX epoch (`epoch`)."""
+for writing them (`rfc3339`) and for reading one back as a POSIX epoch (`epoch_of`)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,8 @@ def rfc3339(epoch: float | None = None) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def epoch(ts: str) -> float:
-    """The POSIX time of an RFC 3339 timestamp (RFC 3339 §5.6; a `Z` or a numeric offset).
-
-    Up to microseconds are kept; digits beyond (RFC 3339 allows any number) are cut, not
-    rounded, since `datetime` holds no finer. ValueError names the text if it is no instant.
-    """
-    head, dot, rest = ts.partition(".")
-    if dot:  # fractional seconds: keep 6 digits, then whatever offset follows them
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        ts = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
-    except ValueError:
-        raise ValueError(f"{ts!r} is not an RFC 3339 instant") from None
+def epoch_of(text: str) -> float:
+    """An RFC 3339 UTC time (a reading's or a custody event's `ts`, already checked by its contract) as
+    epoch seconds; fractions beyond microseconds are cut (datetime holds no finer)."""
+    head, dot, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}{dot}{frac[:6]}+00:00").timestamp()

@@ -40,7 +40,7 @@ from packproof.edge.custody import (
     state_keys,
 )
 from packproof.records import PartyKey, PartyRecord
-from packproof.timefmt import epoch, rfc3339
+from packproof.timefmt import epoch_of, rfc3339
 from tests.custodyutil import ROLES, T0, Cast, key_of
 
 PK = "PK-1"
@@ -855,7 +855,7 @@ def _holds_across(before: CustodyState, event: Any, out: Accepted) -> None:
         old = before.items.get(item.serial)
         assert item.last_ts == event.ts
         if old is not None and old.last_ts is not None:
-            assert epoch(item.last_ts) >= epoch(old.last_ts)  # an item's events keep their time order
+            assert epoch_of(item.last_ts) >= epoch_of(old.last_ts)  # an item's events keep their time order
         if event.shipment_id is not None and old is not None and event.kind != "transporter-assigned":
             assert old.shipment == event.shipment_id == item.shipment  # a claim holds only if it is the item's
         if event.kind == "delivered":
