@@ -856,8 +856,11 @@ def _holds_across(before: CustodyState, event: Any, out: Accepted) -> None:
         assert item.last_ts == event.ts
         if old is not None and old.last_ts is not None:
             assert epoch_of(item.last_ts) >= epoch_of(old.last_ts)  # an item's events keep their time order
-        if event.shipment_id is not None and old is not None and event.kind != "transporter-assigned":
-            assert old.shipment == event.shipment_id == item.shipment  # a claim holds only if it is the item's
+        # a claim holds only if it is the item's (the owner's assignment sets it; the lots a pack
+        # registration consumes came in their own shipment to the maker's site, and stay in it)
+        if event.shipment_id is not None and old is not None \
+                and event.kind not in ("transporter-assigned", "pack-registered"):
+            assert old.shipment == event.shipment_id == item.shipment
         if event.kind == "delivered":
             assert old is not None and item.delivered_to in (old.owner, old.consignee)
 
