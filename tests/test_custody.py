@@ -431,3 +431,13 @@ def test_cli_errors_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
     half.write_text(json.dumps({**body, "kind": "handed-over", "to": "air"}))
     r = cli("custody", "countersign", str(half), "--party-key", str(tmp_path / "not-a-key"), "--api", dead)
     assert r.returncode == 2 and "is not an unencrypted PEM private key" in r.stderr, r.stderr
+
+
+def test_each_notifier_connects_under_its_own_client_id() -> None:
+    """Two API processes publishing custody notifications must not share an MQTT client id (the broker
+    would drop one each time the other connects, MQTT 3.1.1 §3.1.4); ids stay within the 23 bytes every
+    broker accepts (§3.1.3.1)."""
+    from packproof.api.notify import MqttTarget
+
+    ids = {MqttTarget("127.0.0.1", 1883).client_id for _ in range(50)}
+    assert len(ids) == 50 and all(0 < len(i.encode()) <= 23 for i in ids), ids
