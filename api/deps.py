@@ -24,6 +24,7 @@ class ApiSettings:
     read_token: str | None = None  # None: reads are open; else reads need it (or the admin token)
     profiles: frozenset[str] = frozenset(BUILTIN_PROFILES)  # what POST /devices may name (and the ingestor knows)
     notify: MqttTarget | None = None  # where accepted custody events are announced (api/notify.py); None: nowhere
+    handover_window_s: float = 300.0  # an excursion this near a change of hands names both sides (api/condition.py)
 
 
 def _bearer(request: Request) -> str | None:

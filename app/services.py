@@ -261,7 +261,8 @@ def read_token(path: Path | None, flag: str) -> str | None:
 
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None,
-               profiles_file: Path | None = None, notify: MqttTarget | None = None) -> uvicorn.Server:
+               profiles_file: Path | None = None, notify: MqttTarget | None = None,
+               handover_window_s: float = 300.0) -> uvicorn.Server:
     """`profiles_file`: the ingestor's extra profiles, so a registration may name them.
 
     With writes on (an admin token), the intake key POST /devices MACs its records with is
@@ -273,6 +274,7 @@ def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
     app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file"),
-                                 profiles=frozenset(profiles_from(profiles_file)), notify=notify))
+                                 profiles=frozenset(profiles_from(profiles_file)), notify=notify,
+                                 handover_window_s=handover_window_s))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

@@ -38,6 +38,7 @@ from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
     CustodyEventRecord,
+    CustodyHead,
     CustodyRefusedRow,
     CustodyStep,
     DeliveryState,
@@ -50,6 +51,7 @@ from packproof.records import (
     Excursion,
     IngestBatch,
     LeafPlace,
+    PackCustody,
     PartyKey,
     PartyRecord,
     QuarantinePreview,
@@ -62,6 +64,8 @@ from packproof.records import (
     ShipmentListing,
     ShipmentRecord,
     StoredRow,
+    TrackedPack,
+    TrackerClaim,
 )
 from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
@@ -143,7 +147,7 @@ CREATE TABLE IF NOT EXISTS custody_event_packs(
 CREATE TABLE IF NOT EXISTS custody_packs(
     serial TEXT PRIMARY KEY, tracker TEXT, registration {BLOB} NOT NULL, position {INT} NOT NULL,
     head {BLOB} NOT NULL, owner TEXT, transporter TEXT, holder TEXT, state TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS custody_packs_tracker ON custody_packs(tracker);
+CREATE UNIQUE INDEX IF NOT EXISTS custody_packs_one_per_tracker ON custody_packs(tracker) WHERE tracker IS NOT NULL;
 CREATE INDEX IF NOT EXISTS custody_packs_registration ON custody_packs(registration);
 CREATE TABLE IF NOT EXISTS custody_refused(
     id {AUTO_ID}, received_at {REAL} NOT NULL, body {BLOB} NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
@@ -854,16 +858,14 @@ class Store:
         return [CustodyEventRecord(r[0], r[1], int(r[2]), r[3], r[4], _blob(r[5]), _blob(r[6]), int(r[7]), r[8],
                                    places.get(r[7])) for r in rows]
 
-    async def pack_custody(self, serial: str) -> tuple[list[CustodyStep], list[CustodyEventRecord]]:
+    async def pack_custody(self, serial: str) -> PackCustody:
         """A pack's history: its steps (owner and transporter after each event) and the events, oldest first."""
         steps = (await self.custody_steps([serial])).get(serial, [])
-        if not steps:
-            return [], []
         ids = [s.event_id for s in steps]
         events: dict[str, CustodyEventRecord] = {}
         for chunk in _chunks(ids):
             events.update((e.event_id, e) for e in await self._custody_events(f"event_id IN ({_in(chunk)})", chunk))
-        return steps, [events[i] for i in ids]
+        return PackCustody(tuple(steps), tuple(events[i] for i in ids))
 
     async def custody_steps(self, serials: Sequence[str]) -> dict[str, list[CustodyStep]]:
         """Each pack's custody steps in chain order, from the per-pack index."""
@@ -876,20 +878,32 @@ class Store:
                 out[serial] = [CustodyStep(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
         return out
 
-    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, tuple[str, list[bytes]]]:
-        """Device id -> (the pack whose registration names it as tracker, that pack's accepted events'
-        bodies in chain order): what the condition report attributes excursions from."""
+    async def custody_tracker_claim(self, device_id: str) -> TrackerClaim:
+        """Inside the accept transaction: the shipment `device_id` is registered to and the packs already
+        naming it as their tracker (`packproof.edge.custody_trackers` decides from it)."""
+        shipment = await self._fetch("SELECT shipment_id FROM devices WHERE device_id=?", (device_id,))
+        packs = await self._fetch("SELECT serial FROM custody_packs WHERE tracker=? ORDER BY serial", (device_id,))
+        return TrackerClaim(device_id, shipment[0][0] if shipment else None, tuple(r[0] for r in packs))
+
+    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, TrackedPack]:
+        """Device id -> the pack whose registration names it as tracker, with that pack's accepted events'
+        bodies in chain order: what the condition report attributes excursions from.
+
+        One pack a tracker (the unique index, and the intake refuses a second claim); were there two
+        (a store from before that rule), the latest registration by leaf id wins, never the
+        arbitrary order of an unordered read."""
         serials: dict[str, str] = {}
         for chunk in _chunks(list(device_ids)):
             for serial, tracker in await self._fetch(
-                    f"SELECT serial, tracker FROM custody_packs WHERE tracker IN ({_in(chunk)})", chunk):
+                    "SELECT p.serial, p.tracker FROM custody_packs p JOIN custody_events e ON e.hash = p.registration "
+                    f"WHERE p.tracker IN ({_in(chunk)}) ORDER BY e.leaf_id", chunk):
                 serials[tracker] = serial
-        out: dict[str, tuple[str, list[bytes]]] = {}
+        out: dict[str, TrackedPack] = {}
         for device_id, serial in serials.items():
             rows = await self._fetch(
                 "SELECT e.body FROM custody_event_packs p JOIN custody_events e ON e.event_id = p.event_id "
                 "WHERE p.serial = ? ORDER BY p.position", (serial,))
-            out[device_id] = (serial, [bytes(r[0]) for r in rows])
+            out[device_id] = TrackedPack(serial, tuple(bytes(r[0]) for r in rows))
         return out
 
     async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
@@ -897,10 +911,10 @@ class Store:
         return await self._custody_events("shipment_id = ? AND leaf_id > ?", (shipment_id, after_leaf),
                                           "ORDER BY leaf_id LIMIT " + str(int(limit)))
 
-    async def custody_packs_table(self) -> dict[str, tuple[int, bytes, str]]:
-        """Every item's current (position, head hash, state): for the audit, which replays the sealed events."""
+    async def custody_packs_table(self) -> dict[str, CustodyHead]:
+        """Every item's current row: for the audit, which replays the sealed events and compares."""
         rows = await self._fetch("SELECT serial, position, head, state FROM custody_packs")
-        return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
+        return {r[0]: CustodyHead(int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
     async def custody_events_table(self) -> list[CustodyEventRecord]:
         """Every accepted event in accept order: for the audit, which replays them against their leaves."""

@@ -163,6 +163,7 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     data = pipeline.data
     un = tmp_path / "un38_3.json"
     un.write_text(json.dumps(UN))
+    asyncio.run(_register_devices(DataDir(data, store_url=pipeline.store), {"dev-1": SHIPMENT}))
     out = custody(api, keys, "maker", "register", "P-1", "--model", "PX-80", "--chemistry", "NMC811",
                   "--rated-wh", "80000.5", "--mass-kg", "512.25", "--un38-3", str(un), "--profile", "un38.3-large",
                   "--tracker", "dev-1", "--shipment", SHIPMENT, "--ts", ts(10))
@@ -243,12 +244,20 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     assert "custody event plant:1: its stored body differs from its sealed leaf" in r.stdout
 
 
-async def _excursions(dirs: DataDir) -> None:
-    """A shock two minutes after the handover, and a heat excursion from before it to after it (the device's
-    registration is sealed like any other: the store is opened with the data directory's intake key)."""
+async def _register_devices(dirs: DataDir, devices: dict[str, str]) -> None:
+    """Trackers a pack may name (device id -> shipment): registered and sealed like any other (the store is
+    opened with the data directory's intake key)."""
     store = await dirs.open_writer()
     try:
-        await store.register({SHIPMENT: "un38.3-large"}, [("dev-1", SHIPMENT, None)])
+        await store.register({s: "un38.3-large" for s in devices.values()}, [(d, s, None) for d, s in devices.items()])
+    finally:
+        await store.close()
+
+
+async def _excursions(dirs: DataDir) -> None:
+    """A shock two minutes after the handover, and a heat excursion from before it to after it."""
+    store = await dirs.open_writer()
+    try:
         async with store.transaction("test excursions"):
             first = await store.next_excursion_id()
         await write_batch(store, IngestBatch(excursions=[
@@ -258,6 +267,40 @@ async def _excursions(dirs: DataDir) -> None:
                       66.0, 60.0, "above 60 C", 11, False)]))
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_tracker_is_claimed_once_by_a_pack_of_its_own_shipment(api_parties: tuple[str, Path, Pipeline]) -> None:
+    """Review 1.1: another manufacturer registering a pack with someone else's tracker would take over the
+    attribution of that device's excursions. Refused as a conflict, as are an unregistered tracker and
+    one of another shipment; the first claim stays the one the condition report reads."""
+    api, keys, pipeline = api_parties
+    run("parties", "add", "Mallory", "--id", "mallory", "--role", "manufacturer", "--key-out", str(keys),
+        "--data-dir", str(pipeline.data))
+    asyncio.run(_register_devices(DataDir(pipeline.data, store_url=pipeline.store),
+                                  {"dev-1": SHIPMENT, "dev-9": "SHP-OTHER"}))
+    register(api, keys, "P-1", tracker="dev-1")
+
+    def claim(serial: str, tracker: str) -> dict[str, Any]:
+        body = {"v": 1, "kind": "pack-registered", "event_id": f"mallory:{next_seq(api, 'mallory')}",
+                "actor": "mallory", "ts": ts(9), "packs": [serial], "shipment_id": SHIPMENT,
+                "location": {"lat": 52.1, "lon": 11.6}, "prev": {serial: None}, "serial": serial, "model": "PX-80",
+                "chemistry": "NMC811", "rated_wh": 80000.5, "mass_kg": 512.25, "un38_3": UN,
+                "profile": "un38.3-large", "cell_lots": [], "tracker": tracker}
+        r = post(api, sign_event(body, key_of(keys, "mallory")))
+        assert r.status_code == 409, r.text
+        return dict(r.json())
+
+    taken = claim("EVIL", "dev-1")
+    assert taken["code"] == "conflict" and "already the tracker of pack P-1" in taken["detail"], taken
+    assert "not a registered device" in claim("EVIL", "dev-404")["detail"]
+    other = claim("EVIL", "dev-9")
+    assert "registered to shipment SHP-OTHER, the event names shipment SHP-C" in other["detail"], other
+    kept = get_json(f"{api}/custody/refused?actor=mallory")["items"]
+    assert [i["code"] for i in kept] == ["conflict"] * 3
+    assert get_json(f"{api}/packs/P-1/custody")["events"][0]["event"]["tracker"] == "dev-1"
+    r = httpx.get(f"{api}/packs/EVIL/custody", timeout=10)
+    assert r.status_code == 404, r.text
 
 
 def test_racing_replayed_wrong_prev_and_revoked_events_are_refused(api_parties: tuple[str, Path, Pipeline]) -> None:

@@ -54,6 +54,7 @@ from packproof.edge.custody import (
     state_keys,
 )
 from packproof.edge.custody_codec import item_json, item_of
+from packproof.edge.custody_trackers import tracker_refusal
 from packproof.errors import InvalidCustodyEvent
 from packproof.records import CustodyEventRecord, CustodyStep
 from packproof.store import QUARANTINE_KEEP, Store
@@ -101,6 +102,9 @@ async def accept_event(store: Store, body: bytes, now: float | None = None) -> D
         return Decision(None, "malformed", str(exc))
     async with store.transaction(f"accepting custody event {event.event_id}"):
         outcome = apply(await _state(store, event), event, await _parties(store, event))
+        if isinstance(outcome, Accepted) and isinstance(event, PackRegistered) and event.tracker is not None:
+            outcome = tracker_refusal(event.serial, event.shipment_id,
+                                      await store.custody_tracker_claim(event.tracker)) or outcome
         if isinstance(outcome, Refused):
             await store.refuse_custody(now, body, outcome.code, outcome.reason, event.actor, event.event_id)
             return Decision(None, outcome.code, outcome.reason, event)
@@ -240,7 +244,8 @@ async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> d
 async def get_pack_custody(store: StoreDep, serial: str) -> dict[str, Any]:
     """A pack's custody: its accepted events (chain order, the state after each), who owned it and who
     carried it over time, and `head`: the hash its next event's `prev` must name."""
-    steps, events = await store.pack_custody(serial)
+    history = await store.pack_custody(serial)
+    steps, events = history.steps, history.events
     if not steps:
         raise HTTPException(404, f"pack {serial!r} has no accepted custody event (register it first)")
     spans = custody_intervals(serial, [parse_event(e.body) for e in events])

@@ -28,10 +28,11 @@ def condition_report(
     `missing` seqs never arrived (a gap the device is asked to fill); `unsealed` readings are
     stored but not in a block yet; a `stale` pack has gone silent: "we don't know", not "ok".
     """
-    from packproof.api.condition import RECENT_DISPUTES, condition, tracked_custody  # not at start-up: the API's models
+    # not at start-up: the API's models
+    from packproof.api.condition import RECENT_DISPUTES, condition, tracked_intervals
     from packproof.store import Store  # not at start-up: db drivers
 
-    data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
+    data_dir, stale_after, window_s = cfg.data_dir, cfg.api.stale_after, cfg.api.handover_window_s
 
     async def go():  # type: ignore[no-untyped-def]
         store = await Store.open(data_dir_of(cfg).store, readonly=True)
@@ -43,7 +44,8 @@ def condition_report(
             excursions = await store.shipment_excursions(sid)
             return condition(sid, shipment.profile, await store.shipment_devices(sid), excursions, time.time(),
                              stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES),
-                             await tracked_custody(store, excursions))
+                             tracked_intervals(await store.custody_of_trackers(
+                                 sorted({e.device_id for e in excursions}))), window_s)
         finally:
             await store.close()
 
