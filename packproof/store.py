@@ -642,30 +642,47 @@ class Store:
         await self._registry_tx(f"adding party {party_id}", work)
         return created
 
-    async def rotate_party_key(self, party_id: str, public_key: bytes, from_seq: int) -> None:
-        """A new key for the party's events from `from_seq` on; earlier events keep verifying with theirs."""
+    async def rotate_party_key(self, party_id: str, public_key: bytes, from_seq: int | None = None) -> int:
+        """A new key for the party's events from `from_seq` on; earlier events keep verifying with theirs.
+        Returns the seq it starts at.
+
+        `from_seq` must lie beyond every event the party already has accepted: a rotation reaching
+        back over accepted events would make them verify with a key that never signed them, and the
+        audit would find them broken for good. The check and the default (None: its next event,
+        and after the seq its current key starts at) read the party's last seq inside this
+        transaction, so an event accepted meanwhile cannot slip under the new key.
+        """
         if problem := key_problem(public_key):
             raise ConfigError(f"party {party_id}: {problem}")
+        start = 0
 
         async def work(now: float) -> None:
+            nonlocal start
             held = await self._party(party_id)
             if held is None:
                 raise ConfigError(f"party {party_id} is not registered")
             if held.revoked:
                 raise ConfigError(f"party {party_id} is revoked ({held.revoked_reason}); a revoked party "
                                   "gets no new key")
-            if from_seq <= held.keys[-1].valid_from_seq:
+            rows = await self._db.fetch("SELECT max(seq) FROM custody_events WHERE actor=?", (party_id,))
+            last = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+            start = from_seq if from_seq is not None else max(last + 1, held.keys[-1].valid_from_seq + 1)
+            if start <= held.keys[-1].valid_from_seq:
                 raise ConfigError(f"party {party_id}: the new key must start after event seq "
-                                  f"{held.keys[-1].valid_from_seq}, where its current key starts; got {from_seq}")
+                                  f"{held.keys[-1].valid_from_seq}, where its current key starts; got {start}")
+            if start <= last:
+                raise ConfigError(f"party {party_id}: the new key must start after event seq {last}, its last "
+                                  f"accepted event (signed with the current key); got {start}")
             if any(k.public_key == public_key for k in held.keys):
                 raise RegistryConflict(f"party {party_id} has held key {b64(public_key)} before; "
                                        "a rotation needs a new key")
             await self._db.execute(
                 "INSERT INTO party_keys(party_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
-                (party_id, from_seq, public_key, now))
-            await self._append_party_record(key_rotated_record(party_id, public_key, from_seq), now)
+                (party_id, start, public_key, now))
+            await self._append_party_record(key_rotated_record(party_id, public_key, start), now)
 
         await self._registry_tx(f"rotating the key of party {party_id}", work)
+        return start
 
     async def revoke_party(self, party_id: str, reason: str) -> None:
         """From now on the party's events are refused; what it signed before stays provable."""
@@ -706,7 +723,7 @@ class Store:
         return [PartyRecord(r[0], r[1], frozenset(r[2].split(",")), tuple(keys.get(r[0], ())), r[3], r[4], r[5])
                 for r in rows]
 
-    async def party_next_seq(self, party_id: str) -> int | None:
+    async def party_next_seq(self, party_id: str) -> int:
         """The seq the party's next custody event must carry: one above its last accepted (`custody_seqs`)."""
         return (await self.custody_seqs([party_id])).get(party_id, 0) + 1
 

@@ -164,8 +164,7 @@ class CustodyPoster:
         for p in SIM_PARTIES:
             r = client.get(f"/parties/{p.party_id}")
             r.raise_for_status()
-            next_seq = r.json().get("next_seq")
-            self.seqs[p.party_id] = (next_seq or 1) - 1
+            self.seqs[p.party_id] = int(r.json()["next_seq"]) - 1
         for run in self.runs:
             after: int | None = 0
             while after is not None:

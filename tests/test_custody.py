@@ -484,3 +484,34 @@ def test_each_notifier_connects_under_its_own_client_id() -> None:
 
     ids = {MqttTarget("127.0.0.1", 1883).client_id for _ in range(50)}
     assert len(ids) == 50 and all(0 < len(i.encode()) <= 23 for i in ids), ids
+
+
+async def test_a_key_rotation_never_reaches_back_over_accepted_events(store_url: str) -> None:
+    """Review 1.2: `maker:1` and `maker:2` accepted, a rotation from seq 2 would make `maker:2` verify with a
+    key that never signed it (and the audit fail for good): refused, inside the rotation's transaction. The
+    default start is the party's next event, read in that same transaction."""
+    from packproof.api.routes.custody import accept_event
+    from packproof.crypto import private_key_from_seed, public_key_bytes
+    from packproof.errors import ConfigError
+    from packproof.intake import IntakeKey
+    from packproof.store import Store
+
+    maker = private_key_from_seed(b"maker")
+    store = await Store.open(store_url, intake_key=IntakeKey(b"i" * 32))
+    try:
+        await store.add_party("maker", "Maker", ["manufacturer"], public_key_bytes(maker))
+        for seq, serial in ((1, "P-1"), (2, "P-2")):
+            body = {"v": 1, "kind": "pack-registered", "event_id": f"maker:{seq}", "actor": "maker", "ts": ts(9),
+                    "packs": [serial], "location": {"lat": 52.1, "lon": 11.6}, "prev": {serial: None},
+                    "serial": serial, "model": "PX-80", "chemistry": "NMC811", "rated_wh": 80000.5,
+                    "mass_kg": 512.25, "un38_3": UN, "profile": "un38.3-large", "cell_lots": []}
+            decision = await accept_event(store, json.dumps(sign_event(body, maker)).encode())
+            assert decision.event is not None, decision.reason
+        new = public_key_bytes(private_key_from_seed(b"maker-2"))
+        with pytest.raises(ConfigError, match="must start after event seq 2, its last accepted event"):
+            await store.rotate_party_key("maker", new, 2)
+        assert await store.rotate_party_key("maker", new) == 3
+        party = await store.party("maker")
+        assert party is not None and [k.valid_from_seq for k in party.keys] == [1, 3]
+    finally:
+        await store.close()
