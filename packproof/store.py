@@ -153,6 +153,8 @@ CREATE TABLE IF NOT EXISTS custody_refused(
     id {AUTO_ID}, received_at {REAL} NOT NULL, body {BLOB} NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
     actor TEXT, event_id TEXT);
 CREATE INDEX IF NOT EXISTS custody_refused_actor ON custody_refused(actor, id);
+CREATE INDEX IF NOT EXISTS custody_refused_anonymous ON custody_refused(id)
+    WHERE code IN ('malformed', 'unknown-party', 'bad-signature');
 """
 
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
@@ -217,6 +219,13 @@ def quarantine_record(q: QuarantineRow) -> dict[str, Any]:
 
 
 QUARANTINE_KEEP = 4096  # bytes of a payload kept as evidence; beyond it, its size and SHA-256
+# Custody refusals nobody can be held to (review 1.7): a body that is no event, an unknown actor, a
+# signature that does not verify. POST /custody/events needs no token, so anyone can send these
+# at will: each is counted (`custody_refused:<code>`), and only the latest REFUSED_RING of them
+# are kept. The index `custody_refused_anonymous` has the same predicate (the trim uses it).
+ANONYMOUS_REFUSALS = ("malformed", "unknown-party", "bad-signature")
+REFUSED_RING = 10_000
+_ANONYMOUS_SQL = ", ".join(f"'{c}'" for c in ANONYMOUS_REFUSALS)
 
 
 def kept_evidence(payload: bytes, reason: str) -> tuple[bytes, str]:
@@ -278,6 +287,7 @@ class Store:
         written with none, and the sealer quarantines them instead of sealing them."""
         self._db = db
         self.intake_key = intake_key
+        self.custody_refused_ring = REFUSED_RING  # anonymous custody refusals kept (`refuse_custody`)
         self.url = url
         self.label = redact(url)  # for messages: never the password
         self.engine = db.engine
@@ -832,17 +842,30 @@ class Store:
 
     async def refuse_custody(self, received_at: float, body: bytes, code: str, reason: str,
                              actor: str | None, event_id: str | None) -> int:
-        """Keep a refused event with its reason (its own transaction, or the caller's); returns its row id."""
-        kept, why = kept_evidence(body, reason)
+        """Keep a refused event with its reason (its own transaction, or the caller's); returns its row id.
+
+        A refusal of an event signed by a known party (forbidden, conflict, wrong prev, ...) is that
+        party's doing and kept whole, like the events it accepts. One of `ANONYMOUS_REFUSALS` is
+        counted and kept in a ring: its first `QUARANTINE_KEEP` bytes, and only the latest
+        `custody_refused_ring` of them; the insert and the trim are one write, so the table never
+        holds more.
+        """
+        anonymous = code in ANONYMOUS_REFUSALS
+        kept, why = kept_evidence(body, reason) if anonymous else (body, reason)
 
         async def write() -> int:
             rows = await self._db.fetch(
                 "INSERT INTO custody_refused(received_at, body, code, reason, actor, event_id) "
                 "VALUES (?,?,?,?,?,?) RETURNING id", (received_at, kept, code, why, actor, event_id))
+            row_id = int(rows[0][0])
+            if anonymous:
+                await self._db.execute(  # the codes as literals: the planner matches them to the partial index
+                    f"DELETE FROM custody_refused WHERE code IN ({_ANONYMOUS_SQL}) AND id <= ?",
+                    (row_id - self.custody_refused_ring,))
             await self._db.execute("INSERT INTO counters(name, value) VALUES (?, 1) "
                                    "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
                                    (f"custody_refused:{code}",))
-            return int(rows[0][0])
+            return row_id
 
         if self._tx_owner is not None and self._tx_owner is asyncio.current_task():
             return await write()

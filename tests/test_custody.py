@@ -515,3 +515,39 @@ async def test_a_key_rotation_never_reaches_back_over_accepted_events(store_url:
         assert party is not None and [k.valid_from_seq for k in party.keys] == [1, 3]
     finally:
         await store.close()
+
+
+async def test_refusals_nobody_signed_are_counted_and_kept_in_a_ring(store_url: str) -> None:
+    """Review 1.7: anyone may post, so a malformed body, an unknown actor or a bad signature is counted and
+    only the latest N are kept (here N = 5); a refusal of a known party's validly signed event is kept
+    whole, however many anonymous ones follow."""
+    from packproof.api.routes.custody import accept_event
+    from packproof.crypto import private_key_from_seed, public_key_bytes
+    from packproof.intake import IntakeKey
+    from packproof.store import Store
+
+    maker, stranger = private_key_from_seed(b"maker"), private_key_from_seed(b"stranger")
+    store = await Store.open(store_url, intake_key=IntakeKey(b"i" * 32))
+    store.custody_refused_ring = 5
+    try:
+        await store.add_party("maker", "Maker", ["manufacturer"], public_key_bytes(maker))
+        located = {"v": 1, "kind": "location", "event_id": "maker:1", "actor": "maker", "ts": ts(9),
+                   "packs": ["P-1"], "location": {"lat": 52.1, "lon": 11.6, "name": "x" * 200}, "prev": {"P-1": None}}
+        forbidden = json.dumps(sign_event(located, maker)).encode()
+        assert (await accept_event(store, forbidden)).code == "forbidden"  # a maker is no carrier
+        for n in range(12):
+            assert (await accept_event(store, b'{"n": %d}' % n)).code == "malformed"
+        unknown = sign_event({**located, "actor": "ghost", "event_id": "ghost:1"}, stranger)
+        assert (await accept_event(store, json.dumps(unknown).encode())).code == "unknown-party"
+        forged = sign_event(located, stranger)
+        assert (await accept_event(store, json.dumps(forged).encode())).code == "bad-signature"
+        rows = await store.custody_refused(actor=None, before_id=None, limit=100, body_max=10**6)
+        assert [r.code for r in rows] == ["bad-signature", "unknown-party", "malformed", "malformed", "malformed",
+                                          "forbidden"]
+        assert [r.body for r in rows[2:5]] == [b'{"n": 11}', b'{"n": 10}', b'{"n": 9}']
+        assert rows[-1].body == forbidden
+        counters = await store.counters()
+        assert (counters["custody_refused:malformed"], counters["custody_refused:unknown-party"],
+                counters["custody_refused:bad-signature"], counters["custody_refused:forbidden"]) == (12, 1, 1, 1)
+    finally:
+        await store.close()
