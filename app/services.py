@@ -55,7 +55,7 @@ class IngestOptions:
         mqtt = MqttOptions(m.host, m.port, m.client_id, username=m.username, password=password, tls_ca=m.ca,
                            share_group=m.share_group, protocol=m.protocol, session_expiry=m.session_expiry)
         ingestor = IngestorOptions(i.verify_signatures, i.verify_workers, profiles_from(i.profiles),
-                                   Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump))
+                                   plausibility_of(cfg))
         return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
                    intake_key_file=cfg.intake_key_file)
 
@@ -259,10 +259,17 @@ def read_token(path: Path | None, flag: str) -> str | None:
     return token
 
 
+def plausibility_of(cfg: Settings) -> Plausibility:
+    """The bounds on a reading's seq and time, from the ingest settings: the ingestor's, and the API's for
+    a custody event's time (one setting for both)."""
+    i = cfg.ingest
+    return Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)
+
+
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None,
                profiles_file: Path | None = None, notify: MqttTarget | None = None,
-               handover_window_s: float = 300.0) -> uvicorn.Server:
+               handover_window_s: float = 300.0, plausibility: Plausibility | None = None) -> uvicorn.Server:
     """`profiles_file`: the ingestor's extra profiles, so a registration may name them.
 
     With writes on (an admin token), the intake key POST /devices MACs its records with is
@@ -275,6 +282,7 @@ def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file"),
                                  profiles=frozenset(profiles_from(profiles_file)), notify=notify,
-                                 handover_window_s=handover_window_s))
+                                 handover_window_s=handover_window_s,
+                                 plausibility=plausibility or Plausibility()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

@@ -90,6 +90,14 @@ class Plausibility:
     max_seq_jump: int = 1_000_000  # above the device's highest stored seq: ~11 days of 1 Hz readings lost
 
 
+    def seconds_ahead(self, epoch: float, now: float) -> float | None:
+        """How far `epoch` is ahead of `now` when that is beyond `max_clock_ahead_s` (None: plausible).
+        The one rule for a reading's `ts` and a custody event's: a clock ahead of ours is wrong;
+        behind is store-and-forward (or a party signing what happened a while ago)."""
+        ahead = epoch - now
+        return ahead if ahead > self.max_clock_ahead_s else None
+
+
 PLAUSIBLE = Plausibility()
 
 
@@ -194,7 +202,7 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
             "ts_too_early",
             f"reading {reading.reading_id} is dated {reading.ts}, before {limits.earliest_ts}Z: the device "
             f"clock is unset or wrong, its time cannot be trusted")
-    if received_at is not None and (ahead := reading.epoch - received_at) > limits.max_clock_ahead_s:
+    if received_at is not None and (ahead := limits.seconds_ahead(reading.epoch, received_at)) is not None:
         raise InvalidReading(
             "clock_skew",
             f"reading {reading.reading_id} is dated {reading.ts}, {ahead:,.0f} s ahead of the ingestor's clock "

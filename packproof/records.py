@@ -387,6 +387,7 @@ class CustodyEventRecord:
     leaf_id: int  # the store id of its `~custody` record leaf
     shipment_id: str | None
     place: LeafPlace | None = None  # where the leaf is sealed; None until a block seals it
+    received_at: float | None = None  # when this store accepted it (epoch s): beside `ts`, what its party claims
 
 
 @dataclass(frozen=True, slots=True)

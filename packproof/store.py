@@ -139,7 +139,7 @@ CREATE TABLE IF NOT EXISTS party_keys(
 CREATE TABLE IF NOT EXISTS custody_events(
     event_id TEXT PRIMARY KEY, actor TEXT NOT NULL, seq {INT} NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
     hash {BLOB} NOT NULL UNIQUE, body {BLOB} NOT NULL, leaf_id {INT} NOT NULL UNIQUE, shipment_id TEXT,
-    UNIQUE(actor, seq));
+    received_at {REAL} NOT NULL, UNIQUE(actor, seq));
 CREATE INDEX IF NOT EXISTS custody_events_shipment ON custody_events(shipment_id, leaf_id);
 CREATE TABLE IF NOT EXISTS custody_event_packs(
     serial TEXT NOT NULL, position {INT} NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
@@ -805,10 +805,10 @@ class Store:
         leaf_id = await self._next_reading_id()
         await self._append_leaf(CUSTODY, int(seq), record, now)
         await self._db.execute(
-            "INSERT INTO custody_events(event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO custody_events(event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id, "
+            "received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash, event.body, leaf_id,
-             event.shipment_id))
+             event.shipment_id, now))
         await self._db.executemany(
             "INSERT INTO custody_event_packs(serial, position, event_id, kind, ts, actor, owner, transporter, holder) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -829,7 +829,7 @@ class Store:
         await self._db.execute("INSERT INTO counters(name, value) VALUES ('custody_events', 1) "
                                "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
         return CustodyEventRecord(event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash,
-                                  event.body, leaf_id, event.shipment_id)
+                                  event.body, leaf_id, event.shipment_id, received_at=now)
 
     async def custody_positions(self, serials: Sequence[str]) -> dict[str, int]:
         """Each known item's count of accepted events: the next step's position is one more."""
@@ -892,11 +892,11 @@ class Store:
 
     async def _custody_events(self, where: str, params: Sequence[Any], tail: str = "") -> list[CustodyEventRecord]:
         rows = await self._fetch(
-            "SELECT event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id FROM custody_events "
+            "SELECT event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id, received_at FROM custody_events "
             f"WHERE {where} {tail}", params)
         places = await self.locate([r[7] for r in rows])
         return [CustodyEventRecord(r[0], r[1], int(r[2]), r[3], r[4], _blob(r[5]), _blob(r[6]), int(r[7]), r[8],
-                                   places.get(r[7])) for r in rows]
+                                   places.get(r[7]), float(r[9])) for r in rows]
 
     async def pack_custody(self, serial: str) -> PackCustody:
         """A pack's history: its steps (owner and transporter after each event) and the events, oldest first."""

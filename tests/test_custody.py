@@ -551,3 +551,42 @@ async def test_refusals_nobody_signed_are_counted_and_kept_in_a_ring(store_url: 
                 counters["custody_refused:bad-signature"], counters["custody_refused:forbidden"]) == (12, 1, 1, 1)
     finally:
         await store.close()
+
+
+async def test_an_event_dated_ahead_of_the_api_or_before_any_pack_is_refused(store_url: str) -> None:
+    """Review 1.3: a party may not date its event ahead of the API's clock by more than the readings'
+    `max_clock_ahead` (the same rule, edge/decode.py), nor before `earliest_ts`; an accepted event keeps
+    when the API received it beside the `ts` its party claims."""
+    from packproof.api.routes.custody import accept_event
+    from packproof.crypto import private_key_from_seed, public_key_bytes
+    from packproof.edge.decode import Plausibility
+    from packproof.intake import IntakeKey
+    from packproof.store import Store
+    from packproof.timefmt import epoch_of, rfc3339
+
+    maker = private_key_from_seed(b"maker")
+    now = epoch_of(ts(9))
+    limits = Plausibility(max_clock_ahead_s=60.0)
+    store = await Store.open(store_url, intake_key=IntakeKey(b"i" * 32))
+
+    def registered(at: str, serial: str = "P-1") -> bytes:
+        body = {"v": 1, "kind": "pack-registered", "event_id": "maker:1", "actor": "maker", "ts": at,
+                "packs": [serial], "location": {"lat": 52.1, "lon": 11.6}, "prev": {serial: None}, "serial": serial,
+                "model": "PX-80", "chemistry": "NMC811", "rated_wh": 80000.5, "mass_kg": 512.25, "un38_3": UN,
+                "profile": "un38.3-large", "cell_lots": []}
+        return json.dumps(sign_event(body, maker)).encode()
+
+    try:
+        await store.add_party("maker", "Maker", ["manufacturer"], public_key_bytes(maker))
+        for at, why in (("9999-12-31T23:59:59.999Z", "ahead of the API's clock"), (rfc3339(now + 61), "61 s ahead"),
+                        ("0001-01-01T00:00:00.000Z", "before 2020-01-01T00:00:00Z")):
+            d = await accept_event(store, registered(at), now=now, limits=limits)
+            assert d.code == "out-of-order" and why in d.reason, (at, d)
+        d = await accept_event(store, registered(rfc3339(now + 59)), now=now, limits=limits)
+        assert d.event is not None and d.event.received_at == now, d
+        e = await store.custody_event("maker:1")
+        assert e is not None and e.received_at == now and e.ts == rfc3339(now + 59)
+        assert [r.code for r in await store.custody_refused(actor="maker", before_id=None, limit=10,
+                                                            body_max=10**6)] == ["out-of-order"] * 3
+    finally:
+        await store.close()

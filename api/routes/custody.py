@@ -55,10 +55,11 @@ from packproof.edge.custody import (
 )
 from packproof.edge.custody_codec import item_json, item_of
 from packproof.edge.custody_trackers import tracker_refusal
+from packproof.edge.decode import PLAUSIBLE, Plausibility
 from packproof.errors import InvalidCustodyEvent
 from packproof.records import CustodyEventRecord, CustodyStep
 from packproof.store import QUARANTINE_KEEP, Store
-from packproof.timefmt import rfc3339
+from packproof.timefmt import epoch_of, rfc3339
 
 router = APIRouter(tags=["custody"])  # reads: the reader token, if the API has one
 intake = APIRouter(tags=["custody"])  # POST /custody/events: no token, the signature is the authentication
@@ -91,8 +92,14 @@ def _claimed(body: bytes) -> tuple[str | None, str | None]:
     return (actor[:64] if isinstance(actor, str) else None, event_id[:80] if isinstance(event_id, str) else None)
 
 
-async def accept_event(store: Store, body: bytes, now: float | None = None) -> Decision:
-    """Parse, decide and record one posted body (the whole of POST /custody/events but the HTTP)."""
+async def accept_event(store: Store, body: bytes, now: float | None = None,
+                       limits: Plausibility = PLAUSIBLE) -> Decision:
+    """Parse, decide and record one posted body (the whole of POST /custody/events but the HTTP).
+
+    Besides the rules (`apply`) and the tracker claim (`tracker_refusal`), an event's `ts` must be
+    plausible by the readings' own bounds (`limits`: the ingest settings `max_clock_ahead` and
+    `earliest_ts`): a party cannot date an event into the future, where the condition report
+    would read it. Checked once the signature holds, so the refusal is that party's, kept whole."""
     now = time.time() if now is None else now
     try:
         event = parse_event(body)
@@ -105,11 +112,26 @@ async def accept_event(store: Store, body: bytes, now: float | None = None) -> D
         if isinstance(outcome, Accepted) and isinstance(event, PackRegistered) and event.tracker is not None:
             outcome = tracker_refusal(event.serial, event.shipment_id,
                                       await store.custody_tracker_claim(event.tracker)) or outcome
+        if isinstance(outcome, Accepted):
+            outcome = implausible_ts(event, now, limits) or outcome
         if isinstance(outcome, Refused):
             await store.refuse_custody(now, body, outcome.code, outcome.reason, event.actor, event.event_id)
             return Decision(None, outcome.code, outcome.reason, event)
         record = await _record(store, event, outcome, now)
     return Decision(record, parsed=event)
+
+
+def implausible_ts(event: CustodyEvent, now: float, limits: Plausibility) -> Refused | None:
+    """`out-of-order` for an event dated before `limits.earliest_ts` or more than `limits.max_clock_ahead_s`
+    after `now` (the same bounds, and for the ahead one the same rule, as a reading's: edge/decode.py)."""
+    if event.ts[:19] < limits.earliest_ts:  # RFC 3339 UTC to the second compares as text
+        return Refused("out-of-order", f"event {event.event_id} is dated {event.ts}, before "
+                                       f"{limits.earliest_ts}Z: its party's clock is unset or wrong")
+    if (ahead := limits.seconds_ahead(epoch_of(event.ts), now)) is not None:
+        return Refused("out-of-order", f"event {event.event_id} is dated {event.ts}, {ahead:,.0f} s ahead of "
+                                       f"the API's clock (more than {limits.max_clock_ahead_s:g} s): its party's "
+                                       "clock is wrong, or it is dated ahead of what happened")
+    return None
 
 
 async def _parties(store: Store, event: CustodyEvent) -> dict[str, PartyView]:
@@ -193,7 +215,7 @@ async def post_event(request: Request) -> Any:
         reason = f"event is more than the {MAX_EVENT_BYTES} bytes an event can be"
         await store.refuse_custody(time.time(), b"", "malformed", reason, None, None)
         return _problem(422, reason, "malformed")
-    decision = await accept_event(store, body)
+    decision = await accept_event(store, body, limits=request.app.state.settings.plausibility)
     if decision.event is None:
         code = decision.code or "malformed"
         return _problem(HTTP_STATUS[code], decision.reason, code)
@@ -205,7 +227,8 @@ async def post_event(request: Request) -> Any:
 
 
 def _event_doc(e: CustodyEventRecord) -> dict[str, Any]:
-    return {"event_id": e.event_id, "kind": e.kind, "actor": e.actor, "ts": e.ts, "hash": e.hash.hex(),
+    return {"event_id": e.event_id, "kind": e.kind, "actor": e.actor, "ts": e.ts,
+            "received_at": rfc3339(e.received_at) if e.received_at is not None else None, "hash": e.hash.hex(),
             "shipment_id": e.shipment_id, "block_height": e.place.height if e.place else None,
             "leaf_index": e.place.index if e.place else None, "event": orjson.loads(e.body)}
 

@@ -327,8 +327,8 @@ def show(serial: Annotated[str, typer.Argument(help="The pack serial.")], api: A
               highlight=False)
     for e in doc["events"]:
         sealed = f"block {e['block_height']}" if e.get("block_height") is not None else "not sealed yet"
-        out.print(f"  {e['ts']}  {e['event_id']:24} {e['kind']:22} owner {e.get('owner') or '-'}, held by "
-                  f"{e.get('holder') or '-'} ({sealed})", highlight=False)
+        out.print(f"  {e['ts']} (received {e.get('received_at') or '-'})  {e['event_id']:24} {e['kind']:22} owner "
+                  f"{e.get('owner') or '-'}, held by {e.get('holder') or '-'} ({sealed})", highlight=False)
     for name in ("owners", "carriers"):
         for i in doc.get(name, []):
             out.print(f"  {name[:-1]} {i['party']}: {i['from']} .. {i.get('to') or 'now'}", highlight=False)

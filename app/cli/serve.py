@@ -216,14 +216,15 @@ def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
     from packproof.api.main import check_startup  # not at start-up: FastAPI
     from packproof.api.notify import MqttTarget  # not at start-up: paho
-    from packproof.app.services import api_server  # not at start-up: every stage
+    from packproof.app.services import api_server, plausibility_of  # not at start-up: every stage
 
     a = cfg.api
     m = cfg.mqtt
     notify = MqttTarget(m.host, m.port, m.username, m.password.get_secret_value() if m.password else None,
                         m.ca) if a.notify else None
     server = api_server(data_dir_of(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
-                        cfg.ingest.profiles, notify)
+                        cfg.ingest.profiles, notify, handover_window_s=a.handover_window_s,
+                        plausibility=plausibility_of(cfg))
     asyncio.run(check_startup(data_dir_of(cfg)))
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()
