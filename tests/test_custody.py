@@ -321,11 +321,11 @@ def test_racing_replayed_wrong_prev_and_revoked_events_are_refused(api_parties: 
         answers: dict[str, httpx.Response] = {}
         gate = threading.Barrier(2)
 
-        def send(e: dict[str, Any]) -> None:
+        def send(e: dict[str, Any], gate: threading.Barrier, answers: dict[str, httpx.Response]) -> None:
             gate.wait()
             answers[e["actor"]] = post(api, e)
 
-        threads = [threading.Thread(target=send, args=(e,)) for e in racers]
+        threads = [threading.Thread(target=send, args=(e, gate, answers)) for e in racers]
         for t in threads:
             t.start()
         for t in threads:
