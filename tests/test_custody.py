@@ -206,6 +206,8 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     # Proven: by `packproof verify` against the API, and by the independent check of its bundle.
     wait_for(lambda: get_json(f"{api}/custody/events/road:2")["block_height"] is not None, what="handover sealed")
     r = cli("verify", "road:2", "--api", api, "--ledger-key", str(data / "ledger.pub"))
+    assert r.returncode == 2 and "/readings/road:2/proof" in r.stderr, r.stdout + r.stderr  # an id is a reading's
+    r = cli("verify", "road:2", "--custody", "--api", api, "--ledger-key", str(data / "ledger.pub"))
     assert r.returncode == 0 and "proof holds" in r.stdout and "countersigned by air" in r.stdout, r.stdout + r.stderr
     bundle = get_json(f"{api}/custody/events/road:2/proof")
     ledger_key = base64.b64decode((data / "ledger.pub").read_text().strip())

@@ -248,7 +248,7 @@ async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
 
 @router.get("/custody/events/{event_id}/proof")
 async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> dict[str, Any]:
-    """The proof bundle of an accepted event: `packproof verify EVENT_ID` (or `--bundle FILE`) checks it."""
+    """The proof bundle of an accepted event: `packproof verify EVENT_ID --custody` (or `--bundle FILE`) checks it."""
     try:
         parse_event_id(event_id)
     except ValueError as exc:
