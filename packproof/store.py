@@ -144,6 +144,7 @@ CREATE INDEX IF NOT EXISTS custody_events_shipment ON custody_events(shipment_id
 CREATE TABLE IF NOT EXISTS custody_event_packs(
     serial TEXT NOT NULL, position {INT} NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
     actor TEXT NOT NULL, owner TEXT, transporter TEXT, holder TEXT, PRIMARY KEY(serial, position));
+CREATE INDEX IF NOT EXISTS custody_event_packs_event ON custody_event_packs(event_id);
 CREATE TABLE IF NOT EXISTS custody_packs(
     serial TEXT PRIMARY KEY, tracker TEXT, registration {BLOB} NOT NULL, position {INT} NOT NULL,
     head {BLOB} NOT NULL, owner TEXT, transporter TEXT, holder TEXT, state TEXT NOT NULL);
@@ -947,9 +948,18 @@ class Store:
         return out
 
     async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
-        """A page of the events naming `shipment_id`, in accept order (`after_leaf`: the cursor)."""
-        return await self._custody_events("shipment_id = ? AND leaf_id > ?", (shipment_id, after_leaf),
-                                          "ORDER BY leaf_id LIMIT " + str(int(limit)))
+        """A page of the custody events of the shipment's packs, in accept order (`after_leaf`: the cursor).
+
+        The shipment's packs: those an accepted event named with this shipment, and those whose
+        tracker is a device registered to it; every event of each of them is listed, whether or
+        not it names the shipment itself (a registration before it shipped, an inspection after)."""
+        packs = ("SELECT p.serial FROM custody_event_packs p JOIN custody_events s ON s.event_id = p.event_id "
+                 "WHERE s.shipment_id = ? "
+                 "UNION SELECT c.serial FROM custody_packs c JOIN devices d ON d.device_id = c.tracker "
+                 "WHERE d.shipment_id = ?")
+        return await self._custody_events(
+            f"event_id IN (SELECT q.event_id FROM custody_event_packs q WHERE q.serial IN ({packs})) AND leaf_id > ?",
+            (shipment_id, shipment_id, after_leaf), "ORDER BY leaf_id LIMIT " + str(int(limit)))
 
     async def custody_packs_table(self) -> dict[str, CustodyHead]:
         """Every item's current row: for the audit, which replays the sealed events and compares."""

@@ -305,6 +305,14 @@ def test_a_tracker_is_claimed_once_by_a_pack_of_its_own_shipment(api_parties: tu
     r = httpx.get(f"{api}/packs/EVIL/custody", timeout=10)
     assert r.status_code == 404, r.text
 
+    # The shipment's custody is its packs' events, also those that do not name it.
+    unnamed = event(api, "maker", "transporter-assigned", ["P-1"], ts(10), transporter="road")
+    del unnamed["shipment_id"]
+    assert post(api, sign_event(unnamed, key_of(keys, "maker"))).status_code == 201
+    listed = get_json(f"{api}/shipments/{SHIPMENT}/custody")["events"]
+    assert [(e["event_id"], e["shipment_id"]) for e in listed] == [("maker:1", SHIPMENT), ("maker:2", None)]
+    assert get_json(f"{api}/shipments/SHP-OTHER/custody")["events"] == []
+
 
 def test_racing_replayed_wrong_prev_and_revoked_events_are_refused(api_parties: tuple[str, Path, Pipeline]) -> None:
     api, keys, pipeline = api_parties

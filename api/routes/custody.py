@@ -291,7 +291,8 @@ async def get_shipment_custody(
     after: Annotated[int, Query(ge=0, le=MAX_ROW, description="cursor: next_after of the last page")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> dict[str, Any]:
-    """The events naming the shipment, in the order they were accepted."""
+    """The custody events of the shipment's packs, in the order they were accepted: the packs an event named
+    with this shipment and those tracked by its devices (`Store.shipment_custody`)."""
     events = await store.shipment_custody(shipment_id, after, limit)
     return {"shipment_id": shipment_id, "events": [_event_doc(e) for e in events],
             "next_after": events[-1].leaf_id if len(events) == limit else None}
