@@ -183,7 +183,14 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     half = tmp_path / "handover.json"
     custody(api, keys, "road", "handover", "P-1", "--to", "air", "--out", str(half), "--shipment", SHIPMENT,
             "--ts", ts(12))
+    r = cli("custody", "countersign", str(half), "--party-key", str(keys / "road.key"), "--api", api)
+    assert r.returncode == 2 and "is not the key of air, whom this handover is to" in r.stderr, r.stdout + r.stderr
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps({**json.loads(half.read_text()), "ts": ts(12, 30)}))  # re-dated after signing
+    r = cli("custody", "countersign", str(tampered), "--party-key", str(keys / "air.key"), "--api", api)
+    assert r.returncode == 2 and "the signature of road does not hold" in r.stderr, r.stdout + r.stderr
     out = run("custody", "countersign", str(half), "--party-key", str(keys / "air.key"), "--api", api)
+    assert f"countersigning road:2: road hands P-1 over to air at {ts(12)}, FRA cargo terminal" in out, out
     assert "accepted road:2" in out
     custody(api, keys, "air", "deliver", "P-1", "--to", "plant", "--shipment", SHIPMENT, "--ts", ts(14))
     custody(api, keys, "plant", "receive", "P-1", "--result", "accepted-with-remarks", "--remarks", "dented corner",
@@ -305,12 +312,41 @@ def test_a_tracker_is_claimed_once_by_a_pack_of_its_own_shipment(api_parties: tu
     r = httpx.get(f"{api}/packs/EVIL/custody", timeout=10)
     assert r.status_code == 404, r.text
 
+    # The CLI's withdraw and register-lot; against an API with a read token, --token / PACKPROOF_TOKEN.
+    register(api, keys, "P-5")
+    custody(api, keys, "maker", "offer", "P-5", "--to", "plant")
+    offered = get_json(f"{api}/packs/P-5/custody")["events"][-1]["event_id"]
+    assert "accepted" in custody(api, keys, "maker", "withdraw", "P-5", "--offer", offered)
+    assert get_json(f"{api}/packs/P-5/custody")["events"][-1]["kind"] == "ownership-withdrawn"
+    assert "accepted" in custody(api, keys, "maker", "register-lot", "L-1", "--cell-model", "NMC 21700",
+                                 "--chemistry", "NMC811", "--cells", "4416")
+    assert get_json(f"{api}/packs/L-1/custody")["events"][0]["kind"] == "lot-registered"
+    from packproof.net import free_port
+    from tests.conftest import Service
+
+    token_file = pipeline.data / "read.token"
+    token_file.write_text("read-token-0123456789\n")
+    port = free_port()
+    guarded = Service("api", "--data-dir", str(pipeline.data), "--port", str(port), "--read-token-file",
+                      str(token_file), log=pipeline.data / "api-guarded.log")
+    pipeline.services.append(guarded)
+    guarded.wait_port(port)
+    locked = f"http://127.0.0.1:{port}"
+    r = cli("custody", "show", "P-5", "--api", locked)
+    assert r.returncode == 2 and "requires a bearer token" in r.stderr and "--token" in r.stderr, r.stderr
+    r = cli("custody", "show", "P-5", "--api", locked, env={"PACKPROOF_TOKEN": "read-token-0123456789"})
+    assert r.returncode == 0 and "ownership-withdrawn" in r.stdout, r.stdout + r.stderr
+    r = cli("custody", "--token", "read-token-0123456789", "location", "P-5", "--party", "road", "--party-key",
+            str(keys / "road.key"), "--api", locked, "--at", AT)
+    assert r.returncode == 1 and "refused (conflict): P-5 is not in transit" in r.stderr, r.stderr  # read, signed
+
     # The shipment's custody is its packs' events, also those that do not name it.
     unnamed = event(api, "maker", "transporter-assigned", ["P-1"], ts(10), transporter="road")
     del unnamed["shipment_id"]
     assert post(api, sign_event(unnamed, key_of(keys, "maker"))).status_code == 201
     listed = get_json(f"{api}/shipments/{SHIPMENT}/custody")["events"]
-    assert [(e["event_id"], e["shipment_id"]) for e in listed] == [("maker:1", SHIPMENT), ("maker:2", None)]
+    assert [(e["event_id"], e["shipment_id"]) for e in listed] == [
+        ("maker:1", SHIPMENT), ("maker:2", SHIPMENT), ("maker:3", None), ("maker:4", None), ("maker:6", None)]
     assert get_json(f"{api}/shipments/SHP-OTHER/custody")["events"] == []
 
 
