@@ -141,6 +141,9 @@ class BrokerConfig(Section):
                                                          "Mosquitto format); devices then use only their own topics.")
     services: list[str] = Field(["packproof-ingestor"], description="Service accounts (the ingestor) that read "
                                                                     "all telemetry.")
+    custody_readers: list[str] = Field([], description="Logins of parties' systems that may only subscribe to "
+                                                       "custody notifications (packproof/v1/+/custody); give "
+                                                       "each a password with `packproof passwd`.")
     certfile: Path | None = Field(None, description="TLS certificate (PEM): the listener speaks TLS only.")
     keyfile: Path | None = Field(None, description="TLS private key (PEM) for the certificate.")
 

@@ -29,6 +29,7 @@ RUN_FLAGS = (*WRITER, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", 
              bare("fleet.unsigned_shipments"), *FLEET_FLAGS)
 BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
                 Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
+                Flag("broker.custody_readers", ("--custody-reader",)),
                 Flag("broker.certfile", ("--certfile",)), Flag("broker.keyfile", ("--keyfile",)))
 SEAL_INTERVAL = Flag("seal.interval", ("--seal-interval",))
 INGEST_FLAGS = (*WRITER, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"),
@@ -83,7 +84,7 @@ def broker(cfg: Settings) -> None:
         if (b.certfile is None) != (b.keyfile is None):
             fail(Exit.BAD_INPUT, "TLS needs both --certfile and --keyfile")
         async with EmbeddedBroker(b.host, b.port, flag="--port", password_file=b.password_file,
-                                  services=tuple(b.services),
+                                  services=tuple(b.services), readers=tuple(b.custody_readers),
                                   tls=(b.certfile, b.keyfile) if b.certfile and b.keyfile else None):
             out.print(f"MQTT broker listening on {b.host}:{b.port} (Ctrl-C stops)")
             await _until_signal()
