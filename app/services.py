@@ -18,7 +18,7 @@ from packproof.anchor.sealer import Sealer
 from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
 from packproof.api.notify import MqttTarget
-from packproof.app.config import Settings
+from packproof.app.config import DEFAULT, Settings
 from packproof.crypto import load_or_create_ledger_key
 from packproof.db.urls import engine_of, redact
 from packproof.edge.decode import Plausibility
@@ -257,6 +257,24 @@ def read_token(path: Path | None, flag: str) -> str | None:
     if len(token) < 16:
         raise ConfigError(f"{flag}: the token in {path} is shorter than 16 characters")
     return token
+
+
+def handover_window_of(cfg: Settings, dirs: DataDir) -> float:
+    """`api.handover_window_s` when the settings give it (flag, env, file); else what `packproof run`
+    wrote into the data directory for its simulated journey (`DataDir.handover_window`); else the
+    default, five minutes of real time."""
+    if cfg.source_of("api.handover_window_s") != DEFAULT:
+        return cfg.api.handover_window_s
+    try:
+        written = float(dirs.handover_window.read_text().strip())
+    except FileNotFoundError:
+        return cfg.api.handover_window_s
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{dirs.handover_window}: expected the handover window in seconds ({exc}); "
+                          "delete it, or set api.handover_window_s") from exc
+    if not written >= 0:
+        raise ConfigError(f"{dirs.handover_window}: a handover window is >= 0 seconds, got {written}")
+    return written
 
 
 def plausibility_of(cfg: Settings) -> Plausibility:

@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from packproof.app.cli.common import STALE_AFTER, Exit, data_dir_of, fail, out
+from packproof.app.cli.common import HANDOVER_WINDOW, STALE_AFTER, Exit, data_dir_of, fail, out
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, configured
 
 
-@configured("condition", (*COMMON, STALE_AFTER))
+@configured("condition", (*COMMON, STALE_AFTER, HANDOVER_WINDOW))
 def condition_report(
     cfg: Settings,
     shipment_id: Annotated[str, typer.Argument(help="The shipment to report on.")],
@@ -30,9 +30,10 @@ def condition_report(
     """
     # not at start-up: the API's models
     from packproof.api.condition import RECENT_DISPUTES, condition, tracked_intervals
+    from packproof.app.services import handover_window_of  # not at start-up: every stage
     from packproof.store import Store  # not at start-up: db drivers
 
-    data_dir, stale_after, window_s = cfg.data_dir, cfg.api.stale_after, cfg.api.handover_window_s
+    data_dir, stale_after, window_s = cfg.data_dir, cfg.api.stale_after, handover_window_of(cfg, data_dir_of(cfg))
 
     async def go():  # type: ignore[no-untyped-def]
         store = await Store.open(data_dir_of(cfg).store, readonly=True)
