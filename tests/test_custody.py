@@ -641,3 +641,19 @@ async def test_an_event_dated_ahead_of_the_api_or_before_any_pack_is_refused(sto
                                                             body_max=10**6)] == ["out-of-order"] * 3
     finally:
         await store.close()
+
+
+def test_the_handover_window_is_the_setting_else_the_data_dirs_else_five_minutes(tmp_path: Path) -> None:
+    """`api` and `condition` agree with what `packproof run` wrote for its simulated time, unless told."""
+    from packproof.app.config import load
+    from packproof.app.services import handover_window_of
+    from packproof.errors import ConfigError
+
+    dirs = DataDir(tmp_path)
+    assert handover_window_of(load(), dirs) == 300.0
+    dirs.handover_window.write_text("2.5\n")
+    assert handover_window_of(load(), dirs) == 2.5
+    assert handover_window_of(load({"api.handover_window_s": 60.0}), dirs) == 60.0
+    dirs.handover_window.write_text("soon\n")
+    with pytest.raises(ConfigError, match="expected the handover window in seconds"):
+        handover_window_of(load(), dirs)
