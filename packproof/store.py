@@ -921,7 +921,7 @@ class Store:
 
     async def custody_tracker_claim(self, device_id: str) -> TrackerClaim:
         """Inside the accept transaction: the shipment `device_id` is registered to and the packs already
-        naming it as their tracker (`packproof.edge.custody_trackers` decides from it)."""
+        naming it as their tracker (`packproof.edge.custody_intake` decides from it)."""
         shipment = await self._fetch("SELECT shipment_id FROM devices WHERE device_id=?", (device_id,))
         packs = await self._fetch("SELECT serial FROM custody_packs WHERE tracker=? ORDER BY serial", (device_id,))
         return TrackerClaim(device_id, shipment[0][0] if shipment else None, tuple(r[0] for r in packs))

@@ -54,12 +54,12 @@ from packproof.edge.custody import (
     state_keys,
 )
 from packproof.edge.custody_codec import item_json, item_of
-from packproof.edge.custody_trackers import tracker_refusal
+from packproof.edge.custody_intake import implausible_ts, tracker_refusal
 from packproof.edge.decode import PLAUSIBLE, Plausibility
 from packproof.errors import InvalidCustodyEvent
 from packproof.records import CustodyEventRecord, CustodyStep
 from packproof.store import QUARANTINE_KEEP, Store
-from packproof.timefmt import epoch_of, rfc3339
+from packproof.timefmt import rfc3339
 
 router = APIRouter(tags=["custody"])  # reads: the reader token, if the API has one
 intake = APIRouter(tags=["custody"])  # POST /custody/events: no token, the signature is the authentication
@@ -96,10 +96,9 @@ async def accept_event(store: Store, body: bytes, now: float | None = None,
                        limits: Plausibility = PLAUSIBLE) -> Decision:
     """Parse, decide and record one posted body (the whole of POST /custody/events but the HTTP).
 
-    Besides the rules (`apply`) and the tracker claim (`tracker_refusal`), an event's `ts` must be
-    plausible by the readings' own bounds (`limits`: the ingest settings `max_clock_ahead` and
-    `earliest_ts`): a party cannot date an event into the future, where the condition report
-    would read it. Checked once the signature holds, so the refusal is that party's, kept whole."""
+    Besides the rules (`apply`), the intake's own checks (edge/custody_intake.py): the tracker a
+    registration claims, and the event's `ts` within `limits` (the ingest settings
+    `max_clock_ahead` and `earliest_ts`, as for readings)."""
     now = time.time() if now is None else now
     try:
         event = parse_event(body)
@@ -119,19 +118,6 @@ async def accept_event(store: Store, body: bytes, now: float | None = None,
             return Decision(None, outcome.code, outcome.reason, event)
         record = await _record(store, event, outcome, now)
     return Decision(record, parsed=event)
-
-
-def implausible_ts(event: CustodyEvent, now: float, limits: Plausibility) -> Refused | None:
-    """`out-of-order` for an event dated before `limits.earliest_ts` or more than `limits.max_clock_ahead_s`
-    after `now` (the same bounds, and for the ahead one the same rule, as a reading's: edge/decode.py)."""
-    if event.ts[:19] < limits.earliest_ts:  # RFC 3339 UTC to the second compares as text
-        return Refused("out-of-order", f"event {event.event_id} is dated {event.ts}, before "
-                                       f"{limits.earliest_ts}Z: its party's clock is unset or wrong")
-    if (ahead := limits.seconds_ahead(epoch_of(event.ts), now)) is not None:
-        return Refused("out-of-order", f"event {event.event_id} is dated {event.ts}, {ahead:,.0f} s ahead of "
-                                       f"the API's clock (more than {limits.max_clock_ahead_s:g} s): its party's "
-                                       "clock is wrong, or it is dated ahead of what happened")
-    return None
 
 
 async def _parties(store: Store, event: CustodyEvent) -> dict[str, PartyView]:
