@@ -337,7 +337,8 @@ def countersign(event_file: Annotated[Path, typer.Argument(help="The half-signed
         signer = _get(client, f"{base}/parties/{to}")
         actor = _get(client, f"{base}/parties/{body.get('actor')}") if isinstance(body.get("actor"), str) else None
     mine = b64(public_key_bytes(key))
-    theirs = _key_at(signer, int(signer.get("next_seq", 1))) if isinstance(signer, dict) else None
+    next_seq = signer.get("next_seq") if isinstance(signer, dict) else None
+    theirs = _key_at(signer, next_seq) if isinstance(next_seq, int) else None
     if mine != theirs:
         fail(Exit.BAD_INPUT, f"{party_key} is not the key of {to}, whom this handover is to (key "
                              f"{key_id(public_key_bytes(key))}): only {to} countersigns it")
@@ -345,16 +346,25 @@ def countersign(event_file: Annotated[Path, typer.Argument(help="The half-signed
         seq = int(str(body.get("event_id", "")).rpartition(":")[2])
         holds = signature_holds(unb64(_key_at(actor, seq) or ""), unb64(str(body.get("sig", ""))),
                                 signing_bytes(body)) if isinstance(actor, dict) else False
-    except ValueError:
+    except (ValueError, TypeError):  # an event id with no seq, a key or sig that is no base64, no JSON value
         holds = False
     if not holds:
         fail(Exit.BAD_INPUT, f"{event_file}: the signature of {body.get('actor')} does not hold (changed since it "
                              "was signed, or not signed by it): not countersigned")
-    place = body.get("location") or {}
-    out.print(f"countersigning {body.get('event_id')}: {body.get('actor')} hands {', '.join(body.get('packs', []))} "
-              f"over to {to} at {body.get('ts')}, {place.get('name') or ''} ({place.get('lat')}, {place.get('lon')})"
-              f"{', shipment ' + body['shipment_id'] if body.get('shipment_id') else ''}", highlight=False)
+    out.print(f"countersigning {_summary(body)}", highlight=False)
     submit(base, _sign(body, party_key, counter=True))
+
+
+def _summary(body: dict[str, Any]) -> str:
+    """What a handover says, in one line: who hands which packs to whom, when and where."""
+    packs = body.get("packs")
+    found = body.get("location")
+    place: dict[str, Any] = found if isinstance(found, dict) else {}
+    where = f"{place.get('name') or ''} ({place.get('lat')}, {place.get('lon')})".strip()
+    shipment = f", shipment {body['shipment_id']}" if isinstance(body.get("shipment_id"), str) else ""
+    return (f"{body.get('event_id')}: {body.get('actor')} hands "
+            f"{', '.join(map(str, packs)) if isinstance(packs, list) else packs} over to {body.get('to')} at "
+            f"{body.get('ts')}, {where}{shipment}")
 
 
 def _key_at(party: dict[str, Any], seq: int) -> str | None:
