@@ -270,9 +270,12 @@ def register_lot(
 @custody_app.command()
 def assign(packs: Packs, party: PartyOpt, party_key: KeyOpt, api: ApiOpt, at: AtOpt,
            transporter: Annotated[str, typer.Option(help="The carrier made responsible.")],
+           consignee: Annotated[str | None, typer.Option(
+               help="The receiver the carrier may deliver to besides the owner (the rules' `consignee`).")] = None,
            shipment: ShipmentOpt = None, ts: TsOpt = None) -> None:
     """`transporter-assigned` by the owner."""
-    _post(api, party, party_key, "transporter-assigned", packs, at, shipment, ts, {"transporter": transporter})
+    fields = {"transporter": transporter, **({"consignee": consignee} if consignee is not None else {})}
+    _post(api, party, party_key, "transporter-assigned", packs, at, shipment, ts, fields)
 
 
 @custody_app.command()
