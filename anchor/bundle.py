@@ -150,3 +150,13 @@ def _sealed_leaf(leaf: _LeafAt, audit_path: list[bytes], tree_size: int, block: 
     except (ValidationError, UnicodeDecodeError) as exc:
         raise LedgerIntegrityError(f"block {block.height}, leaf {leaf.index}: the stored proof does not "
                                    f"type-check: {exc}", block.height) from None
+
+
+# ---- shared with anchor/custody_proof.py: a custody bundle's leaves are sealed leaves like these ----
+
+LeafAt = _LeafAt  # a leaf's bytes and where it is sealed (block height, index in the block)
+
+
+async def sealed_leaves(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -> list[SealedLeaf]:
+    """Each leaf with its audit path and signed block (a shared block read once)."""
+    return await _sealed(store, keys, leaves)

@@ -138,7 +138,7 @@ async def check_custody(store: Store, party_rows: list[StoredRow]) -> list[str]:
             out.append(f"pack {serial} is gone from the custody_packs table; its sealed events give it state "
                        f"{item.status}, owner {item.owner}")
             continue
-        position, head, text = kept
+        position, head, text = kept.position, kept.head, kept.state
         if text != item_json(item):
             out.append(f"pack {serial}: custody_packs holds a state its sealed events do not give (owner "
                        f"{json.loads(text).get('owner')!r} held, {item.owner!r} sealed; holder "

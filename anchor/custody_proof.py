@@ -29,17 +29,17 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
-from packproof.anchor.bundle import LedgerKeys, _LeafAt, _sealed
+from packproof.anchor.bundle import LeafAt, LedgerKeys, sealed_leaves
 from packproof.anchor.ledger import Block
 from packproof.anchor.proof import (
-    _STRICT,
+    STRICT,
     Check,
     LedgerView,
     SealedLeaf,
-    _block_checks,
-    _chain_check,
-    _path_check,
-    _where,
+    block_checks,
+    chain_check,
+    field_path,
+    path_check,
     strict_json,
 )
 from packproof.canonical import canonical_json
@@ -59,7 +59,7 @@ class NotSealed(PackproofError):
 
 
 class CustodyProofBundle(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     format: Literal["packproof-custody-proof/1"]
     event: SealedLeaf
     keys: Annotated[list[SealedLeaf], Field(min_length=1, max_length=2)]
@@ -134,8 +134,8 @@ async def custody_proof_bundle(store: Store, keys: LedgerKeys, e: CustodyEventRe
     where = await store.locate([r.id for r in chosen])
     if any(r.id not in where for r in chosen):
         raise NotSealed(f"custody event {e.event_id}: a key record of its parties is not sealed yet")
-    sealed = await _sealed(store, keys, [_LeafAt(leaf.body, e.place.height, e.place.index),
-                                         *(_LeafAt(r.body, where[r.id].height, where[r.id].index) for r in chosen)])
+    sealed = await sealed_leaves(store, keys, [LeafAt(leaf.body, e.place.height, e.place.index),
+                                         *(LeafAt(r.body, where[r.id].height, where[r.id].index) for r in chosen)])
     return CustodyProofBundle(format=FORMAT, event=sealed[0], keys=sealed[1:])
 
 
@@ -150,7 +150,7 @@ def parse_custody_bundle(doc: Any) -> CustodyProofBundle:
         return CustodyProofBundle.model_validate(doc)
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise ConfigError(f"custody proof bundle: field {_where(e['loc'])}: {e['msg']}") from None
+        raise ConfigError(f"custody proof bundle: field {field_path(e['loc'])}: {e['msg']}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +228,9 @@ def verify_custody_bundle(bundle: CustodyProofBundle, view: LedgerView | None = 
         problem = signature_problem(event, keys[0] or b"", keys[1] if len(keys) > 1 else None)
         checks.append(Check("party signature", problem is None, problem or (
             f"Ed25519 by {event.actor}" + (f", countersigned by {event.to}" if isinstance(event, HandedOver) else ""))))
-    checks.append(_path_check("merkle path", bundle.event))
+    checks.append(path_check("merkle path", bundle.event))
     for n, sealed in enumerate(bundle.keys):
-        checks.append(_path_check(f"key record {n + 1} merkle path", sealed))
+        checks.append(path_check(f"key record {n + 1} merkle path", sealed))
     blocks: dict[int, tuple[Block, bytes]] = {}
     for prefix, sealed in (("", bundle.event), *((f"key record {n + 1} ", s) for n, s in enumerate(bundle.keys))):
         block, bundle_key = sealed.block.block(), unb64(sealed.ledger_public_key)
@@ -239,8 +239,8 @@ def verify_custody_bundle(bundle: CustodyProofBundle, view: LedgerView | None = 
                 checks.append(Check(f"{prefix}block", False, f"two different blocks at height {sealed.height}"))
             continue
         blocks[sealed.height] = (block, view.trusted_keys.get(sealed.height) or bundle_key)
-        checks += _block_checks(prefix, block, bundle_key, view.trusted_keys.get(sealed.height))
-    checks.append(_chain_check(blocks, view.chain))
+        checks += block_checks(prefix, block, bundle_key, view.trusted_keys.get(sealed.height))
+    checks.append(chain_check(blocks, view.chain))
     return CustodyVerdict(event.event_id if event else None, checks)
 
 

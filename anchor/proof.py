@@ -476,3 +476,30 @@ def verify_bundle(bundle: ProofBundle, view: LedgerView | None = None, asked_id:
     if holds and record is not None:
         trust = TRUST_DEVICE if record.key else TRUST_INGESTOR
     return Verdict(reading.reading_id if reading else None, trust, checks)
+
+
+# ---- shared with anchor/custody_proof.py --------------------------------------------------------
+# A custody event's bundle is checked link by link as a reading's is; these are those links under
+# public names (the private ones above are what this module itself calls).
+
+STRICT = _STRICT  # bundle models: unknown fields refused, no type coercion, frozen
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as a dotted path (`event.block.header`), for a bad-bundle message."""
+    return _where(loc)
+
+
+def path_check(name: str, sealed: SealedLeaf) -> Check:
+    """The leaf's Merkle path to its block's root (RFC 9162 §2.1.3.2)."""
+    return _path_check(name, sealed)
+
+
+def block_checks(prefix: str, block: Block, bundle_key: bytes, trusted: bytes | None) -> list[Check]:
+    """The block's hash, and its Ed25519 signature by the ledger key trusted at its height."""
+    return _block_checks(prefix, block, bundle_key, trusted)
+
+
+def chain_check(blocks: Mapping[int, tuple[Block, bytes]], chain: Sequence[Block] | None) -> Check:
+    """Each block is the ledger's block at its height, linked to the head."""
+    return _chain_check(blocks, chain)

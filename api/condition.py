@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
 from packproof.api.schemas import (
     Condition,
@@ -29,9 +28,8 @@ from packproof.api.schemas import (
 )
 from packproof.custody import CustodyEvent, parse_event
 from packproof.edge.custody import CustodyIntervals, custody_intervals
-from packproof.records import DeviceStats, Dispute, Disputes, Excursion
-from packproof.store import Store
-from packproof.timefmt import rfc3339
+from packproof.records import DeviceStats, Dispute, Disputes, Excursion, TrackedPack
+from packproof.timefmt import epoch_of, rfc3339
 
 SEVERITY: tuple[Status, ...] = ("ok", "warning", "no-data", "incomplete", "violated", "disputed")
 RECENT_DISPUTES = 100  # disputes listed per shipment, newest first; every one is counted
@@ -61,37 +59,49 @@ def dispute_out(d: Dispute) -> DisputeOut:
 
 # A handover is signed at one instant, but a pallet is unloaded, moved and scanned around it: an
 # excursion this close to a change of hands happened "during the handover", and both sides are
-# named (the forklift at the cargo terminal: the shock is minutes from the signatures).
-HANDOVER_WINDOW = 300.0  # seconds
+# named (the forklift at the cargo terminal: the shock is minutes from the signatures). The
+# window is in the time base of the readings' and events' `ts`: `api.handover_window_s`
+# (app/config.py), which `packproof run` scales to its simulated journey.
+DEFAULT_HANDOVER_WINDOW_S = 300.0
 
 
-def _epoch(ts: str) -> float:
-    """An RFC 3339 UTC time (a reading's or an event's `ts`) as seconds; fractions beyond µs are cut."""
-    head, dot, frac = ts.rstrip("Z").partition(".")
-    return datetime.fromisoformat(f"{head}{dot}{frac[:6]}+00:00").timestamp()
-
-
-def attribute(e: Excursion, custody: CustodyIntervals) -> ExcursionCustody:
-    """Who owned and who carried the pack at `e`'s start (both sides near a change of hands), and each
-    change of hands until its end: read off the pack's intervals (`packproof.edge.custody`, the one
-    home of who held it when). An event counts from its own `ts`, when its party signed it happened."""
-    start, end = _epoch(e.start), _epoch(e.end)
-    at = custody.at(start, HANDOVER_WINDOW)
+def attribute(e: Excursion, custody: CustodyIntervals, window_s: float) -> ExcursionCustody:
+    """Who owned and who carried the pack at `e`'s start (both sides within `window_s` of a change of
+    hands), and each change of hands until its end: read off the pack's intervals
+    (`packproof.edge.custody`, the one home of who held it when). An event counts from its own
+    `ts`, when its party signed it happened."""
+    start, end = epoch_of(e.start), epoch_of(e.end)
+    at = custody.at(start, window_s)
     changes = [CustodyChange(role=role, party=i.party, event_id=i.start_event, ts=i.start)
                for role, spans in (("owner", custody.owners), ("carrier", custody.carriers))
-               for i in spans if start < _epoch(i.start) <= end]
+               for i in spans if start < epoch_of(i.start) <= end]
     return ExcursionCustody(pack=custody.serial, owners=list(at.owners), carriers=list(at.carriers),
-                            changes=sorted(changes, key=lambda c: (_epoch(c.ts), c.role)))
+                            changes=sorted(changes, key=lambda c: (epoch_of(c.ts), c.role)))
+
+
+def tracked_intervals(tracked: Mapping[str, TrackedPack]) -> dict[str, CustodyIntervals]:
+    """Device id -> the custody intervals of the pack it tracks, from `Store.custody_of_trackers`.
+
+    Each accepted event is parsed once however many packs it touches: a pallet's events name
+    all its packs."""
+    parsed: dict[bytes, CustodyEvent] = {}
+    out = {}
+    for device_id, pack in tracked.items():
+        events = [parsed[b] if b in parsed else parsed.setdefault(b, parse_event(b)) for b in pack.bodies]
+        out[device_id] = custody_intervals(pack.serial, events)
+    return out
 
 
 def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
               excursions: Sequence[Excursion], now: float, stale_after: float,
-              disputes: Disputes, custody: Mapping[str, CustodyIntervals] | None = None) -> Condition:
+              disputes: Disputes, custody: Mapping[str, CustodyIntervals] | None = None,
+              handover_window_s: float = DEFAULT_HANDOVER_WINDOW_S) -> Condition:
     """`devices` as `Store.shipment_devices` returns them; excursions as stored; disputes
     as `Store.shipment_disputes` returns them; `custody`: device id -> the custody intervals of
-    the pack it tracks (`tracked_custody`)."""
+    the pack it tracks (`tracked_intervals`); `handover_window_s`: see `attribute`."""
     custody = custody or {}
-    exc = [excursion_out(r, attribute(r, custody[r.device_id]) if r.device_id in custody else None)
+    exc = [excursion_out(r, attribute(r, custody[r.device_id], handover_window_s) if r.device_id in custody
+                         else None)
            for r in excursions]
     per_pack: dict[str, list[Status]] = {}
     for e in exc:
@@ -122,17 +132,3 @@ def condition(shipment_id: str, profile: str, devices: Sequence[DeviceStats],
         readings=sum(p.readings for p in packs), sealed=sum(p.sealed for p in packs),
         missing=sum(p.missing for p in packs), unsealed=sum(p.unsealed for p in packs),
         disputed=sum(p.disputed for p in packs), packs=packs, excursions=exc, as_of=rfc3339(now))
-
-
-async def tracked_custody(store: Store, excursions: Sequence[Excursion]) -> dict[str, CustodyIntervals]:
-    """The custody intervals of the packs the excursions' devices track (two indexed reads a pack).
-
-    Each accepted event is parsed once however many packs it touches: a pallet's events name
-    all its packs."""
-    tracked = await store.custody_of_trackers(sorted({e.device_id for e in excursions}))
-    parsed: dict[bytes, CustodyEvent] = {}
-    out = {}
-    for device_id, (serial, bodies) in tracked.items():
-        events = [parsed.setdefault(b, parse_event(b)) if b not in parsed else parsed[b] for b in bodies]
-        out[device_id] = custody_intervals(serial, events)
-    return out

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from packproof.api.notify import MqttTarget
+from packproof.edge.decode import PLAUSIBLE, Plausibility
 from packproof.edge.thresholds import BUILTIN_PROFILES
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -24,6 +25,8 @@ class ApiSettings:
     read_token: str | None = None  # None: reads are open; else reads need it (or the admin token)
     profiles: frozenset[str] = frozenset(BUILTIN_PROFILES)  # what POST /devices may name (and the ingestor knows)
     notify: MqttTarget | None = None  # where accepted custody events are announced (api/notify.py); None: nowhere
+    plausibility: Plausibility = PLAUSIBLE  # a custody event's ts is bounded as a reading's (the ingest settings)
+    handover_window_s: float = 300.0  # an excursion this near a change of hands names both sides (api/condition.py)
 
 
 def _bearer(request: Request) -> str | None:

@@ -14,8 +14,10 @@ the request nothing, and what could not be sent is counted (`dropped`), not retr
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,6 +33,15 @@ def custody_topic(shipment_id: str | None) -> str:
     return f"packproof/v1/{shipment_id or NO_SHIPMENT}/custody"
 
 
+def notifier_client_id() -> str:
+    """A client id of this process alone: MQTT 3.1.1 §3.1.4 has the broker disconnect an existing
+    session when another connects with the same id, so two API processes with one fixed id would
+    knock each other off in turn. The pid names the process in the broker's log; the random part
+    keeps ids apart across hosts and pid reuse. 23 bytes at most, the length §3.1.3.1 obliges
+    every broker to accept."""
+    return f"pp-api-{os.getpid() % 100000}-{secrets.token_hex(4)}"
+
+
 @dataclass(frozen=True, slots=True)
 class MqttTarget:
     """Where to publish: the broker and the service login the ACL lets publish custody topics."""
@@ -40,7 +51,7 @@ class MqttTarget:
     username: str | None = None
     password: str | None = None
     tls_ca: str | None = None
-    client_id: str = "packproof-api-custody"
+    client_id: str = field(default_factory=lambda: notifier_client_id())
 
 
 class CustodyNotifier:

@@ -34,7 +34,8 @@ class ExcursionCustody(BaseModel):
     """Who was responsible for the pack when an excursion happened, from its accepted custody events.
 
     A carrier is the party physically carrying the pack (from its pick-up or the handover to it);
-    an excursion within HANDOVER_WINDOW of a change of hands names both sides, earlier first.
+    an excursion within the handover window (`api.handover_window_s`) of a change of hands names
+    both sides, earlier first.
     """
 
     pack: str  # the serial whose `pack-registered` names the excursion's device as its tracker

@@ -125,6 +125,10 @@ class ApiConfig(Section):
                                                             "changing state require; without it they are off.")
     read_token_file: Path | None = Field(None, description="File holding a bearer token that reads require; "
                                                            "without it reads are open.")
+    handover_window_s: float = Field(300.0, ge=0, description="Seconds (in the readings' time base) either side "
+                                     "of a custody change of hands within which an excursion names both "
+                                     "sides; `packproof run` writes its simulation's own into the data "
+                                     "directory, used when this is not set.")
     notify: bool = Field(False, description="Announce each accepted custody event on the [mqtt] broker "
                                             "(packproof/v1/{shipment}/custody, retained), logged in as [mqtt] "
                                             "username; a broker that is down never fails an event.")
@@ -137,6 +141,9 @@ class BrokerConfig(Section):
                                                          "Mosquitto format); devices then use only their own topics.")
     services: list[str] = Field(["packproof-ingestor"], description="Service accounts (the ingestor) that read "
                                                                     "all telemetry.")
+    custody_readers: list[str] = Field([], description="Logins of parties' systems that may only subscribe to "
+                                                       "custody notifications (packproof/v1/+/custody); give "
+                                                       "each a password with `packproof passwd`.")
     certfile: Path | None = Field(None, description="TLS certificate (PEM): the listener speaks TLS only.")
     keyfile: Path | None = Field(None, description="TLS private key (PEM) for the certificate.")
 

@@ -74,6 +74,16 @@ class RunOptions:
     console: Console = field(default_factory=Console)
 
 
+HANDOVER_WINDOW_JOURNEY_S = 300.0  # five journey minutes either side of a change of hands (api/condition.py)
+
+
+def handover_window(rate: float, step_s: float) -> float:
+    """The handover window in wall seconds for a simulation where each wall second is `rate` readings
+    of `step_s` journey seconds each: five journey minutes are 300 / (step_s * rate) wall seconds
+    (at the defaults, 60 s steps at 1/s: 5 s). Real time keeps the default, 300 s."""
+    return HANDOVER_WINDOW_JOURNEY_S / (step_s * rate)
+
+
 async def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
     """Poll `predicate` on the event loop until it holds (True) or `timeout` passes (False): for what
     the runner cannot await (uvicorn's `started` flag, the ingestor's counters)."""
@@ -92,8 +102,12 @@ async def run(o: RunOptions) -> dict[str, int]:
     fleet = build_fleet(shipments=o.shipments, packs=o.packs, scenario=o.scenario, seed=o.seed,
                         unsigned_shipments=o.unsigned_shipments, step_s=o.step_s)
     ingestor_password = secrets.token_urlsafe(18)  # the service account, also the API's for custody notifications
+    window = handover_window(o.rate, o.step_s)
     server = api_server(dirs, o.api_host, o.api_port,  # fails early if the port is taken
-                        notify=MqttTarget("127.0.0.1", mqtt_port, INGESTOR, ingestor_password))
+                        notify=MqttTarget("127.0.0.1", mqtt_port, INGESTOR, ingestor_password),
+                        handover_window_s=window)
+    dirs.root.mkdir(parents=True, exist_ok=True)
+    dirs.handover_window.write_text(f"{window!r}\n")  # `api` and `condition` on this directory use it too
     buffer = SimBuffer(dirs.sim_buffer, max_per_device=o.forward.buffer_max)
     try:
         buffer.migrate_progress_file(dirs.sim_progress_legacy)
@@ -261,11 +275,12 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
             tick(s)
 
     poster = None
-    if o.custody:  # its clock starts with the publisher's: reading k of this run is measured k / rate s in
-        clock = journey_clock(fleet, started=time.time(), rate=o.rate, step_s=o.step_s)
+    epoch = time.time()  # one time base: reading k of this run is stamped epoch + k / rate, and the poster's clock
+    if o.custody:
+        clock = journey_clock(fleet, started=epoch, rate=o.rate, step_s=o.step_s)
         poster = CustodyPoster(url, script_runs(fleet), party_keys(o.seed), clock)
     sim = asyncio.create_task(asyncio.to_thread(
-        publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled))
+        publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled, epoch=epoch))
     custody = asyncio.create_task(asyncio.to_thread(poster.run, stop=sim_stop)) if poster else None
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([sim, stopper], return_when=asyncio.FIRST_COMPLETED)

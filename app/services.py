@@ -18,7 +18,7 @@ from packproof.anchor.sealer import Sealer
 from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
 from packproof.api.notify import MqttTarget
-from packproof.app.config import Settings
+from packproof.app.config import DEFAULT, Settings
 from packproof.crypto import load_or_create_ledger_key
 from packproof.db.urls import engine_of, redact
 from packproof.edge.decode import Plausibility
@@ -55,7 +55,7 @@ class IngestOptions:
         mqtt = MqttOptions(m.host, m.port, m.client_id, username=m.username, password=password, tls_ca=m.ca,
                            share_group=m.share_group, protocol=m.protocol, session_expiry=m.session_expiry)
         ingestor = IngestorOptions(i.verify_signatures, i.verify_workers, profiles_from(i.profiles),
-                                   Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump))
+                                   plausibility_of(cfg))
         return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
                    intake_key_file=cfg.intake_key_file)
 
@@ -259,9 +259,35 @@ def read_token(path: Path | None, flag: str) -> str | None:
     return token
 
 
+def handover_window_of(cfg: Settings, dirs: DataDir) -> float:
+    """`api.handover_window_s` when the settings give it (flag, env, file); else what `packproof run`
+    wrote into the data directory for its simulated journey (`DataDir.handover_window`); else the
+    default, five minutes of real time."""
+    if cfg.source_of("api.handover_window_s") != DEFAULT:
+        return cfg.api.handover_window_s
+    try:
+        written = float(dirs.handover_window.read_text().strip())
+    except FileNotFoundError:
+        return cfg.api.handover_window_s
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{dirs.handover_window}: expected the handover window in seconds ({exc}); "
+                          "delete it, or set api.handover_window_s") from exc
+    if not written >= 0:
+        raise ConfigError(f"{dirs.handover_window}: a handover window is >= 0 seconds, got {written}")
+    return written
+
+
+def plausibility_of(cfg: Settings) -> Plausibility:
+    """The bounds on a reading's seq and time, from the ingest settings: the ingestor's, and the API's for
+    a custody event's time (one setting for both)."""
+    i = cfg.ingest
+    return Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump)
+
+
 def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                admin_token_file: Path | None = None, read_token_file: Path | None = None,
-               profiles_file: Path | None = None, notify: MqttTarget | None = None) -> uvicorn.Server:
+               profiles_file: Path | None = None, notify: MqttTarget | None = None,
+               handover_window_s: float = 300.0, plausibility: Plausibility | None = None) -> uvicorn.Server:
     """`profiles_file`: the ingestor's extra profiles, so a registration may name them.
 
     With writes on (an admin token), the intake key POST /devices MACs its records with is
@@ -273,6 +299,8 @@ def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
     app = create_app(ApiSettings(dirs, stale_after,
                                  admin_token=read_token(admin_token_file, "--admin-token-file"),
                                  read_token=read_token(read_token_file, "--read-token-file"),
-                                 profiles=frozenset(profiles_from(profiles_file)), notify=notify))
+                                 profiles=frozenset(profiles_from(profiles_file)), notify=notify,
+                                 handover_window_s=handover_window_s,
+                                 plausibility=plausibility or Plausibility()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)

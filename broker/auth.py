@@ -13,6 +13,9 @@ Topic rules (docs/design.md, "MQTT topics"), the same as `broker/packproof.acl` 
 - a service account (the ingestor) may subscribe to every device's telemetry (also as an
   MQTT 5 shared subscription) and publish acknowledgements; the API, logged in as a service
   account, publishes and reads custody notifications `packproof/v1/+/custody` (issue 15);
+- a custody reader (a party's system: `broker.custody_readers`) may only subscribe to custody
+  notifications `packproof/v1/+/custody` (and receive them), so a party follows custody without
+  polling the API and without seeing any telemetry; it publishes nothing;
 - nobody connects without a username and password.
 """
 
@@ -116,12 +119,15 @@ def _matches(topic: str, pattern: str) -> bool:
     return len(t) == len(p)
 
 
-def topic_allowed(username: str | None, services: frozenset[str], topic: str, action: str) -> bool:
+def topic_allowed(username: str | None, services: frozenset[str], topic: str, action: str,
+                  readers: frozenset[str] = frozenset()) -> bool:
     """The ACL, as a pure function of who, which topic and what (publish/subscribe/receive)."""
     if not username:
         return False
     if topic.startswith("$share/"):  # $share/<group>/<filter>: judge the filter
         topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""
+    if username in readers:  # a party's system following custody notifications (issue 15)
+        return action != "publish" and _matches(topic, "packproof/v1/+/custody")
     if username in services:  # the ingestor (acks) and the API (custody notifications, issue 15)
         if action == "publish":
             return _matches(topic, "packproof/v1/+/+/ack") or _matches(topic, "packproof/v1/+/custody")
@@ -162,7 +168,8 @@ class DeviceTopicACL(BaseTopicPlugin):
         if not topic or action is None:
             return False
         user = session.username if session else None
-        allowed = topic_allowed(user, frozenset(self.config.services), topic, action.value)
+        allowed = topic_allowed(user, frozenset(self.config.services), topic, action.value,
+                                frozenset(self.config.readers))
         if not allowed and action.value in ("publish", "subscribe") and self.config.refusals is not None:
             client = session.client_id if session else None
             self.config.refusals.refuse(action.value, f"{action.value} to {topic!r} by client id {client!r}, "
@@ -172,4 +179,5 @@ class DeviceTopicACL(BaseTopicPlugin):
     @dataclass
     class Config:
         services: list[str] = field(default_factory=list)
+        readers: list[str] = field(default_factory=list)  # custody readers: subscribe to custody topics only
         refusals: Any = None  # a broker.refusals.Refusals, when the broker counts what it refuses

@@ -46,7 +46,7 @@ def _import_path(plugin: type) -> str:
 
 def broker_config(host: str, port: int, password_file: Path | None = None,
                   services: tuple[str, ...] = (), tls: tuple[Path, Path] | None = None,
-                  refusals: Refusals | None = None) -> dict[str, Any]:
+                  refusals: Refusals | None = None, readers: tuple[str, ...] = ()) -> dict[str, Any]:
     """Only the plugins we need: amqtt's default set logs every packet and publishes $SYS,
     which cost time on every message. With a password file, clients must authenticate and
     the topic rules of `packproof.broker.auth` apply; without one, the broker is open (a local demo)."""
@@ -56,7 +56,8 @@ def broker_config(host: str, port: int, password_file: Path | None = None,
     else:
         PasswordFile(password_file).users()  # fail now, with a clear message, if it is missing or malformed
         plugins = {_import_path(PasswordFileAuth): {"password_file": str(password_file)},
-                   _import_path(DeviceTopicACL): {"services": list(services), "refusals": refusals}}
+                   _import_path(DeviceTopicACL): {"services": list(services), "readers": list(readers),
+                                                  "refusals": refusals}}
     listener: dict[str, Any] = {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 10000}
     if tls is not None:
         for f in tls:
@@ -302,11 +303,11 @@ class EmbeddedBroker:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1883, flag: str = "--mqtt-port",
                  password_file: Path | None = None, services: tuple[str, ...] = (),
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, readers: tuple[str, ...] = ()) -> None:
         """`tls`: (certificate, private key) files, PEM; the listener then speaks MQTT over TLS only.
         `refusals` counts what the broker refused (logins, publishes, subscriptions)."""
         self.host, self.port, self.flag = host, port, flag
-        self.password_file, self.services, self.tls = password_file, services, tls
+        self.password_file, self.services, self.tls, self.readers = password_file, services, tls, readers
         self.refusals = Refusals()
         self._broker: Broker | None = None
 
@@ -316,7 +317,7 @@ class EmbeddedBroker:
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("amqtt.broker").addFilter(_UNACKED_AT_SHUTDOWN)  # once: a logger keeps a filter once
         self._broker = _Broker(broker_config(self.host, self.port, self.password_file, self.services, self.tls,
-                                             self.refusals), refusals=self.refusals)
+                                             self.refusals, self.readers), refusals=self.refusals)
         try:
             await self._broker.start()
         except Exception as exc:  # amqtt wraps its failures in its own BrokerError

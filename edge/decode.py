@@ -90,6 +90,18 @@ class Plausibility:
     max_seq_jump: int = 1_000_000  # above the device's highest stored seq: ~11 days of 1 Hz readings lost
 
 
+    def before_earliest(self, ts: str) -> bool:
+        """Whether an RFC 3339 UTC `ts` is before `earliest_ts` (to the second, which compares as text)."""
+        return ts[:19] < self.earliest_ts
+
+    def seconds_ahead(self, epoch: float, now: float) -> float | None:
+        """How far `epoch` is ahead of `now` when that is beyond `max_clock_ahead_s` (None: plausible).
+        The one rule for a reading's `ts` and a custody event's: a clock ahead of ours is wrong;
+        behind is store-and-forward (or a party signing what happened a while ago)."""
+        ahead = epoch - now
+        return ahead if ahead > self.max_clock_ahead_s else None
+
+
 PLAUSIBLE = Plausibility()
 
 
@@ -189,12 +201,12 @@ def decode(topic: str, payload: bytes, registry: dict[str, DeviceEntry],
         check = (verifier.public_key, sig, unsigned)
     elif verify_signatures and not verifier.verify(sig, unsigned):
         raise bad_signature(reading)
-    if reading.ts[:19] < limits.earliest_ts:  # RFC 3339 UTC to the second compares as text
+    if limits.before_earliest(reading.ts):
         raise InvalidReading(
             "ts_too_early",
             f"reading {reading.reading_id} is dated {reading.ts}, before {limits.earliest_ts}Z: the device "
             f"clock is unset or wrong, its time cannot be trusted")
-    if received_at is not None and (ahead := reading.epoch - received_at) > limits.max_clock_ahead_s:
+    if received_at is not None and (ahead := limits.seconds_ahead(reading.epoch, received_at)) is not None:
         raise InvalidReading(
             "clock_skew",
             f"reading {reading.reading_id} is dated {reading.ts}, {ahead:,.0f} s ahead of the ingestor's clock "

@@ -45,6 +45,13 @@ class DataDir:
         return self.root / "sim-buffer.db"  # the simulated trackers' store-and-forward buffer
 
     @property
+    def handover_window(self) -> Path:
+        """The handover window (seconds, as text) in this directory's time base: `packproof run` writes its
+        simulation's (its journey runs faster than the wall clock), so `api` and `condition` on the
+        directory name the same parties as run's own API (app/services.py `handover_window_of`)."""
+        return self.root / "handover-window-s"
+
+    @property
     def sim_progress_legacy(self) -> Path:
         return self.root / "simulator.json"  # next seqs before the buffer; taken over once
 

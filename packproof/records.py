@@ -407,6 +407,42 @@ class CustodyEventRecord:
     leaf_id: int  # the store id of its `~custody` record leaf
     shipment_id: str | None
     place: LeafPlace | None = None  # where the leaf is sealed; None until a block seals it
+    received_at: float | None = None  # when this store accepted it (epoch s): beside `ts`, what its party claims
+
+
+@dataclass(frozen=True, slots=True)
+class PackCustody:
+    """A pack's custody history: its steps (who owned and carried it after each event) and the events, oldest first."""
+
+    steps: tuple[CustodyStep, ...]
+    events: tuple[CustodyEventRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedPack:
+    """The pack a tracker (device) rides on, and that pack's accepted events' bodies in chain order."""
+
+    serial: str
+    bodies: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerClaim:
+    """What the store knows of a device named as a pack's `tracker`: the shipment it is registered to
+    (None: no such device) and the packs already naming it."""
+
+    device_id: str
+    shipment_id: str | None
+    packs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyHead:
+    """One item's row of `custody_packs` as the audit compares it: its count of events, head hash, state."""
+
+    position: int
+    head: bytes
+    state: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
     CustodyEventRecord,
+    CustodyHead,
     CustodyRefusedRow,
     CustodyStep,
     DeliveryState,
@@ -50,6 +51,7 @@ from packproof.records import (
     Excursion,
     IngestBatch,
     LeafPlace,
+    PackCustody,
     PartyKey,
     PartyRecord,
     QuarantinePreview,
@@ -62,6 +64,8 @@ from packproof.records import (
     ShipmentListing,
     ShipmentRecord,
     StoredRow,
+    TrackedPack,
+    TrackerClaim,
 )
 from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
@@ -135,20 +139,23 @@ CREATE TABLE IF NOT EXISTS party_keys(
 CREATE TABLE IF NOT EXISTS custody_events(
     event_id TEXT PRIMARY KEY, actor TEXT NOT NULL, seq {INT} NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
     hash {BLOB} NOT NULL UNIQUE, body {BLOB} NOT NULL, leaf_id {INT} NOT NULL UNIQUE, shipment_id TEXT,
-    UNIQUE(actor, seq));
+    received_at {REAL} NOT NULL, UNIQUE(actor, seq));
 CREATE INDEX IF NOT EXISTS custody_events_shipment ON custody_events(shipment_id, leaf_id);
 CREATE TABLE IF NOT EXISTS custody_event_packs(
     serial TEXT NOT NULL, position {INT} NOT NULL, event_id TEXT NOT NULL, kind TEXT NOT NULL, ts TEXT NOT NULL,
     actor TEXT NOT NULL, owner TEXT, transporter TEXT, holder TEXT, PRIMARY KEY(serial, position));
+CREATE INDEX IF NOT EXISTS custody_event_packs_event ON custody_event_packs(event_id);
 CREATE TABLE IF NOT EXISTS custody_packs(
     serial TEXT PRIMARY KEY, tracker TEXT, registration {BLOB} NOT NULL, position {INT} NOT NULL,
     head {BLOB} NOT NULL, owner TEXT, transporter TEXT, holder TEXT, state TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS custody_packs_tracker ON custody_packs(tracker);
+CREATE UNIQUE INDEX IF NOT EXISTS custody_packs_one_per_tracker ON custody_packs(tracker) WHERE tracker IS NOT NULL;
 CREATE INDEX IF NOT EXISTS custody_packs_registration ON custody_packs(registration);
 CREATE TABLE IF NOT EXISTS custody_refused(
     id {AUTO_ID}, received_at {REAL} NOT NULL, body {BLOB} NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
     actor TEXT, event_id TEXT);
 CREATE INDEX IF NOT EXISTS custody_refused_actor ON custody_refused(actor, id);
+CREATE INDEX IF NOT EXISTS custody_refused_anonymous ON custody_refused(id)
+    WHERE code IN ('malformed', 'unknown-party', 'bad-signature');
 """
 
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
@@ -213,6 +220,13 @@ def quarantine_record(q: QuarantineRow) -> dict[str, Any]:
 
 
 QUARANTINE_KEEP = 4096  # bytes of a payload kept as evidence; beyond it, its size and SHA-256
+# Custody refusals nobody can be held to (review 1.7): a body that is no event, an unknown actor, a
+# signature that does not verify. POST /custody/events needs no token, so anyone can send these
+# at will: each is counted (`custody_refused:<code>`), and only the latest REFUSED_RING of them
+# are kept. The index `custody_refused_anonymous` has the same predicate (the trim uses it).
+ANONYMOUS_REFUSALS = ("malformed", "unknown-party", "bad-signature")
+REFUSED_RING = 10_000
+_ANONYMOUS_SQL = ", ".join(f"'{c}'" for c in ANONYMOUS_REFUSALS)
 
 
 def kept_evidence(payload: bytes, reason: str) -> tuple[bytes, str]:
@@ -274,6 +288,7 @@ class Store:
         written with none, and the sealer quarantines them instead of sealing them."""
         self._db = db
         self.intake_key = intake_key
+        self.custody_refused_ring = REFUSED_RING  # anonymous custody refusals kept (`refuse_custody`)
         self.url = url
         self.label = redact(url)  # for messages: never the password
         self.engine = db.engine
@@ -638,30 +653,47 @@ class Store:
         await self._registry_tx(f"adding party {party_id}", work)
         return created
 
-    async def rotate_party_key(self, party_id: str, public_key: bytes, from_seq: int) -> None:
-        """A new key for the party's events from `from_seq` on; earlier events keep verifying with theirs."""
+    async def rotate_party_key(self, party_id: str, public_key: bytes, from_seq: int | None = None) -> int:
+        """A new key for the party's events from `from_seq` on; earlier events keep verifying with theirs.
+        Returns the seq it starts at.
+
+        `from_seq` must lie beyond every event the party already has accepted: a rotation reaching
+        back over accepted events would make them verify with a key that never signed them, and the
+        audit would find them broken for good. The check and the default (None: its next event,
+        and after the seq its current key starts at) read the party's last seq inside this
+        transaction, so an event accepted meanwhile cannot slip under the new key.
+        """
         if problem := key_problem(public_key):
             raise ConfigError(f"party {party_id}: {problem}")
+        start = 0
 
         async def work(now: float) -> None:
+            nonlocal start
             held = await self._party(party_id)
             if held is None:
                 raise ConfigError(f"party {party_id} is not registered")
             if held.revoked:
                 raise ConfigError(f"party {party_id} is revoked ({held.revoked_reason}); a revoked party "
                                   "gets no new key")
-            if from_seq <= held.keys[-1].valid_from_seq:
+            rows = await self._db.fetch("SELECT max(seq) FROM custody_events WHERE actor=?", (party_id,))
+            last = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+            start = from_seq if from_seq is not None else max(last + 1, held.keys[-1].valid_from_seq + 1)
+            if start <= held.keys[-1].valid_from_seq:
                 raise ConfigError(f"party {party_id}: the new key must start after event seq "
-                                  f"{held.keys[-1].valid_from_seq}, where its current key starts; got {from_seq}")
+                                  f"{held.keys[-1].valid_from_seq}, where its current key starts; got {start}")
+            if start <= last:
+                raise ConfigError(f"party {party_id}: the new key must start after event seq {last}, its last "
+                                  f"accepted event (signed with the current key); got {start}")
             if any(k.public_key == public_key for k in held.keys):
                 raise RegistryConflict(f"party {party_id} has held key {b64(public_key)} before; "
                                        "a rotation needs a new key")
             await self._db.execute(
                 "INSERT INTO party_keys(party_id, valid_from_seq, public_key, added_at) VALUES (?,?,?,?)",
-                (party_id, from_seq, public_key, now))
-            await self._append_party_record(key_rotated_record(party_id, public_key, from_seq), now)
+                (party_id, start, public_key, now))
+            await self._append_party_record(key_rotated_record(party_id, public_key, start), now)
 
         await self._registry_tx(f"rotating the key of party {party_id}", work)
+        return start
 
     async def revoke_party(self, party_id: str, reason: str) -> None:
         """From now on the party's events are refused; what it signed before stays provable."""
@@ -702,7 +734,7 @@ class Store:
         return [PartyRecord(r[0], r[1], frozenset(r[2].split(",")), tuple(keys.get(r[0], ())), r[3], r[4], r[5])
                 for r in rows]
 
-    async def party_next_seq(self, party_id: str) -> int | None:
+    async def party_next_seq(self, party_id: str) -> int:
         """The seq the party's next custody event must carry: one above its last accepted (`custody_seqs`)."""
         return (await self.custody_seqs([party_id])).get(party_id, 0) + 1
 
@@ -774,10 +806,10 @@ class Store:
         leaf_id = await self._next_reading_id()
         await self._append_leaf(CUSTODY, int(seq), record, now)
         await self._db.execute(
-            "INSERT INTO custody_events(event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO custody_events(event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id, "
+            "received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash, event.body, leaf_id,
-             event.shipment_id))
+             event.shipment_id, now))
         await self._db.executemany(
             "INSERT INTO custody_event_packs(serial, position, event_id, kind, ts, actor, owner, transporter, holder) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -798,7 +830,7 @@ class Store:
         await self._db.execute("INSERT INTO counters(name, value) VALUES ('custody_events', 1) "
                                "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
         return CustodyEventRecord(event.event_id, event.actor, event.seq, event.kind, event.ts, event.hash,
-                                  event.body, leaf_id, event.shipment_id)
+                                  event.body, leaf_id, event.shipment_id, received_at=now)
 
     async def custody_positions(self, serials: Sequence[str]) -> dict[str, int]:
         """Each known item's count of accepted events: the next step's position is one more."""
@@ -811,17 +843,30 @@ class Store:
 
     async def refuse_custody(self, received_at: float, body: bytes, code: str, reason: str,
                              actor: str | None, event_id: str | None) -> int:
-        """Keep a refused event with its reason (its own transaction, or the caller's); returns its row id."""
-        kept, why = kept_evidence(body, reason)
+        """Keep a refused event with its reason (its own transaction, or the caller's); returns its row id.
+
+        A refusal of an event signed by a known party (forbidden, conflict, wrong prev, ...) is that
+        party's doing and kept whole, like the events it accepts. One of `ANONYMOUS_REFUSALS` is
+        counted and kept in a ring: its first `QUARANTINE_KEEP` bytes, and only the latest
+        `custody_refused_ring` of them; the insert and the trim are one write, so the table never
+        holds more.
+        """
+        anonymous = code in ANONYMOUS_REFUSALS
+        kept, why = kept_evidence(body, reason) if anonymous else (body, reason)
 
         async def write() -> int:
             rows = await self._db.fetch(
                 "INSERT INTO custody_refused(received_at, body, code, reason, actor, event_id) "
                 "VALUES (?,?,?,?,?,?) RETURNING id", (received_at, kept, code, why, actor, event_id))
+            row_id = int(rows[0][0])
+            if anonymous:
+                await self._db.execute(  # the codes as literals: the planner matches them to the partial index
+                    f"DELETE FROM custody_refused WHERE code IN ({_ANONYMOUS_SQL}) AND id <= ?",
+                    (row_id - self.custody_refused_ring,))
             await self._db.execute("INSERT INTO counters(name, value) VALUES (?, 1) "
                                    "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
                                    (f"custody_refused:{code}",))
-            return int(rows[0][0])
+            return row_id
 
         if self._tx_owner is not None and self._tx_owner is asyncio.current_task():
             return await write()
@@ -848,22 +893,20 @@ class Store:
 
     async def _custody_events(self, where: str, params: Sequence[Any], tail: str = "") -> list[CustodyEventRecord]:
         rows = await self._fetch(
-            "SELECT event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id FROM custody_events "
+            "SELECT event_id, actor, seq, kind, ts, hash, body, leaf_id, shipment_id, received_at FROM custody_events "
             f"WHERE {where} {tail}", params)
         places = await self.locate([r[7] for r in rows])
         return [CustodyEventRecord(r[0], r[1], int(r[2]), r[3], r[4], _blob(r[5]), _blob(r[6]), int(r[7]), r[8],
-                                   places.get(r[7])) for r in rows]
+                                   places.get(r[7]), float(r[9])) for r in rows]
 
-    async def pack_custody(self, serial: str) -> tuple[list[CustodyStep], list[CustodyEventRecord]]:
+    async def pack_custody(self, serial: str) -> PackCustody:
         """A pack's history: its steps (owner and transporter after each event) and the events, oldest first."""
         steps = (await self.custody_steps([serial])).get(serial, [])
-        if not steps:
-            return [], []
         ids = [s.event_id for s in steps]
         events: dict[str, CustodyEventRecord] = {}
         for chunk in _chunks(ids):
             events.update((e.event_id, e) for e in await self._custody_events(f"event_id IN ({_in(chunk)})", chunk))
-        return steps, [events[i] for i in ids]
+        return PackCustody(tuple(steps), tuple(events[i] for i in ids))
 
     async def custody_steps(self, serials: Sequence[str]) -> dict[str, list[CustodyStep]]:
         """Each pack's custody steps in chain order, from the per-pack index."""
@@ -876,31 +919,52 @@ class Store:
                 out[serial] = [CustodyStep(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
         return out
 
-    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, tuple[str, list[bytes]]]:
-        """Device id -> (the pack whose registration names it as tracker, that pack's accepted events'
-        bodies in chain order): what the condition report attributes excursions from."""
+    async def custody_tracker_claim(self, device_id: str) -> TrackerClaim:
+        """Inside the accept transaction: the shipment `device_id` is registered to and the packs already
+        naming it as their tracker (`packproof.edge.custody_intake` decides from it)."""
+        shipment = await self._fetch("SELECT shipment_id FROM devices WHERE device_id=?", (device_id,))
+        packs = await self._fetch("SELECT serial FROM custody_packs WHERE tracker=? ORDER BY serial", (device_id,))
+        return TrackerClaim(device_id, shipment[0][0] if shipment else None, tuple(r[0] for r in packs))
+
+    async def custody_of_trackers(self, device_ids: Sequence[str]) -> dict[str, TrackedPack]:
+        """Device id -> the pack whose registration names it as tracker, with that pack's accepted events'
+        bodies in chain order: what the condition report attributes excursions from.
+
+        One pack a tracker (the unique index, and the intake refuses a second claim); were there two
+        (a store from before that rule), the latest registration by leaf id wins, never the
+        arbitrary order of an unordered read."""
         serials: dict[str, str] = {}
         for chunk in _chunks(list(device_ids)):
             for serial, tracker in await self._fetch(
-                    f"SELECT serial, tracker FROM custody_packs WHERE tracker IN ({_in(chunk)})", chunk):
+                    "SELECT p.serial, p.tracker FROM custody_packs p JOIN custody_events e ON e.hash = p.registration "
+                    f"WHERE p.tracker IN ({_in(chunk)}) ORDER BY e.leaf_id", chunk):
                 serials[tracker] = serial
-        out: dict[str, tuple[str, list[bytes]]] = {}
+        out: dict[str, TrackedPack] = {}
         for device_id, serial in serials.items():
             rows = await self._fetch(
                 "SELECT e.body FROM custody_event_packs p JOIN custody_events e ON e.event_id = p.event_id "
                 "WHERE p.serial = ? ORDER BY p.position", (serial,))
-            out[device_id] = (serial, [bytes(r[0]) for r in rows])
+            out[device_id] = TrackedPack(serial, tuple(bytes(r[0]) for r in rows))
         return out
 
     async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
-        """A page of the events naming `shipment_id`, in accept order (`after_leaf`: the cursor)."""
-        return await self._custody_events("shipment_id = ? AND leaf_id > ?", (shipment_id, after_leaf),
-                                          "ORDER BY leaf_id LIMIT " + str(int(limit)))
+        """A page of the custody events of the shipment's packs, in accept order (`after_leaf`: the cursor).
 
-    async def custody_packs_table(self) -> dict[str, tuple[int, bytes, str]]:
-        """Every item's current (position, head hash, state): for the audit, which replays the sealed events."""
+        The shipment's packs: those an accepted event named with this shipment, and those whose
+        tracker is a device registered to it; every event of each of them is listed, whether or
+        not it names the shipment itself (a registration before it shipped, an inspection after)."""
+        packs = ("SELECT p.serial FROM custody_event_packs p JOIN custody_events s ON s.event_id = p.event_id "
+                 "WHERE s.shipment_id = ? "
+                 "UNION SELECT c.serial FROM custody_packs c JOIN devices d ON d.device_id = c.tracker "
+                 "WHERE d.shipment_id = ?")
+        return await self._custody_events(
+            f"event_id IN (SELECT q.event_id FROM custody_event_packs q WHERE q.serial IN ({packs})) AND leaf_id > ?",
+            (shipment_id, shipment_id, after_leaf), "ORDER BY leaf_id LIMIT " + str(int(limit)))
+
+    async def custody_packs_table(self) -> dict[str, CustodyHead]:
+        """Every item's current row: for the audit, which replays the sealed events and compares."""
         rows = await self._fetch("SELECT serial, position, head, state FROM custody_packs")
-        return {r[0]: (int(r[1]), bytes(r[2]), r[3]) for r in rows}
+        return {r[0]: CustodyHead(int(r[1]), bytes(r[2]), r[3]) for r in rows}
 
     async def custody_events_table(self) -> list[CustodyEventRecord]:
         """Every accepted event in accept order: for the audit, which replays them against their leaves."""

@@ -91,14 +91,17 @@ class CustodyPoster:
     """Plays the custody scripts against the API's `POST /custody/events`."""
 
     def __init__(self, api_url: str, runs: Sequence[ScriptRun], keys: Mapping[str, Ed25519PrivateKey],
-                 clock: Clock, *, retry_s: float = 1.0) -> None:
+                 clock: Clock, *, retry_s: float = 1.0, token: str | None = None) -> None:
+        """`token`: the bearer token of an API that requires one for reads (its resume reads
+        GET /parties and GET /shipments/{id}/custody; posting events needs none)."""
         self.api_url, self.runs, self.keys, self.clock, self.retry_s = api_url, list(runs), keys, clock, retry_s
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.seqs: dict[str, int] = {}  # party -> its last accepted seq
         self.stats = PosterStats()
 
     def run(self, *, stop: threading.Event) -> PosterStats:
         """Post every event when its time comes, until every script is done or `stop` is set."""
-        with httpx.Client(base_url=self.api_url, timeout=10.0) as client:
+        with httpx.Client(base_url=self.api_url, timeout=10.0, headers=self.headers) as client:
             while not stop.is_set():
                 try:
                     self._resume(client)
@@ -164,8 +167,7 @@ class CustodyPoster:
         for p in SIM_PARTIES:
             r = client.get(f"/parties/{p.party_id}")
             r.raise_for_status()
-            next_seq = r.json().get("next_seq")
-            self.seqs[p.party_id] = (next_seq or 1) - 1
+            self.seqs[p.party_id] = int(r.json()["next_seq"]) - 1
         for run in self.runs:
             after: int | None = 0
             while after is not None:

@@ -297,10 +297,19 @@ class FleetPublisher:
     # ---- the loop ---------------------------------------------------------------------
 
     def run(self, *, stop: threading.Event, duration: float | None = None,
-            count: int | None = None, on_tick: Callable[[PublishStats], None] | None = None) -> PublishStats:
+            count: int | None = None, on_tick: Callable[[PublishStats], None] | None = None,
+            epoch: float | None = None) -> PublishStats:
         """Measure a reading per device every 1/rate s until stop, duration or count per device,
-        sending (and resending) from the buffers meanwhile."""
+        sending (and resending) from the buffers meanwhile.
+
+        Reading k of this run is stamped with its scheduled instant, `epoch + k / rate` (`epoch`:
+        the wall time of reading 0, default now), not with the moment the loop got to it: so its
+        `ts` is exactly where the custody poster's clock puts the journey time it covers
+        (`custody_poster.journey_clock` with the same epoch), however late a busy loop runs. A
+        stamp is never ahead of the wall clock (the reading is taken once due), so the
+        ingestor's clock-skew bound (`ingest.max_clock_ahead`) holds."""
         self.stats.started = t0 = time.monotonic()
+        epoch = time.time() if epoch is None else epoch
         period = 1.0 / self.rate
         k = 0
         last_tick = 0.0
@@ -313,7 +322,7 @@ class FleetPublisher:
                 break
             readings: list[tuple[str, int, bytes]] = []
             if due <= now:  # measuring goes on whether or not the link is up
-                wall = time.time()
+                wall = min(epoch + k * period, time.time())  # the scheduled instant, never ahead of now
                 readings = [(d.device_id, d.next_seq, d.reading(wall)) for d in self.fleet]  # reading() advances
                 k += 1
             self._schedule_outages(now - t0)

@@ -132,7 +132,8 @@ def independent_check(bundle: dict[str, Any], ledger_key: bytes) -> dict[str, An
         header = sealed["block"]["header"]
         leaf = sealed["leaf"].encode()
         assert _root(sealed["leaf_index"], sealed["tree_size"], leaf,
-                     [bytes.fromhex(h) for h in sealed["audit_path"]]).hex() == header["merkle_root"]
+                     [bytes.fromhex(h) for h in sealed["audit_path"]]).hex() == header["merkle_root"], \
+            f"leaf {sealed['leaf_index']}: its audit path does not reach block {header['height']}'s root"
         digest = hashlib.sha256(_jcs(header)).digest()
         assert digest.hex() == sealed["block"]["hash"]
         Ed25519PublicKey.from_public_bytes(ledger_key).verify(base64.b64decode(sealed["block"]["signature"]), digest)
@@ -163,6 +164,7 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     data = pipeline.data
     un = tmp_path / "un38_3.json"
     un.write_text(json.dumps(UN))
+    asyncio.run(_register_devices(DataDir(data, store_url=pipeline.store), {"dev-1": SHIPMENT}))
     out = custody(api, keys, "maker", "register", "P-1", "--model", "PX-80", "--chemistry", "NMC811",
                   "--rated-wh", "80000.5", "--mass-kg", "512.25", "--un38-3", str(un), "--profile", "un38.3-large",
                   "--tracker", "dev-1", "--shipment", SHIPMENT, "--ts", ts(10))
@@ -181,7 +183,14 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     half = tmp_path / "handover.json"
     custody(api, keys, "road", "handover", "P-1", "--to", "air", "--out", str(half), "--shipment", SHIPMENT,
             "--ts", ts(12))
+    r = cli("custody", "countersign", str(half), "--party-key", str(keys / "road.key"), "--api", api)
+    assert r.returncode == 2 and "is not the key of air, whom this handover is to" in r.stderr, r.stdout + r.stderr
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps({**json.loads(half.read_text()), "ts": ts(12, 30)}))  # re-dated after signing
+    r = cli("custody", "countersign", str(tampered), "--party-key", str(keys / "air.key"), "--api", api)
+    assert r.returncode == 2 and "the signature of road does not hold" in r.stderr, r.stdout + r.stderr
     out = run("custody", "countersign", str(half), "--party-key", str(keys / "air.key"), "--api", api)
+    assert f"countersigning road:2: road hands P-1 over to air at {ts(12)}, FRA cargo terminal" in out, out
     assert "accepted road:2" in out
     # Sold on the way: a carrier delivers only to the owner (or a consignee the owner named, review 15 1.8).
     custody(api, keys, "maker", "offer", "P-1", "--to", "plant", "--shipment", SHIPMENT, "--ts", ts(13, 20))
@@ -207,6 +216,8 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     # Proven: by `packproof verify` against the API, and by the independent check of its bundle.
     wait_for(lambda: get_json(f"{api}/custody/events/road:2")["block_height"] is not None, what="handover sealed")
     r = cli("verify", "road:2", "--api", api, "--ledger-key", str(data / "ledger.pub"))
+    assert r.returncode == 2 and "/readings/road:2/proof" in r.stderr, r.stdout + r.stderr  # an id is a reading's
+    r = cli("verify", "road:2", "--custody", "--api", api, "--ledger-key", str(data / "ledger.pub"))
     assert r.returncode == 0 and "proof holds" in r.stdout and "countersigned by air" in r.stdout, r.stdout + r.stderr
     bundle = get_json(f"{api}/custody/events/road:2/proof")
     ledger_key = base64.b64decode((data / "ledger.pub").read_text().strip())
@@ -216,7 +227,7 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     saved.write_text(json.dumps(bundle))
     r = cli("verify", "--bundle", str(saved))
     assert r.returncode == 1 and "FAIL" in r.stdout, r.stdout + r.stderr
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the independent check refuses it too, in whichever link
+    with pytest.raises(AssertionError, match="its audit path does not reach block"):  # refused here too
         independent_check(bundle, ledger_key)
 
     # Attribution: excursions of the pack's tracker name who owned and who carried it.
@@ -246,12 +257,20 @@ def test_a_journey_by_the_cli_is_sealed_proven_attributed_and_audited(
     assert "custody event plant:2: its stored body differs from its sealed leaf" in r.stdout
 
 
-async def _excursions(dirs: DataDir) -> None:
-    """A shock two minutes after the handover, and a heat excursion from before it to after it (the device's
-    registration is sealed like any other: the store is opened with the data directory's intake key)."""
+async def _register_devices(dirs: DataDir, devices: dict[str, str]) -> None:
+    """Trackers a pack may name (device id -> shipment): registered and sealed like any other (the store is
+    opened with the data directory's intake key)."""
     store = await dirs.open_writer()
     try:
-        await store.register({SHIPMENT: "un38.3-large"}, [("dev-1", SHIPMENT, None)])
+        await store.register({s: "un38.3-large" for s in devices.values()}, [(d, s, None) for d, s in devices.items()])
+    finally:
+        await store.close()
+
+
+async def _excursions(dirs: DataDir) -> None:
+    """A shock two minutes after the handover, and a heat excursion from before it to after it."""
+    store = await dirs.open_writer()
+    try:
         async with store.transaction("test excursions"):
             first = await store.next_excursion_id()
         await write_batch(store, IngestBatch(excursions=[
@@ -263,35 +282,110 @@ async def _excursions(dirs: DataDir) -> None:
         await store.close()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_tracker_is_claimed_once_by_a_pack_of_its_own_shipment(api_parties: tuple[str, Path, Pipeline]) -> None:
+    """Review 1.1: another manufacturer registering a pack with someone else's tracker would take over the
+    attribution of that device's excursions. Refused as a conflict, as are an unregistered tracker and
+    one of another shipment; the first claim stays the one the condition report reads."""
+    api, keys, pipeline = api_parties
+    run("parties", "add", "Mallory", "--id", "mallory", "--role", "manufacturer", "--key-out", str(keys),
+        "--data-dir", str(pipeline.data))
+    asyncio.run(_register_devices(DataDir(pipeline.data, store_url=pipeline.store),
+                                  {"dev-1": SHIPMENT, "dev-9": "SHP-OTHER"}))
+    register(api, keys, "P-1", tracker="dev-1")
+
+    def claim(serial: str, tracker: str) -> dict[str, Any]:
+        body = {"v": 1, "kind": "pack-registered", "event_id": f"mallory:{next_seq(api, 'mallory')}",
+                "actor": "mallory", "ts": ts(9), "packs": [serial], "shipment_id": SHIPMENT,
+                "location": {"lat": 52.1, "lon": 11.6}, "prev": {serial: None}, "serial": serial, "model": "PX-80",
+                "chemistry": "NMC811", "rated_wh": 80000.5, "mass_kg": 512.25, "un38_3": UN,
+                "profile": "un38.3-large", "cell_lots": [], "tracker": tracker}
+        r = post(api, sign_event(body, key_of(keys, "mallory")))
+        assert r.status_code == 409, r.text
+        return dict(r.json())
+
+    taken = claim("EVIL", "dev-1")
+    assert taken["code"] == "conflict" and "already the tracker of pack P-1" in taken["detail"], taken
+    assert "not a registered device" in claim("EVIL", "dev-404")["detail"]
+    other = claim("EVIL", "dev-9")
+    assert "registered to shipment SHP-OTHER, the event names shipment SHP-C" in other["detail"], other
+    kept = get_json(f"{api}/custody/refused?actor=mallory")["items"]
+    assert [i["code"] for i in kept] == ["conflict"] * 3
+    assert get_json(f"{api}/packs/P-1/custody")["events"][0]["event"]["tracker"] == "dev-1"
+    r = httpx.get(f"{api}/packs/EVIL/custody", timeout=10)
+    assert r.status_code == 404, r.text
+
+    # The CLI's withdraw and register-lot; against an API with a read token, --token / PACKPROOF_TOKEN.
+    register(api, keys, "P-5")
+    custody(api, keys, "maker", "offer", "P-5", "--to", "plant")
+    offered = get_json(f"{api}/packs/P-5/custody")["events"][-1]["event_id"]
+    assert "accepted" in custody(api, keys, "maker", "withdraw", "P-5", "--offer", offered)
+    assert get_json(f"{api}/packs/P-5/custody")["events"][-1]["kind"] == "ownership-withdrawn"
+    assert "accepted" in custody(api, keys, "maker", "register-lot", "L-1", "--cell-model", "NMC 21700",
+                                 "--chemistry", "NMC811", "--cells", "4416")
+    assert get_json(f"{api}/packs/L-1/custody")["events"][0]["kind"] == "lot-registered"
+    from packproof.net import free_port
+    from tests.conftest import Service
+
+    token_file = pipeline.data / "read.token"
+    token_file.write_text("read-token-0123456789\n")
+    port = free_port()
+    guarded = Service("api", "--data-dir", str(pipeline.data), "--port", str(port), "--read-token-file",
+                      str(token_file), log=pipeline.data / "api-guarded.log")
+    pipeline.services.append(guarded)
+    guarded.wait_port(port)
+    locked = f"http://127.0.0.1:{port}"
+    r = cli("custody", "show", "P-5", "--api", locked)
+    assert r.returncode == 2 and "requires a bearer token" in r.stderr and "--token" in r.stderr, r.stderr
+    r = cli("custody", "show", "P-5", "--api", locked, env={"PACKPROOF_TOKEN": "read-token-0123456789"})
+    assert r.returncode == 0 and "ownership-withdrawn" in r.stdout, r.stdout + r.stderr
+    r = cli("custody", "--token", "read-token-0123456789", "location", "P-5", "--party", "road", "--party-key",
+            str(keys / "road.key"), "--api", locked, "--at", AT)
+    assert r.returncode == 1 and "refused (conflict): P-5 is not in transit" in r.stderr, r.stderr  # read, signed
+
+    # The shipment's custody is its packs' events, also those that do not name it.
+    unnamed = event(api, "maker", "transporter-assigned", ["P-1"], ts(10), transporter="road")
+    del unnamed["shipment_id"]
+    assert post(api, sign_event(unnamed, key_of(keys, "maker"))).status_code == 201
+    listed = get_json(f"{api}/shipments/{SHIPMENT}/custody")["events"]
+    assert [(e["event_id"], e["shipment_id"]) for e in listed] == [
+        ("maker:1", SHIPMENT), ("maker:2", SHIPMENT), ("maker:3", None), ("maker:4", None), ("maker:6", None)]
+    assert get_json(f"{api}/shipments/SHP-OTHER/custody")["events"] == []
+
+
 def test_racing_replayed_wrong_prev_and_revoked_events_are_refused(api_parties: tuple[str, Path, Pipeline]) -> None:
     api, keys, pipeline = api_parties
     register(api, keys, "P-2")
     maker = key_of(keys, "maker")
 
-    # Two offers racing for one pack, both naming the same prev: exactly one is accepted.
-    base = event(api, "maker", "ownership-offered", ["P-2"], ts(10), to="plant")
-    first = sign_event(base, maker)
-    second = sign_event({**base, "event_id": f"maker:{next_seq(api, 'maker') + 1}", "to": "road"}, maker)
-    answers: list[httpx.Response] = []
-    gate = threading.Barrier(2)
+    # Two parties racing on one pack, both naming the same prev (its head now): the owner assigning a carrier
+    # and an inspector recording a finding. Each is valid alone; whichever commits first wins, the other now names a
+    # stale head and is refused as wrong-prev. Run several times: either may win, never both.
+    for n in range(4):
+        carrier = "air" if get_json(f"{api}/packs/P-2/custody")["transporter"] == "road" else "road"
+        racers = [sign_event(event(api, "maker", "transporter-assigned", ["P-2"], ts(10, n), transporter=carrier),
+                             maker),
+                  sign_event(event(api, "insp", "inspected", ["P-2"], ts(10, n), finding=f"round {n}"),
+                             key_of(keys, "insp"))]
+        answers: dict[str, httpx.Response] = {}
+        gate = threading.Barrier(2)
 
-    def send(e: dict[str, Any]) -> None:
-        gate.wait()
-        answers.append(post(api, e))
+        def send(e: dict[str, Any], gate: threading.Barrier, answers: dict[str, httpx.Response]) -> None:
+            gate.wait()
+            answers[e["actor"]] = post(api, e)
 
-    threads = [threading.Thread(target=send, args=(e,)) for e in (first, second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    codes = sorted(r.status_code for r in answers)
-    assert codes[0] == 201 and codes[1] in (409, 403), [r.text for r in answers]
-    loser = next(r for r in answers if r.status_code != 201).json()
-    assert loser["code"] in ("out-of-order", "wrong-prev", "conflict"), loser
+        threads = [threading.Thread(target=send, args=(e, gate, answers)) for e in racers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status_code for r in answers.values()) == [201, 409], [r.text for r in answers.values()]
+        winner = next(e for e in racers if answers[e["actor"]].status_code == 201)
+        loser = next(r for r in answers.values() if r.status_code == 409).json()
+        assert loser["code"] == "wrong-prev" and "P-2" in loser["detail"], loser
+        assert head(api, "P-2") == answers[winner["actor"]].json()["hash"]
 
     # Replay: the same event again.
-    winner = first if answers[0].status_code == 201 and answers[0].json()["event_id"] == first["event_id"] \
-        or answers[1].status_code == 201 and answers[1].json()["event_id"] == first["event_id"] else second
     r = post(api, winner)
     assert r.status_code == 409 and r.json()["code"] == "replay", r.text
 
@@ -435,3 +529,135 @@ def test_cli_errors_are_one_line_with_their_exit_code(tmp_path: Path) -> None:
     half.write_text(json.dumps({**body, "kind": "handed-over", "to": "air"}))
     r = cli("custody", "countersign", str(half), "--party-key", str(tmp_path / "not-a-key"), "--api", dead)
     assert r.returncode == 2 and "is not an unencrypted PEM private key" in r.stderr, r.stderr
+
+
+def test_each_notifier_connects_under_its_own_client_id() -> None:
+    """Two API processes publishing custody notifications must not share an MQTT client id (the broker
+    would drop one each time the other connects, MQTT 3.1.1 §3.1.4); ids stay within the 23 bytes every
+    broker accepts (§3.1.3.1)."""
+    from packproof.api.notify import MqttTarget
+
+    ids = {MqttTarget("127.0.0.1", 1883).client_id for _ in range(50)}
+    assert len(ids) == 50 and all(0 < len(i.encode()) <= 23 for i in ids), ids
+
+
+async def test_a_key_rotation_never_reaches_back_over_accepted_events(store_url: str) -> None:
+    """Review 1.2: `maker:1` and `maker:2` accepted, a rotation from seq 2 would make `maker:2` verify with a
+    key that never signed it (and the audit fail for good): refused, inside the rotation's transaction. The
+    default start is the party's next event, read in that same transaction."""
+    from packproof.api.routes.custody import accept_event
+    from packproof.crypto import private_key_from_seed, public_key_bytes
+    from packproof.errors import ConfigError
+    from packproof.intake import IntakeKey
+    from packproof.store import Store
+
+    maker = private_key_from_seed(b"maker")
+    store = await Store.open(store_url, intake_key=IntakeKey(b"i" * 32))
+    try:
+        await store.add_party("maker", "Maker", ["manufacturer"], public_key_bytes(maker))
+        for seq, serial in ((1, "P-1"), (2, "P-2")):
+            body = {"v": 1, "kind": "pack-registered", "event_id": f"maker:{seq}", "actor": "maker", "ts": ts(9),
+                    "packs": [serial], "location": {"lat": 52.1, "lon": 11.6}, "prev": {serial: None},
+                    "serial": serial, "model": "PX-80", "chemistry": "NMC811", "rated_wh": 80000.5,
+                    "mass_kg": 512.25, "un38_3": UN, "profile": "un38.3-large", "cell_lots": []}
+            decision = await accept_event(store, json.dumps(sign_event(body, maker)).encode())
+            assert decision.event is not None, decision.reason
+        new = public_key_bytes(private_key_from_seed(b"maker-2"))
+        with pytest.raises(ConfigError, match="must start after event seq 2, its last accepted event"):
+            await store.rotate_party_key("maker", new, 2)
+        assert await store.rotate_party_key("maker", new) == 3
+        party = await store.party("maker")
+        assert party is not None and [k.valid_from_seq for k in party.keys] == [1, 3]
+    finally:
+        await store.close()
+
+
+async def test_refusals_nobody_signed_are_counted_and_kept_in_a_ring(store_url: str) -> None:
+    """Review 1.7: anyone may post, so a malformed body, an unknown actor or a bad signature is counted and
+    only the latest N are kept (here N = 5); a refusal of a known party's validly signed event is kept
+    whole, however many anonymous ones follow."""
+    from packproof.api.routes.custody import accept_event
+    from packproof.crypto import private_key_from_seed, public_key_bytes
+    from packproof.intake import IntakeKey
+    from packproof.store import Store
+
+    maker, stranger = private_key_from_seed(b"maker"), private_key_from_seed(b"stranger")
+    store = await Store.open(store_url, intake_key=IntakeKey(b"i" * 32))
+    store.custody_refused_ring = 5
+    try:
+        await store.add_party("maker", "Maker", ["manufacturer"], public_key_bytes(maker))
+        located = {"v": 1, "kind": "location", "event_id": "maker:1", "actor": "maker", "ts": ts(9),
+                   "packs": ["P-1"], "location": {"lat": 52.1, "lon": 11.6, "name": "x" * 200}, "prev": {"P-1": None}}
+        forbidden = json.dumps(sign_event(located, maker)).encode()
+        assert (await accept_event(store, forbidden)).code == "forbidden"  # a maker is no carrier
+        for n in range(12):
+            assert (await accept_event(store, b'{"n": %d}' % n)).code == "malformed"
+        unknown = sign_event({**located, "actor": "ghost", "event_id": "ghost:1"}, stranger)
+        assert (await accept_event(store, json.dumps(unknown).encode())).code == "unknown-party"
+        forged = sign_event(located, stranger)
+        assert (await accept_event(store, json.dumps(forged).encode())).code == "bad-signature"
+        rows = await store.custody_refused(actor=None, before_id=None, limit=100, body_max=10**6)
+        assert [r.code for r in rows] == ["bad-signature", "unknown-party", "malformed", "malformed", "malformed",
+                                          "forbidden"]
+        assert [r.body for r in rows[2:5]] == [b'{"n": 11}', b'{"n": 10}', b'{"n": 9}']
+        assert rows[-1].body == forbidden
+        counters = await store.counters()
+        assert (counters["custody_refused:malformed"], counters["custody_refused:unknown-party"],
+                counters["custody_refused:bad-signature"], counters["custody_refused:forbidden"]) == (12, 1, 1, 1)
+    finally:
+        await store.close()
+
+
+async def test_an_event_dated_ahead_of_the_api_or_before_any_pack_is_refused(store_url: str) -> None:
+    """Review 1.3: a party may not date its event ahead of the API's clock by more than the readings'
+    `max_clock_ahead` (the same rule, edge/decode.py), nor before `earliest_ts`; an accepted event keeps
+    when the API received it beside the `ts` its party claims."""
+    from packproof.api.routes.custody import accept_event
+    from packproof.crypto import private_key_from_seed, public_key_bytes
+    from packproof.edge.decode import Plausibility
+    from packproof.intake import IntakeKey
+    from packproof.store import Store
+    from packproof.timefmt import epoch_of, rfc3339
+
+    maker = private_key_from_seed(b"maker")
+    now = epoch_of(ts(9))
+    limits = Plausibility(max_clock_ahead_s=60.0)
+    store = await Store.open(store_url, intake_key=IntakeKey(b"i" * 32))
+
+    def registered(at: str, serial: str = "P-1") -> bytes:
+        body = {"v": 1, "kind": "pack-registered", "event_id": "maker:1", "actor": "maker", "ts": at,
+                "packs": [serial], "location": {"lat": 52.1, "lon": 11.6}, "prev": {serial: None}, "serial": serial,
+                "model": "PX-80", "chemistry": "NMC811", "rated_wh": 80000.5, "mass_kg": 512.25, "un38_3": UN,
+                "profile": "un38.3-large", "cell_lots": []}
+        return json.dumps(sign_event(body, maker)).encode()
+
+    try:
+        await store.add_party("maker", "Maker", ["manufacturer"], public_key_bytes(maker))
+        for at, why in (("9999-12-31T23:59:59.999Z", "ahead of the API's clock"), (rfc3339(now + 61), "61 s ahead"),
+                        ("0001-01-01T00:00:00.000Z", "before 2020-01-01T00:00:00Z")):
+            d = await accept_event(store, registered(at), now=now, limits=limits)
+            assert d.code == "out-of-order" and why in d.reason, (at, d)
+        d = await accept_event(store, registered(rfc3339(now + 59)), now=now, limits=limits)
+        assert d.event is not None and d.event.received_at == now, d
+        e = await store.custody_event("maker:1")
+        assert e is not None and e.received_at == now and e.ts == rfc3339(now + 59)
+        assert [r.code for r in await store.custody_refused(actor="maker", before_id=None, limit=10,
+                                                            body_max=10**6)] == ["out-of-order"] * 3
+    finally:
+        await store.close()
+
+
+def test_the_handover_window_is_the_setting_else_the_data_dirs_else_five_minutes(tmp_path: Path) -> None:
+    """`api` and `condition` agree with what `packproof run` wrote for its simulated time, unless told."""
+    from packproof.app.config import load
+    from packproof.app.services import handover_window_of
+    from packproof.errors import ConfigError
+
+    dirs = DataDir(tmp_path)
+    assert handover_window_of(load(), dirs) == 300.0
+    dirs.handover_window.write_text("2.5\n")
+    assert handover_window_of(load(), dirs) == 2.5
+    assert handover_window_of(load({"api.handover_window_s": 60.0}), dirs) == 60.0
+    dirs.handover_window.write_text("soon\n")
+    with pytest.raises(ConfigError, match="expected the handover window in seconds"):
+        handover_window_of(load(), dirs)

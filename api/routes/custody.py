@@ -54,6 +54,8 @@ from packproof.edge.custody import (
     state_keys,
 )
 from packproof.edge.custody_codec import item_json, item_of
+from packproof.edge.custody_intake import implausible_ts, tracker_refusal
+from packproof.edge.decode import PLAUSIBLE, Plausibility
 from packproof.errors import InvalidCustodyEvent
 from packproof.records import CustodyEventRecord, CustodyStep
 from packproof.store import QUARANTINE_KEEP, Store
@@ -90,8 +92,13 @@ def _claimed(body: bytes) -> tuple[str | None, str | None]:
     return (actor[:64] if isinstance(actor, str) else None, event_id[:80] if isinstance(event_id, str) else None)
 
 
-async def accept_event(store: Store, body: bytes, now: float | None = None) -> Decision:
-    """Parse, decide and record one posted body (the whole of POST /custody/events but the HTTP)."""
+async def accept_event(store: Store, body: bytes, now: float | None = None,
+                       limits: Plausibility = PLAUSIBLE) -> Decision:
+    """Parse, decide and record one posted body (the whole of POST /custody/events but the HTTP).
+
+    Besides the rules (`apply`), the intake's own checks (edge/custody_intake.py): the tracker a
+    registration claims, and the event's `ts` within `limits` (the ingest settings
+    `max_clock_ahead` and `earliest_ts`, as for readings)."""
     now = time.time() if now is None else now
     try:
         event = parse_event(body)
@@ -101,6 +108,11 @@ async def accept_event(store: Store, body: bytes, now: float | None = None) -> D
         return Decision(None, "malformed", str(exc))
     async with store.transaction(f"accepting custody event {event.event_id}"):
         outcome = apply(await _state(store, event), event, await _parties(store, event))
+        if isinstance(outcome, Accepted) and isinstance(event, PackRegistered) and event.tracker is not None:
+            outcome = tracker_refusal(event.serial, event.shipment_id,
+                                      await store.custody_tracker_claim(event.tracker)) or outcome
+        if isinstance(outcome, Accepted):
+            outcome = implausible_ts(event, now, limits) or outcome
         if isinstance(outcome, Refused):
             await store.refuse_custody(now, body, outcome.code, outcome.reason, event.actor, event.event_id)
             return Decision(None, outcome.code, outcome.reason, event)
@@ -189,7 +201,7 @@ async def post_event(request: Request) -> Any:
         reason = f"event is more than the {MAX_EVENT_BYTES} bytes an event can be"
         await store.refuse_custody(time.time(), b"", "malformed", reason, None, None)
         return _problem(422, reason, "malformed")
-    decision = await accept_event(store, body)
+    decision = await accept_event(store, body, limits=request.app.state.settings.plausibility)
     if decision.event is None:
         code = decision.code or "malformed"
         return _problem(HTTP_STATUS[code], decision.reason, code)
@@ -201,7 +213,8 @@ async def post_event(request: Request) -> Any:
 
 
 def _event_doc(e: CustodyEventRecord) -> dict[str, Any]:
-    return {"event_id": e.event_id, "kind": e.kind, "actor": e.actor, "ts": e.ts, "hash": e.hash.hex(),
+    return {"event_id": e.event_id, "kind": e.kind, "actor": e.actor, "ts": e.ts,
+            "received_at": rfc3339(e.received_at) if e.received_at is not None else None, "hash": e.hash.hex(),
             "shipment_id": e.shipment_id, "block_height": e.place.height if e.place else None,
             "leaf_index": e.place.index if e.place else None, "event": orjson.loads(e.body)}
 
@@ -221,7 +234,7 @@ async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
 
 @router.get("/custody/events/{event_id}/proof")
 async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> dict[str, Any]:
-    """The proof bundle of an accepted event: `packproof verify EVENT_ID` (or `--bundle FILE`) checks it."""
+    """The proof bundle of an accepted event: `packproof verify EVENT_ID --custody` (or `--bundle FILE`) checks it."""
     try:
         parse_event_id(event_id)
     except ValueError as exc:
@@ -240,7 +253,8 @@ async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> d
 async def get_pack_custody(store: StoreDep, serial: str) -> dict[str, Any]:
     """A pack's custody: its accepted events (chain order, the state after each), who owned it and who
     carried it over time, and `head`: the hash its next event's `prev` must name."""
-    steps, events = await store.pack_custody(serial)
+    history = await store.pack_custody(serial)
+    steps, events = history.steps, history.events
     if not steps:
         raise HTTPException(404, f"pack {serial!r} has no accepted custody event (register it first)")
     spans = custody_intervals(serial, [parse_event(e.body) for e in events])
@@ -263,7 +277,8 @@ async def get_shipment_custody(
     after: Annotated[int, Query(ge=0, le=MAX_ROW, description="cursor: next_after of the last page")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> dict[str, Any]:
-    """The events naming the shipment, in the order they were accepted."""
+    """The custody events of the shipment's packs, in the order they were accepted: the packs an event named
+    with this shipment and those tracked by its devices (`Store.shipment_custody`)."""
     events = await store.shipment_custody(shipment_id, after, limit)
     return {"shipment_id": shipment_id, "events": [_event_doc(e) for e in events],
             "next_after": events[-1].leaf_id if len(events) == limit else None}

@@ -33,15 +33,14 @@ class PartyOut(BaseModel):
     added_at: str
     revoked_at: str | None
     revoked_reason: str | None
-    next_seq: int | None = Field(None, description="the seq the party's next custody event must carry; null "
-                                                   "where this store does not keep custody events")
+    next_seq: int = Field(description="the seq the party's next custody event must carry (its last accepted + 1)")
 
 
 class PartyList(BaseModel):
     parties: list[PartyOut]
 
 
-def party_out(p: PartyRecord, next_seq: int | None = None) -> PartyOut:
+def party_out(p: PartyRecord, next_seq: int) -> PartyOut:
     return PartyOut(party_id=p.party_id, name=p.name, roles=sorted(p.roles),
                     keys=[PartyKeyOut(valid_from_seq=k.valid_from_seq, public_key=b64(k.public_key),
                                       key_id=key_id(k.public_key)) for k in p.keys],
@@ -52,7 +51,9 @@ def party_out(p: PartyRecord, next_seq: int | None = None) -> PartyOut:
 @router.get("", response_model=PartyList)
 async def list_parties(store: StoreDep) -> PartyList:
     """Every party, by id (a registry of organisations: small, read whole)."""
-    return PartyList(parties=[party_out(p) for p in await store.parties()])
+    parties = await store.parties()
+    last = await store.custody_seqs([p.party_id for p in parties])
+    return PartyList(parties=[party_out(p, last.get(p.party_id, 0) + 1) for p in parties])
 
 
 @router.get("/{party_id}", response_model=PartyOut)

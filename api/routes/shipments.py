@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, HTTPException, Query
 
-from packproof.api.condition import RECENT_DISPUTES, condition, tracked_custody
+from packproof.api.condition import RECENT_DISPUTES, condition, tracked_intervals
 from packproof.api.deps import MAX_ROW, SettingsDep, StoreDep
 from packproof.api.schemas import Condition, ReadingOut, ReadingPage, ShipmentDetail, ShipmentList, ShipmentSummary
 from packproof.records import ShipmentRecord
@@ -51,7 +51,8 @@ async def get_condition(store: StoreDep, settings: SettingsDep, shipment_id: str
     excursions = await store.shipment_excursions(sid)
     return condition(sid, shipment.profile, await store.shipment_devices(sid), excursions,
                      time.time(), settings.stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES),
-                     await tracked_custody(store, excursions))
+                     tracked_intervals(await store.custody_of_trackers(sorted({e.device_id for e in excursions}))),
+                     settings.handover_window_s)
 
 
 @router.get("/{shipment_id}/readings", response_model=ReadingPage)

@@ -35,6 +35,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 STALE_AFTER = Flag("api.stale_after", ("--stale-after",))  # `api` and `condition` judge staleness alike
+HANDOVER_WINDOW = Flag("api.handover_window_s", ("--handover-window",))  # and name parties near a handover alike
 
 
 def fail(code: Exit, message: str) -> NoReturn:

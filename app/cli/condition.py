@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from packproof.app.cli.common import STALE_AFTER, Exit, data_dir_of, fail, out
+from packproof.app.cli.common import HANDOVER_WINDOW, STALE_AFTER, Exit, data_dir_of, fail, out
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, configured
 
 
-@configured("condition", (*COMMON, STALE_AFTER))
+@configured("condition", (*COMMON, STALE_AFTER, HANDOVER_WINDOW))
 def condition_report(
     cfg: Settings,
     shipment_id: Annotated[str, typer.Argument(help="The shipment to report on.")],
@@ -28,10 +28,12 @@ def condition_report(
     `missing` seqs never arrived (a gap the device is asked to fill); `unsealed` readings are
     stored but not in a block yet; a `stale` pack has gone silent: "we don't know", not "ok".
     """
-    from packproof.api.condition import RECENT_DISPUTES, condition, tracked_custody  # not at start-up: the API's models
+    # not at start-up: the API's models
+    from packproof.api.condition import RECENT_DISPUTES, condition, tracked_intervals
+    from packproof.app.services import handover_window_of  # not at start-up: every stage
     from packproof.store import Store  # not at start-up: db drivers
 
-    data_dir, stale_after = cfg.data_dir, cfg.api.stale_after
+    data_dir, stale_after, window_s = cfg.data_dir, cfg.api.stale_after, handover_window_of(cfg, data_dir_of(cfg))
 
     async def go():  # type: ignore[no-untyped-def]
         store = await Store.open(data_dir_of(cfg).store, readonly=True)
@@ -43,7 +45,8 @@ def condition_report(
             excursions = await store.shipment_excursions(sid)
             return condition(sid, shipment.profile, await store.shipment_devices(sid), excursions, time.time(),
                              stale_after, await store.shipment_disputes(sid, RECENT_DISPUTES),
-                             await tracked_custody(store, excursions))
+                             tracked_intervals(await store.custody_of_trackers(
+                                 sorted({e.device_id for e in excursions}))), window_s)
         finally:
             await store.close()
 

@@ -3,7 +3,9 @@
 Every command builds the event from its flags, reads what the event must name from the API
 (`prev`: the hash of each pack's latest accepted event, from GET /packs/{serial}/custody; the
 party's next seq, from GET /parties/{id}), signs it (packproof.custody, RFC 8785 bytes,
-Ed25519) and POSTs it to /custody/events. The signed body is the authentication: no token.
+Ed25519) and POSTs it to /custody/events. The signed body is the authentication: posting needs
+no token. An API started with a read token (`api --read-token-file`) wants it for the reads the
+commands make: `packproof custody --token TOKEN ...` or PACKPROOF_TOKEN, sent as a bearer token.
 
 A handover needs two signatures: `handover` signs as the carrier handing over and writes the
 event to a file (`--out`); the next carrier checks it and submits it with `countersign FILE`.
@@ -14,6 +16,7 @@ printed), bad input 2, an API that cannot be reached 3.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,6 +30,33 @@ if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 custody_app = typer.Typer(no_args_is_help=True, help="Custody events: sign with a party's key, submit, show.")
+
+
+@dataclass(slots=True)
+class _Session:
+    """What the command group's options set for the one command a `packproof` process runs."""
+
+    token: str | None = None
+
+
+_SESSION = _Session()
+
+
+@custody_app.callback()
+def _session(token: Annotated[str | None, typer.Option(
+        envvar="PACKPROOF_TOKEN", help="Bearer token for an API that requires one for reads (`api --read-token-file`)."
+        )] = None) -> None:
+    """Custody events: sign with a party's key, submit, show."""
+    _SESSION.token = token
+
+
+def _client() -> httpx.Client:
+    """An HTTP client for the API, with the bearer token of `--token` / PACKPROOF_TOKEN when one is given."""
+    import httpx  # not at start-up: httpx
+
+    token = _SESSION.token
+    return httpx.Client(timeout=30, headers={"authorization": f"Bearer {token}"} if token else {})
+
 
 Packs = Annotated[list[str], typer.Argument(help="The pack serials the event concerns.")]
 PartyOpt = Annotated[str, typer.Option("--party", help="The acting party's id (the event's actor).")]
@@ -78,6 +108,8 @@ def _get(client: httpx.Client, url: str) -> Any:
         fail(Exit.UNREACHABLE, f"{url} answered {r.status_code} with something that is not JSON: {r.text[:80]!r}")
     if r.status_code in (404, 422) and isinstance(doc, dict) and isinstance(doc.get("detail"), str):
         fail(Exit.BAD_INPUT, f"{url}: {doc['detail']}")
+    if r.status_code in (401, 403) and isinstance(doc, dict) and isinstance(doc.get("detail"), str):
+        fail(Exit.BAD_INPUT, f"{url}: {doc['detail']} (give it with --token or PACKPROOF_TOKEN)")
     if r.status_code != 200:
         fail(Exit.UNREACHABLE, f"{url} answered {r.status_code}: {r.text[:200]}")
     return doc
@@ -112,12 +144,10 @@ def _now() -> str:
 def _build(api: str, party: str, kind: str, packs: list[str], at: str, shipment: str | None, ts: str | None,
            fields: dict[str, Any], *, new: bool = False) -> tuple[str, dict[str, Any]]:
     """The unsigned event body, with `prev` and the event id read from the API."""
-    import httpx  # not at start-up: httpx
-
     base = api.rstrip("/")
     serials = sorted(set(packs))
     place = _place(at)  # bad input is named before the API is asked anything
-    with httpx.Client(timeout=10) as client:
+    with _client() as client:
         heads = _heads(client, base, serials, new=new)
         seq = _next_seq(client, base, party)
     body: dict[str, Any] = {"v": 1, "kind": kind, "event_id": f"{party}:{seq}", "actor": party, "ts": ts or _now(),
@@ -143,8 +173,8 @@ def submit(base: str, event: dict[str, Any]) -> dict[str, Any]:
 
     url = f"{base}/custody/events"
     try:
-        r = httpx.post(url, content=json.dumps(event).encode(), headers={"content-type": "application/json"},
-                       timeout=30)
+        with _client() as client:
+            r = client.post(url, content=json.dumps(event).encode(), headers={"content-type": "application/json"})
     except httpx.HTTPError as exc:
         fail(Exit.UNREACHABLE, f"cannot reach the API at {url}: {exc}")
     try:
@@ -215,11 +245,37 @@ def accept(packs: Packs, party: PartyOpt, party_key: KeyOpt, api: ApiOpt, at: At
 
 
 @custody_app.command()
+def withdraw(packs: Packs, party: PartyOpt, party_key: KeyOpt, api: ApiOpt, at: AtOpt,
+             offer: Annotated[str, typer.Option(help="The event id of the pending offer withdrawn (party:seq).")],
+             shipment: ShipmentOpt = None, ts: TsOpt = None) -> None:
+    """`ownership-withdrawn` by the owner: its pending offer lapses, and the packs may be offered again."""
+    _post(api, party, party_key, "ownership-withdrawn", packs, at, shipment, ts, {"offer": offer})
+
+
+@custody_app.command("register-lot")
+def register_lot(
+    serial: Annotated[str, typer.Argument(help="The new cell lot's serial.")],
+    party: PartyOpt, party_key: KeyOpt, api: ApiOpt, at: AtOpt,
+    cell_model: Annotated[str, typer.Option(help="Cell model, e.g. 'NMC 21700'.")],
+    chemistry: Annotated[str, typer.Option(help="Cell chemistry, e.g. NMC811.")],
+    cells: Annotated[int, typer.Option(help="How many cells the lot holds.", min=1)],
+    shipment: ShipmentOpt = None, ts: TsOpt = None,
+) -> None:
+    """`lot-registered` by a cell supplier (role manufacturer); a pack built from it names the hash printed
+    (`register --cell-lot HASH`)."""
+    _post(api, party, party_key, "lot-registered", [serial], at, shipment, ts,
+          {"serial": serial, "cell_model": cell_model, "chemistry": chemistry, "cells": cells}, new=True)
+
+
+@custody_app.command()
 def assign(packs: Packs, party: PartyOpt, party_key: KeyOpt, api: ApiOpt, at: AtOpt,
            transporter: Annotated[str, typer.Option(help="The carrier made responsible.")],
+           consignee: Annotated[str | None, typer.Option(
+               help="The receiver the carrier may deliver to besides the owner (the rules' `consignee`).")] = None,
            shipment: ShipmentOpt = None, ts: TsOpt = None) -> None:
     """`transporter-assigned` by the owner."""
-    _post(api, party, party_key, "transporter-assigned", packs, at, shipment, ts, {"transporter": transporter})
+    fields = {"transporter": transporter, **({"consignee": consignee} if consignee is not None else {})}
+    _post(api, party, party_key, "transporter-assigned", packs, at, shipment, ts, fields)
 
 
 @custody_app.command()
@@ -259,14 +315,65 @@ def handover(packs: Packs, party: PartyOpt, party_key: KeyOpt, api: ApiOpt, at: 
 @custody_app.command()
 def countersign(event_file: Annotated[Path, typer.Argument(help="The half-signed handover (`handover --out`).")],
                 party_key: KeyOpt, api: ApiOpt) -> None:
-    """`handed-over`, second half: the next carrier countersigns the same bytes and submits it."""
+    """`handed-over`, second half: the next carrier checks it is the `to`, sees what it signs, countersigns
+    the same bytes and submits it.
+
+    The key must be `to`'s own (its key at its next seq, from GET /parties/{to}), and the first
+    signature must hold: a carrier countersigns only a handover to itself, from the carrier that
+    signed it.
+    """
+    from packproof.crypto import b64, key_id, public_key_bytes, signature_holds, unb64  # not at start-up: cryptography
+    from packproof.custody import signing_bytes  # not at start-up: pydantic models
+
     try:
         body = json.loads(event_file.read_text())
     except (OSError, ValueError) as exc:
         fail(Exit.BAD_INPUT, f"cannot read the handover {event_file}: {exc}")
     if not isinstance(body, dict) or body.get("kind") != "handed-over":
         fail(Exit.BAD_INPUT, f"{event_file} is not a handed-over event")
-    submit(api.rstrip("/"), _sign(body, party_key, counter=True))
+    to = body.get("to")
+    if not isinstance(to, str):
+        fail(Exit.BAD_INPUT, f"{event_file} names no `to`: nobody is to countersign it")
+    key = _load_key(party_key)
+    base = api.rstrip("/")
+    with _client() as client:
+        signer = _get(client, f"{base}/parties/{to}")
+        actor = _get(client, f"{base}/parties/{body.get('actor')}") if isinstance(body.get("actor"), str) else None
+    mine = b64(public_key_bytes(key))
+    next_seq = signer.get("next_seq") if isinstance(signer, dict) else None
+    theirs = _key_at(signer, next_seq) if isinstance(next_seq, int) else None
+    if mine != theirs:
+        fail(Exit.BAD_INPUT, f"{party_key} is not the key of {to}, whom this handover is to (key "
+                             f"{key_id(public_key_bytes(key))}): only {to} countersigns it")
+    try:
+        seq = int(str(body.get("event_id", "")).rpartition(":")[2])
+        holds = signature_holds(unb64(_key_at(actor, seq) or ""), unb64(str(body.get("sig", ""))),
+                                signing_bytes(body)) if isinstance(actor, dict) else False
+    except (ValueError, TypeError):  # an event id with no seq, a key or sig that is no base64, no JSON value
+        holds = False
+    if not holds:
+        fail(Exit.BAD_INPUT, f"{event_file}: the signature of {body.get('actor')} does not hold (changed since it "
+                             "was signed, or not signed by it): not countersigned")
+    out.print(f"countersigning {_summary(body)}", highlight=False)
+    submit(base, _sign(body, party_key, counter=True))
+
+
+def _summary(body: dict[str, Any]) -> str:
+    """What a handover says, in one line: who hands which packs to whom, when and where."""
+    packs = body.get("packs")
+    found = body.get("location")
+    place: dict[str, Any] = found if isinstance(found, dict) else {}
+    where = f"{place.get('name') or ''} ({place.get('lat')}, {place.get('lon')})".strip()
+    shipment = f", shipment {body['shipment_id']}" if isinstance(body.get("shipment_id"), str) else ""
+    return (f"{body.get('event_id')}: {body.get('actor')} hands "
+            f"{', '.join(map(str, packs)) if isinstance(packs, list) else packs} over to {body.get('to')} at "
+            f"{body.get('ts')}, {where}{shipment}")
+
+
+def _key_at(party: dict[str, Any], seq: int) -> str | None:
+    """A party document's (GET /parties/{id}) key in force at event `seq`: the last one valid from at or below it."""
+    keys = [k for k in party.get("keys", []) if isinstance(k, dict) and int(k.get("valid_from_seq", 0)) <= seq]
+    return str(keys[-1]["public_key"]) if keys else None
 
 
 @custody_app.command()
@@ -313,9 +420,7 @@ def show(serial: Annotated[str, typer.Argument(help="The pack serial.")], api: A
          as_json: Annotated[bool, typer.Option("--json", help="The document GET /packs/{serial}/custody serves.")]
          = False) -> None:
     """A pack's custody: each accepted event, and who owned and carried it when."""
-    import httpx  # not at start-up: httpx
-
-    with httpx.Client(timeout=10) as client:
+    with _client() as client:
         doc = _get(client, f"{api.rstrip('/')}/packs/{serial}/custody")
     if as_json:
         out.print_json(json.dumps(doc))
@@ -327,8 +432,8 @@ def show(serial: Annotated[str, typer.Argument(help="The pack serial.")], api: A
               highlight=False)
     for e in doc["events"]:
         sealed = f"block {e['block_height']}" if e.get("block_height") is not None else "not sealed yet"
-        out.print(f"  {e['ts']}  {e['event_id']:24} {e['kind']:22} owner {e.get('owner') or '-'}, held by "
-                  f"{e.get('holder') or '-'} ({sealed})", highlight=False)
+        out.print(f"  {e['ts']} (received {e.get('received_at') or '-'})  {e['event_id']:24} {e['kind']:22} owner "
+                  f"{e.get('owner') or '-'}, held by {e.get('holder') or '-'} ({sealed})", highlight=False)
     for name in ("owners", "carriers"):
         for i in doc.get(name, []):
             out.print(f"  {name[:-1]} {i['party']}: {i['from']} .. {i.get('to') or 'now'}", highlight=False)

@@ -22,9 +22,9 @@ devices_app = typer.Typer(no_args_is_help=True, help="Device identities: provisi
 shipments_app = typer.Typer(no_args_is_help=True, help="Shipments: the UN 38.3 profile their packs are judged by.")
 
 
-class _NewKey:
+class NewKey:
     """A fresh Ed25519 key pair whose private half reaches KEY_OUT/<id>.key (0600) only if the
-    registry takes the public half: `with _NewKey(...) as public:` around the store call (a device's
+    registry takes the public half: `with NewKey(...) as public:` around the store call (a device's
     key, or a custody party's: app/cli/parties.py).
 
     The key is written (to a temporary name) before the registry names it, so a registered key is
@@ -94,7 +94,7 @@ def devices_provision(
 
     _check_device_id(device_id)
     _check_profile(cfg, profile)
-    with _NewKey(device_id, key_out) as public:
+    with NewKey(device_id, key_out) as public:
         store_call(cfg, lambda st: st.register({shipment: profile}, [(device_id, shipment, public)]))
     out.print(f"registered {device_id} in shipment {shipment}, key {key_id_of(public)}", highlight=False)
     if password_file is not None:
@@ -172,7 +172,7 @@ def devices_rotate(
         key = read_public_key(public_key)
         start = rotate(key)
     else:
-        with _NewKey(device_id, key_out) as key:
+        with NewKey(device_id, key_out) as key:
             start = rotate(key)
     out.print(f"{device_id}: key {key_id_of(key)} signs from seq {start} on", highlight=False)
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from packproof.app.cli.common import Exit, fail, key_id_of, out, store_call
-from packproof.app.cli.devices import _NewKey
+from packproof.app.cli.devices import NewKey
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, WRITER, configured
 from packproof.parties import ROLES, party_id_problem
@@ -59,7 +59,7 @@ def parties_add(
         added = store_call(cfg, lambda st: st.add_party(pid, name, role, key))
     else:
         assert key_out is not None
-        with _NewKey(pid, key_out, holder="the party's signing system") as key:
+        with NewKey(pid, key_out, holder="the party's signing system") as key:
             added = store_call(cfg, lambda st: st.add_party(pid, name, role, key))
     roles = ",".join(sorted(set(role)))
     out.print(f"{'added' if added else 'already registered:'} party {pid} ({name}), roles {roles}, "
@@ -93,25 +93,14 @@ def parties_rotate(
     key = _public_key(public_key, key_out)
 
     def rotate(new: bytes) -> int:
-        async def work(st):  # type: ignore[no-untyped-def]
-            start = from_seq
-            if start is None:
-                # Its next event, and after the seq its current key starts at (a party with no event
-                # yet has its key from seq 1: the new one starts at 2).
-                party = await st.party(party_id)
-                if party is None:
-                    fail(Exit.BAD_INPUT, f"party {party_id} is not registered")
-                start = max(await st.party_next_seq(party_id) or 1, party.keys[-1].valid_from_seq + 1)
-            await st.rotate_party_key(party_id, new, start)
-            return start
-
-        return int(store_call(cfg, work))
+        # The default start is computed by the store inside the rotation's own transaction (its next event).
+        return int(store_call(cfg, lambda st: st.rotate_party_key(party_id, new, from_seq)))
 
     if key is not None:
         start = rotate(key)
     else:
         assert key_out is not None
-        with _NewKey(party_id, key_out, holder="the party's signing system") as key:
+        with NewKey(party_id, key_out, holder="the party's signing system") as key:
             start = rotate(key)
     out.print(f"party {party_id}: key {key_id_of(key)} signs its events from seq {start} on", highlight=False)
 

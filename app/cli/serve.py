@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from packproof.app.cli.common import STALE_AFTER, Exit, data_dir_of, fail, out
+from packproof.app.cli.common import HANDOVER_WINDOW, STALE_AFTER, Exit, data_dir_of, fail, out
 from packproof.app.config import Settings
 from packproof.app.options import FLEET_FLAGS, MQTT_CLIENT, WRITER, Flag, bare, configured
 from packproof.diskfull import DISK
@@ -29,6 +29,7 @@ RUN_FLAGS = (*WRITER, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", 
              bare("fleet.unsigned_shipments"), *FLEET_FLAGS)
 BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
                 Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
+                Flag("broker.custody_readers", ("--custody-reader",)),
                 Flag("broker.certfile", ("--certfile",)), Flag("broker.keyfile", ("--keyfile",)))
 SEAL_INTERVAL = Flag("seal.interval", ("--seal-interval",))
 INGEST_FLAGS = (*WRITER, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"),
@@ -40,6 +41,7 @@ INGEST_FLAGS = (*WRITER, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.passwor
                 Flag("ingest.max_clock_ahead", ("--max-clock-ahead",)), Flag("ingest.earliest_ts", ("--earliest-ts",)),
                 Flag("ingest.max_seq_jump", ("--max-seq-jump",)))
 API_FLAGS = (*WRITER, Flag("api.host", ("--host",)), Flag("api.port", ("--port", "--api-port")), STALE_AFTER,
+             HANDOVER_WINDOW,
              Flag("api.admin_token_file", ("--admin-token-file",)), Flag("api.read_token_file", ("--read-token-file",)),
              Flag("api.notify", ("--notify/--no-notify",)), *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"))
 SIMULATE_FLAGS = (*WRITER, *MQTT_CLIENT, bare("fleet.unsigned_shipments"), *FLEET_FLAGS,
@@ -83,7 +85,7 @@ def broker(cfg: Settings) -> None:
         if (b.certfile is None) != (b.keyfile is None):
             fail(Exit.BAD_INPUT, "TLS needs both --certfile and --keyfile")
         async with EmbeddedBroker(b.host, b.port, flag="--port", password_file=b.password_file,
-                                  services=tuple(b.services),
+                                  services=tuple(b.services), readers=tuple(b.custody_readers),
                                   tls=(b.certfile, b.keyfile) if b.certfile and b.keyfile else None):
             out.print(f"MQTT broker listening on {b.host}:{b.port} (Ctrl-C stops)")
             await _until_signal()
@@ -216,14 +218,16 @@ def api(cfg: Settings) -> None:
     """The REST API over a data directory (OpenAPI at /docs)."""
     from packproof.api.main import check_startup  # not at start-up: FastAPI
     from packproof.api.notify import MqttTarget  # not at start-up: paho
-    from packproof.app.services import api_server  # not at start-up: every stage
+    from packproof.app.services import api_server, handover_window_of, plausibility_of  # not at start-up: every stage
 
     a = cfg.api
     m = cfg.mqtt
     notify = MqttTarget(m.host, m.port, m.username, m.password.get_secret_value() if m.password else None,
                         m.ca) if a.notify else None
-    server = api_server(data_dir_of(cfg), a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
-                        cfg.ingest.profiles, notify)
+    dirs = data_dir_of(cfg)
+    server = api_server(dirs, a.host, a.port, a.stale_after, a.admin_token_file, a.read_token_file,
+                        cfg.ingest.profiles, notify, handover_window_s=handover_window_of(cfg, dirs),
+                        plausibility=plausibility_of(cfg))
     asyncio.run(check_startup(data_dir_of(cfg)))
     out.print(f"API at http://{a.host}:{a.port} (docs at /docs)")
     server.run()

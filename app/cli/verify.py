@@ -133,14 +133,18 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
 
 
 def _custody(event_id: str | None, api_url: str | None, bundle: Path | None, trusted: bytes | None,
-             ledger: Path | None, save: Path | None) -> bool:
-    """A custody event's proof (issue 15): a saved bundle of its format, or an id the API knows as an
-    accepted custody event (a reading id has the same shape). False: a reading's, checked by `verify`."""
+             ledger: Path | None, save: Path | None, custody: bool) -> bool:
+    """A custody event's proof (issue 15), chosen explicitly, never guessed from an id (a party id may
+    equal a device id, so `x:1` may name both): a saved bundle whose `format` field is the custody
+    bundle's, or an id given with `--custody`. False: a reading's, checked by `verify`."""
     raw = _read_bundle(bundle) if bundle is not None and event_id is None else None
-    if raw is not None and not _is_custody_bundle(raw):
+    if raw is not None:
+        if _bundle_format(raw) != _custody_format():
+            return False
+    elif not custody:
         return False
-    if raw is None and (event_id is None or api_url is None or not _is_custody_event(api_url, event_id)):
-        return False
+    elif event_id is None or api_url is None:
+        fail(Exit.BAD_INPUT, "--custody needs EVENT_ID with --api URL (a saved bundle says what it is itself)")
     _verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save)
     return True
 
@@ -153,6 +157,9 @@ def verify(
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger public key (base64 or a file).")] = None,
     ledger: Annotated[Path | None, typer.Option(help="A ledger file to show the block is in the chain.")] = None,
     save: Annotated[Path | None, typer.Option(help="Also write the fetched bundle to this file.")] = None,
+    custody: Annotated[bool, typer.Option("--custody", help="The id is a custody event's (party:seq), not a "
+                                                            "reading's; a saved bundle needs no flag: its "
+                                                            "`format` field says which it is.")] = False,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -165,7 +172,7 @@ def verify(
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     chain: list[Block] | None = None
-    if _custody(reading_id, api_url, bundle, trusted, ledger, save):
+    if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody):
         return
     if bundle is not None and reading_id is None:
         doc = parse_bundle(_read_bundle(bundle))
@@ -193,27 +200,20 @@ def verify(
 # ---- custody events (issue 15): `verify PARTY:SEQ` and custody bundles -----------------------
 
 
-def _is_custody_bundle(raw: bytes) -> bool:
-    """Whether a saved bundle is a custody event's (its format), so `verify --bundle` checks it as one."""
+def _custody_format() -> str:
     from packproof.anchor.custody_proof import FORMAT  # not at start-up: cryptography
 
-    return f'"format": "{FORMAT}"'.encode() in raw or f'"format":"{FORMAT}"'.encode() in raw
+    return FORMAT
 
 
-def _is_custody_event(api: str, event_id: str) -> bool:
-    """Whether `event_id` names a custody event the API accepted (a reading id has the same shape)."""
-    import httpx  # not at start-up: httpx
-
-    from packproof.custody import parse_event_id  # not at start-up: pydantic models
-
+def _bundle_format(raw: bytes) -> str | None:
+    """A saved bundle's `format` field (None: not a JSON object naming one; the reading path then says why)."""
     try:
-        parse_event_id(event_id)
-    except ValueError:
-        return False
-    try:
-        return httpx.get(f"{api.rstrip('/')}/custody/events/{event_id}", timeout=10).status_code == 200
-    except httpx.HTTPError:
-        return False  # the reading path reports the unreachable API
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    value = doc.get("format") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trusted: bytes | None,

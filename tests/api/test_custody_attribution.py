@@ -2,7 +2,7 @@
 
 A pack made by `maker`, picked up by `road` at 10:00, handed to `air` at 12:00, delivered at
 14:00; the excursion's start and end decide who is named: the carrier then, both carriers
-within HANDOVER_WINDOW of the handover, and each change of hands during a long excursion.
+within the handover window (five minutes here) of the handover, and each change of hands during a long excursion.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from packproof.api.condition import HANDOVER_WINDOW, attribute
+from packproof.api.condition import attribute
 from packproof.crypto import private_key_from_seed
 from packproof.custody import countersign, event_from_object, event_hash, sign_event
 from packproof.edge.custody import custody_intervals
@@ -67,12 +67,17 @@ def excursion(start: str, end: str) -> Excursion:
 ])
 def test_excursions_name_who_held_the_pack(start: str, end: str, owners: list[str], carriers: list[str],
                                            changes: list[tuple[str, str]]) -> None:
-    got = attribute(excursion(start, end), custody_intervals("P", journey()))
+    got = attribute(excursion(start, end), custody_intervals("P", journey()), 300.0)
     assert (got.pack, got.owners, got.carriers) == ("P", owners, carriers)
     assert [(c.role, c.party) for c in got.changes] == changes
 
 
-def test_the_window_is_five_minutes() -> None:
-    assert HANDOVER_WINDOW == 300.0
-    inside = attribute(excursion(at(12, 5), at(12, 5)), custody_intervals("P", journey()))
-    assert inside.carriers == ["road", "air"]
+def test_the_window_is_the_callers() -> None:
+    """The same shock five minutes after the handover names both carriers with a five-minute window,
+    only the new one with four (`packproof run` scales the window to its simulated journey)."""
+    spans = custody_intervals("P", journey())
+    assert attribute(excursion(at(12, 5), at(12, 5)), spans, 300.0).carriers == ["road", "air"]
+    assert attribute(excursion(at(12, 5), at(12, 5)), spans, 240.0).carriers == ["air"]
+    before = excursion(at(11, 55, 30), at(11, 55, 30))  # four and a half minutes before it
+    assert attribute(before, spans, 300.0).carriers == ["road", "air"]
+    assert attribute(before, spans, 240.0).carriers == ["road"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,19 @@ def test_a_mosquitto_passwd_hash_verifies_here(tmp_path: Path) -> None:
 ])
 def test_topic_rules(user: str | None, topic_: str, action: str, allowed: bool) -> None:
     assert topic_allowed(user, SERVICES, topic_, action) is allowed
+
+
+@pytest.mark.parametrize(("topic_", "action", "allowed"), [
+    ("packproof/v1/+/custody", "subscribe", True),
+    ("packproof/v1/SHP-1/custody", "receive", True),
+    ("packproof/v1/SHP-1/custody", "publish", False),  # only the API announces
+    ("packproof/v1/+/+/telemetry", "subscribe", False),
+    ("packproof/v1/SHP-1/party-air/telemetry", "publish", False),  # not a device, though named like one might be
+    ("#", "subscribe", False),
+])
+def test_a_custody_reader_only_follows_custody(topic_: str, action: str, allowed: bool) -> None:
+    """A party's login (`broker.custody_readers`) follows custody notifications without polling, nothing else."""
+    assert topic_allowed("party-air", SERVICES, topic_, action, frozenset({"party-air"})) is allowed
 
 
 def test_anonymous_and_wrong_passwords_are_refused(secured_broker: int) -> None:
@@ -131,3 +146,48 @@ async def test_a_device_cannot_publish_as_another(secured_broker: int, store_url
                       ).fetchall() == [("dev-1", 5)]
     assert db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)  # it never even reached us
     await store.close()
+
+
+def test_a_party_login_follows_custody_on_the_embedded_broker(tmp_path: Path) -> None:
+    """A custody reader logs in, gets the retained custody notification the API published, and nothing of a
+    device's telemetry; its own publish is refused."""
+    from packproof.broker.embedded import EmbeddedBroker
+
+    pf = PasswordFile(tmp_path / "mqtt.passwd")
+    for user, pw in (("dev-1", "p1"), ("packproof-ingestor", "ing"), ("party-air", "pa")):
+        pf.set(user, pw)
+    port, ready, stop = free_port(), threading.Event(), threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            async with EmbeddedBroker(port=port, password_file=pf.path, services=tuple(SERVICES),
+                                      readers=("party-air",)):
+                ready.set()
+                await asyncio.to_thread(stop.wait)
+        asyncio.run(main())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    api, _ = login(port, "packproof-ingestor", "ing", "api")
+    device, _ = login(port, "dev-1", "p1", "dev-1")
+    party, rc = login(port, "party-air", "pa", "party-air")
+    try:
+        assert rc == "Success"
+        api.publish("packproof/v1/SHP-1/custody", b'{"event_id": "road:2"}', qos=1, retain=True).wait_for_publish(5)
+        got: list[tuple[str, bytes]] = []
+        party.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+        party.subscribe([("packproof/v1/+/custody", 1), ("packproof/v1/+/+/telemetry", 1)])
+        device.publish("packproof/v1/SHP-1/dev-1/telemetry", b"{}", qos=1).wait_for_publish(5)
+        party.publish("packproof/v1/SHP-1/custody", b'{"forged": true}', qos=1)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not got:
+            time.sleep(0.05)
+        time.sleep(0.5)  # what else would arrive
+        assert got == [("packproof/v1/SHP-1/custody", b'{"event_id": "road:2"}')], got
+    finally:
+        for c in (api, device, party):
+            c.loop_stop()
+            c.disconnect()
+        stop.set()
+        t.join(15)

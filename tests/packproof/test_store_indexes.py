@@ -119,7 +119,8 @@ async def api_statements(store: Store) -> list[tuple[str, tuple[Any, ...]]]:
         await store.shipment_custody("S", 0, 50)
         await store.custody_refused(actor=None, before_id=None, limit=20, body_max=4096)
         await store.custody_refused(actor="road", before_id=5, limit=20, body_max=4096)
-        assert (await store.custody_of_trackers(["d1", "d2"]))["d1"][0] == "P1"
+        assert (await store.custody_of_trackers(["d1", "d2"]))["d1"].serial == "P1"
+        assert (await store.custody_tracker_claim("d1")).packs == ("P1",)
     finally:
         driver.fetch = fetch  # type: ignore[method-assign]
     return seen

@@ -243,3 +243,34 @@ def test_a_fleet_refused_at_the_door_leaves_no_traceback_at_the_broker(tmp_path:
     finally:
         broker.stop()
     assert "Traceback" not in broker.output() and "refused" in broker.output(), broker.output()
+
+
+def test_each_reading_is_stamped_at_its_scheduled_instant(tmp_path: Path, mqtt_broker: BrokerThread) -> None:
+    """Reading k of a run is dated `epoch + k / rate`, the instant the custody poster's clock gives the journey
+    time it covers (one time base), never later however the loop is scheduled, and never ahead of now."""
+    from packproof.timefmt import epoch_of, rfc3339
+
+    fleet = build_fleet(shipments=1, packs=1, seed=977)
+    got: dict[int, str] = {}
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stamps")
+    sub.on_message = lambda _c, _u, m: got.update({json.loads(m.payload)["seq"]: json.loads(m.payload)["ts"]})
+    ready = threading.Event()
+    sub.on_subscribe = lambda *_a: ready.set()
+    sub.connect("127.0.0.1", mqtt_broker.port)
+    sub.loop_start()
+    sub.subscribe(fleet[0].topic, qos=1)
+    assert ready.wait(10)
+    buffer = SimBuffer(tmp_path / "sim-buffer.db")
+    pub = FleetPublisher(fleet, buffer, port=mqtt_broker.port, rate=20, backlog_rate=500)
+    pub.connect()
+    epoch = round(time.time() - 0.5, 3)  # half a second ago: the first ten are due at once
+    try:
+        pub.run(stop=threading.Event(), count=30, epoch=epoch)
+        wait_for(lambda: len(got) >= 30, 10, "30 readings")
+        assert got == {k: rfc3339(epoch + k * (1.0 / 20)) for k in range(30)}  # as the publisher computes it
+        assert max(epoch_of(t) for t in got.values()) <= time.time()
+    finally:
+        pub.close()
+        sub.loop_stop()
+        sub.disconnect()
+        buffer.close()
