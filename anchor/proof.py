@@ -107,7 +107,7 @@ class HeaderDoc(BaseModel):
     """A block header (anchor.ledger) with every field typed, so hashing it cannot fail."""
 
     model_config = _STRICT
-    v: Annotated[int, Field(ge=1, le=1)]  # not Literal[1]: that would take `true` and hash 1
+    v: Annotated[int, Field(ge=1, le=2)]  # not Literal[1, 2]: that would take `true` and hash 1
     height: Count
     prev_hash: HexHash
     merkle_root: HexHash
@@ -115,6 +115,16 @@ class HeaderDoc(BaseModel):
     sealed_at: Annotated[str, Field(pattern=TS_PATTERN)]
     key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     next_key: PublicKey | None = None
+    log_size: Annotated[int, Field(ge=1, le=MAX_SEQ)] | None = None  # v2: the transparency log after the block
+    log_root: HexHash | None = None
+
+    @model_validator(mode="after")
+    def _log_fields_are_v2(self) -> HeaderDoc:
+        given = {"log_size", "log_root"} & self.model_fields_set
+        complete = self.log_size is not None and self.log_root is not None
+        if (self.v == 2) != bool(given) or (given and not complete):
+            raise ValueError("a v2 header has log_size and log_root, a v1 header neither")
+        return self
 
     @model_serializer(mode="wrap")
     def _canonical_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -18,12 +18,14 @@ from tlog_scales import tiles as scales_tiles
 from tlog_scales.backend import LocalBackend
 from tlog_scales.reader import TilesReader
 
-from packproof.anchor import tiles
+from packproof import tiles
 from packproof.anchor.consistency import consistency_proof as reference_consistency
 from packproof.anchor.consistency import verify_consistency
 from packproof.anchor.merkle import inclusion_proof as reference_inclusion
 from packproof.anchor.merkle import root_from_inclusion_proof, root_from_leaf_hashes
-from packproof.anchor.tiles import (
+from packproof.errors import ProofError
+from packproof.rfc6962 import EMPTY_ROOT, leaf_hash
+from packproof.tiles import (
     WIDTH,
     TileAddress,
     append_leaves,
@@ -40,8 +42,6 @@ from packproof.anchor.tiles import (
     tile_path,
     tiles_at,
 )
-from packproof.errors import ProofError
-from packproof.rfc6962 import EMPTY_ROOT, leaf_hash
 
 
 def leaves(n: int, salt: bytes = b"") -> list[bytes]:

@@ -1,5 +1,9 @@
 """C2SP tlog-tiles (c2sp.org/tlog-tiles): the log's interior hashes as tiles, and every proof from them. Pure.
 
+In the kernel beside its hasher (packproof/rfc6962.py) because the store answers log proofs from
+its tiles (`Store.consistency_proof`, the contract of issue 16) and the store may not import from
+anchor/; the sealer (anchor/) appends with it, the API and the verifiers read with it.
+
 The log (issue 16) is one RFC 6962 tree over every sealed leaf. Its hashes are kept as tlog-tiles
 keeps them, so the same bytes serve the store, the API and a static directory a web server can
 publish ("Merkle Tree"):
