@@ -147,7 +147,8 @@ def audit(
                 ("readings no block covers (store ids)", [str(i) for i in report.uncovered]),
                 ("readings two blocks cover (store ids)", [str(i) for i in report.covered_twice]),
                 ("registry (table vs sealed records)", report.registry),
-                ("quarantine (table vs sealed decisions)", report.quarantine)]
+                ("quarantine (table vs sealed decisions)", report.quarantine),
+                ("transparency log (store vs the leaves)", report.log)]
     for title, items in sections:
         if items:
             out.print(f"[red]{title}: {len(items):,} problem(s)[/]", highlight=False)
@@ -159,7 +160,8 @@ def audit(
         first = next(items[0] for _, items in sections if items)
         fail(Exit.INVALID, f"audit failed; first problem: {escape(first)}")
     out.print("[green]audit passed[/]: every leaf, root, link and block signature holds; every row's columns match "
-              "its bytes; registry and quarantine match their sealed records"
+              "its bytes; registry and quarantine match their sealed records; the log, its checkpoints and tiles "
+              "match the leaves"
               + ("; every device signature holds" if report.signatures else ""), highlight=False)
 
 

@@ -4,7 +4,6 @@ it, proofs come from the stored tiles, the static directory is a tlog-tiles log 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,22 @@ from tlog_scales.signing import Vkey
 from tlog_scales.tlog import Checkpoint as ScalesCheckpoint
 
 from packproof import tiles
+from packproof.anchor.audit import audit
 from packproof.anchor.consistency import verify_consistency
 from packproof.anchor.ledger import LedgerFile, log_of, make_block, verify_chain
 from packproof.anchor.merkle import root_from_inclusion_proof, root_from_leaf_hashes
 from packproof.anchor.sealer import Sealer, _record
-from packproof.anchor.tlog import default_origin, log_verifier
+from packproof.anchor.tlog import default_origin, log_verifier, sign_log_checkpoint
 from packproof.anchor.tlog_checkpoint import open_checkpoint
+from packproof.canonical import canonical_bytes
 from packproof.crypto import key_id, private_key_from_seed, public_key_bytes
 from packproof.errors import LedgerIntegrityError, ProofError
 from packproof.intake import IntakeKey
+from packproof.reading import Reading
 from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow
 from packproof.rfc6962 import leaf_hash
 from packproof.store import Store
+from tests.conftest import Db
 from tests.storeutil import write_batch
 
 KEY = private_key_from_seed(b"ledger")
@@ -35,8 +38,11 @@ PUB = public_key_bytes(KEY)
 async def _add(store: Store, device: str, start: int, n: int) -> None:
     b = IngestBatch()
     for i in range(start, start + n):
-        body = json.dumps({"device": device, "seq": i}).encode()
-        b.readings.append(ReadingRow(device, i, "S", "2026-11-22T08:00:00Z", 0.0, body, leaf_hash(body)))
+        body = canonical_bytes(Reading.model_validate({
+            "v": 1, "device_id": device, "shipment_id": "S", "seq": i, "ts": "2026-01-02T03:04:05Z",
+            "temperature_c": 21.5, "vibration": {"peak_g": 0.3, "freq_hz": 20.0},
+            "shock": {"peak_g": 0.0, "duration_ms": 0.0}, "pressure_kpa": 101.0}))
+        b.readings.append(ReadingRow(device, i, "S", "2026-01-02T03:04:05Z", 0.0, body, leaf_hash(body)))
     b.stats.append(DeviceBatchStats(device, "S", n, start, start + n - 1, "t0", "t1", 0.0, start + n - 1, 0, "[]"))
     await write_batch(store, b)
 
@@ -171,3 +177,68 @@ def test_a_rolled_back_or_truncated_log_in_a_header_is_named() -> None:
                     sealed_at="2026-11-22T08:00:00.000Z", key=KEY)
     with pytest.raises(LedgerIntegrityError, match="block 1 is a v1 block after v2 block 0: the log stopped"):
         verify_chain([b0, v1], PUB)
+
+
+async def _sealed_store(tmp_path: Path, url: str) -> tuple[Store, LedgerFile]:
+    store = await _store(url)
+    ledger = LedgerFile(tmp_path / "ledger.jsonl")
+    sealer = Sealer(store, ledger, KEY, max_leaves=100)
+    await sealer.recover()
+    await _add(store, "d", 0, 450)
+    while await sealer.seal_once():
+        pass
+    return store, ledger
+
+
+async def test_audit_passes_an_honest_log_and_names_each_tampering(tmp_path: Path, store_url: str) -> None:
+    store, ledger = await _sealed_store(tmp_path, store_url)
+    report = await audit(store, ledger, PUB, signatures=False)
+    assert report.ok, report
+    await store.close()
+    db = Db(store_url)
+
+    # a rewritten tile: the stored tiles no longer give the leaves' root
+    tile = db.execute("SELECT hashes FROM log_tiles WHERE level=0 AND idx=0").fetchone()[0]
+    db.execute("UPDATE log_tiles SET hashes=? WHERE level=0 AND idx=0", (bytes(32) + bytes(tile)[32:],))
+    store = await Store.open(store_url, readonly=True)
+    report = await audit(store, ledger, PUB, signatures=False)
+    assert any("a rewritten tile" in p for p in report.log), report.log
+    await store.close()
+    db.execute("UPDATE log_tiles SET hashes=? WHERE level=0 AND idx=0", (bytes(tile),))
+
+    # a split view: another root signed at a size the log had
+    size = db.execute("SELECT log_end FROM log_blocks WHERE height=1").fetchone()[0]
+    forged = sign_log_checkpoint(default_origin(key_id(PUB)), size, bytes(32), KEY)
+    db.execute("UPDATE checkpoints SET root=?, note=? WHERE size=?", (forged.root, forged.note, size))
+    store = await Store.open(store_url, readonly=True)
+    report = await audit(store, ledger, PUB, signatures=False)
+    assert any(f"the checkpoint at size {size} signs root {'00' * 32}" in p and "split view" in p
+               for p in report.log), report.log
+    await store.close()
+
+    # a truncated log: the last blocks' places gone, and the latest checkpoint beyond what is left
+    db.execute("DELETE FROM log_blocks WHERE height >= 3")
+    store = await Store.open(store_url, readonly=True)
+    report = await audit(store, ledger, PUB, signatures=False)
+    assert any("block 3 has no place in the store's log" in p for p in report.log), report.log
+    await store.close()
+
+
+async def test_audit_names_the_first_block_whose_log_root_is_wrong(tmp_path: Path, store_url: str) -> None:
+    """A block rewritten and re-signed by the operator: chain and block root hold, the log root does not."""
+    store, ledger = await _sealed_store(tmp_path, store_url)
+    blocks = list(ledger.read())
+    last = blocks[-1]
+    rewritten = make_block(height=last.height, prev_hash=bytes.fromhex(last.header["prev_hash"]),
+                           merkle_root=bytes.fromhex(last.header["merkle_root"]),
+                           leaf_count=last.header["leaf_count"], sealed_at=last.header["sealed_at"], key=KEY,
+                           log=(last.header["log_size"], bytes(32)))
+    ledger.path.write_bytes(b"".join(b.to_line() for b in blocks[:-1]) + rewritten.to_line())
+    await store.close()
+    Db(store_url).execute("UPDATE blocks SET hash=?, header=?, signature=? WHERE height=?",
+                          (rewritten.hash, rewritten.header_text, rewritten.to_json()["signature"], last.height))
+    store = await Store.open(store_url, readonly=True)
+    report = await audit(store, ledger, PUB, signatures=False)
+    assert report.chain == []
+    assert [(h, "first block whose log_root is wrong" in m) for h, m in report.blocks_bad] == [(last.height, True)]
+    await store.close()
