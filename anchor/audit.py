@@ -27,6 +27,13 @@ record. So, beyond the roots:
   history the tables hold: an edited, added or deleted event, an event sealed after its party's
   revocation or under a key not in force, or a pack's state changed by hand, is named.
 
+- the transparency log (issue 16) is rebuilt from the recomputed leaf hashes, block after
+  block: a v2 header's log_size and log_root, each block's place in the stored log, each
+  checkpoint (its signature by the key that signed the block, under the log's origin, and its
+  root) and, at the end, the root the stored tiles give are compared with it. The first block
+  whose log_root is wrong is named; a checkpoint signing another root at a size (a split view), a
+  rolled back or truncated log, a rewritten tile, are each reported.
+
 A row's `received_at` is the ingestor's clock and nothing seals it; it is not checked.
 """
 
@@ -36,22 +43,25 @@ import json
 import multiprocessing
 import os
 from binascii import a2b_base64
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from packproof import tiles
 from packproof.anchor.custody_audit import check_custody
-from packproof.anchor.ledger import Block, LedgerFile, walk_chain
+from packproof.anchor.ledger import Block, LedgerFile, log_of, walk_chain
+from packproof.anchor.logproof import open_log_checkpoint
 from packproof.anchor.merkle import root_from_leaf_hashes
+from packproof.anchor.note import VerifierKey
 from packproof.canonical import canonical_bytes, signing_bytes
 from packproof.crypto import signature_holds, unb64
-from packproof.errors import LedgerIntegrityError
+from packproof.errors import LedgerIntegrityError, NoteError, ProofError, StoreError
 from packproof.parties import KINDS as PARTY_KINDS
 from packproof.parties import PARTIES, PartyReplay, party_problems
 from packproof.reading import Reading
 from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow
-from packproof.rfc6962 import leaf_hash
+from packproof.rfc6962 import EMPTY_ROOT, HASH_LEN, leaf_hash
 from packproof.store import CUSTODY, QUARANTINE, REGISTRY, Store, quarantine_record
 
 POOL_FROM = 50_000  # rows: below this, checking in this process beats starting verifier processes
@@ -73,11 +83,12 @@ class AuditReport:
     quarantine: list[str] = field(default_factory=list)  # quarantine table vs sealed quarantine decisions
     parties: list[str] = field(default_factory=list)  # custody parties' tables vs their sealed records
     custody: list[str] = field(default_factory=list)  # custody tables vs the sealed custody events
+    log: list[str] = field(default_factory=list)  # the stored transparency log vs the one the leaves give
 
     @property
     def ok(self) -> bool:
         return not (self.chain or self.blocks_bad or self.readings_bad or self.uncovered or self.covered_twice
-                    or self.registry or self.quarantine or self.parties or self.custody)
+                    or self.registry or self.quarantine or self.parties or self.custody or self.log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +341,9 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
                 progress: Callable[[int], None] | None = None) -> AuditReport:
     report = AuditReport(signatures=signatures)
     ledger_blocks = _read_tolerant(ledger, report)
-    for _, _, problem in walk_chain(ledger_blocks, public_key):
+    keys: dict[int, bytes] = {}  # the ledger key each block is checked with: its checkpoint's key too
+    for block, used, problem in walk_chain(ledger_blocks, public_key):
+        keys[block.height] = used
         if problem is not None:
             report.chain.append(str(problem))
     by_height = {b.height: b for b in ledger_blocks}
@@ -338,10 +351,12 @@ async def audit(store: Store, ledger: LedgerFile, public_key: bytes, *, signatur
     report.registry = registry_problems(await store.devices(), registry)
     checker = _Checker(registry, signatures, await store.max_id())
     sealed_ids: set[int] = set()
+    log = LogAudit(store, keys, await store.log_origin())
     try:
-        expected_first = await _walk_blocks(store, by_height, report, checker, sealed_ids, progress)
+        expected_first = await _walk_blocks(store, by_height, report, checker, sealed_ids, progress, log)
     finally:
         report.readings_bad += checker.finish()
+    report.log += await log.finish()
     known = report.blocks
     for b in ledger_blocks[known:]:
         report.blocks_bad.append((b.height, "in the ledger but not recorded in the store (restart the sealer "
@@ -369,7 +384,7 @@ async def _check_parties(store: Store, party_rows: list[StoredRow]) -> list[str]
 
 
 async def _walk_blocks(store: Store, by_height: dict[int, Block], report: AuditReport, checker: _Checker,
-                       sealed_ids: set[int], progress: Callable[[int], None] | None) -> int | None:
+                       sealed_ids: set[int], progress: Callable[[int], None] | None, log: LogAudit) -> int | None:
     """Every block the store records: coverage, leaves, root; rows go to `checker`. Returns the next id."""
     expected_first = None
     start = 0
@@ -414,10 +429,96 @@ async def _walk_blocks(store: Store, by_height: dict[int, Block], report: AuditR
             elif root.hex() != json.loads(rec.header)["merkle_root"] or root.hex() != sealed.header["merkle_root"]:
                 report.blocks_bad.append((rec.height, f"readings now hash to root {root.hex()}, the ledger sealed "
                                                       f"{sealed.header['merkle_root']}"))
+            if (problem := await log.block(rec.height, json.loads(rec.header), leaves)) is not None:
+                report.blocks_bad.append((rec.height, problem))
             if progress is not None:
                 progress(len(rows))
         start = batch[-1].height + 1
     return expected_first
+
+
+class LogAudit:
+    """The transparency log rebuilt from the audit's recomputed leaf hashes, compared block by block
+    with the headers, the store's log places and checkpoints, and finally the stored tiles."""
+
+    def __init__(self, store: Store, keys: Mapping[int, bytes], origin: str | None) -> None:
+        self.store, self.keys, self.origin = store, keys, origin
+        self.size, self.root = 0, EMPTY_ROOT
+        self.edge: dict[tuple[int, int], bytes] = {}
+        self.problems: list[str] = []
+        self.first_wrong: int | None = None  # the first block whose log_root the leaves contradict
+
+    async def block(self, height: int, header: Mapping[str, Any], leaves: list[bytes]) -> str | None:
+        """Append the block's leaves; what its header, place or checkpoint contradicts, or None."""
+        appended = tiles.append_leaves(self.size, self.edge, leaves)
+        merged = {**self.edge, **appended.tiles}
+        self.size, self.root = appended.size, appended.root
+        self.edge = {(a.level, a.index): merged[(a.level, a.index)] for a in tiles.tiles_at(self.size)}
+        # a tile this block filled is final: the stored one must be it, byte for byte
+        await self._compare({k: v for k, v in appended.tiles.items() if len(v) == tiles.WIDTH * HASH_LEN})
+        place = (await self.store.log_places([height])).get(height)
+        if place is None:
+            self.problems.append(f"block {height} has no place in the store's log (the log is truncated or was "
+                                 "never built: a sealer start builds it)")
+        elif place.end != self.size:
+            self.problems.append(f"block {height}: the store's log places it to end at size {place.end}, its "
+                                 f"leaves end at {self.size}")
+        await self._checkpoint(height)
+        claimed = log_of(header)
+        if claimed is None or claimed == (self.size, self.root):
+            return None
+        if self.first_wrong is None:
+            self.first_wrong = height
+        return (f"its header says log size {claimed[0]} root {claimed[1].hex()}, the leaves give size {self.size} "
+                f"root {self.root.hex()}" + (" (the first block whose log_root is wrong)"
+                                             if self.first_wrong == height else ""))
+
+    async def _compare(self, computed: Mapping[tuple[int, int], bytes]) -> None:
+        stored = await self.store.log_tiles(computed.keys())
+        for (level, index), data in sorted(computed.items()):
+            have = stored.get((level, index))
+            if have is None or have[:len(data)] != data:
+                what = "missing" if have is None else "not the one the leaves give (a rewritten tile)"
+                self.problems.append(f"the store's tile {tiles.tile_path(level, index)} is {what}")
+
+    async def _checkpoint(self, height: int) -> None:
+        cp = await self.store.checkpoint_at(self.size)
+        if cp is None:
+            return  # a block of a store sealed before the log has none
+        what = f"the checkpoint at size {self.size}"
+        if cp.root != self.root:
+            self.problems.append(f"{what} signs root {cp.root.hex()}, the leaves give {self.root.hex()} (a split "
+                                 "view or a rewritten log)")
+            return
+        key = self.keys.get(height)
+        vkeys = [VerifierKey(self.origin, key)] if key is not None and self.origin is not None else []
+        try:
+            opened = open_log_checkpoint(cp.note, [], vkeys)
+        except NoteError as exc:
+            self.problems.append(f"{what} does not open with block {height}'s ledger key under origin "
+                                 f"{self.origin}: {exc}")
+            return
+        if (opened.size, opened.root) != (self.size, self.root):
+            self.problems.append(f"{what}: its note says size {opened.size} root {opened.root.hex()}")
+
+    async def finish(self) -> list[str]:
+        """The stored tiles must give the same root at the log's size; the latest checkpoint is not beyond it."""
+        latest = await self.store.latest_checkpoint()
+        if latest is not None and latest.size > self.size:
+            self.problems.append(f"the latest checkpoint is at size {latest.size}, beyond the {self.size} leaves "
+                                 "the blocks hold (a truncated store or a rolled back log)")
+        head = await self.store.log_head()
+        if head is not None and head.end == self.size:
+            await self._compare(self.edge)
+            try:
+                stored = await self.store.log_root(self.size)
+            except (StoreError, ProofError) as exc:
+                self.problems.append(f"the stored tiles cannot give the log's root at size {self.size}: {exc}")
+            else:
+                if stored != self.root:
+                    self.problems.append(f"the stored tiles give root {stored.hex()} at size {self.size}, the leaves "
+                                         f"give {self.root.hex()} (a rewritten tile)")
+        return self.problems
 
 
 async def _check_quarantine(store: Store, sealed_ids: set[int], report: AuditReport) -> list[str]:

@@ -456,3 +456,33 @@ class CustodyRefusedRow:
     reason: str
     actor: str | None
     event_id: str | None
+
+# ---- the transparency log (issue 16) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A signed C2SP checkpoint of the log as stored: its size, root, the signed note's text, when."""
+
+    size: int
+    root: bytes
+    note: str
+    signed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogBlock:
+    """Where a block's leaves sit in the log: log indices `end - leaf_count .. end - 1`."""
+
+    height: int
+    end: int  # the log's size after this block
+
+
+@dataclass(frozen=True, slots=True)
+class LogUpdate:
+    """What one store transaction adds to the log: the blocks it places, the tiles that changed
+    (newest version, keyed by (level, index)), and the checkpoint signed over the new size, if any."""
+
+    blocks: tuple[LogBlock, ...]
+    tiles: dict[tuple[int, int], bytes]
+    checkpoint: CheckpointRecord | None = None

@@ -6,6 +6,7 @@ and `packproof.anchor.proof` checks every claim against the bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,7 +19,8 @@ from packproof.reading import parse_reading_id
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
     from packproof.anchor.ledger import Block
-    from packproof.anchor.proof import LedgerView, ProofBundle
+    from packproof.anchor.note import VerifierKey
+    from packproof.anchor.proof import LedgerView, LogView, ProofBundle
 
 
 def _http_json(client: Any, url: str) -> Any:
@@ -84,6 +86,70 @@ def _read_ledger(path: Path) -> list[Block]:
         return [typed_block(b.to_json(), f"{path} block {i}") for i, b in enumerate(LedgerFile(path).read())]
     except OSError as exc:
         fail(Exit.BAD_INPUT, f"cannot read ledger {path}: {exc.strerror or exc}")
+
+
+def read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(Exit.BAD_INPUT, f"cannot read {what} {path}: {exc}")
+
+
+def parse_log_keys(texts: list[str]) -> list[VerifierKey]:
+    """`--log-key` values: note verifier keys (`name+hex8+base64`), or files holding one."""
+    from packproof.anchor.note import VerifierKey  # not at start-up: cryptography
+    from packproof.errors import NoteError
+
+    keys = []
+    for text in texts:
+        if Path(text).is_file():
+            text = Path(text).read_text().strip()
+        try:
+            keys.append(VerifierKey.parse(text))
+        except NoteError as exc:
+            fail(Exit.BAD_INPUT, f"--log-key {text!r}: {exc}")
+    return keys
+
+
+def fetch_consistency(base: str, old: int, new: int) -> list[bytes]:
+    """GET /log/consistency?from=old&to=new, its proof decoded (exit 3 when no API answers)."""
+    import base64
+    import binascii
+
+    import httpx  # not at start-up: httpx
+
+    with httpx.Client(timeout=10) as client:
+        url = f"{base}/log/consistency?from={old}&to={new}"
+        doc = _http_json(client, url)
+    proof = doc.get("proof") if isinstance(doc, dict) else None
+    if not isinstance(proof, list) or not all(isinstance(h, str) for h in proof):
+        fail(Exit.UNREACHABLE, f"{url} did not answer a consistency proof (a list `proof` of base64 hashes)")
+    try:
+        return [base64.b64decode(h, validate=True) for h in proof]
+    except binascii.Error:
+        fail(Exit.UNREACHABLE, f"{url} answered a proof hash that is not base64")
+
+
+def _log_view(doc: ProofBundle, later: Path | None, keys: list[VerifierKey], api_url: str | None) -> LogView:
+    """What the verifier knows of the log: its keys, a later trusted checkpoint and the proof to it."""
+    from packproof.anchor.note import parse_note  # not at start-up: cryptography
+    from packproof.anchor.proof import LogView  # not at start-up: cryptography
+    from packproof.anchor.tlog_checkpoint import parse_checkpoint  # not at start-up: cryptography
+    from packproof.errors import NoteError
+
+    if later is None:
+        return LogView(keys)
+    text = read_text(later, "checkpoint")
+    proof = None
+    if doc.log is not None and api_url is not None:
+        try:
+            old = parse_checkpoint(parse_note(doc.log.checkpoint.encode()).text).size
+            new = parse_checkpoint(parse_note(text.encode()).text).size
+        except NoteError as exc:
+            fail(Exit.BAD_INPUT, f"a checkpoint is not a signed note: {exc}")
+        if old <= new:
+            proof = fetch_consistency(api_url.rstrip("/"), old, new)
+    return LogView(keys, text, proof)
 
 
 def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | None) -> LedgerView:
@@ -160,6 +226,12 @@ def verify(
     custody: Annotated[bool, typer.Option("--custody", help="The id is a custody event's (party:seq), not a "
                                                             "reading's; a saved bundle needs no flag: its "
                                                             "`format` field says which it is.")] = False,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A later log checkpoint you trust (a signed note, e.g. from `packproof ledger checkpoint`): the bundle's "
+             "checkpoint must be a prefix of it (the proof is fetched from --api).")] = None,
+    log_key: Annotated[list[str] | None, typer.Option(
+        help="The log's verifier key (name+hex8+base64, or a file); default: the ledger keys under the log's "
+             "origin.")] = None,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -185,7 +257,9 @@ def verify(
     if ledger is not None:
         chain = _read_ledger(ledger)
     heights = sorted({doc.reading.height, doc.registry.height})
-    verdict = verify_bundle(doc, _ledger_view(heights, trusted, chain), asked_id=reading_id)
+    view = _ledger_view(heights, trusted, chain)
+    view = dataclasses.replace(view, log=_log_view(doc, checkpoint, parse_log_keys(log_key or []), api_url))
+    verdict = verify_bundle(doc, view, asked_id=reading_id)
     out.print(f"reading {verdict.reading_id or '(not a valid reading)'} (device trust: {verdict.trust})",
               highlight=False)
     for c in verdict.checks:
