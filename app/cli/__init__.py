@@ -33,6 +33,7 @@ from packproof.app.cli.common import Exit, code_for, err
 from packproof.app.cli.config import config_app
 from packproof.app.cli.devices import devices_app, shipments_app
 from packproof.app.cli.health import health_app
+from packproof.app.cli.witness import witness_app
 from packproof.diskfull import is_disk_full
 from packproof.errors import PackproofError
 
@@ -55,6 +56,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(health_app, name="health")
 app.add_typer(shipments_app, name="shipments")
 app.add_typer(config_app, name="config")
+app.add_typer(witness_app, name="witness")
 _verbose = False
 
 
