@@ -115,6 +115,9 @@ CREATE TABLE IF NOT EXISTS excursions(
     limit_desc TEXT NOT NULL, reading_count {INT} NOT NULL, open {INT} NOT NULL);
 CREATE INDEX IF NOT EXISTS excursions_shipment ON excursions(shipment_id, id);
 CREATE INDEX IF NOT EXISTS excursions_open ON excursions(device_id) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS cosignatures(
+    size {INT} NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, received_at {REAL} NOT NULL,
+    PRIMARY KEY(size, witness));
 CREATE TABLE IF NOT EXISTS blocks(
     height {INT} PRIMARY KEY, hash {BLOB} NOT NULL, first_id {INT} NOT NULL,
     last_id {INT} NOT NULL UNIQUE, leaf_count {INT} NOT NULL, header TEXT NOT NULL,
@@ -788,6 +791,33 @@ class Store:
                     out[i] = LeafPlace(height, i - first)
                     break
         return out
+
+    # ---- witnesses -------------------------------------------------------------------
+    # Cosignature lines (c2sp.org/tlog-cosignature) that witnesses returned for the log's
+    # checkpoints, by checkpoint size and witness key name; written by anchor/witnessing.py,
+    # appended to the checkpoint note GET /checkpoint serves. A later line from one witness for
+    # one size replaces the earlier (both are valid: the newer has the later time).
+
+    async def save_cosignatures(self, size: int, lines: Mapping[str, str], now: float | None = None) -> None:
+        if not lines:
+            return
+        at = time.time() if now is None else now
+        async with self.transaction(f"saving cosignatures of checkpoint {size}"):
+            for witness, line in sorted(lines.items()):
+                await self._db.execute(
+                    "INSERT INTO cosignatures(size, witness, line, received_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(size, witness) DO UPDATE SET line = excluded.line, received_at = excluded.received_at",
+                    (size, witness, line, at))
+
+    async def cosignatures(self, size: int) -> dict[str, str]:
+        """Witness key name -> its signature line (with its newline) on the checkpoint of `size`."""
+        rows = await self._fetch("SELECT witness, line FROM cosignatures WHERE size = ? ORDER BY witness", (size,))
+        return {r[0]: r[1] for r in rows}
+
+    async def cosigned_sizes(self) -> dict[str, int]:
+        """Per witness key name, the largest checkpoint size it cosigned: the `old` size to send it next."""
+        rows = await self._fetch("SELECT witness, MAX(size) FROM cosignatures GROUP BY witness")
+        return {r[0]: int(r[1]) for r in rows}
 
     # ---- queries for the API and the CLI ----------------------------------------------
 
