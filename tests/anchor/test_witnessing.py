@@ -19,7 +19,7 @@ import pytest
 
 from packproof.anchor.consistency import consistency_proof
 from packproof.anchor.cosignature import tally
-from packproof.anchor.merkle import leaf_hash, root_from_leaf_hashes
+from packproof.anchor.merkle import root_from_leaf_hashes
 from packproof.anchor.tlog_checkpoint import Checkpoint, sign_checkpoint
 from packproof.anchor.witness import request_body
 from packproof.anchor.witnessing import WitnessEndpoint, Witnessing, WitnessingOptions, parse_endpoint
