@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from packproof.app.cli.common import Exit, fail, out
-from packproof.errors import LedgerIntegrityError
+from packproof.errors import LedgerIntegrityError, NoteError
 from packproof.reading import parse_reading_id
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
@@ -108,7 +108,7 @@ def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | 
 
 
 def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | None,
-                 ) -> tuple[str, ProofBundle, list[Block]]:
+                 ) -> tuple[str, ProofBundle, list[Block], Any]:
     """The reading id as its body spells it ("P01:007" is P01:7), its bundle from the API, and the
     chain from the bundle's lowest block (from block 0 when a pinned key must follow rotations)."""
     import httpx  # not at start-up: httpx
@@ -129,7 +129,38 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
             save.write_text(json.dumps(raw, indent=1))
         except OSError as exc:
             fail(Exit.BAD_INPUT, f"cannot write {save}: {exc.strerror or exc}")
-    return reading_id, doc, chain
+    return reading_id, doc, chain, raw
+
+
+def _check_witnesses(raw_bundle: bytes | Any, vkeys: list[str], minimum: int | None) -> None:
+    """--witness/--min-witnesses: the bundle's log checkpoint (`log.checkpoint`, a signed note) must
+    carry at least `minimum` valid cosignature/v1 lines (c2sp.org/tlog-cosignature) by the witness
+    keys given (default: all of them); each key is named valid, invalid or missing. Exit 1 if not."""
+    from packproof.anchor.cosignature import WitnessKey, tally  # not at start-up: cryptography
+
+    try:
+        keys = [WitnessKey.parse(v) for v in vkeys]
+    except NoteError as exc:
+        fail(Exit.BAD_INPUT, f"--witness: {exc}")
+    need = len(keys) if minimum is None else minimum
+    if not 0 < need <= len(keys):
+        fail(Exit.BAD_INPUT, f"--min-witnesses {need}: between 1 and the {len(keys)} --witness key(s) given")
+    doc = json.loads(raw_bundle) if isinstance(raw_bundle, bytes | str) else raw_bundle
+    log = doc.get("log") if isinstance(doc, dict) else None
+    note = log.get("checkpoint") if isinstance(log, dict) else None
+    if not isinstance(note, str):
+        fail(Exit.INVALID, "cosignatures: the bundle carries no log checkpoint (`log.checkpoint`) to count them on")
+    try:
+        t = tally(note.encode(), keys)
+    except NoteError as exc:
+        fail(Exit.INVALID, f"cosignatures: the bundle's log checkpoint is not a signed note: {exc}")
+    for label, names in (("ok  ", t.valid), ("FAIL invalid", t.invalid), ("FAIL missing", t.missing)):
+        for name in names:
+            out.print(f"  {label} cosignature by {name}", highlight=False)
+    if not t.satisfied(need):
+        fail(Exit.INVALID, f"the checkpoint carries {len(t.valid)} valid cosignature(s), {need} required "
+                           f"(invalid: {', '.join(t.invalid) or 'none'}; missing: {', '.join(t.missing) or 'none'})")
+    out.print(f"[green]{len(t.valid)} of {len(keys)} witnesses cosigned the checkpoint ({need} required)[/]")
 
 
 def verify(
@@ -139,6 +170,11 @@ def verify(
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger public key (base64 or a file).")] = None,
     ledger: Annotated[Path | None, typer.Option(help="A ledger file to show the block is in the chain.")] = None,
     save: Annotated[Path | None, typer.Option(help="Also write the fetched bundle to this file.")] = None,
+    witness: Annotated[list[str] | None, typer.Option("--witness", help="A witness's cosignature vkey "
+                                                      "(repeatable): the bundle's log checkpoint must be cosigned.")]
+    = None,
+    min_witnesses: Annotated[int | None, typer.Option("--min-witnesses", help="Valid cosignatures required "
+                                                      "from the --witness keys (default: all).")] = None,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -151,12 +187,14 @@ def verify(
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     chain: list[Block] | None = None
+    raw: Any = None
     if bundle is not None and reading_id is None:
-        doc = parse_bundle(_read_bundle(bundle))
+        raw = _read_bundle(bundle)
+        doc = parse_bundle(raw)
     elif reading_id is not None and bundle is None:
         if api_url is None:
             fail(Exit.BAD_INPUT, "READING_ID needs --api URL (or use --bundle FILE)")
-        reading_id, doc, chain = _fetch_proof(api_url.rstrip("/"), reading_id, trusted is not None, save)
+        reading_id, doc, chain, raw = _fetch_proof(api_url.rstrip("/"), reading_id, trusted is not None, save)
     else:
         fail(Exit.BAD_INPUT, "give either READING_ID with --api URL, or --bundle FILE")
     if ledger is not None:
@@ -171,5 +209,7 @@ def verify(
     broken = [c.name for c in verdict.checks if c.ok is False]
     if broken:
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
+    if witness or min_witnesses is not None:
+        _check_witnesses(raw, witness or [], min_witnesses)
     out.print("[green]proof holds[/]")
 
