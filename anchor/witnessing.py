@@ -149,7 +149,8 @@ class Witnessing:
         latest = await self.store.latest_checkpoint()
         now = time.time()
         views = [p.view(latest, now, self.opts.late_after) for p in self.progress]
-        return {"at": now, "latest_size": latest.size if latest else None, "witnesses": views,
+        return {"component": STATUS_COMPONENT, "written_unix": now, "latest_size": latest.size if latest else None,
+                "witnesses": views,
                 "late": any(v["late"] for v in views), "split_view": any(v["split_view"] for v in views)}
 
     async def _follow(self, p: _Progress, client: httpx.AsyncClient, stop: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ in-memory list of leaves. Everything else is the real thing.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from packproof.anchor.tlog_checkpoint import Checkpoint, sign_checkpoint
 from packproof.anchor.witness import request_body
 from packproof.anchor.witnessing import WitnessEndpoint, Witnessing, WitnessingOptions, parse_endpoint
 from packproof.errors import NoteError
+from packproof.health import problems
 from packproof.net import free_port
 from packproof.store import Store
 from tests.test_witness import FORK, LEAVES, LOG, ORIGIN, RunningWitness
@@ -44,8 +46,6 @@ class GrowingLog:
         self.store, self.leaves, self.size, self.signed_at = store, leaves, 0, 0.0
 
     def grow(self, size: int, signed_at: float | None = None) -> None:
-        import time
-
         self.size, self.signed_at = size, time.time() if signed_at is None else signed_at
 
     async def latest_checkpoint(self) -> Row | None:
@@ -146,6 +146,9 @@ def test_a_witness_down_does_not_hold_back_the_other(witnesses: list[RunningWitn
                 return bool((await store.statuses()).get("witnessing", {}).get("late"))
 
             await _until(reported)
+            said = problems(await store.statuses(), time.time())
+            assert any(f"checkpoint 10 not cosigned by witness {down.key}" in p for p in said), said
+            assert not any(str(up.key) in p for p in said)
         finally:
             stop.set()
             await asyncio.wait_for(task, 5)  # stops promptly even while one witness is unreachable
