@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from packproof.anchor.ledger import Block, key_in_force
+from packproof.anchor.ledger import Block, key_in_force, log_of
 from packproof.anchor.merkle import inclusion_proofs
-from packproof.anchor.proof import FORMAT, ProofBundle, SealedLeaf, key_record_in_force
+from packproof.anchor.proof import FORMAT, LogProof, ProofBundle, SealedLeaf, key_record_in_force
 from packproof.crypto import b64, key_id
 from packproof.errors import LedgerIntegrityError, PackproofError
 from packproof.reading import parse_reading_id
@@ -119,12 +119,13 @@ async def proof_bundle(store: Store, keys: LedgerKeys, reading_id: str) -> Proof
                         "sealed yet; try again shortly")
     proven, registry = await _sealed(store, keys, [_LeafAt(reading.body, reading.place.height, reading.place.index),
                                                    _LeafAt(record.body, where.height, where.index)])
-    return ProofBundle(format=FORMAT, reading=proven, registry=registry)
+    return ProofBundle(format=FORMAT, reading=proven, registry=registry, log=await _log_proof(store, proven))
 
 
 async def _sealed(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -> list[SealedLeaf]:
-    """Each leaf with its audit path and signed block; a block shared by several leaves (a registry
-    record often shares the reading's) is read and its tree levels built once."""
+    """Each leaf with its audit path and signed block. In a v2 block the path is the leaf's in the
+    log at the block's log size, read from the stored tiles; in a v1 block (sealed before the log)
+    it is rebuilt from the block's leaves, once for the leaves that share a block."""
     out: dict[_LeafAt, SealedLeaf] = {}
     for height in {leaf.height for leaf in leaves}:
         record = await store.block(height)
@@ -133,20 +134,50 @@ async def _sealed(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -> list
         block = Block.from_json({"header": orjson.loads(record.header), "hash": record.hash.hex(),
                                  "signature": record.signature}, f"block {height}")
         key = await keys.signing_key(store, block)
-        hashes = await store.block_leaf_hashes(record)
         here = [leaf for leaf in leaves if leaf.height == height]
+        logged = log_of(block.header)
+        if logged is not None:
+            first = logged[0] - record.leaf_count
+            for leaf in here:
+                path = await store.log_inclusion(first + leaf.index, logged[0])
+                out[leaf] = _sealed_leaf(leaf, first + leaf.index, path, logged[0], block, key)
+            continue
+        hashes = await store.block_leaf_hashes(record)
         for leaf, path in zip(here, inclusion_proofs([leaf.index for leaf in here], hashes), strict=True):
-            out[leaf] = _sealed_leaf(leaf, path, len(hashes), block, key)
+            out[leaf] = _sealed_leaf(leaf, leaf.index, path, len(hashes), block, key)
     return [out[leaf] for leaf in leaves]
 
 
-def _sealed_leaf(leaf: _LeafAt, audit_path: list[bytes], tree_size: int, block: Block, key: bytes) -> SealedLeaf:
+def _sealed_leaf(leaf: _LeafAt, index: int, audit_path: list[bytes], tree_size: int, block: Block,
+                 key: bytes) -> SealedLeaf:
     """The SEALED part of a bundle, typed as the verifier types it; stored data that does not
     type-check (a block altered in the database) is a broken ledger, named by the field."""
     try:
         return SealedLeaf.model_validate({
-            "leaf": leaf.text.decode(), "leaf_index": leaf.index, "tree_size": tree_size,
+            "leaf": leaf.text.decode(), "leaf_index": index, "tree_size": tree_size,
             "audit_path": [h.hex() for h in audit_path], "block": block.to_json(), "ledger_public_key": b64(key)})
     except (ValidationError, UnicodeDecodeError) as exc:
         raise LedgerIntegrityError(f"block {block.height}, leaf {leaf.index}: the stored proof does not "
                                    f"type-check: {exc}", block.height) from None
+
+
+async def _log_proof(store: Store, sealed: SealedLeaf) -> LogProof | None:
+    """The leaf's inclusion in the log at a signed checkpoint: the one signed with its block (then the
+    path is the one SEALED already carries), or the latest for a leaf of a v1 block."""
+    header = sealed.block.header
+    if header.log_size is not None:
+        checkpoint = await store.checkpoint_at(header.log_size)
+        if checkpoint is not None:
+            return LogProof(index=sealed.leaf_index, size=checkpoint.size, checkpoint=checkpoint.note,
+                            path=[b64(bytes.fromhex(h)) for h in sealed.audit_path])
+        index = sealed.leaf_index
+    else:
+        place = (await store.log_places([header.height])).get(header.height)
+        if place is None:
+            return None  # the log does not reach this block yet (being built over an old store)
+        index = place.end - header.leaf_count + sealed.leaf_index
+    checkpoint = await store.latest_checkpoint()
+    if checkpoint is None or checkpoint.size <= index:
+        return None
+    path = await store.log_inclusion(index, checkpoint.size)
+    return LogProof(index=index, size=checkpoint.size, checkpoint=checkpoint.note, path=[b64(h) for h in path])

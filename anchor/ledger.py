@@ -2,11 +2,17 @@
 
 A block seals one batch (docs/design.md, "Hashing, Merkle trees and the ledger"):
 
-    header = {v, height, prev_hash, merkle_root, leaf_count, sealed_at, key_id}
+    header = {v, height, prev_hash, merkle_root, leaf_count, sealed_at, key_id}       v 1
+    header = {v, height, prev_hash, merkle_root, leaf_count, sealed_at, key_id,
+              log_size, log_root}                                                   v 2
     hash   = SHA-256(RFC 8785 canonical JSON of header)
     sig    = Ed25519(ledger key, hash)
 
-Block 0's prev_hash is 32 zero bytes. The file lives apart from the off-chain store so it
+Block 0's prev_hash is 32 zero bytes. A v2 header also records the transparency log (issue 16,
+docs/design.md "The transparency log") after the block: its size and RFC 6962 root (hex). Blocks
+sealed before the log existed stay v1, valid as they are; once a block is v2, every later one is.
+
+The file lives apart from the off-chain store so it
 can be handed to an auditor whole; every line is self-describing, and `verify_chain`
 re-checks links, hashes and signatures and names the first broken height.
 """
@@ -32,6 +38,14 @@ from packproof.errors import LedgerIntegrityError
 
 GENESIS_PREV = bytes(32)
 HEADER_FIELDS = ("v", "height", "prev_hash", "merkle_root", "leaf_count", "sealed_at", "key_id")
+LOG_FIELDS = ("log_size", "log_root")  # v2: the log after the block
+
+
+def log_of(header: Mapping[str, Any]) -> tuple[int, bytes] | None:
+    """A v2 header's (log_size, log_root); None for a v1 header (sealed before the log)."""
+    if header.get("v") != 2:
+        return None
+    return int(header["log_size"]), bytes.fromhex(header["log_root"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +74,15 @@ class Block:
         if not isinstance(obj, dict) or set(obj) != {"header", "hash", "signature"}:
             raise LedgerIntegrityError(f"{where}: expected an object with header, hash, signature")
         header = obj["header"]
-        if not isinstance(header, dict) or set(header) - {"next_key"} != set(HEADER_FIELDS):
+        version = header.get("v") if isinstance(header, dict) else None
+        fields = HEADER_FIELDS + (LOG_FIELDS if version == 2 else ())
+        if not isinstance(header, dict) or version not in (1, 2) or set(header) - {"next_key"} != set(fields):
             raise LedgerIntegrityError(
-                f"{where}: header must have exactly the fields {', '.join(HEADER_FIELDS)} (and optionally next_key)")
+                f"{where}: a v1 header has exactly the fields {', '.join(HEADER_FIELDS)}, a v2 header also "
+                f"{', '.join(LOG_FIELDS)} (and either optionally next_key)")
+        if version == 2 and not (isinstance(header["log_size"], int) and not isinstance(header["log_size"], bool)
+                                 and isinstance(header["log_root"], str) and len(header["log_root"]) == 64):
+            raise LedgerIntegrityError(f"{where}: log_size must be an integer and log_root 64 hex digits")
         try:
             digest = bytes.fromhex(obj["hash"])
             sig = unb64(obj["signature"])
@@ -79,11 +99,12 @@ def block_hash(header: dict[str, Any]) -> bytes:
 
 def make_block(
     *, height: int, prev_hash: bytes, merkle_root: bytes, leaf_count: int, sealed_at: str,
-    key: Ed25519PrivateKey, next_key: bytes | None = None,
+    key: Ed25519PrivateKey, next_key: bytes | None = None, log: tuple[int, bytes] | None = None,
 ) -> Block:
-    """`next_key`: announce a key rotation; this block is signed by the old key, the next by the new."""
+    """`next_key`: announce a key rotation; this block is signed by the old key, the next by the new.
+    `log`: the transparency log's (size, root) after this block, making it a v2 header."""
     header: dict[str, Any] = {
-        "v": 1,
+        "v": 1 if log is None else 2,
         "height": height,
         "prev_hash": prev_hash.hex(),
         "merkle_root": merkle_root.hex(),
@@ -91,6 +112,8 @@ def make_block(
         "sealed_at": sealed_at,
         "key_id": key_id(public_key_bytes(key)),
     }
+    if log is not None:
+        header["log_size"], header["log_root"] = log[0], log[1].hex()
     if next_key is not None:
         header["next_key"] = b64(next_key)
     digest = block_hash(header)
@@ -112,6 +135,7 @@ def check_block(block: Block, prev: Block | None, public_key: bytes) -> None:
     if computed != block.hash:
         raise LedgerIntegrityError(
             f"block {h}: header hashes to {computed.hex()}, but the block says {block.hash.hex()}", h)
+    _check_log_link(block, prev)
     if block.header["key_id"] != key_id(public_key):
         raise LedgerIntegrityError(
             f"block {h}: signed by key {block.header['key_id']}, expected key {key_id(public_key)}", h)
@@ -119,6 +143,24 @@ def check_block(block: Block, prev: Block | None, public_key: bytes) -> None:
         Ed25519PublicKey.from_public_bytes(public_key).verify(block.signature, block.hash)
     except InvalidSignature as exc:
         raise LedgerIntegrityError(f"block {h}: signature does not verify with key {key_id(public_key)}", h) from exc
+
+
+def _check_log_link(block: Block, prev: Block | None) -> None:
+    """The log only grows, by exactly the block's leaves; v1 never follows v2 (a log is not dropped).
+
+    Whether log_root is the right root needs the leaves: `packproof audit` recomputes it.
+    """
+    h, mine = block.height, log_of(block.header)
+    before = None if prev is None else log_of(prev.header)
+    if mine is None:
+        if before is not None:
+            raise LedgerIntegrityError(f"block {h} is a v1 block after v2 block {h - 1}: the log stopped", h)
+        return
+    expected = (0 if prev is None else before[0] if before is not None else None)
+    if expected is not None and mine[0] != expected + block.header["leaf_count"]:
+        raise LedgerIntegrityError(
+            f"block {h}: log_size {mine[0]} is not the previous log size {expected} plus its "
+            f"{block.header['leaf_count']} leaves (a truncated, rolled back or rewritten log)", h)
 
 
 def next_key_of(block: Block) -> bytes | None:

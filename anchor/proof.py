@@ -7,6 +7,19 @@
     SEALED = {"leaf": TEXT, "leaf_index", "tree_size", "audit_path": [hex, ...],
               "block": {"header", "hash", "signature"}, "ledger_public_key": base64}
 
+and, for a reading sealed since the transparency log exists (issue 16),
+
+     "log": {"index", "size", "path": [base64, ...], "checkpoint": NOTE}
+
+the reading's RFC 6962 inclusion proof in the log at a signed C2SP checkpoint (the one signed with
+the reading's block, or a later one).
+
+In a v2 block (one that records the log, `log_size` and `log_root`) SEALED proves the leaf in the
+log as the block left it: `leaf_index` is its log index, `tree_size` the block's `log_size` and the
+path leads to the header's `log_root`; the log's interior hashes are stored, so no proof rebuilds a
+tree. In a v1 block (sealed before the log) it proves the leaf in the block's own tree
+(`merkle_root`, `leaf_count`), as before.
+
 The verifier states nothing on the bundle's word. The reading id is `device_id:seq` of the
 proven reading body; the device's key and trust level come from the proven registry record
 (a leaf the store appended when the device was registered or its key rotated, see
@@ -42,15 +55,20 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
 from packproof.anchor.ledger import Block, block_hash, key_in_force, verify_chain
+from packproof.anchor.logproof import check_consistent, describe, open_log_checkpoint, root_from_log_path
 from packproof.anchor.merkle import root_from_inclusion_proof
+from packproof.anchor.note import VerifierKey
+from packproof.anchor.tlog_checkpoint import Checkpoint
 from packproof.canonical import canonical_bytes, canonical_json, signing_bytes
 from packproof.crypto import key_id, signature_holds, unb64
-from packproof.errors import ConfigError, LedgerIntegrityError, ProofError
+from packproof.errors import ConfigError, LedgerIntegrityError, NoteError, ProofError
 from packproof.reading import MAX_SEQ, TS_PATTERN, Reading
 from packproof.rfc6962 import HASH_LEN, leaf_hash
 
@@ -107,7 +125,7 @@ class HeaderDoc(BaseModel):
     """A block header (anchor.ledger) with every field typed, so hashing it cannot fail."""
 
     model_config = _STRICT
-    v: Annotated[int, Field(ge=1, le=1)]  # not Literal[1]: that would take `true` and hash 1
+    v: Annotated[int, Field(ge=1, le=2)]  # not Literal[1, 2]: that would take `true` and hash 1
     height: Count
     prev_hash: HexHash
     merkle_root: HexHash
@@ -115,6 +133,19 @@ class HeaderDoc(BaseModel):
     sealed_at: Annotated[str, Field(pattern=TS_PATTERN)]
     key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     next_key: PublicKey | None = None
+    # v2: the transparency log after the block; validated even when absent, so the error names the field
+    log_size: Annotated[int, Field(ge=1, le=MAX_SEQ)] | None = Field(None, validate_default=True)
+    log_root: HexHash | None = Field(None, validate_default=True)
+
+    @field_validator("log_size", "log_root")
+    @classmethod
+    def _log_fields_are_v2(cls, value: object, info: ValidationInfo) -> object:
+        version = info.data.get("v")
+        if version == 2 and value is None:
+            raise ValueError("a v2 header records the log: log_size and log_root are required")
+        if version == 1 and value is not None:
+            raise ValueError("a v1 header predates the log: it has no log_size or log_root")
+        return value
 
     @model_serializer(mode="wrap")
     def _canonical_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -164,6 +195,19 @@ class SealedLeaf(BaseModel):
         return self.block.header.height, self.leaf_index
 
 
+B64Hash = Annotated[str, _base64_of(HASH_LEN, "a SHA-256 hash")]
+
+
+class LogProof(BaseModel):
+    """A leaf's inclusion in the transparency log at a signed C2SP checkpoint."""
+
+    model_config = _STRICT
+    index: Count
+    size: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    path: Annotated[list[B64Hash], Field(max_length=64)]
+    checkpoint: Annotated[str, Field(min_length=1, max_length=MAX_LEAF_CHARS), AfterValidator(_utf8)]
+
+
 class ProofBundle(BaseModel):
     """The bundle as the verifier parses it and as packproof.anchor.bundle builds it."""
 
@@ -171,6 +215,7 @@ class ProofBundle(BaseModel):
     format: Literal["packproof-proof/2"]
     reading: SealedLeaf
     registry: SealedLeaf
+    log: LogProof | None = None  # absent in bundles made before the log existed
 
     def document(self) -> dict[str, Any]:
         """The JSON document: the fields as given (a header's absent next_key stays absent), each
@@ -319,6 +364,21 @@ class LedgerView:
 
     trusted_keys: Mapping[int, bytes] = field(default_factory=dict)
     chain: Sequence[Block] | None = None
+    log: LogView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogView:
+    """What the verifier knows of the transparency log besides the bundle.
+
+    `keys`: verifier keys of the log (`--log-key`); the ledger keys the bundle is checked with open
+    its checkpoint too. `later`: a later checkpoint the user trusts (`--checkpoint FILE`) and
+    `proof`, the consistency proof from the bundle's checkpoint to it (None: not fetched).
+    """
+
+    keys: Sequence[VerifierKey] = ()
+    later: str | None = None
+    proof: Sequence[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,21 +451,29 @@ def _signature_check(reading: Reading | None, record: KeyRecord | None) -> Check
 
 
 def _path_check(name: str, sealed: SealedLeaf) -> Check:
-    """The leaf's Merkle path to the root of the block it names (RFC 9162 §2.1.3.2)."""
+    """The leaf's Merkle path (RFC 9162 §2.1.3.2) to the root the block it names signs: the log's
+    root after the block for a v2 block, the block's own tree root for a v1 block."""
     header = sealed.block.header
     leaf = leaf_hash(sealed.leaf.encode())
-    if sealed.tree_size != header.leaf_count:
-        return Check(name, False, f"tree size {sealed.tree_size} differs from block {header.height}'s leaf_count "
-                                  f"{header.leaf_count}")
+    if header.log_size is not None and header.log_root is not None:
+        size, root, what = header.log_size, header.log_root, "log root"
+        first = size - header.leaf_count
+        if not first <= sealed.leaf_index < size:
+            return Check(name, False, f"log index {sealed.leaf_index} is not one of block {header.height}'s leaves "
+                                      f"({first}..{size - 1})")
+    else:
+        size, root, what = header.leaf_count, header.merkle_root, "root"
+    if sealed.tree_size != size:
+        return Check(name, False, f"tree size {sealed.tree_size} differs from block {header.height}'s "
+                                  f"{'log_size' if what == 'log root' else 'leaf_count'} {size}")
     try:
         got = root_from_inclusion_proof(sealed.leaf_index, sealed.tree_size, leaf,
                                         [bytes.fromhex(h) for h in sealed.audit_path])
     except ProofError as exc:
         return Check(name, False, str(exc))
-    ok = got.hex() == header.merkle_root
+    ok = got.hex() == root
     return Check(name, ok, f"leaf hash {leaf.hex()[:16]}..., leaf {sealed.leaf_index} of {sealed.tree_size} -> "
-                           f"root {got.hex()}" + ("" if ok else f", block {header.height}'s root is "
-                                                                f"{header.merkle_root}"))
+                           f"{what} {got.hex()}" + ("" if ok else f", block {header.height}'s {what} is {root}"))
 
 
 def _block_checks(prefix: str, block: Block, bundle_key: bytes, trusted: bytes | None) -> list[Check]:
@@ -472,9 +540,63 @@ def verify_bundle(bundle: ProofBundle, view: LedgerView | None = None, asked_id:
         blocks[sealed.height] = (block, view.trusted_keys.get(sealed.height) or bundle_key)
         checks += _block_checks(prefix, block, bundle_key, view.trusted_keys.get(sealed.height))
     checks.append(_chain_check(blocks, view.chain))
+    checks += log_checks(bundle.log, bundle.reading, [key for _, key in blocks.values()], view.log)
 
     holds = all(c.ok is not False for c in checks)
     trust = TRUST_UNPROVEN
     if holds and record is not None:
         trust = TRUST_DEVICE if record.key else TRUST_INGESTOR
     return Verdict(reading.reading_id if reading else None, trust, checks)
+
+
+def log_checks(log: LogProof | None, sealed: SealedLeaf, ledger_keys: Sequence[bytes],
+               view: LogView | None) -> list[Check]:
+    """The reading in the transparency log: the checkpoint signed by the log (a ledger key under the
+    log's origin, or a --log-key), the inclusion path to its root and, given a later checkpoint the
+    user trusts, consistency from the bundle's checkpoint to it."""
+    view = view or LogView()
+    if log is None:
+        if sealed.block.header.log_size is not None:
+            return [Check("log inclusion", False, f"the reading's block {sealed.height} records the log, but the "
+                                                  "bundle carries no log proof (removed?)")]
+        return [Check("log inclusion", None, "the bundle carries no log proof (its block predates the log)")]
+    try:
+        cp = open_log_checkpoint(log.checkpoint, ledger_keys, view.keys)
+    except NoteError as exc:
+        return [Check("log checkpoint", False, f"the bundle's checkpoint does not open with the log's keys: {exc}")]
+    checks = [Check("log checkpoint", True, f"{cp.origin} {describe(cp)}, signed by the log")]
+    header = sealed.block.header
+    expected = sealed.leaf_index if header.log_size is not None else None  # in a v2 block it is the log index
+    leaf = leaf_hash(sealed.leaf.encode())
+    if log.size != cp.size:
+        checks.append(Check("log inclusion", False, f"the path is for size {log.size}, the checkpoint's is {cp.size}"))
+    elif expected is not None and log.index != expected:
+        checks.append(Check("log inclusion", False, f"log index {log.index} is not the reading's, {expected}"))
+    else:
+        try:
+            got = root_from_log_path(log.index, log.size, leaf, log.path)
+            ok = got == cp.root
+            checks.append(Check("log inclusion", ok, f"leaf {log.index} of {log.size} -> root {got.hex()}"
+                                + ("" if ok else f", the checkpoint's root is {cp.root.hex()}")))
+        except ProofError as exc:
+            checks.append(Check("log inclusion", False, str(exc)))
+    if view.later is not None:
+        checks.append(_later_check(cp, view, ledger_keys))
+    return checks
+
+
+def _later_check(cp: Checkpoint, view: LogView, ledger_keys: Sequence[bytes]) -> Check:
+    name = "log consistency"
+    assert view.later is not None
+    try:
+        later = open_log_checkpoint(view.later, ledger_keys, view.keys)
+    except NoteError as exc:
+        return Check(name, False, f"the trusted checkpoint does not open with the log's keys: {exc}")
+    if view.proof is None and later.size != cp.size:
+        return Check(name, None, f"not checked: the consistency proof from size {cp.size} to {later.size} needs --api")
+    try:
+        check_consistent(cp, later, view.proof or [])
+    except ProofError as exc:
+        return Check(name, False, str(exc))
+    return Check(name, True, f"the bundle's checkpoint (size {cp.size}) is a prefix of the trusted one "
+                             f"({describe(later)})")

@@ -2,14 +2,21 @@
 
 Order of a seal, chosen so a crash at any point is repaired deterministically:
 1. take the next readings in store order after the last sealed one;
-2. build the RFC 6962 tree and the signed block;
+2. build the RFC 6962 tree of the block, append its leaves to the transparency log (only the
+   changed tiles, computed, not yet written) and make the signed v2 block (log size and root);
 3. append the block to the ledger file and fsync it;
-4. record the block and each reading's (height, leaf index) in one store transaction.
+4. record the block, its rows, its log tiles and place, and the checkpoint (signed by the key
+   that signed the block) in one store transaction;
+5. publish the changed static tiles and the checkpoint (best effort: a failure is logged, and
+   the next seal, or the next start, writes everything the directory lacks).
 
 A crash after 3 and before 4 leaves a ledger line the store does not know; `recover`
 finds it on start, re-selects the same readings (store order is stable), checks the
-Merkle root matches and records it. A crash inside 3 leaves an incomplete line, which
-is cut (it was never relied on).
+Merkle root (and a v2 block's log size and root) matches and records it with its tiles and
+checkpoint. A crash inside 3 leaves an incomplete line, which is cut (it was never relied on).
+
+A store sealed before the log existed gets its log on the first start (`recover` builds it
+over the sealed blocks, which stay v1), with a checkpoint at its size.
 """
 
 from __future__ import annotations
@@ -21,17 +28,19 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from packproof import failpoints
-from packproof.anchor.ledger import GENESIS_PREV, Block, LedgerFile, make_block, next_key_of
+from packproof.anchor.ledger import GENESIS_PREV, Block, LedgerFile, log_of, make_block, next_key_of
 from packproof.anchor.merkle import root_from_leaf_hashes
+from packproof.anchor.tlog import append_block, check_origin, default_origin, publish, sign_log_checkpoint
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
 from packproof.diskfull import DISK, Backoff, is_disk_full
-from packproof.errors import ConfigError, LedgerIntegrityError, StoreError
+from packproof.errors import ConfigError, LedgerIntegrityError, PackproofError, StoreError
 from packproof.health import HEARTBEAT, SEALER_STATUS
 from packproof.intake import IntakeKey
-from packproof.records import BlockRecord, SealRow
+from packproof.records import BlockRecord, CheckpointRecord, LogBlock, LogUpdate, SealRow
 from packproof.store import Store
 from packproof.timefmt import rfc3339
 
@@ -110,9 +119,12 @@ class Sealer:
 
     def __init__(self, store: Store, ledger: LedgerFile, key: Ed25519PrivateKey,
                  interval: float = 1.0, max_leaves: int = 8192, key_path: Path | None = None,
-                 lock_held: Callable[[], Awaitable[bool]] | None = None) -> None:
+                 lock_held: Callable[[], Awaitable[bool]] | None = None, tiles_dir: Path | None = None,
+                 origin: str | None = None) -> None:
         """`key_path`: where `key` lives; a key waiting at `<key_path>.next` is rotated to (see rotate_to).
         `lock_held`: asked before every ledger append; a sealer that lost its lock must not append.
+        `tiles_dir`: where the static tiles and checkpoint are published (None: not published).
+        `origin`: the log's origin if none is kept in the store yet (None: packproof.example/<key id>).
         The store must hold the intake key: the sealer seals only rows whose intake MAC holds."""
         if store.intake_key is None:
             raise ConfigError(f"the sealer of {store.label} needs the intake key (DATA_DIR/intake.key) to tell "
@@ -137,6 +149,10 @@ class Sealer:
         self._reported: str | None = None  # the state last written to the store (report)
         self._since = 0.0
         self._next_beat = 0.0
+        self.tiles_dir = tiles_dir
+        self._configured_origin = check_origin(origin) if origin is not None else None
+        self.origin: str | None = None  # chosen in `recover`
+        self.log_size = 0  # the log's size after the last recorded block
 
     async def recover(self, *, count: bool = False) -> int:
         """Bring store and ledger into agreement; returns how many blocks were completed.
@@ -160,6 +176,7 @@ class Sealer:
                 f"the store's {head.hash.hex()}", store_height)
         if blocks and (announced := next_key_of(blocks[-1])) and self._next_public() == announced:
             self._complete_rotation()  # the announcing block was sealed; the swap of key files was not
+        await self._open_log(blocks[0] if blocks else None)
         completed = 0
         after = head.last_id if head else 0
         for block in blocks[store_height + 1:]:
@@ -170,7 +187,10 @@ class Sealer:
                     f"block {block.height} is in the ledger but not in the store, and the next "
                     f"{len(rows)} stored readings hash to root {root.hex()}, not "
                     f"{block.header['merkle_root']}", block.height)
-            await self.store.record_block(_record(block, rows[0].id, rows[-1].id), rows)
+            update = await self._completed_log(block, [r.leaf_hash for r in rows])
+            await self.store.record_block(_record(block, rows[0].id, rows[-1].id), rows, update)
+            if update is not None:
+                self.log_size = update.blocks[-1].end
             if count:
                 self._count(rows)
             after = rows[-1].id
@@ -178,7 +198,101 @@ class Sealer:
             log.warning("completed block %d found in the ledger but not in the store", block.height)
         self._head = await self.store.head_block()
         self._legacy_below = await self.store.intake_mac_from()
+        await self._build_log()
+        await self._publish()
         return completed
+
+    # ---- the transparency log ----------------------------------------------------------------
+
+    async def _open_log(self, genesis: Block | None) -> None:
+        """Choose the origin once (kept in the store), and read the log's size."""
+        origin = await self.store.log_origin()
+        if origin is None:
+            first = genesis.header["key_id"] if genesis is not None else key_id(self.public_key)
+            origin = await self.store.set_log_origin(self._configured_origin or default_origin(first))
+        elif self._configured_origin is not None and self._configured_origin != origin:
+            log.warning("the log's origin stays %s as first chosen (configured now: %s): an origin names one "
+                        "log for good", origin, self._configured_origin)
+        self.origin = origin
+        head = await self.store.log_head()
+        self.log_size = head.end if head else 0
+
+    def _checkpoint(self, size: int, root: bytes, key: Ed25519PrivateKey) -> CheckpointRecord:
+        assert self.origin is not None
+        return sign_log_checkpoint(self.origin, size, root, key)
+
+    async def _completed_log(self, block: Block, leaves: list[bytes]) -> LogUpdate | None:
+        """For a v2 block `recover` completes: its log tiles, place and checkpoint, checked against its
+        header (the log cannot be built past blocks it lacks, so `_build_log` first catches it up)."""
+        claimed = log_of(block.header)
+        if claimed is None:
+            return None  # a v1 block: `_build_log` places it with the others
+        await self._build_log()
+        appended = await append_block(self.store, self.log_size, leaves)
+        if (appended.size, appended.root) != claimed:
+            raise LedgerIntegrityError(
+                f"block {block.height} is in the ledger but not in the store, and its leaves take the log to size "
+                f"{appended.size} root {appended.root.hex()}, not the header's {claimed[0]} {claimed[1].hex()}",
+                block.height)
+        cp = self._checkpoint(appended.size, appended.root, self._key_of(block))
+        return LogUpdate((LogBlock(block.height, appended.size),), appended.tiles, cp)
+
+    def _key_of(self, block: Block) -> Ed25519PrivateKey:
+        """The private key that signed `block`: the current one, or the one a rotation since retired."""
+        if block.header["key_id"] == key_id(self.public_key) or self.key_path is None:
+            return self.key
+        retired = self.key_path.with_name(f"{self.key_path.name}.{block.header['key_id']}.retired")
+        if not retired.exists():
+            raise LedgerIntegrityError(f"block {block.height} is signed by key {block.header['key_id']}, whose "
+                                       f"private key is not at {retired}: its checkpoint cannot be signed",
+                                       block.height)
+        return load_or_create_ledger_key(retired)
+
+    async def _build_log(self) -> None:
+        """Place every recorded block the log lacks (a store sealed before the log existed), then sign
+        a checkpoint at the new size with the current key. Long for a large store: progress is logged."""
+        head = await self.store.head_block()
+        placed = await self.store.log_head()
+        start = placed.height + 1 if placed else 0
+        if head is None or start > head.height:
+            return
+        log.warning("building the transparency log over blocks %d..%d sealed before it existed", start, head.height)
+        size, root, began = self.log_size, b"", time.monotonic()
+        tiles_pending: dict[tuple[int, int], bytes] = {}
+        places: list[LogBlock] = []
+        height = start
+        while height <= head.height:
+            for record in await self.store.blocks(height, 256):
+                leaves = await self.store.block_leaf_hashes(record)
+                appended = await append_block(self.store, size, leaves, tiles_pending)
+                tiles_pending.update(appended.tiles)
+                size, root = appended.size, appended.root
+                places.append(LogBlock(record.height, size))
+                height = record.height + 1
+                claimed = log_of(orjson.loads(record.header))
+                if claimed is not None and claimed != (size, root):
+                    raise LedgerIntegrityError(
+                        f"block {record.height}: its header says log size {claimed[0]} root {claimed[1].hex()}, the "
+                        f"leaves give size {size} root {root.hex()}", record.height)
+            await self.store.extend_log(LogUpdate(tuple(places), tiles_pending))
+            places, tiles_pending = [], {}
+            log.warning("transparency log: %d leaves placed, through block %d of %d (%.0f s)", size, height - 1,
+                        head.height, time.monotonic() - began)
+        self.log_size = size
+        if await self.store.checkpoint_at(size) is None:
+            await self.store.extend_log(LogUpdate((), {}, self._checkpoint(size, root, self.key)))
+
+    async def _publish(self) -> None:
+        """Bring the static directory up to the latest checkpoint; a failure is logged, never fatal."""
+        if self.tiles_dir is None:
+            return
+        cp = await self.store.latest_checkpoint()
+        if cp is None:
+            return
+        try:
+            await publish(self.store, self.tiles_dir, cp)
+        except (OSError, PackproofError) as exc:
+            log.error("could not publish the log's tiles to %s: %s; the next seal tries again", self.tiles_dir, exc)
 
     async def _next_rows(self) -> list[SealRow]:
         """The next run of rows to seal, every one checked; a row that fails is quarantined first.
@@ -202,12 +316,15 @@ class Sealer:
         rows = await self._next_rows()
         if not rows:
             return None
-        root = await asyncio.to_thread(root_from_leaf_hashes, [r.leaf_hash for r in rows])
+        leaves = [r.leaf_hash for r in rows]
+        root = await asyncio.to_thread(root_from_leaf_hashes, leaves)
+        appended = await append_block(self.store, self.log_size, leaves)
         next_public = self._next_public()
         block = make_block(
             height=self._head.height + 1 if self._head else 0,
             prev_hash=self._head.hash if self._head else GENESIS_PREV,
-            merkle_root=root, leaf_count=len(rows), sealed_at=rfc3339(), key=self.key, next_key=next_public)
+            merkle_root=root, leaf_count=len(rows), sealed_at=rfc3339(), key=self.key, next_key=next_public,
+            log=(appended.size, appended.root))
         if self.lock_held is not None and not await self.lock_held():
             raise LedgerIntegrityError(f"this sealer lost its lock before sealing block {block.height}: another "
                                        "sealer may hold it now, so it stops without appending", block.height)
@@ -215,11 +332,15 @@ class Sealer:
         await asyncio.to_thread(self.ledger.append, block)
         failpoints.hit("seal.after-ledger")
         record = _record(block, rows[0].id, rows[-1].id)
-        await self.store.record_block(record, rows)
+        checkpoint = self._checkpoint(appended.size, appended.root, self.key)  # the key that signed the block
+        await self.store.record_block(record, rows, LogUpdate((LogBlock(block.height, appended.size),),
+                                                              appended.tiles, checkpoint))
         self._head = record
+        self.log_size = appended.size
         if next_public is not None:
             self._complete_rotation()
         self._count(rows)
+        await self._publish()
         return record
 
     def _count(self, rows: list[SealRow]) -> None:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from packproof.anchor.bundle import LedgerKeys
 from packproof.api.deps import ApiSettings, require_admin, require_reader
-from packproof.api.routes import devices, health, ledger, quarantine, readings, shipments
+from packproof.api.routes import devices, health, ledger, log, quarantine, readings, shipments
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.paths import DataDir
@@ -52,7 +52,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   description="Condition and proofs of lithium-ion battery packs in transit.")
     app.state.settings = settings
     readers = [Depends(require_reader)]
-    for module in (shipments, readings, ledger, quarantine):
+    for module in (shipments, readings, ledger, log, quarantine):
         app.include_router(module.router, dependencies=readers)
     app.include_router(health.router)  # /health stays open for orchestrators; /metrics follows reads
     app.include_router(health.metrics_router, dependencies=readers)

@@ -115,6 +115,11 @@ class SealConfig(Section):
     key_file: Path | None = Field(None, description="The ledger's private key (unset: DATA_DIR/ledger.key): "
                                                     "elsewhere, the data dir can be shared read-only (API, "
                                                     "auditors) without it.")
+    tiles_dir: Path | None = Field(None, description="Where the sealer publishes the transparency log as static "
+                                                     "C2SP tlog-tiles and its checkpoint (unset: DATA_DIR/tiles).")
+    log_origin: str | None = Field(None, description="The log's origin (checkpoint first line and key name), used "
+                                                     "when the log starts; unset: packproof.example/<ledger key id>. "
+                                                     "Once chosen it is kept in the store.")
 
 
 class ApiConfig(Section):

@@ -45,6 +45,8 @@ class IngestOptions:
     max_block: int = 8192
     store_url: str | None = None  # None: SQLite in data_dir
     intake_key_file: Path | None = None  # None: DATA_DIR/intake.key, made on first use
+    tiles_dir: Path | None = None  # None: DATA_DIR/tiles
+    log_origin: str | None = None  # None: packproof.example/<ledger key id>
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> IngestOptions:
@@ -56,7 +58,7 @@ class IngestOptions:
         ingestor = IngestorOptions(i.verify_signatures, i.verify_workers, profiles_from(i.profiles),
                                    Plausibility(i.max_clock_ahead, i.earliest_ts, i.max_seq_jump))
         return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
-                   intake_key_file=cfg.intake_key_file)
+                   intake_key_file=cfg.intake_key_file, tiles_dir=cfg.seal.tiles_dir, log_origin=cfg.seal.log_origin)
 
 
 def settle_heap() -> None:
@@ -85,7 +87,8 @@ class IngestService:
 
     def __init__(self, opts: IngestOptions) -> None:
         self.opts = opts
-        self.dirs = DataDir(opts.data_dir, store_url=opts.store_url, intake_key_file=opts.intake_key_file)
+        self.dirs = DataDir(opts.data_dir, store_url=opts.store_url, intake_key_file=opts.intake_key_file,
+                            tiles_dir=opts.tiles_dir, log_origin=opts.log_origin)
         self.store: Store | None = None
         self.ingestor: Ingestor | None = None
         self.sealer: Sealer | None = None
@@ -215,7 +218,8 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
     """A sealer whose ledger and store agree: a block cut short or not recorded is repaired first."""
     key = load_or_create_ledger_key(dirs.ledger_key)
     sealer = Sealer(store, LedgerFile(dirs.ledger), key, interval=interval, max_leaves=max_block,
-                    key_path=dirs.ledger_key, lock_held=lock.held if lock else None)
+                    key_path=dirs.ledger_key, lock_held=lock.held if lock else None, tiles_dir=dirs.tiles,
+                    origin=dirs.log_origin)
     done = await sealer.recover()
     if done:
         log.warning("recovered %d block(s) written to the ledger but not recorded", done)

@@ -17,6 +17,8 @@ class DataDir:
     store_url: str | None = None  # `sqlite:///path` or `postgresql://...`; None: SQLite in the data dir
     key_file: Path | None = None  # the ledger's private key; None: in the data dir
     intake_key_file: Path | None = None  # the intake key all writers of the store share; None: in the data dir
+    tiles_dir: Path | None = None  # the log's static tiles and checkpoint; None: DATA_DIR/tiles
+    log_origin: str | None = None  # the log's origin when it starts; None: packproof.example/<key id>
 
     @property
     def store(self) -> str:
@@ -30,6 +32,11 @@ class DataDir:
     @property
     def ledger_key(self) -> Path:
         return self.key_file or self.root / "ledger.key"  # private, 0600
+
+    @property
+    def tiles(self) -> Path:
+        """The static C2SP tlog-tiles directory: `checkpoint` beside `tile/`."""
+        return self.tiles_dir or self.root / "tiles"
 
     @property
     def ledger_pub(self) -> Path:

@@ -311,3 +311,34 @@ class Excursion:
     def worse(self, value: float) -> bool:
         """Farther beyond the limit than the peak so far? Below-limit findings grow downwards."""
         return value < self.peak if self.peak < self.limit else value > self.peak
+
+
+# ---- the transparency log (issue 16) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A signed C2SP checkpoint of the log as stored: its size, root, the signed note's text, when."""
+
+    size: int
+    root: bytes
+    note: str
+    signed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogBlock:
+    """Where a block's leaves sit in the log: log indices `end - leaf_count .. end - 1`."""
+
+    height: int
+    end: int  # the log's size after this block
+
+
+@dataclass(frozen=True, slots=True)
+class LogUpdate:
+    """What one store transaction adds to the log: the blocks it places, the tiles that changed
+    (newest version, keyed by (level, index)), and the checkpoint signed over the new size, if any."""
+
+    blocks: tuple[LogBlock, ...]
+    tiles: dict[tuple[int, int], bytes]
+    checkpoint: CheckpointRecord | None = None

@@ -26,16 +26,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from packproof import tiles
 from packproof.canonical import canonical_json
 from packproof.crypto import b64, weak_key_problem
 from packproof.db.driver import Driver
 from packproof.db.urls import engine_of, redact
 from packproof.diskfull import is_disk_full
-from packproof.errors import ConfigError, DiskFullError, RegistryConflict, StoreError
+from packproof.errors import ConfigError, DiskFullError, ProofError, RegistryConflict, StoreError
 from packproof.intake import IntakeKey
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
     BlockRecord,
+    CheckpointRecord,
     DeliveryState,
     DeviceBatchStats,
     DeviceKey,
@@ -46,6 +48,8 @@ from packproof.records import (
     Excursion,
     IngestBatch,
     LeafPlace,
+    LogBlock,
+    LogUpdate,
     QuarantinePreview,
     QuarantineRow,
     ReadingRecord,
@@ -61,7 +65,7 @@ from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
 from packproof.watermark import Watermarks
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Steps from each older version to the next, run in one transaction when a store is opened
 # (column types in braces as in SCHEMA).
 MIGRATIONS: dict[int, str] = {
@@ -74,6 +78,10 @@ MIGRATIONS: dict[int, str] = {
        # quarantine rows from before have no sealed record; the audit checks those from this id on
        "INSERT INTO meta(key, value) SELECT 'quarantine_sealed_from', CAST(coalesce(max(id), 0) + 1 AS TEXT) "
        "FROM quarantine;",
+    # The transparency log (issue 16): its tables are new (SCHEMA creates them); the log over the
+    # blocks sealed before is built by the sealer's first start (Sealer.recover), not here, since
+    # it needs every leaf hash and may take a while on a large store.
+    4: "",
 }
 
 # Column types in braces are the engine's (packproof/db: BLOB, REAL, INT, ID, AUTO_ID).
@@ -123,6 +131,11 @@ CREATE TABLE IF NOT EXISTS blocks(
     last_id {INT} NOT NULL UNIQUE, leaf_count {INT} NOT NULL, header TEXT NOT NULL,
     signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL);
+CREATE TABLE IF NOT EXISTS log_tiles(
+    level {INT} NOT NULL, idx {INT} NOT NULL, hashes {BLOB} NOT NULL, PRIMARY KEY(level, idx));
+CREATE TABLE IF NOT EXISTS log_blocks(height {INT} PRIMARY KEY, log_end {INT} NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS checkpoints(
+    size {INT} PRIMARY KEY, root {BLOB} NOT NULL, note TEXT NOT NULL, signed_at {REAL} NOT NULL);
 """
 
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
@@ -717,8 +730,9 @@ class Store:
                 "INSERT INTO counters(name, value) VALUES ('quarantined:not_from_intake', 1) "
                 "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
 
-    async def record_block(self, block: BlockRecord, rows: Sequence[SealRow]) -> None:
-        """Record a sealed block, and count its rows as sealed per device."""
+    async def record_block(self, block: BlockRecord, rows: Sequence[SealRow], log: LogUpdate | None = None) -> None:
+        """Record a sealed block, and count its rows as sealed per device; `log`: what the block
+        adds to the transparency log (tiles, its place, its checkpoint), in the same transaction."""
         first, last = rows[0].id, rows[-1].id
         if last - first + 1 != len(rows) or block.first_id != first:
             raise StoreError(f"block {block.height}: readings {first}..{last} are not a dense run "
@@ -735,6 +749,8 @@ class Store:
             await self._db.executemany(
                 "UPDATE device_stats SET sealed_count = sealed_count + ? WHERE device_id=?",
                 [(n, d) for d, n in per_device.items()])
+            if log is not None:
+                await self._write_log(log)
 
     async def rotation_headers(self) -> list[dict[str, Any]]:
         """Headers of the blocks that announce a ledger key rotation (rare: a scan of block rows)."""
@@ -791,6 +807,130 @@ class Store:
                     out[i] = LeafPlace(height, i - first)
                     break
         return out
+
+    # ---- log ------------------------------------------------------------------------
+    # The transparency log (issue 16, anchor/tiles.py): one RFC 6962 tree over every sealed leaf
+    # in sealing order, kept as C2SP tlog-tiles (the newest version of each tile: a partial tile
+    # is a prefix of its later self, so one row per tile answers every older size), each block's
+    # place in it (`log_blocks`: the log size after the block), and the signed checkpoints.
+    # Every read here is by primary key or the unique log_end index.
+
+    async def _write_log(self, update: LogUpdate) -> None:
+        """Inside a write transaction: the changed tiles, the blocks' places, the checkpoint."""
+        if update.tiles:
+            await self._db.executemany(
+                "INSERT INTO log_tiles(level, idx, hashes) VALUES (?,?,?) "
+                "ON CONFLICT(level, idx) DO UPDATE SET hashes = excluded.hashes",
+                [(level, idx, hashes) for (level, idx), hashes in sorted(update.tiles.items())])
+        if update.blocks:
+            await self._db.executemany("INSERT INTO log_blocks(height, log_end) VALUES (?,?)",
+                                       [(b.height, b.end) for b in update.blocks])
+        cp = update.checkpoint
+        if cp is not None:
+            await self._db.execute(
+                "INSERT INTO checkpoints(size, root, note, signed_at) VALUES (?,?,?,?) ON CONFLICT(size) DO NOTHING",
+                (cp.size, cp.root, cp.note, cp.signed_at))
+
+    async def extend_log(self, update: LogUpdate) -> None:
+        """Add to the log for blocks already recorded (building it over a store sealed before it existed)."""
+        async with self.transaction("extending the transparency log"):
+            await self._write_log(update)
+
+    async def log_head(self) -> LogBlock | None:
+        """The last block placed in the log and the log's size after it; None while the log is empty."""
+        rows = await self._fetch("SELECT height, log_end FROM log_blocks ORDER BY height DESC LIMIT 1")
+        return LogBlock(int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    async def log_places(self, heights: Sequence[int]) -> dict[int, LogBlock]:
+        """Height -> the block's place in the log, for those of `heights` the log holds."""
+        if not heights:
+            return {}
+        rows = await self._fetch(f"SELECT height, log_end FROM log_blocks WHERE height IN ({_in(heights)})",
+                                 list(heights))
+        return {int(r[0]): LogBlock(int(r[0]), int(r[1])) for r in rows}
+
+    async def log_tiles(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored tiles named (level, index); a tile not written yet is absent."""
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
+        out: dict[tuple[int, int], bytes] = {}
+        for level, idxs in sorted(by_level.items()):
+            rows = await self._fetch(f"SELECT idx, hashes FROM log_tiles WHERE level=? AND idx IN ({_in(idxs)})",
+                                     [level, *idxs])
+            out.update({(level, int(r[0])): bytes(r[1]) for r in rows})
+        return out
+
+    async def log_entries(self, start: int, end: int) -> list[bytes]:
+        """The leaves' bytes at log indices start..end-1, in log order (for entry bundles)."""
+        if end <= start:
+            return []
+        blocks = await self._fetch(
+            "SELECT l.log_end, b.first_id, b.leaf_count FROM log_blocks l JOIN blocks b ON b.height = l.height "
+            "WHERE l.log_end > ? ORDER BY l.log_end LIMIT ?", (start, end - start))
+        out: list[bytes] = []
+        for log_end, first_id, leaf_count in blocks:
+            block_start = log_end - leaf_count
+            lo, hi = max(start, block_start), min(end, log_end)
+            if lo >= hi:
+                break
+            rows = await self._fetch("SELECT body FROM readings WHERE id BETWEEN ? AND ? ORDER BY id",
+                                     (first_id + lo - block_start, first_id + hi - 1 - block_start))
+            out.extend(bytes(r[0]) for r in rows)
+        if len(out) != end - start:
+            raise StoreError(f"log entries {start}..{end - 1}: the store holds {len(out)} of them")
+        return out
+
+    async def log_origin(self) -> str | None:
+        rows = await self._fetch("SELECT value FROM meta WHERE key='log_origin'")
+        return str(rows[0][0]) if rows else None
+
+    async def set_log_origin(self, origin: str) -> str:
+        """Keep `origin` as the log's origin unless one is kept already; returns the one kept."""
+        async with self.transaction("choosing the log origin"):
+            await self._db.execute("INSERT INTO meta(key, value) VALUES ('log_origin', ?) ON CONFLICT(key) DO NOTHING",
+                                   (origin,))
+            rows = await self._db.fetch("SELECT value FROM meta WHERE key='log_origin'")
+        return str(rows[0][0])
+
+    async def latest_checkpoint(self) -> CheckpointRecord | None:
+        rows = await self._fetch("SELECT size, root, note, signed_at FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return CheckpointRecord(int(rows[0][0]), bytes(rows[0][1]), rows[0][2], float(rows[0][3])) if rows else None
+
+    async def checkpoint_at(self, size: int) -> CheckpointRecord | None:
+        rows = await self._fetch("SELECT size, root, note, signed_at FROM checkpoints WHERE size=?", (size,))
+        return CheckpointRecord(int(rows[0][0]), bytes(rows[0][1]), rows[0][2], float(rows[0][3])) if rows else None
+
+    async def _tiles_for(self, needed: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        found = await self.log_tiles(needed)
+        missing = sorted(needed - found.keys())
+        if missing:
+            raise StoreError(f"the log's tile (level, index) {missing[0]} is missing from the store")
+        return found
+
+    async def _log_size(self) -> int:
+        head = await self.log_head()
+        return head.end if head else 0
+
+    async def consistency_proof(self, m: int, n: int) -> list[bytes]:
+        """RFC 6962 PROOF(m, D[n]) from the stored tiles; ProofError unless 0 <= m <= n <= the log's size."""
+        size = await self._log_size()
+        if not 0 <= m <= n <= size:
+            raise ProofError(f"a consistency proof needs 0 <= from <= to <= {size} (the log's size); "
+                             f"got from {m}, to {n}")
+        return tiles.consistency_proof(m, n, await self._tiles_for(tiles.needed_for_consistency(m, n)))
+
+    async def log_inclusion(self, index: int, size: int) -> list[bytes]:
+        """RFC 6962 PATH(index, D[size]) from the stored tiles; ProofError for an index or size out of range."""
+        if not 0 <= index < size <= await self._log_size():
+            raise ProofError(f"leaf {index} in a log of size {size}: not a leaf of the log the store holds")
+        return tiles.inclusion_proof(index, size, await self._tiles_for(tiles.needed_for_inclusion(index, size)))
+
+    async def log_root(self, size: int) -> bytes:
+        """The log's root at `size` (<= the log's size), from the stored tiles."""
+        if not 0 <= size <= await self._log_size():
+            raise ProofError(f"log size {size} is beyond the log the store holds")
+        return tiles.root_at(size, await self._tiles_for(tiles.needed_for_root(size)))
 
     # ---- witnesses -------------------------------------------------------------------
     # Cosignature lines (c2sp.org/tlog-cosignature) that witnesses returned for the log's

@@ -55,7 +55,7 @@ def code_for(exc: PackproofError) -> Exit:
 def data_dir_of(cfg: Settings) -> DataDir:
     """The data directory with the store the settings name (`--store`, PACKPROOF_STORE, the file)."""
     return DataDir(cfg.data_dir, store_url=cfg.store_url, key_file=cfg.seal.key_file,
-                   intake_key_file=cfg.intake_key_file)
+                   intake_key_file=cfg.intake_key_file, tiles_dir=cfg.seal.tiles_dir, log_origin=cfg.seal.log_origin)
 
 
 def store_call(cfg: Settings, work, *, write: bool = True):  # type: ignore[no-untyped-def]

@@ -100,8 +100,10 @@ async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(
     from packproof.anchor.merkle import root_from_leaf_hashes
     head = await store.head_block()
     assert head is not None
+    sealed = await store.sealable(0, 8)  # the log after block 1: the first 8 leaves
     orphan = make_block(height=1, prev_hash=head.hash, merkle_root=root_from_leaf_hashes([r.leaf_hash for r in rows]),
-                        leaf_count=4, sealed_at="2026-11-22T08:00:01.000Z", key=KEY)
+                        leaf_count=4, sealed_at="2026-11-22T08:00:01.000Z", key=KEY,
+                        log=(8, root_from_leaf_hashes([r.leaf_hash for r in sealed])))
     ledger.append(orphan)
     restarted = Sealer(store, ledger, KEY, max_leaves=4)
     assert await restarted.recover() == 1
@@ -109,6 +111,9 @@ async def test_sealer_completes_a_block_written_to_the_ledger_but_not_recorded(
     assert await restarted.seal_once() is None
     verify_chain(list(ledger.read()), PUB)
     assert (await store.head_block()).leaf_count == 3  # 10 readings + the registration record = 4 + 4 + 3  # type: ignore[union-attr]
+    # the completed block has its checkpoint, and the log goes on from it
+    assert (await store.checkpoint_at(8)) is not None
+    assert (await store.latest_checkpoint()).size == 11  # type: ignore[union-attr]
     await store.close()
 
 
