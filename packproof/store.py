@@ -954,6 +954,19 @@ class Store:
         rows = await self._fetch("SELECT witness, line FROM cosignatures WHERE size = ? ORDER BY witness", (size,))
         return {r[0]: r[1] for r in rows}
 
+    async def cosigned_note(self, checkpoint: CheckpointRecord) -> str:
+        """The checkpoint's note with the cosignature lines kept for its size appended, ordered by
+        witness name (a note may carry several signature lines: c2sp.org/signed-note): what
+        GET /checkpoint serves and proof bundles carry."""
+        lines = await self.cosignatures(checkpoint.size)
+        return checkpoint.note + "".join(lines[name] for name in sorted(lines))
+
+    async def latest_cosigned_checkpoint(self) -> CheckpointRecord | None:
+        """The largest checkpoint any witness cosigned (None: none yet); proof bundles prefer it, so
+        `verify --witness` finds cosignatures even when the block's own checkpoint was passed over."""
+        rows = await self._fetch("SELECT MAX(size) FROM cosignatures")
+        return None if not rows or rows[0][0] is None else await self.checkpoint_at(int(rows[0][0]))
+
     async def cosigned_sizes(self) -> dict[str, int]:
         """Per witness key name, the largest checkpoint size it cosigned: the `old` size to send it next."""
         rows = await self._fetch("SELECT witness, MAX(size) FROM cosignatures GROUP BY witness")
