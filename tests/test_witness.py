@@ -40,8 +40,9 @@ def _body(old: int, new: int, leaves: list[bytes] = LEAVES) -> bytes:
 
 
 class RunningWitness:
-    def __init__(self, tmp: Path, name: str = "witness.example/w1", port: int | None = None) -> None:
-        self.tmp, self.name = tmp, name
+    def __init__(self, tmp: Path, name: str = "witness.example/w1", port: int | None = None,
+                 log: str = str(LOG.verifier)) -> None:
+        self.tmp, self.name, self.log = tmp, name, log
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.key, self.state = tmp / f"{name.replace('/', '_')}.key", tmp / f"{name.replace('/', '_')}.db"
@@ -49,7 +50,7 @@ class RunningWitness:
 
     def start(self) -> RunningWitness:
         self.service = Service("witness", "--init", "--name", self.name, "--key", str(self.key), "--state",
-                               str(self.state), "--listen", f"127.0.0.1:{self.port}", "--log", str(LOG.verifier),
+                               str(self.state), "--listen", f"127.0.0.1:{self.port}", "--log", self.log,
                                log=self.tmp / f"{self.name.replace('/', '_')}.log")
         self.service.wait_port(self.port)
         self.service.wait_output("witness ")
