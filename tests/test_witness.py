@@ -208,3 +208,24 @@ def test_bad_flags_are_exit_2_with_a_line(tmp_path: Path, args: list[str], says:
     full = [a if a not in ("k", "s.db", "missing.key") else str(tmp_path / a) for a in args]
     r = cli("witness", *full)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_bad_witness_entry_stops_the_sealer_at_start_with_a_line(tmp_path: Path) -> None:
+    r = cli("seal", "--data-dir", str(tmp_path / "data"), "--witness", "http://127.0.0.1:1 not-a-vkey")
+    assert r.returncode == 2 and "--witness" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = cli("seal", "--data-dir", str(tmp_path / "data"), "--witness", "127.0.0.1:1")
+    assert r.returncode == 2 and "URL" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--witness", "nonsense"], "--witness"),
+    (["--witness", str(CosignerKey("w.example/a", bytes(range(32))).verifier), "--min-witnesses", "2"],
+     "--min-witnesses 2"),
+    (["--min-witnesses", "1"], "--min-witnesses 1"),
+])
+def test_verify_refuses_bad_witness_flags(tmp_path: Path, args: list[str], says: str) -> None:
+    """Read before the bundle: a bundle that is not one is not what the message names."""
+    bundle = tmp_path / "b.json"
+    bundle.write_text("{}")
+    r = cli("verify", "--bundle", str(bundle), *args)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr

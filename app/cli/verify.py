@@ -17,6 +17,7 @@ from packproof.errors import LedgerIntegrityError, NoteError
 from packproof.reading import parse_reading_id
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
+    from packproof.anchor.cosignature import WitnessKey
     from packproof.anchor.ledger import Block
     from packproof.anchor.proof import LedgerView, ProofBundle
 
@@ -132,11 +133,10 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
     return reading_id, doc, chain, raw
 
 
-def _check_witnesses(raw_bundle: bytes | Any, vkeys: list[str], minimum: int | None) -> None:
-    """--witness/--min-witnesses: the bundle's log checkpoint (`log.checkpoint`, a signed note) must
-    carry at least `minimum` valid cosignature/v1 lines (c2sp.org/tlog-cosignature) by the witness
-    keys given (default: all of them); each key is named valid, invalid or missing. Exit 1 if not."""
-    from packproof.anchor.cosignature import WitnessKey, tally  # not at start-up: cryptography
+def _witness_keys(vkeys: list[str], minimum: int | None) -> tuple[list[WitnessKey], int]:
+    """--witness/--min-witnesses read before anything is fetched: the keys, and how many must have cosigned
+    (default: all of them)."""
+    from packproof.anchor.cosignature import WitnessKey  # not at start-up: cryptography
 
     try:
         keys = [WitnessKey.parse(v) for v in vkeys]
@@ -145,6 +145,15 @@ def _check_witnesses(raw_bundle: bytes | Any, vkeys: list[str], minimum: int | N
     need = len(keys) if minimum is None else minimum
     if not 0 < need <= len(keys):
         fail(Exit.BAD_INPUT, f"--min-witnesses {need}: between 1 and the {len(keys)} --witness key(s) given")
+    return keys, need
+
+
+def _check_witnesses(raw_bundle: bytes | Any, keys: list[WitnessKey], need: int) -> None:
+    """The bundle's log checkpoint (`log.checkpoint`, a signed note) must carry at least `need` valid
+    cosignature/v1 lines (c2sp.org/tlog-cosignature) by `keys`; each key is named valid, invalid or
+    missing. Exit 1 if not."""
+    from packproof.anchor.cosignature import tally  # not at start-up: cryptography
+
     doc = json.loads(raw_bundle) if isinstance(raw_bundle, bytes | str) else raw_bundle
     log = doc.get("log") if isinstance(doc, dict) else None
     note = log.get("checkpoint") if isinstance(log, dict) else None
@@ -186,6 +195,7 @@ def verify(
     from packproof.crypto import read_public_key  # not at start-up: cryptography
 
     trusted = read_public_key(ledger_key) if ledger_key else None
+    witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
     chain: list[Block] | None = None
     raw: Any = None
     if bundle is not None and reading_id is None:
@@ -209,7 +219,7 @@ def verify(
     broken = [c.name for c in verdict.checks if c.ok is False]
     if broken:
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
-    if witness or min_witnesses is not None:
-        _check_witnesses(raw, witness or [], min_witnesses)
+    if witnessed is not None:
+        _check_witnesses(raw, *witnessed)
     out.print("[green]proof holds[/]")
 
