@@ -161,3 +161,77 @@ def audit(
     out.print("[green]audit passed[/]: every leaf, root, link and block signature holds; every row's columns match "
               "its bytes; registry and quarantine match their sealed records"
               + ("; every device signature holds" if report.signatures else ""), highlight=False)
+
+
+# ---- the transparency log (issue 16) ------------------------------------------------------
+
+
+@ledger_app.command("checkpoint")
+@configured("ledger checkpoint", COMMON)
+def ledger_checkpoint(
+    cfg: Settings,
+    vkey: Annotated[bool, typer.Option("--vkey", help="Print the log's verifier key instead "
+                                                      "(name+hex8(key id)+base64(0x01 || key)).")] = False,
+) -> None:
+    """Print the log's latest signed C2SP checkpoint (save it to check consistency later)."""
+    from packproof.anchor.logproof import log_keys_for  # not at start-up: cryptography
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
+    from packproof.store import Store  # not at start-up: db drivers
+
+    dirs = data_dir_of(cfg)
+
+    async def go():  # type: ignore[no-untyped-def]
+        store = await Store.open(dirs.store, readonly=True)
+        try:
+            return await store.latest_checkpoint()
+        finally:
+            await store.close()
+
+    cp = asyncio.run(go())
+    if cp is None:
+        fail(Exit.BAD_INPUT, f"the log in {dirs.store} has no checkpoint yet: nothing is sealed")
+    if vkey:
+        keys = log_keys_for(cp.note, [read_public_key(str(dirs.ledger_pub))])
+        out.print(str(keys[0]) if keys else "", highlight=False, markup=False)
+        return
+    out.file.write(cp.note)
+    out.file.flush()
+
+
+@ledger_app.command("consistency")
+@configured("ledger consistency", DATA_DIR)
+def ledger_consistency(
+    cfg: Settings,
+    old: Annotated[Path, typer.Argument(help="A checkpoint saved earlier (signed note).")],
+    new: Annotated[Path, typer.Argument(help="A later checkpoint of the same log.")],
+    api_url: Annotated[str | None, typer.Option("--api", help="Base URL of the packproof API (for the proof).")] = None,
+    ledger_key: Annotated[list[str] | None, typer.Option(
+        help="Ledger public key(s) that may sign the checkpoints (default DATA_DIR/ledger.pub).")] = None,
+    log_key: Annotated[list[str] | None, typer.Option(help="The log's verifier key(s) (name+hex8+base64).")] = None,
+) -> None:
+    """Check that NEW extends OLD (RFC 6962 consistency): exit 0 if so, 1 (naming both sizes and roots) if not."""
+    from packproof.anchor.logproof import check_consistent, describe, open_log_checkpoint  # not at start-up
+    from packproof.app.cli.verify import fetch_consistency, parse_log_keys, read_text  # not at start-up: httpx
+    from packproof.crypto import read_public_key  # not at start-up: cryptography
+    from packproof.errors import NoteError, ProofError
+
+    dirs = data_dir_of(cfg)
+    vkeys = parse_log_keys(log_key or [])
+    publics = [] if vkeys and not ledger_key else [read_public_key(k) for k in ledger_key or [str(dirs.ledger_pub)]]
+    opened = []
+    for path in (old, new):
+        try:
+            opened.append(open_log_checkpoint(read_text(path, "checkpoint"), publics, vkeys))
+        except NoteError as exc:
+            fail(Exit.INVALID, f"{path} is not a checkpoint the log's key signed: {exc}")
+    a, b = opened
+    proof: list[bytes] = []
+    if a.origin == b.origin and a.size < b.size:
+        if api_url is None:
+            fail(Exit.BAD_INPUT, f"the proof from size {a.size} to {b.size} comes from the API: give --api URL")
+        proof = fetch_consistency(api_url.rstrip("/"), a.size, b.size)
+    try:
+        check_consistent(a, b, proof)
+    except ProofError as exc:
+        fail(Exit.INVALID, str(exc))
+    out.print(f"[green]consistent[/]: {a.origin} {describe(a)} is a prefix of {describe(b)}", highlight=False)

@@ -6,6 +6,7 @@ and `packproof.anchor.proof` checks every claim against the bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +20,8 @@ from packproof.reading import parse_reading_id
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
     from packproof.anchor.cosignature import WitnessKey
     from packproof.anchor.ledger import Block
-    from packproof.anchor.proof import LedgerView, ProofBundle
+    from packproof.anchor.note import VerifierKey
+    from packproof.anchor.proof import LedgerView, LogView, ProofBundle
 
 
 def _http_json(client: Any, url: str) -> Any:
@@ -87,6 +89,70 @@ def _read_ledger(path: Path) -> list[Block]:
         fail(Exit.BAD_INPUT, f"cannot read ledger {path}: {exc.strerror or exc}")
 
 
+def read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(Exit.BAD_INPUT, f"cannot read {what} {path}: {exc}")
+
+
+def parse_log_keys(texts: list[str]) -> list[VerifierKey]:
+    """`--log-key` values: note verifier keys (`name+hex8+base64`), or files holding one."""
+    from packproof.anchor.note import VerifierKey  # not at start-up: cryptography
+    from packproof.errors import NoteError
+
+    keys = []
+    for text in texts:
+        if Path(text).is_file():
+            text = Path(text).read_text().strip()
+        try:
+            keys.append(VerifierKey.parse(text))
+        except NoteError as exc:
+            fail(Exit.BAD_INPUT, f"--log-key {text!r}: {exc}")
+    return keys
+
+
+def fetch_consistency(base: str, old: int, new: int) -> list[bytes]:
+    """GET /log/consistency?from=old&to=new, its proof decoded (exit 3 when no API answers)."""
+    import base64
+    import binascii
+
+    import httpx  # not at start-up: httpx
+
+    with httpx.Client(timeout=10) as client:
+        url = f"{base}/log/consistency?from={old}&to={new}"
+        doc = _http_json(client, url)
+    proof = doc.get("proof") if isinstance(doc, dict) else None
+    if not isinstance(proof, list) or not all(isinstance(h, str) for h in proof):
+        fail(Exit.UNREACHABLE, f"{url} did not answer a consistency proof (a list `proof` of base64 hashes)")
+    try:
+        return [base64.b64decode(h, validate=True) for h in proof]
+    except binascii.Error:
+        fail(Exit.UNREACHABLE, f"{url} answered a proof hash that is not base64")
+
+
+def _log_view(doc: ProofBundle, later: Path | None, keys: list[VerifierKey], api_url: str | None) -> LogView:
+    """What the verifier knows of the log: its keys, a later trusted checkpoint and the proof to it."""
+    from packproof.anchor.note import parse_note  # not at start-up: cryptography
+    from packproof.anchor.proof import LogView  # not at start-up: cryptography
+    from packproof.anchor.tlog_checkpoint import parse_checkpoint  # not at start-up: cryptography
+    from packproof.errors import NoteError
+
+    if later is None:
+        return LogView(keys)
+    text = read_text(later, "checkpoint")
+    proof = None
+    if doc.log is not None and api_url is not None:
+        try:
+            old = parse_checkpoint(parse_note(doc.log.checkpoint.encode()).text).size
+            new = parse_checkpoint(parse_note(text.encode()).text).size
+        except NoteError as exc:
+            fail(Exit.BAD_INPUT, f"a checkpoint is not a signed note: {exc}")
+        if old <= new:
+            proof = fetch_consistency(api_url.rstrip("/"), old, new)
+    return LogView(keys, text, proof)
+
+
 def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | None) -> LedgerView:
     """What the verifier knows besides the bundle: the trusted key at each of the bundle's block
     heights (a pinned genesis key followed through the rotations a chain from block 0 announces),
@@ -109,7 +175,7 @@ def _ledger_view(heights: list[int], pinned: bytes | None, chain: list[Block] | 
 
 
 def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | None,
-                 ) -> tuple[str, ProofBundle, list[Block], Any]:
+                 ) -> tuple[str, ProofBundle, list[Block]]:
     """The reading id as its body spells it ("P01:007" is P01:7), its bundle from the API, and the
     chain from the bundle's lowest block (from block 0 when a pinned key must follow rotations)."""
     import httpx  # not at start-up: httpx
@@ -130,7 +196,7 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
             save.write_text(json.dumps(raw, indent=1))
         except OSError as exc:
             fail(Exit.BAD_INPUT, f"cannot write {save}: {exc.strerror or exc}")
-    return reading_id, doc, chain, raw
+    return reading_id, doc, chain
 
 
 def _witness_keys(vkeys: list[str], minimum: int | None) -> tuple[list[WitnessKey], int]:
@@ -148,16 +214,13 @@ def _witness_keys(vkeys: list[str], minimum: int | None) -> tuple[list[WitnessKe
     return keys, need
 
 
-def _check_witnesses(raw_bundle: bytes | Any, keys: list[WitnessKey], need: int) -> None:
+def _check_witnesses(note: str | None, keys: list[WitnessKey], need: int) -> None:
     """The bundle's log checkpoint (`log.checkpoint`, a signed note) must carry at least `need` valid
     cosignature/v1 lines (c2sp.org/tlog-cosignature) by `keys`; each key is named valid, invalid or
     missing. Exit 1 if not."""
     from packproof.anchor.cosignature import tally  # not at start-up: cryptography
 
-    doc = json.loads(raw_bundle) if isinstance(raw_bundle, bytes | str) else raw_bundle
-    log = doc.get("log") if isinstance(doc, dict) else None
-    note = log.get("checkpoint") if isinstance(log, dict) else None
-    if not isinstance(note, str):
+    if note is None:
         fail(Exit.INVALID, "cosignatures: the bundle carries no log checkpoint (`log.checkpoint`) to count them on")
     try:
         t = tally(note.encode(), keys)
@@ -179,6 +242,12 @@ def verify(
     ledger_key: Annotated[str | None, typer.Option(help="Trusted ledger public key (base64 or a file).")] = None,
     ledger: Annotated[Path | None, typer.Option(help="A ledger file to show the block is in the chain.")] = None,
     save: Annotated[Path | None, typer.Option(help="Also write the fetched bundle to this file.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A later log checkpoint you trust (a signed note, e.g. from `packproof ledger checkpoint`): the bundle's "
+             "checkpoint must be a prefix of it (the proof is fetched from --api).")] = None,
+    log_key: Annotated[list[str] | None, typer.Option(
+        help="The log's verifier key (name+hex8+base64, or a file); default: the ledger keys under the log's "
+             "origin.")] = None,
     witness: Annotated[list[str] | None, typer.Option("--witness", help="A witness's cosignature vkey "
                                                       "(repeatable): the bundle's log checkpoint must be cosigned.")]
     = None,
@@ -197,20 +266,20 @@ def verify(
     trusted = read_public_key(ledger_key) if ledger_key else None
     witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
     chain: list[Block] | None = None
-    raw: Any = None
     if bundle is not None and reading_id is None:
-        raw = _read_bundle(bundle)
-        doc = parse_bundle(raw)
+        doc = parse_bundle(_read_bundle(bundle))
     elif reading_id is not None and bundle is None:
         if api_url is None:
             fail(Exit.BAD_INPUT, "READING_ID needs --api URL (or use --bundle FILE)")
-        reading_id, doc, chain, raw = _fetch_proof(api_url.rstrip("/"), reading_id, trusted is not None, save)
+        reading_id, doc, chain = _fetch_proof(api_url.rstrip("/"), reading_id, trusted is not None, save)
     else:
         fail(Exit.BAD_INPUT, "give either READING_ID with --api URL, or --bundle FILE")
     if ledger is not None:
         chain = _read_ledger(ledger)
     heights = sorted({doc.reading.height, doc.registry.height})
-    verdict = verify_bundle(doc, _ledger_view(heights, trusted, chain), asked_id=reading_id)
+    view = _ledger_view(heights, trusted, chain)
+    view = dataclasses.replace(view, log=_log_view(doc, checkpoint, parse_log_keys(log_key or []), api_url))
+    verdict = verify_bundle(doc, view, asked_id=reading_id)
     out.print(f"reading {verdict.reading_id or '(not a valid reading)'} (device trust: {verdict.trust})",
               highlight=False)
     for c in verdict.checks:
@@ -220,6 +289,6 @@ def verify(
     if broken:
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
     if witnessed is not None:
-        _check_witnesses(raw, *witnessed)
+        _check_witnesses(doc.log.checkpoint if doc.log else None, *witnessed)
     out.print("[green]proof holds[/]")
 
