@@ -14,6 +14,8 @@ sealer asking two `packproof witness` processes), `packproof api`, `packproof si
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -26,7 +28,7 @@ from packproof.anchor.tlog import default_origin, log_verifier
 from packproof.anchor.tlog_checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from packproof.anchor.witness import request_body
 from packproof.crypto import key_id, load_or_create_ledger_key, public_key_bytes
-from packproof.net import free_port
+from packproof.net import free_port, port_in_use
 from tests.conftest import Service, cli, get_json, wait_for
 from tests.test_witness import RunningWitness
 
@@ -52,6 +54,7 @@ def test_witnessed_log_end_to_end(tmp_path: Path) -> None:
     origin = default_origin(key_id(pub))
     log_vkey = log_verifier(origin, pub)
     services: list[Service] = []
+    web: subprocess.Popen[bytes] | None = None
     witnesses = [RunningWitness(tmp_path, f"witness.example/w{i}", log=str(log_vkey)).start() for i in (1, 2)]
     try:
         wkeys = [w.vkey for w in witnesses]
@@ -93,6 +96,16 @@ def test_witnessed_log_end_to_end(tmp_path: Path) -> None:
         state = tmp_path / "monitor.json"
         mon = cli("monitor", "--api", url, "--state", str(state), "--log-key", str(log_vkey), "--once")
         assert mon.returncode == 0, mon.stdout + mon.stderr
+        # the same from the static tiles directory, served by a plain web server
+        web_port = free_port()
+        web = subprocess.Popen([sys.executable, "-m", "http.server", str(web_port), "--bind", "127.0.0.1",
+                                "--directory", str(data / "tiles")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_in_use("127.0.0.1", web_port), 10, "the static web server")
+        tiles_state = tmp_path / "tiles-monitor.json"
+        tiles_url = f"http://127.0.0.1:{web_port}"
+        mon = cli("monitor", "--tiles", tiles_url, "--state", str(tiles_state), "--log-key", str(log_vkey), "--once")
+        assert mon.returncode == 0, mon.stdout + mon.stderr
 
         # one witness dies: sealing goes on, the other keeps cosigning, the dead one is named
         assert witnesses[1].service is not None
@@ -121,6 +134,8 @@ def test_witnessed_log_end_to_end(tmp_path: Path) -> None:
         assert one.returncode == 0, one.stdout + one.stderr
         mon = cli("monitor", "--api", url, "--state", str(state), "--log-key", str(log_vkey), "--once")
         assert mon.returncode == 0 and "consistent" in mon.stdout, mon.stdout + mon.stderr
+        mon = cli("monitor", "--tiles", tiles_url, "--state", str(tiles_state), "--log-key", str(log_vkey), "--once")
+        assert mon.returncode == 0 and "from size" in mon.stdout, mon.stdout + mon.stderr
 
         # a split view: the sealer stops; the operator signs a second checkpoint of the sealed size
         ingest.stop()
@@ -152,6 +167,9 @@ def test_witnessed_log_end_to_end(tmp_path: Path) -> None:
         mon = cli("monitor", "--api", url, "--state", str(rolled), "--log-key", str(log_vkey), "--once")
         assert mon.returncode == 1 and "ROLLBACK" in mon.stderr and f"size {older.size}" in mon.stderr, mon.stderr
     finally:
+        if web is not None:
+            web.terminate()
+            web.wait()
         for s in reversed(services):
             s.stop()
         for w in witnesses:
