@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tlog_scales import signing, tlog
 
 from packproof.anchor.cosignature import tally
 from packproof.anchor.merkle import leaf_hash
@@ -82,8 +83,6 @@ def test_witnessed_log_end_to_end(tmp_path: Path) -> None:
 
         wait_for(lambda: cosigned_by(2), 30, "the served checkpoint cosigned by both witnesses")
         note = httpx.get(f"{url}/checkpoint", timeout=5).text
-        tlog = pytest.importorskip("tlog_scales.tlog")
-        signing = pytest.importorskip("tlog_scales.signing")
         theirs = tlog.Checkpoint.from_text(note)
         for v in (str(log_vkey), *map(str, wkeys)):
             theirs.verify(signing.Vkey.from_string(v))  # raises if not
