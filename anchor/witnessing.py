@@ -167,6 +167,9 @@ class Witnessing:
                 await self._ask(p, client, latest)
             except PackproofError as exc:  # the store failed: the sealer reports that; try later
                 self._failed(p, f"store: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a bug here must never reach the sealer beside it
+                log.exception("witnessing: unexpected error asking %s", p.endpoint.url)
+                self._failed(p, f"internal error: {type(exc).__name__}: {exc}", long=True)
 
     async def _ask(self, p: _Progress, client: httpx.AsyncClient, cp: CheckpointRow) -> None:
         old = p.held
