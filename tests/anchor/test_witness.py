@@ -213,3 +213,15 @@ def test_an_honest_log_is_always_cosigned_and_a_fork_never_beside_it(sizes: list
         if old > 5 and n > old:  # and a fork offered as the extension of what the witness holds
             forked = _decide(old, n, LogState(old, root_from_leaf_hashes(LEAVES[:old])), FORK)
             assert isinstance(forked, Refused) and forked.status == 422
+
+
+def test_a_rotated_log_key_is_trusted_when_both_are_given() -> None:
+    """The ledger key rotates: a witness given both vkeys of the origin (--log twice) cosigns
+    checkpoints signed by either; given only the old one, the new checkpoint is 403."""
+    rotated = SignerKey(ORIGIN, bytes(range(50, 82)))
+    body = request_body(7, consistency_proof(7, LEAVES[:20]), sign_checkpoint(_cp(20), [rotated]))
+    req = parse_add_checkpoint(body)
+    assert isinstance(req, AddCheckpoint)
+    assert isinstance(decide(req, [LOG.verifier, rotated.verifier], _state(7)), Accepted)
+    got = decide(req, [LOG.verifier], _state(7))
+    assert isinstance(got, Refused) and got.status == 403
