@@ -170,10 +170,26 @@ async def sealed_leaves(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -
     """Each leaf with its audit path and signed block (a shared block read once)."""
     return await _sealed(store, keys, leaves)
 
+
+async def _witnessed(store: Store, index: int) -> LogProof | None:
+    """The leaf at log `index` in the largest checkpoint witnesses cosigned, with their cosignatures
+    (issue 16, witnesses): the sealer signs a checkpoint per block, the witnesses are asked for the
+    latest only, so a block's own checkpoint may never be cosigned. None when no cosigned checkpoint
+    covers the leaf yet."""
+    checkpoint = await store.latest_cosigned_checkpoint()
+    if checkpoint is None or checkpoint.size <= index:
+        return None
+    path = await store.log_inclusion(index, checkpoint.size)
+    return LogProof(index=index, size=checkpoint.size, checkpoint=await store.cosigned_note(checkpoint),
+                    path=[b64(h) for h in path])
+
+
 async def _log_proof(store: Store, sealed: SealedLeaf) -> LogProof | None:
     """The leaf's inclusion in the log at a signed checkpoint: the one signed with its block (then the
     path is the one SEALED already carries), or the latest for a leaf of a v1 block."""
     header = sealed.block.header
+    if header.log_size is not None and (witnessed := await _witnessed(store, sealed.leaf_index)) is not None:
+        return witnessed
     if header.log_size is not None:
         checkpoint = await store.checkpoint_at(header.log_size)
         if checkpoint is not None:
@@ -185,8 +201,11 @@ async def _log_proof(store: Store, sealed: SealedLeaf) -> LogProof | None:
         if place is None:
             return None  # the log does not reach this block yet (being built over an old store)
         index = place.end - header.leaf_count + sealed.leaf_index
+    if (witnessed := await _witnessed(store, index)) is not None:
+        return witnessed
     checkpoint = await store.latest_checkpoint()
     if checkpoint is None or checkpoint.size <= index:
         return None
     path = await store.log_inclusion(index, checkpoint.size)
-    return LogProof(index=index, size=checkpoint.size, checkpoint=checkpoint.note, path=[b64(h) for h in path])
+    note = await store.cosigned_note(checkpoint)
+    return LogProof(index=index, size=checkpoint.size, checkpoint=note, path=[b64(h) for h in path])

@@ -194,6 +194,17 @@ class RunConfig(Section):
     mqtt_port: int = Field(0, ge=0, le=65535, description="Embedded broker port; 0 picks a free one.")
 
 
+class WitnessingConfig(Section):
+    """The witnesses the sealer asks to cosign each checkpoint (c2sp.org/tlog-witness), beside sealing."""
+
+    witnesses: list[str] = Field([], description="A witness as '<URL> <witness vkey>' (repeatable): POST "
+                                                 "<URL>/add-checkpoint; its cosignatures are kept and served "
+                                                 "with the checkpoint.")
+    timeout: float = Field(5.0, gt=0, description="Seconds one witness request may take.")
+    late_after: float = Field(60.0, gt=0, description="Seconds after which a checkpoint not yet cosigned by "
+                                                      "every witness is reported late (/health).")
+
+
 class Settings(BaseSettings):
     """Every setting of every packproof service; a command uses the keys its flags name."""
 
@@ -216,6 +227,7 @@ class Settings(BaseSettings):
     broker: BrokerConfig = BrokerConfig()
     fleet: FleetConfig = FleetConfig()
     run: RunConfig = RunConfig()
+    witnessing: WitnessingConfig = WitnessingConfig()
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)

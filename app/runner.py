@@ -26,6 +26,7 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 
+from packproof.anchor.witnessing import WitnessingOptions
 from packproof.api.notify import MqttTarget
 from packproof.app.credentials import provision_credentials
 from packproof.app.services import IngestOptions, IngestService, api_server
@@ -72,6 +73,7 @@ class RunOptions:
     verify_signatures: bool = True
     forward: ForwardOptions = field(default_factory=ForwardOptions)
     console: Console = field(default_factory=Console)
+    witnessing: WitnessingOptions = field(default_factory=WitnessingOptions)  # witnesses asked to cosign
 
 
 HANDOVER_WINDOW_JOURNEY_S = 300.0  # five journey minutes either side of a change of hands (api/condition.py)
@@ -146,7 +148,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         service = IngestService(IngestOptions(
             o.data_dir, MqttOptions(port=mqtt_port, username=INGESTOR, password=ingestor_password),
             IngestorOptions(verify_signatures=o.verify_signatures), store_url=o.store_url,
-            intake_key_file=o.intake_key_file))
+            intake_key_file=o.intake_key_file, witnessing=o.witnessing))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()

@@ -15,6 +15,7 @@ import uvicorn
 
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
+from packproof.anchor.witnessing import Witnessing, WitnessingOptions, endpoints
 from packproof.api.deps import ApiSettings
 from packproof.api.main import create_app
 from packproof.api.notify import MqttTarget
@@ -25,7 +26,7 @@ from packproof.edge.decode import Plausibility
 from packproof.edge.ingestor import Ingestor
 from packproof.edge.options import IngestorOptions, MqttOptions
 from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, load_profiles
-from packproof.errors import ConfigError, StoreError
+from packproof.errors import ConfigError, NoteError, StoreError
 from packproof.net import require_free
 from packproof.paths import DataDir
 from packproof.store import Store
@@ -48,6 +49,7 @@ class IngestOptions:
     intake_key_file: Path | None = None  # None: DATA_DIR/intake.key, made on first use
     tiles_dir: Path | None = None  # None: DATA_DIR/tiles
     log_origin: str | None = None  # None: packproof.example/<ledger key id>
+    witnessing: WitnessingOptions = WitnessingOptions()  # the witnesses asked to cosign, beside the sealer
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> IngestOptions:
@@ -59,7 +61,24 @@ class IngestOptions:
         ingestor = IngestorOptions(i.verify_signatures, i.verify_workers, profiles_from(i.profiles),
                                    plausibility_of(cfg))
         return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
-                   intake_key_file=cfg.intake_key_file, tiles_dir=cfg.seal.tiles_dir, log_origin=cfg.seal.log_origin)
+                   intake_key_file=cfg.intake_key_file, tiles_dir=cfg.seal.tiles_dir, log_origin=cfg.seal.log_origin,
+                   witnessing=witnessing_options(cfg))
+
+
+def witnessing_options(cfg: Settings) -> WitnessingOptions:
+    """The [witnessing] settings as the loop's options; a witness entry that is not 'URL VKEY' stops the start."""
+    w = cfg.witnessing
+    try:
+        return WitnessingOptions(endpoints(w.witnesses), timeout=w.timeout, late_after=w.late_after)
+    except NoteError as exc:
+        raise ConfigError(f"--witness: {exc}") from exc
+
+
+async def witness_beside(store: Store, opts: WitnessingOptions, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """The witnessing loop as its own task beside the sealer (never in its path), until `stop`."""
+    if not opts.witnesses:
+        return None
+    return asyncio.create_task(Witnessing(store, opts).run(stop))
 
 
 def settle_heap() -> None:
@@ -116,12 +135,15 @@ class IngestService:
         """Run until both events are set; ingestion stops (and drains) before the last seal."""
         assert self.ingestor is not None and self.store is not None
         sealing = asyncio.create_task(self.sealer.run(seal_stop)) if self.sealer else None
+        witnessing = await witness_beside(self.store, self.opts.witnessing, seal_stop) if self.sealer else None
         try:
             await self.ingestor.run(ingest_stop)
         finally:
             seal_stop.set()
             if sealing:
                 await sealing
+            if witnessing:
+                await witnessing
             await self.store.close()
             if self._lock is not None:
                 await self._lock.release()
@@ -228,7 +250,8 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
 
 
 async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
-                     on_start: Callable[[], None] | None = None) -> Sealer | None:
+                     on_start: Callable[[], None] | None = None,
+                     witnessing: WitnessingOptions | None = None) -> Sealer | None:
     """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns.
 
     None: stopped while another sealer held the lock.
@@ -242,7 +265,10 @@ async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, 
             sealer = await start_sealer(store, dirs, interval, max_block, lock)
             if on_start is not None:
                 on_start()
+            asking = await witness_beside(store, witnessing, stop) if witnessing else None
             await sealer.run(stop)
+            if asking:
+                await asking
             return sealer
         finally:
             await store.close()

@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -367,8 +368,11 @@ def process_tree_cpu(procs: list[Proc]) -> dict[int, tuple[float, float]]:
 
 def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], fleet: list,  # type: ignore[type-arg]
                  order: list, work: Path, *, verify: bool, rate: float | None, label: str,  # type: ignore[type-arg]
-                 ingestors: int = 1, keep: bool = False) -> dict[str, Any]:
-    """Publish `msgs`, run the pipeline until all are sealed, measure; `keep` the store for proof timing."""
+                 ingestors: int = 1, keep: bool = False,
+                 setup: Callable[[Path], Sequence[str]] | None = None) -> dict[str, Any]:
+    """Publish `msgs`, run the pipeline until all are sealed, measure; `keep` the store for proof timing.
+    `setup(data_dir)`, before the ingestors start, returns more arguments for the sealing one
+    (benchmarks/witnesses.py starts witnesses there and passes `--witness`)."""
     port = b.port
     data = work / label
     url = st.new(data, label)
@@ -392,8 +396,9 @@ def run_pipeline(b: BrokerSetup, st: StoreSetup, msgs: list[tuple[str, bytes]], 
 
     asyncio.run(reg())
     # The first ingestor also seals; the others (a share group) only ingest into the same store.
-    ings = [Proc(*args, "--client-id", cid, *(["--no-seal"] if i else []), log=work / f"ingest-{label}-{i}.log",
-                 env=env) for i, cid in enumerate(client_ids)]
+    sealing_args = list(setup(data)) if setup else []
+    ings = [Proc(*args, "--client-id", cid, *(["--no-seal"] if i else sealing_args),
+                 log=work / f"ingest-{label}-{i}.log", env=env) for i, cid in enumerate(client_ids)]
     deadline = time.monotonic() + 20
     while not (data / "ledger.pub").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

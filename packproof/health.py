@@ -49,6 +49,8 @@ def _problems_of(name: str, st: dict[str, Any], now: float) -> list[str]:
     out: list[str] = []
     if st.get("component") == "ingestor":
         out += _ingestor_problems(name, st, now)
+    elif st.get("component") == "witnessing":
+        out += _witnessing_problems(name, st)
     elif st.get("component") == "sealer" and st.get("state") == "halted":
         out.append(f"{name}: sealing stopped since {st.get('since')} (the sealer's log says why: a ledger file that "
                    "does not continue the store's chain, or a lost sealer lock)")
@@ -71,4 +73,18 @@ def _ingestor_problems(name: str, st: dict[str, Any], now: float) -> list[str]:
         why = (f", {taken} taken over by another client with client id {st.get('client_id')!r}" if taken else "")
         out.append(f"{name}: lost its MQTT session {st.get('losses')} times{why}; last at {last.get('at')}: "
                    f"{last.get('reason')} (reconnected since {st.get('since')})")
+    return out
+
+
+def _witnessing_problems(name: str, st: dict[str, Any]) -> list[str]:
+    """A checkpoint a witness has not cosigned in time, and a witness that holds another history
+    (anchor/witnessing.py writes this status): sealing goes on, but proofs lack those cosignatures."""
+    out = []
+    for w in st.get("witnesses", []):
+        if w.get("split_view"):
+            out.append(f"{name}: witness {w.get('key')} holds another root than the log at the size it cosigned: "
+                       f"a split view or a store restored behind it ({w.get('error')})")
+        elif w.get("late"):
+            out.append(f"{name}: checkpoint {st.get('latest_size')} not cosigned by witness {w.get('key')} in time "
+                       f"(it cosigned size {w.get('cosigned_size')}; last error: {w.get('error')})")
     return out

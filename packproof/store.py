@@ -133,6 +133,9 @@ CREATE TABLE IF NOT EXISTS excursions(
     limit_desc TEXT NOT NULL, reading_count {INT} NOT NULL, open {INT} NOT NULL);
 CREATE INDEX IF NOT EXISTS excursions_shipment ON excursions(shipment_id, id);
 CREATE INDEX IF NOT EXISTS excursions_open ON excursions(device_id) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS cosignatures(
+    size {INT} NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, received_at {REAL} NOT NULL,
+    PRIMARY KEY(size, witness));
 CREATE TABLE IF NOT EXISTS blocks(
     height {INT} PRIMARY KEY, hash {BLOB} NOT NULL, first_id {INT} NOT NULL,
     last_id {INT} NOT NULL UNIQUE, leaf_count {INT} NOT NULL, header TEXT NOT NULL,
@@ -1331,6 +1334,46 @@ class Store:
         if not 0 <= size <= await self._log_size():
             raise ProofError(f"log size {size} is beyond the log the store holds")
         return tiles.root_at(size, await self._tiles_for(tiles.needed_for_root(size)))
+
+    # ---- witnesses -------------------------------------------------------------------
+    # Cosignature lines (c2sp.org/tlog-cosignature) that witnesses returned for the log's
+    # checkpoints, by checkpoint size and witness key name; written by anchor/witnessing.py,
+    # appended to the checkpoint note GET /checkpoint serves. A later line from one witness for
+    # one size replaces the earlier (both are valid: the newer has the later time).
+
+    async def save_cosignatures(self, size: int, lines: Mapping[str, str], now: float | None = None) -> None:
+        if not lines:
+            return
+        at = time.time() if now is None else now
+        async with self.transaction(f"saving cosignatures of checkpoint {size}"):
+            for witness, line in sorted(lines.items()):
+                await self._db.execute(
+                    "INSERT INTO cosignatures(size, witness, line, received_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(size, witness) DO UPDATE SET line = excluded.line, received_at = excluded.received_at",
+                    (size, witness, line, at))
+
+    async def cosignatures(self, size: int) -> dict[str, str]:
+        """Witness key name -> its signature line (with its newline) on the checkpoint of `size`."""
+        rows = await self._fetch("SELECT witness, line FROM cosignatures WHERE size = ? ORDER BY witness", (size,))
+        return {r[0]: r[1] for r in rows}
+
+    async def cosigned_note(self, checkpoint: CheckpointRecord) -> str:
+        """The checkpoint's note with the cosignature lines kept for its size appended, ordered by
+        witness name (a note may carry several signature lines: c2sp.org/signed-note): what
+        GET /checkpoint serves and proof bundles carry."""
+        lines = await self.cosignatures(checkpoint.size)
+        return checkpoint.note + "".join(lines[name] for name in sorted(lines))
+
+    async def latest_cosigned_checkpoint(self) -> CheckpointRecord | None:
+        """The largest checkpoint any witness cosigned (None: none yet); proof bundles prefer it, so
+        `verify --witness` finds cosignatures even when the block's own checkpoint was passed over."""
+        rows = await self._fetch("SELECT MAX(size) FROM cosignatures")
+        return None if not rows or rows[0][0] is None else await self.checkpoint_at(int(rows[0][0]))
+
+    async def cosigned_sizes(self) -> dict[str, int]:
+        """Per witness key name, the largest checkpoint size it cosigned: the `old` size to send it next."""
+        rows = await self._fetch("SELECT witness, MAX(size) FROM cosignatures GROUP BY witness")
+        return {r[0]: int(r[1]) for r in rows}
 
     # ---- queries for the API and the CLI ----------------------------------------------
 

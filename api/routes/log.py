@@ -26,7 +26,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"  # a full tile never changes
 async def served_note(store: Store, checkpoint: CheckpointRecord) -> str:
     """The latest checkpoint's note as served: the log's own signature, and (issue 16, witnesses)
     the cosignature lines kept for it appended."""
-    return checkpoint.note
+    return await store.cosigned_note(checkpoint)
 
 
 async def _latest(store: Store) -> CheckpointRecord:

@@ -28,13 +28,14 @@ from typing import Annotated
 
 import typer
 
-from packproof.app.cli import condition, ledger, serve, verify
+from packproof.app.cli import condition, ledger, monitor, serve, verify
 from packproof.app.cli.common import Exit, code_for, err
 from packproof.app.cli.config import config_app
 from packproof.app.cli.custody import custody_app
 from packproof.app.cli.devices import devices_app, shipments_app
 from packproof.app.cli.health import health_app
 from packproof.app.cli.parties import parties_app
+from packproof.app.cli.witness import witness_app
 from packproof.diskfull import is_disk_full
 from packproof.errors import PackproofError
 
@@ -51,6 +52,7 @@ app.command()(serve.simulate)
 app.command()(serve.scenarios)
 app.command()(verify.verify)
 app.command()(ledger.audit)
+app.command()(monitor.monitor)
 app.command("condition")(condition.condition_report)
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(devices_app, name="devices")
@@ -59,6 +61,8 @@ app.add_typer(health_app, name="health")
 app.add_typer(shipments_app, name="shipments")
 app.add_typer(config_app, name="config")
 app.add_typer(custody_app, name="custody")
+app.add_typer(witness_app, name="witness")
+
 _verbose = False
 
 

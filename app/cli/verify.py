@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from packproof.app.cli.common import Exit, fail, out
-from packproof.errors import ConfigError, LedgerIntegrityError
+from packproof.errors import ConfigError, LedgerIntegrityError, NoteError
 from packproof.reading import parse_reading_id
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
+    from packproof.anchor.cosignature import WitnessKey
     from packproof.anchor.ledger import Block
     from packproof.anchor.note import VerifierKey
     from packproof.anchor.proof import LedgerView, LogView, ProofBundle
@@ -214,6 +215,41 @@ def _custody(event_id: str | None, api_url: str | None, bundle: Path | None, tru
     _verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save)
     return True
 
+def _witness_keys(vkeys: list[str], minimum: int | None) -> tuple[list[WitnessKey], int]:
+    """--witness/--min-witnesses read before anything is fetched: the keys, and how many must have cosigned
+    (default: all of them)."""
+    from packproof.anchor.cosignature import WitnessKey  # not at start-up: cryptography
+
+    try:
+        keys = [WitnessKey.parse(v) for v in vkeys]
+    except NoteError as exc:
+        fail(Exit.BAD_INPUT, f"--witness: {exc}")
+    need = len(keys) if minimum is None else minimum
+    if not 0 < need <= len(keys):
+        fail(Exit.BAD_INPUT, f"--min-witnesses {need}: between 1 and the {len(keys)} --witness key(s) given")
+    return keys, need
+
+
+def _check_witnesses(note: str | None, keys: list[WitnessKey], need: int) -> None:
+    """The bundle's log checkpoint (`log.checkpoint`, a signed note) must carry at least `need` valid
+    cosignature/v1 lines (c2sp.org/tlog-cosignature) by `keys`; each key is named valid, invalid or
+    missing. Exit 1 if not."""
+    from packproof.anchor.cosignature import tally  # not at start-up: cryptography
+
+    if note is None:
+        fail(Exit.INVALID, "cosignatures: the bundle carries no log checkpoint (`log.checkpoint`) to count them on")
+    try:
+        t = tally(note.encode(), keys)
+    except NoteError as exc:
+        fail(Exit.INVALID, f"cosignatures: the bundle's log checkpoint is not a signed note: {exc}")
+    for label, names in (("ok  ", t.valid), ("FAIL invalid", t.invalid), ("FAIL missing", t.missing)):
+        for name in names:
+            out.print(f"  {label} cosignature by {name}", highlight=False)
+    if not t.satisfied(need):
+        fail(Exit.INVALID, f"the checkpoint carries {len(t.valid)} valid cosignature(s), {need} required "
+                           f"(invalid: {', '.join(t.invalid) or 'none'}; missing: {', '.join(t.missing) or 'none'})")
+    out.print(f"[green]{len(t.valid)} of {len(keys)} witnesses cosigned the checkpoint ({need} required)[/]")
+
 
 def verify(
     reading_id: Annotated[str | None, typer.Argument(help="device_id:seq (a reading) or party:seq (a custody "
@@ -232,6 +268,11 @@ def verify(
     log_key: Annotated[list[str] | None, typer.Option(
         help="The log's verifier key (name+hex8+base64, or a file); default: the ledger keys under the log's "
              "origin.")] = None,
+    witness: Annotated[list[str] | None, typer.Option("--witness", help="A witness's cosignature vkey "
+                                                      "(repeatable): the bundle's log checkpoint must be cosigned.")]
+    = None,
+    min_witnesses: Annotated[int | None, typer.Option("--min-witnesses", help="Valid cosignatures required "
+                                                      "from the --witness keys (default: all).")] = None,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -243,6 +284,7 @@ def verify(
     from packproof.crypto import read_public_key  # not at start-up: cryptography
 
     trusted = read_public_key(ledger_key) if ledger_key else None
+    witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
     chain: list[Block] | None = None
     if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody):
         return
@@ -268,6 +310,8 @@ def verify(
     broken = [c.name for c in verdict.checks if c.ok is False]
     if broken:
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
+    if witnessed is not None:
+        _check_witnesses(doc.log.checkpoint if doc.log else None, *witnessed)
     out.print("[green]proof holds[/]")
 
 
