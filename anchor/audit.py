@@ -447,6 +447,7 @@ class LogAudit:
         self.edge: dict[tuple[int, int], bytes] = {}
         self.problems: list[str] = []
         self.first_wrong: int | None = None  # the first block whose log_root the leaves contradict
+        self.unplaced = False  # a block the store's log does not place was met
 
     async def block(self, height: int, header: Mapping[str, Any], leaves: list[bytes]) -> str | None:
         """Append the block's leaves; what its header, place or checkpoint contradicts, or None."""
@@ -458,8 +459,10 @@ class LogAudit:
         await self._compare({k: v for k, v in appended.tiles.items() if len(v) == tiles.WIDTH * HASH_LEN})
         place = (await self.store.log_places([height])).get(height)
         if place is None:
-            self.problems.append(f"block {height} has no place in the store's log (the log is truncated or was "
-                                 "never built: a sealer start builds it)")
+            if not self.unplaced:  # every later block lacks one too: said once
+                self.problems.append(f"block {height} and later ones have no place in the store's log (the log is "
+                                     "truncated, or was never built: a sealer start builds it)")
+            self.unplaced = True
         elif place.end != self.size:
             self.problems.append(f"block {height}: the store's log places it to end at size {place.end}, its "
                                  f"leaves end at {self.size}")

@@ -138,8 +138,8 @@ async def _sealed(store: Store, keys: LedgerKeys, leaves: list[_LeafAt]) -> list
         logged = log_of(block.header)
         if logged is not None:
             first = logged[0] - record.leaf_count
-            for leaf in here:
-                path = await store.log_inclusion(first + leaf.index, logged[0])
+            paths = await store.log_inclusions([(first + leaf.index, logged[0]) for leaf in here])
+            for leaf, path in zip(here, paths, strict=True):
                 out[leaf] = _sealed_leaf(leaf, first + leaf.index, path, logged[0], block, key)
             continue
         hashes = await store.block_leaf_hashes(record)

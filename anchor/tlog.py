@@ -16,6 +16,7 @@ The origin is chosen once and kept in the store's meta: the configured one, or
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
@@ -143,11 +144,15 @@ async def publish(store: Store, directory: Path, checkpoint: CheckpointRecord, c
             if len(data) < width * 32:
                 raise ProofError(f"the store's tile {tiles.tile_path(level, index)} holds {len(data) // 32} hashes, "
                                  f"fewer than the {width} of log size {new}")
-            _write_atomically(directory / tiles.tile_path(level, index, width), data[:width * 32])
+            # each fsync off the event loop: the ingestor shares it with the sealer
+            await asyncio.to_thread(_write_atomically, directory / tiles.tile_path(level, index, width),
+                                    data[:width * 32])
             written += 1
             if level == 0:
                 entries = await store.log_entries(index * tiles.WIDTH, index * tiles.WIDTH + width)
-                _write_atomically(directory / tiles.entries_path(index, width), tiles.entry_bundle(entries))
+                await asyncio.to_thread(_write_atomically, directory / tiles.entries_path(index, width),
+                                        tiles.entry_bundle(entries))
                 written += 1
-    _write_atomically(directory / CHECKPOINT_FILE, (cosigned_note or checkpoint.note).encode())
+    await asyncio.to_thread(_write_atomically, directory / CHECKPOINT_FILE,
+                            (cosigned_note or checkpoint.note).encode())
     return written + 1

@@ -1325,9 +1325,20 @@ class Store:
 
     async def log_inclusion(self, index: int, size: int) -> list[bytes]:
         """RFC 6962 PATH(index, D[size]) from the stored tiles; ProofError for an index or size out of range."""
-        if not 0 <= index < size <= await self._log_size():
-            raise ProofError(f"leaf {index} in a log of size {size}: not a leaf of the log the store holds")
-        return tiles.inclusion_proof(index, size, await self._tiles_for(tiles.needed_for_inclusion(index, size)))
+        return (await self.log_inclusions([(index, size)]))[0]
+
+    async def log_inclusions(self, wanted: Sequence[tuple[int, int]]) -> list[list[bytes]]:
+        """PATH(index, D[size]) for each (index, size), their tiles read in one query (a bundle's leaves
+        often share them)."""
+        log_size = await self._log_size()
+        needed: set[tuple[int, int]] = set()
+        for index, size in wanted:
+            if not 0 <= index < size <= log_size:
+                raise ProofError(f"leaf {index} in a log of size {size}: not a leaf of the log the store holds "
+                                 f"(size {log_size})")
+            needed |= tiles.needed_for_inclusion(index, size)
+        found = await self._tiles_for(needed)
+        return [tiles.inclusion_proof(index, size, found) for index, size in wanted]
 
     async def log_root(self, size: int) -> bytes:
         """The log's root at `size` (<= the log's size), from the stored tiles."""

@@ -14,6 +14,7 @@ from rich.markup import escape
 from packproof.app.cli.common import Exit, data_dir_of, err, fail, key_id_of, out
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, Flag, configured
+from packproof.errors import NoteError, ProofError
 
 ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the sealed ledger.")
 DATA_DIR = (Flag("data_dir"),)
@@ -217,7 +218,6 @@ def ledger_consistency(
     from packproof.anchor.logproof import check_consistent, describe, open_log_checkpoint  # not at start-up
     from packproof.app.cli.verify import fetch_consistency, parse_log_keys, read_text  # not at start-up: httpx
     from packproof.crypto import read_public_key  # not at start-up: cryptography
-    from packproof.errors import NoteError, ProofError
 
     dirs = data_dir_of(cfg)
     vkeys = parse_log_keys(log_key or [])

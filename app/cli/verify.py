@@ -6,6 +6,8 @@ and `packproof.anchor.proof` checks every claim against the bytes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 from pathlib import Path
@@ -99,7 +101,6 @@ def read_text(path: Path, what: str) -> str:
 def parse_log_keys(texts: list[str]) -> list[VerifierKey]:
     """`--log-key` values: note verifier keys (`name+hex8+base64`), or files holding one."""
     from packproof.anchor.note import VerifierKey  # not at start-up: cryptography
-    from packproof.errors import NoteError
 
     keys = []
     for text in texts:
@@ -114,9 +115,6 @@ def parse_log_keys(texts: list[str]) -> list[VerifierKey]:
 
 def fetch_consistency(base: str, old: int, new: int) -> list[bytes]:
     """GET /log/consistency?from=old&to=new, its proof decoded (exit 3 when no API answers)."""
-    import base64
-    import binascii
-
     import httpx  # not at start-up: httpx
 
     with httpx.Client(timeout=10) as client:
@@ -136,7 +134,6 @@ def _log_view(doc: ProofBundle, later: Path | None, keys: list[VerifierKey], api
     from packproof.anchor.note import parse_note  # not at start-up: cryptography
     from packproof.anchor.proof import LogView  # not at start-up: cryptography
     from packproof.anchor.tlog_checkpoint import parse_checkpoint  # not at start-up: cryptography
-    from packproof.errors import NoteError
 
     if later is None:
         return LogView(keys)
