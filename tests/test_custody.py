@@ -131,8 +131,11 @@ def independent_check(bundle: dict[str, Any], ledger_key: bytes) -> dict[str, An
     for sealed in [bundle["event"], *bundle["keys"]]:
         header = sealed["block"]["header"]
         leaf = sealed["leaf"].encode()
+        # A v2 block (issue 16) proves its leaves in the one log tree, at the block's log size and root.
+        root = header["log_root"] if "log_size" in header else header["merkle_root"]
+        assert "log_size" not in header or sealed["tree_size"] == header["log_size"]
         assert _root(sealed["leaf_index"], sealed["tree_size"], leaf,
-                     [bytes.fromhex(h) for h in sealed["audit_path"]]).hex() == header["merkle_root"], \
+                     [bytes.fromhex(h) for h in sealed["audit_path"]]).hex() == root, \
             f"leaf {sealed['leaf_index']}: its audit path does not reach block {header['height']}'s root"
         digest = hashlib.sha256(_jcs(header)).digest()
         assert digest.hex() == sealed["block"]["hash"]
