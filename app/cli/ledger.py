@@ -163,7 +163,8 @@ def audit(
         first = next(items[0] for _, items in sections if items)
         fail(Exit.INVALID, f"audit failed; first problem: {escape(first)}")
     out.print("[green]audit passed[/]: every leaf, root, link and block signature holds; every row's columns match "
-              "its bytes; registry and quarantine match their sealed records; the log, its checkpoints and tiles "
+              "its bytes; registry, quarantine and parties match their sealed records; custody replays to its tables; "
+              "the log, its checkpoints and tiles "
               "match the leaves"
               + ("; every device signature holds" if report.signatures else ""), highlight=False)
 
