@@ -75,7 +75,7 @@ from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
 from packproof.watermark import Watermarks
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Steps from each older version to the next, run in one transaction when a store is opened
 # (column types in braces as in SCHEMA).
 MIGRATIONS: dict[int, str] = {
@@ -92,6 +92,9 @@ MIGRATIONS: dict[int, str] = {
     # blocks sealed before is built by the sealer's first start (Sealer.recover), not here, since
     # it needs every leaf hash and may take a while on a large store.
     4: "",
+    # `registry_leaves` (SCHEMA creates it) indexes the registry record leaves by the device
+    # they name; the leaves stored before are indexed by `_index_registry_leaves` after the steps.
+    5: "",
 }
 
 # Column types in braces are the engine's (packproof/db: BLOB, REAL, INT, ID, AUTO_ID).
@@ -140,6 +143,8 @@ CREATE TABLE IF NOT EXISTS blocks(
     height {INT} PRIMARY KEY, hash {BLOB} NOT NULL, first_id {INT} NOT NULL,
     last_id {INT} NOT NULL UNIQUE, leaf_count {INT} NOT NULL, header TEXT NOT NULL,
     signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registry_leaves(
+    device_id TEXT NOT NULL, leaf_id {INT} NOT NULL, PRIMARY KEY(device_id, leaf_id));
 CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value {INT} NOT NULL);
 CREATE TABLE IF NOT EXISTS parties(
     party_id TEXT PRIMARY KEY, name TEXT NOT NULL, roles TEXT NOT NULL, added_at {REAL} NOT NULL,
@@ -178,6 +183,13 @@ CREATE TABLE IF NOT EXISTS checkpoints(
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
                    ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"), ("intake_mac", "BLOB"))
 STATUS_PREFIX = "status:"  # meta keys holding a component's own account of itself (Store.set_status)
+
+
+def _named_device(record: Any) -> str | None:
+    """The device a registry record names (`device-registered`, `device-key-rotated`,
+    `device-revoked`); None for one naming none (`shipment-profile-changed`)."""
+    device_id = record.get("device_id") if isinstance(record, dict) else None
+    return device_id if isinstance(device_id, str) else None
 
 
 def _status_of(text: str) -> dict[str, Any]:
@@ -373,6 +385,8 @@ class Store:
                                    "ON CONFLICT(key) DO NOTHING", (str(SCHEMA_VERSION),))
             if version is not None and version < 3:
                 await self._rebuild_gaps()
+            if version is not None and version < 6:
+                await self._index_registry_leaves()
 
     async def _bind_intake_key(self, key: IntakeKey) -> None:
         """The first keyed writer records its key's id; one holding another key is refused, before it writes.
@@ -423,6 +437,17 @@ class Store:
             await self._db.execute("UPDATE device_stats SET gaps=? WHERE device_id=?",
                                    (wm.stored_gaps_json(device_id), device_id))
 
+    async def _index_registry_leaves(self) -> None:
+        """Before version 6 `registry_records` searched every registry leaf's bytes; index those
+        stored before by the `device_id` their canonical JSON names, as `_append_record` now does.
+        In Python, not in each engine's JSON dialect: a few rows per device, once."""
+        for leaf_id, body in await self._db.fetch("SELECT id, body FROM readings WHERE device_id=? ORDER BY seq",
+                                                  (REGISTRY,)):
+            device_id = _named_device(json.loads(bytes(body)))
+            if device_id is not None:
+                await self._db.execute("INSERT INTO registry_leaves(device_id, leaf_id) VALUES (?,?) "
+                                       "ON CONFLICT DO NOTHING", (device_id, leaf_id))
+
     async def _check_schema(self) -> None:
         try:
             version = await self._version()
@@ -465,14 +490,19 @@ class Store:
     # reading and a key cannot be swapped afterwards without breaking the ledger.
 
     async def _append_record(self, record: dict[str, Any], now: float) -> None:
+        """Inside a write transaction: the registry record leaf, indexed by the device it names
+        (`registry_leaves`, read by `registry_records`)."""
         rows = await self._db.fetch("SELECT coalesce(max(seq), -1) + 1 FROM readings WHERE device_id=?", (REGISTRY,))
-        await self._append_leaf(REGISTRY, rows[0][0], record, now)
+        leaf_id = await self._append_leaf(REGISTRY, rows[0][0], record, now)
+        if (device_id := _named_device(record)) is not None:
+            await self._db.execute("INSERT INTO registry_leaves(device_id, leaf_id) VALUES (?,?)", (device_id, leaf_id))
         await self._db.execute(
             "INSERT INTO counters(name, value) VALUES ('registry_changes', 1) "
             "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1")
 
-    async def _append_leaf(self, device_id: str, seq: int, record: dict[str, Any], now: float) -> None:
-        """Inside a write transaction: a record leaf (registry change, quarantine decision), MACed like a reading."""
+    async def _append_leaf(self, device_id: str, seq: int, record: dict[str, Any], now: float) -> int:
+        """Inside a write transaction: a record leaf (registry change, quarantine decision), MACed like a
+        reading; returns its id."""
         body = canonical_json({**record, "at": rfc3339(now)})
         next_id = await self._next_reading_id()
         leaf = leaf_hash(body)
@@ -480,6 +510,7 @@ class Store:
             "INSERT INTO readings(id, device_id, seq, shipment_id, ts, received_at, body, leaf_hash, intake_mac) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
             (next_id, device_id, seq, device_id, rfc3339(now), now, body, leaf, self._mac(next_id, leaf)))
+        return next_id
 
     async def _quarantine(self, refusals: Sequence[Refusal], now: float) -> None:
         """Inside a write transaction: quarantine rows, each with its decision sealed as a record leaf,
@@ -756,15 +787,15 @@ class Store:
         return (await self.custody_seqs([party_id])).get(party_id, 0) + 1
 
     async def registry_records(self, device_id: str) -> list[RegistryLeaf]:
-        """The registry record leaves naming `device_id`, in store order.
+        """The registry record leaves naming `device_id` (their `device_id` field), in store order.
 
-        Found by the bytes each of them holds in canonical form, `"device_id":"<id>"`, so a proof
-        does not carry the whole registry over; the caller still parses each record. (Each
-        engine's own byte search: SQLite's LIKE does not match BLOBs.)
+        Found through `registry_leaves`, written with each leaf (`_append_record`), so a proof
+        bundle reads a few rows however many devices the registry holds (issue 16: a byte
+        search over every registry leaf grew with the fleet); the caller still parses each record.
         """
-        found = "instr(body, ?) > 0" if self.engine == "sqlite" else "position(? in body) > 0"
-        rows = await self._fetch(f"SELECT id, body FROM readings WHERE device_id=? AND {found} ORDER BY seq",
-                                 (REGISTRY, f'"device_id":"{device_id}"'.encode()))
+        rows = await self._fetch("SELECT readings.id, readings.body FROM registry_leaves "
+                                 "JOIN readings ON readings.id = registry_leaves.leaf_id "
+                                 "WHERE registry_leaves.device_id=? ORDER BY readings.seq", (device_id,))
         return [RegistryLeaf(r[0], bytes(r[1])) for r in rows]
 
     async def registry_changes(self) -> int:

@@ -24,7 +24,7 @@ from packproof.store import Store
 from tests.storeutil import driver_of, write_batch
 
 BIG_TABLES = ("readings", "quarantine", "excursions", "blocks", "device_stats", "custody_events", "custody_event_packs",
-              "custody_packs", "custody_refused")
+              "custody_packs", "custody_refused", "registry_leaves")
 
 
 async def filled(url: str, tmp_path: Path) -> Store:
@@ -99,6 +99,7 @@ async def api_statements(store: Store) -> list[tuple[str, tuple[Any, ...]]]:
         await store.shipment_readings("S", 300, 50)
         await store.reading("d1", 450)
         await store.device("d1")
+        await store.registry_records("d1")  # a proof bundle's registry leaves (schema 6)
         await store.counters()
         await store.statuses()
         await store.quarantined(device_id="d1", reason_code=None, before_id=None, limit=20, payload_max=4096)
