@@ -17,12 +17,22 @@ $(STAMP): pyproject.toml requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Ethereum side of anchoring (issue 17) is npm packages pinned in anchor/chain/package-lock.json:
+# the solc compiler that checks the committed contract artifact, and Hardhat's dev node for the
+# tests. Installed with `npm ci` when Node.js is present; without it the chain tests skip.
+CHAIN := anchor/chain
+NODE_STAMP := $(CHAIN)/node_modules/.installed-stamp
+$(NODE_STAMP): $(CHAIN)/package.json $(CHAIN)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(CHAIN) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "npm not found: skipping $(CHAIN)'s npm packages (the Ethereum anchoring tests will skip)"; fi
+
+install: $(STAMP) $(NODE_STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/packproof run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/pytest -q $(ARGS)
 
 # mypy cannot follow setuptools' package-dir map (the editable install's import hook is not a
@@ -59,4 +69,4 @@ lock:
 	rm -rf $(LOCK_TOOL)
 
 clean:
-	rm -rf $(VENV) data *.egg-info
+	rm -rf $(VENV) data *.egg-info $(CHAIN)/node_modules

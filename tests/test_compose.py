@@ -43,7 +43,8 @@ def test_compose_file_matches_the_compose_schema() -> None:
 
 
 def test_the_services_of_a_scaled_out_deployment() -> None:
-    assert set(SERVICES) == {"ingestor-login", "device-logins", "intake-key", "mosquitto", "postgres", "sealer",
+    default = {name for name, svc in SERVICES.items() if not svc.get("profiles")}
+    assert default == {"ingestor-login", "device-logins", "intake-key", "mosquitto", "postgres", "sealer",
                              "ingest-1", "ingest-2", "api", "simulator"}
     assert SERVICES["mosquitto"]["image"] == "eclipse-mosquitto:2"
     assert SERVICES["postgres"]["image"] == "postgres:16"
@@ -60,6 +61,19 @@ def test_the_services_of_a_scaled_out_deployment() -> None:
     assert len(ids) == 2, "each ingestor needs its own MQTT client id"
     assert SERVICES["sealer"]["command"] == ["packproof", "seal"]
     assert SERVICES["ingestor-login"]["command"][:2] == ["packproof", "passwd"]
+
+
+def test_the_chain_profile_builds_the_pinned_dev_node_from_npm() -> None:
+    """Issue 17: the Ethereum dev node is optional (profile `chain`), built from the npm lock."""
+    node = SERVICES["eth-node"]
+    assert node["profiles"] == ["chain"]
+    assert node["build"] == "./anchor/chain"
+    assert node["ports"] == ["127.0.0.1:8545:8545"]
+    dockerfile = (ROOT / "anchor/chain/Dockerfile").read_text()
+    assert "npm ci" in dockerfile and "curl" not in dockerfile and "wget" not in dockerfile
+    rules = [ln for ln in (ROOT / "anchor/chain/.dockerignore").read_text().splitlines() if not ln.startswith("#")]
+    assert rules == ["*", "!package.json", "!package-lock.json", "!hardhat.config.js"]
+    assert "**/node_modules" in (ROOT / ".dockerignore").read_text().split()
 
 
 def test_start_order_waits_for_health_and_for_the_one_shot_services() -> None:
