@@ -11,16 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError
+_RECURSION_LIMIT = sys.getrecursionlimit()
 
-from packproof.errors import PackproofError
-from packproof.records import CheckpointRecord
+from web3 import Web3  # noqa: E402  (after reading the recursion limit: see below)
+from web3.exceptions import ContractCustomError, ContractLogicError  # noqa: E402
+
+from packproof.errors import PackproofError  # noqa: E402
+from packproof.records import CheckpointRecord  # noqa: E402
+
+# web3 imports py_ecc, which raises the interpreter's recursion limit to 100,000 on import. At
+# that limit a deeply nested JSON document (a forged proof bundle, a custody POST) overflows the
+# C stack and kills the process with SIGSEGV instead of raising RecursionError, which the parsers
+# turn into a named refusal. Nothing packproof asks of web3 recurses that deep: put it back.
+sys.setrecursionlimit(_RECURSION_LIMIT)
+
+
+def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
+    """A web3 client of the Ethereum JSON-RPC endpoint at `rpc_url` (HTTP)."""
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 
 
 class AnchorRefused(PackproofError):
