@@ -60,7 +60,7 @@ from packproof.errors import LedgerIntegrityError, NoteError, ProofError, StoreE
 from packproof.parties import KINDS as PARTY_KINDS
 from packproof.parties import PARTIES, PartyReplay, party_problems
 from packproof.reading import Reading
-from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow
+from packproof.records import DeviceKey, DeviceRecord, QuarantineRow, StoredRow, keys_text
 from packproof.rfc6962 import EMPTY_ROOT, HASH_LEN, leaf_hash
 from packproof.store import CUSTODY, QUARANTINE, REGISTRY, Store, quarantine_record
 
@@ -124,11 +124,6 @@ def sealed_registry(records: Iterable[StoredRow]) -> dict[str, SealedDevice]:
     return devices
 
 
-def _keys_text(keys: Iterable[DeviceKey]) -> str:
-    return ", ".join(f"from seq {k.valid_from_seq}: {k.public_key.hex()[:16] + '..' if k.public_key else 'unsigned'}"
-                     for k in keys)
-
-
 def registry_problems(table: list[DeviceRecord], sealed: dict[str, SealedDevice]) -> list[str]:
     """Where the registry table (what the ingestor and the API trust) differs from its sealed records."""
     out = []
@@ -139,8 +134,8 @@ def registry_problems(table: list[DeviceRecord], sealed: dict[str, SealedDevice]
             continue
         keys = d.keys or (DeviceKey(0, d.public_key),)
         if tuple(keys) != s.keys:
-            out.append(f"device {d.device_id}: the registry table holds keys [{_keys_text(keys)}], its sealed "
-                       f"records [{_keys_text(s.keys)}] (a key swapped in the table)")
+            out.append(f"device {d.device_id}: the registry table holds keys [{keys_text(keys)}], its sealed "
+                       f"records [{keys_text(s.keys)}] (a key swapped in the table)")
         elif d.public_key != s.keys[-1].public_key:
             out.append(f"device {d.device_id}: its current key in the registry table is not the last sealed one")
         if d.shipment_id != s.shipment_id:

@@ -23,7 +23,7 @@ from typing import Any
 from packproof.crypto import b64, unb64, weak_key_problem
 from packproof.custody import PARTY_PATTERN
 from packproof.custody import ROLES as ROLE_NAMES
-from packproof.records import PartyKey, PartyRecord
+from packproof.records import PartyKey, PartyRecord, keys_text
 from packproof.timefmt import epoch_of
 
 PARTIES = "~parties"  # device id of the parties' record leaves; no real device id can start with "~"
@@ -153,10 +153,6 @@ def sealed_parties(records: Iterable[object]) -> PartyReplay:
     return replay
 
 
-def _keys_text(keys: Iterable[PartyKey]) -> str:
-    return ", ".join(f"from seq {k.valid_from_seq}: {k.public_key.hex()[:16]}.." for k in keys)
-
-
 def party_problems(table: Iterable[PartyRecord], sealed: Mapping[str, PartyRecord]) -> list[str]:
     """Where the parties' tables (what the custody rules trust) differ from their sealed records.
 
@@ -178,8 +174,8 @@ def party_problems(table: Iterable[PartyRecord], sealed: Mapping[str, PartyRecor
             out.append(f"party {p.party_id}: the table gives roles {sorted(p.roles)}, its sealed records "
                        f"{sorted(s.roles)}")
         if p.keys != s.keys:
-            out.append(f"party {p.party_id}: the table holds keys [{_keys_text(p.keys)}], its sealed records "
-                       f"[{_keys_text(s.keys)}] (a key swapped in the table)")
+            out.append(f"party {p.party_id}: the table holds keys [{keys_text(p.keys)}], its sealed records "
+                       f"[{keys_text(s.keys)}] (a key swapped in the table)")
         if p.revoked != s.revoked or p.revoked_reason != s.revoked_reason:
             said = f"revoked ({s.revoked_reason})" if s.revoked else "not revoked"
             held = f"revoked ({p.revoked_reason})" if p.revoked else "not revoked"

@@ -7,7 +7,7 @@ another one's meaning. Records are frozen where nothing changes them after they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -67,6 +67,13 @@ class PartyKey:
 
     valid_from_seq: int
     public_key: bytes  # raw Ed25519, 32 bytes; a party always signs
+
+
+def keys_text(keys: Iterable[DeviceKey | PartyKey]) -> str:
+    """A key history as the audit names it when a table and its sealed records disagree."""
+    return ", ".join(f"from seq {k.valid_from_seq}: "
+                     + (k.public_key.hex()[:16] + ".." if k.public_key else "unsigned") for k in keys)
+
 
 
 @dataclass(frozen=True, slots=True)

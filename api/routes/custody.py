@@ -219,9 +219,8 @@ def _event_doc(e: CustodyEventRecord) -> dict[str, Any]:
             "leaf_index": e.place.index if e.place else None, "event": orjson.loads(e.body)}
 
 
-@router.get("/custody/events/{event_id}")
-async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
-    """One accepted event, and where it is sealed (`/proof` for its proof bundle)."""
+async def _accepted(store: Store, event_id: str) -> CustodyEventRecord:
+    """The accepted event `event_id` names: 422 for an id that is not `party:seq`, 404 if none."""
     try:
         parse_event_id(event_id)
     except ValueError as exc:
@@ -229,19 +228,20 @@ async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
     e = await store.custody_event(event_id)
     if e is None:
         raise HTTPException(404, f"custody event {event_id!r} is not accepted here")
+    return e
+
+
+@router.get("/custody/events/{event_id}")
+async def get_event(store: StoreDep, event_id: str) -> dict[str, Any]:
+    """One accepted event, and where it is sealed (`/proof` for its proof bundle)."""
+    e = await _accepted(store, event_id)
     return _event_doc(e)
 
 
 @router.get("/custody/events/{event_id}/proof")
 async def get_event_proof(request: Request, store: StoreDep, event_id: str) -> dict[str, Any]:
     """The proof bundle of an accepted event: `packproof verify EVENT_ID --custody` (or `--bundle FILE`) checks it."""
-    try:
-        parse_event_id(event_id)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    e = await store.custody_event(event_id)
-    if e is None:
-        raise HTTPException(404, f"custody event {event_id!r} is not accepted here")
+    e = await _accepted(store, event_id)
     try:
         bundle = await custody_proof_bundle(store, request.app.state.ledger_keys, e)
     except ProofNotSealed as exc:
