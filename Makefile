@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install run test lint bench soak clean lock
+.PHONY: install system run test lint bench soak clean lock
 
 # The dependencies come from the lock files (exact versions, hashes checked), never from
 # pyproject.toml's ranges directly: requirements-dev.lock here (the runtime set of
@@ -27,12 +27,24 @@ $(NODE_STAMP): $(CHAIN)/package.json $(CHAIN)/package-lock.json
 		cd $(CHAIN) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
 	else echo "npm not found: skipping $(CHAIN)'s npm packages (the Ethereum anchoring tests will skip)"; fi
 
-install: $(STAMP) $(NODE_STAMP)
+# Debian packages the certificate and dashboard tests use (issue 18): Chromium, driven by Playwright
+# as the system browser (Playwright's own browser download is not reachable), and poppler's
+# pdftotext/pdftoppm to read certificates back. Installed with apt-get when missing and we may
+# (root, apt-get present); otherwise those tests skip and say why.
+SYSTEM_PACKAGES := chromium poppler-utils fonts-dejavu-core
+system:
+	@if command -v chromium >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	else echo "chromium/pdftotext missing and apt-get unavailable (or not root): the browser and PDF tests will skip"; fi
+
+install: $(STAMP) $(NODE_STAMP) system
 
 run: $(STAMP)
 	$(VENV)/bin/packproof run $(ARGS)
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) system
 	$(VENV)/bin/pytest -q $(ARGS)
 
 # mypy cannot follow setuptools' package-dir map (the editable install's import hook is not a
