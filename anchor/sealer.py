@@ -142,6 +142,7 @@ class Sealer:
         self.max_leaves = max_leaves
         self._head: BlockRecord | None = None
         self.halted: str | None = None  # why this sealer stopped sealing; None while it seals
+        self.paused: str | None = None  # the store or file error sealing waits out; None while it seals
         self.sealed_blocks = 0
         self.sealed_leaves = 0  # readings and registry records
         self.sealed_readings = 0
@@ -397,7 +398,8 @@ class Sealer:
         head = self._head.height if self._head else -1
         try:
             await self.store.set_status(SEALER_STATUS, {"component": "sealer", "state": state, "height": head,
-                                                     "since": rfc3339(self._since), "written_unix": now})
+                                                     "since": rfc3339(self._since), "written_unix": now,
+                                                     **({"error": self.paused} if self.paused else {})})
         except StoreError as exc:  # the seal itself reports a store that is away; try again next pass
             if not is_disk_full(exc):  # a full disk is reported once, by packproof.diskfull
                 log.warning("could not record the sealer's status (%s); will retry", exc)
@@ -428,7 +430,7 @@ class Sealer:
     async def _run(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
         while not stop.is_set():
-            await self.report("sealing")
+            await self.report("paused" if self.paused else "sealing")
             started = time.monotonic()
             record, full = await self._seal_or_disk_full()
             if full:
@@ -443,15 +445,22 @@ class Sealer:
         while True:
             record, full = await self._seal_or_disk_full()
             if full:
-                log.warning("stopping with readings unsealed: the disk is full; the next start seals them")
+                log.warning("stopping with readings unsealed (%s); the next start seals them",
+                            self.paused or "the disk is full")
             if record is None:
                 return
 
     async def _seal_or_disk_full(self) -> tuple[BlockRecord | None, bool]:
-        """One seal; (None, True) if a full disk refused the ledger append or the store's record.
+        """One seal; (None, True) if the seal failed and must be retried after a pause.
 
-        A block may then be in the ledger and not in the store, or half a line in the ledger:
-        `recover` completes or cuts it before the next seal, as after a crash.
+        A full disk (the ledger append or the store's record) is reported through
+        packproof.diskfull. Any other store or file error (the database restarted or dropped our
+        connection, a network file system away for a moment) pauses sealing the same way, logged
+        with its cause, instead of ending the sealer: readings keep arriving and must be sealed
+        once the store answers again. A block may then be in the ledger and not in the store, or
+        half a line in the ledger: `recover` completes or cuts it before the next seal, as after
+        a crash. (A ledger that does not continue the store's chain is LedgerIntegrityError:
+        that halts, by design.)
         """
         try:
             if self._unsettled:
@@ -459,10 +468,16 @@ class Sealer:
                 self._unsettled = False
             record = await self.seal_once()
         except (OSError, StoreError) as exc:
-            if not is_disk_full(exc):
-                raise
             self._unsettled = True
-            DISK.failed(SEALER_COMPONENT, exc)
+            if is_disk_full(exc):
+                DISK.failed(SEALER_COMPONENT, exc)
+            else:
+                self.paused = str(exc)
+                log.warning("sealing paused: %s; retrying (what is stored stays stored and is sealed "
+                            "once this clears)", exc)
             return None, True
         DISK.cleared(SEALER_COMPONENT)
+        if self.paused is not None:
+            log.warning("sealing resumed after: %s", self.paused)
+            self.paused = None
         return record, False

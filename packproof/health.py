@@ -13,7 +13,7 @@ RECENT = 300.0  # s: a lost broker session is reported this long after it came b
 HEARTBEAT = 5.0  # s between a long-running component's status writes when nothing changed
 MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
 SEALER_STATUS = "sealer"  # the sealer's status key (Store.set_status); ingestors write `ingestor:<client id>`
-WORKING = ("connected", "sealing")  # the states in which a component rewrites its status every few seconds
+WORKING = ("connected", "sealing", "paused")  # the states in which a component rewrites its status every few seconds
 
 
 def stale_or_idle(what: str, st: dict[str, Any] | None, working: str, max_age: float, now: float) -> str | None:
@@ -54,6 +54,9 @@ def _problems_of(name: str, st: dict[str, Any], now: float) -> list[str]:
     elif st.get("component") == "sealer" and st.get("state") == "halted":
         out.append(f"{name}: sealing stopped since {st.get('since')} (the sealer's log says why: a ledger file that "
                    "does not continue the store's chain, or a lost sealer lock)")
+    elif st.get("component") == "sealer" and st.get("state") == "paused":
+        out.append(f"{name}: sealing paused since {st.get('since')}: {st.get('error')} (retrying; readings are "
+                   "still stored and are sealed once this clears)")
     written = st.get("written_unix")
     if st.get("state") in WORKING and written is not None and now - float(written) > MAX_AGE:
         out.append(f"{name}: says {st.get('state')} but last reported {now - float(written):.0f} s ago (it "
