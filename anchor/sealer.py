@@ -314,6 +314,7 @@ class Sealer:
         return []
 
     async def seal_once(self) -> BlockRecord | None:
+        failpoints.bug("seal.bug")
         rows = await self._next_rows()
         if not rows:
             return None

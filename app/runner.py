@@ -157,13 +157,17 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         refusals = asyncio.create_task(forward_refusals(broker.refusals, service.store, refusals_stop))
         api = asyncio.create_task(server.serve())
         try:
-            stats, final_line, custody = await _serve(o, fleet, buffer, mqtt_port, server, service, broker, api,
-                                                      stop, abort_drain, credentials)
+            stats, final_line, custody = await _serve(o, fleet, buffer, mqtt_port, server, service, broker,
+                                                      (pipeline, api), stop, abort_drain, credentials)
         finally:
             # Also when something failed (the broker refused the fleet, the store broke): every task and
             # thread started above ends here, or the process would print the error and then hang.
             ingest_stop.set()
-            await pipeline
+            failed: BaseException | None = None
+            try:
+                await pipeline
+            except Exception as exc:  # noqa: BLE001 - stop the rest first, then let it reach the CLI
+                failed = exc
             refusals_stop.set()
             await refusals
             server.should_exit = True
@@ -171,6 +175,8 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
                 await api
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            if failed is not None:
+                raise failed
         final_line(stats)  # after the last seal: what was sealed in the end
     ingestor, sealer = service.ingestor, service.sealer
     counts = {"measured": stats.measured, "sent": stats.sent, "resent": stats.resent,
@@ -185,13 +191,16 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
 
 
 async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_port: int, server: uvicorn.Server,
-                 service: IngestService, broker: EmbeddedBroker, api: asyncio.Task[None], stop: asyncio.Event,
+                 service: IngestService, broker: EmbeddedBroker,
+                 watched: tuple[asyncio.Task[None], asyncio.Task[None]], stop: asyncio.Event,
                  abort_drain: threading.Event,
                  credentials: dict[str, str],
                  ) -> tuple[PublishStats, Callable[[PublishStats], None], PosterStats | None]:
     """Register the fleet and the simulated parties, wait for the API, run the simulator and the parties'
     custody scripts until stopped and drain it; returns its counts, the progress line's printer and the
-    custody counts. `_run` stops the ingestor, sealer and API after it."""
+    custody counts. `_run` stops the ingestor, sealer and API after it. `watched` (the pipeline and the API
+    server) must outlive the simulator: if either ends first, that is said and everything stops."""
+    pipeline, api = watched
     out = o.console
     dirs = DataDir(o.data_dir, o.store_url, intake_key_file=o.intake_key_file)
     assert service.store is not None and service.ingestor is not None
@@ -285,7 +294,13 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
         publisher.run, stop=sim_stop, duration=o.duration, on_tick=throttled, epoch=epoch))
     custody = asyncio.create_task(asyncio.to_thread(poster.run, stop=sim_stop)) if poster else None
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([sim, stopper], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([sim, stopper, pipeline, api], return_when=asyncio.FIRST_COMPLETED)
+    broken = pipeline.done() or api.done()  # neither ends on its own: a crash, not a stop
+    for task, what in ((pipeline, "the ingestor"), (api, "the API server")):
+        if task.done():
+            why = "it was cancelled" if task.cancelled() else repr(task.exception()) if task.exception() else \
+                "without an error"
+            out.print(f"[bold red]{what} ended unexpectedly[/] ({why}): stopping everything", highlight=False)
     out.print("stopping: simulator, then ingestor, then sealer ...")
     sim_stop.set()
     stats = await sim
@@ -302,7 +317,7 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
             out.print(f"{full}; stopping without waiting for acknowledgements", highlight=False)
         return full is not None
 
-    if not drained and o.forward.drain_timeout > 0 and not disk_full_stops_waiting():
+    if not drained and o.forward.drain_timeout > 0 and not broken and not disk_full_stops_waiting():
         shown = [0.0]
 
         def draining(s: PublishStats) -> None:
@@ -317,7 +332,7 @@ async def _serve(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_
     publisher.close()
     out.print(leftover_note(stats, dirs.sim_buffer), highlight=False)
     ingestor = service.ingestor
-    if not drained and not DISK.current():  # let what is still on its way arrive before the ingestor stops
+    if not drained and not broken and not DISK.current():  # let what is on its way arrive before the ingestor stops
         await _wait_until(lambda: ingestor.stats.received >= stats.sent, 5)
     if poster is not None and poster.stats.last_refusal:
         out.print(f"custody: {poster.stats.refused:,} event(s) refused, the last: {poster.stats.last_refusal}",

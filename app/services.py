@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import gc
 import logging
@@ -135,18 +136,32 @@ class IngestService:
         """Run until both events are set; ingestion stops (and drains) before the last seal."""
         assert self.ingestor is not None and self.store is not None
         sealing = asyncio.create_task(self.sealer.run(seal_stop)) if self.sealer else None
+        if sealing:
+            sealing.add_done_callback(self._sealer_ended)
         witnessing = await witness_beside(self.store, self.opts.witnessing, seal_stop) if self.sealer else None
         try:
             await self.ingestor.run(ingest_stop)
         finally:
             seal_stop.set()
             if sealing:
-                await sealing
+                with contextlib.suppress(Exception):  # a sealer that failed was reported when it did
+                    await sealing
             if witnessing:
                 await witnessing
             await self.store.close()
             if self._lock is not None:
                 await self._lock.release()
+
+
+    def _sealer_ended(self, task: asyncio.Task[None]) -> None:
+        """A sealer task that ends with an error while intake goes on: say so at once (log, `halted` on the
+        progress line and in /health) rather than when the process stops. Readings are still stored; a
+        restarted sealer seals them."""
+        if task.cancelled() or task.exception() is None or self.sealer is None:
+            return
+        exc = task.exception()
+        self.sealer.halted = f"the sealer failed: {exc!r}; readings are still stored, restart to seal them"
+        log.error("SEALING STOPPED: %s", self.sealer.halted, exc_info=exc)
 
 
 class SealerLock:

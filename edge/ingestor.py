@@ -24,6 +24,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from packproof import failpoints
 from packproof.diskfull import DISK, Backoff, is_disk_full
 from packproof.edge.checks import CheckStage, Decoded
 from packproof.edge.options import IngestorOptions, MqttOptions
@@ -117,6 +118,7 @@ class Ingestor:
                     # on amqtt (batches of ~100 instead of ~50), for 35 ms more publish-to-sealed.
                     await asyncio.sleep(o.linger)
                 msgs = sub.take(o.batch_max)
+                failpoints.bug("ingest.bug")
                 self.stats.received += len(msgs)
                 while True:
                     try:  # the registry comes from the store, which may be away for a while

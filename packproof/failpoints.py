@@ -6,9 +6,14 @@ finally blocks. Unset (always, in production) a failpoint costs one dict look-up
 is etcd's gofail and TiKV's fail-rs: the crash windows that matter (a block written to the
 ledger but not yet recorded in the store) are too narrow to hit reliably with a signal.
 
+`bug("name")` instead raises FailpointBug there: an unexpected exception, as a bug would, for
+tests that a service which fails says so and that the process around it does not hang.
+
 Names in use:
     seal.after-ledger   the block's line is in the ledger and fsynced; the store has not recorded it
     seal.mid-ledger     half of the block's line is written (then the process dies)
+    seal.bug            (raises) at the start of a seal
+    ingest.bug          (raises) in the ingestor's loop, after taking a batch from the inbox
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ def armed(name: str) -> bool:
 def hit(name: str) -> None:
     if armed(name):
         die(name)
+
+
+class FailpointBug(RuntimeError):
+    """Raised by `bug(name)`: deliberately not a PackproofError, as a real bug would not be."""
+
+
+def bug(name: str) -> None:
+    if armed(name):
+        raise FailpointBug(f"failpoint {name} raised (a simulated bug)")
 
 
 def die(name: str) -> None:
