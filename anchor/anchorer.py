@@ -71,6 +71,8 @@ class Anchoring:
         self.chain_id = self.chain.chain_id
         self._nonce = 0  # the next nonce of ours, as far as we know (max with the node's pending count)
         self._checked = False
+        self.head: int | None = None  # the chain's head at the last pass, and when (GET /anchors counts with it)
+        self.head_seen: float | None = None
         self.error: str | None = None
         self.error_since: float | None = None
         self.failures = 0
@@ -131,6 +133,7 @@ class Anchoring:
             await self._chain(self.chain.check)
             self._checked = True
         head = await self._chain(self.chain.head)
+        self.head, self.head_seen = head, time.time()
         for row in await self.store.open_anchors(self.chain_id, self.contract):
             await self._follow(row, head)
         await self._send_if_due(final)
@@ -302,6 +305,7 @@ class Anchoring:
             "component": STATUS_COMPONENT, "state": "failing" if self.error else "anchoring", "written_unix": now,
             "chain_id": self.chain_id, "contract": self.contract, "account": self.chain.account.address,
             "confirmations": self.opts.confirmations, "every_s": self.opts.every,
+            "head": self.head, "head_seen_unix": self.head_seen,
             "latest_size": latest.size if latest else None,
             "confirmed": None if confirmed is None else {
                 "size": confirmed.size, "block_number": confirmed.block_number, "block_time": confirmed.block_time,
