@@ -95,18 +95,21 @@ class Anchoring:
         if latest is None:
             return
         deadline = time.monotonic() + self.opts.stop_wait
-        log.info("anchoring: stopping; anchoring checkpoint %d (waiting up to %g s for it to be mined)",
+        log.info("anchoring: stopping; the last checkpoint is %d (its anchor waited for up to %g s until mined)",
                  latest.size, self.opts.stop_wait)
-        while time.monotonic() < deadline:
-            if time.monotonic() >= self._next_try:
-                await self._attempt(final=True)
+        while True:
             row = next((a for a in await self._store_call(self.store.anchors, 5) if a.size >= latest.size
                         and a.contract == self.contract and a.chain_id == self.chain_id
                         and a.status in (AnchorState.MINED, AnchorState.CONFIRMED)), None)
             if row is not None:
-                log.info("anchoring: checkpoint %d mined in block %s (tx 0x%s); its %d confirmations are followed by "
-                         "the next run", row.size, row.block_number, row.tx_hash.hex(), self.opts.confirmations)
+                log.info("anchoring: checkpoint %d mined in block %s (tx 0x%s); %s", row.size, row.block_number,
+                         row.tx_hash.hex(), "confirmed" if row.status is AnchorState.CONFIRMED else
+                         f"its {self.opts.confirmations} confirmations are followed by the next run")
                 return
+            if time.monotonic() >= deadline:
+                break
+            if time.monotonic() >= self._next_try:
+                await self._attempt(final=True)
             await asyncio.sleep(min(1.0, max(0.05, self.opts.poll / 4)))
         log.warning("anchoring: stopped after waiting %g s: checkpoint %d is not mined yet (%s); the next "
                     "`packproof anchor run` (or seal/run with [anchoring]) follows or sends it",

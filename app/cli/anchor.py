@@ -21,6 +21,7 @@ import typer
 from packproof.app.cli.common import Exit, data_dir_of, fail, out
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, Flag, configured
+from packproof.errors import ChainError
 
 anchor_app = typer.Typer(no_args_is_help=True, help="Anchor the log's checkpoints on an Ethereum chain: an "
                          "account key, the contract, the loop.")
@@ -57,8 +58,8 @@ def _need(cfg: Settings, *names: str) -> None:
 async def _origin(cfg: Settings) -> str:
     """The log's origin: as the store keeps it; before the first seal, as the sealer will choose it."""
     from packproof.anchor.tlog import default_origin  # not at start-up: the log
-    from packproof.crypto import key_id, read_public_key
-    from packproof.store import Store
+    from packproof.crypto import key_id, read_public_key  # not at start-up: cryptography
+    from packproof.store import Store  # not at start-up: the store
 
     dirs = data_dir_of(cfg)
     try:
@@ -103,10 +104,9 @@ def deploy(cfg: Settings) -> None:
 def run(cfg: Settings) -> None:
     """The anchoring loop alone, beside any sealer of the store, until Ctrl-C (then the last checkpoint)."""
     from packproof.anchor.anchorer import Anchoring, chain_of  # not at start-up: web3
-    from packproof.anchor.anchoring import WrongChain
-    from packproof.app.services import anchoring_options
-    from packproof.errors import ChainError
-    from packproof.store import Store
+    from packproof.anchor.anchoring import WrongChain  # not at start-up: web3
+    from packproof.app.services import anchoring_options  # not at start-up: every stage
+    from packproof.store import Store  # not at start-up: the store
 
     _need(cfg, "--rpc", "--contract", "--key-file", "--chain-id")
     opts = anchoring_options(cfg)
