@@ -246,3 +246,45 @@ async def _until(cond: object, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached in {timeout} s: {cond}")
         await asyncio.sleep(0.05)
+
+
+async def test_a_dropped_transaction_gives_its_nonce_to_the_newest_checkpoint(rig: Rig) -> None:
+    first = await rig.seal(10)
+    rpc(rig.url, "evm_setAutomine", False)
+    a = rig.anchoring(confirmations=1)
+    await a.pass_once()
+    sent, = await rig.store.anchors(10)
+    newest = await rig.seal(10)  # sealed while the first anchor waits: one unmined at a time, nothing more sent
+    await a.pass_once()
+    assert [r.id for r in await rig.store.anchors(10)] == [sent.id]
+    rpc(rig.url, "hardhat_dropTransaction", "0x" + sent.tx_hash.hex())
+    await a.pass_once()
+    now, old = await rig.store.anchors(10)
+    assert (old.id, old.status, old.size) == (sent.id, AnchorState.REPLACED, first)
+    assert old.error is not None and f"nonce {sent.nonce} reused for checkpoint {newest}" in old.error
+    assert (now.status, now.size, now.nonce) == (AnchorState.PENDING, newest, sent.nonce)
+    rpc(rig.url, "evm_mine")
+    await a.pass_once()
+    assert (await rig.store.anchors(1))[0].status is AnchorState.CONFIRMED
+    on_chain = await rig.chain_latest()
+    assert on_chain is not None and on_chain.size == newest
+
+
+async def test_a_transaction_unmined_too_long_is_replaced_with_higher_fees(rig: Rig) -> None:
+    await rig.seal(10)
+    rpc(rig.url, "evm_setAutomine", False)
+    a = rig.anchoring(confirmations=1, stuck_after=0.3)
+    await a.pass_once()
+    sent, = await rig.store.anchors(10)
+    await a.pass_once()
+    assert (await rig.store.anchors(1))[0].sends == 1  # not yet
+    await asyncio.sleep(0.4)
+    await a.pass_once()
+    again, = await rig.store.anchors(10)
+    assert (again.sends, again.nonce, again.status) == (2, sent.nonce, AnchorState.PENDING)
+    assert again.error is not None and "unmined after" in again.error
+    assert again.max_priority_fee_per_gas >= sent.max_priority_fee_per_gas * 9 // 8
+    rpc(rig.url, "evm_mine")  # the node kept only the replacement (same nonce, higher fees)
+    await a.pass_once()
+    done, = await rig.store.anchors(10)
+    assert done.status is AnchorState.CONFIRMED and done.tx_hash == again.tx_hash
