@@ -49,10 +49,11 @@ T = TypeVar("T")
 def chain_of(opts: AnchoringOptions) -> anchoring.Chain:
     """The client the options name (the key read now: a bad key file stops the start)."""
     if not (opts.rpc and opts.contract and opts.key_file):
-        raise ConfigError("anchoring needs --rpc, --contract and --key-file")
+        raise ConfigError("anchoring needs rpc, contract and key_file (--rpc --contract --key-file)")
     if opts.chain_id is None:
-        raise ConfigError("--chain-id: required with --rpc (1 mainnet, 11155111 Sepolia, 31337 a Hardhat dev "
-                          "node): anchors are signed for one chain (EIP-155) and the node must serve it")
+        raise ConfigError("anchoring: chain_id is required (--chain-id; --anchor-chain-id on seal/ingest/run): 1 "
+                          "mainnet, 11155111 Sepolia, 31337 a Hardhat dev node; anchors are signed for one chain "
+                          "(EIP-155) and the node must serve it")
     account = anchoring.load_key(opts.key_file)
     try:
         address = anchoring.Web3.to_checksum_address(opts.contract)

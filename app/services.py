@@ -70,10 +70,11 @@ class IngestOptions:
 def anchoring_options(cfg: Settings) -> AnchoringOptions:
     """The [anchoring] settings as the loop's options (off unless rpc, contract and key file are all set)."""
     a = cfg.anchoring
-    if any((a.rpc, a.contract, a.key_file)) and not all((a.rpc, a.contract, a.key_file)):
-        given = [n for n, v in (("--rpc", a.rpc), ("--contract", a.contract), ("--key-file", a.key_file)) if v]
-        raise ConfigError(f"anchoring: {', '.join(given)} given, but it needs all of --rpc, --contract and --key-file "
-                          "([anchoring] rpc, contract, key_file)")
+    given = [n for n, v in (("rpc", a.rpc), ("contract", a.contract), ("key_file", a.key_file)) if v]
+    if given and len(given) < 3:
+        raise ConfigError(f"anchoring: {' and '.join(given)} given, but it needs rpc, contract and key_file all set "
+                          "(`packproof anchor run` --rpc --contract --key-file; seal/ingest/run --anchor-rpc "
+                          "--anchor-contract --anchor-key-file; or the anchoring section of the --config file)")
     return AnchoringOptions(a.rpc, a.contract, a.key_file, a.chain_id, every=a.every, confirmations=a.confirmations,
                             poll=min(12.0, max(0.2, a.every / 4)), timeout=a.timeout, stop_wait=a.stop_wait,
                             stuck_after=max(600.0, a.every))

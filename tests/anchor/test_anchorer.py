@@ -150,7 +150,7 @@ async def test_a_node_of_another_chain_is_refused(rig: Rig) -> None:
     assert status["state"] == "failing" and "wrong network" in status["error"]
     assert any("wrong network" in p for p in problems({"anchoring": status}, time.time()))
     assert await rig.store.anchors(10) == []
-    with pytest.raises(ConfigError, match="--chain-id: required with --rpc"):
+    with pytest.raises(ConfigError, match="anchoring: chain_id is required"):
         chain_of(AnchoringOptions(rpc=rig.url, contract=rig.opts.contract, key_file=rig.opts.key_file))
 
 
@@ -288,3 +288,21 @@ async def test_a_transaction_unmined_too_long_is_replaced_with_higher_fees(rig: 
     await a.pass_once()
     done, = await rig.store.anchors(10)
     assert done.status is AnchorState.CONFIRMED and done.tx_hash == again.tx_hash
+
+
+def test_anchoring_settings_are_all_or_nothing_and_checked(tmp_path: Path) -> None:
+    from packproof.app.config import load
+    from packproof.app.services import anchoring_options
+
+    assert not anchoring_options(load({})).enabled
+    with pytest.raises(ConfigError, match="anchoring: rpc and contract given, but it needs rpc, contract and key_file"):
+        anchoring_options(load({"anchoring.rpc": "http://127.0.0.1:8545",
+                                "anchoring.contract": "0x" + "ab" * 20}))
+    on = anchoring_options(load({"anchoring.rpc": "http://127.0.0.1:8545", "anchoring.contract": "0x" + "ab" * 20,
+                                 "anchoring.key_file": str(tmp_path / "k"), "anchoring.chain_id": 5,
+                                 "anchoring.every": 60}))
+    assert (on.enabled, on.chain_id, on.every, on.poll, on.confirmations) == (True, 5, 60.0, 12.0, 12)
+    with pytest.raises(ConfigError, match="expected a contract address"):
+        load({"anchoring.contract": "0x12"})
+    with pytest.raises(ConfigError, match="expected an http"):
+        load({"anchoring.rpc": "ws://x"})
