@@ -286,6 +286,7 @@ class Anchoring:
             return None if fn is not self.store.anchors else []
 
     def _failed(self, why: str, *, long: bool = False) -> None:
+        self._checked = False  # after an outage, check the chain id and the contract's code again (a node reset)
         self.failures += 1
         if self.error_since is None:
             self.error_since = time.time()

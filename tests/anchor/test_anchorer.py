@@ -23,7 +23,7 @@ from packproof.health import problems
 from packproof.records import AnchorState
 from packproof.store import Store
 from tests.anchor.test_log import KEY, _add, _store
-from tests.chainutil import TcpProxy, eth_rpc, rpc  # noqa: F401 (fixture)
+from tests.chainutil import HardhatNode, TcpProxy, eth_rpc, hardhat_node, rpc  # noqa: F401 (fixture)
 
 ORIGIN = "packproof.example/anchored"
 
@@ -306,3 +306,42 @@ def test_anchoring_settings_are_all_or_nothing_and_checked(tmp_path: Path) -> No
         load({"anchoring.contract": "0x12"})
     with pytest.raises(ConfigError, match="expected an http"):
         load({"anchoring.rpc": "ws://x"})
+
+
+async def test_node_killed_mid_run_sealing_goes_on_and_a_reset_chain_is_named(tmp_path: Path,
+                                                                               hardhat_node: HardhatNode) -> None:  # noqa: F811
+    """kill -9 of the node: anchoring backs off, sealing goes on. A dev node started again is a new, empty
+    chain: the loop checks the contract again after the outage and says it is gone, instead of sending an
+    anchor to an address without code."""
+    url = hardhat_node.url
+    key = tmp_path / "anchor.key"
+    funded_key(url, key)
+    contract = anchoring.deploy_signed(anchoring.connect(url), ORIGIN, anchoring.load_key(key), 31337)
+    store = await _store(f"sqlite:///{tmp_path / 'store.db'}")
+    sealer = Sealer(store, LedgerFile(tmp_path / "ledger.jsonl"), KEY, max_leaves=50, origin=ORIGIN)
+    await sealer.recover()
+    rig = Rig(store, sealer, AnchoringOptions(rpc=url, contract=contract, key_file=key, chain_id=31337, every=0.0,
+                                              confirmations=1, poll=0.05, timeout=0.5, backoff_max=0.3,
+                                              stop_wait=0.0), url)
+    stop = asyncio.Event()
+    task = asyncio.create_task(rig.anchoring().run(stop))
+    try:
+        first = await rig.seal(10)
+        await _until(lambda: _confirmed_size(rig, first))
+        hardhat_node.kill()
+        later = await rig.seal(10)
+        assert later > first
+        await _until(lambda: _status_error(rig))
+        hardhat_node.start()  # same port, a new chain without the contract
+        rpc(url, "hardhat_setBalance", anchoring.load_key(key).address, hex(10**20))
+
+        async def contract_gone() -> bool:
+            st = (await store.statuses()).get("anchoring") or {}
+            return f"no contract at {contract}" in str(st.get("error"))
+
+        await _until(contract_gone)
+        assert [r.size for r in await store.anchors(10)] == [first]  # nothing sent to the empty address
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await store.close()
