@@ -119,7 +119,7 @@ class Anchoring:
     async def _attempt(self, *, final: bool) -> None:
         try:
             await self.pass_once(final=final)
-        except anchoring.WrongChain as exc:
+        except ConfigError as exc:  # the wrong chain, no contract at the address: waits for a person
             self._failed(str(exc), long=True)
         except anchoring.AnchorRefused as exc:
             self._failed(f"{exc}{_refusal_hint(exc.error)}", long=True)

@@ -4,10 +4,11 @@ A Hardhat node (anchor/chain/node_modules, `make install`) mines a block every `
 (evm_setIntervalMining, automine off: transactions wait for the next block as on a real chain).
 A real sealer seals readings into a SQLite store; the real anchoring loop (anchor/anchorer.py,
 every = 0, a pass every `--poll` s) signs with a fresh funded key and sends each new checkpoint.
-For each of `--rounds` rounds: seal a block, then wait until the loop records the anchor of its
+For each of `--rounds` rounds: wait a random part of a block interval (so a checkpoint is signed
+at any moment between two blocks, not just after one), seal a block, then wait until the loop records the anchor of its
 checkpoint as confirmed with N confirmations; the time is the row's confirmation time minus the
-checkpoint's signing time. Expected: about N block intervals plus up to one (the next block)
-plus up to one pass.
+checkpoint's signing time. Expected: about N - 1/2 block intervals (the wait for the next
+block, then N - 1 more) plus up to one pass.
 
     python benchmarks/anchoring.py [--confirmations 1 3 12] [--rounds 5] [--block-ms 1000]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -89,7 +91,8 @@ async def add_readings(store: Store, start: int, n: int) -> None:
         await store.write_rows(b)
 
 
-async def measure(url: str, work: Path, confirmations: int, rounds: int, poll: float) -> tuple[list[float], list[int]]:
+async def measure(url: str, work: Path, confirmations: int, rounds: int, poll: float,
+                  block_s: float) -> tuple[list[float], list[int]]:
     key = work / f"anchor-{confirmations}.key"
     address = anchoring.new_key_file(key)
     rpc(url, "hardhat_setBalance", address, hex(10**20))
@@ -110,6 +113,7 @@ async def measure(url: str, work: Path, confirmations: int, rounds: int, poll: f
     leaves = 0
     try:
         for _ in range(rounds):
+            await asyncio.sleep(random.uniform(0, block_s))
             await add_readings(store, leaves, 100)
             leaves += 100
             while await sealer.seal_once():
@@ -147,7 +151,7 @@ def main() -> None:
         print("|---|---|---|---|")
         with tempfile.TemporaryDirectory(prefix="packproof-anchor-bench-") as tmp:
             for n in a.confirmations:
-                times, gas = asyncio.run(measure(url, Path(tmp), n, a.rounds, a.poll))
+                times, gas = asyncio.run(measure(url, Path(tmp), n, a.rounds, a.poll, a.block_ms / 1000))
                 print(f"| {n} | {statistics.median(times):.2f} s | {min(times):.2f}..{max(times):.2f} s | "
                       f"{min(gas):,}..{max(gas):,} |", flush=True)
     finally:
