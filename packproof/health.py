@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from packproof.timefmt import rfc3339
+
 RECENT = 300.0  # s: a lost broker session is reported this long after it came back
 HEARTBEAT = 5.0  # s between a long-running component's status writes when nothing changed
 MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
@@ -100,8 +102,9 @@ def _anchoring_problems(name: str, st: dict[str, Any]) -> list[str]:
     held = (f"the chain holds checkpoint {confirmed.get('size')} (block {confirmed.get('block_number')})"
             if confirmed else "no anchor confirmed yet")
     if st.get("error"):
-        out.append(f"{name}: failing since {st.get('error_since')} ({st.get('failures')} attempts): {st.get('error')}; "
-                   f"{held}")
+        since = st.get("error_since")
+        when = rfc3339(float(since)) if isinstance(since, int | float) else "?"
+        out.append(f"{name}: failing since {when} ({st.get('failures')} attempts): {st.get('error')}; {held}")
     elif st.get("late"):
         out.append(f"{name}: checkpoint {st.get('latest_size')} not anchored with {st.get('confirmations')} "
                    f"confirmations in time; {held}")
