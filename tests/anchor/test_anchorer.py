@@ -345,3 +345,44 @@ async def test_node_killed_mid_run_sealing_goes_on_and_a_reset_chain_is_named(tm
         stop.set()
         await asyncio.wait_for(task, 30)
         await store.close()
+
+
+async def test_seal_anchors_beside_its_sealer_and_its_last_checkpoint_on_stop(eth_rpc: str,  # noqa: F811
+                                                                               tmp_path: Path) -> None:
+    """`packproof seal`'s service (seal_until) with [anchoring] set: the loop runs beside the sealer and,
+    once the sealer has sealed its last block on stop, anchors that block's checkpoint."""
+    from packproof.app.services import seal_until
+    from packproof.paths import DataDir
+
+    key = tmp_path / "anchor.key"
+    funded_key(eth_rpc, key)
+    contract = anchoring.deploy_signed(anchoring.connect(eth_rpc), ORIGIN, anchoring.load_key(key), 31337)
+    dirs = DataDir(tmp_path / "data", log_origin=ORIGIN)
+    store = await dirs.open_writer()
+    await store.register({"S": "un38.3-cell"}, [("d", "S", None)])
+    await _add(store, "d", 0, 30)
+    await store.close()
+    opts = AnchoringOptions(rpc=eth_rpc, contract=contract, key_file=key, chain_id=31337, every=3600.0,
+                            confirmations=1, poll=0.05, timeout=2.0, backoff_max=0.3, stop_wait=10.0)
+    stop = asyncio.Event()
+    started = asyncio.Event()
+    task = asyncio.create_task(seal_until(dirs, stop, 0.05, on_start=started.set, anchoring=opts))
+    await asyncio.wait_for(started.wait(), 20)
+    await asyncio.sleep(0.5)
+    store = await Store.open(dirs.store)
+    try:
+        await _add(store, "d", 30, 5)  # sealed by the sealer's last block, after `stop`
+    finally:
+        await store.close()
+    stop.set()
+    sealer = await asyncio.wait_for(task, 30)
+    assert sealer is not None
+    store = await Store.open(dirs.store)
+    try:
+        latest = await store.latest_checkpoint()
+        rows = await store.anchors(10)
+        assert latest is not None and latest.size == 31 + 5  # a registry leaf and 35 readings
+        assert rows[0].size == latest.size and rows[0].status in (AnchorState.MINED, AnchorState.CONFIRMED)
+        assert [r.size for r in rows][-1] < latest.size  # the first anchor at start, the last one on stop
+    finally:
+        await store.close()
