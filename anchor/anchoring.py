@@ -200,7 +200,10 @@ def load_key(path: Path) -> LocalAccount:
     if not _HEX_KEY.fullmatch(text):
         raise ConfigError(f"--key-file: {path} does not hold a secp256k1 private key as 64 hex digits "
                           "(made by `packproof anchor key`)")
-    account: LocalAccount = Account.from_key(text)
+    try:
+        account: LocalAccount = Account.from_key(text)
+    except ValueError as exc:  # 0, or not below the secp256k1 group order
+        raise ConfigError(f"--key-file: {path} holds no valid secp256k1 private key: {exc}") from exc
     return account
 
 
@@ -285,8 +288,9 @@ def anchor_tx(w3: Web3, address: str, checkpoint: CheckpointRecord) -> dict[str,
     """The `anchor(size, root, note hash)` call's to/data, for `sign`."""
     if len(checkpoint.root) != 32:
         raise PackproofError(f"checkpoint root: expected 32 bytes, got {len(checkpoint.root)}")
-    fn = contract(w3, address).functions.anchor(checkpoint.size, checkpoint.root, note_hash(checkpoint.note))
-    return {"to": Web3.to_checksum_address(address), "data": fn._encode_transaction_data()}
+    data = contract(w3, address).encode_abi("anchor", args=[checkpoint.size, checkpoint.root,
+                                                           note_hash(checkpoint.note)])
+    return {"to": Web3.to_checksum_address(address), "data": data}
 
 
 def deploy_signed(w3: Web3, origin: str, account: LocalAccount, chain_id: int, timeout: float = 120.0) -> str:

@@ -386,3 +386,11 @@ async def test_seal_anchors_beside_its_sealer_and_its_last_checkpoint_on_stop(et
         assert [r.size for r in rows][-1] < latest.size  # the first anchor at start, the last one on stop
     finally:
         await store.close()
+
+
+def test_a_key_outside_the_curve_order_is_refused(tmp_path: Path) -> None:
+    zero = tmp_path / "zero"
+    zero.write_text("0x" + "00" * 32 + "\n")
+    os.chmod(zero, 0o600)
+    with pytest.raises(ConfigError, match="holds no valid secp256k1 private key"):
+        anchoring.load_key(zero)
