@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from packproof.anchor.anchor_options import AnchoringOptions
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.anchor.witnessing import Witnessing, WitnessingOptions, endpoints
@@ -51,6 +52,7 @@ class IngestOptions:
     tiles_dir: Path | None = None  # None: DATA_DIR/tiles
     log_origin: str | None = None  # None: packproof.example/<ledger key id>
     witnessing: WitnessingOptions = WitnessingOptions()  # the witnesses asked to cosign, beside the sealer
+    anchoring: AnchoringOptions = AnchoringOptions()  # the chain its checkpoints are anchored on, beside the sealer
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> IngestOptions:
@@ -63,7 +65,32 @@ class IngestOptions:
                                    plausibility_of(cfg))
         return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
                    intake_key_file=cfg.intake_key_file, tiles_dir=cfg.seal.tiles_dir, log_origin=cfg.seal.log_origin,
-                   witnessing=witnessing_options(cfg))
+                   witnessing=witnessing_options(cfg), anchoring=anchoring_options(cfg))
+
+
+def anchoring_options(cfg: Settings) -> AnchoringOptions:
+    """The [anchoring] settings as the loop's options (off unless rpc, contract and key file are all set)."""
+    a = cfg.anchoring
+    given = [n for n, v in (("rpc", a.rpc), ("contract", a.contract), ("key_file", a.key_file)) if v]
+    if given and len(given) < 3:
+        raise ConfigError(f"anchoring: {' and '.join(given)} given, but it needs rpc, contract and key_file all set "
+                          "(`packproof anchor run` --rpc --contract --key-file; seal/ingest/run --anchor-rpc "
+                          "--anchor-contract --anchor-key-file; or the anchoring section of the --config file)")
+    return AnchoringOptions(a.rpc, a.contract, a.key_file, a.chain_id, every=a.every, confirmations=a.confirmations,
+                            poll=min(12.0, max(0.2, a.every / 4)), timeout=a.timeout, stop_wait=a.stop_wait,
+                            stuck_after=max(600.0, a.every))
+
+
+async def anchor_beside(store: Store, opts: AnchoringOptions,
+                        stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """The anchoring loop as its own task beside the sealer (never in its path), until `stop`; then it
+    anchors the last checkpoint (set `stop` after the sealer's last block). The key and the settings
+    are read now: a bad one stops the start, a node down does not."""
+    if not opts.enabled:
+        return None
+    from packproof.anchor.anchorer import Anchoring  # not at start-up: web3, only when anchoring is on
+
+    return asyncio.create_task(Anchoring(store, opts).run(stop))
 
 
 def witnessing_options(cfg: Settings) -> WitnessingOptions:
@@ -135,6 +162,8 @@ class IngestService:
     async def run(self, ingest_stop: asyncio.Event, seal_stop: asyncio.Event) -> None:
         """Run until both events are set; ingestion stops (and drains) before the last seal."""
         assert self.ingestor is not None and self.store is not None
+        anchor_stop = asyncio.Event()
+        anchoring = await anchor_beside(self.store, self.opts.anchoring, anchor_stop) if self.sealer else None
         sealing = asyncio.create_task(self.sealer.run(seal_stop)) if self.sealer else None
         if sealing:
             sealing.add_done_callback(self._sealer_ended)
@@ -146,8 +175,11 @@ class IngestService:
             if sealing:
                 with contextlib.suppress(Exception):  # a sealer that failed was reported when it did
                     await sealing
+            anchor_stop.set()  # after the last block: the anchoring loop anchors its checkpoint
             if witnessing:
                 await witnessing
+            if anchoring:
+                await anchoring
             await self.store.close()
             if self._lock is not None:
                 await self._lock.release()
@@ -266,7 +298,8 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
 
 async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
                      on_start: Callable[[], None] | None = None,
-                     witnessing: WitnessingOptions | None = None) -> Sealer | None:
+                     witnessing: WitnessingOptions | None = None,
+                     anchoring: AnchoringOptions | None = None) -> Sealer | None:
     """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns.
 
     None: stopped while another sealer held the lock.
@@ -281,7 +314,14 @@ async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, 
             if on_start is not None:
                 on_start()
             asking = await witness_beside(store, witnessing, stop) if witnessing else None
-            await sealer.run(stop)
+            anchor_stop = asyncio.Event()
+            anchored = await anchor_beside(store, anchoring, anchor_stop) if anchoring else None
+            try:
+                await sealer.run(stop)
+            finally:
+                anchor_stop.set()  # after the last block: the anchoring loop anchors its checkpoint
+                if anchored:
+                    await anchored
             if asking:
                 await asking
             return sealer

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from packproof.timefmt import rfc3339
+
 RECENT = 300.0  # s: a lost broker session is reported this long after it came back
 HEARTBEAT = 5.0  # s between a long-running component's status writes when nothing changed
 MAX_AGE = 30.0  # s: a status older than this is a service that died without saying so (six heartbeats)
@@ -51,6 +53,8 @@ def _problems_of(name: str, st: dict[str, Any], now: float) -> list[str]:
         out += _ingestor_problems(name, st, now)
     elif st.get("component") == "witnessing":
         out += _witnessing_problems(name, st)
+    elif st.get("component") == "anchoring":
+        out += _anchoring_problems(name, st)
     elif st.get("component") == "sealer" and st.get("state") == "halted":
         out.append(f"{name}: sealing stopped since {st.get('since')} (the sealer's log says why: a ledger file that "
                    "does not continue the store's chain, or a lost sealer lock)")
@@ -90,4 +94,21 @@ def _witnessing_problems(name: str, st: dict[str, Any]) -> list[str]:
         elif w.get("late"):
             out.append(f"{name}: checkpoint {st.get('latest_size')} not cosigned by witness {w.get('key')} in time "
                        f"(it cosigned size {w.get('cosigned_size')}; last error: {w.get('error')})")
+    return out
+
+
+def _anchoring_problems(name: str, st: dict[str, Any]) -> list[str]:
+    """The anchoring loop failing (node unreachable, wrong chain, refused by the contract) or late
+    (anchor/anchorer.py writes this status): sealing goes on, but the chain does not yet hold the log's head."""
+    out = []
+    confirmed = st.get("confirmed") or {}
+    held = (f"the chain holds checkpoint {confirmed.get('size')} (block {confirmed.get('block_number')})"
+            if confirmed else "no anchor confirmed yet")
+    if st.get("error"):
+        since = st.get("error_since")
+        when = rfc3339(float(since)) if isinstance(since, int | float) else "?"
+        out.append(f"{name}: failing since {when} ({st.get('failures')} attempts): {st.get('error')}; {held}")
+    elif st.get("late"):
+        out.append(f"{name}: checkpoint {st.get('latest_size')} not anchored with {st.get('confirmations')} "
+                   f"confirmations in time; {held}")
     return out

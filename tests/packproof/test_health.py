@@ -40,3 +40,17 @@ def test_a_malformed_row_is_a_problem_not_an_error() -> None:
                       "ingestor:y": ingestor("connected", NOW, last_loss="not a dict")}, NOW)
     assert [f.split(":")[1] for f in found] == ["x", "y"]
     assert all("malformed" in f for f in found)
+
+
+def test_anchoring_failing_or_late_is_named_with_what_the_chain_holds() -> None:
+    confirmed = {"size": 120, "block_number": 57, "block_time": 1, "tx_hash": "0xab"}
+    failing = {"component": "anchoring", "error": "eth_blockNumber: ConnectionError: refused", "failures": 4,
+               "error_since": 1_796_000_000.0, "confirmed": confirmed, "late": True, "latest_size": 300}
+    assert problems({"anchoring": failing}, 1_796_000_100.0) == [
+        "anchoring: failing since 2026-11-30T00:53:20.000Z (4 attempts): eth_blockNumber: ConnectionError: refused; "
+        "the chain holds checkpoint 120 (block 57)"]
+    late = {"component": "anchoring", "error": None, "confirmed": None, "late": True, "latest_size": 300,
+            "confirmations": 12}
+    assert problems({"anchoring": late}, 0.0) == [
+        "anchoring: checkpoint 300 not anchored with 12 confirmations in time; no anchor confirmed yet"]
+    assert problems({"anchoring": {**late, "late": False}}, 0.0) == []
