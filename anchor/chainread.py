@@ -1,0 +1,104 @@
+"""Reading the anchor contract for a verifier (issue 17): events, receipts, the head. I/O only.
+
+What the contract's storage answers (anchorAtOrAfter) has no transaction in it; the Anchored
+event (Solidity ABI event encoding: topic 0 = keccak256("Anchored(uint64,bytes32,bytes32)"),
+topic 1 = the indexed size, data = root || noteHash) names the transaction and block that wrote
+each anchor. Confirmations count the anchor's block and every block after it up to the node's
+head (head - block + 1), as wallets do. Any failure to talk to the node is `ChainUnreachable`;
+the judgement of what was read is pure (anchor/anchor_check.py).
+
+web3 is reached through packproof.anchor.anchoring (it restores the recursion limit py_ecc raises).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from packproof.anchor import anchoring
+from packproof.anchor.anchor_check import AnchorEvent, Receipt
+from packproof.errors import PackproofError
+
+T = TypeVar("T")
+
+
+class ChainUnreachable(PackproofError):
+    """The Ethereum node did not answer (refused, timed out, or not a JSON-RPC endpoint)."""
+
+
+class NotTheContract(PackproofError):
+    """The address holds no anchor contract, or one anchoring another log's origin."""
+
+
+def call(rpc_url: str, what: str, work: Callable[[], T]) -> T:
+    """Run `work` (JSON-RPC calls); a node that does not answer becomes ChainUnreachable naming it."""
+    import requests  # web3's HTTP provider is built on requests
+
+    try:
+        return work()
+    except (requests.RequestException, OSError) as exc:
+        raise ChainUnreachable(f"cannot reach the Ethereum node at {rpc_url} ({what}): {exc}") from None
+
+
+def check_contract(w3: anchoring.Web3, address: str, origin: str) -> None:
+    """The address holds code and anchors `origin` (originHash = keccak256(origin)); NotTheContract if not."""
+    where = anchoring.Web3.to_checksum_address(address)
+    if not w3.eth.get_code(where):
+        raise NotTheContract(f"no contract at {where} on this chain (chain id {w3.eth.chain_id})")
+    try:
+        held = bytes(anchoring.contract(w3, address).functions.originHash().call())
+    except Exception as exc:  # noqa: BLE001 - any contract that fails the call is not ours
+        raise NotTheContract(f"the contract at {where} does not answer originHash(): not a PackproofAnchor "
+                             f"({type(exc).__name__})") from None
+    want = anchoring.Web3.keccak(text=origin)
+    if held != want:
+        raise NotTheContract(f"the contract at {where} anchors another log: originHash {held.hex()}, the log "
+                             f"{origin!r} hashes to {want.hex()}")
+
+
+def _event(log: Any) -> AnchorEvent:
+    args = log["args"]
+    return AnchorEvent(size=int(args["size"]), root=bytes(args["root"]), note_hash=bytes(args["noteHash"]),
+                       tx_hash=bytes(log["transactionHash"]), block_number=int(log["blockNumber"]),
+                       block_hash=bytes(log["blockHash"]))
+
+
+def events(w3: anchoring.Web3, address: str, size: int | None = None, from_block: int = 0) -> list[AnchorEvent]:
+    """The contract's Anchored events (of one size, or all), oldest first, from eth_getLogs.
+
+    Public nodes may cap the block range of one eth_getLogs; `from_block` (the contract's deploy
+    block) keeps the range short."""
+    event = anchoring.contract(w3, address).events.Anchored
+    filters = {} if size is None else {"size": size}
+    logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters=filters)
+    return [_event(log) for log in logs]
+
+
+def receipt(w3: anchoring.Web3, address: str, tx_hash: bytes) -> Receipt | None:
+    """The transaction's receipt and the Anchored events it emitted (None: the node knows no such tx)."""
+    from web3.exceptions import TransactionNotFound  # noqa: PLC0415 - web3 is loaded by anchoring already
+
+    try:
+        got = w3.eth.get_transaction_receipt(anchoring.Web3.to_hex(tx_hash))
+    except TransactionNotFound:
+        return None
+    decoded = anchoring.contract(w3, address).events.Anchored().process_receipt(got, errors=_discard())
+    ours = [_event(log) for log in decoded if anchoring.Web3.to_checksum_address(log["address"])
+            == anchoring.Web3.to_checksum_address(address)]
+    return Receipt(bytes(got["transactionHash"]), int(got["blockNumber"]), bytes(got["blockHash"]),
+                   int(got["status"]), tuple(ours))
+
+
+def _discard() -> Any:
+    from web3.logs import DISCARD  # noqa: PLC0415 - web3 is loaded by anchoring already
+
+    return DISCARD
+
+
+def head(w3: anchoring.Web3) -> int:
+    return int(w3.eth.block_number)
+
+
+def confirmations(head_block: int, block: int) -> int:
+    """Blocks on top of and including the anchor's: head - block + 1 (0 if the head is behind it)."""
+    return max(0, head_block - block + 1)

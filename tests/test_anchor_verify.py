@@ -1,0 +1,164 @@
+"""`packproof verify --eth-rpc --contract` against a real Hardhat node and a real API server: a real
+sealed store's checkpoints anchored, the same-size and later-anchor (consistency through the API)
+cases, a forged anchor, an unanchored checkpoint and a node that is down (issue 17)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from packproof.anchor import anchoring
+from packproof.net import free_port
+from packproof.paths import DataDir
+from packproof.records import CheckpointRecord
+from tests.api.test_log_api import _seal
+from tests.chainutil import eth_rpc  # noqa: F401 (fixture)
+from tests.conftest import Service, cli
+
+
+@dataclass(frozen=True)
+class Setup:
+    data: Path
+    api: str
+    rpc: str
+    w3: anchoring.Web3
+    sender: str
+    origin: str
+
+
+def checkpoints(data: Path) -> dict[int, CheckpointRecord]:
+    """Every checkpoint the store signed (one per block), by size."""
+    async def go() -> dict[int, CheckpointRecord]:
+        store = await DataDir(data).open_writer()
+        try:
+            latest = await store.latest_checkpoint()
+            assert latest is not None
+            found = {}
+            for size in range(1, latest.size + 1):
+                cp = await store.checkpoint_at(size)
+                if cp is not None:
+                    found[size] = cp
+            return found
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def setup(eth_rpc: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:  # noqa: F811
+    tmp = tmp_path_factory.mktemp("anchor-verify")
+    data = tmp / "data"
+    _seal(data, 0, 250)  # a registration record and 250 readings: checkpoints at 100, 200 and 251
+    port = free_port()
+    service = Service("api", "--data-dir", str(data), "--port", str(port), log=tmp / "api.log")
+    try:
+        service.wait_port(port)
+        w3 = anchoring.connect(eth_rpc)
+        origin = checkpoints(data)[100].note.split("\n", 1)[0]
+        yield Setup(data, f"http://127.0.0.1:{port}", eth_rpc, w3, w3.eth.accounts[0], origin)
+    finally:
+        service.stop()
+
+
+def _verify(s: Setup, contract: str, reading: str = "d:3", *extra: str) -> tuple[int, str]:
+    r = cli("verify", reading, "--api", s.api, "--ledger-key", str(s.data / "ledger.pub"), "--eth-rpc", s.rpc,
+            "--contract", contract, *extra)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_verify_finds_the_anchor_at_the_same_size_then_a_later_one(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    cps = checkpoints(s.data)
+    assert sorted(cps) == [100, 200, 251]
+    address = anchoring.deploy(s.w3, s.origin, s.sender)
+    # nothing anchored yet: the proof holds, the anchor step is not a pass (exit 6)
+    code, text = _verify(s, address)
+    assert code == 6 and "proof holds" in text and "no anchor at or after size 100" in text, text
+    sent = anchoring.send_anchor(s.w3, address, cps[100], s.sender)
+    code, text = _verify(s, address)
+    assert code == 0, text
+    assert f"root           {cps[100].root.hex()}" in text and f"block          {sent.block_number}" in text
+    assert sent.tx_hash is not None and f"tx             0x{sent.tx_hash.hex()}" in text
+    assert "confirmations  1 (head block" in text and "anchored at this very size" in text, text
+    assert "block time     20" in text and " UTC" in text
+    # two more blocks on top: three confirmations
+    s.w3.provider.make_request("hardhat_mine", ["0x2"])  # type: ignore[arg-type]
+    assert "confirmations  3" in _verify(s, address)[1]
+    # a reading of the second block (checkpoint 200) is covered by the later anchor at 251, through
+    # the consistency proof the API serves
+    later = anchoring.send_anchor(s.w3, address, cps[251], s.sender)
+    code, text = _verify(s, address, "d:150", "--save", str(tmp_path / "b150.json"))
+    assert code == 0 and "covered by the later anchor at size 251" in text, text
+    assert later.tx_hash is not None and f"0x{later.tx_hash.hex()}" in text
+    # the same bundle offline: the proof from 200 to 251 is missing, said so, not a pass
+    r = cli("verify", "--bundle", str(tmp_path / "b150.json"), "--eth-rpc", s.rpc, "--contract", address)
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert "consistency proof from size 200 to 251 is missing" in r.stderr and "--api" in r.stderr, r.stderr
+
+
+def test_a_forged_anchor_is_caught_naming_both_roots(setup: Setup) -> None:
+    s = setup
+    cps = checkpoints(s.data)
+    address = anchoring.deploy(s.w3, s.origin, s.sender)
+    forged_root = bytes.fromhex("ab" * 32)
+    forged = CheckpointRecord(100, forged_root, cps[100].note.replace("\n\n", "\nforged\n\n"), 0.0)
+    anchoring.send_anchor(s.w3, address, forged, s.sender)
+    with pytest.raises(anchoring.AnchorRefused) as refused:  # the contract then refuses the true head
+        anchoring.send_anchor(s.w3, address, cps[100], s.sender)
+    assert refused.value.error == "RootMismatch"
+    code, text = _verify(s, address)
+    assert code == 1 and "proof holds" in text, text
+    assert "another root for size 100" in text and forged_root.hex() in text and cps[100].root.hex() in text, text
+    # a later forged anchor: a root at 251 that does not extend the true checkpoint 200
+    anchoring.send_anchor(s.w3, address, CheckpointRecord(251, bytes(32), "x", 0.0), s.sender)
+    code, text = _verify(s, address, "d:150")
+    assert code == 1 and "does not extend this checkpoint" in text and cps[200].root.hex() in text, text
+    assert bytes(32).hex() in text
+
+
+def test_a_node_that_is_down_or_a_wrong_contract_is_named_not_a_traceback(setup: Setup) -> None:
+    s = setup
+    down = f"http://127.0.0.1:{free_port()}"
+    r = cli("verify", "d:3", "--api", s.api, "--eth-rpc", down, "--contract", "0x" + "11" * 20)
+    assert r.returncode == 3 and f"cannot reach the Ethereum node at {down}" in r.stderr, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    code, text = _verify(s, "0x" + "11" * 20)
+    assert code == 2 and "no contract at" in text, text
+    other = anchoring.deploy(s.w3, "another.example/log", s.sender)
+    code, text = _verify(s, other)
+    assert code == 2 and "anchors another log" in text, text
+    r = cli("verify", "d:3", "--api", s.api, "--eth-rpc", s.rpc)
+    assert r.returncode == 2 and "go together" in r.stderr, r.stderr
+
+
+def test_the_anchored_event_decodes_independently(setup: Setup) -> None:
+    """Cross-check web3's ABI handling: the Anchored log decoded with eth_abi and a keccak computed by
+    hand (pycryptodome), and the anchor() calldata's selector."""
+    from Crypto.Hash import keccak
+    from eth_abi import decode
+
+    s = setup
+    cp = checkpoints(s.data)[100]
+    address = anchoring.deploy(s.w3, s.origin, s.sender)
+    sent = anchoring.send_anchor(s.w3, address, cp, s.sender)
+    assert sent.tx_hash is not None
+    receipt = s.w3.eth.get_transaction_receipt(sent.tx_hash)
+    (log,) = receipt["logs"]
+
+    def k(text: str) -> bytes:
+        return keccak.new(digest_bits=256, data=text.encode()).digest()
+
+    assert bytes(log["topics"][0]) == k("Anchored(uint64,bytes32,bytes32)")
+    assert int.from_bytes(bytes(log["topics"][1]), "big") == 100
+    root, nhash = decode(["bytes32", "bytes32"], bytes(log["data"]))
+    assert root == cp.root and nhash == anchoring.note_hash(cp.note)
+    tx = s.w3.eth.get_transaction(sent.tx_hash)
+    data = bytes(tx["input"])
+    assert data[:4] == k("anchor(uint64,bytes32,bytes32)")[:4]
+    assert decode(["uint64", "bytes32", "bytes32"], data[4:]) == (100, cp.root, nhash)
+    assert decode(["uint64"], bytes(log["topics"][1])) == (100,)
