@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 
@@ -493,3 +494,74 @@ class LogUpdate:
     blocks: tuple[LogBlock, ...]
     tiles: dict[tuple[int, int], bytes]
     checkpoint: CheckpointRecord | None = None
+
+
+# ---- anchors on an Ethereum chain (issue 17) ------------------------------------------------
+
+
+class AnchorState(StrEnum):
+    """An anchor's states; which event leads where is packproof.anchor.anchor_state (a pure machine)."""
+
+    PENDING = "pending"
+    MINED = "mined"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    REPLACED = "replaced"
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorSent:
+    """An anchor transaction just sent: what it anchors, and the transaction (EIP-1559 fees in wei)."""
+
+    chain_id: int
+    contract: str  # 0x + 40 hex, checksummed
+    size: int
+    root: bytes
+    note_hash: bytes
+    tx_hash: bytes
+    nonce: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorMined:
+    """Where an anchor transaction's receipt puts it."""
+
+    block_number: int
+    block_hash: bytes
+    block_time: int
+    gas_used: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorRow:
+    """One anchor as the store keeps it (table `anchors`). The block fields are None while pending
+    (and again after a reorg took its block away)."""
+
+    id: int
+    chain_id: int
+    contract: str
+    size: int
+    root: bytes
+    note_hash: bytes
+    tx_hash: bytes
+    nonce: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    sent_at: float
+    sends: int  # 1 + how many times it was resent (dropped, or its block reorganised away)
+    block_number: int | None
+    block_hash: bytes | None
+    block_time: int | None
+    gas_used: int | None
+    status: AnchorState
+    error: str | None  # why it failed or was replaced; the last resend's reason while pending
+    updated_at: float
+
+    @property
+    def mined(self) -> AnchorMined | None:
+        if self.block_number is None or self.block_hash is None or self.block_time is None or self.gas_used is None:
+            return None
+        return AnchorMined(self.block_number, self.block_hash, self.block_time, self.gas_used)

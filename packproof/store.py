@@ -37,6 +37,10 @@ from packproof.intake import IntakeKey
 from packproof.parties import PARTIES, added_record, key_problem, key_rotated_record, party_problem, revoked_record
 from packproof.reading import DEFAULT_PROFILE
 from packproof.records import (
+    AnchorMined,
+    AnchorRow,
+    AnchorSent,
+    AnchorState,
     BlockRecord,
     CheckpointRecord,
     CustodyEventRecord,
@@ -75,7 +79,7 @@ from packproof.rfc6962 import leaf_hash
 from packproof.timefmt import rfc3339
 from packproof.watermark import Watermarks
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Steps from each older version to the next, run in one transaction when a store is opened
 # (column types in braces as in SCHEMA).
 MIGRATIONS: dict[int, str] = {
@@ -95,6 +99,9 @@ MIGRATIONS: dict[int, str] = {
     # `registry_leaves` (SCHEMA creates it) indexes the registry record leaves by the device
     # they name; the leaves stored before are indexed by `_index_registry_leaves` after the steps.
     5: "",
+    # `anchors` (ANCHORS_SCHEMA, part of SCHEMA, creates it): the log's checkpoints anchored on an
+    # Ethereum chain (issue 17); new, so nothing to carry over.
+    6: "",
 }
 
 # Column types in braces are the engine's (packproof/db: BLOB, REAL, INT, ID, AUTO_ID).
@@ -180,6 +187,24 @@ CREATE TABLE IF NOT EXISTS checkpoints(
     size {INT} PRIMARY KEY, root {BLOB} NOT NULL, note TEXT NOT NULL, signed_at {REAL} NOT NULL);
 """
 
+# One row per anchor transaction (schema 7, issue 17): what it anchors, the transaction as last sent
+# (a resend keeps the nonce and replaces hash and fees), where it was mined, and its state
+# (packproof.anchor.anchor_state). Fees in wei per gas (EIP-1559).
+ANCHORS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS anchors(
+    id {AUTO_ID}, chain_id {INT} NOT NULL, contract TEXT NOT NULL, size {INT} NOT NULL, root {BLOB} NOT NULL,
+    note_hash {BLOB} NOT NULL, tx_hash {BLOB} NOT NULL, nonce {INT} NOT NULL, max_fee_per_gas {INT} NOT NULL,
+    max_priority_fee_per_gas {INT} NOT NULL, sent_at {REAL} NOT NULL, sends {INT} NOT NULL DEFAULT 1,
+    block_number {INT}, block_hash {BLOB}, block_time {INT}, gas_used {INT}, status TEXT NOT NULL, error TEXT,
+    updated_at {REAL} NOT NULL);
+CREATE INDEX IF NOT EXISTS anchors_status ON anchors(status, id);
+CREATE INDEX IF NOT EXISTS anchors_contract ON anchors(chain_id, contract, size);
+"""
+SCHEMA += ANCHORS_SCHEMA
+ANCHOR_COLUMNS = ("id, chain_id, contract, size, root, note_hash, tx_hash, nonce, max_fee_per_gas, "
+                  "max_priority_fee_per_gas, sent_at, sends, block_number, block_hash, block_time, gas_used, "
+                  "status, error, updated_at")
+
 READING_COLUMNS = (("id", "INT"), ("device_id", "TEXT"), ("seq", "INT"), ("shipment_id", "TEXT"), ("ts", "TEXT"),
                    ("received_at", "REAL"), ("body", "BLOB"), ("leaf_hash", "BLOB"), ("intake_mac", "BLOB"))
 STATUS_PREFIX = "status:"  # meta keys holding a component's own account of itself (Store.set_status)
@@ -208,6 +233,13 @@ EXCURSION_COLUMNS = (
     "id, device_id, shipment_id, test, quantity, severity, start_ts, end_ts, start_seq, "
     "end_seq, peak, limit_value, limit_desc, reading_count, open"
 )
+
+
+def _anchor_of(r: Sequence[Any]) -> AnchorRow:
+    return AnchorRow(int(r[0]), int(r[1]), r[2], int(r[3]), bytes(r[4]), bytes(r[5]), bytes(r[6]), int(r[7]),
+                     int(r[8]), int(r[9]), float(r[10]), int(r[11]), None if r[12] is None else int(r[12]),
+                     None if r[13] is None else bytes(r[13]), None if r[14] is None else int(r[14]),
+                     None if r[15] is None else int(r[15]), AnchorState(r[16]), r[17], float(r[18]))
 
 
 def _excursion_of(r: Sequence[Any]) -> Excursion:
@@ -1416,6 +1448,114 @@ class Store:
         """Per witness key name, the largest checkpoint size it cosigned: the `old` size to send it next."""
         rows = await self._fetch("SELECT witness, MAX(size) FROM cosignatures GROUP BY witness")
         return {r[0]: int(r[1]) for r in rows}
+
+    # ---- anchors ----------------------------------------------------------------------
+    # The log's checkpoints anchored on an Ethereum chain (issue 17), written by the anchoring loop
+    # (anchor/anchorer.py) as the pure machine in anchor/anchor_state.py decides. Each change after
+    # the send is a compare-and-set on the state the loop saw: a row changed under it (a second
+    # loop on the same store) is refused with a StoreError instead of being overwritten.
+
+    async def record_anchor_sent(self, sent: AnchorSent) -> AnchorRow:
+        """A new anchor transaction, pending."""
+        async with self.transaction(f"recording the anchor of checkpoint {sent.size}"):
+            await self._db.execute(
+                "INSERT INTO anchors(chain_id, contract, size, root, note_hash, tx_hash, nonce, max_fee_per_gas, "
+                "max_priority_fee_per_gas, sent_at, status, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sent.chain_id, sent.contract, sent.size, sent.root, sent.note_hash, sent.tx_hash, sent.nonce,
+                 sent.max_fee_per_gas, sent.max_priority_fee_per_gas, sent.sent_at, AnchorState.PENDING.value,
+                 sent.sent_at))
+            rows = await self._db.fetch(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE tx_hash=? ORDER BY id DESC "
+                                        "LIMIT 1", (sent.tx_hash,))
+        return _anchor_of(rows[0])
+
+    async def record_anchor_resent(self, anchor_id: int, seen: AnchorState, sent: AnchorSent, why: str) -> AnchorRow:
+        """The anchor's transaction sent again (same nonce, new hash and fees): pending, no block."""
+        return await self._anchor_change(
+            anchor_id, seen, AnchorState.PENDING,
+            "tx_hash=?, max_fee_per_gas=?, max_priority_fee_per_gas=?, sent_at=?, sends=sends+1, block_number=NULL, "
+            "block_hash=NULL, block_time=NULL, gas_used=NULL, error=?",
+            (sent.tx_hash, sent.max_fee_per_gas, sent.max_priority_fee_per_gas, sent.sent_at, why))
+
+    async def record_anchor_mined(self, anchor_id: int, mined: AnchorMined) -> AnchorRow:
+        """A receipt with status 1: pending -> mined in `mined.block_number`."""
+        return await self._anchor_change(
+            anchor_id, AnchorState.PENDING, AnchorState.MINED,
+            "block_number=?, block_hash=?, block_time=?, gas_used=?, error=NULL",
+            (mined.block_number, mined.block_hash, mined.block_time, mined.gas_used))
+
+    async def record_anchor_confirmed(self, anchor_id: int) -> AnchorRow:
+        """N confirmations: mined -> confirmed."""
+        return await self._anchor_change(anchor_id, AnchorState.MINED, AnchorState.CONFIRMED, "", ())
+
+    async def record_anchor_reorged(self, anchor_id: int, seen: AnchorState, why: str) -> AnchorRow:
+        """Its block is no longer canonical: back to pending, the block forgotten."""
+        return await self._anchor_change(
+            anchor_id, seen, AnchorState.PENDING,
+            "block_number=NULL, block_hash=NULL, block_time=NULL, gas_used=NULL, error=?", (why,))
+
+    async def record_anchor_final(self, anchor_id: int, status: AnchorState, why: str,
+                                  mined: AnchorMined | None = None) -> AnchorRow:
+        """pending -> failed (reverted in `mined`) or replaced (its nonce used by another transaction)."""
+        if status not in (AnchorState.FAILED, AnchorState.REPLACED):
+            raise StoreError(f"an anchor ends failed or replaced, not {status.value}")
+        sets, params = "error=?", (why,)  # type: tuple[str, tuple[Any, ...]]
+        if mined is not None:
+            sets += ", block_number=?, block_hash=?, block_time=?, gas_used=?"
+            params += (mined.block_number, mined.block_hash, mined.block_time, mined.gas_used)
+        return await self._anchor_change(anchor_id, AnchorState.PENDING, status, sets, params)
+
+    async def _anchor_change(self, anchor_id: int, seen: AnchorState, status: AnchorState, sets: str,
+                             params: tuple[Any, ...]) -> AnchorRow:
+        now = time.time()
+        async with self.transaction(f"recording anchor {anchor_id} as {status.value}"):
+            rows = await self._db.fetch("SELECT status FROM anchors WHERE id=?", (anchor_id,))
+            if not rows:
+                raise StoreError(f"anchor {anchor_id} is not in the store")
+            if rows[0][0] != seen.value:
+                raise StoreError(f"anchor {anchor_id} is {rows[0][0]}, not {seen.value} as its loop saw it: "
+                                 "is a second anchoring loop running on this store?")
+            await self._db.execute(f"UPDATE anchors SET {sets + ', ' if sets else ''}status=?, updated_at=? WHERE id=?",
+                                   (*params, status.value, now, anchor_id))
+            changed = await self._db.fetch(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE id=?", (anchor_id,))
+        return _anchor_of(changed[0])
+
+    async def anchors(self, limit: int, before_id: int | None = None) -> list[AnchorRow]:
+        """Newest first; `before_id` is the page cursor (the last id of the previous page)."""
+        rows = await self._fetch(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE id < ? ORDER BY id DESC LIMIT ?",
+                                 (before_id if before_id is not None else 2**63 - 1, limit))
+        return [_anchor_of(r) for r in rows]
+
+    async def anchor(self, anchor_id: int) -> AnchorRow | None:
+        rows = await self._fetch(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE id=?", (anchor_id,))
+        return _anchor_of(rows[0]) if rows else None
+
+    async def open_anchors(self, chain_id: int, contract: str) -> list[AnchorRow]:
+        """What the loop follows on this contract, oldest first: every pending or mined anchor, and the
+        newest confirmed one (a reorg deeper than the confirmations can still take it back)."""
+        rows = await self._fetch(
+            f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE chain_id=? AND contract=? AND status IN (?, ?) ORDER BY id",
+            (chain_id, contract, AnchorState.PENDING.value, AnchorState.MINED.value))
+        newest = await self.latest_confirmed_anchor(chain_id, contract)
+        out = [_anchor_of(r) for r in rows]
+        return sorted([*out, newest], key=lambda a: a.id) if newest is not None else out
+
+    async def latest_confirmed_anchor(self, chain_id: int | None = None,
+                                      contract: str | None = None) -> AnchorRow | None:
+        """The confirmed anchor of the largest checkpoint (on one contract, or on any)."""
+        where, params = "status=?", [AnchorState.CONFIRMED.value]  # type: tuple[str, list[Any]]
+        if chain_id is not None and contract is not None:
+            where += " AND chain_id=? AND contract=?"
+            params += [chain_id, contract]
+        rows = await self._fetch(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE {where} ORDER BY size DESC, id DESC "
+                                 "LIMIT 1", params)
+        return _anchor_of(rows[0]) if rows else None
+
+    async def anchored_size(self, chain_id: int, contract: str) -> int:
+        """The largest checkpoint size sent to this contract and not failed or replaced (0: none)."""
+        rows = await self._fetch("SELECT MAX(size) FROM anchors WHERE chain_id=? AND contract=? "
+                                 "AND status NOT IN (?, ?)",
+                                 (chain_id, contract, AnchorState.FAILED.value, AnchorState.REPLACED.value))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # ---- queries for the API and the CLI ----------------------------------------------
 
