@@ -27,6 +27,7 @@ from packproof.anchor.consistency import verify_consistency
 from packproof.anchor.note import parse_note
 from packproof.anchor.tlog_checkpoint import parse_checkpoint
 from packproof.errors import NoteError, ProofError
+from packproof.records import AnchorRow, AnchorState
 
 if TYPE_CHECKING:  # the record only: web3 is imported by the I/O side (anchoring.py), not here
     from packproof.anchor.anchoring import Anchor
@@ -38,7 +39,6 @@ __all__ = [
     "LogHead",
     "Outcome",
     "Receipt",
-    "RecordedAnchor",
     "compare_anchors",
     "judge_anchor",
     "log_signed_note",
@@ -125,18 +125,6 @@ def judge_anchor(head: LogHead, anchor: Anchor | None, proof: Sequence[bytes] | 
 
 
 @dataclass(frozen=True, slots=True)
-class RecordedAnchor:
-    """An anchor as the store recorded it when it was sent (the anchoring loop's table)."""
-
-    size: int
-    root: bytes
-    note_hash: bytes
-    tx_hash: bytes
-    block_number: int | None  # None: sent, not yet mined (pending)
-    block_hash: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
 class AnchorEvent:
     """One Anchored(size, root, noteHash) event in the contract's log, with the transaction and
     block that emitted it (from eth_getLogs)."""
@@ -168,7 +156,7 @@ class Finding:
     detail: str
 
 
-def compare_anchors(recorded: Sequence[RecordedAnchor], events: Sequence[AnchorEvent],
+def compare_anchors(recorded: Sequence[AnchorRow], events: Sequence[AnchorEvent],
                     stored: Mapping[int, Anchor | None], receipts: Mapping[bytes, Receipt | None]) -> list[Finding]:
     """Each recorded anchor against the chain, then each anchor on chain the store does not know.
 
@@ -177,7 +165,8 @@ def compare_anchors(recorded: Sequence[RecordedAnchor], events: Sequence[AnchorE
     tx hash -> its receipt (None: the node knows no such transaction), per recorded tx. A recorded
     anchor holds when the storage has its size, root and note hash; its transaction's receipt is in
     the recorded block (number and hash), succeeded and emitted Anchored with the same values; and
-    that event is in the contract's event log.
+    that event is in the contract's event log. A pending row is not judged (its block is not known
+    yet); a failed or replaced one is expected nowhere on chain.
     """
     findings = [_judge_recorded(r, events, stored.get(r.size), receipts.get(r.tx_hash)) for r in recorded]
     known = {r.tx_hash for r in recorded}
@@ -189,10 +178,16 @@ def compare_anchors(recorded: Sequence[RecordedAnchor], events: Sequence[AnchorE
     return sorted(findings, key=lambda f: f.size)
 
 
-def _judge_recorded(r: RecordedAnchor, events: Sequence[AnchorEvent], on_chain: Anchor | None,
+def _judge_recorded(r: AnchorRow, events: Sequence[AnchorEvent], on_chain: Anchor | None,
                     receipt: Receipt | None) -> Finding:
     what = f"anchor at size {r.size} (tx {r.tx_hash.hex()})"
-    if r.block_number is None:
+    if r.status in (AnchorState.FAILED, AnchorState.REPLACED):
+        on = [e for e in events if e.tx_hash == r.tx_hash]
+        if on:
+            return Finding(r.size, False, f"{what}: recorded {r.status.value}, yet its Anchored event is on chain "
+                                          f"in block {on[0].block_number}")
+        return Finding(r.size, None, f"{what}: {r.status.value} ({r.error or 'no reason recorded'}): not on chain")
+    if r.status is AnchorState.PENDING or r.block_number is None:
         return Finding(r.size, None, f"{what}: pending, not mined when last recorded")
     problems = []
     if on_chain is None or on_chain.size != r.size:

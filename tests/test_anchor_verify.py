@@ -14,10 +14,11 @@ import pytest
 from packproof.anchor import anchoring
 from packproof.net import free_port
 from packproof.paths import DataDir
-from packproof.records import CheckpointRecord
+from packproof.records import AnchorMined, AnchorSent, CheckpointRecord
+from packproof.store import Store
 from tests.api.test_log_api import _seal
 from tests.chainutil import eth_rpc  # noqa: F401 (fixture)
-from tests.conftest import Service, cli
+from tests.conftest import Db, Service, cli
 
 
 @dataclass(frozen=True)
@@ -162,3 +163,81 @@ def test_the_anchored_event_decodes_independently(setup: Setup) -> None:
     assert data[:4] == k("anchor(uint64,bytes32,bytes32)")[:4]
     assert decode(["uint64", "bytes32", "bytes32"], data[4:]) == (100, cp.root, nhash)
     assert decode(["uint64"], bytes(log["topics"][1])) == (100,)
+
+
+# ---- `packproof ledger anchors`: the store's anchors against the chain, on both engines ----------
+
+
+def _record(url: str, s: Setup, address: str, sent: anchoring.Anchor) -> None:
+    """Record an anchor the way the anchoring loop does: sent, mined (from the receipt), confirmed."""
+    assert sent.tx_hash is not None and sent.block_number is not None and sent.gas_used is not None
+    tx = s.w3.eth.get_transaction(sent.tx_hash)
+    block = s.w3.eth.get_block(sent.block_number)
+
+    async def go() -> None:
+        store = await Store.open(url)
+        try:
+            row = await store.record_anchor_sent(AnchorSent(
+                31337, address, sent.size, sent.root, sent.note_hash, sent.tx_hash, int(tx["nonce"]),
+                int(tx["maxFeePerGas"]), int(tx["maxPriorityFeePerGas"]), 0.0))
+            await store.record_anchor_mined(row.id, AnchorMined(sent.block_number, bytes(block["hash"]),
+                                                                sent.block_time, sent.gas_used))
+            await store.record_anchor_confirmed(row.id)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def test_ledger_anchors_checks_every_recorded_anchor(setup: Setup, store_url: str) -> None:
+    s = setup
+    cps = checkpoints(s.data)
+    address = anchoring.deploy(s.w3, s.origin, s.sender)
+
+    def check() -> tuple[int, str]:
+        r = cli("ledger", "anchors", "--store", store_url, "--eth-rpc", s.rpc, "--contract", address)
+        assert "Traceback" not in r.stdout + r.stderr
+        return r.returncode, r.stdout + r.stderr
+
+    for size in (100, 200):
+        _record(store_url, s, address, anchoring.send_anchor(s.w3, address, cps[size], s.sender))
+    code, text = check()
+    assert code == 0 and "2 anchor(s) recorded" in text and "anchors hold" in text, text
+    assert text.count("ok   ") == 2
+    # a row edited in the store: another root for size 100
+    db = Db(store_url)
+    (row_id, tx_hash), = db.execute("SELECT id, tx_hash FROM anchors WHERE size=100").fetchall()
+    db.execute("UPDATE anchors SET root=? WHERE id=?", (b"\xee" * 32, row_id))
+    code, text = check()
+    assert code == 1 and "FAIL        100" in text and f"store {'ee' * 32}" in text, text
+    assert f"root: chain {cps[100].root.hex()}" in text and "first at size 100" in text
+    # put back, then another transaction hash recorded
+    db.execute("UPDATE anchors SET root=?, tx_hash=? WHERE id=?", (cps[100].root, b"\x01" * 32, row_id))
+    code, text = check()
+    assert code == 1 and "no receipt" in text and "01" * 32 in text and "on chain but not in the store" in text, text
+    db.execute("UPDATE anchors SET tx_hash=? WHERE id=?", (bytes(tx_hash), row_id))
+    assert check()[0] == 0
+    # the operator's key anchors a head the store never recorded
+    anchoring.send_anchor(s.w3, address, CheckpointRecord(251, b"\x0f" * 32, "forged", 0.0), s.sender)
+    code, text = check()
+    assert code == 1 and "on chain but not in the store: size 251 root " + "0f" * 32 in text, text
+    # the node is down
+    down = f"http://127.0.0.1:{free_port()}"
+    r = cli("ledger", "anchors", "--store", store_url, "--eth-rpc", down, "--contract", address)
+    assert r.returncode == 3 and "cannot reach the Ethereum node" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_ledger_anchors_catches_a_forged_first_anchor(setup: Setup, store_url: str) -> None:
+    """The operator anchors another root for size 100 first; the loop's true anchor is then refused
+    (RootMismatch), and the store's record of the true head does not match the chain."""
+    s = setup
+    cps = checkpoints(s.data)
+    address = anchoring.deploy(s.w3, s.origin, s.sender)
+    forged = anchoring.send_anchor(s.w3, address, CheckpointRecord(100, b"\xab" * 32, "forged", 0.0), s.sender)
+    true = anchoring.Anchor(100, cps[100].root, anchoring.note_hash(cps[100].note), forged.tx_hash,
+                            forged.block_number, forged.block_time, forged.gas_used)
+    _record(store_url, s, address, true)  # as if the store recorded the true head under that transaction
+    r = cli("ledger", "anchors", "--store", store_url, "--eth-rpc", s.rpc, "--contract", address)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"root: chain {'ab' * 32}, store {cps[100].root.hex()}" in r.stdout, r.stdout
+    assert "Anchored event differs" in r.stdout

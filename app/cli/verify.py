@@ -288,7 +288,7 @@ def verify(
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
-    on_chain = _chain_options(eth_rpc, contract)
+    on_chain = chain_options(eth_rpc, contract)
     chain: list[Block] | None = None
     if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody, on_chain):
         return
@@ -394,7 +394,7 @@ def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trus
 # ---- the anchor on chain (issue 17): `verify --eth-rpc URL --contract ADDR` -----------------
 
 
-def _chain_options(eth_rpc: str | None, contract: str | None) -> tuple[str, str] | None:
+def chain_options(eth_rpc: str | None, contract: str | None) -> tuple[str, str] | None:
     """--eth-rpc and --contract, both or neither, read before anything is fetched."""
     if eth_rpc is None and contract is None:
         return None

@@ -13,7 +13,6 @@ from packproof.anchor.anchor_check import (
     LogHead,
     Outcome,
     Receipt,
-    RecordedAnchor,
     compare_anchors,
     judge_anchor,
     log_signed_note,
@@ -27,6 +26,7 @@ from packproof.anchor.tlog import sign_log_checkpoint
 from packproof.anchor.tlog_checkpoint import parse_checkpoint
 from packproof.crypto import private_key_from_seed
 from packproof.errors import NoteError
+from packproof.records import AnchorRow, AnchorState
 
 LEAVES = [hashlib.sha256(bytes([i])).digest() for i in range(40)]
 ORIGIN = "packproof.example/anchor-check"
@@ -99,9 +99,11 @@ def _event(size: int, tx: bytes, block: int = 5, at_root: bytes | None = None) -
     return AnchorEvent(size, root(size) if at_root is None else at_root, b"n" * 32, tx, block, b"B" * 32)
 
 
-def _recorded(size: int, tx: bytes, block: int | None = 5, at_root: bytes | None = None) -> RecordedAnchor:
-    return RecordedAnchor(size, root(size) if at_root is None else at_root, b"n" * 32, tx, block,
-                          None if block is None else b"B" * 32)
+def _recorded(size: int, tx: bytes, block: int | None = 5, at_root: bytes | None = None,
+              status: AnchorState = AnchorState.CONFIRMED) -> AnchorRow:
+    return AnchorRow(size, 31337, "0x" + "00" * 20, size, root(size) if at_root is None else at_root, b"n" * 32, tx,
+                     size, 2, 1, 0.0, 1, block, None if block is None else b"B" * 32, None if block is None else 1,
+                     None if block is None else 50_000, AnchorState.PENDING if block is None else status, None, 0.0)
 
 
 def _receipt(e: AnchorEvent) -> Receipt:
@@ -138,3 +140,8 @@ def test_recorded_anchors_against_the_chain() -> None:
     # the contract's storage holds another root for a recorded size (the forged-first case)
     (bad, _) = compare_anchors(recorded, [e10, e20], {10: anchor(10, root(12)), 20: anchor(20)}, receipts)
     assert bad.ok is False and f"root: chain {root(12).hex()}" in bad.detail
+    # a failed row is expected nowhere on chain
+    (failed,) = compare_anchors([_recorded(50, b"f" * 32, status=AnchorState.FAILED)], [], {}, {})
+    assert failed.ok is None and "failed" in failed.detail
+    (failed,) = compare_anchors([_recorded(10, b"a" * 32, status=AnchorState.FAILED)], [e10], stored, receipts)
+    assert failed.ok is False and "recorded failed, yet its Anchored event is on chain" in failed.detail
