@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,13 +25,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def eth_rpc() -> Iterator[str]:
-    """URL of a fresh Hardhat node; skips where Node.js or the npm packages are absent."""
-    if shutil.which("node") is None:
-        pytest.skip("Node.js is absent: the Ethereum dev node (Hardhat) cannot run")
-    if not HARDHAT.exists():
-        pytest.skip("anchor/chain/node_modules lacks hardhat: run `make install` (npm ci) with Node.js present")
+@contextmanager
+def hardhat_node() -> Iterator[str]:
+    """Start a fresh Hardhat node on a free port; yields its URL (also used by benchmarks/anchor_cost.py)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
@@ -54,3 +51,14 @@ def eth_rpc() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def eth_rpc() -> Iterator[str]:
+    """URL of a fresh Hardhat node; skips where Node.js or the npm packages are absent."""
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is absent: the Ethereum dev node (Hardhat) cannot run")
+    if not HARDHAT.exists():
+        pytest.skip("anchor/chain/node_modules lacks hardhat: run `make install` (npm ci) with Node.js present")
+    with hardhat_node() as url:
+        yield url
