@@ -103,7 +103,7 @@ def judge_anchor(head: LogHead, anchor: Anchor | None, proof: Sequence[bytes] | 
         if anchor.root != head.root:
             return AnchorVerdict(Outcome.CONFLICT, f"the chain holds another root for size {head.size}: anchored "
                                                    f"{anchor.root.hex()}, this checkpoint's {head.root.hex()}")
-        warnings = ()
+        warnings: tuple[str, ...] = ()
         if head.note_hash is not None and head.note_hash != anchor.note_hash:
             warnings = (f"note hash differs: anchored {anchor.note_hash.hex()}, this checkpoint's log-signed note "
                         f"hashes to {head.note_hash.hex()} (the same head, signed or written differently)",)

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +42,9 @@ from packproof.anchor import anchoring  # noqa: E402
 from packproof.app.config import FleetConfig  # noqa: E402
 from packproof.records import CheckpointRecord  # noqa: E402
 from tests.chainutil import CHAIN, hardhat_node  # noqa: E402
+
+if TYPE_CHECKING:
+    from web3.types import Wei
 
 PER_EVENT_SOL = ROOT / "tests" / "anchor" / "chain" / "PerEvent.sol"
 DAY = 86_400
@@ -92,10 +95,10 @@ def _checkpoint(size: int) -> CheckpointRecord:
 
 def measure(rpc: str, anchors: int, events: int) -> Measured:
     w3 = anchoring.connect(rpc)
-    me, other = w3.eth.accounts[0], w3.eth.accounts[1]
+    me, other = list(w3.eth.accounts)[:2]
     factory = w3.eth.contract(abi=anchoring.artifact()["abi"], bytecode=anchoring.artifact()["bytecode"])
-    deploy = _gas(w3, factory.constructor("bench.example/log").transact({"from": me}))
-    address = anchoring.deploy(w3, "bench.example/log", me)
+    deployed = w3.eth.wait_for_transaction_receipt(factory.constructor("bench.example/log").transact({"from": me}))
+    deploy, address = int(deployed["gasUsed"]), str(deployed["contractAddress"])
     sent, waits = [], []
     for i in range(anchors):
         t0 = time.perf_counter()
@@ -103,12 +106,12 @@ def measure(rpc: str, anchors: int, events: int) -> Measured:
         waits.append((time.perf_counter() - t0) * 1000)
         assert a.gas_used is not None
         sent.append(a.gas_used)
-    transfer = _gas(w3, w3.eth.send_transaction({"from": me, "to": other, "value": 1}))
+    transfer = _gas(w3, w3.eth.send_transaction({"from": me, "to": other, "value": cast("Wei", 1)}))
     event_hash = hashlib.sha256(b"one reading").digest()
-    calldata = _gas(w3, w3.eth.send_transaction({"from": me, "to": other, "value": 0, "data": event_hash}))
+    calldata = _gas(w3, w3.eth.send_transaction({"from": me, "to": other, "value": cast("Wei", 0), "data": event_hash}))
     compiled = compile_per_event()
-    per = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
-    receipt = w3.eth.wait_for_transaction_receipt(per.constructor().transact({"from": me}))
+    per_factory = w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
+    receipt = w3.eth.wait_for_transaction_receipt(per_factory.constructor().transact({"from": me}))
     per = w3.eth.contract(address=receipt["contractAddress"], abi=compiled["abi"])
     calls = [_gas(w3, per.functions.record(hashlib.sha256(f"reading {i}".encode()).digest()).transact({"from": me}))
              for i in range(events)]

@@ -304,5 +304,5 @@ def ledger_anchors(
     bad = [f for f in findings if f.ok is False]
     if bad:
         fail(Exit.INVALID, f"{len(bad)} anchor(s) do not match the chain: first at size {bad[0].size}")
-    out.print(f"[green]anchors hold[/]: every recorded anchor is on chain as recorded, and the chain holds no "
+    out.print("[green]anchors hold[/]: every recorded anchor is on chain as recorded, and the chain holds no "
               "other", highlight=False)

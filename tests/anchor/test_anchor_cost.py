@@ -19,6 +19,6 @@ def test_the_cost_benchmark_measures_real_transactions(eth_rpc: str) -> None:  #
     # 32 bytes of calldata: 16 gas a byte, or EIP-7623's floor of 40 a byte (Prague) on top of 21,000
     assert m.calldata_only in (21_000 + 32 * 16, 21_000 + 32 * 40), m.calldata_only
     # a fresh storage slot (SSTORE 0 -> non-zero: 22,100 cold) and a log: above 43,100, well below an anchor
-    assert 43_100 < min(m.per_event_call) and max(m.per_event_call) < m.later_anchors[0]
+    assert min(m.per_event_call) > 43_100 and max(m.per_event_call) < m.later_anchors[0]
     # an anchor writes three fresh slots (size+time, root, note hash); the first also the array length
     assert 3 * 22_100 < min(m.later_anchors) < m.first_anchor < 150_000, (m.first_anchor, m.later_anchors)
