@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the record only: web3 is imported by the I/O side (anchorin
     from packproof.anchor.anchoring import Anchor
 
 __all__ = [
-    "AnchorEvent",
+    "AnchoredLog",
     "AnchorVerdict",
     "Finding",
     "LogHead",
@@ -125,7 +125,7 @@ def judge_anchor(head: LogHead, anchor: Anchor | None, proof: Sequence[bytes] | 
 
 
 @dataclass(frozen=True, slots=True)
-class AnchorEvent:
+class AnchoredLog:
     """One Anchored(size, root, noteHash) event in the contract's log, with the transaction and
     block that emitted it (from eth_getLogs)."""
 
@@ -146,7 +146,7 @@ class Receipt:
     block_number: int
     block_hash: bytes
     status: int
-    events: tuple[AnchorEvent, ...]
+    events: tuple[AnchoredLog, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,7 @@ class Finding:
     detail: str
 
 
-def compare_anchors(recorded: Sequence[AnchorRow], events: Sequence[AnchorEvent],
+def compare_anchors(recorded: Sequence[AnchorRow], events: Sequence[AnchoredLog],
                     stored: Mapping[int, Anchor | None], receipts: Mapping[bytes, Receipt | None]) -> list[Finding]:
     """Each recorded anchor against the chain, then each anchor on chain the store does not know.
 
@@ -178,7 +178,7 @@ def compare_anchors(recorded: Sequence[AnchorRow], events: Sequence[AnchorEvent]
     return sorted(findings, key=lambda f: f.size)
 
 
-def _judge_recorded(r: AnchorRow, events: Sequence[AnchorEvent], on_chain: Anchor | None,
+def _judge_recorded(r: AnchorRow, events: Sequence[AnchoredLog], on_chain: Anchor | None,
                     receipt: Receipt | None) -> Finding:
     what = f"anchor at size {r.size} (tx {r.tx_hash.hex()})"
     if r.status in (AnchorState.FAILED, AnchorState.REPLACED):

@@ -22,8 +22,10 @@ States:
 
 Events: ``mined``, ``reverted`` (receipt status 0), ``confirmed``, ``reorged`` (the recorded
 block is no longer the canonical one at its height), ``dropped`` (no receipt and the node no
-longer knows the transaction: resend it, same nonce, bumped fees; it stays pending),
-``replaced``.
+longer knows the transaction: resend it, same nonce, bumped fees; it stays pending), ``stuck``
+(known, still no receipt after `stuck_after` s: its fees are too low for the chain now; resent
+the same way, which replaces it in the node's pool), ``replaced`` (a transaction of ours took its
+nonce: the newest checkpoint resent in its place, or the node says the nonce is used).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class AnchorEvent(StrEnum):
     CONFIRMED = "confirmed"
     REORGED = "reorged"
     DROPPED = "dropped"
+    STUCK = "stuck"
     REPLACED = "replaced"
 
 
@@ -51,6 +54,7 @@ TRANSITIONS: dict[tuple[AnchorState, AnchorEvent], AnchorState] = {
     (S.PENDING, E.MINED): S.MINED,
     (S.PENDING, E.REVERTED): S.FAILED,
     (S.PENDING, E.DROPPED): S.PENDING,
+    (S.PENDING, E.STUCK): S.PENDING,
     (S.PENDING, E.REPLACED): S.REPLACED,
     (S.MINED, E.CONFIRMED): S.CONFIRMED,
     (S.MINED, E.REORGED): S.PENDING,
@@ -84,7 +88,7 @@ class Observation:
     `receipt_block`/`receipt_block_hash`/`receipt_ok`: its receipt (None: none); `tx_known`: the
     node still knows the transaction (pool or chain); `canonical_hash`: the hash of the canonical
     block at the anchor's recorded height (None: no block there any more, or nothing recorded);
-    `head`: the chain's head block number.
+    `head`: the chain's head block number; `waited`: seconds since it was (last) sent.
     """
 
     head: int
@@ -93,10 +97,11 @@ class Observation:
     receipt_ok: bool = True
     tx_known: bool = True
     canonical_hash: bytes | None = None
+    waited: float = 0.0
 
 
-def observe(state: AnchorState, block: tuple[int, bytes] | None, seen: Observation,
-            confirmations: int) -> AnchorEvent | None:
+def observe(state: AnchorState, block: tuple[int, bytes] | None, seen: Observation, confirmations: int,
+            stuck_after: float = float("inf")) -> AnchorEvent | None:
     """The one event what was seen means for an anchor in `state` recorded in `block` (its number
     and hash; None while pending), or None: nothing changed. `confirmations`: N, at least 1."""
     if state in FINAL:
@@ -104,7 +109,9 @@ def observe(state: AnchorState, block: tuple[int, bytes] | None, seen: Observati
     if state is S.PENDING:
         if seen.receipt_block is not None:
             return E.MINED if seen.receipt_ok else E.REVERTED
-        return None if seen.tx_known else E.DROPPED
+        if not seen.tx_known:
+            return E.DROPPED
+        return E.STUCK if seen.waited > stuck_after else None
     if block is None or seen.canonical_hash != block[1]:
         return E.REORGED
     if state is S.MINED and depth(seen.head, block[0]) >= confirmations:

@@ -4,40 +4,23 @@ What the contract's storage answers (anchorAtOrAfter) has no transaction in it; 
 event (Solidity ABI event encoding: topic 0 = keccak256("Anchored(uint64,bytes32,bytes32)"),
 topic 1 = the indexed size, data = root || noteHash) names the transaction and block that wrote
 each anchor. Confirmations count the anchor's block and every block after it up to the node's
-head (head - block + 1), as wallets do. Any failure to talk to the node is `ChainUnreachable`;
-the judgement of what was read is pure (anchor/anchor_check.py).
+head (head - block + 1), as wallets do. The caller runs these through `anchoring.call`, so a node
+that fails is one ChainError; the judgement of what was read is pure (anchor/anchor_check.py).
 
 web3 is reached through packproof.anchor.anchoring (it restores the recursion limit py_ecc raises).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from packproof.anchor import anchoring
-from packproof.anchor.anchor_check import AnchorEvent, Receipt
+from packproof.anchor.anchor_check import AnchoredLog, Receipt
 from packproof.errors import PackproofError
-
-T = TypeVar("T")
-
-
-class ChainUnreachable(PackproofError):
-    """The Ethereum node did not answer (refused, timed out, or not a JSON-RPC endpoint)."""
 
 
 class NotTheContract(PackproofError):
     """The address holds no anchor contract, or one anchoring another log's origin."""
-
-
-def call(rpc_url: str, what: str, work: Callable[[], T]) -> T:
-    """Run `work` (JSON-RPC calls); a node that does not answer becomes ChainUnreachable naming it."""
-    import requests  # web3's HTTP provider is built on requests
-
-    try:
-        return work()
-    except (requests.RequestException, OSError) as exc:
-        raise ChainUnreachable(f"cannot reach the Ethereum node at {rpc_url} ({what}): {exc}") from None
 
 
 def check_contract(w3: anchoring.Web3, address: str, origin: str) -> None:
@@ -56,14 +39,14 @@ def check_contract(w3: anchoring.Web3, address: str, origin: str) -> None:
                              f"{origin!r} hashes to {want.hex()}")
 
 
-def _event(log: Any) -> AnchorEvent:
+def _event(log: Any) -> AnchoredLog:
     args = log["args"]
-    return AnchorEvent(size=int(args["size"]), root=bytes(args["root"]), note_hash=bytes(args["noteHash"]),
+    return AnchoredLog(size=int(args["size"]), root=bytes(args["root"]), note_hash=bytes(args["noteHash"]),
                        tx_hash=bytes(log["transactionHash"]), block_number=int(log["blockNumber"]),
                        block_hash=bytes(log["blockHash"]))
 
 
-def events(w3: anchoring.Web3, address: str, size: int | None = None, from_block: int = 0) -> list[AnchorEvent]:
+def events(w3: anchoring.Web3, address: str, size: int | None = None, from_block: int = 0) -> list[AnchoredLog]:
     """The contract's Anchored events (of one size, or all), oldest first, from eth_getLogs.
 
     Public nodes may cap the block range of one eth_getLogs; `from_block` (the contract's deploy

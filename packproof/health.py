@@ -51,6 +51,8 @@ def _problems_of(name: str, st: dict[str, Any], now: float) -> list[str]:
         out += _ingestor_problems(name, st, now)
     elif st.get("component") == "witnessing":
         out += _witnessing_problems(name, st)
+    elif st.get("component") == "anchoring":
+        out += _anchoring_problems(name, st)
     elif st.get("component") == "sealer" and st.get("state") == "halted":
         out.append(f"{name}: sealing stopped since {st.get('since')} (the sealer's log says why: a ledger file that "
                    "does not continue the store's chain, or a lost sealer lock)")
@@ -87,4 +89,20 @@ def _witnessing_problems(name: str, st: dict[str, Any]) -> list[str]:
         elif w.get("late"):
             out.append(f"{name}: checkpoint {st.get('latest_size')} not cosigned by witness {w.get('key')} in time "
                        f"(it cosigned size {w.get('cosigned_size')}; last error: {w.get('error')})")
+    return out
+
+
+def _anchoring_problems(name: str, st: dict[str, Any]) -> list[str]:
+    """The anchoring loop failing (node unreachable, wrong chain, refused by the contract) or late
+    (anchor/anchorer.py writes this status): sealing goes on, but the chain does not yet hold the log's head."""
+    out = []
+    confirmed = st.get("confirmed") or {}
+    held = (f"the chain holds checkpoint {confirmed.get('size')} (block {confirmed.get('block_number')})"
+            if confirmed else "no anchor confirmed yet")
+    if st.get("error"):
+        out.append(f"{name}: failing since {st.get('error_since')} ({st.get('failures')} attempts): {st.get('error')}; "
+                   f"{held}")
+    elif st.get("late"):
+        out.append(f"{name}: checkpoint {st.get('latest_size')} not anchored with {st.get('confirmations')} "
+                   f"confirmations in time; {held}")
     return out

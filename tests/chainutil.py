@@ -3,13 +3,14 @@ anchor/chain/node_modules (installed by `make install` with npm ci), on a free p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
+@contextlib.contextmanager
 def hardhat_node() -> Iterator[str]:
     """Start a fresh Hardhat node on a free port; yields its URL (also used by benchmarks/anchor_cost.py)."""
     port = _free_port()
@@ -62,3 +63,77 @@ def eth_rpc() -> Iterator[str]:
         pytest.skip("anchor/chain/node_modules lacks hardhat: run `make install` (npm ci) with Node.js present")
     with hardhat_node() as url:
         yield url
+
+
+def rpc(url: str, method: str, *params: object) -> object:
+    """One JSON-RPC call (Hardhat's own methods too: hardhat_mine, evm_snapshot ...); its result."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    answer = httpx.post(url, json=body, timeout=10).json()
+    if "error" in answer:
+        raise RuntimeError(f"{method}: {answer['error']}")
+    return answer.get("result")
+
+
+class TcpProxy:
+    """A real TCP proxy in front of a node, on a free port, whose link can be cut and restored:
+    `cut()` closes the listening socket and every connection (a client then meets a refused or
+    reset connection, as when a node's host goes away), `restore()` listens again on the same port."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def restore(self) -> TcpProxy:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+            conns, self._conns = self._conns, []
+        if server is not None:
+            server.close()
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return  # cut
+            try:
+                up = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._server is not server:
+                    client.close()
+                    up.close()
+                    return
+                self._conns += [client, up]
+            for a, b in ((client, up), (up, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)

@@ -290,9 +290,9 @@ def ledger_anchors(
         return chain_id, mine, events, stored, receipts
 
     try:
-        chain_id, mine, events, stored, receipts = chainread.call(eth_rpc, "reading the anchors", read)
-    except chainread.ChainUnreachable as exc:
-        fail(Exit.UNREACHABLE, str(exc))
+        chain_id, mine, events, stored, receipts = anchoring.call(read, "reading the anchors")
+    except anchoring.ChainError as exc:
+        fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
     findings = compare_anchors(mine, events, stored, receipts)
     others = len(every) - len(mine)
     out.print(f"{len(mine)} anchor(s) recorded for contract {address} on chain {chain_id}"

@@ -456,9 +456,9 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
         return anchor, found, chainread.head(w3), block_time
 
     try:
-        anchor, found, head_block, block_time = chainread.call(eth_rpc, "reading the anchor", read)
-    except chainread.ChainUnreachable as exc:
-        fail(Exit.UNREACHABLE, str(exc))
+        anchor, found, head_block, block_time = anchoring.call(read, "reading the anchor")
+    except anchoring.ChainError as exc:
+        fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
     except chainread.NotTheContract as exc:
         fail(Exit.BAD_INPUT, f"--contract: {exc}")
     proof = None

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from packproof.anchor.anchor_check import (
-    AnchorEvent,
+    AnchoredLog,
     LogHead,
     Outcome,
     Receipt,
@@ -95,8 +95,8 @@ def test_the_log_signed_note_drops_cosignature_lines_only() -> None:
         log_signed_note(only_witness)
 
 
-def _event(size: int, tx: bytes, block: int = 5, at_root: bytes | None = None) -> AnchorEvent:
-    return AnchorEvent(size, root(size) if at_root is None else at_root, b"n" * 32, tx, block, b"B" * 32)
+def _event(size: int, tx: bytes, block: int = 5, at_root: bytes | None = None) -> AnchoredLog:
+    return AnchoredLog(size, root(size) if at_root is None else at_root, b"n" * 32, tx, block, b"B" * 32)
 
 
 def _recorded(size: int, tx: bytes, block: int | None = 5, at_root: bytes | None = None,
@@ -106,7 +106,7 @@ def _recorded(size: int, tx: bytes, block: int | None = 5, at_root: bytes | None
                      None if block is None else 50_000, AnchorState.PENDING if block is None else status, None, 0.0)
 
 
-def _receipt(e: AnchorEvent) -> Receipt:
+def _receipt(e: AnchoredLog) -> Receipt:
     return Receipt(e.tx_hash, e.block_number, e.block_hash, 1, (e,))
 
 

@@ -23,6 +23,7 @@ EXPECTED = {
     (S.PENDING, E.MINED): S.MINED,
     (S.PENDING, E.REVERTED): S.FAILED,
     (S.PENDING, E.DROPPED): S.PENDING,
+    (S.PENDING, E.STUCK): S.PENDING,
     (S.PENDING, E.REPLACED): S.REPLACED,
     (S.MINED, E.CONFIRMED): S.CONFIRMED,
     (S.MINED, E.REORGED): S.PENDING,
@@ -60,6 +61,13 @@ def test_pending(seen: Observation, event: AnchorEvent | None) -> None:
     assert observe(S.PENDING, None, seen, 3) is event
 
 
+def test_pending_too_long_is_stuck_unless_dropped_or_mined() -> None:
+    assert observe(S.PENDING, None, Observation(head=5, waited=61), 3, stuck_after=60) is E.STUCK
+    assert observe(S.PENDING, None, Observation(head=5, waited=59), 3, stuck_after=60) is None
+    assert observe(S.PENDING, None, Observation(head=5, waited=61, tx_known=False), 3, stuck_after=60) is E.DROPPED
+    assert observe(S.PENDING, None, Observation(head=5, waited=61, receipt_block=5), 3, stuck_after=60) is E.MINED
+
+
 @pytest.mark.parametrize(("state", "seen", "n", "event"), [
     (S.MINED, Observation(head=10, canonical_hash=BLOCK[1]), 1, E.CONFIRMED),
     (S.MINED, Observation(head=11, canonical_hash=BLOCK[1]), 3, None),
@@ -84,10 +92,10 @@ def test_final_states_observe_nothing(state: AnchorState) -> None:
 
 
 def test_every_event_observe_returns_is_legal_from_its_state() -> None:
-    seen = [Observation(head=h, receipt_block=r, receipt_ok=ok, tx_known=k, canonical_hash=c)
+    seen = [Observation(head=h, receipt_block=r, receipt_ok=ok, tx_known=k, canonical_hash=c, waited=w)
             for h in (9, 10, 12) for r in (None, 10) for ok in (True, False) for k in (True, False)
-            for c in (None, BLOCK[1], OTHER)]
+            for c in (None, BLOCK[1], OTHER) for w in (0, 100)]
     for state, o, block in itertools.product(S, seen, (None, BLOCK)):
-        event = observe(state, block, o, 2)
+        event = observe(state, block, o, 2, stuck_after=50)
         if event is not None:
             step(state, event)  # raises if observe proposed an impossible event
