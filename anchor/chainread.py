@@ -46,15 +46,44 @@ def _event(log: Any) -> AnchoredLog:
                        block_hash=bytes(log["blockHash"]))
 
 
-def events(w3: anchoring.Web3, address: str, size: int | None = None, from_block: int = 0) -> list[AnchoredLog]:
+def events(w3: anchoring.Web3, address: str, size: int | None = None, from_block: int = 0,
+           to_block: int | None = None) -> list[AnchoredLog]:
     """The contract's Anchored events (of one size, or all), oldest first, from eth_getLogs.
 
     Public nodes may cap the block range of one eth_getLogs; `from_block` (the contract's deploy
-    block) keeps the range short."""
+    block) keeps the range short, and `anchor_events` needs none."""
     event = anchoring.contract(w3, address).events.Anchored
     filters = {} if size is None else {"size": size}
-    logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters=filters)
+    logs = event.get_logs(from_block=from_block, to_block="latest" if to_block is None else to_block,
+                          argument_filters=filters)
     return [_event(log) for log in logs]
+
+
+def first_block_at(w3: anchoring.Web3, time: int) -> int | None:
+    """The lowest block whose timestamp is >= `time` (None: none yet), by binary search over
+    eth_getBlockByNumber (about log2(head) calls). Block timestamps never decrease along a chain."""
+    lo, hi = 0, head(w3)
+    if int(w3.eth.get_block(hi)["timestamp"]) < time:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(w3.eth.get_block(mid)["timestamp"]) < time:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def anchor_events(w3: anchoring.Web3, address: str, size: int, time: int) -> list[AnchoredLog]:
+    """The Anchored event of the anchor at `size` the contract says was written at block time `time`:
+    looked up only in the blocks of that timestamp, so no node's eth_getLogs range cap applies."""
+    first = first_block_at(w3, time)
+    if first is None:
+        return []
+    last = first
+    while last < head(w3) and int(w3.eth.get_block(last + 1)["timestamp"]) == time:
+        last += 1
+    return events(w3, address, size, from_block=first, to_block=last)
 
 
 def receipt(w3: anchoring.Web3, address: str, tx_hash: bytes) -> Receipt | None:

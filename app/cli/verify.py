@@ -451,7 +451,7 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
         if mine.origin is not None:
             chainread.check_contract(w3, address, mine.origin)
         anchor = anchoring.at_or_after(w3, address, head.size)
-        found = chainread.events(w3, address, anchor.size) if anchor is not None else []
+        found = chainread.anchor_events(w3, address, anchor.size, anchor.block_time) if anchor is not None else []
         block_time = int(w3.eth.get_block(found[0].block_number)["timestamp"]) if found else None
         return anchor, found, chainread.head(w3), block_time
 
@@ -480,8 +480,8 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
                       f"(head block {head_block})", highlight=False)
         else:
             out.print(f"  block time     {_utc(anchor.block_time)} (the contract's record)", highlight=False)
-            out.print("  tx             not found: no Anchored event of this size in the node's log "
-                      "(a node that prunes or caps eth_getLogs?)", highlight=False)
+            out.print("  tx             not found: no Anchored event of this size in the blocks of its time "
+                      "(a node that prunes logs?)", highlight=False)
     for warning in verdict.warnings:
         out.print(f"  [yellow]warn[/] {warning}", highlight=False)
     if verdict.outcome is Outcome.CONFLICT:
