@@ -122,6 +122,17 @@ def test_a_forged_anchor_is_caught_naming_both_roots(setup: Setup) -> None:
     assert bytes(32).hex() in text
 
 
+def test_the_same_root_under_another_note_hash_is_a_warning_not_a_failure(setup: Setup) -> None:
+    s = setup
+    cp = checkpoints(s.data)[100]
+    address = anchoring.deploy(s.w3, s.origin, s.sender)
+    other = CheckpointRecord(100, cp.root, cp.note + "\u2014 witness.example AAAA\n", 0.0)  # e.g. a cosigned note
+    anchoring.send_anchor(s.w3, address, other, s.sender)
+    code, text = _verify(s, address)
+    assert code == 0 and "warn note hash differs" in text, text
+    assert anchoring.note_hash(other.note).hex() in text and anchoring.note_hash(cp.note).hex() in text
+
+
 def test_a_node_that_is_down_or_a_wrong_contract_is_named_not_a_traceback(setup: Setup) -> None:
     s = setup
     down = f"http://127.0.0.1:{free_port()}"
