@@ -18,7 +18,8 @@ from packproof.records import AnchorMined, AnchorSent, CheckpointRecord
 from packproof.store import Store
 from tests.api.test_log_api import _seal
 from tests.chainutil import eth_rpc, rpc  # noqa: F401 (fixture)
-from tests.conftest import Db, Service, cli
+from tests.conftest import Db, Pipeline, Service, cli, get_json, wait_for
+from tests.test_custody import api_parties, register  # noqa: F401 (fixture)
 
 
 @dataclass(frozen=True)
@@ -280,3 +281,37 @@ def test_the_anchoring_loops_records_hold_and_cover_every_reading(setup: Setup, 
     assert "1 anchor(s) recorded" in r.stdout and "ok          251" in r.stdout, r.stdout
     code, text = _verify(s, address, "d:3")
     assert code == 0 and "covered by the later anchor at size 251" in text, text
+
+
+def test_a_custody_events_proof_is_checked_against_the_chain(
+        api_parties: tuple[str, Path, Pipeline], eth_rpc: str) -> None:  # noqa: F811
+    """A custody bundle carries no checkpoint note: the log size and root its event's signed block
+    recorded are what the chain must hold (no note hash to compare)."""
+    api, keys, pipeline = api_parties
+    register(api, keys, "P-9")
+    wait_for(lambda: get_json(f"{api}/custody/events/maker:1")["block_height"] is not None, what="event sealed")
+    header = get_json(f"{api}/custody/events/maker:1/proof")["event"]["block"]["header"]
+    size, root = header["log_size"], bytes.fromhex(header["log_root"])
+
+    async def checkpoint() -> CheckpointRecord | None:
+        store = await Store.open(pipeline.store, readonly=True)
+        try:
+            return await store.checkpoint_at(size)
+        finally:
+            await store.close()
+
+    cp = asyncio.run(checkpoint())
+    assert cp is not None and cp.root == root
+    w3 = anchoring.connect(eth_rpc)
+    sender = w3.eth.accounts[0]
+    origin = cp.note.split("\n", 1)[0]
+    args = ("verify", "maker:1", "--custody", "--api", api, "--ledger-key", str(pipeline.data / "ledger.pub"),
+            "--eth-rpc", eth_rpc, "--contract")
+    honest = anchoring.deploy(w3, origin, sender)
+    anchoring.send_anchor(w3, honest, cp, sender)
+    r = cli(*args, honest)
+    assert r.returncode == 0 and "anchored at this very size" in r.stdout and f"size {size}" in r.stdout, r.stdout
+    forged = anchoring.deploy(w3, origin, sender)
+    anchoring.send_anchor(w3, forged, CheckpointRecord(size, b"\x99" * 32, "forged", 0.0), sender)
+    r = cli(*args, forged)
+    assert r.returncode == 1 and "99" * 32 in r.stderr and root.hex() in r.stderr, r.stdout + r.stderr
