@@ -30,56 +30,35 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from packproof.anchor import anchoring
+from packproof.anchor.anchor_options import AnchoringOptions
 from packproof.anchor.anchor_state import AnchorEvent, Observation, observe, step
-from packproof.errors import ConfigError, PackproofError
+from packproof.errors import ChainError, ConfigError, PackproofError
 from packproof.records import AnchorMined, AnchorRow, AnchorSent, AnchorState, CheckpointRecord
 from packproof.store import Store
 
-__all__ = ["Anchoring", "AnchoringOptions", "STATUS_COMPONENT"]
+__all__ = ["Anchoring", "AnchoringOptions", "STATUS_COMPONENT", "chain_of"]
 
 log = logging.getLogger(__name__)
 STATUS_COMPONENT = "anchoring"
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class AnchoringOptions:
-    """The [anchoring] settings as the loop uses them. Enabled when rpc, contract and key file are set."""
-
-    rpc: str | None = None
-    contract: str | None = None
-    key_file: Path | None = None
-    chain_id: int | None = None
-    every: float = 600.0  # s between anchors at most one per
-    confirmations: int = 12
-    poll: float = 12.0  # s between passes over the chain (about one mainnet slot)
-    timeout: float = 10.0  # s for one JSON-RPC request
-    backoff_max: float = 300.0
-    stop_wait: float = 60.0  # s the last checkpoint's anchor is waited for when stopping
-    stuck_after: float = 600.0  # s unmined before a transaction is replaced with higher fees
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.rpc and self.contract and self.key_file)
-
-    def chain(self) -> anchoring.Chain:
-        """The client these options name (the key read now: a bad key file stops the start)."""
-        if not (self.rpc and self.contract and self.key_file):
-            raise ConfigError("anchoring needs --rpc, --contract and --key-file")
-        if self.chain_id is None:
-            raise ConfigError("--chain-id: required with --rpc (1 mainnet, 11155111 Sepolia, 31337 a Hardhat dev "
-                              "node): anchors are signed for one chain (EIP-155) and the node must serve it")
-        account = anchoring.load_key(self.key_file)
-        try:
-            address = anchoring.Web3.to_checksum_address(self.contract)
-        except ValueError as exc:
-            raise ConfigError(f"--contract: {self.contract!r} is not an address (0x + 40 hex)") from exc
-        return anchoring.Chain(anchoring.connect(self.rpc, self.timeout), address, account, self.chain_id)
+def chain_of(opts: AnchoringOptions) -> anchoring.Chain:
+    """The client the options name (the key read now: a bad key file stops the start)."""
+    if not (opts.rpc and opts.contract and opts.key_file):
+        raise ConfigError("anchoring needs --rpc, --contract and --key-file")
+    if opts.chain_id is None:
+        raise ConfigError("--chain-id: required with --rpc (1 mainnet, 11155111 Sepolia, 31337 a Hardhat dev "
+                          "node): anchors are signed for one chain (EIP-155) and the node must serve it")
+    account = anchoring.load_key(opts.key_file)
+    try:
+        address = anchoring.Web3.to_checksum_address(opts.contract)
+    except ValueError as exc:
+        raise ConfigError(f"--contract: {opts.contract!r} is not an address (0x + 40 hex)") from exc
+    return anchoring.Chain(anchoring.connect(opts.rpc, opts.timeout), address, account, opts.chain_id)
 
 
 class Anchoring:
@@ -87,11 +66,13 @@ class Anchoring:
 
     def __init__(self, store: Store, opts: AnchoringOptions, chain: anchoring.Chain | None = None) -> None:
         self.store, self.opts = store, opts
-        self.chain = chain or opts.chain()
+        self.chain = chain or chain_of(opts)
         self.contract = self.chain.address
         self.chain_id = self.chain.chain_id
         self._nonce = 0  # the next nonce of ours, as far as we know (max with the node's pending count)
         self._checked = False
+        self.head: int | None = None  # the chain's head at the last pass, and when (GET /anchors counts with it)
+        self.head_seen: float | None = None
         self.error: str | None = None
         self.error_since: float | None = None
         self.failures = 0
@@ -152,6 +133,7 @@ class Anchoring:
             await self._chain(self.chain.check)
             self._checked = True
         head = await self._chain(self.chain.head)
+        self.head, self.head_seen = head, time.time()
         for row in await self.store.open_anchors(self.chain_id, self.contract):
             await self._follow(row, head)
         await self._send_if_due(final)
@@ -266,7 +248,7 @@ class Anchoring:
         """Send a transaction already recorded; a nonce the node says is used ends the row (`replaced`)."""
         try:
             await self._chain(self.chain.send, signed)
-        except anchoring.ChainError as exc:
+        except ChainError as exc:
             if not anchoring.nonce_too_low(exc):
                 raise  # recorded: the next pass finds it unknown to the node and resends it
             self._nonce = 0  # ask the node again next time
@@ -289,7 +271,7 @@ class Anchoring:
         try:
             return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout=self.opts.timeout * 3)
         except TimeoutError:
-            raise anchoring.ChainError(f"{self.opts.rpc or 'the node'}: no answer in {self.opts.timeout * 3:g} s "
+            raise ChainError(f"{self.opts.rpc or 'the node'}: no answer in {self.opts.timeout * 3:g} s "
                                        f"({getattr(fn, '__name__', 'call')})") from None
 
     async def _store_call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -323,6 +305,7 @@ class Anchoring:
             "component": STATUS_COMPONENT, "state": "failing" if self.error else "anchoring", "written_unix": now,
             "chain_id": self.chain_id, "contract": self.contract, "account": self.chain.account.address,
             "confirmations": self.opts.confirmations, "every_s": self.opts.every,
+            "head": self.head, "head_seen_unix": self.head_seen,
             "latest_size": latest.size if latest else None,
             "confirmed": None if confirmed is None else {
                 "size": confirmed.size, "block_number": confirmed.block_number, "block_time": confirmed.block_time,

@@ -36,7 +36,7 @@ from eth_account.signers.local import LocalAccount  # noqa: E402
 from web3 import Web3  # noqa: E402  (after reading the recursion limit: see below)
 from web3.exceptions import BlockNotFound, ContractCustomError, ContractLogicError, TransactionNotFound  # noqa: E402
 
-from packproof.errors import ConfigError, PackproofError  # noqa: E402
+from packproof.errors import ChainError, ConfigError, PackproofError  # noqa: E402
 from packproof.records import CheckpointRecord  # noqa: E402
 
 # web3 imports py_ecc, which raises the interpreter's recursion limit to 100,000 on import. At
@@ -163,10 +163,6 @@ def at_or_after(w3: Web3, address: str, size: int) -> Anchor | None:
 
 
 # ---- the operator's own account: key file, chain id, fees, signed transactions -------------
-
-
-class ChainError(PackproofError):
-    """The node failed a call: unreachable, too slow, or a JSON-RPC error (`message` says which)."""
 
 
 class WrongChain(ConfigError):

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from packproof.anchor.bundle import LedgerKeys
 from packproof.api.deps import ApiSettings, require_admin, require_reader
 from packproof.api.notify import CustodyNotifier
+from packproof.api.routes import anchors, devices, health, ledger, log, quarantine, readings, shipments
 from packproof.api.routes import custody as custody_routes
-from packproof.api.routes import devices, health, ledger, log, quarantine, readings, shipments
 from packproof.api.routes import parties as parties_routes
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
@@ -62,7 +62,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   description="Condition and proofs of lithium-ion battery packs in transit.")
     app.state.settings = settings
     readers = [Depends(require_reader)]
-    for module in (shipments, readings, ledger, log, quarantine):
+    for module in (shipments, readings, ledger, log, anchors, quarantine):
         app.include_router(module.router, dependencies=readers)
     app.include_router(parties_routes.router, dependencies=readers)
     app.include_router(custody_routes.router, dependencies=readers)

@@ -179,3 +179,35 @@ class QuarantinedOut(BaseModel):
 class QuarantinePage(BaseModel):
     items: list[QuarantinedOut]
     next_before: int | None
+
+
+class AnchorOut(BaseModel):
+    """One anchor of a checkpoint on an Ethereum chain (issue 17), as the anchoring loop last saw it."""
+
+    id: int
+    size: int  # the checkpoint's log size
+    root: str  # its RFC 6962 root, hex
+    note_hash: str  # SHA-256 of its signed note, hex
+    status: Literal["pending", "mined", "confirmed", "failed", "replaced"]
+    confirmations: int | None  # head - block + 1 at the loop's last look (`head`); None while not mined
+    chain_id: int
+    contract: str
+    tx_hash: str
+    nonce: int
+    sends: int
+    sent_at: str
+    block_number: int | None
+    block_hash: str | None
+    block_time: str | None
+    gas_used: int | None
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    error: str | None
+    updated_at: str
+
+
+class AnchorPage(BaseModel):
+    items: list[AnchorOut]
+    head: int | None  # the chain's head block at the anchoring loop's last look (None: it never looked)
+    head_seen_at: str | None
+    next_before: int | None

@@ -205,6 +205,41 @@ class WitnessingConfig(Section):
                                                       "every witness is reported late (/health).")
 
 
+class AnchoringConfig(Section):
+    """The log's checkpoints anchored on an Ethereum chain (issue 17): on when rpc, contract and key_file are set."""
+
+    rpc: str | None = Field(None, description="JSON-RPC URL of an Ethereum node (http(s)://...): a public "
+                                              "endpoint will do, transactions are signed here.")
+    contract: str | None = Field(None, description="The PackproofAnchor contract's address (0x + 40 hex), printed "
+                                                   "by `packproof anchor deploy`.")
+    key_file: Path | None = Field(None, description="The anchoring account's key (made by `packproof anchor key`, "
+                                                    "mode 0600); the account pays the gas.")
+    chain_id: int | None = Field(None, ge=1, description="The chain the node must serve (EIP-155): 1 mainnet, "
+                                                         "11155111 Sepolia, 31337 a Hardhat dev node.")
+    every: float = Field(600.0, ge=0, description="Seconds between anchors at most (one transaction each).")
+    confirmations: int = Field(12, ge=1, description="Blocks on top of an anchor's block, itself included, before "
+                                                     "it counts as confirmed (a reorg shallower than this is "
+                                                     "followed; 12 suits mainnet's ~2.4 min, a dev node 1).")
+    timeout: float = Field(10.0, gt=0, description="Seconds one JSON-RPC request may take.")
+    stop_wait: float = Field(60.0, ge=0, description="Seconds to wait, when stopping, for the last checkpoint's "
+                                                     "anchor to be mined.")
+
+    @field_validator("rpc")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s):// JSON-RPC URL, got {v!r}")
+        return v
+
+    @field_validator("contract")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not (len(v) == 42 and v[:2] in ("0x", "0X") and
+                                  all(c in "0123456789abcdefABCDEF" for c in v[2:])):
+            raise ValueError(f"expected a contract address (0x + 40 hex digits), got {v!r}")
+        return v
+
+
 class Settings(BaseSettings):
     """Every setting of every packproof service; a command uses the keys its flags name."""
 
@@ -228,6 +263,7 @@ class Settings(BaseSettings):
     fleet: FleetConfig = FleetConfig()
     run: RunConfig = RunConfig()
     witnessing: WitnessingConfig = WitnessingConfig()
+    anchoring: AnchoringConfig = AnchoringConfig()
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)

@@ -26,6 +26,7 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 
+from packproof.anchor.anchor_options import AnchoringOptions
 from packproof.anchor.witnessing import WitnessingOptions
 from packproof.api.notify import MqttTarget
 from packproof.app.credentials import provision_credentials
@@ -74,6 +75,7 @@ class RunOptions:
     forward: ForwardOptions = field(default_factory=ForwardOptions)
     console: Console = field(default_factory=Console)
     witnessing: WitnessingOptions = field(default_factory=WitnessingOptions)  # witnesses asked to cosign
+    anchoring: AnchoringOptions = field(default_factory=AnchoringOptions)  # the chain checkpoints are anchored on
 
 
 HANDOVER_WINDOW_JOURNEY_S = 300.0  # five journey minutes either side of a change of hands (api/condition.py)
@@ -148,7 +150,7 @@ async def _run(o: RunOptions, fleet: list[SimDevice], buffer: SimBuffer, mqtt_po
         service = IngestService(IngestOptions(
             o.data_dir, MqttOptions(port=mqtt_port, username=INGESTOR, password=ingestor_password),
             IngestorOptions(verify_signatures=o.verify_signatures), store_url=o.store_url,
-            intake_key_file=o.intake_key_file, witnessing=o.witnessing))
+            intake_key_file=o.intake_key_file, witnessing=o.witnessing, anchoring=o.anchoring))
         await service.start()
         assert service.store is not None and service.ingestor is not None and service.sealer is not None
         ingest_stop, seal_stop = asyncio.Event(), asyncio.Event()

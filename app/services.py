@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from packproof.anchor.anchor_options import AnchoringOptions
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.anchor.witnessing import Witnessing, WitnessingOptions, endpoints
@@ -50,6 +51,7 @@ class IngestOptions:
     tiles_dir: Path | None = None  # None: DATA_DIR/tiles
     log_origin: str | None = None  # None: packproof.example/<ledger key id>
     witnessing: WitnessingOptions = WitnessingOptions()  # the witnesses asked to cosign, beside the sealer
+    anchoring: AnchoringOptions = AnchoringOptions()  # the chain its checkpoints are anchored on, beside the sealer
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> IngestOptions:
@@ -62,7 +64,31 @@ class IngestOptions:
                                    plausibility_of(cfg))
         return cls(cfg.data_dir, mqtt, ingestor, i.seal, cfg.seal.interval, store_url=cfg.store_url,
                    intake_key_file=cfg.intake_key_file, tiles_dir=cfg.seal.tiles_dir, log_origin=cfg.seal.log_origin,
-                   witnessing=witnessing_options(cfg))
+                   witnessing=witnessing_options(cfg), anchoring=anchoring_options(cfg))
+
+
+def anchoring_options(cfg: Settings) -> AnchoringOptions:
+    """The [anchoring] settings as the loop's options (off unless rpc, contract and key file are all set)."""
+    a = cfg.anchoring
+    if any((a.rpc, a.contract, a.key_file)) and not all((a.rpc, a.contract, a.key_file)):
+        given = [n for n, v in (("--rpc", a.rpc), ("--contract", a.contract), ("--key-file", a.key_file)) if v]
+        raise ConfigError(f"anchoring: {', '.join(given)} given, but it needs all of --rpc, --contract and --key-file "
+                          "([anchoring] rpc, contract, key_file)")
+    return AnchoringOptions(a.rpc, a.contract, a.key_file, a.chain_id, every=a.every, confirmations=a.confirmations,
+                            poll=min(12.0, max(0.2, a.every / 4)), timeout=a.timeout, stop_wait=a.stop_wait,
+                            stuck_after=max(600.0, a.every))
+
+
+async def anchor_beside(store: Store, opts: AnchoringOptions,
+                        stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """The anchoring loop as its own task beside the sealer (never in its path), until `stop`; then it
+    anchors the last checkpoint (set `stop` after the sealer's last block). The key and the settings
+    are read now: a bad one stops the start, a node down does not."""
+    if not opts.enabled:
+        return None
+    from packproof.anchor.anchorer import Anchoring  # not at start-up: web3, only when anchoring is on
+
+    return asyncio.create_task(Anchoring(store, opts).run(stop))
 
 
 def witnessing_options(cfg: Settings) -> WitnessingOptions:
@@ -134,6 +160,8 @@ class IngestService:
     async def run(self, ingest_stop: asyncio.Event, seal_stop: asyncio.Event) -> None:
         """Run until both events are set; ingestion stops (and drains) before the last seal."""
         assert self.ingestor is not None and self.store is not None
+        anchor_stop = asyncio.Event()
+        anchoring = await anchor_beside(self.store, self.opts.anchoring, anchor_stop) if self.sealer else None
         sealing = asyncio.create_task(self.sealer.run(seal_stop)) if self.sealer else None
         witnessing = await witness_beside(self.store, self.opts.witnessing, seal_stop) if self.sealer else None
         try:
@@ -142,8 +170,11 @@ class IngestService:
             seal_stop.set()
             if sealing:
                 await sealing
+            anchor_stop.set()  # after the last block: the anchoring loop anchors its checkpoint
             if witnessing:
                 await witnessing
+            if anchoring:
+                await anchoring
             await self.store.close()
             if self._lock is not None:
                 await self._lock.release()
@@ -251,7 +282,8 @@ async def start_sealer(store: Store, dirs: DataDir, interval: float, max_block: 
 
 async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, max_block: int = 8192,
                      on_start: Callable[[], None] | None = None,
-                     witnessing: WitnessingOptions | None = None) -> Sealer | None:
+                     witnessing: WitnessingOptions | None = None,
+                     anchoring: AnchoringOptions | None = None) -> Sealer | None:
     """The sealer alone (beside `ingest --no-seal`), until `stop`; seals what is left, then returns.
 
     None: stopped while another sealer held the lock.
@@ -266,7 +298,14 @@ async def seal_until(dirs: DataDir, stop: asyncio.Event, interval: float = 1.0, 
             if on_start is not None:
                 on_start()
             asking = await witness_beside(store, witnessing, stop) if witnessing else None
-            await sealer.run(stop)
+            anchor_stop = asyncio.Event()
+            anchored = await anchor_beside(store, anchoring, anchor_stop) if anchoring else None
+            try:
+                await sealer.run(stop)
+            finally:
+                anchor_stop.set()  # after the last block: the anchoring loop anchors its checkpoint
+                if anchored:
+                    await anchored
             if asking:
                 await asking
             return sealer

@@ -94,5 +94,9 @@ class NoteError(PackproofError):
         self.message = message
 
 
+class ChainError(PackproofError):
+    """An Ethereum node failed a JSON-RPC call: unreachable, too slow, or an error it answered (anchoring)."""
+
+
 class BrokerError(PackproofError):
     """The embedded MQTT broker could not start or serve."""

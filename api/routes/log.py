@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from packproof import tiles
 from packproof.api.deps import MAX_ROW, StoreDep
+from packproof.api.routes.anchors import anchor_out, chain_head
 from packproof.errors import ProofError
-from packproof.records import CheckpointRecord
+from packproof.records import AnchorRow, CheckpointRecord
 from packproof.store import Store
+from packproof.timefmt import rfc3339
 
 router = APIRouter(tags=["log"])
 
@@ -36,11 +39,36 @@ async def _latest(store: Store) -> CheckpointRecord:
     return cp
 
 
-@router.get("/checkpoint", response_class=Response, responses={200: {"content": {NOTE_TYPE: {}}}})
-async def checkpoint(store: StoreDep) -> Response:
-    """The latest signed C2SP checkpoint (text/plain)."""
+def anchor_header(a: AnchorRow) -> str:
+    """`Packproof-Anchor`: the latest confirmed anchor, as `key=value` pairs (RFC 9110 parameters)."""
+    return (f"size={a.size}; chain-id={a.chain_id}; contract={a.contract}; tx=0x{a.tx_hash.hex()}; "
+            f"block={a.block_number}; block-time={rfc3339(a.block_time) if a.block_time is not None else '-'}")
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/plain" not in accept
+
+
+@router.get("/checkpoint", response_class=Response,
+            responses={200: {"content": {NOTE_TYPE: {}, "application/json": {}}}})
+async def checkpoint(store: StoreDep, request: Request) -> Response:
+    """The latest signed C2SP checkpoint: text/plain, byte for byte the note (with cosignature lines);
+    the latest confirmed anchor on Ethereum (issue 17) in the `Packproof-Anchor` header. With
+    `Accept: application/json` (and not text/plain), JSON: the note, its size and root, and that anchor
+    with its confirmations as the anchoring loop last counted them."""
     cp = await _latest(store)
-    return Response(await served_note(store, cp), media_type=NOTE_TYPE, headers={"Cache-Control": "no-cache"})
+    note = await served_note(store, cp)
+    anchored = await store.latest_confirmed_anchor()
+    headers = {"Cache-Control": "no-cache", "Vary": "Accept"}
+    if anchored is not None:
+        headers["Packproof-Anchor"] = anchor_header(anchored)
+    if _wants_json(request):
+        head, _ = await chain_head(store)
+        body = {"size": cp.size, "root": base64.b64encode(cp.root).decode(), "note": note,
+                "anchor": None if anchored is None else anchor_out(anchored, head).model_dump()}
+        return JSONResponse(body, headers=headers)
+    return Response(note, media_type=NOTE_TYPE, headers=headers)
 
 
 @router.get("/log/consistency")

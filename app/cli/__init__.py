@@ -31,6 +31,7 @@ from typing import Annotated
 import typer
 
 from packproof.app.cli import condition, ledger, monitor, serve, verify
+from packproof.app.cli.anchor import anchor_app
 from packproof.app.cli.common import Exit, code_for, err
 from packproof.app.cli.config import config_app
 from packproof.app.cli.custody import custody_app
@@ -64,6 +65,7 @@ app.add_typer(shipments_app, name="shipments")
 app.add_typer(config_app, name="config")
 app.add_typer(custody_app, name="custody")
 app.add_typer(witness_app, name="witness")
+app.add_typer(anchor_app, name="anchor")
 
 _verbose = False
 

@@ -14,6 +14,7 @@ from packproof.app.config import Settings
 from packproof.app.options import Flag
 from packproof.errors import (
     BrokerError,
+    ChainError,
     LedgerIntegrityError,
     PackproofError,
     ProofError,
@@ -47,7 +48,7 @@ def fail(code: Exit, message: str) -> NoReturn:
 def code_for(exc: PackproofError) -> Exit:
     if isinstance(exc, ProofError | LedgerIntegrityError):
         return Exit.INVALID
-    if isinstance(exc, BrokerError):
+    if isinstance(exc, BrokerError | ChainError):
         return Exit.UNREACHABLE
     if isinstance(exc, StoreError):
         return Exit.STORE

@@ -26,9 +26,13 @@ from packproof.diskfull import DISK
 # Every setting a service reads is a `Flag` over packproof.app.config: flag > PACKPROOF_* env > --config file > default.
 WITNESS_FLAGS = (Flag("witnessing.witnesses", ("--witness",)), Flag("witnessing.timeout", ("--witness-timeout",)),
                  Flag("witnessing.late_after", ("--witness-late-after",)))
+# [anchoring] on the services that seal: prefixed (--anchor-rpc ...), as `run` has its own --every-like flags;
+# `packproof anchor run/deploy` take the bare names (app/cli/anchor.py).
+ANCHOR_FLAGS = tuple(Flag(f"anchoring.{k}", (f"--anchor-{k.replace('_', '-')}",))
+                     for k in ("rpc", "contract", "key_file", "chain_id", "every", "confirmations"))
 RUN_FLAGS = (*WRITER, Flag("run.mqtt_port", ("--mqtt-port",)), Flag("api.port", ("--api-port",)),
              Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
-             bare("fleet.unsigned_shipments"), *FLEET_FLAGS, *WITNESS_FLAGS)
+             bare("fleet.unsigned_shipments"), *FLEET_FLAGS, *WITNESS_FLAGS, *ANCHOR_FLAGS)
 BROKER_FLAGS = (Flag("broker.host", ("--host",)), Flag("broker.port", ("--port",)),
                 Flag("broker.password_file", ("--password-file",)), Flag("broker.services", ("--service",)),
                 Flag("broker.custody_readers", ("--custody-reader",)),
@@ -37,7 +41,7 @@ SEAL_INTERVAL = Flag("seal.interval", ("--seal-interval",))
 INGEST_FLAGS = (*WRITER, *MQTT_CLIENT, Flag("mqtt.username"), Flag("mqtt.password"),
                 Flag("mqtt.client_id", ("--client-id",)), Flag("mqtt.share_group", ("--share-group",)),
                 Flag("mqtt.protocol"), Flag("mqtt.session_expiry", ("--session-expiry",)),
-                Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL, *WITNESS_FLAGS,
+                Flag("ingest.seal", ("--seal/--no-seal",)), SEAL_INTERVAL, *WITNESS_FLAGS, *ANCHOR_FLAGS,
                 Flag("ingest.verify_signatures", ("--verify-signatures/--no-verify-signatures",)),
                 Flag("ingest.verify_workers", ("--verify-workers",)), Flag("ingest.profiles", ("--profiles",)),
                 Flag("ingest.max_clock_ahead", ("--max-clock-ahead",)), Flag("ingest.earliest_ts", ("--earliest-ts",)),
@@ -56,7 +60,7 @@ def run(cfg: Settings) -> None:
     """Everything in one process on embedded defaults: broker, ingestor, sealer, API, simulator."""
     from packproof.app.runner import RunOptions  # not at start-up: every stage
     from packproof.app.runner import run as run_all  # not at start-up: every stage
-    from packproof.app.services import witnessing_options  # not at start-up: every stage
+    from packproof.app.services import anchoring_options, witnessing_options  # not at start-up: every stage
 
     f = cfg.fleet
     opts = RunOptions(data_dir=cfg.data_dir, store_url=cfg.store_url, intake_key_file=cfg.intake_key_file,
@@ -64,7 +68,7 @@ def run(cfg: Settings) -> None:
                       api_port=cfg.api.port, duration=f.duration, shipments=f.shipments, packs=f.packs,
                       scenario=f.scenario, rate=f.rate, seed=f.seed, unsigned_shipments=f.unsigned_shipments,
                       step_s=f.step_s, verify_signatures=cfg.ingest.verify_signatures, forward=_forward(cfg),
-                      console=out, witnessing=witnessing_options(cfg))
+                      console=out, witnessing=witnessing_options(cfg), anchoring=anchoring_options(cfg))
     result = asyncio.run(run_all(opts))
     out.print("done: " + ", ".join(f"{k} {v:,}" for k, v in result.items()), highlight=False)
 
@@ -125,23 +129,24 @@ def ingest(cfg: Settings) -> None:
     asyncio.run(serve())
 
 
-@configured("seal", (*WRITER, SEAL_INTERVAL, Flag("seal.key_file"), *WITNESS_FLAGS), announce=True)
+@configured("seal", (*WRITER, SEAL_INTERVAL, Flag("seal.key_file"), *WITNESS_FLAGS, *ANCHOR_FLAGS), announce=True)
 def seal(cfg: Settings) -> None:
     """The sealer alone, beside `packproof ingest --no-seal`, until Ctrl-C.
 
     One sealer per ledger: a second one waits and takes over when the first stops or dies.
     """
-    from packproof.app.services import seal_until, witnessing_options  # not at start-up: every stage
+    from packproof.app.services import anchoring_options, seal_until, witnessing_options  # not at start-up
 
     interval = cfg.seal.interval
     witnessing = witnessing_options(cfg)
+    anchoring = anchoring_options(cfg)
 
     async def serve() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(seal_until(
             data_dir_of(cfg), stop, interval,
             on_start=lambda: out.print(f"sealing {cfg.data_dir} every {interval:g} s (Ctrl-C stops cleanly)"),
-            witnessing=witnessing))
+            witnessing=witnessing, anchoring=anchoring))
         signalled = asyncio.create_task(_until_signal())
         await asyncio.wait([task, signalled], return_when=asyncio.FIRST_COMPLETED)  # a failed sealer ends too
         stop.set()

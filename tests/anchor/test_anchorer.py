@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from packproof.anchor import anchoring
-from packproof.anchor.anchorer import Anchoring, AnchoringOptions
+from packproof.anchor.anchorer import Anchoring, AnchoringOptions, chain_of
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.errors import ConfigError
@@ -151,7 +151,7 @@ async def test_a_node_of_another_chain_is_refused(rig: Rig) -> None:
     assert any("wrong network" in p for p in problems({"anchoring": status}, time.time()))
     assert await rig.store.anchors(10) == []
     with pytest.raises(ConfigError, match="--chain-id: required with --rpc"):
-        AnchoringOptions(rpc=rig.url, contract=rig.opts.contract, key_file=rig.opts.key_file).chain()
+        chain_of(AnchoringOptions(rpc=rig.url, contract=rig.opts.contract, key_file=rig.opts.key_file))
 
 
 async def test_link_cut_mid_run_sealing_goes_on_and_only_the_newest_is_anchored(rig: Rig, proxy: TcpProxy) -> None:
