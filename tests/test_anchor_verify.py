@@ -256,26 +256,24 @@ def test_ledger_anchors_catches_a_forged_first_anchor(setup: Setup, store_url: s
 
 
 def test_the_anchoring_loops_records_hold_and_cover_every_reading(setup: Setup, tmp_path: Path) -> None:
-    """The anchoring loop (anchor/anchorer.py, a locally signed key) anchors the data directory's store;
-    `ledger anchors` finds its rows on chain as recorded, and `verify` of an early reading is covered."""
-    from packproof.anchor.anchorer import Anchoring, AnchoringOptions
-
+    """`packproof anchor key/deploy/run` anchor the data directory's log; `ledger anchors` finds the
+    loop's rows on chain as recorded, and `verify` of an early reading is covered by its anchor."""
     s = setup
     key = tmp_path / "anchor.key"
-    rpc(s.rpc, "hardhat_setBalance", anchoring.new_key_file(key), hex(10**20))
-    address = anchoring.deploy_signed(s.w3, s.origin, anchoring.load_key(key), 31337)
-
-    async def go() -> None:
-        store = await DataDir(s.data).open_writer()
-        try:
-            loop = Anchoring(store, AnchoringOptions(rpc=s.rpc, contract=address, key_file=key, chain_id=31337,
-                                                     every=0.0, confirmations=1, poll=0.05, timeout=2.0))
-            for _ in range(4):
-                await loop.pass_once()
-        finally:
-            await store.close()
-
-    asyncio.run(go())
+    made = cli("anchor", "key", "--out", str(key))
+    assert made.returncode == 0, made.stderr
+    rpc(s.rpc, "hardhat_setBalance", made.stdout.split()[0], hex(10**20))
+    chain = ("--rpc", s.rpc, "--key-file", str(key), "--chain-id", "31337")
+    deployed = cli("anchor", "deploy", "--data-dir", str(s.data), *chain)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    address = next(line.split('"')[1] for line in deployed.stdout.splitlines() if line.startswith("contract ="))
+    loop = Service("anchor", "run", "--data-dir", str(s.data), *chain, "--contract", address, "--every", "1",
+                   "--confirmations", "1", log=tmp_path / "anchor.log")
+    try:
+        loop.wait_output("anchoring sqlite:///")
+        wait_for(lambda: anchoring.latest(s.w3, address) is not None, what="the loop's first anchor")
+    finally:
+        assert loop.stop() == 0, loop.output()
     r = cli("ledger", "anchors", "--data-dir", str(s.data), "--eth-rpc", s.rpc, "--contract", address)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 anchor(s) recorded" in r.stdout and "ok          251" in r.stdout, r.stdout
