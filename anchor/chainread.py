@@ -59,6 +59,21 @@ def events(w3: anchoring.Web3, address: str, size: int | None = None, from_block
     return [_event(log) for log in logs]
 
 
+def all_events(w3: anchoring.Web3, address: str, span: int = 10_000) -> list[AnchoredLog]:
+    """Every Anchored event of the contract, oldest first: from the block of its first anchor (found
+    by the time the contract stored with it) to the head, `span` blocks per eth_getLogs (public
+    nodes cap the range of one query)."""
+    first = anchoring.at_or_after(w3, address, 0)
+    start = None if first is None else first_block_at(w3, first.block_time)
+    if start is None:
+        return []
+    top = head(w3)
+    found: list[AnchoredLog] = []
+    for lo in range(start, top + 1, span):
+        found += events(w3, address, from_block=lo, to_block=min(lo + span - 1, top))
+    return found
+
+
 def first_block_at(w3: anchoring.Web3, time: int) -> int | None:
     """The lowest block whose timestamp is >= `time` (None: none yet), by binary search over
     eth_getBlockByNumber (about log2(head) calls). Block timestamps never decrease along a chain."""

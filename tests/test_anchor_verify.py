@@ -207,7 +207,8 @@ def test_ledger_anchors_checks_every_recorded_anchor(setup: Setup, store_url: st
     address = anchoring.deploy(s.w3, s.origin, s.sender)
 
     def check() -> tuple[int, str]:
-        r = cli("ledger", "anchors", "--store", store_url, "--eth-rpc", s.rpc, "--contract", address)
+        # a span of 2 blocks per eth_getLogs: the events are gathered over several queries
+        r = cli("ledger", "anchors", "--store", store_url, "--eth-rpc", s.rpc, "--contract", address, "--log-span", "2")
         assert "Traceback" not in r.stdout + r.stderr
         return r.returncode, r.stdout + r.stderr
 

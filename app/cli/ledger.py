@@ -251,8 +251,8 @@ def ledger_anchors(
     cfg: Settings,
     eth_rpc: Annotated[str, typer.Option("--eth-rpc", help="An Ethereum node's JSON-RPC URL.")],
     contract: Annotated[str, typer.Option("--contract", help="The anchor contract's address.")],
-    from_block: Annotated[int, typer.Option("--from-block", min=0, help="Read the contract's events from this "
-                                            "block (its deploy block; public nodes cap eth_getLogs ranges).")] = 0,
+    span: Annotated[int, typer.Option("--log-span", min=1, help="Blocks per eth_getLogs query (public nodes cap "
+                                      "the range of one).")] = 10_000,
 ) -> None:
     """Check every anchor the store recorded against the chain: the contract holds its size, root and
     note hash; its transaction's receipt is in the recorded block and emitted it; and every anchor on
@@ -284,7 +284,7 @@ def ledger_anchors(
         chain_id = int(w3.eth.chain_id)
         mine = sorted((r for r in every if r.chain_id == chain_id and r.contract.lower() == address.lower()),
                       key=lambda r: r.id)
-        events = chainread.events(w3, address, from_block=from_block)
+        events = chainread.all_events(w3, address, span)
         stored = {r.size: anchoring.at_or_after(w3, address, r.size) for r in mine}
         receipts = {r.tx_hash: chainread.receipt(w3, address, r.tx_hash) for r in mine}
         return chain_id, mine, events, stored, receipts
