@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,9 @@ from packproof.app.cli.common import Exit, data_dir_of, err, fail, key_id_of, ou
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, Flag, configured
 from packproof.errors import NoteError, ProofError
+
+if TYPE_CHECKING:
+    from packproof.records import AnchorRow
 
 ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the sealed ledger.")
 DATA_DIR = (Flag("data_dir"),)
@@ -260,7 +263,6 @@ def ledger_anchors(
     from packproof.anchor import anchoring, chainread  # not at start-up: web3
     from packproof.anchor.anchor_check import compare_anchors  # not at start-up: cryptography
     from packproof.app.cli.verify import chain_options  # not at start-up: httpx
-    from packproof.records import AnchorRow
     from packproof.store import Store  # not at start-up: db drivers
 
     chain_options(eth_rpc, contract)

@@ -18,6 +18,7 @@ import typer
 from packproof.app.cli.common import Exit, fail, out
 from packproof.errors import ConfigError, LedgerIntegrityError, NoteError
 from packproof.reading import parse_reading_id
+from packproof.timefmt import rfc3339
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
     from packproof.anchor.anchor_check import LogHead
@@ -473,13 +474,13 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
         if found:
             e = found[0]
             out.print(f"  block          {e.block_number}", highlight=False)
-            out.print(f"  block time     {_utc(block_time if block_time is not None else anchor.block_time)}",
+            out.print(f"  block time     {rfc3339(block_time if block_time is not None else anchor.block_time)}",
                       highlight=False)
             out.print(f"  tx             0x{e.tx_hash.hex()}", highlight=False)
             out.print(f"  confirmations  {chainread.confirmations(head_block, e.block_number)} "
                       f"(head block {head_block})", highlight=False)
         else:
-            out.print(f"  block time     {_utc(anchor.block_time)} (the contract's record)", highlight=False)
+            out.print(f"  block time     {rfc3339(anchor.block_time)} (the contract's record)", highlight=False)
             out.print("  tx             not found: no Anchored event of this size in the blocks of its time "
                       "(a node that prunes logs?)", highlight=False)
     for warning in verdict.warnings:
@@ -489,9 +490,3 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
     if not verdict.outcome.holds:
         fail(Exit.NOT_ANCHORED, f"anchor: {verdict.detail}")
     out.print(f"[green]anchored[/]: {verdict.detail}", highlight=False)
-
-
-def _utc(epoch: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
