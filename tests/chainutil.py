@@ -92,6 +92,16 @@ def hardhat_node() -> Iterator[HardhatNode]:
         node.stop()
 
 
+@contextlib.contextmanager
+def running_node() -> Iterator[str]:
+    """A fresh Hardhat node for a script (benchmarks/anchor_cost.py); yields its URL."""
+    node = HardhatNode().start()
+    try:
+        yield node.url
+    finally:
+        node.stop()
+
+
 def rpc(url: str, method: str, *params: object) -> object:
     """One JSON-RPC call (Hardhat's own methods too: hardhat_mine, evm_snapshot ...); its result."""
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}

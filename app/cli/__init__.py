@@ -9,6 +9,8 @@ that tells scripts what happened (sigstore's CLI does the same):
     3  cannot reach a service (the API, the broker)
     4  the store failed (a full disk included: "disk full")
     5  internal error: an unexpected exception (a bug), reported in one line
+    6  `verify --eth-rpc`: the proof holds, but no anchor on chain covers it yet (none at or after
+       its log size), or the consistency proof to the later anchor could not be had
 
 `--verbose` shows the traceback as well.
 

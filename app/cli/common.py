@@ -30,6 +30,7 @@ class Exit(IntEnum):
     UNREACHABLE = 3
     STORE = 4
     INTERNAL = 5
+    NOT_ANCHORED = 6  # `verify --eth-rpc`: the proof holds, but no anchor on chain is shown to cover it (yet)
 
 
 out = Console(soft_wrap=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,9 @@ from packproof.app.cli.common import Exit, data_dir_of, err, fail, key_id_of, ou
 from packproof.app.config import Settings
 from packproof.app.options import COMMON, Flag, configured
 from packproof.errors import NoteError, ProofError
+
+if TYPE_CHECKING:
+    from packproof.records import AnchorRow
 
 ledger_app = typer.Typer(no_args_is_help=True, help="Inspect and check the sealed ledger.")
 DATA_DIR = (Flag("data_dir"),)
@@ -240,3 +243,68 @@ def ledger_consistency(
     except ProofError as exc:
         fail(Exit.INVALID, str(exc))
     out.print(f"[green]consistent[/]: {a.origin} {describe(a)} is a prefix of {describe(b)}", highlight=False)
+
+
+# ---- anchors on an Ethereum chain (issue 17) --------------------------------------------------
+
+
+@ledger_app.command("anchors")
+@configured("ledger anchors", COMMON)
+def ledger_anchors(
+    cfg: Settings,
+    eth_rpc: Annotated[str, typer.Option("--eth-rpc", help="An Ethereum node's JSON-RPC URL.")],
+    contract: Annotated[str, typer.Option("--contract", help="The anchor contract's address.")],
+    span: Annotated[int, typer.Option("--log-span", min=1, help="Blocks per eth_getLogs query (public nodes cap "
+                                      "the range of one).")] = 10_000,
+) -> None:
+    """Check every anchor the store recorded against the chain: the contract holds its size, root and
+    note hash; its transaction's receipt is in the recorded block and emitted it; and every anchor on
+    chain is one the store recorded. Exit 1 naming each anchor that differs."""
+    from packproof.anchor import anchoring, chainread  # not at start-up: web3
+    from packproof.anchor.anchor_check import compare_anchors  # not at start-up: cryptography
+    from packproof.app.cli.verify import chain_options  # not at start-up: httpx
+    from packproof.store import Store  # not at start-up: db drivers
+
+    chain_options(eth_rpc, contract)
+    dirs = data_dir_of(cfg)
+
+    async def rows() -> list[AnchorRow]:
+        store = await Store.open(dirs.store, readonly=True)
+        try:
+            found: list[AnchorRow] = []
+            while page := await store.anchors(1000, found[-1].id if found else None):
+                found += page
+            return found
+        finally:
+            await store.close()
+
+    every = asyncio.run(rows())
+    w3 = anchoring.connect(eth_rpc)
+    address = anchoring.Web3.to_checksum_address(contract)
+
+    def read() -> tuple[int, list[AnchorRow], Any, Any, Any]:
+        chain_id = int(w3.eth.chain_id)
+        mine = sorted((r for r in every if r.chain_id == chain_id and r.contract.lower() == address.lower()),
+                      key=lambda r: r.id)
+        events = chainread.all_events(w3, address, span)
+        stored = {r.size: anchoring.at_or_after(w3, address, r.size) for r in mine}
+        receipts = {r.tx_hash: chainread.receipt(w3, address, r.tx_hash) for r in mine}
+        return chain_id, mine, events, stored, receipts
+
+    try:
+        chain_id, mine, events, stored, receipts = anchoring.call(read, "reading the anchors")
+    except anchoring.ChainError as exc:
+        fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
+    findings = compare_anchors(mine, events, stored, receipts)
+    others = len(every) - len(mine)
+    out.print(f"{len(mine)} anchor(s) recorded for contract {address} on chain {chain_id}"
+              + (f" ({others} on other contracts or chains not checked)" if others else "")
+              + f"; {len(events)} Anchored event(s) on chain", highlight=False)
+    for f in findings:
+        mark = "[green]ok  [/]" if f.ok else ("[yellow]skip[/]" if f.ok is None else "[red]FAIL[/]")
+        out.print(f"  {mark} {f.size:>10} {escape(f.detail)}", highlight=False)
+    bad = [f for f in findings if f.ok is False]
+    if bad:
+        fail(Exit.INVALID, f"{len(bad)} anchor(s) do not match the chain: first at size {bad[0].size}")
+    out.print("[green]anchors hold[/]: every recorded anchor is on chain as recorded, and the chain holds no "
+              "other", highlight=False)

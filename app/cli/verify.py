@@ -18,8 +18,10 @@ import typer
 from packproof.app.cli.common import Exit, fail, out
 from packproof.errors import ConfigError, LedgerIntegrityError, NoteError
 from packproof.reading import parse_reading_id
+from packproof.timefmt import rfc3339
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
+    from packproof.anchor.anchor_check import LogHead
     from packproof.anchor.cosignature import WitnessKey
     from packproof.anchor.ledger import Block
     from packproof.anchor.note import VerifierKey
@@ -197,7 +199,7 @@ def _fetch_proof(base: str, reading_id: str, from_genesis: bool, save: Path | No
 
 
 def _custody(event_id: str | None, api_url: str | None, bundle: Path | None, trusted: bytes | None,
-             ledger: Path | None, save: Path | None, custody: bool) -> bool:
+             ledger: Path | None, save: Path | None, custody: bool, on_chain: tuple[str, str] | None) -> bool:
     """A custody event's proof (issue 15), chosen explicitly, never guessed from an id (a party id may
     equal a device id, so `x:1` may name both): a saved bundle whose `format` field is the custody
     bundle's, or an id given with `--custody`. False: a reading's, checked by `verify`."""
@@ -209,7 +211,7 @@ def _custody(event_id: str | None, api_url: str | None, bundle: Path | None, tru
         return False
     elif event_id is None or api_url is None:
         fail(Exit.BAD_INPUT, "--custody needs EVENT_ID with --api URL (a saved bundle says what it is itself)")
-    _verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save)
+    _verify_event(event_id, api_url, raw, trusted, _read_ledger(ledger) if ledger else None, save, on_chain)
     return True
 
 def _witness_keys(vkeys: list[str], minimum: int | None) -> tuple[list[WitnessKey], int]:
@@ -270,6 +272,11 @@ def verify(
     = None,
     min_witnesses: Annotated[int | None, typer.Option("--min-witnesses", help="Valid cosignatures required "
                                                       "from the --witness keys (default: all).")] = None,
+    eth_rpc: Annotated[str | None, typer.Option("--eth-rpc", help="An Ethereum node's JSON-RPC URL: also find the "
+                                                "anchor on chain that covers the proof's log checkpoint (exit 6: "
+                                                "none yet).")] = None,
+    contract: Annotated[str | None, typer.Option("--contract", help="The anchor contract's address (with "
+                                                 "--eth-rpc).")] = None,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -282,8 +289,9 @@ def verify(
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
+    on_chain = chain_options(eth_rpc, contract)
     chain: list[Block] | None = None
-    if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody):
+    if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody, on_chain):
         return
     if bundle is not None and reading_id is None:
         doc = parse_bundle(_read_bundle(bundle))
@@ -310,6 +318,11 @@ def verify(
     if witnessed is not None:
         _check_witnesses(doc.log.checkpoint if doc.log else None, *witnessed)
     out.print("[green]proof holds[/]")
+    if on_chain is not None:
+        if doc.log is None:
+            fail(Exit.NOT_ANCHORED, "anchor: the bundle carries no log checkpoint (its block predates the log): "
+                                    "nothing the chain could anchor")
+        check_anchor(_head_of_note(doc.log.checkpoint), api_url, *on_chain)
 
 
 # ---- custody events (issue 15): `verify PARTY:SEQ` and custody bundles -----------------------
@@ -332,7 +345,7 @@ def _bundle_format(raw: bytes) -> str | None:
 
 
 def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trusted: bytes | None,
-                  ledger_chain: Any, save: Path | None) -> None:
+                  ledger_chain: Any, save: Path | None, on_chain: tuple[str, str] | None) -> None:
     """Check a custody event's proof: from the API (`event_id`, `api`) or a saved bundle (`raw`)."""
     # not at start-up: cryptography
     from packproof.anchor.custody_proof import heights, parse_custody_bundle, verify_custody_bundle
@@ -375,3 +388,105 @@ def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trus
     if broken:
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
     out.print("[green]proof holds[/]")
+    if on_chain is not None:
+        check_anchor(_head_of_block(bundle.event.block.header), api, *on_chain)
+
+
+# ---- the anchor on chain (issue 17): `verify --eth-rpc URL --contract ADDR` -----------------
+
+
+def chain_options(eth_rpc: str | None, contract: str | None) -> tuple[str, str] | None:
+    """--eth-rpc and --contract, both or neither, read before anything is fetched."""
+    if eth_rpc is None and contract is None:
+        return None
+    if eth_rpc is None or contract is None:
+        fail(Exit.BAD_INPUT, "--eth-rpc URL and --contract ADDRESS go together (the node and the anchor contract)")
+    if not (contract.startswith("0x") and len(contract) == 42 and not contract[2:].strip("0123456789abcdefABCDEF")):
+        fail(Exit.BAD_INPUT, f"--contract {contract!r}: expected an address, 0x and 40 hex digits")
+    return eth_rpc, contract
+
+
+@dataclasses.dataclass(frozen=True)
+class _Head:
+    """What the proof shows of the log (the anchor step's input), and the log's origin when known."""
+
+    head: LogHead
+    origin: str | None
+
+
+def _head_of_note(note: str) -> _Head:
+    """The bundle's checkpoint (already opened with the log's keys by the proof checks): size, root,
+    and the hash of its log-signed part (without witnesses' cosignature lines), as anchored."""
+    from packproof.anchor.anchor_check import LogHead, log_signed_note  # not at start-up: cryptography
+    from packproof.anchor.anchoring import note_hash  # not at start-up: web3
+    from packproof.anchor.note import parse_note  # not at start-up: cryptography
+    from packproof.anchor.tlog_checkpoint import parse_checkpoint  # not at start-up: cryptography
+
+    try:
+        cp = parse_checkpoint(parse_note(note.encode()).text)
+        return _Head(LogHead(cp.size, cp.root, note_hash(log_signed_note(note))), cp.origin)
+    except NoteError as exc:
+        fail(Exit.INVALID, f"anchor: the bundle's checkpoint is not a log-signed note: {exc}")
+
+
+def _head_of_block(header: Any) -> _Head:
+    """A custody bundle carries no checkpoint note: the log state its event's (signed, checked) block
+    recorded, log_size and log_root, is what the chain must cover; no note hash to compare."""
+    from packproof.anchor.anchor_check import LogHead  # not at start-up: cryptography
+
+    if header.log_size is None or header.log_root is None:
+        fail(Exit.NOT_ANCHORED, "anchor: the event's block predates the log: nothing the chain could anchor")
+    return _Head(LogHead(header.log_size, bytes.fromhex(header.log_root), None), None)
+
+
+def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -> None:
+    """Find the anchor covering `mine` on chain, print it and the verdict; exit 1 on a conflict, 6
+    when none covers it (yet), 3 when the node does not answer."""
+    from packproof.anchor import anchoring, chainread  # not at start-up: web3
+    from packproof.anchor.anchor_check import Outcome, judge_anchor  # not at start-up: cryptography
+
+    head = mine.head
+    w3 = anchoring.connect(eth_rpc)
+
+    def read() -> tuple[Any, list[Any], int, int | None]:
+        if mine.origin is not None:
+            chainread.check_contract(w3, address, mine.origin)
+        anchor = anchoring.at_or_after(w3, address, head.size)
+        found = chainread.anchor_events(w3, address, anchor.size, anchor.block_time) if anchor is not None else []
+        block_time = int(w3.eth.get_block(found[0].block_number)["timestamp"]) if found else None
+        return anchor, found, chainread.head(w3), block_time
+
+    try:
+        anchor, found, head_block, block_time = anchoring.call(read, "reading the anchor")
+    except anchoring.ChainError as exc:
+        fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
+    except chainread.NotTheContract as exc:
+        fail(Exit.BAD_INPUT, f"--contract: {exc}")
+    proof = None
+    if anchor is not None and anchor.size > head.size and api_url is not None:
+        proof = fetch_consistency(api_url.rstrip("/"), head.size, anchor.size)
+    verdict = judge_anchor(head, anchor, proof)
+    if anchor is not None:
+        out.print(f"anchor on chain (contract {address}):", highlight=False)
+        out.print(f"  size           {anchor.size}", highlight=False)
+        out.print(f"  root           {anchor.root.hex()}", highlight=False)
+        out.print(f"  note hash      {anchor.note_hash.hex()}", highlight=False)
+        if found:
+            e = found[0]
+            out.print(f"  block          {e.block_number}", highlight=False)
+            out.print(f"  block time     {rfc3339(block_time if block_time is not None else anchor.block_time)}",
+                      highlight=False)
+            out.print(f"  tx             0x{e.tx_hash.hex()}", highlight=False)
+            out.print(f"  confirmations  {chainread.confirmations(head_block, e.block_number)} "
+                      f"(head block {head_block})", highlight=False)
+        else:
+            out.print(f"  block time     {rfc3339(anchor.block_time)} (the contract's record)", highlight=False)
+            out.print("  tx             not found: no Anchored event of this size in the blocks of its time "
+                      "(a node that prunes logs?)", highlight=False)
+    for warning in verdict.warnings:
+        out.print(f"  [yellow]warn[/] {warning}", highlight=False)
+    if verdict.outcome is Outcome.CONFLICT:
+        fail(Exit.INVALID, f"anchor: {verdict.detail}")
+    if not verdict.outcome.holds:
+        fail(Exit.NOT_ANCHORED, f"anchor: {verdict.detail}")
+    out.print(f"[green]anchored[/]: {verdict.detail}", highlight=False)
