@@ -184,7 +184,6 @@ class IngestService:
             if self._lock is not None:
                 await self._lock.release()
 
-
     def _sealer_ended(self, task: asyncio.Task[None]) -> None:
         """A sealer task that ends with an error while intake goes on: say so at once (log, `halted` on the
         progress line and in /health) rather than when the process stops. Readings are still stored; a
