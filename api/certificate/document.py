@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from packproof.api.certificate.claims import Claims, Verdict
 from packproof.edge.thresholds import Profile
+from packproof.reading import Reading
 
 FORMAT = "packproof-certificate/1"
 ENCODING = "jsonl+gzip+base64"
@@ -146,3 +147,30 @@ def unpack_hashes(text: str) -> list[bytes]:
     if len(data) % 32:
         raise ValueError(f"evidence.log.proof holds {len(data)} bytes, not a whole number of 32-byte hashes")
     return [data[k:k + 32] for k in range(0, len(data), 32)]
+
+
+def readings_of(cert: PackCertificate) -> list[Reading]:
+    """The carried readings as values (for drawing; `verify.py` checks them one by one)."""
+    return [Reading.model_validate_json(b) for b in unpack_readings(cert.evidence.readings)]
+
+
+def parse_certificate(raw: bytes) -> Certificate:
+    """A certificate file's bytes as a typed document; ValueError naming the field otherwise."""
+    import orjson
+    from pydantic import ValidationError
+
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the certificate is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"field format: expected {FORMAT!r}, got {str(got)[:40]!r}")
+    model: type[PackCertificate] | type[ShipmentCertificate] = (
+        ShipmentCertificate if doc.get("kind") == "shipment" else PackCertificate)
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        raise ValueError(f"field {where}: {e['msg']}") from None
