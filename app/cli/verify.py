@@ -270,6 +270,9 @@ def verify(
     = None,
     min_witnesses: Annotated[int | None, typer.Option("--min-witnesses", help="Valid cosignatures required "
                                                       "from the --witness keys (default: all).")] = None,
+    certificate: Annotated[Path | None, typer.Option(
+        "--certificate", help="A condition certificate (JSON, issue 18): every claim recomputed from the readings "
+                              "it carries, checked offline.")] = None,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -282,6 +285,11 @@ def verify(
 
     trusted = read_public_key(ledger_key) if ledger_key else None
     witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
+    if certificate is not None:
+        if reading_id is not None or bundle is not None:
+            fail(Exit.BAD_INPUT, "--certificate FILE is checked on its own: give no READING_ID or --bundle with it")
+        verify_certificate_file(certificate, trusted, parse_log_keys(log_key or []), witnessed)
+        return
     chain: list[Block] | None = None
     if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody):
         return
@@ -375,3 +383,39 @@ def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trus
     if broken:
         fail(Exit.INVALID, f"proof does not hold: {', '.join(broken)}")
     out.print("[green]proof holds[/]")
+
+
+# ---- condition certificates (issue 18): `verify --certificate FILE` ------------------------------
+
+
+def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[VerifierKey],
+                            witnessed: tuple[list[WitnessKey], int] | None) -> None:
+    """Every claim of the certificate recomputed from the readings it carries (api/certificate/verify.py);
+    each failed check named, exit 1 if any."""
+    from packproof.api.certificate.document import MAX_CERTIFICATE_BYTES, PackCertificate, parse_certificate
+    from packproof.api.certificate.verify import verify_certificate
+
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CERTIFICATE_BYTES + 1)
+    except OSError as exc:
+        fail(Exit.BAD_INPUT, f"cannot read certificate {path}: {exc.strerror or exc}")
+    try:
+        cert = parse_certificate(raw)
+    except ValueError as exc:
+        fail(Exit.BAD_INPUT, f"certificate {path}: {exc}")
+    broken: list[str] = []
+    for verdict in verify_certificate(cert, trusted, log_keys):
+        out.print(f"pack {verdict.device_id}", highlight=False)
+        for c in verdict.checks:
+            mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+            out.print(f"  {mark} {c.name:24} {c.detail}", highlight=False)
+        broken += [f"{verdict.device_id}: {c.name}" for c in verdict.checks if c.ok is False]
+    if broken:
+        fail(Exit.INVALID, f"certificate does not hold: {', '.join(broken[:10])}"
+                           + (f" and {len(broken) - 10} more" if len(broken) > 10 else ""))
+    if witnessed is not None:
+        packs = [cert] if isinstance(cert, PackCertificate) else cert.packs
+        for note in dict.fromkeys(p.evidence.log.checkpoint for p in packs):
+            _check_witnesses(note, *witnessed)
+    out.print("[green]certificate holds: every claim recomputed from its readings[/]")
