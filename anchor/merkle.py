@@ -28,8 +28,8 @@ import hashlib
 from collections.abc import Sequence
 
 from packproof.errors import ProofError
-from packproof.tiles import fold_multiproof, multiproof_ranges
 from packproof.rfc6962 import EMPTY_ROOT, HASH_LEN, LEAF_PREFIX, NODE_PREFIX, NODE_STATE, leaf_hash, node_hash
+from packproof.tiles import fold_multiproof, multiproof_ranges
 
 __all__ = [
     "EMPTY_ROOT",

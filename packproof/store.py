@@ -18,10 +18,10 @@ committed, so a crash loses nothing that was acknowledged.
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_right
 import hashlib
 import json
 import time
+from bisect import bisect_right
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path

@@ -15,8 +15,8 @@ from packproof.anchor.sealer import Sealer
 from packproof.crypto import private_key_from_seed, public_key_bytes
 from packproof.custody import countersign, sign_event
 from packproof.intake import IntakeKey
-from packproof.records import IngestBatch, ReadingRow
 from packproof.reading import Reading
+from packproof.records import IngestBatch, ReadingRow
 from packproof.rfc6962 import leaf_hash
 from packproof.simulators.fleet import SimDevice, build_fleet, shipments_of
 from packproof.store import Store

@@ -425,8 +425,8 @@ def claims_of(inp: Inputs) -> Claims:
         matched.append("unsealed")
     if un38 is None:
         matched.append("no-test-summary")
-    verdict, rule = verdict_of(matched)
-    overall = OverallClaim(verdict=verdict, rule=rule, rule_text=RULE_BY_ID[rule].when,
+    overall_verdict, rule = verdict_of(matched)
+    overall = OverallClaim(verdict=overall_verdict, rule=rule, rule_text=RULE_BY_ID[rule].when,
                            reasons=matched or ["all-clear"])
 
     return Claims(device_id=inp.device_id, shipment_id=inp.shipment_id, profile=p.name, edition=p.edition,

@@ -216,7 +216,8 @@ def _pack(pdf: _Doc, cert: PackCertificate, link: str | None) -> None:
         for g in k.gaps:
             pdf.para(f"seqs {g.first_seq}-{g.last_seq} never received")
         for s in k.silent:
-            pdf.para(f"silent {_duration(s.seconds)} between seq {s.after_seq} ({s.start}) and {s.before_seq} ({s.end})")
+            pdf.para(f"silent {_duration(s.seconds)} between seq {s.after_seq} ({s.start}) and "
+                     f"{s.before_seq} ({s.end})")
     pdf.heading("Custody")
     cu = c.custody
     if cu.events:

@@ -11,7 +11,7 @@ import time
 from typing import Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from packproof.api.certificate.build import NoCertificate, pack_certificate, shipment_certificate
@@ -55,7 +55,7 @@ def _answer(request: Request, cert: PackCertificate | ShipmentCertificate, fmt: 
 
 @router.get("/packs/{device_id}/certificate")
 async def get_pack_certificate(request: Request, store: StoreDep, settings: SettingsDep, device_id: str,
-                               format: Format | None = Query(None)) -> Response:  # noqa: A002 - the query's name
+                               format: Format | None = None) -> Response:  # noqa: A002 - the query's name
     """The pack's condition certificate: every claim checkable offline with `packproof verify --certificate`."""
     fmt = _format(request, format)
     try:
@@ -68,7 +68,7 @@ async def get_pack_certificate(request: Request, store: StoreDep, settings: Sett
 
 @router.get("/shipments/{shipment_id}/certificate")
 async def get_shipment_certificate(request: Request, store: StoreDep, settings: SettingsDep, shipment_id: str,
-                                   format: Format | None = Query(None)) -> Response:  # noqa: A002
+                                   format: Format | None = None) -> Response:  # noqa: A002
     """The certificates of every pack of the shipment in one document, with the worst verdict."""
     fmt = _format(request, format)
     try:

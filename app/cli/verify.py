@@ -388,6 +388,22 @@ def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trus
 # ---- condition certificates (issue 18): `verify --certificate FILE` ------------------------------
 
 
+def _pooled_signatures(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """`crypto.verify_many` over the machine's cores: a certificate carries every reading's signature."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from packproof.crypto import verify_many
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers == 1 or len(checks) < 5000:
+        return verify_many(checks)
+    size = -(-len(checks) // workers)
+    with ProcessPoolExecutor(workers) as pool:
+        parts = pool.map(verify_many, [checks[k:k + size] for k in range(0, len(checks), size)])
+        return [ok for part in parts for ok in part]
+
+
 def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[VerifierKey],
                             witnessed: tuple[list[WitnessKey], int] | None) -> None:
     """Every claim of the certificate recomputed from the readings it carries (api/certificate/verify.py);
@@ -405,7 +421,7 @@ def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[Ve
     except ValueError as exc:
         fail(Exit.BAD_INPUT, f"certificate {path}: {exc}")
     broken: list[str] = []
-    for verdict in verify_certificate(cert, trusted, log_keys):
+    for verdict in verify_certificate(cert, trusted, log_keys, _pooled_signatures):
         out.print(f"pack {verdict.device_id}", highlight=False)
         for c in verdict.checks:
             mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
