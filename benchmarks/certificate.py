@@ -2,8 +2,9 @@
 
 A pack with READINGS signed readings (the demo fleet's `hot-container` scenario, so it has
 excursions and custody), written through the ingestor's write path and sealed into the log
-(tests/certutil.py), alone in the log or interleaved with OTHERS other packs' readings (then its
-leaves are spread and the one multi-leaf proof carries more subtree roots). Reported: the JSON
+(tests/certutil.py), alone in the log or with OTHERS other packs whose readings arrive
+interleaved with its own (a fleet's log: its leaves are spread, so the one multi-leaf proof
+carries a subtree root beside each run of them). Reported: the JSON
 certificate's size raw and gzipped, the HTML and PDF sizes, the build time from the store (median
 of RUNS), each renderer's time, and `packproof verify --certificate` wall time (a fresh process:
 start-up, parse, every signature, the multi-proof, the claims recomputed).
@@ -29,31 +30,7 @@ from packproof.api.certificate.build import pack_certificate  # noqa: E402
 from packproof.api.certificate.html import certificate_html  # noqa: E402
 from packproof.api.certificate.pdf import certificate_pdf  # noqa: E402
 from packproof.crypto import b64  # noqa: E402
-from packproof.records import IngestBatch, ReadingRow  # noqa: E402
-from packproof.rfc6962 import leaf_hash  # noqa: E402
-from packproof.simulators.fleet import build_fleet, shipments_of  # noqa: E402
-from packproof.timefmt import rfc3339  # noqa: E402
-from tests.certutil import LEDGER_PUBLIC, T0, sealed_pack  # noqa: E402
-from tests.storeutil import write_batch  # noqa: E402
-
-
-async def others_interleaved(url: str, others: int, n: int) -> None:
-    """`others` packs of another shipment, `n` readings each, written before the pack's own (so the
-    sealer interleaves nothing, but the log holds them): see --others."""
-    from packproof.store import Store
-
-    store = await Store.open(url)
-    fleet = build_fleet(shipments=1, packs=others, scenario="nominal-road", seed=99)
-    await store.register(shipments_of(fleet), [(d.device_id, d.shipment_id, d.public_key) for d in fleet])
-    for start in range(0, n, 1000):
-        b = IngestBatch()
-        for i in range(start, min(n, start + 1000)):
-            for d in fleet:
-                body = d.reading(T0 + i * 60)
-                b.readings.append(ReadingRow(d.device_id, i, d.shipment_id, rfc3339(T0 + i * 60), T0, body,
-                                             leaf_hash(body)))
-        await write_batch(store, b)
-    await store.close()
+from tests.certutil import LEDGER_PUBLIC, sealed_pack  # noqa: E402
 
 
 def kb(n: int) -> str:
@@ -70,9 +47,7 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cert-bench-"))
     url = a.store or f"sqlite:///{tmp / 'store.db'}"
     t = time.perf_counter()
-    if a.others:
-        await others_interleaved(url, a.others, a.readings // 10)
-    sp = await sealed_pack(url, tmp, a.readings, "hot-container", step_s=30.0)
+    sp = await sealed_pack(url, tmp, a.readings, "hot-container", step_s=30.0, others=a.others)
     print(f"store: {a.readings:,} readings sealed in {time.perf_counter() - t:.1f} s ({url.split(':')[0]})")
     builds = []
     for _ in range(a.runs):

@@ -996,6 +996,11 @@ class Store:
             out[device_id] = TrackedPack(serial, tuple(bytes(r[0]) for r in rows))
         return out
 
+    async def tracker_of(self, serial: str) -> str | None:
+        """The device id of the tracker a pack's registration names (None: no such pack, or no tracker)."""
+        rows = await self._fetch("SELECT tracker FROM custody_packs WHERE serial=?", (serial,))
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
         """A page of the custody events of the shipment's packs, in accept order (`after_leaf`: the cursor).
 

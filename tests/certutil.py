@@ -77,16 +77,24 @@ async def custody_journey(store: Store, device: SimDevice, serial: str, start: f
 
 async def sealed_pack(url: str, tmp: Path, n: int, scenario: str = "nominal-road", *, custody: bool = True,
                       edit: Callable[[int, Reading], Reading | None] | None = None, seed: int = 3,
-                      step_s: float = 60.0, max_leaves: int = 4096) -> SealedPack:
-    """A pack with readings seq 0..n-1 (`edit` may change one or drop it: None), sealed."""
+                      step_s: float = 60.0, max_leaves: int = 4096, others: int = 0) -> SealedPack:
+    """A pack with readings seq 0..n-1 (`edit` may change one or drop it: None), sealed; with `others`
+    packs of another shipment whose readings arrive interleaved with its own (a fleet's log)."""
     store = await Store.open(url, intake_key=INTAKE)
     d = build_fleet(shipments=1, packs=1, scenario=scenario, seed=seed, step_s=step_s)[0]
     await store.register(shipments_of([d]), [(d.device_id, d.shipment_id, d.public_key)])
     serial = f"PK-{d.device_id}"
     if custody:
         await custody_journey(store, d, serial, T0, T0 + n * step_s)
+    fleet = build_fleet(shipments=1, packs=others, scenario="nominal-road", seed=seed + 100) if others else []
+    if fleet:
+        await store.register(shipments_of(fleet), [(o.device_id, o.shipment_id, o.public_key) for o in fleet])
     batch = IngestBatch()
     for i in range(n):
+        for o in fleet:
+            other = o.reading(T0 + i * step_s)
+            batch.readings.append(ReadingRow(o.device_id, i, o.shipment_id, rfc3339(T0 + i * step_s),
+                                             T0 + i * step_s, other, leaf_hash(other)))
         body = d.reading(T0 + i * step_s)
         if edit is not None:
             r = edit(i, Reading.model_validate_json(body))

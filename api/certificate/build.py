@@ -44,12 +44,16 @@ class NoCertificate(PackproofError):
 async def pack_certificate(store: Store, device_id: str, ledger_key: bytes, now: float,
                            profiles: Mapping[str, Profile] | None = None,
                            handover_window_s: float = DEFAULT_HANDOVER_WINDOW_S) -> PackCertificate:
-    """The certificate of the pack tracked by `device_id`; `ledger_key`: the public key the log's
-    checkpoints are signed with (named in the certificate so the verifier can open it; pin it there)."""
+    """The certificate of the pack tracked by `device_id` (or of the pack with that serial: its tracker's);
+    `ledger_key`: the public key the log's checkpoints are signed with (named in the certificate so the
+    verifier can open it; pin it there)."""
     profiles = profiles or BUILTIN_PROFILES
     device = await store.device(device_id)
+    if device is None and (tracker := await store.tracker_of(device_id)) is not None:
+        device_id, device = tracker, await store.device(tracker)
     if device is None:
-        raise NoCertificate(f"pack {device_id!r}: no device with that id is registered", 404)
+        raise NoCertificate(f"pack {device_id!r}: no device with that id is registered, and no pack with that "
+                            "serial names a tracker", 404)
     shipment = await store.shipment(device.shipment_id)
     assert shipment is not None  # a device's shipment is registered first (foreign key)
     profile = profiles.get(shipment.profile)

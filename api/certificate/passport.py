@@ -1,10 +1,11 @@
 """A pack's transport history as battery-passport data (Regulation (EU) 2023/1542, Annex XIII). Pure.
 
-Annex XIII lists what a battery passport holds; the parts a transport record can feed are in its
-point 4 (information accessible to persons with a legitimate interest), for batteries whose
-state of health is tracked (Annex VII): "information on negative events, such as accidents"
-and "information on operating environmental conditions, including temperature and time spent
-in extreme temperatures" (Annex VII Part A/B, referenced by Annex XIII 4(a)). We map:
+Annex XIII lists what a battery passport holds; the parts a transport record can feed are in the
+information accessible to persons with a legitimate interest, which takes in the Annex VII
+state-of-health and durability parameters; of those, "information on negative events, such as
+accidents" and "operating environmental conditions, including temperature and time spent in
+extreme temperatures" are what a transport record can feed (our reading of the regulation's
+text; the export names attributes, not point numbers). We map:
 
 | passport attribute (Annex VII / XIII)            | from the certificate                                 |
 | negative events: accidents                        | each T.4 violation (shock beyond the test pulse), T.1 |
@@ -27,7 +28,7 @@ from typing import Any
 from packproof.api.certificate.document import PackCertificate, ShipmentCertificate
 
 FORMAT = "packproof-passport-transport/1"
-REGULATION = "Regulation (EU) 2023/1542, Annex XIII point 4(a) with Annex VII (negative events; temperature)"
+REGULATION = "Regulation (EU) 2023/1542, Annex XIII with the Annex VII parameters (negative events; temperature)"
 
 
 def passport_of(cert: PackCertificate) -> dict[str, Any]:

@@ -91,6 +91,8 @@ async def test_a_certificate_from_the_store_holds_and_states_what_happened(tmp_p
                                                      "delivered"] and c.custody.chain_intact
         (verdict,) = verify_certificate(cert, LEDGER_PUBLIC)
         assert verdict.holds, [ch for ch in verdict.checks if ch.ok is False]
+        by_serial = await pack_certificate(sp.store, sp.serial, LEDGER_PUBLIC, time.time())
+        assert by_serial.subject.device_id == sp.device.device_id and by_serial.claims == cert.claims
         shipment = await shipment_certificate(sp.store, sp.device.shipment_id, LEDGER_PUBLIC, time.time())
         assert shipment.verdict == "do not install" and len(shipment.packs) == 1
         assert all(v.holds for v in verify_certificate(shipment, LEDGER_PUBLIC))
