@@ -74,6 +74,9 @@ async def pack_certificate(store: Store, device_id: str, ledger_key: bytes, now:
     inside = [r for r in rows if where.get(r.id, size) < size]
     registry = [r for r in registry if where.get(r.id, size) < size]
     custody_ids = [i for i in custody_ids if where.get(i, size) < size]
+    if not registry:
+        raise NoCertificate(f"pack {device_id!r}: its registration is not sealed into the log yet; try again when "
+                            "the sealer has sealed a block", 409)
     custody_leaves = await store.leaf_bodies(custody_ids)
 
     reading_idx = [where[r.id] for r in inside]

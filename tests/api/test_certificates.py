@@ -120,6 +120,20 @@ async def test_readings_after_the_checkpoint_are_unsealed_and_not_claimed(tmp_pa
         await sp.store.close()
 
 
+async def test_a_pack_without_readings_is_inspect_before_use_and_still_verifies(tmp_path: Path,
+                                                                                store_url: str) -> None:
+    sp = await sealed_pack(store_url, tmp_path, 0)
+    try:
+        cert = await pack_certificate(sp.store, sp.device.device_id, LEDGER_PUBLIC, time.time())
+        c = cert.claims
+        assert (c.overall.verdict, c.overall.rule, c.mkt_c, c.completeness.expected) == (
+            "inspect before use", "no-readings", None, 0)
+        assert {t.verdict for t in c.tests} == {"no data"}
+        assert verify_certificate(cert, LEDGER_PUBLIC)[0].holds
+    finally:
+        await sp.store.close()
+
+
 # ---- the edit table: verify exits 1 naming the claim --------------------------------------------
 
 
