@@ -16,6 +16,7 @@ from html import escape
 from packproof.api.certificate.claims import Claims
 from packproof.edge.thresholds import Profile, evaluate, t3_limit_g, t4_peak_limit_g
 from packproof.reading import Reading
+from packproof.timefmt import epoch_of
 
 MAX_POINTS = 600  # drawn per series: min and max of each of 300 buckets
 RED, AMBER, BLUE, GREY = "#c0392b", "#e6a23c", "#1f5fa8", "#888888"
@@ -95,8 +96,6 @@ def _range(values: Sequence[float], *extra: float) -> tuple[float, float]:
 
 
 def _spans(claims: Claims, test: str, t0: float, readings: Sequence[Reading]) -> tuple[Span, ...]:
-    from packproof.timefmt import epoch_of
-
     return tuple(Span(epoch_of(e.start) - t0, max(epoch_of(e.end) - t0, epoch_of(e.start) - t0 + 1),
                       RED if e.severity == "violation" else AMBER)
                  for e in claims.excursions if e.test == test)

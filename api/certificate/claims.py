@@ -343,7 +343,8 @@ def claims_of(inp: Inputs) -> Claims:
     readings = inp.readings
     epochs = [r.epoch for r in readings]
     limit = silent_limit(epochs)
-    spans = [(b - a) if b - a <= limit else 0.0 for a, b in zip(epochs, epochs[1:], strict=False)] + [0.0] * bool(epochs)
+    steps = zip(epochs, epochs[1:], strict=False)
+    spans = [(b - a) if b - a <= limit else 0.0 for a, b in steps] + [0.0] * bool(epochs)  # the last: none
 
     counts = {t: {"violation": 0, "warning": 0} for t in TESTS}
     timed = {t: {"violation": 0.0, "warning": 0.0} for t in TESTS}

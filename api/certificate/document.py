@@ -27,7 +27,8 @@ import gzip
 import hashlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from packproof.api.certificate.claims import Claims, Verdict
 from packproof.edge.thresholds import Profile
@@ -156,9 +157,6 @@ def readings_of(cert: PackCertificate) -> list[Reading]:
 
 def parse_certificate(raw: bytes) -> Certificate:
     """A certificate file's bytes as a typed document; ValueError naming the field otherwise."""
-    import orjson
-    from pydantic import ValidationError
-
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

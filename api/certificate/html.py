@@ -12,6 +12,8 @@ from html import escape
 
 import segno
 
+from packproof.anchor.note import parse_note
+from packproof.anchor.tlog_checkpoint import parse_checkpoint
 from packproof.api.certificate.charts import charts_of, svg
 from packproof.api.certificate.claims import RULES, Claims
 from packproof.api.certificate.document import PackCertificate, ShipmentCertificate, readings_of
@@ -48,9 +50,6 @@ def _duration(s: float) -> str:
 
 def verification_text(cert: PackCertificate, link: str | None) -> str:
     """What the QR code carries: where to fetch the certificate and what pins it (checkpoint, readings)."""
-    from packproof.anchor.note import parse_note
-    from packproof.anchor.tlog_checkpoint import parse_checkpoint
-
     cp = parse_checkpoint(parse_note(cert.evidence.log.checkpoint.encode()).text)
     pins = (f"packproof-certificate/1 {cert.subject.device_id} checkpoint {cp.origin} {cp.size} "
             f"{cp.root.hex()} readings-sha256 {cert.evidence.readings.sha256}")

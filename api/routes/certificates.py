@@ -37,17 +37,17 @@ def _format(request: Request, asked: Format | None) -> Format:
 def _answer(request: Request, cert: PackCertificate | ShipmentCertificate, fmt: Format) -> Response:
     link = str(request.url.include_query_params(format="json"))
     if fmt == "html":
-        from packproof.api.certificate.html import certificate_html
+        from packproof.api.certificate.html import certificate_html  # not at start-up: drawn only when asked
 
         return HTMLResponse(certificate_html(cert, link))
     if fmt == "pdf":
-        from packproof.api.certificate.pdf import certificate_pdf
+        from packproof.api.certificate.pdf import certificate_pdf  # not at start-up: fpdf2
 
         name = cert.subject.device_id if isinstance(cert, PackCertificate) else cert.shipment_id
         return Response(certificate_pdf(cert, link), media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="certificate-{name}.pdf"'})
     if fmt == "passport":
-        from packproof.api.certificate.passport import passport_export
+        from packproof.api.certificate.passport import passport_export  # not at start-up: asked rarely
 
         return Response(orjson.dumps(passport_export(cert)), media_type="application/json")
     return Response(cert.model_dump_json(), media_type="application/json")

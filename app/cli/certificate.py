@@ -37,17 +37,17 @@ def format_of(path: Path, given: str | None) -> str:
 
 def render(cert: Any, fmt: str, link: str | None) -> bytes:
     if fmt == "html":
-        from packproof.api.certificate.html import certificate_html
+        from packproof.api.certificate.html import certificate_html  # not at start-up: the renderers
 
         return certificate_html(cert, link).encode()
     if fmt == "pdf":
-        from packproof.api.certificate.pdf import certificate_pdf
+        from packproof.api.certificate.pdf import certificate_pdf  # not at start-up: fpdf2
 
         return certificate_pdf(cert, link)
     if fmt == "passport":
-        import orjson
+        import orjson  # not at start-up
 
-        from packproof.api.certificate.passport import passport_export
+        from packproof.api.certificate.passport import passport_export  # not at start-up
 
         return orjson.dumps(passport_export(cert), option=orjson.OPT_INDENT_2)
     text: str = cert.model_dump_json()
@@ -55,9 +55,9 @@ def render(cert: Any, fmt: str, link: str | None) -> bytes:
 
 
 def _from_api(api: str, target: str) -> tuple[Any, str]:
-    import httpx
+    import httpx  # not at start-up: httpx
 
-    from packproof.api.certificate.document import parse_certificate
+    from packproof.api.certificate.document import parse_certificate  # not at start-up: pydantic models
 
     base = api.rstrip("/")
     with httpx.Client(timeout=120) as client:
@@ -107,11 +107,15 @@ def certificate(
 
 
 def _from_store(cfg: Settings, target: str) -> Any:
-    from packproof.api.certificate.build import NoCertificate, pack_certificate, shipment_certificate
-    from packproof.api.main import ledger_public_key
-    from packproof.app.services import handover_window_of, profiles_from
-    from packproof.errors import ConfigError
-    from packproof.store import Store
+    from packproof.api.certificate.build import (  # not at start-up: every stage
+        NoCertificate,
+        pack_certificate,
+        shipment_certificate,
+    )
+    from packproof.api.main import ledger_public_key  # not at start-up: the API
+    from packproof.app.services import handover_window_of, profiles_from  # not at start-up: every stage
+    from packproof.errors import ConfigError  # not at start-up
+    from packproof.store import Store  # not at start-up: db drivers
 
     dirs = data_dir_of(cfg)
     try:

@@ -390,10 +390,10 @@ def _verify_event(event_id: str | None, api: str | None, raw: bytes | None, trus
 
 def _pooled_signatures(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """`crypto.verify_many` over the machine's cores: a certificate carries every reading's signature."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
+    import os  # not at start-up
+    from concurrent.futures import ProcessPoolExecutor  # not at start-up: a pool only here
 
-    from packproof.crypto import verify_many
+    from packproof.crypto import verify_many  # not at start-up: cryptography
 
     workers = min(os.cpu_count() or 1, 8)
     if workers == 1 or len(checks) < 5000:
@@ -408,8 +408,12 @@ def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[Ve
                             witnessed: tuple[list[WitnessKey], int] | None) -> None:
     """Every claim of the certificate recomputed from the readings it carries (api/certificate/verify.py);
     each failed check named, exit 1 if any."""
-    from packproof.api.certificate.document import MAX_CERTIFICATE_BYTES, PackCertificate, parse_certificate
-    from packproof.api.certificate.verify import verify_certificate
+    from packproof.api.certificate.document import (  # not at start-up: pydantic models
+        MAX_CERTIFICATE_BYTES,
+        PackCertificate,
+        parse_certificate,
+    )
+    from packproof.api.certificate.verify import verify_certificate  # not at start-up: every stage
 
     try:
         with path.open("rb") as f:
