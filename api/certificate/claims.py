@@ -392,8 +392,9 @@ def claims_of(inp: Inputs) -> Claims:
 
     seqs = [r.seq for r in readings]
     gaps = _gaps(inp.first_registered_seq, seqs)
-    silent = [Silence(after_seq=a.seq, before_seq=b.seq, start=a.ts, end=b.ts, seconds=round(b.epoch - a.epoch, 3))
-              for a, b in zip(readings, readings[1:], strict=False) if b.epoch - a.epoch > limit]
+    silent = [Silence(after_seq=readings[k].seq, before_seq=readings[k + 1].seq, start=readings[k].ts,
+                      end=readings[k + 1].ts, seconds=round(epochs[k + 1] - epochs[k], 3))
+              for k in range(len(readings) - 1) if epochs[k + 1] - epochs[k] > limit]
     expected = seqs[-1] - inp.first_registered_seq + 1 if seqs else 0
     completeness = Completeness(first_registered_seq=inp.first_registered_seq, first_seq=seqs[0] if seqs else None,
                                 last_seq=seqs[-1] if seqs else None, expected=expected, carried=len(seqs),

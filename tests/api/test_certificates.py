@@ -134,6 +134,24 @@ async def test_a_pack_without_readings_is_inspect_before_use_and_still_verifies(
         await sp.store.close()
 
 
+async def test_a_silent_sensor_is_a_declared_silent_period_not_fine(tmp_path: Path) -> None:
+    from packproof.timefmt import rfc3339
+
+    def later(i: int, r: Any) -> Any:  # the sensor stops for two hours after seq 99, then goes on
+        return r.model_copy(update={"ts": rfc3339(r.epoch + 7200)}) if i >= 100 else r
+
+    sp = await sealed_pack(f"sqlite:///{tmp_path / 's.db'}", tmp_path, 150, edit=later)
+    try:
+        c = (await pack_certificate(sp.store, sp.device.device_id, LEDGER_PUBLIC, time.time())).claims
+        assert [(s.after_seq, s.before_seq, s.seconds) for s in c.completeness.silent] == [(99, 100, 7260.0)]
+        assert c.completeness.silent_limit_s == 600.0 and not c.completeness.gaps
+        assert (c.overall.verdict, c.overall.rule) == ("inspect before use", "silent-period")
+        t2 = next(q for q in c.quantities if q.test == "T.2")
+        assert t2.time_in_warning_s + t2.time_beyond_s == 0  # the silence is not counted as any state
+    finally:
+        await sp.store.close()
+
+
 # ---- the edit table: verify exits 1 naming the claim --------------------------------------------
 
 
