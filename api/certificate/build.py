@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from packproof.anchor.custody_proof import parse_party_key_record
 from packproof.anchor.proof import parse_key_record
 from packproof.api.certificate.claims import VERDICTS, Inputs, claims_of
 from packproof.api.certificate.document import (
@@ -25,9 +26,10 @@ from packproof.api.certificate.document import (
 )
 from packproof.api.condition import DEFAULT_HANDOVER_WINDOW_S
 from packproof.crypto import b64
-from packproof.custody import parse_event
+from packproof.custody import HandedOver, parse_event
 from packproof.edge.thresholds import BUILTIN_PROFILES, Profile
 from packproof.errors import PackproofError
+from packproof.parties import PARTIES
 from packproof.reading import Reading
 from packproof.store import Store
 from packproof.timefmt import rfc3339
@@ -78,13 +80,19 @@ async def pack_certificate(store: Store, device_id: str, ledger_key: bytes, now:
         raise NoCertificate(f"pack {device_id!r}: its registration is not sealed into the log yet; try again when "
                             "the sealer has sealed a block", 409)
     custody_leaves = await store.leaf_bodies(custody_ids)
+    events = [parse_event(e.body) for e in custody_records if e.leaf_id in custody_leaves]
+    signers = {e.actor for e in events} | {e.to for e in events if isinstance(e, HandedOver)}
+    party_rows = [r for r in await store.records(PARTIES)
+                  if (k := parse_party_key_record(r.body)) is not None and k.party_id in signers]
+    where |= await store.log_indices([r.id for r in party_rows])
+    party_rows = [r for r in party_rows if where.get(r.id, size) < size]
 
     reading_idx = [where[r.id] for r in inside]
-    all_idx = sorted([*reading_idx, *(where[r.id] for r in registry), *(where[i] for i in custody_ids)])
+    all_idx = sorted([*reading_idx, *(where[r.id] for r in registry), *(where[i] for i in custody_ids),
+                      *(where[r.id] for r in party_rows)])
     proof = await store.log_multi_inclusion(all_idx, size) if all_idx else []
 
     readings = [Reading.model_validate_json(r.body) for r in inside]
-    events = [parse_event(e.body) for e in custody_records if e.leaf_id in custody_leaves]
     first_registered = min((k.valid_from_seq for r in registry if (k := parse_key_record(r.body))), default=0)
     claims = claims_of(Inputs(device_id=device_id, shipment_id=device.shipment_id, profile=profile, readings=readings,
                               first_registered_seq=first_registered, custody=events,
@@ -92,10 +100,12 @@ async def pack_certificate(store: Store, device_id: str, ledger_key: bytes, now:
     evidence = Evidence(
         profile=profile, readings=pack_readings([r.body for r in inside]),
         registry=[r.body.decode() for r in registry], custody=[custody_leaves[i].decode() for i in custody_ids],
+        parties=[r.body.decode() for r in party_rows],
         handover_window_s=handover_window_s, unsealed=len(rows) - len(inside),
         log=LogEvidence(checkpoint=await store.cosigned_note(checkpoint), ledger_public_key=b64(ledger_key),
                         reading_runs=runs_of(reading_idx), registry_indices=[where[r.id] for r in registry],
-                        custody_indices=[where[i] for i in custody_ids], proof=pack_hashes(proof)))
+                        custody_indices=[where[i] for i in custody_ids],
+                        party_indices=[where[r.id] for r in party_rows], proof=pack_hashes(proof)))
     return PackCertificate(format=FORMAT, kind="pack", issued_at=rfc3339(now),
                            subject=Subject(device_id=device_id, shipment_id=device.shipment_id,
                                            serial=claims.custody.serial),

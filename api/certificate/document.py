@@ -6,11 +6,12 @@
                   "readings": {"encoding": "jsonl+gzip+base64", "count", "sha256", "data"},
                   "registry": [LEAF, ...],     the device's sealed key records
                   "custody":  [LEAF, ...],     the pack's sealed custody event records, chain order
+                  "parties":  [LEAF, ...],     the sealed key records of the parties who signed them
                   "handover_window_s", "unsealed",
                   "log": {"checkpoint": NOTE,  C2SP signed note, witness cosignature lines included
                           "ledger_public_key",
                           "reading_runs": [[first index, count], ...],  log index of each reading, by seq
-                          "registry_indices", "custody_indices",
+                          "registry_indices", "custody_indices", "party_indices",
                           "proof": base64}}    one multi-leaf proof: the subtree roots, 32 bytes each
      "anchor": null | {...}}                 an on-chain anchor of the checkpoint, when the store has one
 
@@ -63,6 +64,7 @@ class LogEvidence(BaseModel):
     reading_runs: list[tuple[int, int]]
     registry_indices: list[int]
     custody_indices: list[int]
+    party_indices: list[int]
     proof: str
 
 
@@ -72,6 +74,7 @@ class Evidence(BaseModel):
     readings: PackedReadings
     registry: list[str]
     custody: list[str]
+    parties: list[str]  # the sealed key records of the parties that signed the custody events
     handover_window_s: float
     unsealed: Annotated[int, Field(ge=0)]
     log: LogEvidence

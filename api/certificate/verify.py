@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from packproof.anchor.custody_proof import key_record_in_force, parse_party_key_record
 from packproof.anchor.logproof import describe, open_log_checkpoint
 from packproof.anchor.merkle import root_from_multi_proof
 from packproof.anchor.note import VerifierKey
@@ -41,7 +42,7 @@ from packproof.api.certificate.document import (
 )
 from packproof.canonical import signed_and_full
 from packproof.crypto import key_id, unb64, verify_many
-from packproof.custody import CustodyEvent, event_from_object
+from packproof.custody import CustodyEvent, HandedOver, event_from_object, signature_problem
 from packproof.edge.thresholds import BUILTIN_PROFILES
 from packproof.errors import InvalidCustodyEvent, NoteError, ProofError
 from packproof.reading import Reading
@@ -158,6 +159,8 @@ def verify_pack(cert: PackCertificate, ledger_key: bytes | None = None, log_keys
         except (ValueError, InvalidCustodyEvent) as exc:
             bad.append(f"record {k}: {exc}")
     checks.append(Check("custody records", not bad, _named(bad) if bad else f"{len(events)} custody event(s)"))
+    if events:
+        checks.append(_party_signatures(cert, events))
 
     # 4. profile
     builtin = BUILTIN_PROFILES.get(ev.profile.name)
@@ -202,6 +205,29 @@ def verify_pack(cert: PackCertificate, ledger_key: bytes | None = None, log_keys
     return PackVerdict(device, checks)
 
 
+def _party_signatures(cert: PackCertificate, events: Sequence[CustodyEvent]) -> Check:
+    """Each custody event signed by its actor with the key in force at its seq (`key_record_in_force`, the
+    rule custody proof bundles use), from a carried party key record sealed before the event; a handover
+    countersigned by a key of the next carrier sealed before it (the audit replays the exact rule)."""
+    ev = cert.evidence
+    records = [(i, t.encode()) for i, t in zip(ev.log.party_indices, ev.parties, strict=False)]
+    bad = []
+    for e, at in zip(events, ev.log.custody_indices, strict=False):
+        before = [(i, body) for i, body in records if i < at]
+        k = key_record_in_force([b for _, b in before], e.actor, e.seq)
+        actor = parse_party_key_record(before[k][1]) if k is not None else None
+        if actor is None:
+            bad.append(f"{e.event_id} (no key record of {e.actor} sealed before it)")
+            continue
+        counter: list[bytes | None] = [None]
+        if isinstance(e, HandedOver):
+            counter = [r.public_key for _, b in before if (r := parse_party_key_record(b)) and r.party_id == e.to]
+        if not any(signature_problem(e, actor.public_key, c) is None for c in counter or [b""]):
+            bad.append(e.event_id)
+    return Check("party signatures", not bad, f"signature does not verify: {_named(bad)}" if bad else
+                 f"{len(events)} custody event(s) signed by their parties' sealed keys")
+
+
 def _short(value: object) -> str:
     text = orjson.dumps(value).decode()
     return text if len(text) <= 160 else text[:157] + "..."
@@ -212,11 +238,13 @@ def _inclusion(cert: PackCertificate, bodies: list[bytes], reading_idx: list[int
     leaves: dict[int, bytes] = {}
     if len(reading_idx) != len(bodies):
         return Check("log inclusion", False, f"{len(reading_idx)} log indices for {len(bodies)} readings")
-    if len(ev.log.registry_indices) != len(ev.registry) or len(ev.log.custody_indices) != len(ev.custody):
+    if (len(ev.log.registry_indices) != len(ev.registry) or len(ev.log.custody_indices) != len(ev.custody)
+            or len(ev.log.party_indices) != len(ev.parties)):
         return Check("log inclusion", False, "the record indices do not match the records carried")
     for i, text in [*zip(reading_idx, bodies, strict=True),
                     *zip(ev.log.registry_indices, (t.encode() for t in ev.registry), strict=True),
-                    *zip(ev.log.custody_indices, (t.encode() for t in ev.custody), strict=True)]:
+                    *zip(ev.log.custody_indices, (t.encode() for t in ev.custody), strict=True),
+                    *zip(ev.log.party_indices, (t.encode() for t in ev.parties), strict=True)]:
         if i in leaves:
             return Check("log inclusion", False, f"two leaves claim log index {i}")
         leaves[i] = leaf_hash(text)

@@ -221,6 +221,8 @@ EDITS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("a reading's value", _edit_reading, r"device signatures|log inclusion"),
     ("a reading left out", _drop_reading, r"log inclusion"),
     ("the envelope widened", lambda d: d["evidence"]["profile"].update(t2_max_c=90.0), r"profile"),
+    ("a party key swapped", lambda d: d["evidence"]["parties"].__setitem__(0, d["evidence"]["parties"][0].replace(
+        '"public_key":"', '"public_key":"A', 1).replace('=",', '",', 1)), r"party signatures|log inclusion"),
     ("a custody event removed", lambda d: (d["evidence"]["custody"].pop(2), d["evidence"]["log"]["custody_indices"]
                                            .pop(2)), r"log inclusion"),
     ("the checkpoint's root", lambda d: d["evidence"]["log"].update(
