@@ -83,7 +83,7 @@ async def pack_certificate(store: Store, device_id: str, ledger_key: bytes, now:
     events = [parse_event(e.body) for e in custody_records if e.leaf_id in custody_leaves]
     signers = {e.actor for e in events} | {e.to for e in events if isinstance(e, HandedOver)}
     party_rows = [r for r in await store.records(PARTIES)
-                  if (k := parse_party_key_record(r.body)) is not None and k.party_id in signers]
+                  if (pk := parse_party_key_record(r.body)) is not None and pk.party_id in signers]
     where |= await store.log_indices([r.id for r in party_rows])
     party_rows = [r for r in party_rows if where.get(r.id, size) < size]
 
