@@ -7,6 +7,7 @@ carry a QR code of the JSON's address.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Literal
 
@@ -34,8 +35,12 @@ def _format(request: Request, asked: Format | None) -> Format:
     return "json"
 
 
-def _answer(request: Request, cert: PackCertificate | ShipmentCertificate, fmt: Format) -> Response:
-    link = str(request.url.include_query_params(format="json"))
+async def _answer(request: Request, cert: PackCertificate | ShipmentCertificate, fmt: Format) -> Response:
+    """The document in `fmt`, drawn in a worker thread: a long pack takes seconds the loop must not wait."""
+    return await asyncio.to_thread(_render, str(request.url.include_query_params(format="json")), cert, fmt)
+
+
+def _render(link: str, cert: PackCertificate | ShipmentCertificate, fmt: Format) -> Response:
     if fmt == "html":
         from packproof.api.certificate.html import certificate_html  # not at start-up: drawn only when asked
 
@@ -63,7 +68,7 @@ async def get_pack_certificate(request: Request, store: StoreDep, settings: Sett
                                       BUILTIN_PROFILES, settings.handover_window_s)
     except NoCertificate as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    return _answer(request, cert, fmt)
+    return await _answer(request, cert, fmt)
 
 
 @router.get("/shipments/{shipment_id}/certificate")
@@ -76,4 +81,4 @@ async def get_shipment_certificate(request: Request, store: StoreDep, settings: 
                                           BUILTIN_PROFILES, settings.handover_window_s)
     except NoCertificate as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    return _answer(request, cert, fmt)
+    return await _answer(request, cert, fmt)
