@@ -30,7 +30,7 @@ text-align:left;vertical-align:top;font-size:9.5pt}th{background:#f3f3f3}
 svg.chart{width:100%;height:auto;margin:2mm 0}svg.chart .title{font:bold 12px sans-serif}
 svg.chart .tick,svg.chart .legend{font:9px sans-serif;fill:#444}svg.chart .axis{font:10px sans-serif;fill:#333}
 svg.chart .grid{stroke:#e4e4e4}svg.chart .frame{fill:none;stroke:#999}
-.qr{float:right;margin-left:4mm}code{font-size:8.5pt;word-break:break-all}
+.qr{float:right;margin-left:4mm}code{font-size:8.5pt;word-break:break-all}code.note{display:block;white-space:pre-wrap}
 @media print{body{padding:0}}
 """
 VERDICT_CLASS = {"fit": "fit", "inspect before use": "inspect", "do not install": "donot"}
@@ -96,7 +96,7 @@ def _pack(cert: PackCertificate, link: str | None) -> str:
                f"readings expected {k.expected:,} (seq {k.first_registered_seq} to {k.last_seq}), carried "
                f"{k.carried:,}, missing {k.missing:,} in {len(k.gaps)} gap(s), {len(k.silent)} silent period(s) "
                f"over {k.silent_limit_s:g} s, unsealed {k.unsealed:,} · {len(c.excursions)} excursion(s)</p>")
-    out.append(f'<p class="small">Bound to log checkpoint: <code>{escape(cert.evidence.log.checkpoint)}</code>'
+    out.append(f'<p class="small">Bound to log checkpoint: <code class="note">{escape(cert.evidence.log.checkpoint)}</code>'
                + (f"<br>Chain anchor: {escape(str(cert.anchor))}" if cert.anchor else "")
                + "<br>Check it offline: <code>packproof verify --certificate FILE.json --ledger-key KEY</code>"
                + (f" (the JSON: <code>{escape(link)}</code>)" if link else "") + "</p></section>")
