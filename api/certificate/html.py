@@ -96,7 +96,8 @@ def _pack(cert: PackCertificate, link: str | None) -> str:
                f"readings expected {k.expected:,} (seq {k.first_registered_seq} to {k.last_seq}), carried "
                f"{k.carried:,}, missing {k.missing:,} in {len(k.gaps)} gap(s), {len(k.silent)} silent period(s) "
                f"over {k.silent_limit_s:g} s, unsealed {k.unsealed:,} · {len(c.excursions)} excursion(s)</p>")
-    out.append(f'<p class="small">Bound to log checkpoint: <code class="note">{escape(cert.evidence.log.checkpoint)}</code>'
+    note = escape(cert.evidence.log.checkpoint)
+    out.append(f'<p class="small">Bound to log checkpoint: <code class="note">{note}</code>'
                + (f"<br>Chain anchor: {escape(str(cert.anchor))}" if cert.anchor else "")
                + "<br>Check it offline: <code>packproof verify --certificate FILE.json --ledger-key KEY</code>"
                + (f" (the JSON: <code>{escape(link)}</code>)" if link else "") + "</p></section>")

@@ -269,6 +269,17 @@ def test_a_certificate_signed_by_another_key_is_refused(issued: tuple[dict[str, 
     assert r.returncode == 1 and "you trust" in r.stdout
 
 
+def test_witnesses_the_checkpoint_lacks_are_named(issued: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    from packproof.anchor.cosignature import CosignerKey
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(issued[0]))
+    witness = CosignerKey.generate("witness.example/w1").verifier
+    r = cli("verify", "--certificate", str(path), "--ledger-key", str(issued[1]), "--witness", str(witness))
+    assert r.returncode == 1 and "FAIL missing cosignature by witness.example/w1" in r.stdout, r.stdout + r.stderr
+    assert "0 valid cosignature(s), 1 required" in r.stderr
+
+
 def test_a_file_that_is_no_certificate_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text('{"format": "packproof-proof/2"}')
