@@ -385,3 +385,15 @@ def test_the_demo_fleet_certificates_render_with_their_excursions(tmp_path: Path
         verdict = cert.claims.overall.verdict.upper()
         _read_back(certificate_pdf(cert), cert.subject.device_id, verdict, tmp_path,
                    f"demo-{cert.subject.device_id}")
+
+
+def test_without_dejavu_the_pdf_falls_back_to_the_core_font(issued: tuple[dict[str, Any], Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from packproof.api.certificate import pdf
+
+    monkeypatch.setattr(pdf, "FONT_DIRS", ())
+    cert = parse_certificate(json.dumps(issued[0]).encode())
+    assert isinstance(cert, PackCertificate)
+    data = pdf.certificate_pdf(cert)
+    assert data.startswith(b"%PDF-") and b"DejaVu" not in data
+    _read_back(data, cert.subject.device_id, "DO NOT INSTALL", tmp_path, "core-font")
