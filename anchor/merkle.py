@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from packproof.errors import ProofError
 from packproof.rfc6962 import EMPTY_ROOT, HASH_LEN, LEAF_PREFIX, NODE_PREFIX, NODE_STATE, leaf_hash, node_hash
+from packproof.tiles import fold_multiproof, multiproof_ranges
 
 __all__ = [
     "EMPTY_ROOT",
@@ -39,7 +40,9 @@ __all__ = [
     "inclusion_proof_length",
     "inclusion_proofs",
     "leaf_hash",
+    "multi_inclusion_proof",
     "node_hash",
+    "root_from_multi_proof",
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
 ]
@@ -168,3 +171,42 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
         raise ProofError(f"audit path is shorter than tree size {size} requires for index {index}")
     return r
 
+
+
+# ---- multi-leaf inclusion (issue 18): one proof for every reading of a pack ---------------------
+
+
+def multi_inclusion_proof(indices: Sequence[int], hashes: Sequence[bytes]) -> list[bytes]:
+    """The multi-leaf proof of `indices` among `hashes`, from the leaves themselves: each subtree of
+    `packproof.tiles.multiproof_ranges` as its Merkle Tree Hash. The plain reference the store's
+    tile-based prover (`packproof.tiles.multi_inclusion_proof`) is tested against."""
+    return [root_from_leaf_hashes(hashes[lo:hi]) for lo, hi in multiproof_ranges(indices, len(hashes))]
+
+
+def root_from_multi_proof(size: int, leaves: Sequence[tuple[int, bytes]], proof: Sequence[bytes]) -> bytes:
+    """The root that a multi-leaf `proof` implies for `leaves` ((log index, leaf hash), indices rising)
+    in a tree of `size`: the walk of `packproof.tiles.fold_multiproof`, each subtree with no given leaf
+    taken from `proof` in order, each subtree of given leaves only rebuilt from them. The caller
+    compares the result with a root it trusts. ProofError, naming what is wrong, for indices out of
+    order or range, a hash that is not 32 bytes, or a proof of the wrong length."""
+    for k, p in enumerate(proof):
+        if len(p) != HASH_LEN:
+            raise ProofError(f"multi-proof hash {k} has {len(p)} bytes, expected {HASH_LEN}")
+    for i, h in leaves:
+        if len(h) != HASH_LEN:
+            raise ProofError(f"leaf hash at index {i} has {len(h)} bytes, expected {HASH_LEN}")
+    indices = [i for i, _ in leaves]
+    hashes = [h for _, h in leaves]
+    taken = 0
+
+    def missing(lo: int, hi: int) -> bytes:
+        nonlocal taken
+        if taken == len(proof):
+            raise ProofError(f"the multi-proof has {len(proof)} hashes, too few for these leaves in tree size {size}")
+        taken += 1
+        return proof[taken - 1]
+
+    root = fold_multiproof(size, indices, lambda lo, hi, a, b: root_from_leaf_hashes(hashes[a:b]), missing)
+    if taken != len(proof):
+        raise ProofError(f"the multi-proof has {len(proof)} hashes, these leaves in tree size {size} need {taken}")
+    return root

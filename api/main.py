@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from packproof.anchor.bundle import LedgerKeys
 from packproof.api.deps import ApiSettings, require_admin, require_reader
 from packproof.api.notify import CustodyNotifier
-from packproof.api.routes import anchors, devices, health, ledger, log, quarantine, readings, shipments
+from packproof.api.routes import anchors, certificates, devices, health, ledger, log, quarantine, readings, shipments
 from packproof.api.routes import custody as custody_routes
 from packproof.api.routes import parties as parties_routes
 from packproof.crypto import read_public_key
@@ -65,6 +65,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for module in (shipments, readings, ledger, log, anchors, quarantine):
         app.include_router(module.router, dependencies=readers)
     app.include_router(parties_routes.router, dependencies=readers)
+    app.include_router(certificates.router, dependencies=readers)
     app.include_router(custody_routes.router, dependencies=readers)
     app.include_router(custody_routes.intake)  # the signed event is its own authentication
     app.include_router(health.router)  # /health stays open for orchestrators; /metrics follows reads

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import time
+from bisect import bisect_right
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -1027,6 +1028,11 @@ class Store:
             out[device_id] = TrackedPack(serial, tuple(bytes(r[0]) for r in rows))
         return out
 
+    async def tracker_of(self, serial: str) -> str | None:
+        """The device id of the tracker a pack's registration names (None: no such pack, or no tracker)."""
+        rows = await self._fetch("SELECT tracker FROM custody_packs WHERE serial=?", (serial,))
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def shipment_custody(self, shipment_id: str, after_leaf: int, limit: int) -> list[CustodyEventRecord]:
         """A page of the custody events of the shipment's packs, in accept order (`after_leaf`: the cursor).
 
@@ -1403,6 +1409,40 @@ class Store:
         found = await self._tiles_for(needed)
         return [tiles.inclusion_proof(index, size, found) for index, size in wanted]
 
+    async def log_multi_inclusion(self, indices: Sequence[int], size: int) -> list[bytes]:
+        """One multi-leaf proof of the leaves at `indices` (rising) in the log at `size` (issue 18,
+        `packproof.tiles.multi_inclusion_proof`): each shared node once, read from the stored tiles."""
+        log_size = await self._log_size()
+        if not 0 < size <= log_size:
+            raise ProofError(f"log size {size} is beyond the log the store holds (size {log_size})")
+        return tiles.multi_inclusion_proof(
+            indices, size, await self._tiles_for(tiles.needed_for_multi_inclusion(indices, size)))
+
+    async def log_indices(self, ids: Sequence[int]) -> dict[int, int]:
+        """Store id -> its index in the log, for the ids the log holds (a block placed in it): the
+        block's log end less its leaf count, plus the id's place in the block."""
+        if not ids:
+            return {}
+        rows = await self._fetch(
+            "SELECT b.first_id, b.last_id, l.log_end, b.leaf_count FROM blocks b JOIN log_blocks l "
+            "ON l.height = b.height WHERE b.last_id >= ? AND b.first_id <= ? ORDER BY b.first_id",
+            (min(ids), max(ids)))
+        firsts = [int(r[0]) for r in rows]
+        out = {}
+        for i in ids:
+            k = bisect_right(firsts, i) - 1
+            if k >= 0 and i <= int(rows[k][1]):
+                out[i] = int(rows[k][2]) - int(rows[k][3]) + i - firsts[k]
+        return out
+
+    async def leaf_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """Store id -> the leaf's bytes (a reading's body, a record's canonical JSON)."""
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(list(ids)):
+            for r in await self._fetch(f"SELECT id, body FROM readings WHERE id IN ({_in(chunk)})", chunk):
+                out[int(r[0])] = _blob(r[1])
+        return out
+
     async def log_root(self, size: int) -> bytes:
         """The log's root at `size` (<= the log's size), from the stored tiles."""
         if not 0 <= size <= await self._log_size():
@@ -1592,6 +1632,14 @@ class Store:
             (shipment_id, after_id, limit))
         where = await self.locate([r[0] for r in rows])
         return [ReadingRecord(r[0], bytes(r[1]), r[2], where.get(r[0])) for r in rows]
+
+    async def device_readings(self, device_id: str) -> list[StoredRow]:
+        """Every stored reading of a device in rising seq order (the UNIQUE(device_id, seq) index): a
+        certificate's evidence (issue 18)."""
+        rows = await self._fetch(
+            "SELECT id, device_id, seq, shipment_id, ts, body, leaf_hash FROM readings WHERE device_id=? ORDER BY seq",
+            (device_id,))
+        return [StoredRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
 
     async def reading(self, device_id: str, seq: int) -> ReadingRecord | None:
         rows = await self._fetch(

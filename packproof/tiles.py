@@ -32,6 +32,7 @@ root of a right-edge range is the fold of its complete subtrees (the binary digi
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,9 +51,13 @@ __all__ = [
     "consistency_proof",
     "entries_path",
     "entry_bundle",
+    "fold_multiproof",
     "inclusion_proof",
+    "multi_inclusion_proof",
+    "multiproof_ranges",
     "needed_for_consistency",
     "needed_for_inclusion",
+    "needed_for_multi_inclusion",
     "needed_for_root",
     "parse_entry_bundle",
     "parse_tile_path",
@@ -383,3 +388,67 @@ def parse_entry_bundle(data: bytes) -> list[bytes]:
     if len(entries) > WIDTH:
         raise ProofError(f"entry bundle holds {len(entries)} entries, at most {WIDTH}")
     return entries
+
+
+# ---- multi-leaf inclusion (issue 18: a certificate proves every reading of a pack at once) -----
+#
+# One proof for a set of leaves of one tree: walk RFC 6962's split (§2.1) from the root; a
+# subtree holding none of the leaves is carried as its root, once; a subtree holding only
+# wanted leaves (all of them) is rebuilt from them; any other splits again. The roots carried
+# are therefore the union of the leaves' audit paths with every node shared between paths, or
+# computable from the leaves themselves, left out. The walk below is the one home of that
+# shape: the prover (`multi_inclusion_proof`, here) and the verifier
+# (`packproof.anchor.merkle.root_from_multi_proof`) both run it.
+
+
+def fold_multiproof(size: int, indices: Sequence[int], full: Callable[[int, int, int, int], bytes],
+                    missing: Callable[[int, int], bytes]) -> bytes:
+    """The root of a tree of `size` over the sorted, distinct leaf `indices`: `full(lo, hi, a, b)` is the
+    root of leaves lo..hi-1, all of them wanted (indices[a:b]); `missing(lo, hi)` the root of a subtree
+    with none of them, called left to right. ProofError for indices not sorted, distinct and in range."""
+    n = len(indices)
+    if n == 0:
+        raise ProofError("a multi-leaf proof needs at least one leaf")
+    for k, i in enumerate(indices):
+        if not 0 <= i < size:
+            raise ProofError(f"leaf index {i} out of range for tree size {size}")
+        if k and i <= indices[k - 1]:
+            raise ProofError(f"leaf indices must rise: {indices[k - 1]} then {i}")
+
+    def walk(lo: int, hi: int, a: int, b: int) -> bytes:
+        if a == b:
+            return missing(lo, hi)
+        if b - a == hi - lo:
+            return full(lo, hi, a, b)
+        k = _split(hi - lo)
+        m = bisect_left(indices, lo + k, a, b)
+        left = walk(lo, lo + k, a, m)
+        right = walk(lo + k, hi, m, b)
+        h = NODE_STATE.copy()
+        h.update(left)
+        h.update(right)
+        return h.digest()
+
+    return walk(0, size, 0, n)
+
+
+def multiproof_ranges(indices: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """The subtrees (leaves lo..hi-1) whose roots a multi-leaf proof of `indices` carries, in order."""
+    ranges: list[tuple[int, int]] = []
+
+    def missing(lo: int, hi: int) -> bytes:
+        ranges.append((lo, hi))
+        return EMPTY_ROOT  # a placeholder: the prover needs the shape, not the root
+
+    fold_multiproof(size, indices, lambda lo, hi, a, b: EMPTY_ROOT, missing)
+    return ranges
+
+
+def multi_inclusion_proof(indices: Sequence[int], size: int, tiles: Tiles) -> list[bytes]:
+    """The multi-leaf inclusion proof of `indices` in the tree of `size`, from tiles: one root per
+    subtree of `multiproof_ranges`, each once however many of the leaves' paths share it."""
+    return [_range_root(tiles, lo, hi) for lo, hi in multiproof_ranges(indices, size)]
+
+
+def needed_for_multi_inclusion(indices: Sequence[int], size: int) -> set[tuple[int, int]]:
+    return _needed(lambda t: multi_inclusion_proof(indices, size, t))

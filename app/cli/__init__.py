@@ -30,7 +30,7 @@ from typing import Annotated
 
 import typer
 
-from packproof.app.cli import condition, ledger, monitor, serve, verify
+from packproof.app.cli import certificate, condition, ledger, monitor, serve, verify
 from packproof.app.cli.anchor import anchor_app
 from packproof.app.cli.common import Exit, code_for, err
 from packproof.app.cli.config import config_app
@@ -57,6 +57,7 @@ app.command()(verify.verify)
 app.command()(ledger.audit)
 app.command()(monitor.monitor)
 app.command("condition")(condition.condition_report)
+app.command("certificate")(certificate.certificate)
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(devices_app, name="devices")
 app.add_typer(parties_app, name="parties")

@@ -277,6 +277,9 @@ def verify(
                                                 "none yet).")] = None,
     contract: Annotated[str | None, typer.Option("--contract", help="The anchor contract's address (with "
                                                  "--eth-rpc).")] = None,
+    certificate: Annotated[Path | None, typer.Option(
+        "--certificate", help="A condition certificate (JSON, issue 18): every claim recomputed from the readings "
+                              "it carries, checked offline.")] = None,
 ) -> None:
     """Check one reading's proof: the reading, the device's sealed registry record and signature,
     both Merkle paths, the block hashes and signatures, the chain.
@@ -290,6 +293,11 @@ def verify(
     trusted = read_public_key(ledger_key) if ledger_key else None
     witnessed = _witness_keys(witness or [], min_witnesses) if witness or min_witnesses is not None else None
     on_chain = chain_options(eth_rpc, contract)
+    if certificate is not None:
+        if reading_id is not None or bundle is not None:
+            fail(Exit.BAD_INPUT, "--certificate FILE is checked on its own: give no READING_ID or --bundle with it")
+        verify_certificate_file(certificate, trusted, parse_log_keys(log_key or []), witnessed)
+        return
     chain: list[Block] | None = None
     if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody, on_chain):
         return
@@ -490,3 +498,59 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
     if not verdict.outcome.holds:
         fail(Exit.NOT_ANCHORED, f"anchor: {verdict.detail}")
     out.print(f"[green]anchored[/]: {verdict.detail}", highlight=False)
+
+
+# ---- condition certificates (issue 18): `verify --certificate FILE` ------------------------------
+
+
+def _pooled_signatures(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """`crypto.verify_many` over the machine's cores: a certificate carries every reading's signature."""
+    import os  # not at start-up
+    from concurrent.futures import ProcessPoolExecutor  # not at start-up: a pool only here
+
+    from packproof.crypto import verify_many  # not at start-up: cryptography
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers == 1 or len(checks) < 5000:
+        return verify_many(checks)
+    size = -(-len(checks) // workers)
+    with ProcessPoolExecutor(workers) as pool:
+        parts = pool.map(verify_many, [checks[k:k + size] for k in range(0, len(checks), size)])
+        return [ok for part in parts for ok in part]
+
+
+def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[VerifierKey],
+                            witnessed: tuple[list[WitnessKey], int] | None) -> None:
+    """Every claim of the certificate recomputed from the readings it carries (api/certificate/verify.py);
+    each failed check named, exit 1 if any."""
+    from packproof.api.certificate.document import (  # not at start-up: pydantic models
+        MAX_CERTIFICATE_BYTES,
+        PackCertificate,
+        parse_certificate,
+    )
+    from packproof.api.certificate.verify import verify_certificate  # not at start-up: every stage
+
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CERTIFICATE_BYTES + 1)
+    except OSError as exc:
+        fail(Exit.BAD_INPUT, f"cannot read certificate {path}: {exc.strerror or exc}")
+    try:
+        cert = parse_certificate(raw)
+    except ValueError as exc:
+        fail(Exit.BAD_INPUT, f"certificate {path}: {exc}")
+    broken: list[str] = []
+    for verdict in verify_certificate(cert, trusted, log_keys, _pooled_signatures):
+        out.print(f"pack {verdict.device_id}", highlight=False)
+        for c in verdict.checks:
+            mark = "[green]ok  [/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+            out.print(f"  {mark} {c.name:24} {c.detail}", highlight=False)
+        broken += [f"{verdict.device_id}: {c.name}" for c in verdict.checks if c.ok is False]
+    if broken:
+        fail(Exit.INVALID, f"certificate does not hold: {', '.join(broken[:10])}"
+                           + (f" and {len(broken) - 10} more" if len(broken) > 10 else ""))
+    if witnessed is not None:
+        packs = [cert] if isinstance(cert, PackCertificate) else cert.packs
+        for note in dict.fromkeys(p.evidence.log.checkpoint for p in packs):
+            _check_witnesses(note, *witnessed)
+    out.print("[green]certificate holds: every claim recomputed from its readings[/]")
