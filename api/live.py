@@ -94,12 +94,15 @@ class LiveFeed:
         self._task: asyncio.Task[None] | None = None
         self._marks: tuple[int, int, int] | None = None  # reading id, excursion id, head height
         self.polls = 0
+        self.closed = False  # the API is stopping: no new listener
 
     @property
     def listeners(self) -> int:
         return len(self._subscribers)
 
     def subscribe(self, shipment_id: str | None) -> Subscriber:
+        if self.closed:
+            raise TooManyListeners("the API is stopping; the page reconnects to the next one")
         if len(self._subscribers) >= self.max_clients:
             raise TooManyListeners(f"the live feed has its {self.max_clients} listeners already; try again later")
         sub = Subscriber(shipment_id, self.depth)
@@ -112,13 +115,19 @@ class LiveFeed:
         self._subscribers.discard(sub)
 
     async def close(self) -> None:
+        """End every subscriber's stream (each gets None) and the poller."""
+        self.closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for sub in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)
+            while True:  # make room: the end matters more than what the page has not read yet
+                try:
+                    sub.queue.put_nowait(None)
+                    break
+                except asyncio.QueueFull:
+                    sub.queue.get_nowait()
 
     async def _watermarks(self) -> tuple[int, int, int]:
         head = await self.store.head_block()

@@ -43,6 +43,14 @@ async def check_startup(dirs: DataDir) -> None:
     await store.close()
 
 
+async def end_streams(app: FastAPI) -> None:
+    """End the dashboard's open event streams and refuse new ones: the server is stopping, and it
+    waits for every open response to finish before the lifespan ends (app/services.py)."""
+    feed: LiveFeed | None = getattr(app.state, "live_feed", None)
+    if feed is not None:
+        await feed.close()
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

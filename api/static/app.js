@@ -72,12 +72,15 @@ function subscribe(query, onEvent) {
   live.stop = () => { stopped = true; controller?.abort(); pill.textContent = "live: off"; pill.style.background = ""; };
 }
 
+// At most one call of fn per ms (the last request is kept); a failed refresh (the API restarting)
+// is logged, and the next event or tick tries again.
 function throttle(fn, ms) {
   let timer = null, pending = false;
+  const call = () => Promise.resolve().then(fn).catch((e) => console.warn(`refresh failed: ${e.message}`));
   return () => {
     if (timer) { pending = true; return; }
-    fn();
-    timer = setTimeout(() => { timer = null; if (pending) { pending = false; fn(); } }, ms);
+    call();
+    timer = setTimeout(() => { timer = null; if (pending) { pending = false; call(); } }, ms);
   };
 }
 
