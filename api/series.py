@@ -17,6 +17,7 @@ import asyncio
 import math
 from array import array
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -157,10 +158,38 @@ def profile_of(name: str) -> Profile:
 class SeriesCache:
     """Decoded columns per device, read on by seq, at most `max_devices` kept (least recently used out)."""
 
-    def __init__(self, max_devices: int = 64) -> None:
-        self.max_devices = max_devices
+    def __init__(self, max_devices: int = 64, max_answers: int = 512) -> None:
+        self.max_devices, self.max_answers = max_devices, max_answers
         self._cols: OrderedDict[str, DeviceColumns] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+        # answers by (device, quantity, points, profile, readings held): a pack that no longer grows
+        # (delivered, or viewed by many) is downsampled once
+        self._answers: OrderedDict[tuple[str, str, int, str, int], Series | Track] = OrderedDict()
+
+    async def series(self, device_id: str, cols: DeviceColumns, quantity: Quantity, points: int,
+                     profile: Profile) -> Series:
+        """`downsample`, in a worker thread, remembered while the device's columns stay the same."""
+        found = await self._remembered((device_id, quantity, points, profile.name, len(cols.seq)),
+                                       lambda: downsample(cols, quantity, points, profile))
+        assert isinstance(found, Series)
+        return found
+
+    async def track(self, device_id: str, cols: DeviceColumns, points: int) -> Track:
+        """`track`, in a worker thread, remembered as `series` is."""
+        found = await self._remembered((device_id, "location", points, "", len(cols.seq)), lambda: track(cols, points))
+        assert isinstance(found, Track)
+        return found
+
+    async def _remembered(self, key: tuple[str, str, int, str, int],
+                          compute: Callable[[], Series | Track]) -> Series | Track:
+        found = self._answers.get(key)
+        if found is None:
+            found = await asyncio.to_thread(compute)
+            self._answers[key] = found
+            while len(self._answers) > self.max_answers:
+                self._answers.popitem(last=False)
+        self._answers.move_to_end(key)
+        return found
 
     async def columns(self, store: Store, device_id: str, stored: int) -> DeviceColumns:
         """The device's columns, up to date with the store; `stored` is its maintained reading count."""

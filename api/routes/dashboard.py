@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from packproof.api.deps import StoreDep
 from packproof.api.live import LiveFeed, TooManyListeners
 from packproof.api.schemas import BandOut, SeriesOut, TrackOut
-from packproof.api.series import QUANTITIES, SeriesCache, downsample, profile_of, track
+from packproof.api.series import QUANTITIES, SeriesCache, profile_of
 from packproof.records import DeviceStats
 from packproof.store import Store
 
@@ -83,9 +83,9 @@ async def series(request: Request, store: StoreDep, shipment_id: str, device_id:
     if quantity not in QUANTITIES:
         raise HTTPException(422, f"quantity must be one of {', '.join(QUANTITIES)}; got {quantity[:40]!r}")
     profile_name, stats = await _pack(store, shipment_id, device_id)
-    cols = await _cache(request).columns(store, device_id, stats.readings or 0)
-    profile = profile_of(profile_name)
-    s = await asyncio.to_thread(downsample, cols, quantity, points, profile)  # type: ignore[arg-type]
+    cache = _cache(request)
+    cols = await cache.columns(store, device_id, stats.readings or 0)
+    s = await cache.series(device_id, cols, quantity, points, profile_of(profile_name))  # type: ignore[arg-type]
     tracked = (await store.custody_of_trackers([device_id])).get(device_id)
     return SeriesOut(shipment_id=shipment_id, device_id=device_id, pack=tracked.serial if tracked else None,
                      profile=profile_name, quantity=s.quantity, unit=s.unit, total=s.total, points=len(s.seq),
@@ -98,8 +98,8 @@ async def route(request: Request, store: StoreDep, shipment_id: str, device_id: 
                 points: Annotated[int, Query(ge=2, le=MAX_POINTS)] = 500) -> TrackOut:
     """Where the pack was: its readings' locations, thinned evenly to at most `points`."""
     _, stats = await _pack(store, shipment_id, device_id)
-    cols = await _cache(request).columns(store, device_id, stats.readings or 0)
-    t = await asyncio.to_thread(track, cols, points)
+    cache = _cache(request)
+    t = await cache.track(device_id, await cache.columns(store, device_id, stats.readings or 0), points)
     return TrackOut(shipment_id=shipment_id, device_id=device_id, total=t.total, points=len(t.seq), seq=t.seq, t=t.t,
                     lat=t.lat, lon=t.lon)
 
