@@ -153,6 +153,8 @@ class LiveFeed:
                             sub.queue.put_nowait(None)
         finally:
             self._marks = None
+            if self._subscribers and not self.closed:  # one joined while this poller was ending
+                self._task = asyncio.create_task(self._run(), name="packproof-live-feed")
 
     async def poll(self) -> list[Event]:
         """What is new since the watermarks, in order: readings, excursions, then blocks."""

@@ -13,14 +13,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from packproof.anchor.bundle import LedgerKeys
-from packproof.api.series import SeriesCache
 from packproof.api.deps import ApiSettings, require_admin, require_reader
-from packproof.api.notify import CustodyNotifier
 from packproof.api.live import LiveFeed
+from packproof.api.notify import CustodyNotifier
 from packproof.api.routes import custody as custody_routes
-from packproof.api.routes import dashboard
-from packproof.api.routes import devices, health, ledger, log, quarantine, readings, shipments
+from packproof.api.routes import dashboard, devices, health, ledger, log, quarantine, readings, shipments
 from packproof.api.routes import parties as parties_routes
+from packproof.api.series import SeriesCache
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.paths import DataDir

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
@@ -334,7 +335,7 @@ def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                                  handover_window_s=handover_window_s,
                                  plausibility=plausibility or Plausibility()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    return ApiServer(config)
+    return ApiServer(config, app)
 
 
 class ApiServer(uvicorn.Server):
@@ -342,6 +343,10 @@ class ApiServer(uvicorn.Server):
     uvicorn waits for every open response to finish before the app's lifespan ends, and a stream
     never finishes by itself, so a browser left open would hold the API (and `packproof run`) forever."""
 
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
     async def shutdown(self, sockets: Any = None) -> None:
-        await end_streams(self.config.app)
+        await end_streams(self.app)
         await super().shutdown(sockets)

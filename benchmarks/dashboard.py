@@ -67,6 +67,25 @@ async def fill(dirs: DataDir, n: int) -> None:
         await store.close()
 
 
+def in_process(n: int) -> tuple[float, dict[str, float]]:
+    """Decoding n readings into a device's columns, and LTTB to 800 points per quantity: what a series
+    costs when the pack has grown since the last answer (no remembered answer applies)."""
+    from packproof.api.series import DeviceColumns, downsample, profile_of
+    from packproof.records import StoredRow
+
+    rows = [StoredRow(seq, "P", seq, "S", "", body(seq), b"") for seq in range(n)]
+    cols = DeviceColumns()
+    t = time.perf_counter()
+    cols.extend(rows)
+    decode = time.perf_counter() - t
+    lttb_s = {}
+    for q in QUANTITIES:
+        t = time.perf_counter()
+        downsample(cols, q, 800, profile_of("un38.3-cell"))  # type: ignore[arg-type]
+        lttb_s[q] = time.perf_counter() - t
+    return decode, lttb_s
+
+
 def series_times(base: str, runs: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     with httpx.Client(base_url=base, timeout=120) as client:
@@ -130,7 +149,10 @@ def main() -> None:
     print(f"  cold API cache: {cold_render * 1000:.0f} ms")
     print(f"  warm:           median {statistics.median(warm_render) * 1000:.0f} ms, "
           f"max {max(warm_render) * 1000:.0f} ms over {len(warm_render)} loads")
-    print("\nGET /shipments/S/packs/P/series?points=800 (warm), per quantity:")
+    decode, lttb_s = in_process(a.readings)
+    print(f"\nin process: decoding {a.readings:,} readings into columns {decode * 1000:.0f} ms; LTTB to 800 points "
+          + ", ".join(f"{q} {v * 1000:.0f} ms" for q, v in lttb_s.items()))
+    print("\nGET /shipments/S/packs/P/series?points=800 (warm: the answer remembered), per quantity:")
     for q, times in series.items():
         print(f"  {q:18} median {statistics.median(times) * 1000:6.1f} ms, max {max(times) * 1000:6.1f} ms")
 

@@ -42,7 +42,8 @@ def body(device: str, seq: int) -> bytes:
     return canonical_bytes(Reading.model_validate({
         "v": 1, "device_id": device, "shipment_id": "S", "seq": seq,
         "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_790_000_000 + seq)),
-        "temperature_c": 80.5 if seq == SPIKE else 20.0 + (seq % 50) / 10, "vibration": {"peak_g": 0.3, "freq_hz": 20.0 + seq % 100},
+        "temperature_c": 80.5 if seq == SPIKE else 20.0 + (seq % 50) / 10,
+        "vibration": {"peak_g": 0.3, "freq_hz": 20.0 + seq % 100},
         "shock": {"peak_g": 0.0, "duration_ms": 0.0}, "pressure_kpa": 101.0,
         "location": {"lat": 50.0 + seq / 10_000, "lon": 8.0 + seq / 20_000}}))
 
@@ -64,7 +65,8 @@ async def seal(store: Store, dirs: DataDir) -> None:
 
 
 @asynccontextmanager
-async def served(tmp_path: Path, store_url: str, n: int = 3000) -> AsyncIterator[tuple[httpx.AsyncClient, Store, DataDir]]:
+async def served(tmp_path: Path, store_url: str,
+                 n: int = 3000) -> AsyncIterator[tuple[httpx.AsyncClient, Store, DataDir]]:
     dirs = DataDir(tmp_path / "data", store_url=store_url)
     dirs.root.mkdir()
     store = await dirs.open_writer()
@@ -134,7 +136,8 @@ async def test_the_track_is_thinned_with_its_ends(store_url: str, tmp_path: Path
 
 async def test_pages_are_one_document_with_a_relative_base(store_url: str, tmp_path: Path) -> None:
     async with served(tmp_path, store_url, n=5) as (client, _, _):
-        for path, base in [("/", "./"), ("/ui/ledger", "../"), ("/ui/shipments/S", "../../"), ("/ui/a/b/c", "../../../")]:
+        for path, base in [("/", "./"), ("/ui/ledger", "../"), ("/ui/shipments/S", "../../"),
+                           ("/ui/a/b/c", "../../../")]:
             r = await client.get(path)
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
             assert f'<base href="{base}">' in r.text and 'src="ui/assets/app.js"' in r.text
@@ -171,7 +174,8 @@ async def test_the_live_feed_hands_out_what_is_new(store_url: str, tmp_path: Pat
         await seal(store, dirs)
         events = await feed.poll()
         assert [e.name for e in events] == ["reading", "reading", "excursion", "block"]
-        assert [e.data["reading_id"] for e in events[:2]] == ["d:10", "d:11"] and events[1].data["temperature_c"] == 21.1
+        assert [e.data["reading_id"] for e in events[:2]] == ["d:10", "d:11"]
+        assert events[1].data["temperature_c"] == 21.1
         assert events[2].data["limit_crossed"] == "temperature_c 80 > 72 °C" and events[3].data["blocks"] == 1
         assert all(first.offer(e) for e in events) and first.queue.qsize() == 4 and other.offer(events[0])
         assert other.queue.qsize() == 0  # another shipment's listener gets no reading of S

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,15 +20,16 @@ import pytest
 
 from benchmarks.bundle_corruptions import corruptions, fill_store
 from packproof.anchor.cosignature import CosignerKey
+from packproof.anchor.note import SignerKey
 from packproof.anchor.proof import parse_bundle, verify_bundle
 from packproof.anchor.tlog_checkpoint import Checkpoint, sign_checkpoint
-from packproof.anchor.note import SignerKey
 from packproof.errors import ConfigError
 from packproof.net import free_port
 from tests.browserutil import ARTIFACTS, browser
 from tests.conftest import Service
 
-SKIPPED = {"20 MB of whitespace before it", "nested 100,000 deep", "a field nested 100,000 deep"}  # not bundles a page pastes
+# not bundles anyone pastes into a page
+SKIPPED = {"20 MB of whitespace before it", "nested 100,000 deep", "a field nested 100,000 deep"}
 
 
 def python_outcome(text: str) -> str:
