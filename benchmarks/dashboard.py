@@ -24,13 +24,15 @@ import time
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import sync_playwright
 
+from packproof.api.series import DeviceColumns, downsample, profile_of
 from packproof.canonical import canonical_bytes
 from packproof.crypto import load_or_create_ledger_key
 from packproof.net import free_port, port_in_use
 from packproof.paths import DataDir
 from packproof.reading import Reading
-from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow
+from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow, StoredRow
 from packproof.rfc6962 import leaf_hash
 
 QUANTITIES = ("temperature_c", "vibration.peak_g", "shock.peak_g", "pressure_kpa")
@@ -70,9 +72,6 @@ async def fill(dirs: DataDir, n: int) -> None:
 def in_process(n: int) -> tuple[float, dict[str, float]]:
     """Decoding n readings into a device's columns, and LTTB to 800 points per quantity: what a series
     costs when the pack has grown since the last answer (no remembered answer applies)."""
-    from packproof.api.series import DeviceColumns, downsample, profile_of
-    from packproof.records import StoredRow
-
     rows = [StoredRow(seq, "P", seq, "S", "", body(seq), b"") for seq in range(n)]
     cols = DeviceColumns()
     t = time.perf_counter()
@@ -101,8 +100,6 @@ def series_times(base: str, runs: int) -> dict[str, list[float]]:
 
 
 def render_times(base: str, runs: int) -> list[float]:
-    from playwright.sync_api import sync_playwright
-
     times = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=BROWSER_ARGS)
