@@ -363,7 +363,7 @@ function renderCustody(custody) {
 async function ledgerPage() {
   main.innerHTML = `<h1>Ledger and log</h1>
     <div class="card"><h2>Head</h2><div id="head"></div></div>
-    <div class="card"><h2>Intake</h2><div class="figures" id="intake"></div><p class="muted">Rate over the last minute, from GET /health's reading count, and readings seen on the live feed.</p></div>
+    <div class="card"><h2>Intake</h2><div class="figures" id="intake"></div><p class="muted">Stored per second: over the last minute, from GET /health's reading count (shown from the second look, every 10 s and with each new block). Sealed per second: the leaves (readings and records) of the recent blocks over the time they span.</p></div>
     <div class="card"><h2>Latest checkpoint</h2><div id="checkpoint"></div></div>
     <div class="card" id="anchors-card" hidden><h2>Anchors</h2><div id="anchors"></div></div>
     <h2>Recent blocks</h2><table id="blocks"><thead><tr><th>height</th><th>sealed at</th><th>leaves</th><th>log size</th><th>key</th><th>hash</th></tr></thead><tbody></tbody></table>`;
@@ -377,9 +377,15 @@ async function ledgerPage() {
     while (samples.length > 2 && now - samples[0][0] > 60) samples.shift();
     const [t0, r0] = samples[0];
     const rate = now > t0 ? (health.readings - r0) / (now - t0) : 0;
-    $("#intake").innerHTML = `<div><span class="muted">readings stored</span><b>${fmt(health.readings)}</b></div><div><span class="muted">per second</span><b id="rate">${samples.length > 1 ? rate.toFixed(1) : "…"}</b></div><div><span class="muted">blocks</span><b>${fmt(health.blocks)}</b></div><div><span class="muted">health</span><b>${esc(health.status)}</b></div>`;
     const start = Math.max(0, (head.height ?? 0) - 19);
     const blocks = (await api(`ledger/blocks?start=${start}&limit=20`)).blocks.reverse();
+    const span = blocks.length > 1 ? (Date.parse(blocks[0].header.sealed_at) - Date.parse(blocks.at(-1).header.sealed_at)) / 1000 : 0;
+    const sealedRate = span > 0 ? blocks.slice(0, -1).reduce((n, b) => n + b.header.leaf_count, 0) / span : null;
+    $("#intake").innerHTML = `<div><span class="muted">readings stored</span><b>${fmt(health.readings)}</b></div>
+      <div><span class="muted">stored per second</span><b id="rate">${samples.length > 1 ? rate.toFixed(1) : "…"}</b></div>
+      <div><span class="muted">leaves sealed per second (last ${blocks.length} blocks)</span><b>${sealedRate === null ? "–" : sealedRate.toFixed(1)}</b></div>
+      <div><span class="muted">readings on the live feed since this page opened</span><b>${fmt(live.counts.reading)}</b></div>
+      <div><span class="muted">blocks</span><b>${fmt(health.blocks)}</b></div><div><span class="muted">health</span><b>${esc(health.status)}</b></div>`;
     $("#blocks tbody").innerHTML = blocks.map((b) => `<tr><td>${b.header.height}</td><td>${esc(b.header.sealed_at)}</td><td>${b.header.leaf_count}</td><td>${fmt(b.header.log_size)}</td><td>${esc(b.header.key_id)}</td><td><code>${esc(b.hash.slice(0, 16))}…</code></td></tr>`).join("");
     const note = await api("checkpoint", { text: true, allow404: true }).catch(() => null);
     if (note) {
