@@ -132,3 +132,22 @@ def test_witness_cosignatures_verify_in_the_browser(page: Any) -> None:
     }""", [note, changed, str(log_key.verifier), str(witness.verifier)])
     assert result[0]["ok"] is True and "example.com/witness" in result[0]["detail"]
     assert result[1]["ok"] is False and result[1]["detail"].endswith("does not verify")
+
+
+def test_a_document_carrying_bundles_is_checked_bundle_by_bundle(page: Any) -> None:
+    """The certificate path: every packproof-proof/2 bundle found in a JSON document is verified with
+    the same function, and the broken one is named by where it sits."""
+    good = httpx.get(f"{page.api}/readings/dev-a:1/proof").json()
+    other = httpx.get(f"{page.api}/readings/dev-u:3/proof").json()
+    bad = json.loads(json.dumps(other))
+    bad["reading"]["leaf"] = bad["reading"]["leaf"].replace('"temperature_c":24.5', '"temperature_c":20.5')
+    assert bad != other
+    page.fill("#reading-id", "")
+    for doc, holds in [({"format": "a certificate", "readings": [{"proof": good}, {"proof": other}]}, "true"),
+                       ({"format": "a certificate", "readings": [{"proof": good}, {"proof": bad}]}, "false")]:
+        page.fill("#bundle", json.dumps(doc))
+        page.click("#verify")
+        page.wait_for_function(f"document.querySelector('#verdict').dataset.holds === '{holds}'")
+    assert page.get_attribute("#verdict", "data-broken") == "merkle path"
+    assert "broken link: merkle path in readings.1.proof" in page.inner_text("#verdict")
+    assert page.locator("#steps li", has_text="readings.0.proof").count() == 1
