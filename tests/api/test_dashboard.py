@@ -165,6 +165,7 @@ async def test_the_live_feed_hands_out_what_is_new(store_url: str, tmp_path: Pat
         first, other = feed.subscribe("S"), feed.subscribe("T")
         with pytest.raises(TooManyListeners, match="the live feed has its 2 listeners already"):
             feed.subscribe(None)
+        assert (await client.get("/events/stream", params={"shipment": "S" * 65})).status_code == 422
         r = await client.get("/events/stream")
         assert r.status_code == 503 and r.headers["retry-after"] == "10" and "2 listeners" in r.json()["detail"]
         feed._marks = await feed._watermarks()
