@@ -26,7 +26,7 @@ import orjson
 from packproof.edge.thresholds import BUILTIN_PROFILES, Profile, t3_limit_g, t4_peak_limit_g
 from packproof.lttb import lttb
 from packproof.reading import epoch_seconds
-from packproof.records import StoredRow
+from packproof.records import SeriesRow
 from packproof.store import Store
 
 Quantity = Literal["temperature_c", "vibration.peak_g", "shock.peak_g", "pressure_kpa"]
@@ -54,7 +54,7 @@ class DeviceColumns:
     def last_seq(self) -> int:
         return self.seq[-1] if self.seq else -1
 
-    def extend(self, rows: list[StoredRow]) -> None:
+    def extend(self, rows: list[SeriesRow]) -> None:
         """Decode and append rows (seq order, above `last_seq`)."""
         for row in rows:
             r = orjson.loads(row.body)

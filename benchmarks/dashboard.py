@@ -32,7 +32,7 @@ from packproof.crypto import load_or_create_ledger_key
 from packproof.net import free_port, port_in_use
 from packproof.paths import DataDir
 from packproof.reading import Reading
-from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow, StoredRow
+from packproof.records import DeviceBatchStats, IngestBatch, ReadingRow, SeriesRow
 from packproof.rfc6962 import leaf_hash
 
 QUANTITIES = ("temperature_c", "vibration.peak_g", "shock.peak_g", "pressure_kpa")
@@ -72,7 +72,7 @@ async def fill(dirs: DataDir, n: int) -> None:
 def in_process(n: int) -> tuple[float, dict[str, float]]:
     """Decoding n readings into a device's columns, and LTTB to 800 points per quantity: what a series
     costs when the pack has grown since the last answer (no remembered answer applies)."""
-    rows = [StoredRow(seq, "P", seq, "S", "", body(seq), b"") for seq in range(n)]
+    rows = [SeriesRow(seq, body(seq)) for seq in range(n)]
     cols = DeviceColumns()
     t = time.perf_counter()
     cols.extend(rows)

@@ -65,6 +65,7 @@ from packproof.records import (
     Refusal,
     RegistryLeaf,
     SealRow,
+    SeriesRow,
     ShipmentListing,
     ShipmentRecord,
     StoredRow,
@@ -1491,12 +1492,11 @@ class Store:
     # ---- the dashboard (issue 18): a pack's series, and what is new since a watermark ------------
     # Each by an index: a device's readings by UNIQUE(device_id, seq), the rest by primary key.
 
-    async def device_series(self, device_id: str, after_seq: int, limit: int) -> list[StoredRow]:
+    async def device_series(self, device_id: str, after_seq: int, limit: int) -> list[SeriesRow]:
         """A device's readings with a seq above `after_seq`, in seq order (a chart's series, read on)."""
-        rows = await self._fetch(
-            "SELECT id, device_id, seq, shipment_id, ts, body, leaf_hash FROM readings "
-            "WHERE device_id=? AND seq > ? ORDER BY seq LIMIT ?", (device_id, after_seq, limit))
-        return [StoredRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
+        rows = await self._fetch("SELECT seq, body FROM readings WHERE device_id=? AND seq > ? ORDER BY seq LIMIT ?",
+                                 (device_id, after_seq, limit))
+        return [SeriesRow(r[0], bytes(r[1])) for r in rows]
 
     async def readings_after(self, after_id: int, limit: int) -> list[StoredRow]:
         """Rows stored after `after_id`, in store order: readings and record leaves (device ids
