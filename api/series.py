@@ -8,7 +8,8 @@ columns and reads on from the last seq it holds (`Store.device_series`, by the r
 (device_id, seq) index); a reading that arrives late, below that seq (a tracker's buffer
 flushed after an outage), shows as a count that no longer matches the device's maintained
 `reading_count`, and the device's columns are read again. Decoding and LTTB run in a worker
-thread, never on the event loop. The cache holds a bounded number of devices.
+thread, never on the event loop. The cache is bounded: at most 64 devices and 2,000,000
+readings held (about 160 MB), the least recently used device out first.
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ def profile_of(name: str) -> Profile:
 class SeriesCache:
     """Decoded columns per device, read on by seq, at most `max_devices` kept (least recently used out)."""
 
-    def __init__(self, max_devices: int = 64, max_answers: int = 512) -> None:
-        self.max_devices, self.max_answers = max_devices, max_answers
+    def __init__(self, max_devices: int = 64, max_readings: int = 2_000_000, max_answers: int = 512) -> None:
+        # 2,000,000 readings held is about 160 MB of columns (ten 8-byte values a reading)
+        self.max_devices, self.max_readings, self.max_answers = max_devices, max_readings, max_answers
         self._cols: OrderedDict[str, DeviceColumns] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         # answers by (device, quantity, points, profile, readings held): a pack that no longer grows
@@ -210,7 +212,9 @@ class SeriesCache:
                     await asyncio.to_thread(cols.extend, rows)
             self._cols[device_id] = cols
             self._cols.move_to_end(device_id)
-            while len(self._cols) > self.max_devices:
-                gone, _ = self._cols.popitem(last=False)
+            held = sum(len(c.seq) for c in self._cols.values())
+            while len(self._cols) > 1 and (len(self._cols) > self.max_devices or held > self.max_readings):
+                gone, dropped = self._cols.popitem(last=False)  # the least recently used, never this one
+                held -= len(dropped.seq)
                 self._locks.pop(gone, None)
             return cols

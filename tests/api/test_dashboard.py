@@ -224,3 +224,15 @@ def test_the_event_stream_over_http(tmp_path: Path) -> None:
             assert "event: reading" in seen and '"reading_id":"d:1"' in seen[-1]
     finally:
         api.stop()
+
+
+async def test_the_cache_holds_a_bounded_number_of_readings(store_url: str, tmp_path: Path) -> None:
+    async with served(tmp_path, store_url, n=100) as (client, store, _):
+        await write(store, "e", list(range(60)))
+        cache = client.app.state.series_cache  # type: ignore[attr-defined]
+        cache.max_readings = 120
+        for device in ("d", "e"):
+            assert (await client.get(f"/shipments/S/packs/{device}/series")).status_code == 200
+        assert list(cache._cols) == ["e"]  # 99 + 60 > 120: d, the least recently used, went
+        assert (await client.get("/shipments/S/packs/d/series")).json()["total"] == 99  # read again when asked
+        assert list(cache._cols) == ["d"]
