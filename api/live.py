@@ -9,9 +9,10 @@ every subscriber's bounded queue; a subscriber too slow to keep up is dropped (i
 rather than holding memory, and its browser reconnects. At most `max_clients` subscribers at a
 time; more are refused (HTTP 503) so a crowd of tabs cannot exhaust the API.
 
-Each reading event is small (the quantities the charts draw, not the signed body); a poll that
-finds more than `batch` new rows sends a `lag` event saying how far the feed skipped, and the
-page reloads its series from the API.
+A poll's new readings go out as one `readings` event per shipment (the quantities the charts
+draw, not the signed bodies), so a busy fleet costs a listener one event per shipment a poll;
+a poll that finds more than `batch` new rows sends a `lag` event saying how far the feed
+skipped, and the page reloads its series from the API.
 """
 
 from __future__ import annotations
@@ -43,18 +44,26 @@ class Event:
         return b"event: " + self.name.encode() + b"\ndata: " + orjson.dumps(self.data) + b"\n\n"
 
 
-def reading_event(row: StoredRow) -> Event | None:
-    """A stored row as a `reading` event; None for a record leaf (device ids starting with "~")."""
-    if row.device_id.startswith("~"):
-        return None
+def reading_data(row: StoredRow) -> dict[str, Any]:
+    """What a chart needs of one stored reading (not its signed body)."""
     r = orjson.loads(row.body)
     where = r.get("location")
-    data = {"reading_id": f"{row.device_id}:{row.seq}", "device_id": row.device_id, "shipment_id": row.shipment_id,
-            "seq": row.seq, "ts": r["ts"], "t": epoch_seconds(r["ts"]), "temperature_c": r["temperature_c"],
+    return {"reading_id": f"{row.device_id}:{row.seq}", "device_id": row.device_id, "seq": row.seq, "ts": r["ts"],
+            "t": epoch_seconds(r["ts"]), "temperature_c": r["temperature_c"],
             "vibration.peak_g": r["vibration"]["peak_g"], "shock.peak_g": r["shock"]["peak_g"],
             "pressure_kpa": r["pressure_kpa"], "lat": where["lat"] if where else None,
             "lon": where["lon"] if where else None}
-    return Event("reading", data, row.shipment_id)
+
+
+def readings_events(rows: list[StoredRow]) -> list[Event]:
+    """One `readings` event per shipment with new readings in a poll (its readings in store order), so a
+    busy fleet costs each listener an event per shipment a poll, not one per reading; record leaves
+    (device ids starting with "~") are left out."""
+    by_shipment: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if not row.device_id.startswith("~"):
+            by_shipment.setdefault(row.shipment_id, []).append(reading_data(row))
+    return [Event("readings", {"shipment_id": sid, "readings": found}, sid) for sid, found in by_shipment.items()]
 
 
 def excursion_event(e: Excursion) -> Event:
@@ -167,7 +176,7 @@ class LiveFeed:
             events.append(Event("lag", {"skipped": newest - reading_mark}))
             reading_mark = newest
         else:
-            events += [e for row in rows if (e := reading_event(row)) is not None]
+            events += readings_events(rows)
             reading_mark = rows[-1].id if rows else reading_mark
         excursions = await self.store.excursions_after(excursion_mark, self.batch)
         events += [excursion_event(e) for e in excursions]

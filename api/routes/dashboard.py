@@ -108,8 +108,9 @@ async def route(request: Request, store: StoreDep, shipment_id: str, device_id: 
             responses={200: {"content": {"text/event-stream": {}}}})
 async def events(request: Request,
                  shipment: Annotated[str | None, Query(max_length=64)] = None) -> StreamingResponse:
-    """Server-sent events: `reading`, `excursion` (for `shipment` only, when given), `block`, and
-    `lag` when more arrived at once than the feed forwards (reload the series then)."""
+    """Server-sent events: `readings` (a poll's new readings of one shipment), `excursion` (for
+    `shipment` only, when given), `block`, and `lag` when more arrived at once than the feed
+    forwards (reload the series then)."""
     feed: LiveFeed = request.app.state.live_feed
     try:
         sub = feed.subscribe(shipment)

@@ -31,7 +31,7 @@ export async function api(path, { text = false, allow404 = false } = {}) {
 
 // ---- server-sent events over fetch (so a bearer token can ride along), reconnecting --------------
 
-const live = { counts: { reading: 0, excursion: 0, block: 0, lag: 0 }, stop: null };
+const live = { counts: { readings: 0, reading: 0, excursion: 0, block: 0, lag: 0 }, stop: null };
 window.packproofLive = live; // the tests read the counts
 function subscribe(query, onEvent) {
   let stopped = false, controller = null;
@@ -59,7 +59,9 @@ function subscribe(query, onEvent) {
             }
             if (!data) continue;
             live.counts[name] = (live.counts[name] || 0) + 1;
-            onEvent(name, JSON.parse(data));
+            const parsed = JSON.parse(data);
+            if (name === "readings") live.counts.reading += parsed.readings.length;
+            onEvent(name, parsed);
           }
         }
       } catch (e) {
@@ -330,8 +332,9 @@ async function shipmentPage(id) {
         renderExcursions(state.cond);
       }
       refreshCondition();
-    } else if (name === "reading") {
-      dirtyPacks.add(data.device_id); refreshPacks(); refreshCondition();
+    } else if (name === "readings") {
+      for (const r of data.readings) dirtyPacks.add(r.device_id);
+      refreshPacks(); refreshCondition();
     } else if (name === "lag") {
       state.cond.packs.forEach((p) => dirtyPacks.add(p.device_id)); refreshPacks();
     }

@@ -174,11 +174,12 @@ async def test_the_live_feed_hands_out_what_is_new(store_url: str, tmp_path: Pat
                                                      11, 80.0, 72.0, "temperature_c 80 > 72 °C", 1, True)])
         await seal(store, dirs)
         events = await feed.poll()
-        assert [e.name for e in events] == ["reading", "reading", "excursion", "block"]
-        assert [e.data["reading_id"] for e in events[:2]] == ["d:10", "d:11"]
-        assert events[1].data["temperature_c"] == 21.1
-        assert events[2].data["limit_crossed"] == "temperature_c 80 > 72 °C" and events[3].data["blocks"] == 1
-        assert all(first.offer(e) for e in events) and first.queue.qsize() == 4 and other.offer(events[0])
+        assert [e.name for e in events] == ["readings", "excursion", "block"]  # one readings event per shipment
+        readings = events[0].data["readings"]
+        assert events[0].data["shipment_id"] == "S" and [r["reading_id"] for r in readings] == ["d:10", "d:11"]
+        assert readings[1]["temperature_c"] == 21.1 and readings[1]["lat"] == 50.0011
+        assert events[1].data["limit_crossed"] == "temperature_c 80 > 72 °C" and events[2].data["blocks"] == 1
+        assert all(first.offer(e) for e in events) and first.queue.qsize() == 3 and other.offer(events[0])
         assert other.queue.qsize() == 0  # another shipment's listener gets no reading of S
         assert await feed.poll() == []  # the watermarks moved on
         feed.unsubscribe(first)
@@ -219,9 +220,9 @@ def test_the_event_stream_over_http(tmp_path: Path) -> None:
             seen = []
             for line in lines:
                 seen.append(line)
-                if line.startswith("data: {\"reading_id\""):
+                if line.startswith("data: {\"shipment_id\""):
                     break
-            assert "event: reading" in seen and '"reading_id":"d:1"' in seen[-1]
+            assert "event: readings" in seen and '"reading_id":"d:1"' in seen[-1]
     finally:
         api.stop()
 
