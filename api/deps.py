@@ -26,6 +26,7 @@ class ApiSettings:
     profiles: frozenset[str] = frozenset(BUILTIN_PROFILES)  # what POST /devices may name (and the ingestor knows)
     notify: MqttTarget | None = None  # where accepted custody events are announced (api/notify.py); None: nowhere
     plausibility: Plausibility = PLAUSIBLE  # a custody event's ts is bounded as a reading's (the ingest settings)
+    live_clients: int = 32  # the dashboard's live feed: listeners at once (GET /events/stream; api/live.py)
     handover_window_s: float = 300.0  # an excursion this near a change of hands names both sides (api/condition.py)
 
 

@@ -14,10 +14,23 @@ from fastapi.responses import JSONResponse
 
 from packproof.anchor.bundle import LedgerKeys
 from packproof.api.deps import ApiSettings, require_admin, require_reader
+from packproof.api.live import LiveFeed
 from packproof.api.notify import CustodyNotifier
-from packproof.api.routes import anchors, certificates, devices, health, ledger, log, quarantine, readings, shipments
+from packproof.api.routes import (
+    anchors,
+    certificates,
+    dashboard,
+    devices,
+    health,
+    ledger,
+    log,
+    quarantine,
+    readings,
+    shipments,
+)
 from packproof.api.routes import custody as custody_routes
 from packproof.api.routes import parties as parties_routes
+from packproof.api.series import SeriesCache
 from packproof.crypto import read_public_key
 from packproof.errors import ConfigError, PackproofError, StoreError
 from packproof.paths import DataDir
@@ -40,12 +53,22 @@ async def check_startup(dirs: DataDir) -> None:
     await store.close()
 
 
+async def end_streams(app: FastAPI) -> None:
+    """End the dashboard's open event streams and refuse new ones: the server is stopping, and it
+    waits for every open response to finish before the lifespan ends (app/services.py)."""
+    feed: LiveFeed | None = getattr(app.state, "live_feed", None)
+    if feed is not None:
+        await feed.close()
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger_public_key = ledger_public_key(settings.data_dir)  # the genesis key
         app.state.ledger_keys = LedgerKeys(app.state.ledger_public_key)  # and the keys rotated to
         app.state.store = await Store.open(settings.data_dir.store, readonly=True)
+        app.state.series_cache = SeriesCache()  # the dashboard's decoded series (api/series.py)
+        app.state.live_feed = LiveFeed(app.state.store, max_clients=settings.live_clients)
         notifier = CustodyNotifier(settings.notify) if settings.notify is not None else None
         custody_routes.init_state(app.state, notifier)
         if notifier is not None:
@@ -55,6 +78,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         finally:
             if notifier is not None:
                 notifier.stop()
+            await app.state.live_feed.close()
             await custody_routes.close_writer(app.state)
             await app.state.store.close()
 
@@ -68,6 +92,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(certificates.router, dependencies=readers)
     app.include_router(custody_routes.router, dependencies=readers)
     app.include_router(custody_routes.intake)  # the signed event is its own authentication
+    app.include_router(dashboard.router, dependencies=readers)
+    app.include_router(dashboard.pages)  # the pages hold no data: each fetch they make is a read as above
     app.include_router(health.router)  # /health stays open for orchestrators; /metrics follows reads
     app.include_router(health.metrics_router, dependencies=readers)
     app.include_router(devices.router, dependencies=[Depends(require_admin)])

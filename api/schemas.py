@@ -211,3 +211,39 @@ class AnchorPage(BaseModel):
     head: int | None  # the chain's head block at the anchoring loop's last look (None: it never looked)
     head_seen_at: str | None
     next_before: int | None
+class BandOut(BaseModel):
+    label: str
+    value: float
+    severity: Literal["violation", "warning"]
+    side: Literal["above", "below"]  # where a value is beyond the line
+
+
+class SeriesOut(BaseModel):
+    """One quantity of one pack, downsampled with LTTB (packproof/lttb.py) to at most `points`."""
+
+    shipment_id: str
+    device_id: str
+    pack: str | None  # the serial of the pack this device tracks (custody), None when none is registered
+    profile: str
+    quantity: str
+    unit: str
+    total: int  # readings stored for the device
+    points: int  # points in this answer: min(asked, total)
+    seq: list[int]
+    t: list[float]  # device time, seconds since the epoch
+    y: list[float]
+    limit: list[float] | None  # vibration only: the T.3 limit at each point's frequency
+    bands: list[BandOut]
+
+
+class TrackOut(BaseModel):
+    """A pack's route: its located readings, thinned evenly to at most `points` (the ends kept)."""
+
+    shipment_id: str
+    device_id: str
+    total: int
+    points: int
+    seq: list[int]
+    t: list[float]
+    lat: list[float]
+    lon: list[float]

@@ -11,15 +11,17 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from packproof.anchor.anchor_options import AnchoringOptions
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.anchor.witnessing import Witnessing, WitnessingOptions, endpoints
 from packproof.api.deps import ApiSettings
-from packproof.api.main import create_app
+from packproof.api.main import create_app, end_streams
 from packproof.api.notify import MqttTarget
 from packproof.app.config import DEFAULT, Settings
 from packproof.crypto import load_or_create_ledger_key
@@ -387,4 +389,18 @@ def api_server(dirs: DataDir, host: str, port: int, stale_after: float = 120.0,
                                  handover_window_s=handover_window_s,
                                  plausibility=plausibility or Plausibility()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    return uvicorn.Server(config)
+    return ApiServer(config, app)
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn's server, which ends the dashboard's event streams (api/live.py) first when it stops:
+    uvicorn waits for every open response to finish before the app's lifespan ends, and a stream
+    never finishes by itself, so a browser left open would hold the API (and `packproof run`) forever."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        await end_streams(self.app)
+        await super().shutdown(sockets)

@@ -153,6 +153,14 @@ class StoredRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesRow:
+    """A device's reading as a chart reads it: its seq and body (Store.device_series)."""
+
+    seq: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantineRow:
     id: int
     received_at: float

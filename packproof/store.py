@@ -70,6 +70,7 @@ from packproof.records import (
     Refusal,
     RegistryLeaf,
     SealRow,
+    SeriesRow,
     ShipmentListing,
     ShipmentRecord,
     StoredRow,
@@ -1675,6 +1676,28 @@ class Store:
                 await self._db.execute("INSERT INTO counters(name, value) VALUES (?, ?) "
                                        "ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
                                        (name, n))
+
+    # ---- the dashboard (issue 18): a pack's series, and what is new since a watermark ------------
+    # Each by an index: a device's readings by UNIQUE(device_id, seq), the rest by primary key.
+
+    async def device_series(self, device_id: str, after_seq: int, limit: int) -> list[SeriesRow]:
+        """A device's readings with a seq above `after_seq`, in seq order (a chart's series, read on)."""
+        rows = await self._fetch("SELECT seq, body FROM readings WHERE device_id=? AND seq > ? ORDER BY seq LIMIT ?",
+                                 (device_id, after_seq, limit))
+        return [SeriesRow(r[0], bytes(r[1])) for r in rows]
+
+    async def readings_after(self, after_id: int, limit: int) -> list[StoredRow]:
+        """Rows stored after `after_id`, in store order: readings and record leaves (device ids
+        starting with "~"), which the caller tells apart."""
+        rows = await self._fetch(
+            "SELECT id, device_id, seq, shipment_id, ts, body, leaf_hash FROM readings "
+            "WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [StoredRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
+
+    async def excursions_after(self, after_id: int, limit: int) -> list[Excursion]:
+        """Excursions opened after `after_id`, in id order."""
+        return [_excursion_of(r) for r in await self._fetch(
+            f"SELECT {EXCURSION_COLUMNS} FROM excursions WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))]
 
     # ---- what long-running components say of themselves ------------------------------
     # The API runs apart from the ingestor and the sealer (another process, another host),

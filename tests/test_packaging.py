@@ -46,6 +46,8 @@ def test_every_source_file_of_a_mapped_folder_is_in_the_wheel(wheel: list[str]) 
         assert sources, folder
         assert sources <= set(wheel), f"{folder}/ files missing from the wheel: {sorted(sources - set(wheel))}"
     assert "packproof/broker/mosquitto.conf" in wheel and "packproof/broker/packproof.acl" in wheel
+    # the dashboard's pages (issue 18) are package data: the API serves them from the installed package
+    assert {f"packproof/api/static/{f}" for f in ("index.html", "app.js", "verify.js", "app.css")} <= set(wheel)
 
 
 def test_no_stage_is_importable_by_its_folder_name(tmp_path: Path) -> None:

@@ -114,3 +114,14 @@ def test_health_is_degraded_while_an_ingestor_has_no_broker_session(open_api: st
                                                       "state": "stopped", "losses": 3})
             await store.close()
         asyncio.run(restore())
+
+
+def test_the_dashboard_pages_are_open_and_their_data_needs_the_read_token(closed_api: str) -> None:
+    """The pages hold no data (issue 18): they load without a token; what they fetch is a read."""
+    assert httpx.get(f"{closed_api}/").status_code == 200
+    assert httpx.get(f"{closed_api}/ui/assets/app.js").status_code == 200
+    series = f"{closed_api}/shipments/SHP-001-0001/packs/SHP-001-0001-P01/series"
+    assert httpx.get(series).status_code == 401
+    assert httpx.get(f"{closed_api}/events/stream").status_code == 401
+    r = httpx.get(series, headers={"Authorization": f"Bearer {READER}"})
+    assert r.status_code == 200 and r.json()["total"] > 0

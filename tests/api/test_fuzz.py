@@ -35,6 +35,9 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
 def test_no_input_makes_the_api_fail(api_schema: schemathesis.BaseSchema) -> None:
     """Every operation, with generated paths, queries and headers; checked: never a 5xx."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
+    # the event stream never ends by itself (a case would wait for its end): its bad input (a long
+    # `shipment`) and its bound are tested in tests/api/test_dashboard.py
+    operations = [o for o in operations if o.path != "/events/stream"]
     assert len(operations) >= 10
     for operation in operations:
 

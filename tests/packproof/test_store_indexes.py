@@ -122,6 +122,10 @@ async def api_statements(store: Store) -> list[tuple[str, tuple[Any, ...]]]:
         await store.custody_refused(actor="road", before_id=5, limit=20, body_max=4096)
         assert (await store.custody_of_trackers(["d1", "d2"]))["d1"].serial == "P1"
         assert (await store.custody_tracker_claim("d1")).packs == ("P1",)
+        # the dashboard (issue 18): a pack's series read on from a seq, and the live feed's watermarks
+        assert len(await store.device_series("d1", 100, 1000)) == 499
+        assert len(await store.readings_after(500, 50)) == 50
+        assert len(await store.excursions_after(1, 10)) == 2
     finally:
         driver.fetch = fetch  # type: ignore[method-assign]
     return seen
@@ -144,7 +148,7 @@ async def test_no_api_query_scans_a_whole_table(store_url: str, tmp_path: Path) 
     store = await filled(store_url, tmp_path)
     try:
         statements = await api_statements(store)
-        assert len(statements) >= 26
+        assert len(statements) >= 29
         db = driver_of(store)
         if store.engine == "postgresql":
             await db.execute("SET enable_seqscan = off")
