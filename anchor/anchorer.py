@@ -134,8 +134,9 @@ class Anchoring:
     async def pass_once(self, *, final: bool = False) -> None:
         """One look at the chain: follow the open anchors, then send the newest checkpoint if due."""
         if not self._checked:
-            await self._chain(self.chain.check)
-            self._checked = True
+            origin = await self.store.log_origin()  # None before the first seal: checked again next pass
+            await self._chain(self.chain.check, origin)
+            self._checked = origin is not None
         head = await self._chain(self.chain.head)
         self.head, self.head_seen = head, time.time()
         for row in await self.store.open_anchors(self.chain_id, self.contract):

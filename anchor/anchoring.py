@@ -326,13 +326,19 @@ class Chain:
         self.w3, self.account, self.chain_id = w3, account, chain_id
         self.address = Web3.to_checksum_address(address)
 
-    def check(self) -> None:
-        """The node serves our chain and a contract is deployed at the address."""
+    def check(self, origin: str | None = None) -> None:
+        """The node serves our chain, a contract is deployed at the address and, when the log's
+        `origin` is known, it is the contract deployed for that log (originHash = keccak256(origin)):
+        a log's checkpoints sent to another log's contract would be anchors no verifier accepts."""
+        from packproof.anchor import chainread  # noqa: PLC0415 - chainread imports this module
+
         require_chain(self.w3, self.chain_id)
         code = call(lambda: self.w3.eth.get_code(self.address), "eth_getCode")
         if not code:
             raise ConfigError(f"--contract: no contract at {self.address} on chain {self.chain_id} "
                               f"({endpoint(self.w3)}); deploy one with `packproof anchor deploy`")
+        if origin is not None:
+            call(lambda: chainread.check_contract(self.w3, self.address, origin), "originHash()")
 
     def head(self) -> int:
         return int(call(lambda: self.w3.eth.block_number, "eth_blockNumber"))

@@ -16,11 +16,12 @@ from typing import Any
 
 from packproof.anchor import anchoring
 from packproof.anchor.anchor_check import AnchoredLog, Receipt
-from packproof.errors import PackproofError
+from packproof.errors import ConfigError
 
 
-class NotTheContract(PackproofError):
-    """The address holds no anchor contract, or one anchoring another log's origin."""
+class NotTheContract(ConfigError):
+    """The address holds no anchor contract, or one anchoring another log's origin (a setting to
+    correct: the anchoring loop waits for a person, the commands exit 2)."""
 
 
 def check_contract(w3: anchoring.Web3, address: str, origin: str) -> None:

@@ -241,6 +241,24 @@ def test_ledger_anchors_checks_every_recorded_anchor(setup: Setup, store_url: st
     assert r.returncode == 3 and "did not answer" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_ledger_anchors_refuses_an_address_that_is_not_this_logs_contract(setup: Setup) -> None:
+    """No code at the address is bad input (exit 2), not a node that did not answer; a contract deployed
+    for another log's origin is named, not passed as "anchors hold" because it holds none of ours."""
+    s = setup
+
+    def check(address: str) -> tuple[int, str]:
+        r = cli("ledger", "anchors", "--data-dir", str(s.data), "--eth-rpc", s.rpc, "--contract", address)
+        assert "Traceback" not in r.stdout + r.stderr
+        return r.returncode, r.stdout + r.stderr
+
+    code, text = check("0x" + "22" * 20)
+    assert code == 2 and "--contract: no contract at 0x2222" in text, text
+    code, text = check(anchoring.deploy(s.w3, "another.example/log", s.sender))
+    assert code == 2 and "anchors another log" in text and repr(s.origin) in text, text
+    code, text = check(anchoring.deploy(s.w3, s.origin, s.sender))
+    assert code == 0 and "anchors hold" in text, text
+
+
 def test_ledger_anchors_catches_a_forged_first_anchor(setup: Setup, store_url: str) -> None:
     """The operator anchors another root for size 100 first; the loop's true anchor is then refused
     (RootMismatch), and the store's record of the true head does not match the chain."""

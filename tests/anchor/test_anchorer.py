@@ -16,6 +16,7 @@ import pytest
 
 from packproof.anchor import anchoring
 from packproof.anchor.anchorer import Anchoring, AnchoringOptions, chain_of
+from packproof.anchor.chainread import NotTheContract
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.errors import ConfigError
@@ -100,6 +101,23 @@ def test_a_key_file_is_fresh_private_and_never_overwritten(tmp_path: Path) -> No
     os.chmod(bad, 0o600)
     with pytest.raises(ConfigError, match="does not hold a secp256k1 private key as 64 hex digits"):
         anchoring.load_key(bad)
+
+
+async def test_the_loop_sends_nothing_to_a_contract_deployed_for_another_log(rig: Rig) -> None:
+    """The same key's contract for another origin: the loop refuses it by name (a settings fault, the
+    long backoff) before signing anything, rather than anchoring heads no verifier would accept."""
+    other = anchoring.deploy_signed(anchoring.connect(rig.url), "another.example/log",
+                                    anchoring.load_key(rig.opts.key_file), 31337)  # type: ignore[arg-type]
+    a = Anchoring(rig.store, replace(rig.opts, contract=other))
+    size = await rig.seal(5)
+    with pytest.raises(NotTheContract, match=f"anchors another log: .* the log '{ORIGIN}' hashes to"):
+        await a.pass_once()
+    assert await rig.store.anchors(5) == [] and anchoring.latest(anchoring.connect(rig.url), other) is None
+    await a._attempt(final=False)
+    assert a.error is not None and "anchors another log" in a.error and a.failures == 1
+    good = rig.anchoring()
+    await good.pass_once()
+    assert [r.size for r in await rig.store.anchors(5)] == [size]
 
 
 async def test_the_loop_anchors_the_sealers_checkpoints_and_counts_confirmations(rig: Rig) -> None:
