@@ -181,6 +181,15 @@ def test_the_anchored_event_decodes_independently(setup: Setup) -> None:
 # ---- `packproof ledger anchors`: the store's anchors against the chain, on both engines ----------
 
 
+def test_an_eth_rpc_that_is_not_an_http_url_is_bad_input(tmp_path: Path) -> None:
+    """Refused by name before anything is fetched (exit 2), not reported as a node that did not answer."""
+    contract = "0x" + "11" * 20
+    for args in (("verify", "d:3", "--api", "http://127.0.0.1:9"), ("ledger", "anchors", "--data-dir", str(tmp_path))):
+        r = cli(*args, "--eth-rpc", "127.0.0.1:8545", "--contract", contract)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "--eth-rpc '127.0.0.1:8545': expected an http(s):// JSON-RPC URL" in r.stderr, r.stderr
+
+
 def _record(url: str, s: Setup, address: str, sent: anchoring.Anchor) -> None:
     """Record an anchor the way the anchoring loop does: sent, mined (from the receipt), confirmed."""
     assert sent.tx_hash is not None and sent.block_number is not None and sent.gas_used is not None

@@ -278,8 +278,9 @@ def verify(
     contract: Annotated[str | None, typer.Option("--contract", help="The anchor contract's address (with "
                                                  "--eth-rpc).")] = None,
 ) -> None:
-    """Check one reading's proof: the reading, the device's sealed registry record and signature,
-    both Merkle paths, the block hashes and signatures, the chain.
+    """Check one reading's (or, with --custody, a custody event's) proof: the reading, the device's
+    sealed registry record and signature, both Merkle paths, the block hashes and signatures, the
+    chain; with --eth-rpc, the Ethereum anchor covering its log checkpoint.
 
     Every claim printed is derived from proven bytes: the reading id from the reading, the
     device's key and trust level from its sealed registry record.
@@ -401,6 +402,8 @@ def chain_options(eth_rpc: str | None, contract: str | None) -> tuple[str, str] 
         return None
     if eth_rpc is None or contract is None:
         fail(Exit.BAD_INPUT, "--eth-rpc URL and --contract ADDRESS go together (the node and the anchor contract)")
+    if not eth_rpc.startswith(("http://", "https://")):
+        fail(Exit.BAD_INPUT, f"--eth-rpc {eth_rpc!r}: expected an http(s):// JSON-RPC URL of an Ethereum node")
     if not (contract.startswith("0x") and len(contract) == 42 and not contract[2:].strip("0123456789abcdefABCDEF")):
         fail(Exit.BAD_INPUT, f"--contract {contract!r}: expected an address, 0x and 40 hex digits")
     return eth_rpc, contract
