@@ -12,7 +12,9 @@ file, `packproof anchor key`; eth_account, which ships with web3) and sent raw
 follow EIP-1559 (type-2 transactions): max priority fee = the node's eth_maxPriorityFeePerGas,
 max fee = 2 x the head's base fee + that tip, which stays includable through six full blocks of
 base-fee rises (+12.5 % each, EIP-1559's bound). A resend of the same nonce bumps both by at
-least 12.5 % over the last (geth's txpool replaces a transaction only for 10 % more). The chain id
+least 12.5 % over the last (geth's txpool replaces a transaction only for 10 % more), and only when
+the node's fees now outbid the last send's (`Fees.replacement`): fees follow the market, never
+compound on their own. The chain id
 is signed in (EIP-155) and checked against the node's eth_chainId before anything is sent.
 """
 
@@ -238,6 +240,17 @@ class Fees:
 
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
+
+    def replacement(self, market: Fees) -> Fees | None:
+        """The fees to send again a transaction sent with these, given the node's `market` fees now:
+        the market's, at least 12.5 % above these, when the market outbids them (a higher max fee or
+        tip: the transaction is underpriced); None when it does not. Bumping a transaction that is not
+        underpriced (one waiting behind a nonce gap, an account without funds, a node that lost it)
+        would compound +12.5 % per resend without bound, and the tip is paid in full once mined."""
+        if market.max_fee_per_gas <= self.max_fee_per_gas and \
+                market.max_priority_fee_per_gas <= self.max_priority_fee_per_gas:
+            return None
+        return market.at_least_bumped(self)
 
     def at_least_bumped(self, last: Fees) -> Fees:
         """These fees, raised where needed to 12.5 % above `last` (so a replacement is accepted)."""
