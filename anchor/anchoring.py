@@ -164,6 +164,27 @@ def at_or_after(w3: Web3, address: str, size: int) -> Anchor | None:
         raise _refused(exc) from exc
 
 
+class NotTheContract(ConfigError):
+    """The address holds no anchor contract, or one anchoring another log's origin (a setting to
+    correct: the anchoring loop waits for a person, the commands exit 2)."""
+
+
+def check_contract(w3: Web3, address: str, origin: str) -> None:
+    """The address holds code and anchors `origin` (originHash = keccak256(origin)); NotTheContract if not."""
+    where = Web3.to_checksum_address(address)
+    if not w3.eth.get_code(where):
+        raise NotTheContract(f"no contract at {where} on this chain (chain id {w3.eth.chain_id})")
+    try:
+        held = bytes(contract(w3, address).functions.originHash().call())
+    except Exception as exc:  # noqa: BLE001 - any contract that fails the call is not ours
+        raise NotTheContract(f"the contract at {where} does not answer originHash(): not a PackproofAnchor "
+                             f"({type(exc).__name__})") from None
+    want = Web3.keccak(text=origin)
+    if held != want:
+        raise NotTheContract(f"the contract at {where} anchors another log: originHash {held.hex()}, the log "
+                             f"{origin!r} hashes to {want.hex()}")
+
+
 # ---- the operator's own account: key file, chain id, fees, signed transactions -------------
 
 
@@ -343,15 +364,13 @@ class Chain:
         """The node serves our chain, a contract is deployed at the address and, when the log's
         `origin` is known, it is the contract deployed for that log (originHash = keccak256(origin)):
         a log's checkpoints sent to another log's contract would be anchors no verifier accepts."""
-        from packproof.anchor import chainread  # noqa: PLC0415 - chainread imports this module
-
         require_chain(self.w3, self.chain_id)
         code = call(lambda: self.w3.eth.get_code(self.address), "eth_getCode")
         if not code:
             raise ConfigError(f"--contract: no contract at {self.address} on chain {self.chain_id} "
                               f"({endpoint(self.w3)}); deploy one with `packproof anchor deploy`")
         if origin is not None:
-            call(lambda: chainread.check_contract(self.w3, self.address, origin), "originHash()")
+            call(lambda: check_contract(self.w3, self.address, origin), "originHash()")
 
     def head(self) -> int:
         return int(call(lambda: self.w3.eth.block_number, "eth_blockNumber"))

@@ -104,8 +104,7 @@ def deploy(cfg: Settings) -> None:
 def run(cfg: Settings) -> None:
     """The anchoring loop alone, beside any sealer of the store, until Ctrl-C (then the last checkpoint)."""
     from packproof.anchor.anchorer import Anchoring, chain_of  # not at start-up: web3
-    from packproof.anchor.anchoring import WrongChain  # not at start-up: web3
-    from packproof.anchor.chainread import NotTheContract  # not at start-up: web3
+    from packproof.anchor.anchoring import NotTheContract, WrongChain  # not at start-up: web3
     from packproof.app.services import anchoring_options  # not at start-up: every stage
     from packproof.store import Store  # not at start-up: the store
 

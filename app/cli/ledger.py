@@ -285,9 +285,9 @@ def ledger_anchors(
     def read() -> tuple[int, list[AnchorRow], Any, Any, Any]:
         chain_id = int(w3.eth.chain_id)
         if origin is not None:  # code at the address, and the contract of this log (not another's)
-            chainread.check_contract(w3, address, origin)
+            anchoring.check_contract(w3, address, origin)
         elif not w3.eth.get_code(address):
-            raise chainread.NotTheContract(f"no contract at {address} on this chain (chain id {chain_id})")
+            raise anchoring.NotTheContract(f"no contract at {address} on this chain (chain id {chain_id})")
         mine = sorted((r for r in every if r.chain_id == chain_id and r.contract.lower() == address.lower()),
                       key=lambda r: r.id)
         events = chainread.all_events(w3, address, span)
@@ -299,7 +299,7 @@ def ledger_anchors(
         chain_id, mine, events, stored, receipts = anchoring.call(read, "reading the anchors")
     except anchoring.ChainError as exc:
         fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
-    except chainread.NotTheContract as exc:
+    except anchoring.NotTheContract as exc:
         fail(Exit.BAD_INPUT, f"--contract: {exc}")
     findings = compare_anchors(mine, events, stored, receipts)
     others = len(every) - len(mine)

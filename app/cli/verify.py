@@ -453,7 +453,7 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
 
     def read() -> tuple[Any, list[Any], int, int | None]:
         if mine.origin is not None:
-            chainread.check_contract(w3, address, mine.origin)
+            anchoring.check_contract(w3, address, mine.origin)
         anchor = anchoring.at_or_after(w3, address, head.size)
         found = chainread.anchor_events(w3, address, anchor.size, anchor.block_time) if anchor is not None else []
         block_time = int(w3.eth.get_block(found[0].block_number)["timestamp"]) if found else None
@@ -463,7 +463,7 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
         anchor, found, head_block, block_time = anchoring.call(read, "reading the anchor")
     except anchoring.ChainError as exc:
         fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
-    except chainread.NotTheContract as exc:
+    except anchoring.NotTheContract as exc:
         fail(Exit.BAD_INPUT, f"--contract: {exc}")
     proof = None
     if anchor is not None and anchor.size > head.size and api_url is not None:

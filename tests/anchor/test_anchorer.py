@@ -16,7 +16,6 @@ import pytest
 
 from packproof.anchor import anchoring
 from packproof.anchor.anchorer import Anchoring, AnchoringOptions, chain_of
-from packproof.anchor.chainread import NotTheContract
 from packproof.anchor.ledger import LedgerFile
 from packproof.anchor.sealer import Sealer
 from packproof.errors import ConfigError
@@ -110,7 +109,7 @@ async def test_the_loop_sends_nothing_to_a_contract_deployed_for_another_log(rig
                                     anchoring.load_key(rig.opts.key_file), 31337)  # type: ignore[arg-type]
     a = Anchoring(rig.store, replace(rig.opts, contract=other))
     size = await rig.seal(5)
-    with pytest.raises(NotTheContract, match=f"anchors another log: .* the log '{ORIGIN}' hashes to"):
+    with pytest.raises(anchoring.NotTheContract, match=f"anchors another log: .* the log '{ORIGIN}' hashes to"):
         await a.pass_once()
     assert await rig.store.anchors(5) == [] and anchoring.latest(anchoring.connect(rig.url), other) is None
     await a._attempt(final=False)
