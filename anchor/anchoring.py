@@ -363,7 +363,8 @@ class Chain:
     def check(self, origin: str | None = None) -> None:
         """The node serves our chain, a contract is deployed at the address and, when the log's
         `origin` is known, it is the contract deployed for that log (originHash = keccak256(origin)):
-        a log's checkpoints sent to another log's contract would be anchors no verifier accepts."""
+        a log's checkpoints sent to another log's contract would be anchors no verifier accepts; and
+        its anchorer is this key (else every anchor would revert NotAnchorer)."""
         require_chain(self.w3, self.chain_id)
         code = call(lambda: self.w3.eth.get_code(self.address), "eth_getCode")
         if not code:
@@ -371,6 +372,11 @@ class Chain:
                               f"({endpoint(self.w3)}); deploy one with `packproof anchor deploy`")
         if origin is not None:
             call(lambda: check_contract(self.w3, self.address, origin), "originHash()")
+        anchorer = str(call(lambda: contract(self.w3, self.address).functions.anchorer().call(), "anchorer()"))
+        if anchorer.lower() != self.account.address.lower():
+            raise NotTheContract(f"--key-file: the contract at {self.address} takes anchors only from {anchorer}, "
+                                 f"this key is {self.account.address}; use the key that deployed it, or deploy a "
+                                 "contract for this key (`packproof anchor deploy`)")
 
     def head(self) -> int:
         return int(call(lambda: self.w3.eth.block_number, "eth_blockNumber"))

@@ -119,6 +119,17 @@ async def test_the_loop_sends_nothing_to_a_contract_deployed_for_another_log(rig
     assert [r.size for r in await rig.store.anchors(5)] == [size]
 
 
+async def test_a_key_that_is_not_the_contracts_anchorer_is_named_before_anything_is_signed(rig: Rig,
+                                                                                    tmp_path: Path) -> None:
+    funded_key(rig.url, tmp_path / "other.key")
+    await rig.seal(5)
+    a = Anchoring(rig.store, replace(rig.opts, key_file=tmp_path / "other.key"))
+    with pytest.raises(anchoring.NotTheContract, match=r"--key-file: the contract at 0x\w+ takes anchors only "
+                                                       r"from 0x\w+, this key is 0x\w+; use the key that deployed"):
+        await a.pass_once()
+    assert await rig.store.anchors(5) == []
+
+
 async def test_the_loop_anchors_the_sealers_checkpoints_and_counts_confirmations(rig: Rig) -> None:
     size = await rig.seal(30)
     a = rig.anchoring()
