@@ -10,9 +10,11 @@ the next is sent once it is mined, and carries the newest checkpoint of that mom
 Each pass (every `poll` s) follows the open anchors through anchor/anchor_state.py: receipt ->
 mined; head - block + 1 >= `confirmations` -> confirmed; the block hash at the recorded height
 re-read every pass, so a reorganisation that removes it puts the anchor back to pending; a
-transaction the node no longer knows (dropped, or lost in a reorg) or that waits unmined longer
-than `stuck_after` is resent with the same nonce and fees bumped 12.5 % (EIP-1559 replacement), and
-with the newest checkpoint if a newer one exists (the old row is then `replaced`).
+transaction the node no longer knows (dropped, or lost in a reorg) is resent with the same nonce,
+and one that waits unmined longer than `stuck_after` is replaced at that nonce when the node's fees
+now outbid its own; either way fees are bumped 12.5 % (EIP-1559 replacement) only over a market
+that rose (`Fees.replacement`), never compounded by resends alone; and the newest checkpoint is
+sent in its place if a newer one exists (the old row is then `replaced`).
 
 Write-ahead: a signed transaction is recorded before it is sent, so a crash between the two
 leaves a pending row whose transaction the node does not know, which the next pass resends; an
@@ -134,8 +136,9 @@ class Anchoring:
     async def pass_once(self, *, final: bool = False) -> None:
         """One look at the chain: follow the open anchors, then send the newest checkpoint if due."""
         if not self._checked:
-            await self._chain(self.chain.check)
-            self._checked = True
+            origin = await self.store.log_origin()  # None before the first seal: checked again next pass
+            await self._chain(self.chain.check, origin)
+            self._checked = origin is not None
         head = await self._chain(self.chain.head)
         self.head, self.head_seen = head, time.time()
         for row in await self.store.open_anchors(self.chain_id, self.contract):
@@ -199,15 +202,20 @@ class Anchoring:
         # DROPPED or STUCK: resend at the same nonce, with the newest checkpoint when there is a newer one
         why = ("the node no longer knows it (dropped)" if event is AnchorEvent.DROPPED
                else f"unmined after {seen.waited:.0f} s (fees too low now?)")
-        return await self._resend(row, why)
+        return await self._resend(row, why, stuck=event is AnchorEvent.STUCK)
 
-    async def _resend(self, row: AnchorRow, why: str) -> AnchorRow:
+    async def _resend(self, row: AnchorRow, why: str, *, stuck: bool) -> AnchorRow:
+        last = anchoring.Fees(row.max_fee_per_gas, row.max_priority_fee_per_gas)
+        fees = last.replacement(await self._chain(self.chain.fees))
+        if fees is None and stuck:  # the node holds it and its fees are not below the market's: it waits
+            log.debug("anchoring: checkpoint %d: tx 0x%s unmined, its fees still at or above the node's; "
+                      "not bumped", row.size, row.tx_hash.hex())
+            return row
+        fees = fees or last  # dropped, the market no higher: the same fees again (nothing to outbid)
         latest = await self.store.latest_checkpoint()
         cp = latest if latest is not None and latest.size > row.size else await self.store.checkpoint_at(row.size)
         if cp is None:
             raise PackproofError(f"anchor {row.id}: checkpoint {row.size} is not in the store")
-        last = anchoring.Fees(row.max_fee_per_gas, row.max_priority_fee_per_gas)
-        fees = (await self._chain(self.chain.fees)).at_least_bumped(last)
         signed = await self._chain(self.chain.sign_anchor, cp, row.nonce, fees)
         sent = self._sent(cp, signed)
         if cp.size == row.size:

@@ -12,7 +12,9 @@ file, `packproof anchor key`; eth_account, which ships with web3) and sent raw
 follow EIP-1559 (type-2 transactions): max priority fee = the node's eth_maxPriorityFeePerGas,
 max fee = 2 x the head's base fee + that tip, which stays includable through six full blocks of
 base-fee rises (+12.5 % each, EIP-1559's bound). A resend of the same nonce bumps both by at
-least 12.5 % over the last (geth's txpool replaces a transaction only for 10 % more). The chain id
+least 12.5 % over the last (geth's txpool replaces a transaction only for 10 % more), and only when
+the node's fees now outbid the last send's (`Fees.replacement`): fees follow the market, never
+compound on their own. The chain id
 is signed in (EIP-155) and checked against the node's eth_chainId before anything is sent.
 """
 
@@ -162,6 +164,27 @@ def at_or_after(w3: Web3, address: str, size: int) -> Anchor | None:
         raise _refused(exc) from exc
 
 
+class NotTheContract(ConfigError):
+    """The address holds no anchor contract, or one anchoring another log's origin (a setting to
+    correct: the anchoring loop waits for a person, the commands exit 2)."""
+
+
+def check_contract(w3: Web3, address: str, origin: str) -> None:
+    """The address holds code and anchors `origin` (originHash = keccak256(origin)); NotTheContract if not."""
+    where = Web3.to_checksum_address(address)
+    if not w3.eth.get_code(where):
+        raise NotTheContract(f"no contract at {where} on this chain (chain id {w3.eth.chain_id})")
+    try:
+        held = bytes(contract(w3, address).functions.originHash().call())
+    except Exception as exc:  # noqa: BLE001 - any contract that fails the call is not ours
+        raise NotTheContract(f"the contract at {where} does not answer originHash(): not a PackproofAnchor "
+                             f"({type(exc).__name__})") from None
+    want = Web3.keccak(text=origin)
+    if held != want:
+        raise NotTheContract(f"the contract at {where} anchors another log: originHash {held.hex()}, the log "
+                             f"{origin!r} hashes to {want.hex()}")
+
+
 # ---- the operator's own account: key file, chain id, fees, signed transactions -------------
 
 
@@ -238,6 +261,17 @@ class Fees:
 
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
+
+    def replacement(self, market: Fees) -> Fees | None:
+        """The fees to send again a transaction sent with these, given the node's `market` fees now:
+        the market's, at least 12.5 % above these, when the market outbids them (a higher max fee or
+        tip: the transaction is underpriced); None when it does not. Bumping a transaction that is not
+        underpriced (one waiting behind a nonce gap, an account without funds, a node that lost it)
+        would compound +12.5 % per resend without bound, and the tip is paid in full once mined."""
+        if market.max_fee_per_gas <= self.max_fee_per_gas and \
+                market.max_priority_fee_per_gas <= self.max_priority_fee_per_gas:
+            return None
+        return market.at_least_bumped(self)
 
     def at_least_bumped(self, last: Fees) -> Fees:
         """These fees, raised where needed to 12.5 % above `last` (so a replacement is accepted)."""
@@ -326,13 +360,23 @@ class Chain:
         self.w3, self.account, self.chain_id = w3, account, chain_id
         self.address = Web3.to_checksum_address(address)
 
-    def check(self) -> None:
-        """The node serves our chain and a contract is deployed at the address."""
+    def check(self, origin: str | None = None) -> None:
+        """The node serves our chain, a contract is deployed at the address and, when the log's
+        `origin` is known, it is the contract deployed for that log (originHash = keccak256(origin)):
+        a log's checkpoints sent to another log's contract would be anchors no verifier accepts; and
+        its anchorer is this key (else every anchor would revert NotAnchorer)."""
         require_chain(self.w3, self.chain_id)
         code = call(lambda: self.w3.eth.get_code(self.address), "eth_getCode")
         if not code:
             raise ConfigError(f"--contract: no contract at {self.address} on chain {self.chain_id} "
                               f"({endpoint(self.w3)}); deploy one with `packproof anchor deploy`")
+        if origin is not None:
+            call(lambda: check_contract(self.w3, self.address, origin), "originHash()")
+        anchorer = str(call(lambda: contract(self.w3, self.address).functions.anchorer().call(), "anchorer()"))
+        if anchorer.lower() != self.account.address.lower():
+            raise NotTheContract(f"--key-file: the contract at {self.address} takes anchors only from {anchorer}, "
+                                 f"this key is {self.account.address}; use the key that deployed it, or deploy a "
+                                 "contract for this key (`packproof anchor deploy`)")
 
     def head(self) -> int:
         return int(call(lambda: self.w3.eth.block_number, "eth_blockNumber"))

@@ -16,27 +16,6 @@ from typing import Any
 
 from packproof.anchor import anchoring
 from packproof.anchor.anchor_check import AnchoredLog, Receipt
-from packproof.errors import PackproofError
-
-
-class NotTheContract(PackproofError):
-    """The address holds no anchor contract, or one anchoring another log's origin."""
-
-
-def check_contract(w3: anchoring.Web3, address: str, origin: str) -> None:
-    """The address holds code and anchors `origin` (originHash = keccak256(origin)); NotTheContract if not."""
-    where = anchoring.Web3.to_checksum_address(address)
-    if not w3.eth.get_code(where):
-        raise NotTheContract(f"no contract at {where} on this chain (chain id {w3.eth.chain_id})")
-    try:
-        held = bytes(anchoring.contract(w3, address).functions.originHash().call())
-    except Exception as exc:  # noqa: BLE001 - any contract that fails the call is not ours
-        raise NotTheContract(f"the contract at {where} does not answer originHash(): not a PackproofAnchor "
-                             f"({type(exc).__name__})") from None
-    want = anchoring.Web3.keccak(text=origin)
-    if held != want:
-        raise NotTheContract(f"the contract at {where} anchors another log: originHash {held.hex()}, the log "
-                             f"{origin!r} hashes to {want.hex()}")
 
 
 def _event(log: Any) -> AnchoredLog:

@@ -181,6 +181,15 @@ def test_the_anchored_event_decodes_independently(setup: Setup) -> None:
 # ---- `packproof ledger anchors`: the store's anchors against the chain, on both engines ----------
 
 
+def test_an_eth_rpc_that_is_not_an_http_url_is_bad_input(tmp_path: Path) -> None:
+    """Refused by name before anything is fetched (exit 2), not reported as a node that did not answer."""
+    contract = "0x" + "11" * 20
+    for args in (("verify", "d:3", "--api", "http://127.0.0.1:9"), ("ledger", "anchors", "--data-dir", str(tmp_path))):
+        r = cli(*args, "--eth-rpc", "127.0.0.1:8545", "--contract", contract)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "--eth-rpc '127.0.0.1:8545': expected an http(s):// JSON-RPC URL" in r.stderr, r.stderr
+
+
 def _record(url: str, s: Setup, address: str, sent: anchoring.Anchor) -> None:
     """Record an anchor the way the anchoring loop does: sent, mined (from the receipt), confirmed."""
     assert sent.tx_hash is not None and sent.block_number is not None and sent.gas_used is not None
@@ -239,6 +248,24 @@ def test_ledger_anchors_checks_every_recorded_anchor(setup: Setup, store_url: st
     down = f"http://127.0.0.1:{free_port()}"
     r = cli("ledger", "anchors", "--store", store_url, "--eth-rpc", down, "--contract", address)
     assert r.returncode == 3 and "did not answer" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_ledger_anchors_refuses_an_address_that_is_not_this_logs_contract(setup: Setup) -> None:
+    """No code at the address is bad input (exit 2), not a node that did not answer; a contract deployed
+    for another log's origin is named, not passed as "anchors hold" because it holds none of ours."""
+    s = setup
+
+    def check(address: str) -> tuple[int, str]:
+        r = cli("ledger", "anchors", "--data-dir", str(s.data), "--eth-rpc", s.rpc, "--contract", address)
+        assert "Traceback" not in r.stdout + r.stderr
+        return r.returncode, r.stdout + r.stderr
+
+    code, text = check("0x" + "22" * 20)
+    assert code == 2 and "--contract: no contract at 0x2222" in text, text
+    code, text = check(anchoring.deploy(s.w3, "another.example/log", s.sender))
+    assert code == 2 and "anchors another log" in text and repr(s.origin) in text, text
+    code, text = check(anchoring.deploy(s.w3, s.origin, s.sender))
+    assert code == 0 and "anchors hold" in text, text
 
 
 def test_ledger_anchors_catches_a_forged_first_anchor(setup: Setup, store_url: str) -> None:

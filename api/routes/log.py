@@ -40,9 +40,12 @@ async def _latest(store: Store) -> CheckpointRecord:
 
 
 def anchor_header(a: AnchorRow) -> str:
-    """`Packproof-Anchor`: the latest confirmed anchor, as `key=value` pairs (RFC 9110 parameters)."""
+    """`Packproof-Anchor`: the latest confirmed anchor, as `key=value` pairs (RFC 9110 5.6.6 parameters:
+    a value is a token or a quoted-string; the block time's colons are not token characters, so it is
+    quoted)."""
+    when = f'"{rfc3339(a.block_time)}"' if a.block_time is not None else "-"
     return (f"size={a.size}; chain-id={a.chain_id}; contract={a.contract}; tx=0x{a.tx_hash.hex()}; "
-            f"block={a.block_number}; block-time={rfc3339(a.block_time) if a.block_time is not None else '-'}")
+            f"block={a.block_number}; block-time={when}")
 
 
 def _wants_json(request: Request) -> bool:

@@ -104,23 +104,23 @@ def deploy(cfg: Settings) -> None:
 def run(cfg: Settings) -> None:
     """The anchoring loop alone, beside any sealer of the store, until Ctrl-C (then the last checkpoint)."""
     from packproof.anchor.anchorer import Anchoring, chain_of  # not at start-up: web3
-    from packproof.anchor.anchoring import WrongChain  # not at start-up: web3
+    from packproof.anchor.anchoring import NotTheContract, WrongChain  # not at start-up: web3
     from packproof.app.services import anchoring_options  # not at start-up: every stage
     from packproof.store import Store  # not at start-up: the store
 
     _need(cfg, "--rpc", "--contract", "--key-file", "--chain-id")
     opts = anchoring_options(cfg)
     chain = chain_of(opts)
-    try:
-        chain.check()
-    except WrongChain as exc:
-        fail(Exit.BAD_INPUT, str(exc))
-    except ChainError as exc:
-        out.print(f"the node is not answering now ({exc}); anchoring retries with backoff", highlight=False)
 
     async def serve() -> None:
         store = await Store.open(data_dir_of(cfg).store)
         try:
+            try:  # the chain, the contract's code and (once the log has one) the origin it anchors
+                chain.check(await store.log_origin())
+            except (WrongChain, NotTheContract) as exc:
+                fail(Exit.BAD_INPUT, str(exc))
+            except ChainError as exc:
+                out.print(f"the node is not answering now ({exc}); anchoring retries with backoff", highlight=False)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

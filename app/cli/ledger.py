@@ -268,22 +268,26 @@ def ledger_anchors(
     chain_options(eth_rpc, contract)
     dirs = data_dir_of(cfg)
 
-    async def rows() -> list[AnchorRow]:
+    async def rows() -> tuple[list[AnchorRow], str | None]:
         store = await Store.open(dirs.store, readonly=True)
         try:
             found: list[AnchorRow] = []
             while page := await store.anchors(1000, found[-1].id if found else None):
                 found += page
-            return found
+            return found, await store.log_origin()
         finally:
             await store.close()
 
-    every = asyncio.run(rows())
+    every, origin = asyncio.run(rows())
     w3 = anchoring.connect(eth_rpc)
     address = anchoring.Web3.to_checksum_address(contract)
 
     def read() -> tuple[int, list[AnchorRow], Any, Any, Any]:
         chain_id = int(w3.eth.chain_id)
+        if origin is not None:  # code at the address, and the contract of this log (not another's)
+            anchoring.check_contract(w3, address, origin)
+        elif not w3.eth.get_code(address):
+            raise anchoring.NotTheContract(f"no contract at {address} on this chain (chain id {chain_id})")
         mine = sorted((r for r in every if r.chain_id == chain_id and r.contract.lower() == address.lower()),
                       key=lambda r: r.id)
         events = chainread.all_events(w3, address, span)
@@ -295,6 +299,8 @@ def ledger_anchors(
         chain_id, mine, events, stored, receipts = anchoring.call(read, "reading the anchors")
     except anchoring.ChainError as exc:
         fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
+    except anchoring.NotTheContract as exc:
+        fail(Exit.BAD_INPUT, f"--contract: {exc}")
     findings = compare_anchors(mine, events, stored, receipts)
     others = len(every) - len(mine)
     out.print(f"{len(mine)} anchor(s) recorded for contract {address} on chain {chain_id}"

@@ -281,8 +281,9 @@ def verify(
         "--certificate", help="A condition certificate (JSON, issue 18): every claim recomputed from the readings "
                               "it carries, checked offline.")] = None,
 ) -> None:
-    """Check one reading's proof: the reading, the device's sealed registry record and signature,
-    both Merkle paths, the block hashes and signatures, the chain.
+    """Check one reading's (or, with --custody, a custody event's) proof: the reading, the device's
+    sealed registry record and signature, both Merkle paths, the block hashes and signatures, the
+    chain; with --eth-rpc, the Ethereum anchor covering its log checkpoint.
 
     Every claim printed is derived from proven bytes: the reading id from the reading, the
     device's key and trust level from its sealed registry record.
@@ -409,6 +410,8 @@ def chain_options(eth_rpc: str | None, contract: str | None) -> tuple[str, str] 
         return None
     if eth_rpc is None or contract is None:
         fail(Exit.BAD_INPUT, "--eth-rpc URL and --contract ADDRESS go together (the node and the anchor contract)")
+    if not eth_rpc.startswith(("http://", "https://")):
+        fail(Exit.BAD_INPUT, f"--eth-rpc {eth_rpc!r}: expected an http(s):// JSON-RPC URL of an Ethereum node")
     if not (contract.startswith("0x") and len(contract) == 42 and not contract[2:].strip("0123456789abcdefABCDEF")):
         fail(Exit.BAD_INPUT, f"--contract {contract!r}: expected an address, 0x and 40 hex digits")
     return eth_rpc, contract
@@ -458,7 +461,7 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
 
     def read() -> tuple[Any, list[Any], int, int | None]:
         if mine.origin is not None:
-            chainread.check_contract(w3, address, mine.origin)
+            anchoring.check_contract(w3, address, mine.origin)
         anchor = anchoring.at_or_after(w3, address, head.size)
         found = chainread.anchor_events(w3, address, anchor.size, anchor.block_time) if anchor is not None else []
         block_time = int(w3.eth.get_block(found[0].block_number)["timestamp"]) if found else None
@@ -468,7 +471,7 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
         anchor, found, head_block, block_time = anchoring.call(read, "reading the anchor")
     except anchoring.ChainError as exc:
         fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
-    except chainread.NotTheContract as exc:
+    except anchoring.NotTheContract as exc:
         fail(Exit.BAD_INPUT, f"--contract: {exc}")
     proof = None
     if anchor is not None and anchor.size > head.size and api_url is not None:

@@ -102,6 +102,34 @@ def test_a_key_file_is_fresh_private_and_never_overwritten(tmp_path: Path) -> No
         anchoring.load_key(bad)
 
 
+async def test_the_loop_sends_nothing_to_a_contract_deployed_for_another_log(rig: Rig) -> None:
+    """The same key's contract for another origin: the loop refuses it by name (a settings fault, the
+    long backoff) before signing anything, rather than anchoring heads no verifier would accept."""
+    other = anchoring.deploy_signed(anchoring.connect(rig.url), "another.example/log",
+                                    anchoring.load_key(rig.opts.key_file), 31337)  # type: ignore[arg-type]
+    a = Anchoring(rig.store, replace(rig.opts, contract=other))
+    size = await rig.seal(5)
+    with pytest.raises(anchoring.NotTheContract, match=f"anchors another log: .* the log '{ORIGIN}' hashes to"):
+        await a.pass_once()
+    assert await rig.store.anchors(5) == [] and anchoring.latest(anchoring.connect(rig.url), other) is None
+    await a._attempt(final=False)
+    assert a.error is not None and "anchors another log" in a.error and a.failures == 1
+    good = rig.anchoring()
+    await good.pass_once()
+    assert [r.size for r in await rig.store.anchors(5)] == [size]
+
+
+async def test_a_key_that_is_not_the_contracts_anchorer_is_named_before_anything_is_signed(rig: Rig,
+                                                                                    tmp_path: Path) -> None:
+    funded_key(rig.url, tmp_path / "other.key")
+    await rig.seal(5)
+    a = Anchoring(rig.store, replace(rig.opts, key_file=tmp_path / "other.key"))
+    with pytest.raises(anchoring.NotTheContract, match=r"--key-file: the contract at 0x\w+ takes anchors only "
+                                                       r"from 0x\w+, this key is 0x\w+; use the key that deployed"):
+        await a.pass_once()
+    assert await rig.store.anchors(5) == []
+
+
 async def test_the_loop_anchors_the_sealers_checkpoints_and_counts_confirmations(rig: Rig) -> None:
     size = await rig.seal(30)
     a = rig.anchoring()
@@ -193,9 +221,10 @@ async def test_a_dropped_transaction_is_resent_with_the_same_nonce_and_higher_fe
     await a.pass_once()
     again, = await rig.store.anchors(10)
     assert (again.id, again.status, again.nonce, again.sends) == (sent.id, AnchorState.PENDING, sent.nonce, 2)
-    assert again.tx_hash != sent.tx_hash and again.error is not None and "dropped" in again.error
-    assert again.max_fee_per_gas >= sent.max_fee_per_gas * 9 // 8
-    assert again.max_priority_fee_per_gas >= sent.max_priority_fee_per_gas * 9 // 8
+    assert again.error is not None and "dropped" in again.error
+    # the node's fees have not risen: sent again as it was (same fees, so the very same transaction)
+    assert (again.max_fee_per_gas, again.max_priority_fee_per_gas, again.tx_hash) == (
+        sent.max_fee_per_gas, sent.max_priority_fee_per_gas, sent.tx_hash)
     rpc(rig.url, "evm_mine")
     await a.pass_once()
     done, = await rig.store.anchors(10)
@@ -280,14 +309,36 @@ async def test_a_transaction_unmined_too_long_is_replaced_with_higher_fees(rig: 
     assert (await rig.store.anchors(1))[0].sends == 1  # not yet
     await asyncio.sleep(0.4)
     await a.pass_once()
+    # unmined past stuck_after, but its fees are still the node's: not bumped (a nonce gap or an
+    # account without funds would otherwise compound +12.5 % every stuck_after, tip included)
+    assert (await rig.store.anchors(1))[0].sends == 1
+    # the market rises above it: a block whose base fee exceeds its max fee, which it cannot enter
+    rpc(rig.url, "hardhat_setNextBlockBaseFeePerGas", hex(sent.max_fee_per_gas + 1))
+    rpc(rig.url, "evm_mine")
+    assert (await rig.store.anchors(1))[0].block_number is None
+    await a.pass_once()
     again, = await rig.store.anchors(10)
     assert (again.sends, again.nonce, again.status) == (2, sent.nonce, AnchorState.PENDING)
     assert again.error is not None and "unmined after" in again.error
     assert again.max_priority_fee_per_gas >= sent.max_priority_fee_per_gas * 9 // 8
+    assert again.max_fee_per_gas > 2 * sent.max_fee_per_gas  # the market's: 2 x the new base fee + tip
     rpc(rig.url, "evm_mine")  # the node kept only the replacement (same nonce, higher fees)
     await a.pass_once()
     done, = await rig.store.anchors(10)
     assert done.status is AnchorState.CONFIRMED and done.tx_hash == again.tx_hash
+
+
+def test_a_resend_bumps_fees_only_over_a_market_that_rose() -> None:
+    last = anchoring.Fees(max_fee_per_gas=3_000, max_priority_fee_per_gas=1_000)
+    assert last.replacement(last) is None and last.replacement(anchoring.Fees(2_000, 500)) is None
+    assert last.replacement(anchoring.Fees(3_001, 1_000)) == anchoring.Fees(3_375, 1_125)  # +12.5 % at least
+    assert last.replacement(anchoring.Fees(9_000, 1_000)) == anchoring.Fees(9_000, 1_125)  # the market's
+    assert last.replacement(anchoring.Fees(2_000, 2_000)) == anchoring.Fees(3_375, 2_000)
+    # a hundred resends with the market flat leave the fees where they were: nothing compounds
+    fees = last
+    for _ in range(100):
+        fees = fees.replacement(last) or fees
+    assert fees == last
 
 
 def test_anchoring_settings_are_all_or_nothing_and_checked(tmp_path: Path) -> None:

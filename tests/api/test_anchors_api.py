@@ -4,6 +4,7 @@ over a store whose anchors rows are written as the anchoring loop writes them.""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import httpx
@@ -69,7 +70,11 @@ def test_anchors_listed_and_the_latest_confirmed_on_the_checkpoint(tmp_path: Pat
         assert again.content == plain.content  # the C2SP body unchanged, byte for byte
         assert again.headers["packproof-anchor"] == (
             f"size={sizes[1]}; chain-id=31337; contract={CONTRACT}; tx=0x{'02' * 32}; block=11; "
-            "block-time=2026-11-30T00:53:33.000Z")
+            'block-time="2026-11-30T00:53:33.000Z"')
+        # RFC 9110 5.6.6: parameters = *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] )
+        token, quoted = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", r'"(?:[^"\\]|\\.)*"'
+        assert re.fullmatch(rf"{token}=(?:{token}|{quoted})(?:; {token}=(?:{token}|{quoted}))*",
+                            again.headers["packproof-anchor"]), again.headers["packproof-anchor"]
         assert again.headers["vary"] == "Accept"
         both = httpx.get(f"{url}/checkpoint", headers={"Accept": "text/plain, application/json"}, timeout=5)
         assert both.content == plain.content
