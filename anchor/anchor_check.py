@@ -18,10 +18,11 @@ anchors`: every anchor the store recorded against what the chain holds.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-import hashlib
+
 from packproof.anchor.consistency import verify_consistency
 from packproof.anchor.note import parse_note
 from packproof.anchor.tlog_checkpoint import parse_checkpoint

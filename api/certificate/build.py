@@ -3,8 +3,9 @@
 It binds to the largest checkpoint witnesses cosigned (else the latest the log signed): every
 reading of the pack inside that checkpoint is carried and proven by one multi-leaf inclusion proof,
 with the device's key records and the pack's custody event records; readings stored after it are
-counted as `unsealed`. The confirmed on-chain anchor covering that checkpoint (issue 17), when the
-store has one, is carried with the consistency proof that links them. The claims are `claims.claims_of` over exactly the carried readings.
+counted as `unsealed`. The claims are `claims.claims_of` over exactly the carried readings. The
+confirmed on-chain anchor covering that checkpoint (issue 17), when the store has one, is carried with
+the RFC 6962 consistency proof that links them.
 """
 
 from __future__ import annotations

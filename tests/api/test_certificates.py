@@ -21,6 +21,7 @@ import httpx
 import orjson
 import pytest
 
+from packproof.anchor.anchor_check import note_hash
 from packproof.api.certificate.build import pack_certificate, shipment_certificate
 from packproof.api.certificate.claims import RULES, mean_kinetic_temperature, verdict_of
 from packproof.api.certificate.document import PackCertificate, parse_certificate, readings_of
@@ -28,7 +29,6 @@ from packproof.api.certificate.verify import verify_certificate
 from packproof.crypto import b64
 from packproof.net import free_port
 from packproof.paths import DataDir
-from packproof.anchor.anchor_check import note_hash
 from tests.certutil import LEDGER_PUBLIC, SealedPack, sealed_pack
 from tests.conftest import Service, cli
 
