@@ -378,7 +378,7 @@ def test_the_api_serves_each_format_and_the_pdf_reads_back(served: tuple[str, Pa
         assert r.status_code == status and "detail" in r.json()
         assert message is None or message in r.json()["detail"]
 
-    _read_back(pdf.content, device, "DO NOT INSTALL", tmp_path, "api")
+    _read_back(pdf.content, device, "DO NOT INSTALL", tmp_path, "api", "Chain anchor: not anchored yet")
     for suffix in (".json", ".html", ".pdf", ".passport.json"):
         out = tmp_path / f"cli{suffix}"
         r = cli("certificate", device, "--out", str(out), "--data-dir", str(data))
@@ -392,13 +392,15 @@ def test_the_api_serves_each_format_and_the_pdf_reads_back(served: tuple[str, Pa
     assert cli("certificate", device, "--out", str(tmp_path / "x.docx"), "--data-dir", str(data)).returncode == 2
 
 
-def _read_back(pdf: bytes, device: str, verdict: str, tmp_path: Path, name: str) -> None:
+def _read_back(pdf: bytes, device: str, verdict: str, tmp_path: Path, name: str, *said: str) -> None:
     if shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None:
         pytest.skip("poppler-utils (pdftotext, pdftoppm) are not installed: make install brings them")
     path = tmp_path / f"{name}.pdf"
     path.write_bytes(pdf)
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     assert verdict in text and device in text
+    flat = " ".join(text.split())
+    assert all(x in flat for x in said), [x for x in said if x not in flat]
     pages = int(next(line.split()[-1] for line in subprocess.run(
         ["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout.splitlines()
         if line.startswith("Pages:")))
@@ -439,4 +441,11 @@ def test_without_dejavu_the_pdf_falls_back_to_the_core_font(issued: tuple[dict[s
     assert isinstance(cert, PackCertificate)
     data = pdf.certificate_pdf(cert)
     assert data.startswith(b"%PDF-") and b"DejaVu" not in data
-    _read_back(data, cert.subject.device_id, "DO NOT INSTALL", tmp_path, "core-font")
+    assert cert.anchor is not None
+    from packproof.api.certificate.html import certificate_html
+
+    html = certificate_html(cert)
+    assert f"Chain anchor: chain id 31337, contract 0x{'5a' * 20}, block 12 (" in html
+    assert f"tx {cert.anchor.tx_hash}" in html and cert.anchor.block_time in html
+    _read_back(data, cert.subject.device_id, "DO NOT INSTALL", tmp_path, "core-font",
+               "Chain anchor: chain id 31337", "block 12", cert.anchor.tx_hash[:20])
