@@ -282,7 +282,10 @@ def anchor_check(cert: PackCertificate, checkpoint: LogHead) -> Check:
         return Check("anchor", False, f"not a readable anchor: {exc}")
     if len(anchored.root) != 32 or len(anchored.note_hash) != 32 or any(len(h) != 32 for h in proof):
         return Check("anchor", False, "root, note hash and consistency hashes are 32 bytes each (SHA-256)")
-    if a.size <= checkpoint.size and proof:
+    if a.size < checkpoint.size:
+        return Check("anchor", False, f"the anchor (size {a.size}) is older than the checkpoint (size "
+                                      f"{checkpoint.size}): it does not cover it")
+    if a.size == checkpoint.size and proof:
         return Check("anchor", False, f"an anchor at the checkpoint's own size ({a.size}) needs no consistency "
                                       f"proof; this one carries {len(proof)} hash(es)")
     verdict = judge_anchor(LogHead(checkpoint.size, checkpoint.root, mine), anchored,

@@ -21,7 +21,7 @@ from packproof.reading import parse_reading_id
 from packproof.timefmt import rfc3339
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
-    from packproof.anchor.anchor_check import LogHead
+    from packproof.anchor.anchor_check import Anchor, AnchoredLog, AnchorVerdict, LogHead
     from packproof.anchor.cosignature import WitnessKey
     from packproof.anchor.ledger import Block
     from packproof.anchor.note import VerifierKey
@@ -453,8 +453,8 @@ class _OnChain:
     """What the node answered: the first anchor at or after a size (None: none), the Anchored event(s)
     of that anchor, the node's head block and the anchor block's time."""
 
-    anchor: Any
-    found: list[Any]
+    anchor: Anchor | None
+    found: list[AnchoredLog]
     head_block: int
     block_time: int | None
 
@@ -506,7 +506,7 @@ def _show_anchor(address: str, on: _OnChain) -> None:
                   "(a node that prunes logs?)", highlight=False)
 
 
-def _conclude(verdict: Any) -> None:
+def _conclude(verdict: AnchorVerdict) -> None:
     """Print the anchor verdict; exit 1 on a conflict, 6 when it does not hold (not anchored, unproven)."""
     from packproof.anchor.anchor_check import Outcome  # not at start-up: cryptography
 
@@ -615,7 +615,7 @@ def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[Ve
         for note in dict.fromkeys(p.evidence.log.checkpoint for p in packs):
             _check_witnesses(note, *witnessed)
     out.print("[green]certificate holds: every claim recomputed from its readings[/]")
-    if on_chain is not None:
+    if on_chain is not None:  # each distinct anchor (or unanchored checkpoint) of the packs once
         for p in {(p.anchor.size, p.anchor.root) if p.anchor else p.evidence.log.checkpoint: p
                   for p in packs}.values():
             head = _head_of_note(p.evidence.log.checkpoint)

@@ -262,6 +262,8 @@ EDITS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("the serial", lambda d: d["subject"].update(serial="PK-OTHER"), r"subject\.serial"),
     ("the anchored root", lambda d: d["anchor"].update(root="ab" * 32), r"anchor .*does not extend"),
     ("the anchored size", lambda d: d["anchor"].update(size=d["anchor"]["size"] + 1), r"anchor .*does not extend"),
+    ("an anchor older than the checkpoint", lambda d: d["anchor"].update(size=1),
+     r"anchor .*older than the checkpoint"),
     ("a consistency hash", lambda d: d["anchor"]["consistency"].__setitem__(0, b64(bytes(32))),
      r"anchor .*does not extend"),
     ("the consistency proof dropped", lambda d: d["anchor"].update(consistency=[]), r"anchor .*does not extend"),
