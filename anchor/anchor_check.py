@@ -18,10 +18,10 @@ anchors`: every anchor the store recorded against what the chain holds.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from packproof.anchor.consistency import verify_consistency
 from packproof.anchor.note import parse_note
@@ -29,10 +29,8 @@ from packproof.anchor.tlog_checkpoint import parse_checkpoint
 from packproof.errors import NoteError, ProofError
 from packproof.records import AnchorRow, AnchorState
 
-if TYPE_CHECKING:  # the record only: web3 is imported by the I/O side (anchoring.py), not here
-    from packproof.anchor.anchoring import Anchor
-
 __all__ = [
+    "Anchor",
     "AnchoredLog",
     "AnchorVerdict",
     "Finding",
@@ -42,9 +40,29 @@ __all__ = [
     "compare_anchors",
     "judge_anchor",
     "log_signed_note",
+    "note_hash",
 ]
 
 _LOG_SIGNATURE_BYTES = 64  # an Ed25519 note signature; a cosignature/v1 line carries 8 + 64 (tlog-cosignature)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One anchor as the chain holds it, with the transaction that put it there when known (here, not
+    in anchoring.py, so a verifier judges a certificate's carried anchor without loading web3)."""
+
+    size: int
+    root: bytes
+    note_hash: bytes
+    tx_hash: bytes | None
+    block_number: int | None
+    block_time: int
+    gas_used: int | None
+
+
+def note_hash(note: str) -> bytes:
+    """SHA-256 of the signed note's UTF-8 bytes exactly as served (C2SP signed-note text)."""
+    return hashlib.sha256(note.encode("utf-8")).digest()
 
 
 def log_signed_note(note: str) -> str:

@@ -20,7 +20,6 @@ is signed in (EIP-155) and checked against the node's eth_chainId before anythin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,8 @@ from eth_account.signers.local import LocalAccount  # noqa: E402
 from web3 import Web3  # noqa: E402  (after reading the recursion limit: see below)
 from web3.exceptions import BlockNotFound, ContractCustomError, ContractLogicError, TransactionNotFound  # noqa: E402
 
+from packproof.anchor.anchor_check import Anchor as Anchor  # noqa: E402  (the record's home is the pure judge)
+from packproof.anchor.anchor_check import note_hash as note_hash  # noqa: E402
 from packproof.errors import ChainError, ConfigError, PackproofError  # noqa: E402
 from packproof.records import CheckpointRecord  # noqa: E402
 
@@ -61,30 +62,12 @@ class AnchorRefused(PackproofError):
         self.error = error
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """One anchor as the chain holds it, with the transaction that put it there when known."""
-
-    size: int
-    root: bytes
-    note_hash: bytes
-    tx_hash: bytes | None
-    block_number: int | None
-    block_time: int
-    gas_used: int | None
-
-
 @cache
 def artifact() -> dict[str, Any]:
     """The committed ABI and bytecode (tests/anchor/test_chain_contract.py keeps them = the source)."""
     text = resources.files("packproof.anchor").joinpath("chain/PackproofAnchor.json").read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
-
-
-def note_hash(note: str) -> bytes:
-    """SHA-256 of the signed note's UTF-8 bytes exactly as served (C2SP signed-note text)."""
-    return hashlib.sha256(note.encode("utf-8")).digest()
 
 
 def revert_errors() -> dict[str, str]:

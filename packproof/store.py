@@ -1591,6 +1591,13 @@ class Store:
                                  "LIMIT 1", params)
         return _anchor_of(rows[0]) if rows else None
 
+    async def confirmed_anchor_covering(self, size: int) -> AnchorRow | None:
+        """The confirmed anchor of the smallest checkpoint at or after `size` (on any contract): the one
+        that covers every leaf below `size` soonest (a certificate carries it; None: not anchored yet)."""
+        rows = await self._fetch(f"SELECT {ANCHOR_COLUMNS} FROM anchors WHERE status=? AND size>=? "
+                                 "ORDER BY size, id DESC LIMIT 1", (AnchorState.CONFIRMED.value, size))
+        return _anchor_of(rows[0]) if rows else None
+
     async def anchored_size(self, chain_id: int, contract: str) -> int:
         """The largest checkpoint size sent to this contract and not failed or replaced (0: none)."""
         rows = await self._fetch("SELECT MAX(size) FROM anchors WHERE chain_id=? AND contract=? "

@@ -5,6 +5,7 @@ cases, a forged anchor, an unanchored checkpoint and a node that is down (issue 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,3 +343,89 @@ def test_a_custody_events_proof_is_checked_against_the_chain(
     anchoring.send_anchor(w3, forged, CheckpointRecord(size, b"\x99" * 32, "forged", 0.0), sender)
     r = cli(*args, forged)
     assert r.returncode == 1 and "99" * 32 in r.stderr and root.hex() in r.stderr, r.stdout + r.stderr
+
+
+# ---- a condition certificate's anchor (issue 18): carried, checked offline and on chain ----------
+
+
+def test_a_certificate_carries_the_anchor_and_verify_checks_it_offline_and_on_chain(
+        setup: Setup, tmp_path: Path) -> None:
+    from packproof.anchor.cosignature import CosignerKey
+    from packproof.anchor.note import parse_note
+
+    s = setup
+    data = tmp_path / "data"
+    _seal(data, 0, 250)  # its own log: checkpoints at 100, 200 and 251
+    cps = checkpoints(data)
+    origin = cps[100].note.split("\n", 1)[0]
+    address = anchoring.deploy(s.w3, origin, s.sender)
+
+    def certificate(name: str) -> tuple[Path, dict[str, object]]:
+        path = tmp_path / name
+        r = cli("certificate", "d", "--out", str(path), "--data-dir", str(data))
+        assert r.returncode == 0, r.stdout + r.stderr
+        return path, json.loads(path.read_text())
+
+    def verify(path: Path, *chain: str) -> tuple[int, str]:
+        r = cli("verify", "--certificate", str(path), "--ledger-key", str(data / "ledger.pub"), *chain)
+        assert "Traceback" not in r.stdout + r.stderr
+        return r.returncode, r.stdout + r.stderr
+
+    on_chain = ("--eth-rpc", s.rpc, "--contract", address)
+    # no anchor yet: null, said so offline; the chain has none either (exit 6)
+    path, doc = certificate("none.json")
+    assert doc["anchor"] is None
+    code, text = verify(path)
+    assert code == 0 and "not anchored yet" in text, text
+    code, text = verify(path, *on_chain)
+    assert code == 6 and "no anchor at or after size 251" in text, text
+    # the latest checkpoint anchored and confirmed: carried at the same size, no proof needed
+    sent = anchoring.send_anchor(s.w3, address, cps[251], s.sender)
+    _record(DataDir(data).store, s, address, sent)
+    path, doc = certificate("same.json")
+    anchor = doc["anchor"]
+    assert isinstance(anchor, dict) and sent.tx_hash is not None
+    assert (anchor["size"], anchor["root"], anchor["consistency"]) == (251, cps[251].root.hex(), [])
+    assert (anchor["tx_hash"], anchor["block_number"], anchor["chain_id"]) == (
+        "0x" + sent.tx_hash.hex(), sent.block_number, 31337)
+    code, text = verify(path)
+    assert code == 0 and "anchored at this very size" in text, text
+    code, text = verify(path, *on_chain)
+    assert code == 0 and f"block          {sent.block_number}" in text and "confirmations  " in text, text
+    assert "anchored: anchored at this very size: size 251" in text
+    # a witness cosigned checkpoint 200: the certificate binds to it and carries the later anchor at
+    # 251 with the consistency proof from 200
+    witness = CosignerKey.generate("witness.example/w0")
+
+    async def cosign() -> None:
+        store = await DataDir(data).open_writer()
+        try:
+            line = witness.cosign(parse_note(cps[200].note.encode()).text, 1_800_000_000).line()
+            await store.save_cosignatures(200, {witness.name: line})
+        finally:
+            await store.close()
+
+    asyncio.run(cosign())
+    path, doc = certificate("later.json")
+    anchor = doc["anchor"]
+    assert isinstance(anchor, dict) and anchor["size"] == 251 and len(anchor["consistency"]) > 0
+    code, text = verify(path)
+    assert code == 0 and "covered by the later anchor at size 251" in text, text
+    code, text = verify(path, *on_chain)
+    assert code == 0 and "confirmations" in text and "anchored:" in text, text
+    # a contract holding another root for 251 (exit 1), one holding nothing (exit 6)
+    forged = anchoring.deploy(s.w3, origin, s.sender)
+    anchoring.send_anchor(s.w3, forged, CheckpointRecord(251, b"\x66" * 32, "forged", 0.0), s.sender)
+    code, text = verify(path, "--eth-rpc", s.rpc, "--contract", forged)
+    assert code == 1 and "anchor: the chain holds another root for size 251" in text and "66" * 32 in text, text
+    empty = anchoring.deploy(s.w3, origin, s.sender)
+    code, text = verify(path, "--eth-rpc", s.rpc, "--contract", empty)
+    assert code == 6 and "anchor: no anchor at or after size 251" in text, text
+    # edits: offline, another root fails naming `anchor`; another transaction only the chain can tell
+    for field, value, exit_code, said in (("root", "cd" * 32, 1, "FAIL anchor"),
+                                          ("tx_hash", "0x" + "01" * 32, 1, "anchor: the certificate says tx 0x01")):
+        edited = json.loads(path.read_text())
+        edited["anchor"][field] = value
+        (tmp_path / "edited.json").write_text(json.dumps(edited))
+        code, text = verify(tmp_path / "edited.json", *on_chain)
+        assert code == exit_code and said in text, (field, text)

@@ -3,7 +3,9 @@
 It binds to the largest checkpoint witnesses cosigned (else the latest the log signed): every
 reading of the pack inside that checkpoint is carried and proven by one multi-leaf inclusion proof,
 with the device's key records and the pack's custody event records; readings stored after it are
-counted as `unsealed`. The claims are `claims.claims_of` over exactly the carried readings.
+counted as `unsealed`. The claims are `claims.claims_of` over exactly the carried readings. The
+confirmed on-chain anchor covering that checkpoint (issue 17), when the store has one, is carried with
+the RFC 6962 consistency proof that links them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from packproof.anchor.proof import parse_key_record
 from packproof.api.certificate.claims import VERDICTS, Claims, Inputs, claims_of
 from packproof.api.certificate.document import (
     FORMAT,
+    CertificateAnchor,
     Evidence,
     LogEvidence,
     PackCertificate,
@@ -32,6 +35,7 @@ from packproof.edge.thresholds import BUILTIN_PROFILES, Profile
 from packproof.errors import PackproofError
 from packproof.parties import PARTIES
 from packproof.reading import Reading
+from packproof.records import CheckpointRecord
 from packproof.store import Store
 from packproof.timefmt import rfc3339
 
@@ -114,7 +118,21 @@ async def pack_certificate(store: Store, device_id: str, ledger_key: bytes, now:
     return PackCertificate(format=FORMAT, kind="pack", issued_at=rfc3339(now),
                            subject=Subject(device_id=device_id, shipment_id=device.shipment_id,
                                            serial=claims.custody.serial),
-                           claims=claims, evidence=evidence, anchor=None)
+                           claims=claims, evidence=evidence, anchor=await anchor_of(store, checkpoint))
+
+
+async def anchor_of(store: Store, checkpoint: CheckpointRecord) -> CertificateAnchor | None:
+    """The confirmed anchor covering `checkpoint` (the same size, or the smallest later one with the
+    consistency proof from the checkpoint to it, made from the stored tiles as GET /log/consistency
+    makes it); None while none is confirmed."""
+    row = await store.confirmed_anchor_covering(checkpoint.size)
+    if row is None or row.block_number is None or row.block_time is None:
+        return None
+    proof = await store.consistency_proof(checkpoint.size, row.size) if row.size > checkpoint.size else []
+    return CertificateAnchor(chain_id=row.chain_id, contract=row.contract, size=row.size, root=row.root.hex(),
+                             note_hash=row.note_hash.hex(), tx_hash="0x" + row.tx_hash.hex(),
+                             block_number=row.block_number, block_time=rfc3339(row.block_time),
+                             consistency=[b64(h) for h in proof])
 
 
 async def shipment_certificate(store: Store, shipment_id: str, ledger_key: bytes, now: float,

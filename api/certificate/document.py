@@ -13,7 +13,12 @@
                           "reading_runs": [[first index, count], ...],  log index of each reading, by seq
                           "registry_indices", "custody_indices", "party_indices",
                           "proof": base64}}    one multi-leaf proof: the subtree roots, 32 bytes each
-     "anchor": null | {...}}                 an on-chain anchor of the checkpoint, when the store has one
+     "anchor": null | {"chain_id", "contract", "size", "root", "note_hash", "tx_hash", "block_number",
+                       "block_time", "consistency": [base64, ...]}}
+                                             the confirmed on-chain anchor (issue 17) covering the checkpoint:
+                                             at its size, or the smallest later one with the RFC 6962
+                                             consistency proof from the checkpoint's size to the anchor's;
+                                             null while none is confirmed ("not anchored yet")
 
 The readings are their canonical RFC 8785 bytes (exactly the log's leaves, so the verifier hashes
 them as they are), one per line in rising seq order, gzip-compressed (RFC 1952, mtime 0) and
@@ -26,7 +31,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,6 +85,23 @@ class Evidence(BaseModel):
     log: LogEvidence
 
 
+class CertificateAnchor(BaseModel):
+    """The anchor as the store recorded it once confirmed; `root`, `note_hash`, `tx_hash` in hex, the
+    `consistency` hashes in base64 (empty at the same size). Offline the root is checked against the
+    checkpoint through the proof; `verify --eth-rpc` checks size and root against the contract."""
+
+    model_config = _STRICT
+    chain_id: int
+    contract: str
+    size: Annotated[int, Field(ge=1)]
+    root: str
+    note_hash: str
+    tx_hash: str
+    block_number: Annotated[int, Field(ge=0)]
+    block_time: str  # RFC 3339, the anchor block's timestamp
+    consistency: list[str]
+
+
 class PackCertificate(BaseModel):
     model_config = _STRICT
     format: Literal["packproof-certificate/1"]
@@ -88,7 +110,7 @@ class PackCertificate(BaseModel):
     subject: Subject
     claims: Claims
     evidence: Evidence
-    anchor: dict[str, Any] | None = None
+    anchor: CertificateAnchor | None
 
 
 class ShipmentCertificate(BaseModel):
@@ -156,6 +178,17 @@ def unpack_hashes(text: str) -> list[bytes]:
 def readings_of(cert: PackCertificate) -> list[Reading]:
     """The carried readings as values (for drawing; `verify.py` checks them one by one)."""
     return [Reading.model_validate_json(b) for b in unpack_readings(cert.evidence.readings)]
+
+
+def anchor_summary(cert: PackCertificate) -> str:
+    """The anchor as the HTML and the PDF print it beside the checkpoint."""
+    a = cert.anchor
+    if a is None:
+        return "Chain anchor: not anchored yet (no confirmed on-chain anchor covered this checkpoint when issued)"
+    how = "at the checkpoint's size" if not a.consistency else f"at size {a.size}, a consistency proof of " \
+          f"{len(a.consistency)} hash(es) from the checkpoint"
+    return (f"Chain anchor: chain id {a.chain_id}, contract {a.contract}, block {a.block_number} ({a.block_time}), "
+            f"tx {a.tx_hash}, {how}; root {a.root}")
 
 
 def parse_certificate(raw: bytes) -> Certificate:

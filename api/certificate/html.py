@@ -16,7 +16,7 @@ from packproof.anchor.note import parse_note
 from packproof.anchor.tlog_checkpoint import parse_checkpoint
 from packproof.api.certificate.charts import charts_of, svg
 from packproof.api.certificate.claims import RULES, Claims
-from packproof.api.certificate.document import PackCertificate, ShipmentCertificate, readings_of
+from packproof.api.certificate.document import PackCertificate, ShipmentCertificate, anchor_summary, readings_of
 
 CSS = """
 body{font:11pt/1.35 "DejaVu Sans",Helvetica,Arial,sans-serif;color:#222;margin:0 auto;max-width:190mm;padding:8mm}
@@ -98,7 +98,7 @@ def _pack(cert: PackCertificate, link: str | None) -> str:
                f"over {k.silent_limit_s:g} s, unsealed {k.unsealed:,} · {len(c.excursions)} excursion(s)</p>")
     note = escape(cert.evidence.log.checkpoint)
     out.append(f'<p class="small">Bound to log checkpoint: <code class="note">{note}</code>'
-               + (f"<br>Chain anchor: {escape(str(cert.anchor))}" if cert.anchor else "")
+               + f'<br><span class="anchor">{escape(anchor_summary(cert))}</span>'
                + "<br>Check it offline: <code>packproof verify --certificate FILE.json --ledger-key KEY</code>"
                + (f" (the JSON: <code>{escape(link)}</code>)" if link else "") + "</p></section>")
 

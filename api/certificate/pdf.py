@@ -17,7 +17,7 @@ from fpdf import FPDF, FontFace
 
 from packproof.api.certificate.charts import Chart, charts_of, ticks
 from packproof.api.certificate.claims import RULES
-from packproof.api.certificate.document import PackCertificate, ShipmentCertificate, readings_of
+from packproof.api.certificate.document import PackCertificate, ShipmentCertificate, anchor_summary, readings_of
 from packproof.api.certificate.html import _duration, verification_text
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"),)
@@ -182,6 +182,7 @@ def _pack(pdf: _Doc, cert: PackCertificate, link: str | None) -> None:
              f"unsealed {k.unsealed:,} · {len(c.excursions)} excursion(s)")
     pdf.ln(1)
     pdf.para("Bound to log checkpoint:\n" + cert.evidence.log.checkpoint.strip(), 7, h=3.4)
+    pdf.para(anchor_summary(cert), 7, h=3.4)
     pdf.para("Check it offline: packproof verify --certificate FILE.json --ledger-key KEY"
              + (f" (the JSON: {link})" if link else ""), 8)
 

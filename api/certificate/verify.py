@@ -16,7 +16,11 @@ In order (each a named `Check`, so the command line prints which link broke):
 6. the claims: `claims.claims_of` over the carried readings and events must give exactly the claims
    the document states; every differing field is a failed check named by its path (`claims.tests[1]
    .verdict`). Completeness follows: a gap is computed from the carried seqs, so a reading left out
-   shows as a gap, and a gap the document does not declare fails `claims.completeness.gaps`.
+   shows as a gap, and a gap the document does not declare fails `claims.completeness.gaps`;
+7. the anchor (issue 17), when carried: at the checkpoint's size its root and note hash must be the
+   checkpoint's; at a later size the carried RFC 6962 consistency proof (RFC 6962 2.1.2) must lead from
+   the checkpoint's root to the anchored root (`anchor_check.judge_anchor`, the rule's one home). That
+   the chain holds it is checked by `packproof verify --certificate FILE --eth-rpc URL --contract ADDR`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from packproof.anchor.anchor_check import Anchor, LogHead, judge_anchor, log_signed_note, note_hash
 from packproof.anchor.custody_proof import key_record_in_force, parse_party_key_record
 from packproof.anchor.logproof import describe, open_log_checkpoint
 from packproof.anchor.merkle import root_from_multi_proof
@@ -184,6 +189,7 @@ def verify_pack(cert: PackCertificate, ledger_key: bytes | None = None, log_keys
             note = "" if trusted or log_keys else " (key taken from the certificate; pin it with --ledger-key)"
             checks.append(Check("checkpoint", True, f"{cp.origin} {describe(cp)}, signed by the log{note}"))
             checks.append(_inclusion(cert, bodies, reading_idx, cp.size, cp.root))
+            checks.append(anchor_check(cert, LogHead(cp.size, cp.root, None)))
         except NoteError as exc:
             checks.append(Check("checkpoint", False, f"does not open with the log's keys: {exc}"))
 
@@ -258,6 +264,35 @@ def _inclusion(cert: PackCertificate, bodies: list[bytes], reading_idx: list[int
     return Check("log inclusion", ok, f"{len(leaves):,} leaves, one multi-leaf proof of "
                                       f"{len(ev.log.proof) * 3 // 4 // 32:,} hashes -> root {got.hex()}"
                  + ("" if ok else f", the checkpoint's root is {root.hex()}"))
+
+
+def anchor_check(cert: PackCertificate, checkpoint: LogHead) -> Check:
+    """The carried anchor against the certificate's (opened) checkpoint, offline: same size and root and
+    note hash, or a later anchored root that the carried consistency proof shows extends it."""
+    a = cert.anchor
+    if a is None:
+        return Check("anchor", None, "not anchored yet: no confirmed on-chain anchor covered the checkpoint when "
+                                     "the certificate was issued")
+    try:
+        anchored = Anchor(a.size, bytes.fromhex(a.root), bytes.fromhex(a.note_hash),
+                          bytes.fromhex(a.tx_hash.removeprefix("0x")), a.block_number, 0, None)
+        proof = [unb64(h) for h in a.consistency]
+        mine = note_hash(log_signed_note(cert.evidence.log.checkpoint))
+    except (ValueError, NoteError) as exc:
+        return Check("anchor", False, f"not a readable anchor: {exc}")
+    if len(anchored.root) != 32 or len(anchored.note_hash) != 32 or any(len(h) != 32 for h in proof):
+        return Check("anchor", False, "root, note hash and consistency hashes are 32 bytes each (SHA-256)")
+    if a.size < checkpoint.size:
+        return Check("anchor", False, f"the anchor (size {a.size}) is older than the checkpoint (size "
+                                      f"{checkpoint.size}): it does not cover it")
+    if a.size == checkpoint.size and proof:
+        return Check("anchor", False, f"an anchor at the checkpoint's own size ({a.size}) needs no consistency "
+                                      f"proof; this one carries {len(proof)} hash(es)")
+    verdict = judge_anchor(LogHead(checkpoint.size, checkpoint.root, mine), anchored,
+                           proof if a.size > checkpoint.size else None)
+    where = f"chain {a.chain_id} contract {a.contract} block {a.block_number} ({a.block_time}) tx {a.tx_hash}"
+    ok = verdict.outcome.holds and not verdict.warnings  # the store recorded this very note's hash
+    return Check("anchor", ok, "; ".join([verdict.detail, *verdict.warnings, where]))
 
 
 def verify_certificate(cert: PackCertificate | ShipmentCertificate, ledger_key: bytes | None = None,

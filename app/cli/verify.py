@@ -21,11 +21,12 @@ from packproof.reading import parse_reading_id
 from packproof.timefmt import rfc3339
 
 if TYPE_CHECKING:  # imported where used: `packproof --help` stays quick
-    from packproof.anchor.anchor_check import LogHead
+    from packproof.anchor.anchor_check import Anchor, AnchoredLog, AnchorVerdict, LogHead
     from packproof.anchor.cosignature import WitnessKey
     from packproof.anchor.ledger import Block
     from packproof.anchor.note import VerifierKey
     from packproof.anchor.proof import LedgerView, LogView, ProofBundle
+    from packproof.api.certificate.document import CertificateAnchor
 
 
 def _http_json(client: Any, url: str) -> Any:
@@ -297,7 +298,7 @@ def verify(
     if certificate is not None:
         if reading_id is not None or bundle is not None:
             fail(Exit.BAD_INPUT, "--certificate FILE is checked on its own: give no READING_ID or --bundle with it")
-        verify_certificate_file(certificate, trusted, parse_log_keys(log_key or []), witnessed)
+        verify_certificate_file(certificate, trusted, parse_log_keys(log_key or []), witnessed, on_chain)
         return
     chain: list[Block] | None = None
     if _custody(reading_id, api_url, bundle, trusted, ledger, save, custody, on_chain):
@@ -450,50 +451,68 @@ def _head_of_block(header: Any) -> _Head:
     return _Head(LogHead(header.log_size, bytes.fromhex(header.log_root), None), None)
 
 
-def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -> None:
-    """Find the anchor covering `mine` on chain, print it and the verdict; exit 1 on a conflict, 6
-    when none covers it (yet), 3 when the node does not answer."""
-    from packproof.anchor import anchoring, chainread  # not at start-up: web3
-    from packproof.anchor.anchor_check import Outcome, judge_anchor  # not at start-up: cryptography
+@dataclasses.dataclass(frozen=True)
+class _OnChain:
+    """What the node answered: the first anchor at or after a size (None: none), the Anchored event(s)
+    of that anchor, the node's head block and the anchor block's time."""
 
-    head = mine.head
+    anchor: Anchor | None
+    found: list[AnchoredLog]
+    head_block: int
+    block_time: int | None
+
+
+def _read_chain(size: int, origin: str | None, eth_rpc: str, address: str) -> _OnChain:
+    """The contract checked (when the log's origin is known) and read for the first anchor at or after
+    `size`; exit 3 when the node does not answer, 2 when the address is not the log's contract."""
+    from packproof.anchor import anchoring, chainread  # not at start-up: web3
+
     w3 = anchoring.connect(eth_rpc)
 
-    def read() -> tuple[Any, list[Any], int, int | None]:
-        if mine.origin is not None:
-            anchoring.check_contract(w3, address, mine.origin)
-        anchor = anchoring.at_or_after(w3, address, head.size)
+    def read() -> _OnChain:
+        if origin is not None:
+            anchoring.check_contract(w3, address, origin)
+        anchor = anchoring.at_or_after(w3, address, size)
         found = chainread.anchor_events(w3, address, anchor.size, anchor.block_time) if anchor is not None else []
         block_time = int(w3.eth.get_block(found[0].block_number)["timestamp"]) if found else None
-        return anchor, found, chainread.head(w3), block_time
+        return _OnChain(anchor, found, chainread.head(w3), block_time)
 
     try:
-        anchor, found, head_block, block_time = anchoring.call(read, "reading the anchor")
+        return anchoring.call(read, "reading the anchor")
     except anchoring.ChainError as exc:
         fail(Exit.UNREACHABLE, f"the Ethereum node at {eth_rpc} did not answer: {exc}")
     except anchoring.NotTheContract as exc:
         fail(Exit.BAD_INPUT, f"--contract: {exc}")
-    proof = None
-    if anchor is not None and anchor.size > head.size and api_url is not None:
-        proof = fetch_consistency(api_url.rstrip("/"), head.size, anchor.size)
-    verdict = judge_anchor(head, anchor, proof)
-    if anchor is not None:
-        out.print(f"anchor on chain (contract {address}):", highlight=False)
-        out.print(f"  size           {anchor.size}", highlight=False)
-        out.print(f"  root           {anchor.root.hex()}", highlight=False)
-        out.print(f"  note hash      {anchor.note_hash.hex()}", highlight=False)
-        if found:
-            e = found[0]
-            out.print(f"  block          {e.block_number}", highlight=False)
-            out.print(f"  block time     {rfc3339(block_time if block_time is not None else anchor.block_time)}",
-                      highlight=False)
-            out.print(f"  tx             0x{e.tx_hash.hex()}", highlight=False)
-            out.print(f"  confirmations  {chainread.confirmations(head_block, e.block_number)} "
-                      f"(head block {head_block})", highlight=False)
-        else:
-            out.print(f"  block time     {rfc3339(anchor.block_time)} (the contract's record)", highlight=False)
-            out.print("  tx             not found: no Anchored event of this size in the blocks of its time "
-                      "(a node that prunes logs?)", highlight=False)
+
+
+def _show_anchor(address: str, on: _OnChain) -> None:
+    from packproof.anchor import chainread  # not at start-up: web3
+
+    anchor = on.anchor
+    if anchor is None:
+        return
+    out.print(f"anchor on chain (contract {address}):", highlight=False)
+    out.print(f"  size           {anchor.size}", highlight=False)
+    out.print(f"  root           {anchor.root.hex()}", highlight=False)
+    out.print(f"  note hash      {anchor.note_hash.hex()}", highlight=False)
+    if on.found:
+        e = on.found[0]
+        out.print(f"  block          {e.block_number}", highlight=False)
+        out.print(f"  block time     {rfc3339(on.block_time if on.block_time is not None else anchor.block_time)}",
+                  highlight=False)
+        out.print(f"  tx             0x{e.tx_hash.hex()}", highlight=False)
+        out.print(f"  confirmations  {chainread.confirmations(on.head_block, e.block_number)} "
+                  f"(head block {on.head_block})", highlight=False)
+    else:
+        out.print(f"  block time     {rfc3339(anchor.block_time)} (the contract's record)", highlight=False)
+        out.print("  tx             not found: no Anchored event of this size in the blocks of its time "
+                  "(a node that prunes logs?)", highlight=False)
+
+
+def _conclude(verdict: AnchorVerdict) -> None:
+    """Print the anchor verdict; exit 1 on a conflict, 6 when it does not hold (not anchored, unproven)."""
+    from packproof.anchor.anchor_check import Outcome  # not at start-up: cryptography
+
     for warning in verdict.warnings:
         out.print(f"  [yellow]warn[/] {warning}", highlight=False)
     if verdict.outcome is Outcome.CONFLICT:
@@ -501,6 +520,46 @@ def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -
     if not verdict.outcome.holds:
         fail(Exit.NOT_ANCHORED, f"anchor: {verdict.detail}")
     out.print(f"[green]anchored[/]: {verdict.detail}", highlight=False)
+
+
+def check_anchor(mine: _Head, api_url: str | None, eth_rpc: str, address: str) -> None:
+    """Find the anchor covering `mine` on chain, print it and the verdict; exit 1 on a conflict, 6
+    when none covers it (yet), 3 when the node does not answer."""
+    from packproof.anchor.anchor_check import judge_anchor  # not at start-up: cryptography
+
+    on = _read_chain(mine.head.size, mine.origin, eth_rpc, address)
+    proof = None
+    if on.anchor is not None and on.anchor.size > mine.head.size and api_url is not None:
+        proof = fetch_consistency(api_url.rstrip("/"), mine.head.size, on.anchor.size)
+    verdict = judge_anchor(mine.head, on.anchor, proof)
+    _show_anchor(address, on)
+    _conclude(verdict)
+
+
+def check_certificate_anchor(carried: CertificateAnchor, origin: str | None, eth_rpc: str, address: str) -> None:
+    """A certificate's anchor (already checked offline to cover its checkpoint) against the chain: the
+    contract must hold that very size with that root, written by the transaction and block the
+    certificate names; exit 1 when it holds another root or another transaction, 6 when that size is
+    not on chain."""
+    from packproof.anchor.anchor_check import LogHead, judge_anchor  # not at start-up: cryptography
+
+    if carried.contract.lower() != address.lower():
+        out.print(f"  [yellow]warn[/] the certificate names contract {carried.contract}; checking {address} "
+                  "(--contract)", highlight=False)
+    on = _read_chain(carried.size, origin, eth_rpc, address)
+    _show_anchor(address, on)
+    if on.anchor is not None and on.anchor.size != carried.size:
+        fail(Exit.NOT_ANCHORED, f"anchor: the contract holds no anchor at size {carried.size}, the certificate's "
+                                f"(the first at or after it is at size {on.anchor.size})")
+    head = LogHead(carried.size, bytes.fromhex(carried.root), bytes.fromhex(carried.note_hash))
+    verdict = judge_anchor(head, on.anchor, None)
+    if verdict.outcome.holds and on.found:
+        e = on.found[0]
+        if ("0x" + e.tx_hash.hex(), e.block_number) != (carried.tx_hash.lower(), carried.block_number):
+            fail(Exit.INVALID, f"anchor: the certificate says tx {carried.tx_hash} in block {carried.block_number}, "
+                               f"the chain's Anchored event of size {carried.size} is tx 0x{e.tx_hash.hex()} in "
+                               f"block {e.block_number}")
+    _conclude(verdict)
 
 
 # ---- condition certificates (issue 18): `verify --certificate FILE` ------------------------------
@@ -523,9 +582,11 @@ def _pooled_signatures(checks: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
 
 
 def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[VerifierKey],
-                            witnessed: tuple[list[WitnessKey], int] | None) -> None:
+                            witnessed: tuple[list[WitnessKey], int] | None,
+                            on_chain: tuple[str, str] | None = None) -> None:
     """Every claim of the certificate recomputed from the readings it carries (api/certificate/verify.py);
-    each failed check named, exit 1 if any."""
+    each failed check named, exit 1 if any. With `on_chain` (--eth-rpc, --contract) the carried anchor is
+    then looked up on chain (a certificate without one: its checkpoint, as `verify ID --eth-rpc` does)."""
     from packproof.api.certificate.document import (  # not at start-up: pydantic models
         MAX_CERTIFICATE_BYTES,
         PackCertificate,
@@ -552,8 +613,18 @@ def verify_certificate_file(path: Path, trusted: bytes | None, log_keys: list[Ve
     if broken:
         fail(Exit.INVALID, f"certificate does not hold: {', '.join(broken[:10])}"
                            + (f" and {len(broken) - 10} more" if len(broken) > 10 else ""))
+    packs = [cert] if isinstance(cert, PackCertificate) else cert.packs
     if witnessed is not None:
-        packs = [cert] if isinstance(cert, PackCertificate) else cert.packs
         for note in dict.fromkeys(p.evidence.log.checkpoint for p in packs):
             _check_witnesses(note, *witnessed)
     out.print("[green]certificate holds: every claim recomputed from its readings[/]")
+    if on_chain is not None:  # each distinct anchor (or unanchored checkpoint) of the packs once
+        for p in {(p.anchor.size, p.anchor.root) if p.anchor else p.evidence.log.checkpoint: p
+                  for p in packs}.values():
+            head = _head_of_note(p.evidence.log.checkpoint)
+            if p.anchor is None:
+                out.print(f"pack {p.subject.device_id}: the certificate carries no anchor (not anchored when "
+                          "issued); looking for one on chain", highlight=False)
+                check_anchor(head, None, *on_chain)
+            else:
+                check_certificate_anchor(p.anchor, head.origin, *on_chain)

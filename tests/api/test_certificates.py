@@ -21,6 +21,7 @@ import httpx
 import orjson
 import pytest
 
+from packproof.anchor.anchor_check import note_hash
 from packproof.api.certificate.build import pack_certificate, shipment_certificate
 from packproof.api.certificate.claims import RULES, mean_kinetic_temperature, verdict_of
 from packproof.api.certificate.document import PackCertificate, parse_certificate, readings_of
@@ -28,7 +29,7 @@ from packproof.api.certificate.verify import verify_certificate
 from packproof.crypto import b64
 from packproof.net import free_port
 from packproof.paths import DataDir
-from tests.certutil import LEDGER_PUBLIC, sealed_pack
+from tests.certutil import LEDGER_PUBLIC, SealedPack, sealed_pack
 from tests.conftest import Service, cli
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts" / "certificates"
@@ -155,6 +156,34 @@ async def test_a_silent_sensor_is_a_declared_silent_period_not_fine(tmp_path: Pa
 # ---- the edit table: verify exits 1 naming the claim --------------------------------------------
 
 
+async def anchor_later(sp: SealedPack) -> None:
+    """A witness cosigns the pack's checkpoint (a certificate binds to it), the log grows by one more
+    block, and an anchor of that later checkpoint is recorded confirmed as the anchoring loop records it
+    (the chain itself is in tests/test_anchor_verify.py; these edits are checked offline)."""
+    from packproof.anchor.cosignature import CosignerKey
+    from packproof.anchor.note import parse_note
+    from packproof.records import AnchorMined, AnchorSent, IngestBatch, ReadingRow
+    from packproof.rfc6962 import leaf_hash
+    from packproof.timefmt import rfc3339
+    from tests.storeutil import write_batch
+
+    cp = await sp.store.latest_checkpoint()
+    assert cp is not None
+    witness = CosignerKey.generate("witness.example/w0")
+    await sp.store.save_cosignatures(cp.size, {witness.name: witness.cosign(parse_note(cp.note.encode()).text,
+                                                                            int(time.time())).line()})
+    body = sp.device.reading(2e9)
+    await write_batch(sp.store, IngestBatch(readings=[ReadingRow(sp.device.device_id, 240, sp.device.shipment_id,
+                                                                 rfc3339(2e9), 2e9, body, leaf_hash(body))]))
+    await sp.sealer.seal_once()
+    later = await sp.store.latest_checkpoint()
+    assert later is not None and later.size > cp.size
+    row = await sp.store.record_anchor_sent(AnchorSent(31337, "0x" + "5a" * 20, later.size, later.root,
+                                                       note_hash(later.note), b"\x7e" * 32, 0, 10**9, 10**9, 0.0))
+    await sp.store.record_anchor_mined(row.id, AnchorMined(12, b"\x3c" * 32, 1_795_100_000, 51_000))
+    await sp.store.record_anchor_confirmed(row.id)
+
+
 @pytest.fixture(scope="module")
 def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Any], Path]]:
     tmp = tmp_path_factory.mktemp("issued")
@@ -162,7 +191,10 @@ def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
     async def go() -> PackCertificate:
         sp = await sealed_pack(f"sqlite:///{tmp / 'store.db'}", tmp, 240, "hot-container", edit=_drop_seq(200))
         try:
-            return await pack_certificate(sp.store, sp.device.device_id, LEDGER_PUBLIC, time.time())
+            await anchor_later(sp)
+            cert = await pack_certificate(sp.store, sp.device.device_id, LEDGER_PUBLIC, time.time())
+            assert cert.anchor is not None and cert.anchor.consistency  # the later anchor and the proof to it
+            return cert
         finally:
             await sp.store.close()
 
@@ -228,6 +260,13 @@ EDITS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("the checkpoint's root", lambda d: d["evidence"]["log"].update(
         checkpoint=d["evidence"]["log"]["checkpoint"].replace("\n", "\nX", 1)), r"checkpoint"),
     ("the serial", lambda d: d["subject"].update(serial="PK-OTHER"), r"subject\.serial"),
+    ("the anchored root", lambda d: d["anchor"].update(root="ab" * 32), r"anchor .*does not extend"),
+    ("the anchored size", lambda d: d["anchor"].update(size=d["anchor"]["size"] + 1), r"anchor .*does not extend"),
+    ("an anchor older than the checkpoint", lambda d: d["anchor"].update(size=1),
+     r"anchor .*older than the checkpoint"),
+    ("a consistency hash", lambda d: d["anchor"]["consistency"].__setitem__(0, b64(bytes(32))),
+     r"anchor .*does not extend"),
+    ("the consistency proof dropped", lambda d: d["anchor"].update(consistency=[]), r"anchor .*does not extend"),
 ]
 
 
@@ -239,6 +278,9 @@ def test_a_fresh_certificate_verifies_on_the_command_line(issued: tuple[dict[str
     r = cli("verify", "--certificate", str(path), "--ledger-key", str(key))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "certificate holds" in r.stdout and "do not install (T.2-violation)" in r.stdout
+    anchor = next(line for line in r.stdout.splitlines() if " anchor " in line)
+    assert "ok" in anchor and f"covered by the later anchor at size {doc['anchor']['size']}" in anchor, anchor
+    assert "contract 0x" + "5a" * 20 in anchor and "block 12" in anchor
 
 
 @pytest.mark.parametrize(("what", "edit", "named"), EDITS, ids=[e[0] for e in EDITS])
@@ -318,9 +360,11 @@ def test_the_api_serves_each_format_and_the_pdf_reads_back(served: tuple[str, Pa
     assert doc.status_code == 200 and doc.headers["content-type"] == "application/json"
     cert = parse_certificate(doc.content)
     assert isinstance(cert, PackCertificate) and all(v.holds for v in verify_certificate(cert, LEDGER_PUBLIC))
+    assert cert.anchor is None and orjson.loads(doc.content)["anchor"] is None  # no anchor: null, said so
     html = httpx.get(f"{api}/packs/{device}/certificate", headers={"Accept": "text/html"}, timeout=60)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "DO NOT INSTALL" in html.text and html.text.count("<svg") >= 5  # four charts and the QR code
+    assert "Chain anchor: not anchored yet" in html.text
     assert not any(x in html.text for x in ("<script", "<link", " src=", "href=", "@import"))  # self-contained
     pdf = httpx.get(f"{api}/packs/{device}/certificate?format=pdf", timeout=60)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
@@ -336,7 +380,7 @@ def test_the_api_serves_each_format_and_the_pdf_reads_back(served: tuple[str, Pa
         assert r.status_code == status and "detail" in r.json()
         assert message is None or message in r.json()["detail"]
 
-    _read_back(pdf.content, device, "DO NOT INSTALL", tmp_path, "api")
+    _read_back(pdf.content, device, "DO NOT INSTALL", tmp_path, "api", "Chain anchor: not anchored yet")
     for suffix in (".json", ".html", ".pdf", ".passport.json"):
         out = tmp_path / f"cli{suffix}"
         r = cli("certificate", device, "--out", str(out), "--data-dir", str(data))
@@ -344,18 +388,21 @@ def test_the_api_serves_each_format_and_the_pdf_reads_back(served: tuple[str, Pa
         assert out.stat().st_size > 1000
     r = cli("certificate", device, "--out", str(tmp_path / "from-api.json"), "--api", api)
     assert r.returncode == 0, r.stderr
-    assert cli("verify", "--certificate", str(tmp_path / "from-api.json")).returncode == 0
+    r = cli("verify", "--certificate", str(tmp_path / "from-api.json"))
+    assert r.returncode == 0 and "skip anchor" in r.stdout and "not anchored yet" in r.stdout, r.stdout
     assert cli("certificate", "NOPE", "--out", str(tmp_path / "x.json"), "--api", api).returncode == 2
     assert cli("certificate", device, "--out", str(tmp_path / "x.docx"), "--data-dir", str(data)).returncode == 2
 
 
-def _read_back(pdf: bytes, device: str, verdict: str, tmp_path: Path, name: str) -> None:
+def _read_back(pdf: bytes, device: str, verdict: str, tmp_path: Path, name: str, *said: str) -> None:
     if shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None:
         pytest.skip("poppler-utils (pdftotext, pdftoppm) are not installed: make install brings them")
     path = tmp_path / f"{name}.pdf"
     path.write_bytes(pdf)
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     assert verdict in text and device in text
+    flat = " ".join(text.split())
+    assert all(x in flat for x in said), [x for x in said if x not in flat]
     pages = int(next(line.split()[-1] for line in subprocess.run(
         ["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout.splitlines()
         if line.startswith("Pages:")))
@@ -396,4 +443,11 @@ def test_without_dejavu_the_pdf_falls_back_to_the_core_font(issued: tuple[dict[s
     assert isinstance(cert, PackCertificate)
     data = pdf.certificate_pdf(cert)
     assert data.startswith(b"%PDF-") and b"DejaVu" not in data
-    _read_back(data, cert.subject.device_id, "DO NOT INSTALL", tmp_path, "core-font")
+    assert cert.anchor is not None
+    from packproof.api.certificate.html import certificate_html
+
+    html = certificate_html(cert)
+    assert f"Chain anchor: chain id 31337, contract 0x{'5a' * 20}, block 12 (" in html
+    assert f"tx {cert.anchor.tx_hash}" in html and cert.anchor.block_time in html
+    _read_back(data, cert.subject.device_id, "DO NOT INSTALL", tmp_path, "core-font",
+               "Chain anchor: chain id 31337", "block 12", cert.anchor.tx_hash[:20])
