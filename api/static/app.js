@@ -454,7 +454,7 @@ async function verifyPage(params) {
   const readingId = params.get("reading") || "";
   const certificate = params.get("certificate");
   main.innerHTML = `<h1>Verify in your browser</h1>
-    <p class="muted">Your browser checks the proof itself with WebCrypto (SHA-256, Ed25519): the leaf hash, the Merkle path, the block, the log's signed checkpoint and witness cosignatures, the device's signature. The server's own verdict is never asked for.</p>
+    <p class="muted">Your browser checks the proof itself with WebCrypto (SHA-256, Ed25519): the leaf hash, the Merkle path, the block, the log's signed checkpoint and witness cosignatures, the device's signature. For a certificate: its packed readings, every leaf's hash and its one multi-leaf proof, every device signature and the claims cheap to recompute; the rest is named and left to <code>packproof verify --certificate</code>. The server's own verdict is never asked for.</p>
     <div class="card pinned"><h2>Keys you trust</h2>
       <label>Ledger public key (base64): <input type="text" id="ledger-key"></label><div class="muted" id="ledger-key-source"></div>
       <label>Log verifier key (C2SP vkey, name+id+key): <input type="text" id="log-key"></label><div class="muted" id="log-key-source"></div>
@@ -492,7 +492,8 @@ async function verifyPage(params) {
   const show = (results) => {
     const allHold = results.every((r) => r.verdict.holds);
     const first = results.flatMap((r) => r.verdict.checks.filter((c) => c.ok === false).map((c) => ({ ...c, where: r.where })))[0];
-    $("#verdict").innerHTML = allHold ? `<span class="ok">✓ ${results.some((r) => r.where.startsWith("pack ")) ? "the certificate holds" : "the proof holds"}</span>${results.length > 1 ? ` (${results.length} bundles)` : ""}` : `<span class="bad">✗ broken link: ${esc(first.name)}</span>${results.length > 1 ? ` in ${esc(first.where)}` : ""}`;
+    const stated = [...new Set(results.map((r) => r.verdict.stated).filter(Boolean))];
+    $("#verdict").innerHTML = allHold ? `<span class="ok">✓ ${stated.length ? "the certificate holds" : "the proof holds"}</span>${stated.length ? ` <span class="muted">(it states: ${esc(stated.join(", "))})</span>` : results.length > 1 ? ` (${results.length} bundles)` : ""}` : `<span class="bad">✗ broken link: ${esc(first.name)}</span>${results.length > 1 ? ` in ${esc(first.where)}` : ""}`;
     $("#verdict").dataset.holds = String(allHold);
     $("#verdict").dataset.broken = first ? first.name : "";
     $("#steps").innerHTML = results.map((r) => `${results.length > 1 ? `<li><b>${esc(r.where)}</b> ${esc(r.verdict.readingId || "")}</li>` : ""}${r.verdict.checks.map((c) => `<li data-check="${esc(c.name)}" data-ok="${c.ok}"><span class="mark ${c.ok === true ? "ok" : c.ok === false ? "bad" : "muted"}">${c.ok === true ? "✓" : c.ok === false ? "✗" : "–"}</span><b>${esc(c.name)}</b>: ${esc(c.detail)}</li>`).join("")}`).join("");

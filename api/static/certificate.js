@@ -127,7 +127,8 @@ const valueOf = (r, q) => q === "pressure_kpa" ? r.pressure_kpa : q === "tempera
 export async function verifyPackCertificate(cert, opts = {}, progress = () => {}) {
   const checks = [];
   const device = cert?.subject?.device_id;
-  const done = () => ({ holds: checks.every((c) => c.ok !== false), checks, readingId: device ? `pack ${device}` : null });
+  const done = () => ({ holds: checks.every((c) => c.ok !== false), checks, readingId: device ? `pack ${device}` : null,
+    stated: cert?.claims?.overall?.verdict ?? null });
   const ev = cert?.evidence;
   if (!ev || !ev.log || typeof device !== "string" || !cert.claims) {
     checks.push({ name: "certificate", ok: false, detail: "not a pack certificate: subject, claims or evidence.log missing" });
