@@ -3,6 +3,7 @@
 // relative to the document's base (set by the API from the page's path), so the dashboard works
 // against whatever packproof API serves it.
 import { verifyBundle, parseBundleText, parseVkey, vkeyText, parseNote, b64decode } from "./verify.js";
+import { verifyCertificate, rootFromMultiProof } from "./certificate.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = $("#main");
@@ -234,7 +235,7 @@ async function shipmentPage(id) {
   const [cond, custody] = await Promise.all([api(`shipments/${sid}/condition`), custodyOf(sid)]);
   main.innerHTML = `<h1>Shipment ${esc(id)} <span id="status">${badge(cond.status)}</span></h1>
     <div class="card"><div class="figures" id="figures"></div>
-      <p>Certificate of the shipment: <a href="shipments/${sid}/certificate?format=html">HTML</a> · <a href="shipments/${sid}/certificate?format=pdf">PDF</a> · <a href="shipments/${sid}/certificate?format=json">JSON</a> (<a href="ui/verify?certificate=${encodeURIComponent(`shipments/${id}/certificate?format=json`)}">verify it here</a>)</p></div>
+      <p>Certificate of the shipment: <a href="shipments/${sid}/certificate?format=html">HTML</a> · <a href="shipments/${sid}/certificate?format=pdf">PDF</a> · <a href="shipments/${sid}/certificate?format=json">JSON</a> (<a class="verify-cert" href="ui/verify?certificate=${encodeURIComponent(`shipments/${sid}/certificate?format=json`)}">verify it here</a>)</p></div>
     <h2>Excursions</h2><table id="excursions"><thead><tr><th>#</th><th>pack</th><th>test</th><th>severity</th><th>peak / limit</th><th>from – to (UTC)</th><th>seqs</th><th>where</th><th>custodian then</th><th></th></tr></thead><tbody></tbody></table>
     <h2>Route</h2><div class="card" id="map"><p class="muted">Loading the tracks…</p></div>
     <h2>Packs</h2><div id="packs"></div>
@@ -287,7 +288,7 @@ async function shipmentPage(id) {
     const cert = `packs/${encodeURIComponent(serial ?? p.device_id)}/certificate`;
     const stats = `${badge(p.status)}${p.stale ? ' <span class="warn">stale</span>' : ""} · trust ${esc(p.trust)} · readings ${fmt(p.readings)} (seq ${fmt(p.first_seq)}–${fmt(p.last_seq)}) · acked to seq ${fmt(p.acked_seq)} · missing ${fmt(p.missing)}${p.gaps.length ? ` (${p.gaps.map(([a, b]) => `${a}–${b}`).join(", ")})` : ""} · unsealed ${fmt(p.unsealed)} · last seen ${esc((p.last_seen || "").slice(11, 19))}`;
     div.innerHTML = `<h3>${esc(p.device_id)}${serial ? ` <span class="muted">pack ${esc(serial)}</span>` : ""}</h3><p>${stats}</p>
-      <p>Certificate: <a href="${cert}?format=html">HTML</a> · <a href="${cert}?format=pdf">PDF</a> · <a href="${cert}?format=json">JSON</a> · <a href="ui/verify?certificate=${encodeURIComponent(`${cert}?format=json`)}">verify it here</a> · <a href="ui/verify?reading=${encodeURIComponent(`${p.device_id}:${p.first_seq ?? 0}`)}">verify a reading</a></p>
+      <p>Certificate: <a href="${cert}?format=html">HTML</a> · <a href="${cert}?format=pdf">PDF</a> · <a href="${cert}?format=json">JSON</a> · <a class="verify-cert" href="ui/verify?certificate=${encodeURIComponent(`${cert}?format=json`)}">verify it here</a> · <a href="ui/verify?reading=${encodeURIComponent(`${p.device_id}:${p.first_seq ?? 0}`)}">verify a reading</a></p>
       <div class="charts"></div><p class="picked muted">Click a chart to pick a reading and verify it.</p>`;
     const charts = div.querySelector(".charts");
     all.forEach((s) => {
@@ -422,6 +423,25 @@ const TAMPER = {
   "log path": (b) => { if (b.log && b.log.path.length) b.log.path[0] = (b.log.path[0][0] === "A" ? "B" : "A") + b.log.path[0].slice(1); },
 };
 
+// The same edits for a certificate (its first pack): a reading's bytes (re-packed, so only its signature
+// can tell), a hash of the multi-leaf proof, the log's checkpoint signature, a claimed maximum.
+const flipB64 = (t) => (t[0] === "A" ? "B" : "A") + t.slice(1);
+const TAMPER_CERT = {
+  "a reading's bytes": async (p) => {
+    const raw = new Uint8Array(await new Response(new Blob([b64decode(p.evidence.readings.data)]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
+    const lines = new TextDecoder().decode(raw).split("\n");
+    lines[0] = lines[0].replace(/"temperature_c":(-?[\d.]+)/, (m, v) => `"temperature_c":${Number(v) + 1}`);
+    const text = new TextEncoder().encode(lines.join("\n"));
+    const gz = new Uint8Array(await new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+    let bin = ""; for (const b of gz) bin += String.fromCharCode(b);
+    p.evidence.readings.data = btoa(bin);
+    p.evidence.readings.sha256 = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", text)), (b) => b.toString(16).padStart(2, "0")).join("");
+  },
+  "a proof hash": (p) => { p.evidence.log.proof = flipB64(p.evidence.log.proof); },
+  "checkpoint signature": (p) => { p.evidence.log.checkpoint = p.evidence.log.checkpoint.replace(/\n\n\u2014 (\S+) (\S+)\n/, (m, n, sig) => `\n\n\u2014 ${n} ${sig.slice(0, 10)}${sig[10] === "A" ? "B" : "A"}${sig.slice(11)}\n`); },
+  "a claimed max": (p) => { const q = p.claims.quantities.find((x) => x.max); q.max.value += 1; },
+};
+
 function findBundles(doc, out = [], where = "") {
   if (doc && typeof doc === "object") {
     if (doc.format === "packproof-proof/2") out.push({ where: where || "the document", bundle: doc });
@@ -434,7 +454,7 @@ async function verifyPage(params) {
   const readingId = params.get("reading") || "";
   const certificate = params.get("certificate");
   main.innerHTML = `<h1>Verify in your browser</h1>
-    <p class="muted">Your browser checks the proof itself with WebCrypto (SHA-256, Ed25519): the leaf hash, the Merkle path, the block, the log's signed checkpoint and witness cosignatures, the device's signature. The server's own verdict is never asked for.</p>
+    <p class="muted">Your browser checks the proof itself with WebCrypto (SHA-256, Ed25519): the leaf hash, the Merkle path, the block, the log's signed checkpoint and witness cosignatures, the device's signature. For a certificate: its packed readings, every leaf's hash and its one multi-leaf proof, every device signature and the claims cheap to recompute; the rest is named and left to <code>packproof verify --certificate</code>. The server's own verdict is never asked for.</p>
     <div class="card pinned"><h2>Keys you trust</h2>
       <label>Ledger public key (base64): <input type="text" id="ledger-key"></label><div class="muted" id="ledger-key-source"></div>
       <label>Log verifier key (C2SP vkey, name+id+key): <input type="text" id="log-key"></label><div class="muted" id="log-key-source"></div>
@@ -442,11 +462,12 @@ async function verifyPage(params) {
       <button id="save-keys">Pin these keys (kept in this browser)</button> <button id="forget-keys">Forget pinned keys</button></div>
     <div class="card"><label>Reading id: <input type="text" id="reading-id" value="${esc(readingId)}" placeholder="device:seq"></label>
       <button id="fetch">Fetch its proof bundle</button>
-      <label>Certificate JSON URL: <input type="text" id="certificate" value="${esc(certificate || "")}" placeholder="packs/PACK/certificate?format=json"></label><button id="fetch-cert">Fetch and verify every proof it carries</button>
-      <label>Proof bundle (JSON; edit it to see what breaks): <textarea id="bundle" rows="8"></textarea></label>
-      <div>Tamper with: ${Object.keys(TAMPER).map((k) => `<button class="tamper" data-tamper="${esc(k)}">${esc(k)}</button>`).join("")}</div>
+      <label>Certificate JSON URL: <input type="text" id="certificate" value="${esc(certificate || "")}" placeholder="packs/PACK/certificate?format=json"></label><button id="fetch-cert">Fetch and verify the certificate</button>
+      <label>Proof bundle or certificate (JSON; edit it to see what breaks): <textarea id="bundle" rows="8"></textarea></label>
+      <div>Tamper with a bundle: ${Object.keys(TAMPER).map((k) => `<button class="tamper" data-tamper="${esc(k)}">${esc(k)}</button>`).join("")}</div>
+      <div>Tamper with a certificate: ${Object.keys(TAMPER_CERT).map((k) => `<button class="tamper-cert" data-tamper="${esc(k)}">${esc(k)}</button>`).join("")}</div>
       <button id="verify"><b>Verify</b></button></div>
-    <div class="card"><h2 id="verdict">No bundle checked yet</h2><ol class="steps" id="steps"></ol></div>`;
+    <div class="card"><h2 id="verdict">No bundle checked yet</h2><p class="muted" id="progress"></p><ol class="steps" id="steps"></ol></div>`;
   const head = await api("ledger/head").catch(() => null);
   const note = await api("checkpoint", { text: true, allow404: true }).catch(() => null);
   const pinned = { ledger: settings.get("ledgerKey"), log: settings.get("logKey"), witnesses: settings.get("witnessKeys") };
@@ -471,7 +492,8 @@ async function verifyPage(params) {
   const show = (results) => {
     const allHold = results.every((r) => r.verdict.holds);
     const first = results.flatMap((r) => r.verdict.checks.filter((c) => c.ok === false).map((c) => ({ ...c, where: r.where })))[0];
-    $("#verdict").innerHTML = allHold ? `<span class="ok">✓ the proof holds</span>${results.length > 1 ? ` (${results.length} bundles)` : ""}` : `<span class="bad">✗ broken link: ${esc(first.name)}</span>${results.length > 1 ? ` in ${esc(first.where)}` : ""}`;
+    const stated = [...new Set(results.map((r) => r.verdict.stated).filter(Boolean))];
+    $("#verdict").innerHTML = allHold ? `<span class="ok">✓ ${stated.length ? "the certificate holds" : "the proof holds"}</span>${stated.length ? ` <span class="muted">(it states: ${esc(stated.join(", "))})</span>` : results.length > 1 ? ` (${results.length} bundles)` : ""}` : `<span class="bad">✗ broken link: ${esc(first.name)}</span>${results.length > 1 ? ` in ${esc(first.where)}` : ""}`;
     $("#verdict").dataset.holds = String(allHold);
     $("#verdict").dataset.broken = first ? first.name : "";
     $("#steps").innerHTML = results.map((r) => `${results.length > 1 ? `<li><b>${esc(r.where)}</b> ${esc(r.verdict.readingId || "")}</li>` : ""}${r.verdict.checks.map((c) => `<li data-check="${esc(c.name)}" data-ok="${c.ok}"><span class="mark ${c.ok === true ? "ok" : c.ok === false ? "bad" : "muted"}">${c.ok === true ? "✓" : c.ok === false ? "✗" : "–"}</span><b>${esc(c.name)}</b>: ${esc(c.detail)}</li>`).join("")}`).join("");
@@ -481,6 +503,16 @@ async function verifyPage(params) {
     try { doc = parseBundleText($("#bundle").value); } catch (e) { show([{ where: "input", verdict: { holds: false, checks: [{ name: "bundle", ok: false, detail: `not JSON: ${e.message}` }] } }]); return; }
     let opts;
     try { opts = await options(); } catch (e) { show([{ where: "keys", verdict: { holds: false, checks: [{ name: "keys", ok: false, detail: e.message }] } }]); return; }
+    let plain = null;
+    try { plain = JSON.parse($("#bundle").value); } catch { /* parseBundleText took it */ }
+    if (plain && plain.format === "packproof-certificate/1") { // its readings packed, one multi-leaf proof
+      const t0 = performance.now();
+      const tell = (step, n, total) => { $("#progress").textContent = `${step}: ${n.toLocaleString("en")} of ${total.toLocaleString("en")}`; };
+      $("#verdict").textContent = "Checking the certificate…";
+      show(await verifyCertificate(plain, opts, tell));
+      $("#progress").textContent = `checked in your browser in ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+      return;
+    }
     const bundles = findBundles(doc);
     if (!bundles.length) bundles.push({ where: "input", bundle: doc });
     if (bundles.length > 1) opts.askedId = undefined;
@@ -505,6 +537,15 @@ async function verifyPage(params) {
     b.onclick = async () => {
       const doc = JSON.parse($("#bundle").value);
       for (const found of findBundles(doc).slice(0, 1)) TAMPER[b.dataset.tamper](found.bundle);
+      $("#bundle").value = JSON.stringify(doc, null, 1);
+      await run();
+    };
+  }
+  for (const b of document.querySelectorAll(".tamper-cert")) {
+    b.onclick = async () => {
+      const doc = JSON.parse($("#bundle").value);
+      if (doc.format !== "packproof-certificate/1") return;
+      await TAMPER_CERT[b.dataset.tamper](doc.kind === "shipment" ? doc.packs[0] : doc);
       $("#bundle").value = JSON.stringify(doc, null, 1);
       await run();
     };
@@ -546,5 +587,5 @@ async function route() {
   }
 }
 
-window.packproof = { verifyBundle, parseBundleText, parseVkey, vkeyText }; // the cross-check test calls these
+window.packproof = { verifyBundle, parseBundleText, parseVkey, vkeyText, verifyCertificate, rootFromMultiProof }; // the cross-check test calls these
 route();

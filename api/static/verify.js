@@ -15,7 +15,8 @@
 //   witness NAME       each pinned witness's cosignature/v1 (c2sp.org/tlog-cosignature)
 //
 // Each check is {name, ok: true|false|null (not checked), detail}; `holds` when none is false.
-// A certificate's readings (issue 18) carry the same bundles: verifyBundle is the one code path.
+// A certificate (packproof-certificate/1) carries its readings packed and one multi-leaf proof instead:
+// certificate.js checks it with the pieces exported here.
 
 const enc = new TextEncoder();
 
@@ -26,8 +27,8 @@ export const b64decode = (s) => {
 };
 export const b64encode = (u8) => btoa(String.fromCharCode(...u8));
 export const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, "0")).join("");
-const unhex = (s) => Uint8Array.from(s.match(/../g) || [], (h) => parseInt(h, 16));
-const concat = (...parts) => {
+export const unhex = (s) => Uint8Array.from(s.match(/../g) || [], (h) => parseInt(h, 16));
+export const concat = (...parts) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
@@ -63,7 +64,7 @@ export function canonical(v) {
 // ---- RFC 6962 / RFC 9162 -------------------------------------------------------------------
 
 export const leafHash = (bytes) => sha256(concat(new Uint8Array([0]), bytes));
-const nodeHash = (l, r) => sha256(concat(new Uint8Array([1]), l, r));
+export const nodeHash = (l, r) => sha256(concat(new Uint8Array([1]), l, r));
 
 const bitLength = (n) => n.toString(2).length - (n === 0n ? 1 : 0);
 const popCount = (n) => [...n.toString(2)].filter((c) => c === "1").length;
@@ -102,7 +103,7 @@ const TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 const SIG = /^[A-Za-z0-9+/]{86}==$/;
 const MAX_SEQ = 2 ** 53 - 1;
 
-function readingProblem(r) {
+export function readingProblem(r) {
   const isObj = (o) => o !== null && typeof o === "object" && !Array.isArray(o);
   const num = (x, lo, hi) => typeof x === "number" && Number.isFinite(x) && x >= lo && x <= hi;
   const only = (o, allowed, required) => {
@@ -270,7 +271,7 @@ export async function verifyCosignature(cp, witness) {
 
 // ---- the bundle -------------------------------------------------------------------------------
 
-async function keyId(publicKey) { return hex(await sha256(publicKey)).slice(0, 16); }
+export async function keyId(publicKey) { return hex(await sha256(publicKey)).slice(0, 16); }
 
 async function pathCheck(name, sealed) {
   const h = sealed.block.header;
@@ -317,7 +318,7 @@ async function blockChecks(prefix, block, bundleKey, trusted) {
   return checks;
 }
 
-function parseKeyRecord(text) {
+export function parseKeyRecord(text) {
   let obj;
   try { obj = JSON.parse(text); } catch { return null; }
   if (obj === null || typeof obj !== "object") return null;
