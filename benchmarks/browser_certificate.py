@@ -60,9 +60,8 @@ def main() -> None:
     print(f"store: {a.readings:,} readings (+{a.others} interleaved packs) sealed in {time.perf_counter() - t:.1f} s")
     port = free_port()
     api = Service("api", "--data-dir", str(data), "--port", str(port), log=data.parent / "api.log")
-    from playwright.sync_api import (
-        sync_playwright,  # not at start-up: a dev-only package, needed for the timing run only
-    )
+    # not at start-up: a dev-only package, needed for the timing run only
+    from playwright.sync_api import sync_playwright
 
     try:
         api.wait_port(port)
