@@ -16,14 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import restartable_port
+
 CHAIN = Path(__file__).resolve().parents[1] / "anchor" / "chain"
 HARDHAT = CHAIN / "node_modules" / ".bin" / "hardhat"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class HardhatNode:
@@ -35,7 +31,7 @@ class HardhatNode:
             pytest.skip("Node.js is absent: the Ethereum dev node (Hardhat) cannot run")
         if not HARDHAT.exists():
             pytest.skip("anchor/chain/node_modules lacks hardhat: run `make install` (npm ci) with Node.js present")
-        self.port = _free_port()
+        self.port = restartable_port()  # killed and started again on it
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -118,7 +114,7 @@ class TcpProxy:
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
-        self.port = _free_port()
+        self.port = restartable_port()  # killed and started again on it
         self.url = f"http://127.0.0.1:{self.port}"
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []

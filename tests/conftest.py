@@ -39,6 +39,7 @@ from packproof.broker.mosquitto import INGESTOR_USER, MosquittoProcess, mosquitt
 from packproof.net import free_port, port_in_use
 from tests.dbutil import in_schema
 from tests.dbutil import query_sync as query
+from tests.ports import restartable_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -56,7 +57,7 @@ def cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> 
 
 class BrokerThread:
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = restartable_port()  # tests stop it and start another on the same port
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -237,7 +238,7 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     password = "ingestor-" + os.urandom(6).hex()
     r = cli("passwd", str(work / "mqtt.passwd"), INGESTOR_USER, "--password", password)
     assert r.returncode == 0, r.stdout + r.stderr
-    process = MosquittoProcess(work, free_port(), password_file=work / "mqtt.passwd").start()
+    process = MosquittoProcess(work, restartable_port(), password_file=work / "mqtt.passwd").start()
     try:
         yield MosquittoBroker(process, password)
     finally:
@@ -311,7 +312,7 @@ class Pipeline:
 @pytest.fixture
 def pipeline_services(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     monkeypatch.setenv("PACKPROOF_STORE", store_url)
-    mqtt = free_port()
+    mqtt = restartable_port()  # some tests kill the broker and start it again
     p = Pipeline(tmp_path / "data", mqtt, [Service("broker", "--port", str(mqtt), log=tmp_path / "broker.log")],
                  store_url)
     try:

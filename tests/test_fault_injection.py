@@ -26,6 +26,7 @@ from packproof.failpoints import EXIT_CODE
 from packproof.net import free_port
 from tests.conftest import MosquittoBroker, Service, cli, device_logins, wait_for
 from tests.dbutil import query_sync as query
+from tests.ports import restartable_port
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,7 @@ class Cluster:
 
     def __init__(self, tmp: Path, store: str, mosquitto: MosquittoBroker | None = None) -> None:
         self.tmp, self.data, self.store, self.mosquitto = tmp, tmp / "data", store, mosquitto
-        self.port = mosquitto.port if mosquitto else free_port()
+        self.port = mosquitto.port if mosquitto else restartable_port()  # the broker is killed and restarted
         self.runs: dict[str, int] = {}
         self.services: dict[str, Service] = {}
 
