@@ -374,8 +374,11 @@ async def test_a_full_disk_pauses_intake_acknowledges_nothing_unwritten_and_resu
         stop.set()
         await asyncio.wait_for(task, 10)
         assert ing.stats.unwritten > 0 and ing.stats.accepted + ing.stats.unwritten == 400
+        # A retry may still fit a small batch during the stop's grace (a failed write frees pages): its
+        # ack goes out when the next write fails, and may still be on its way through the broker here.
+        assert await wait_until(lambda: max(acks) == stored() - 1, 15), (max(acks), stored())
         await asyncio.sleep(0.3)
-        assert max(acks) == stored() - 1 < 399  # and the stop acknowledged nothing it had not stored
+        assert max(acks) == stored() - 1 < 399  # exactly what is stored, never more
         await limit(1073741823)
         DISK.cleared("ingestor")  # this test's episode; the process-wide record outlives the ingestor
     finally:
